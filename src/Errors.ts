@@ -1,0 +1,204 @@
+/**
+ * The typed errors of Proctor. Every error is a `Schema.TaggedError`, so it can be
+ * stored in the error log, sent over the wire and matched with `Effect.catchTag`.
+ * Each message says what happened and what to do next.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/**
+ * A step ran past its `timeout`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
+  executionId: Schema.String,
+  state: Schema.String,
+  timeout: Schema.String
+}) {
+  override get message(): string {
+    return `Step "${this.state}" of execution ${this.executionId} ran past its timeout of ${this.timeout}. ` +
+      `Raise the step's \`timeout\`, or list "TimeoutError" in its \`transient\` option to retry it.`
+  }
+}
+
+/**
+ * An input, context or event did not match its Schema. Nothing was written.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ValidationError extends Schema.TaggedError<ValidationError>()("ValidationError", {
+  procedure: Schema.String,
+  subject: Schema.Literal("input", "context", "event"),
+  issue: Schema.String
+}) {
+  override get message(): string {
+    return `The ${this.subject} given to procedure "${this.procedure}" does not match its Schema: ${this.issue}. ` +
+      `Fix the ${this.subject} to match the Schema declared in the procedure; nothing was written.`
+  }
+}
+
+/**
+ * A step failed with an error that is not transient (a business error), or a user
+ * function (`next`, `update`) threw. The step was not retried.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ExecutionError extends Schema.TaggedError<ExecutionError>()("ExecutionError", {
+  executionId: Schema.String,
+  state: Schema.String,
+  cause: Schema.Defect
+}) {
+  override get message(): string {
+    return `Step "${this.state}" of execution ${this.executionId} failed: ${describe(this.cause)}. ` +
+      `If this error is temporary, list its tag in the step's \`transient\` option so it is retried; ` +
+      `otherwise fix the cause and call Runtime.retry, or Runtime.skip to another state.`
+  }
+}
+
+/**
+ * A step kept failing with a transient error until its retry Schedule gave up.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class MaxRetriesExceeded extends Schema.TaggedError<MaxRetriesExceeded>()("MaxRetriesExceeded", {
+  executionId: Schema.String,
+  state: Schema.String,
+  attempts: Schema.Number,
+  lastError: Schema.Defect
+}) {
+  override get message(): string {
+    return `Step "${this.state}" of execution ${this.executionId} gave up after ${this.attempts} attempts; ` +
+      `last error: ${describe(this.lastError)}. Fix the cause and call Runtime.retry, or widen the step's \`retry\` Schedule.`
+  }
+}
+
+/**
+ * The execution needs a person: it stopped in `needs_intervention`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ManualIntervention extends Schema.TaggedError<ManualIntervention>()("ManualIntervention", {
+  executionId: Schema.String,
+  state: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Execution ${this.executionId} needs a person at state "${this.state}": ${this.reason}. ` +
+      `Call Runtime.retry to run the step again, Runtime.skip to move to another state, ` +
+      `Runtime.rollback to undo completed steps, or Runtime.cancel.`
+  }
+}
+
+/**
+ * An operation that the execution's current status does not allow (for example
+ * resuming an execution that is not paused), or an event the current state does not accept.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidTransition extends Schema.TaggedError<InvalidTransition>()("InvalidTransition", {
+  executionId: Schema.String,
+  operation: Schema.String,
+  status: Schema.String,
+  state: Schema.String,
+  hint: Schema.String
+}) {
+  override get message(): string {
+    return `Cannot ${this.operation} execution ${this.executionId}: it is ${this.status} in state "${this.state}". ${this.hint}`
+  }
+}
+
+/**
+ * No execution with that id exists in the store.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ExecutionNotFound extends Schema.TaggedError<ExecutionNotFound>()("ExecutionNotFound", {
+  executionId: Schema.String
+}) {
+  override get message(): string {
+    return `No execution with id "${this.executionId}" exists. Check the id (Runtime.list shows the known ones) ` +
+      `and that the runtime uses the same store it was started on.`
+  }
+}
+
+/**
+ * A procedure definition is wrong in a way its types cannot show: an unknown initial
+ * state, an unreachable state, or no way to reach a final state.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DefinitionError extends Schema.TaggedError<DefinitionError>()("DefinitionError", {
+  procedure: Schema.String,
+  state: Schema.optional(Schema.String),
+  reason: Schema.String
+}) {
+  override get message(): string {
+    const where = this.state === undefined ? "" : ` (state "${this.state}")`
+    return `Procedure "${this.procedure}" is not valid${where}: ${this.reason}`
+  }
+}
+
+/**
+ * The store could not read or write. `kind` says which way it failed:
+ * `Conflict` (another writer changed the execution first), `Unavailable` (busy,
+ * locked, disk full), `Corrupt`, `Incompatible` (schema from a newer version),
+ * `ReadOnly`, or `Unknown`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
+  kind: Schema.Literal("Conflict", "Unavailable", "Corrupt", "Incompatible", "ReadOnly", "Locked", "Unknown"),
+  operation: Schema.String,
+  detail: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  override get message(): string {
+    return `Store ${this.operation} failed (${this.kind}): ${this.detail}`
+  }
+}
+
+/**
+ * Every error a Proctor operation can fail with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ProctorError =
+  | TimeoutError
+  | ValidationError
+  | ExecutionError
+  | MaxRetriesExceeded
+  | ManualIntervention
+  | InvalidTransition
+  | ExecutionNotFound
+  | DefinitionError
+  | StoreError
+
+/** @internal */
+export const describe = (u: unknown): string => {
+  if (u instanceof Error) return u.message
+  if (typeof u === "object" && u !== null) {
+    const tagged = u as { _tag?: unknown; message?: unknown }
+    if (typeof tagged.message === "string" && tagged.message !== "") {
+      return typeof tagged._tag === "string" ? `${tagged._tag}: ${tagged.message}` : tagged.message
+    }
+    if (typeof tagged._tag === "string") return tagged._tag
+    try {
+      return JSON.stringify(u)
+    } catch {
+      return String(u)
+    }
+  }
+  return String(u)
+}

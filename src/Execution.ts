@@ -1,0 +1,219 @@
+/**
+ * The data of an execution: its id, status, snapshot, history and error log. All of
+ * it is plain, JSON-encodable data described by Schemas, so stores can persist it and
+ * front ends can send it.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/**
+ * The id of an execution.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ExecutionId = Schema.String.pipe(Schema.brand("proctor/ExecutionId"))
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ExecutionId = typeof ExecutionId.Type
+
+/**
+ * Where an execution stands.
+ *
+ * - `running`: a step is running
+ * - `waiting`: a wait state waits for an event or its timer
+ * - `paused`: stopped by `Runtime.pause`; `Runtime.resume` continues it
+ * - `needs_intervention`: a step failed and asks a person (retry, skip, rollback, cancel)
+ * - `compensating`: compensations of completed steps are running
+ * - `succeeded`, `failed`, `cancelled`, `rolled_back`: terminal
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Status = Schema.Literal(
+  "running",
+  "waiting",
+  "paused",
+  "needs_intervention",
+  "compensating",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "rolled_back"
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Status = typeof Status.Type
+
+/**
+ * The statuses an execution never leaves.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const terminalStatuses: ReadonlySet<Status> = new Set<Status>(["succeeded", "failed", "cancelled", "rolled_back"])
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isTerminal = (status: Status): boolean => terminalStatuses.has(status)
+
+/**
+ * A summary of an error, as kept in the snapshot and the error log.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ErrorInfo = Schema.Struct({
+  tag: Schema.String,
+  message: Schema.String
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ErrorInfo = typeof ErrorInfo.Type
+
+/**
+ * The current, committed state of an execution. `context` is the encoded (JSON) form
+ * of the procedure's context Schema.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Snapshot = Schema.Struct({
+  id: Schema.String,
+  procedure: Schema.String,
+  version: Schema.Number,
+  state: Schema.String,
+  status: Status,
+  context: Schema.Unknown,
+  /** the seq of the transition that entered the current state: with `id` and `state` it names the visit */
+  visit: Schema.Number,
+  /** failed attempts of the current step */
+  attempt: Schema.Number,
+  /** the seq of the last committed transition */
+  seq: Schema.Number,
+  /** bumped by every commit; a commit names the version it expects (optimistic concurrency) */
+  rowVersion: Schema.Number,
+  tenant: Schema.optional(Schema.String),
+  parentId: Schema.optional(Schema.String),
+  idempotencyKey: Schema.optional(Schema.String),
+  /** the final state's outcome, once terminal */
+  outcome: Schema.optional(Schema.String),
+  /** the error that stopped the execution, if one did */
+  error: Schema.optional(ErrorInfo),
+  /** the epoch millis at which the current wait state's timer fires */
+  timerDueAt: Schema.optional(Schema.Number),
+  /** while compensating: the status to end in */
+  compensateTo: Schema.optional(Schema.Literal("failed", "rolled_back")),
+  startedAt: Schema.Number,
+  /** when the current state was entered */
+  enteredAt: Schema.Number,
+  updatedAt: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Snapshot extends Schema.Schema.Type<typeof Snapshot> {}
+
+/**
+ * One committed transition of an execution's history. `cause` says what caused it:
+ * `start`, `step`, `event:<Tag>`, `timer`, `failure`, `retry`, `skip`, `pause`, `resume`,
+ * `cancel`, `rollback`, `compensated`, `defect`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Transition = Schema.Struct({
+  executionId: Schema.String,
+  seq: Schema.Number,
+  from: Schema.String,
+  to: Schema.String,
+  status: Status,
+  cause: Schema.String,
+  /** the encoded event, for `event:<Tag>` transitions */
+  event: Schema.optional(Schema.Unknown),
+  at: Schema.Number,
+  /** milliseconds spent in `from` */
+  duration: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Transition extends Schema.Schema.Type<typeof Transition> {}
+
+/**
+ * One entry of an execution's error log: every failed attempt, failed compensation
+ * and discarded event is recorded here.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ErrorEntry = Schema.Struct({
+  executionId: Schema.String,
+  state: Schema.String,
+  attempt: Schema.Number,
+  tag: Schema.String,
+  message: Schema.String,
+  transient: Schema.Boolean,
+  at: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ErrorEntry extends Schema.Schema.Type<typeof ErrorEntry> {}
+
+/**
+ * What `Runtime.watch` emits: the execution after a commit that changed its state or status.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ExecutionEvent = Schema.Struct({
+  executionId: Schema.String,
+  procedure: Schema.String,
+  seq: Schema.Number,
+  from: Schema.String,
+  state: Schema.String,
+  status: Status,
+  cause: Schema.String,
+  at: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ExecutionEvent extends Schema.Schema.Type<typeof ExecutionEvent> {}
+
+/**
+ * Filters for `Runtime.list`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ListFilter {
+  readonly status?: Status | ReadonlyArray<Status> | undefined
+  readonly procedure?: string | undefined
+  readonly state?: string | undefined
+  readonly tenant?: string | undefined
+  /** @default 100 */
+  readonly limit?: number | undefined
+  readonly offset?: number | undefined
+}

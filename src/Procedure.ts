@@ -1,0 +1,564 @@
+/**
+ * The procedure DSL: a typed state machine whose states run steps, wait for events or
+ * end. A transition to a state that does not exist is a compile-time error; what types
+ * cannot see (unreachable states, no way to a final state) is rejected by `validate`
+ * when the procedure is registered.
+ *
+ * @since 0.1.0
+ */
+import type { Effect } from "effect"
+import { Duration, Either, ParseResult, Schedule, Schema } from "effect"
+import { DefinitionError } from "./Errors.js"
+import type { TimeoutError } from "./Errors.js"
+
+/**
+ * @since 0.1.0
+ * @category symbols
+ */
+export const TypeId: unique symbol = Symbol.for("proctor/Procedure")
+
+/**
+ * @since 0.1.0
+ * @category symbols
+ */
+export type TypeId = typeof TypeId
+
+declare const TargetsId: unique symbol
+
+/**
+ * What a step's `run` and `compensate` receive.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StepArgs<C> {
+  readonly context: C
+  readonly executionId: string
+  readonly state: string
+  /** 1 for the first attempt, then 2, 3, ... */
+  readonly attempt: number
+  /** `executionId/state/visit`: stable across retries and crash recovery of one visit */
+  readonly idempotencyKey: string
+}
+
+/**
+ * What to do when a step fails for good (a business error, or retries ran out):
+ * - `"fail"`: run the compensations of completed steps, then end `failed` (the default)
+ * - `"intervene"`: stop in `needs_intervention` and wait for a person
+ * - `{ goto }`: go to another state (an error-handling state)
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type OnFailure<T extends string> = "fail" | "intervene" | { readonly goto: T }
+
+/**
+ * A state that runs an Effect, then goes to the next state.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Step<T extends string, C, A, E, R> {
+  readonly _tag: "Step"
+  readonly [TargetsId]?: T
+  readonly run: (args: StepArgs<C>) => Effect.Effect<A, E, R>
+  readonly next: string | ((result: A, context: C) => string)
+  readonly targets: ReadonlyArray<string> | undefined
+  readonly update: ((result: A, context: C) => C) | undefined
+  readonly timeout: Duration.Duration
+  readonly retry: Schedule.Schedule<unknown, unknown>
+  readonly isTransient: (error: unknown) => boolean
+  readonly onFailure: OnFailure<string>
+  readonly compensate: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown, R>) | undefined
+}
+
+/**
+ * A handler of one event in a wait state: a target state, or a target and a context update.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EventHandler<T extends string, C, Ev> = T | {
+  readonly goto: T
+  readonly update?: ((event: Ev, context: C) => C) | undefined
+}
+
+/**
+ * A state that waits for an event or a durable timer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Wait<T extends string, C, Ev> {
+  readonly _tag: "Wait"
+  readonly [TargetsId]?: T
+  readonly on: { readonly [tag: string]: { readonly goto: string; readonly update: ((event: any, context: C) => C) | undefined } }
+  readonly after: { readonly delay: Duration.Duration; readonly goto: string } | undefined
+  readonly [EventsId]?: Ev
+}
+declare const EventsId: unique symbol
+
+/**
+ * A state that ends the execution.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Final {
+  readonly _tag: "Final"
+  readonly [TargetsId]?: never
+  /** `succeeded`, `failed` or a custom outcome (which ends `succeeded`) */
+  readonly outcome: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type State<C, Ev> = Step<string, C, any, any, any> | Wait<string, C, Ev> | Final
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type AnyState = Step<string, any, any, any, any> | Wait<string, any, any> | Final
+
+type Tags<Ev> = Ev extends { readonly _tag: infer K extends string } ? K : never
+
+/**
+ * A tagged event Schema (`Schema.TaggedStruct`, `Schema.TaggedClass` or a union of them).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EventSchema<Ev, EvI> = Schema.Schema<Ev, EvI, never>
+
+/**
+ * A procedure: name, version, Schemas, an initial state and its states.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Procedure<Name extends string, I, C, Ev, R, S extends string = string> {
+  readonly [TypeId]: TypeId
+  readonly name: Name
+  readonly version: number
+  readonly description: string | undefined
+  readonly input: Schema.Schema<I, any, never>
+  readonly context: Schema.Schema<C, any, never>
+  readonly events: Schema.Schema<Ev, any, never>
+  readonly init: (input: I) => C
+  readonly initial: S
+  readonly states: { readonly [K in S]: AnyState }
+  /** @internal phantom for the services the steps need */
+  readonly "~R"?: R
+}
+
+/**
+ * Any procedure, whatever its types.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Any {
+  readonly [TypeId]: TypeId
+  readonly name: string
+  readonly version: number
+  readonly description: string | undefined
+  readonly input: Schema.Schema<any, any, never>
+  readonly context: Schema.Schema<any, any, never>
+  readonly events: Schema.Schema<any, any, never>
+  readonly init: (input: any) => any
+  readonly initial: string
+  readonly states: { readonly [name: string]: AnyState }
+  readonly "~R"?: unknown
+}
+
+/**
+ * The services the steps of a procedure need.
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type Services<P> = P extends { readonly "~R"?: infer R } ? unknown extends R ? never : R : never
+
+/**
+ * The input type of a procedure.
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type Input<P> = P extends Procedure<any, infer I, any, any, any, any> ? I : never
+
+/**
+ * The event type of a procedure.
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type Event<P> = P extends Procedure<any, any, any, infer Ev, any, any> ? Ev : never
+
+type TargetsOf<S> = { [K in keyof S]: S[K] extends { readonly [TargetsId]?: infer T } ? T : never }[keyof S]
+type RequirementsOf<S> = { [K in keyof S]: S[K] extends Step<any, any, any, any, infer R> ? R : never }[keyof S]
+
+/**
+ * Passes when every target named in `S` is a key of `S`; otherwise names the unknown ones.
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type CheckTargets<S> = [Exclude<TargetsOf<S>, keyof S>] extends [never] ? unknown
+  : { readonly "unknown target state": Exclude<TargetsOf<S>, keyof S> }
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isProcedure = (u: unknown): u is Any => typeof u === "object" && u !== null && TypeId in u
+
+/**
+ * Defines a procedure. The first object holds the Schemas, the second the machine; they
+ * are two arguments so that TypeScript knows the context and event types before it
+ * checks the states' functions.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Procedure } from "proctor"
+ *
+ * const Approve = Schema.TaggedStruct("Approve", { by: Schema.String })
+ *
+ * export const Approval = Procedure.make("approval", {
+ *   version: 1,
+ *   input: Schema.Struct({ doc: Schema.String }),
+ *   context: Schema.Struct({ doc: Schema.String, approvedBy: Schema.optional(Schema.String) }),
+ *   events: Approve
+ * }, {
+ *   initial: "submit",
+ *   states: {
+ *     submit: Procedure.step({ run: () => Effect.void, next: "review" }),
+ *     review: Procedure.wait({
+ *       on: { Approve: { goto: "approved", update: (e, c) => ({ ...c, approvedBy: e.by }) } },
+ *       after: { delay: "24 hours", goto: "expired" }
+ *     }),
+ *     approved: Procedure.final({ outcome: "succeeded" }),
+ *     expired: Procedure.final({ outcome: "failed" })
+ *   }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <
+  const Name extends string,
+  I,
+  II,
+  C,
+  CI,
+  Ev extends { readonly _tag: string },
+  EvI,
+  const S extends Record<string, State<C, Ev>>
+>(
+  name: Name,
+  schemas: {
+    readonly version: number
+    readonly description?: string | undefined
+    readonly input: Schema.Schema<I, II, never>
+    readonly context: Schema.Schema<C, CI, never>
+    readonly events?: EventSchema<Ev, EvI> | undefined
+    /** builds the initial context from the input; by default the input is the context */
+    readonly init?: ((input: I) => C) | undefined
+  },
+  machine: {
+    readonly initial: keyof S & string
+    readonly states: S & CheckTargets<S>
+  }
+): Procedure<Name, I, C, Ev, RequirementsOf<S>, keyof S & string> => ({
+  [TypeId]: TypeId,
+  name,
+  version: schemas.version,
+  description: schemas.description,
+  input: schemas.input,
+  context: schemas.context,
+  events: (schemas.events ?? Schema.Never) as Schema.Schema<Ev, any, never>,
+  init: schemas.init ?? ((input: I) => input as unknown as C),
+  initial: machine.initial,
+  states: machine.states as unknown as { readonly [K in keyof S & string]: AnyState }
+})
+
+/**
+ * The default retry Schedule: 3 retries with exponential backoff from 100 ms, with jitter.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis").pipe(
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(3))
+)
+
+/**
+ * The default step timeout.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultTimeout: Duration.Duration = Duration.minutes(1)
+
+/**
+ * Options of a step.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StepOptions<T extends string, F extends string, C, A, E, R> {
+  /** the action. It may need services: they become requirements of the runtime layer. */
+  readonly run: (args: StepArgs<C>) => Effect.Effect<A, E, R>
+  /** the next state, or a function of the step's result and the context (branching, loops) */
+  readonly next: T | ((result: A, context: C) => T)
+  /**
+   * When `next` is a function: the states it may return. Registration checks and
+   * diagrams use them; without them the step is taken to reach any state.
+   */
+  readonly targets?: ReadonlyArray<NoInfer<T>> | undefined
+  /** the new context from the step's result. @default the context is unchanged */
+  readonly update?: ((result: A, context: C) => C) | undefined
+  /** how long one attempt may run. @default "1 minute" */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** when to retry a transient failure. @default 3 retries, exponential backoff from 100 ms with jitter */
+  readonly retry?: Schedule.Schedule<unknown, any> | undefined
+  /**
+   * Which failures are transient (only those are retried): error tags, or a predicate.
+   * @default ["TimeoutError"]
+   */
+  readonly transient?: ReadonlyArray<string> | ((error: E | TimeoutError) => boolean) | undefined
+  /** what to do when the step fails for good. @default "fail" */
+  readonly onFailure?: OnFailure<F> | undefined
+  /** undoes the step's effect; runs in reverse order when the execution fails for good or is rolled back */
+  readonly compensate?: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown, R>) | undefined
+}
+
+const tagOf = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && typeof (error as { _tag?: unknown })._tag === "string"
+    ? (error as { _tag: string })._tag
+    : undefined
+
+/**
+ * A state that runs `run` with a timeout and a retry Schedule, then goes to `next`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const step = <C, A, E, R, const T extends string, const F extends string = never>(
+  options: StepOptions<T, F, C, A, E, R>
+): Step<NoInfer<T | F>, C, A, E, R> => {
+  const transient = options.transient ?? ["TimeoutError"]
+  const isTransient = typeof transient === "function"
+    ? (transient as (error: unknown) => boolean)
+    : (error: unknown) => {
+      const tag = tagOf(error)
+      return tag !== undefined && transient.includes(tag)
+    }
+  return {
+    _tag: "Step",
+    run: options.run,
+    next: options.next as string | ((result: A, context: C) => string),
+    targets: options.targets,
+    update: options.update,
+    timeout: options.timeout === undefined ? defaultTimeout : Duration.decode(options.timeout),
+    retry: options.retry ?? defaultRetry,
+    isTransient,
+    onFailure: options.onFailure ?? "fail",
+    compensate: options.compensate
+  }
+}
+
+/**
+ * A state that waits for one of the events in `on`, or for its timer (`after`).
+ * Events are decoded with the procedure's event Schema before they reach the inbox.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const wait = <
+  C,
+  Ev extends { readonly _tag: string },
+  const T extends string,
+  const K extends Tags<Ev>,
+  const D extends string = never
+>(options: {
+  readonly on: { readonly [P in K]: EventHandler<T, C, Extract<Ev, { readonly _tag: P }>> }
+  readonly after?: { readonly delay: Duration.DurationInput; readonly goto: D } | undefined
+}): Wait<NoInfer<T | D>, C, Ev> => {
+  const on: Record<string, { goto: string; update: ((event: any, context: C) => C) | undefined }> = {}
+  for (const [tag, handler] of Object.entries(options.on) as Array<[string, EventHandler<string, C, any>]>) {
+    on[tag] = typeof handler === "string"
+      ? { goto: handler, update: undefined }
+      : { goto: handler.goto, update: handler.update }
+  }
+  return {
+    _tag: "Wait",
+    on,
+    after: options.after === undefined
+      ? undefined
+      : { delay: Duration.decode(options.after.delay), goto: options.after.goto }
+  }
+}
+
+/**
+ * A state that ends the execution with an outcome. `"failed"` ends it `failed`; any
+ * other outcome ends it `succeeded` and is kept as the snapshot's `outcome`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const final = (options?: { readonly outcome?: "succeeded" | "failed" | (string & {}) | undefined }): Final => ({
+  _tag: "Final",
+  outcome: options?.outcome ?? "succeeded"
+})
+
+/**
+ * The states a state can go to, as far as the definition tells (`undefined` when a
+ * step's `next` is a function without `targets`: it may go anywhere).
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const edges = (state: AnyState): ReadonlyArray<{ readonly to: string; readonly label: string }> | undefined => {
+  switch (state._tag) {
+    case "Final":
+      return []
+    case "Wait": {
+      const out = Object.entries(state.on).map(([tag, h]) => ({ to: h.goto, label: tag }))
+      if (state.after !== undefined) {
+        out.push({ to: state.after.goto, label: `after ${Duration.format(state.after.delay)}` })
+      }
+      return out
+    }
+    case "Step": {
+      const out: Array<{ to: string; label: string }> = []
+      if (typeof state.next === "string") out.push({ to: state.next, label: "" })
+      else if (state.targets !== undefined) for (const t of state.targets) out.push({ to: t, label: "" })
+      else return undefined
+      if (typeof state.onFailure === "object") out.push({ to: state.onFailure.goto, label: "on failure" })
+      return out
+    }
+  }
+}
+
+/**
+ * Checks what types cannot: the initial state and every target exist, every state is
+ * reachable from the initial one, and a final state is reachable from every state.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const validate = (procedure: Any): Either.Either<Any, DefinitionError> => {
+  const fail = (reason: string, state?: string) =>
+    Either.left(new DefinitionError({ procedure: procedure.name, reason, ...(state === undefined ? {} : { state }) }))
+  const names = Object.keys(procedure.states)
+  if (procedure.name.trim() === "") return fail("the name is empty; give the procedure a name")
+  if (!Number.isInteger(procedure.version) || procedure.version < 1) {
+    return fail(`version ${procedure.version} is not a positive integer`)
+  }
+  if (!(procedure.initial in procedure.states)) {
+    return fail(`the initial state "${procedure.initial}" is not one of the states (${names.join(", ")})`, procedure.initial)
+  }
+  const graph = new Map<string, ReadonlyArray<string>>()
+  for (const name of names) {
+    const state = procedure.states[name]!
+    if (state._tag === "Wait" && Object.keys(state.on).length === 0 && state.after === undefined) {
+      return fail("the wait state accepts no event and has no timer: it could never leave", name)
+    }
+    if (state._tag === "Step" && Duration.lessThanOrEqualTo(state.timeout, Duration.zero)) {
+      return fail("the step's timeout must be positive", name)
+    }
+    if (state._tag === "Wait" && state.after !== undefined && Duration.lessThan(state.after.delay, Duration.zero)) {
+      return fail("the wait's `after.delay` must not be negative", name)
+    }
+    const out = edges(state)
+    const targets = out === undefined ? names : out.map((e) => e.to)
+    for (const target of targets) {
+      if (!(target in procedure.states)) {
+        return fail(`it goes to "${target}", which is not one of the states (${names.join(", ")})`, name)
+      }
+    }
+    graph.set(name, targets)
+  }
+  const reachable = new Set<string>([procedure.initial])
+  const queue = [procedure.initial]
+  while (queue.length > 0) {
+    for (const target of graph.get(queue.pop()!)!) {
+      if (!reachable.has(target)) {
+        reachable.add(target)
+        queue.push(target)
+      }
+    }
+  }
+  for (const name of names) {
+    if (!reachable.has(name)) {
+      return fail(`the state is unreachable from the initial state "${procedure.initial}"; remove it or add a transition to it`, name)
+    }
+  }
+  const finishing = new Set(names.filter((n) => procedure.states[n]!._tag === "Final"))
+  if (finishing.size === 0) return fail("it has no final state; add one with Procedure.final")
+  let grew = true
+  while (grew) {
+    grew = false
+    for (const [name, targets] of graph) {
+      if (!finishing.has(name) && targets.some((t) => finishing.has(t))) {
+        finishing.add(name)
+        grew = true
+      }
+    }
+  }
+  for (const name of names) {
+    if (!finishing.has(name)) {
+      return fail("no final state can be reached from this state; add a transition towards a final state", name)
+    }
+  }
+  return Either.right(procedure)
+}
+
+const mermaidId = (name: string) => name.replace(/[^A-Za-z0-9_]/g, "_")
+
+/**
+ * The procedure as a Mermaid `stateDiagram-v2`. `current` is highlighted and `visited`
+ * states are marked, for dashboards.
+ *
+ * @since 0.1.0
+ * @category diagrams
+ */
+export const toMermaid = (
+  procedure: Any,
+  options?: { readonly current?: string | undefined; readonly visited?: Iterable<string> | undefined }
+): string => {
+  const lines = ["stateDiagram-v2", `  [*] --> ${mermaidId(procedure.initial)}`]
+  for (const [name, state] of Object.entries(procedure.states)) {
+    const id = mermaidId(name)
+    if (id !== name) lines.push(`  state "${name}" as ${id}`)
+    const out = edges(state)
+    if (out === undefined) {
+      lines.push(`  ${id} --> ${id}: next (any state)`)
+    } else {
+      for (const edge of out) lines.push(`  ${id} --> ${mermaidId(edge.to)}${edge.label === "" ? "" : `: ${edge.label}`}`)
+    }
+    if (state._tag === "Final") lines.push(`  ${id} --> [*]`)
+  }
+  const visited = new Set(options?.visited ?? [])
+  if (options?.current !== undefined) visited.delete(options.current)
+  if (visited.size > 0) {
+    lines.push("  classDef visited fill:#dbeafe,stroke:#2563eb")
+    for (const v of visited) lines.push(`  class ${mermaidId(v)} visited`)
+  }
+  if (options?.current !== undefined) {
+    lines.push("  classDef current fill:#fde68a,stroke:#d97706,stroke-width:3px")
+    lines.push(`  class ${mermaidId(options.current)} current`)
+  }
+  return lines.join("\n")
+}
+
+/** @internal */
+export const formatParseError = (error: ParseResult.ParseError): string =>
+  ParseResult.TreeFormatter.formatErrorSync(error).replace(/\n/g, " ")

@@ -1,0 +1,156 @@
+/**
+ * The Runtime service: starts executions of registered procedures, drives them (send,
+ * pause, resume, cancel, rollback, retry, skip) and reads them (get, list, history,
+ * errors, await, watch). Each execution runs as one supervised fiber in the runtime's
+ * scope; closing the scope stops them all, and nothing committed is lost.
+ *
+ * @since 0.1.0
+ */
+import type { Scope, Stream } from "effect"
+import { Context, Effect, Layer } from "effect"
+import type {
+  DefinitionError,
+  ExecutionNotFound,
+  InvalidTransition,
+  StoreError,
+  ValidationError
+} from "./Errors.js"
+import type { ErrorEntry, ExecutionEvent, ExecutionId, ListFilter, Snapshot, Transition } from "./Execution.js"
+import type * as Procedure from "./Procedure.js"
+import type { HistoryOptions } from "./Store.js"
+import { Store } from "./Store.js"
+import * as internal from "./internal/runtime.js"
+
+/**
+ * Options of `Runtime.layer`: the procedures it runs, supervision limits, passivation.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Options = internal.RuntimeOptions
+
+/**
+ * Options of `Runtime.start`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type StartOptions = internal.StartOptions
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RuntimeService {
+  /** the registered procedures */
+  readonly procedures: ReadonlyArray<Procedure.Any>
+  /** Starts an execution; returns after its first row commits. */
+  readonly start: <P extends Procedure.Any>(
+    procedure: P,
+    input: Procedure.Input<P>,
+    options?: StartOptions
+  ) => Effect.Effect<ExecutionId, ValidationError | InvalidTransition | DefinitionError | StoreError>
+  /** Sends an event; returns after it is in the durable inbox. */
+  readonly send: (
+    id: string,
+    event: unknown
+  ) => Effect.Effect<void, ExecutionNotFound | ValidationError | InvalidTransition | StoreError>
+  /** Stops a running or waiting execution; an in-flight step is interrupted and re-runs on resume. */
+  readonly pause: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | InvalidTransition | StoreError>
+  /** Continues a paused execution. */
+  readonly resume: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | InvalidTransition | StoreError>
+  /** Ends an execution as `cancelled`, without compensation. */
+  readonly cancel: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | InvalidTransition | StoreError>
+  /** Runs the compensations of completed steps in reverse order, then ends `rolled_back`. */
+  readonly rollback: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | InvalidTransition | StoreError>
+  /** Runs the current step again, for an execution in `needs_intervention`. */
+  readonly retry: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | InvalidTransition | StoreError>
+  /** Moves an execution to another state. */
+  readonly skip: (id: string, state: string) => Effect.Effect<Snapshot, ExecutionNotFound | InvalidTransition | StoreError>
+  readonly get: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | StoreError>
+  readonly list: (filter?: ListFilter) => Effect.Effect<ReadonlyArray<Snapshot>, StoreError>
+  readonly history: (id: string, options?: HistoryOptions) => Effect.Effect<ReadonlyArray<Transition>, ExecutionNotFound | StoreError>
+  readonly errors: (id: string) => Effect.Effect<ReadonlyArray<ErrorEntry>, ExecutionNotFound | StoreError>
+  /** Waits until the execution ends and returns its final snapshot. The caller owns the wait. */
+  readonly await: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | StoreError>
+  /** Every committed change of state or status, of one execution or of all. */
+  readonly watch: (id?: string) => Stream.Stream<ExecutionEvent>
+  /** how many execution fibers are in memory */
+  readonly activeCount: Effect.Effect<number>
+}
+
+/**
+ * The Runtime service tag.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Runtime extends Context.Tag("proctor/Runtime")<Runtime, RuntimeService>() {}
+
+/**
+ * Builds a runtime in the current scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <const Ps extends ReadonlyArray<Procedure.Any>>(
+  options: Options & { readonly procedures: Ps }
+): Effect.Effect<RuntimeService, DefinitionError | StoreError, Store | Scope.Scope | Procedure.Services<Ps[number]>> =>
+  Effect.flatMap(Effect.context<Procedure.Services<Ps[number]>>(), (context) =>
+    Effect.flatMap(Store, (store) =>
+      internal.make(store, options).pipe(
+        Effect.map((service) => service as unknown as RuntimeService),
+        Effect.provide(context)
+      ))) as any
+
+/**
+ * The runtime as a layer. It needs a `Store` and the services its procedures' steps use.
+ * Registration checks each procedure (`DefinitionError`), then resumes every
+ * non-terminal execution in the store.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <const Ps extends ReadonlyArray<Procedure.Any>>(
+  options: Options & { readonly procedures: Ps }
+): Layer.Layer<Runtime, DefinitionError | StoreError, Store | Procedure.Services<Ps[number]>> =>
+  Layer.scoped(Runtime, make(options))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const start = <P extends Procedure.Any>(procedure: P, input: Procedure.Input<P>, options?: StartOptions) =>
+  Effect.flatMap(Runtime, (r) => r.start(procedure, input, options))
+/** @since 0.1.0 @category accessors */
+export const send = (id: string, event: unknown) => Effect.flatMap(Runtime, (r) => r.send(id, event))
+/** @since 0.1.0 @category accessors */
+export const pause = (id: string) => Effect.flatMap(Runtime, (r) => r.pause(id))
+/** @since 0.1.0 @category accessors */
+export const resume = (id: string) => Effect.flatMap(Runtime, (r) => r.resume(id))
+/** @since 0.1.0 @category accessors */
+export const cancel = (id: string) => Effect.flatMap(Runtime, (r) => r.cancel(id))
+/** @since 0.1.0 @category accessors */
+export const rollback = (id: string) => Effect.flatMap(Runtime, (r) => r.rollback(id))
+/** @since 0.1.0 @category accessors */
+export const retry = (id: string) => Effect.flatMap(Runtime, (r) => r.retry(id))
+/** @since 0.1.0 @category accessors */
+export const skip = (id: string, state: string) => Effect.flatMap(Runtime, (r) => r.skip(id, state))
+/** @since 0.1.0 @category accessors */
+export const get = (id: string) => Effect.flatMap(Runtime, (r) => r.get(id))
+/** @since 0.1.0 @category accessors */
+export const list = (filter?: ListFilter) => Effect.flatMap(Runtime, (r) => r.list(filter))
+/** @since 0.1.0 @category accessors */
+export const history = (id: string, options?: HistoryOptions) => Effect.flatMap(Runtime, (r) => r.history(id, options))
+/** @since 0.1.0 @category accessors */
+export const errors = (id: string) => Effect.flatMap(Runtime, (r) => r.errors(id))
+/**
+ * Waits until the execution ends; returns its final snapshot.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+const await_ = (id: string) => Effect.flatMap(Runtime, (r) => r.await(id))
+export { await_ as await }
+/** @since 0.1.0 @category accessors */
+export const watch = (id?: string) => Effect.map(Runtime, (r) => r.watch(id))

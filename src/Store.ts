@@ -1,0 +1,248 @@
+/**
+ * The Store service: everything the runtime persists goes through it, one atomic
+ * `commit` per transition. `layerMemory` keeps it all in memory (tests, ephemeral use);
+ * `SqlStore` persists it to SQLite or Postgres.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, Option } from "effect"
+import type { ErrorEntry, ListFilter, Snapshot, Transition } from "./Execution.js"
+import { isTerminal } from "./Execution.js"
+import { StoreError } from "./Errors.js"
+
+/**
+ * An event in an execution's durable inbox.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface InboxEntry {
+  readonly executionId: string
+  /** increasing per store; events of one execution are consumed in `seq` order */
+  readonly seq: number
+  /** the encoded event */
+  readonly event: unknown
+  readonly at: number
+}
+
+/**
+ * A finished compensation: `stepSeq` names the transition that completed the step it undoes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CompensationRecord {
+  readonly executionId: string
+  readonly stepSeq: number
+  readonly state: string
+  readonly ok: boolean
+  readonly at: number
+}
+
+/**
+ * One atomic write: the new execution row (whose `rowVersion` is `expectedVersion + 1`),
+ * and with it, all or nothing, a history row, error entries, a consumed inbox event and
+ * a finished compensation.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Commit {
+  readonly snapshot: Snapshot
+  /** the row version the writer read; another version in the store fails the commit with a `Conflict` */
+  readonly expectedVersion: number
+  readonly transition?: Transition | undefined
+  readonly errors?: ReadonlyArray<ErrorEntry> | undefined
+  /** the inbox seq this transition consumed */
+  readonly consumed?: number | undefined
+  readonly compensation?: CompensationRecord | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface HistoryOptions {
+  /** only the last `tail` transitions */
+  readonly tail?: number | undefined
+}
+
+/**
+ * What every store implements. All methods fail with `StoreError` only.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreService {
+  /**
+   * Creates an execution with its first transition. With an `idempotencyKey` already
+   * used, creates nothing and returns the existing execution's snapshot.
+   */
+  readonly create: (
+    snapshot: Snapshot,
+    transition: Transition
+  ) => Effect.Effect<{ readonly created: boolean; readonly snapshot: Snapshot }, StoreError>
+  /** Writes one transition atomically; fails with a `Conflict` when `expectedVersion` is stale. */
+  readonly commit: (commit: Commit) => Effect.Effect<void, StoreError>
+  readonly get: (id: string) => Effect.Effect<Option.Option<Snapshot>, StoreError>
+  readonly list: (filter: ListFilter) => Effect.Effect<ReadonlyArray<Snapshot>, StoreError>
+  /** the transitions in `seq` order (the last `tail` of them, if given) */
+  readonly history: (id: string, options?: HistoryOptions) => Effect.Effect<ReadonlyArray<Transition>, StoreError>
+  readonly errors: (id: string) => Effect.Effect<ReadonlyArray<ErrorEntry>, StoreError>
+  /** Appends error entries outside a transition (failed attempts). */
+  readonly appendErrors: (entries: ReadonlyArray<ErrorEntry>) => Effect.Effect<void, StoreError>
+  /** Stores an event; returns once it is durable. */
+  readonly enqueue: (executionId: string, event: unknown, at: number) => Effect.Effect<InboxEntry, StoreError>
+  /** the unconsumed events of an execution, oldest first */
+  readonly inbox: (executionId: string, limit: number) => Effect.Effect<ReadonlyArray<InboxEntry>, StoreError>
+  readonly compensations: (executionId: string) => Effect.Effect<ReadonlyArray<CompensationRecord>, StoreError>
+  /** ids of executions that are not terminal (for recovery), oldest first */
+  readonly active: () => Effect.Effect<ReadonlyArray<string>, StoreError>
+  /** waiting executions whose timer is due at or before `at` */
+  readonly dueTimers: (at: number, limit: number) => Effect.Effect<ReadonlyArray<{ readonly id: string; readonly dueAt: number }>, StoreError>
+}
+
+/**
+ * The Store service tag.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Store extends Context.Tag("proctor/Store")<Store, StoreService>() {}
+
+/** @internal */
+export const conflict = (operation: string, id: string, expected: number, actual: number | undefined) =>
+  new StoreError({
+    kind: "Conflict",
+    operation,
+    detail: actual === undefined
+      ? `execution ${id} does not exist`
+      : `execution ${id} is at row version ${actual}, the writer expected ${expected}: another writer changed it first. ` +
+        `Reload the execution and try again.`
+  })
+
+/** @internal */
+export const matches = (snapshot: Snapshot, filter: ListFilter): boolean => {
+  if (filter.status !== undefined) {
+    const statuses = typeof filter.status === "string" ? [filter.status] : filter.status
+    if (!statuses.includes(snapshot.status)) return false
+  }
+  if (filter.procedure !== undefined && snapshot.procedure !== filter.procedure) return false
+  if (filter.state !== undefined && snapshot.state !== filter.state) return false
+  if (filter.tenant !== undefined && snapshot.tenant !== filter.tenant) return false
+  return true
+}
+
+interface MemoryExecution {
+  snapshot: Snapshot
+  readonly history: Array<Transition>
+  readonly errors: Array<ErrorEntry>
+  readonly inbox: Array<InboxEntry>
+  readonly compensations: Array<CompensationRecord>
+}
+
+/**
+ * An in-memory store with the same semantics as the SQL store. Nothing survives the process.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
+  const executions = new Map<string, MemoryExecution>()
+  const byKey = new Map<string, string>()
+  let inboxSeq = 0
+  const lookup = (id: string) => executions.get(id)
+
+  return Store.of({
+    create: (snapshot, transition) =>
+      Effect.sync(() => {
+        if (snapshot.idempotencyKey !== undefined) {
+          const existing = byKey.get(snapshot.idempotencyKey)
+          if (existing !== undefined) return { created: false, snapshot: executions.get(existing)!.snapshot }
+        }
+        if (executions.has(snapshot.id)) return { created: false, snapshot: executions.get(snapshot.id)!.snapshot }
+        executions.set(snapshot.id, { snapshot, history: [transition], errors: [], inbox: [], compensations: [] })
+        if (snapshot.idempotencyKey !== undefined) byKey.set(snapshot.idempotencyKey, snapshot.id)
+        return { created: true, snapshot }
+      }),
+    commit: (commit) =>
+      Effect.suspend(() => {
+        const entry = lookup(commit.snapshot.id)
+        if (entry === undefined || entry.snapshot.rowVersion !== commit.expectedVersion) {
+          return Effect.fail(conflict("commit", commit.snapshot.id, commit.expectedVersion, entry?.snapshot.rowVersion))
+        }
+        entry.snapshot = commit.snapshot
+        if (commit.transition !== undefined) entry.history.push(commit.transition)
+        if (commit.errors !== undefined) entry.errors.push(...commit.errors)
+        if (commit.compensation !== undefined) entry.compensations.push(commit.compensation)
+        if (commit.consumed !== undefined) {
+          const i = entry.inbox.findIndex((e) => e.seq === commit.consumed)
+          if (i >= 0) entry.inbox.splice(i, 1)
+        }
+        return Effect.void
+      }),
+    get: (id) => Effect.sync(() => Option.map(Option.fromNullable(lookup(id)), (e) => e.snapshot)),
+    list: (filter) =>
+      Effect.sync(() => {
+        const out: Array<Snapshot> = []
+        const offset = filter.offset ?? 0
+        const limit = filter.limit ?? 100
+        let skipped = 0
+        for (const e of executions.values()) {
+          if (!matches(e.snapshot, filter)) continue
+          if (skipped++ < offset) continue
+          out.push(e.snapshot)
+          if (out.length >= limit) break
+        }
+        return out
+      }),
+    history: (id, options) =>
+      Effect.sync(() => {
+        const h = lookup(id)?.history ?? []
+        return options?.tail === undefined ? h.slice() : h.slice(Math.max(0, h.length - options.tail))
+      }),
+    errors: (id) => Effect.sync(() => lookup(id)?.errors.slice() ?? []),
+    appendErrors: (entries) =>
+      Effect.sync(() => {
+        for (const entry of entries) lookup(entry.executionId)?.errors.push(entry)
+      }),
+    enqueue: (executionId, event, at) =>
+      Effect.suspend(() => {
+        const entry = lookup(executionId)
+        if (entry === undefined) {
+          return Effect.fail(new StoreError({ kind: "Conflict", operation: "enqueue", detail: `execution ${executionId} does not exist` }))
+        }
+        const item: InboxEntry = { executionId, seq: ++inboxSeq, event, at }
+        entry.inbox.push(item)
+        return Effect.succeed(item)
+      }),
+    inbox: (executionId, limit) => Effect.sync(() => lookup(executionId)?.inbox.slice(0, limit) ?? []),
+    compensations: (executionId) => Effect.sync(() => lookup(executionId)?.compensations.slice() ?? []),
+    active: () =>
+      Effect.sync(() => {
+        const out: Array<string> = []
+        for (const [id, e] of executions) if (!isTerminal(e.snapshot.status)) out.push(id)
+        return out
+      }),
+    dueTimers: (at, limit) =>
+      Effect.sync(() => {
+        const out: Array<{ id: string; dueAt: number }> = []
+        for (const [id, e] of executions) {
+          const s = e.snapshot
+          if (s.status === "waiting" && s.timerDueAt !== undefined && s.timerDueAt <= at) {
+            out.push({ id, dueAt: s.timerDueAt })
+            if (out.length >= limit) break
+          }
+        }
+        return out
+      })
+  })
+})
+
+/**
+ * The in-memory store as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<Store> = Layer.effect(Store, makeMemory)

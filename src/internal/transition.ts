@@ -1,0 +1,314 @@
+/**
+ * The pure transition function: given a procedure, the committed snapshot with its
+ * decoded context, and an input (a step's result, an event, a timer, an operator
+ * command), it returns the next snapshot and history row. It runs nothing: the actor
+ * executes what the new snapshot calls for and commits.
+ */
+import { Duration, Either, Schema } from "effect"
+import type { ParseResult } from "effect"
+import type { ErrorInfo, Snapshot, Status, Transition } from "../Execution.js"
+import { isTerminal } from "../Execution.js"
+import { describe, ExecutionError, InvalidTransition, ValidationError } from "../Errors.js"
+import type * as Procedure from "../Procedure.js"
+import { formatParseError } from "../Procedure.js"
+
+/** A procedure with its Schema codecs prepared once. */
+export interface Compiled {
+  readonly def: Procedure.Any
+  readonly key: string
+  readonly decodeInput: (u: unknown) => Either.Either<unknown, ValidationError>
+  readonly encodeContext: (c: unknown) => Either.Either<unknown, ValidationError>
+  readonly decodeContext: (u: unknown) => Either.Either<unknown, ValidationError>
+  readonly decodeEvent: (u: unknown) => Either.Either<{ readonly _tag: string }, ValidationError>
+  readonly encodeEvent: (e: unknown) => Either.Either<unknown, ValidationError>
+  /** states whose steps have a compensation */
+  readonly compensable: ReadonlySet<string>
+}
+
+export const procedureKey = (name: string, version: number) => `${name}@${version}`
+
+export const compile = (def: Procedure.Any): Compiled => {
+  const codec = (schema: Schema.Schema<any, any, never>, subject: ValidationError["subject"], encode: boolean) => {
+    const run: (u: unknown) => Either.Either<any, ParseResult.ParseError> = encode
+      ? Schema.encodeUnknownEither(schema)
+      : Schema.decodeUnknownEither(schema)
+    return (u: unknown): Either.Either<any, ValidationError> =>
+      Either.mapLeft(run(u), (e) => new ValidationError({ procedure: def.name, subject, issue: formatParseError(e) }))
+  }
+  const compensable = new Set<string>()
+  for (const [name, state] of Object.entries(def.states)) {
+    if (state._tag === "Step" && state.compensate !== undefined) compensable.add(name)
+  }
+  return {
+    def,
+    key: procedureKey(def.name, def.version),
+    decodeInput: codec(def.input, "input", false),
+    encodeContext: codec(def.context, "context", true),
+    decodeContext: codec(def.context, "context", false),
+    decodeEvent: codec(def.events, "event", false),
+    encodeEvent: codec(def.events, "event", true),
+    compensable
+  }
+}
+
+/** The actor's view of an execution: the committed snapshot and its decoded context. */
+export interface Machine {
+  readonly snapshot: Snapshot
+  readonly context: unknown
+}
+
+export type Input =
+  | { readonly _tag: "StepSucceeded"; readonly result: unknown; readonly compensable: boolean }
+  | { readonly _tag: "StepFailed"; readonly error: ErrorInfo; readonly compensable: boolean }
+  | { readonly _tag: "Event"; readonly event: { readonly _tag: string }; readonly encoded: unknown }
+  | { readonly _tag: "TimerFired" }
+  | { readonly _tag: "Pause" }
+  | { readonly _tag: "Resume" }
+  | { readonly _tag: "Cancel" }
+  | { readonly _tag: "Rollback"; readonly compensable: boolean }
+  | { readonly _tag: "Retry" }
+  | { readonly _tag: "Skip"; readonly state: string }
+  | { readonly _tag: "Compensated" }
+  | { readonly _tag: "GiveUp"; readonly error: ErrorInfo }
+
+export type Output =
+  | { readonly _tag: "Next"; readonly machine: Machine; readonly transition: Transition }
+  /** the event is consumed without a transition (the state does not accept it) */
+  | { readonly _tag: "Discard"; readonly reason: ErrorInfo }
+  | { readonly _tag: "Reject"; readonly error: InvalidTransition }
+
+export const errorInfo = (error: unknown): ErrorInfo => {
+  const tag = typeof error === "object" && error !== null && typeof (error as { _tag?: unknown })._tag === "string"
+    ? (error as { _tag: string })._tag
+    : error instanceof Error
+    ? error.name
+    : "Error"
+  return { tag, message: describe(error) }
+}
+
+const statusOf = (state: Procedure.AnyState): Status =>
+  state._tag === "Step" ? "running" : state._tag === "Wait" ? "waiting" : state.outcome === "failed" ? "failed" : "succeeded"
+
+const next = (
+  compiled: Compiled,
+  machine: Machine,
+  now: number,
+  cause: string,
+  patch: Patch,
+  context: unknown,
+  event?: unknown
+): Output => {
+  const s = machine.snapshot
+  const snapshot: Record<string, unknown> = { ...s }
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === undefined) delete snapshot[k]
+    else snapshot[k] = v
+  }
+  snapshot.seq = s.seq + 1
+  snapshot.rowVersion = s.rowVersion + 1
+  snapshot.updatedAt = now
+  const transition: Transition = {
+    executionId: s.id,
+    seq: s.seq + 1,
+    from: s.state,
+    to: snapshot.state as string,
+    status: snapshot.status as Status,
+    cause,
+    ...(event === undefined ? {} : { event }),
+    at: now,
+    duration: Math.max(0, now - s.enteredAt)
+  }
+  return { _tag: "Next", machine: { snapshot: snapshot as unknown as Snapshot, context }, transition }
+}
+
+/** Fields to set; `undefined` removes a field. */
+type Patch = { readonly [K in keyof Snapshot]?: Snapshot[K] | undefined } & { readonly status: Status }
+
+/** Enters `target` (a new visit): the status, timer and outcome follow from the target's kind. */
+const enter = (
+  compiled: Compiled,
+  machine: Machine,
+  target: string,
+  now: number,
+  cause: string,
+  context: unknown,
+  extra: { readonly error?: ErrorInfo | undefined; readonly event?: unknown } = {}
+): Output => {
+  const state = compiled.def.states[target]!
+  const encoded = compiled.encodeContext(context)
+  if (Either.isLeft(encoded)) {
+    return stepFailedOrDiscard(compiled, machine, now, encoded.left, cause)
+  }
+  const status = statusOf(state)
+  const s = machine.snapshot
+  const patch: { -readonly [K in keyof Patch]: Patch[K] } = {
+    state: target,
+    status,
+    context: encoded.right,
+    visit: s.seq + 1,
+    attempt: 0,
+    enteredAt: now,
+    timerDueAt: undefined,
+    error: extra.error
+  }
+  if (state._tag === "Wait" && state.after !== undefined) patch.timerDueAt = now + Duration.toMillis(state.after.delay)
+  if (state._tag === "Final") patch.outcome = state.outcome
+  return next(compiled, machine, now, cause, patch, context, extra.event)
+}
+
+/** A user function failed or produced a context its Schema rejects. */
+const stepFailedOrDiscard = (compiled: Compiled, machine: Machine, now: number, error: unknown, cause: string): Output => {
+  if (cause.startsWith("event:")) return { _tag: "Discard", reason: errorInfo(error) }
+  const s = machine.snapshot
+  const failure = new ExecutionError({ executionId: s.id, state: s.state, cause: error })
+  return transition(compiled, machine, {
+    _tag: "StepFailed",
+    error: errorInfo(failure),
+    compensable: false
+  }, now)
+}
+
+const reject = (machine: Machine, operation: string, hint: string): Output => ({
+  _tag: "Reject",
+  error: new InvalidTransition({
+    executionId: machine.snapshot.id,
+    operation,
+    status: machine.snapshot.status,
+    state: machine.snapshot.state,
+    hint
+  })
+})
+
+const failForGood = (compensable: boolean) =>
+  compensable ? { status: "compensating" as const, compensateTo: "failed" as const } : { status: "failed" as const }
+
+/** The pure transition function. */
+export const transition = (compiled: Compiled, machine: Machine, input: Input, now: number): Output => {
+  const s = machine.snapshot
+  const state = compiled.def.states[s.state]!
+  switch (input._tag) {
+    case "StepSucceeded": {
+      if (state._tag !== "Step" || s.status !== "running") return reject(machine, "complete the step of", "Only a running step completes.")
+      let target: string
+      let context: unknown
+      try {
+        target = typeof state.next === "string" ? state.next : state.next(input.result, machine.context)
+        context = state.update === undefined ? machine.context : state.update(input.result, machine.context)
+      } catch (error) {
+        return stepFailedOrDiscard(compiled, machine, now, error, "step")
+      }
+      if (!(target in compiled.def.states) || (state.targets !== undefined && !state.targets.includes(target))) {
+        return stepFailedOrDiscard(
+          compiled,
+          machine,
+          now,
+          new Error(`\`next\` returned "${target}", which is not ${state.targets === undefined ? "a state" : "one of the step's targets"}`),
+          "step"
+        )
+      }
+      return enter(compiled, machine, target, now, "step", context)
+    }
+    case "StepFailed": {
+      if (state._tag !== "Step") return reject(machine, "fail the step of", "Only a step fails.")
+      const onFailure = state.onFailure
+      if (onFailure === "intervene") {
+        return next(compiled, machine, now, "failure", { status: "needs_intervention", error: input.error }, machine.context)
+      }
+      if (onFailure === "fail") {
+        return next(compiled, machine, now, "failure", { ...failForGood(input.compensable), error: input.error }, machine.context)
+      }
+      return enter(compiled, machine, onFailure.goto, now, "failure", machine.context, { error: input.error })
+    }
+    case "Event": {
+      if (state._tag !== "Wait" || s.status !== "waiting") {
+        return { _tag: "Discard", reason: { tag: "InvalidTransition", message: `state "${s.state}" is not waiting for events` } }
+      }
+      const handler = state.on[input.event._tag]
+      if (handler === undefined) {
+        return {
+          _tag: "Discard",
+          reason: {
+            tag: "InvalidTransition",
+            message: `event "${input.event._tag}" is not accepted in state "${s.state}" (it accepts ${
+              Object.keys(state.on).join(", ") || "no events"
+            }); it was discarded`
+          }
+        }
+      }
+      let context: unknown
+      try {
+        context = handler.update === undefined ? machine.context : handler.update(input.event, machine.context)
+      } catch (error) {
+        return { _tag: "Discard", reason: errorInfo(error) }
+      }
+      return enter(compiled, machine, handler.goto, now, `event:${input.event._tag}`, context, { event: input.encoded })
+    }
+    case "TimerFired": {
+      if (state._tag !== "Wait" || state.after === undefined || s.status !== "waiting") {
+        return reject(machine, "fire the timer of", "No timer is pending.")
+      }
+      return enter(compiled, machine, state.after.goto, now, "timer", machine.context)
+    }
+    case "Pause": {
+      if (s.status !== "running" && s.status !== "waiting") {
+        return reject(machine, "pause", pauseHint(s.status))
+      }
+      return next(compiled, machine, now, "pause", { status: "paused" }, machine.context)
+    }
+    case "Resume": {
+      if (s.status !== "paused") return reject(machine, "resume", "Only a paused execution can be resumed.")
+      return next(compiled, machine, now, "resume", { status: statusOf(state) }, machine.context)
+    }
+    case "Cancel": {
+      if (isTerminal(s.status)) return reject(machine, "cancel", "It has already ended.")
+      return next(compiled, machine, now, "cancel", { status: "cancelled", timerDueAt: undefined }, machine.context)
+    }
+    case "Rollback": {
+      if (isTerminal(s.status)) return reject(machine, "roll back", "It has already ended.")
+      if (s.status === "compensating") return reject(machine, "roll back", "It is already rolling back.")
+      return next(
+        compiled,
+        machine,
+        now,
+        "rollback",
+        input.compensable ? { status: "compensating", compensateTo: "rolled_back" } : { status: "rolled_back" },
+        machine.context
+      )
+    }
+    case "Retry": {
+      if (s.status !== "needs_intervention") {
+        return reject(machine, "retry", "Only an execution in needs_intervention can be retried.")
+      }
+      return next(compiled, machine, now, "retry", { status: "running", attempt: 0 }, machine.context)
+    }
+    case "Skip": {
+      if (isTerminal(s.status) || s.status === "compensating") {
+        return reject(machine, "skip", "An execution that ended or is rolling back cannot move to another state.")
+      }
+      if (!(input.state in compiled.def.states)) {
+        return reject(
+          machine,
+          `skip to "${input.state}" in`,
+          `There is no such state; the states are ${Object.keys(compiled.def.states).join(", ")}.`
+        )
+      }
+      return enter(compiled, machine, input.state, now, "skip", machine.context)
+    }
+    case "Compensated": {
+      if (s.status !== "compensating") return reject(machine, "finish compensating", "It is not compensating.")
+      return next(compiled, machine, now, "compensated", { status: s.compensateTo ?? "rolled_back" }, machine.context)
+    }
+    case "GiveUp": {
+      return next(compiled, machine, now, "defect", { status: "failed", error: input.error }, machine.context)
+    }
+  }
+}
+
+const pauseHint = (status: Status): string =>
+  status === "paused"
+    ? "It is already paused; call resume to continue it."
+    : status === "needs_intervention"
+    ? "It is already stopped for a person; call retry, skip, rollback or cancel."
+    : status === "compensating"
+    ? "It is rolling back; wait for the rollback to finish."
+    : "It has already ended."
