@@ -1,0 +1,41 @@
+/**
+ * `npm start`: runs every example on one runtime and prints, for each execution, the
+ * states it went through, how it ended and how long it took.
+ *
+ * @since 0.1.0
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Console, Effect, Layer } from "effect"
+import { Runtime } from "proctor"
+import * as Approval from "./approval.js"
+import * as DataPipeline from "./data-pipeline.js"
+import * as Deploy from "./deploy.js"
+import { printReport } from "./report.js"
+import { description, StoreLive } from "./store.js"
+
+/**
+ * One runtime for all the examples' procedures, on the examples' store, with the
+ * services their steps need.
+ *
+ * @since 0.1.0
+ */
+export const ExamplesLive = Runtime.layer({
+  procedures: [Deploy.Deploy, DataPipeline.Pipeline, Approval.Approval]
+}).pipe(Layer.provideMerge(Layer.merge(StoreLive, Deploy.DeployerLive)))
+
+/**
+ * Runs the three examples one after another, then prints the report.
+ *
+ * @since 0.1.0
+ */
+export const main = Effect.gen(function*() {
+  yield* Console.log(`Proctor examples. Executions are kept ${description}.\n`)
+  const runs = [
+    ...(yield* Deploy.scenarios),
+    ...(yield* DataPipeline.scenarios),
+    ...(yield* Approval.scenarios)
+  ]
+  yield* printReport(runs)
+}).pipe(Effect.provide(ExamplesLive))
+
+NodeRuntime.runMain(main)
