@@ -1,0 +1,189 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Schema, TestClock } from "effect"
+import { Runtime, Store } from "proctor"
+import { Approval, Approve, managerTimeout, Reject, reviewTimeout } from "../examples/approval.js"
+import { Pipeline } from "../examples/data-pipeline.js"
+import { Deploy, Deployer, layerDeployerMemory } from "../examples/deploy.js"
+import { formatPath } from "../examples/report.js"
+
+const layer = Runtime.layer({ procedures: [Deploy, Pipeline, Approval] }).pipe(
+  Layer.provideMerge(Layer.merge(Store.layerMemory, layerDeployerMemory({ broken: ["web@1.5.0"] })))
+)
+
+const states = (id: string) => Effect.map(Runtime.history(id), (h) => h.map((t) => t.to))
+const actionsOf = (id: string) =>
+  Effect.map(Deployer, (d) => d.actions).pipe(
+    Effect.flatten,
+    Effect.map((all) => all.filter((a) => a.executionId === id).map((a) => `${a.action} ${a.service}`))
+  )
+
+describe("examples/deploy", () => {
+  it.effect("a healthy release deploys db, api and web and ends succeeded", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Deploy, { app: "shop", version: "1.4.0" })
+      yield* TestClock.adjust("1 second")
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.status, "succeeded")
+      assert.strictEqual(end.state, "live")
+      assert.deepStrictEqual(end.context, { app: "shop", version: "1.4.0", artifact: "shop-1.4.0.tgz", deployed: ["db", "api", "web"] })
+      assert.deepStrictEqual(yield* states(id), ["validate", "build", "test", "deployDb", "deployApi", "deployWeb", "live"])
+      assert.deepStrictEqual(yield* actionsOf(id), ["deploy db", "deploy api", "deploy web"])
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("a release that fails for good undoes the completed deploys in reverse order and ends failed", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Deploy, { app: "shop", version: "1.5.0" })
+      yield* TestClock.adjust("1 second")
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.status, "failed")
+      assert.strictEqual(end.state, "deployWeb")
+      assert.strictEqual(end.error?.tag, "ExecutionError")
+      assert.deepStrictEqual(yield* actionsOf(id), ["deploy db", "deploy api", "undeploy api", "undeploy db"])
+      const history = yield* Runtime.history(id)
+      assert.deepStrictEqual(history.slice(-2).map((t) => [t.cause, t.status]), [["failure", "compensating"], ["compensated", "failed"]])
+      assert.strictEqual(
+        formatPath(history),
+        "validate → build → test → deployDb → deployApi → deployWeb ⇒ compensating ⇒ failed"
+      )
+      // a business error is not retried: one attempt, logged as not transient
+      const errors = yield* Runtime.errors(id)
+      assert.deepStrictEqual(errors.map((e) => [e.state, e.tag, e.transient]), [["deployWeb", "DeployFailed", false]])
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("an invalid version fails at validate with nothing to undo", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Deploy, { app: "shop", version: "next" })
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.status, "failed")
+      assert.strictEqual(end.state, "validate")
+      assert.deepStrictEqual(yield* actionsOf(id), [])
+      assert.deepStrictEqual((yield* Runtime.errors(id)).map((e) => e.tag), ["InvalidRelease"])
+    }).pipe(Effect.provide(layer)))
+})
+
+const PipelineOut = Schema.Struct({ stored: Schema.Number, quarantined: Schema.Array(Schema.Number), batch: Schema.Number })
+
+describe("examples/data-pipeline", () => {
+  it.effect("retries the flaky fetch, quarantines the bad batch and ends with the outcome partial", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Pipeline, { source: "orders", batches: 3, corrupt: [1], flakyFetches: 2 })
+      // before the backoff has passed, the fetch has failed once and waits to retry
+      yield* TestClock.adjust("50 millis")
+      const early = yield* Runtime.get(id)
+      assert.strictEqual(early.state, "fetch")
+      assert.strictEqual(early.status, "running")
+      yield* TestClock.adjust("10 seconds")
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.status, "succeeded")
+      assert.strictEqual(end.outcome, "partial")
+      const context = Schema.decodeUnknownSync(PipelineOut)(end.context)
+      assert.deepStrictEqual({ stored: context.stored, quarantined: context.quarantined, batch: context.batch }, {
+        stored: 8,
+        quarantined: [1],
+        batch: 3
+      })
+      const errors = yield* Runtime.errors(id)
+      assert.deepStrictEqual(errors.map((e) => [e.state, e.attempt, e.tag, e.transient]), [
+        ["fetch", 1, "SourceUnavailable", true],
+        ["fetch", 2, "SourceUnavailable", true]
+      ])
+      assert.deepStrictEqual(yield* states(id), [
+        "fetch", "transform", "validate", "store",
+        "fetch", "transform", "validate", "quarantine",
+        "fetch", "transform", "validate", "store",
+        "partial"
+      ])
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("clean batches are all stored and the pipeline ends done", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Pipeline, { source: "refunds", batches: 2, corrupt: [], flakyFetches: 0 })
+      yield* TestClock.adjust("1 second")
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.status, "succeeded")
+      assert.strictEqual(end.state, "done")
+      assert.strictEqual(Schema.decodeUnknownSync(PipelineOut)(end.context).stored, 8)
+      assert.deepStrictEqual(yield* Runtime.errors(id), [])
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("a source that stays down past the retry Schedule fails the run with MaxRetriesExceeded", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Pipeline, { source: "orders", batches: 1, corrupt: [], flakyFetches: 99 })
+      yield* TestClock.adjust("1 minute")
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.status, "failed")
+      assert.strictEqual(end.state, "fetch")
+      assert.strictEqual(end.error?.tag, "MaxRetriesExceeded")
+      // 1 attempt + 4 retries (Schedule.recurs(4))
+      assert.strictEqual((yield* Runtime.errors(id)).length, 5)
+    }).pipe(Effect.provide(layer)))
+})
+
+const ApprovalOut = Schema.Struct({
+  approvedBy: Schema.optional(Schema.String),
+  rejectedBy: Schema.optional(Schema.String),
+  reason: Schema.optional(Schema.String),
+  escalatedTo: Schema.optional(Schema.String)
+})
+
+describe("examples/approval", () => {
+  it.effect("an Approve in review ends approved", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Approval, { doc: "a.pdf", author: "dan" })
+      yield* Runtime.send(id, Approve.make({ by: "ann" }))
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.status, "succeeded")
+      assert.strictEqual(end.state, "approved")
+      assert.strictEqual(Schema.decodeUnknownSync(ApprovalOut)(end.context).approvedBy, "ann")
+      assert.deepStrictEqual(yield* states(id), ["submit", "review", "approved"])
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("a Reject in review ends with the outcome rejected and keeps the reason", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Approval, { doc: "b.pdf", author: "eve" })
+      yield* Runtime.send(id, Reject.make({ by: "bob", reason: "no cost estimate" }))
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.state, "rejected")
+      assert.strictEqual(end.outcome, "rejected")
+      const context = Schema.decodeUnknownSync(ApprovalOut)(end.context)
+      assert.deepStrictEqual([context.rejectedBy, context.reason], ["bob", "no cost estimate"])
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("silence escalates to the manager exactly when the review timer fires", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(reviewTimeout, "300 millis")
+      const id = yield* Runtime.start(Approval, { doc: "c.pdf", author: "ann" })
+      yield* TestClock.adjust("299 millis")
+      assert.strictEqual((yield* Runtime.get(id)).state, "review")
+      yield* TestClock.adjust("1 millis")
+      const escalated = yield* Runtime.get(id)
+      assert.strictEqual(escalated.state, "managerReview")
+      assert.strictEqual(Schema.decodeUnknownSync(ApprovalOut)(escalated.context).escalatedTo, "manager")
+      yield* Runtime.send(id, Approve.make({ by: "mia" }))
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.state, "approved")
+      assert.deepStrictEqual(yield* states(id), ["submit", "review", "escalate", "managerReview", "approved"])
+      assert.strictEqual((yield* Runtime.history(id))[2]!.cause, "timer")
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("when the manager is silent too, the request expires and ends failed", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(managerTimeout, "500 millis")
+      const id = yield* Runtime.start(Approval, { doc: "d.pdf", author: "bob" })
+      yield* TestClock.adjust("300 millis")
+      yield* TestClock.adjust("500 millis")
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.status, "failed")
+      assert.strictEqual(end.state, "expired")
+      assert.deepStrictEqual(yield* states(id), ["submit", "review", "escalate", "managerReview", "expired"])
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("an event that is not in the Schema is refused with a ValidationError and changes nothing", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Approval, { doc: "e.pdf", author: "dan" })
+      const error = yield* Effect.flip(Runtime.send(id, { _tag: "Approve" }))
+      assert.strictEqual(error._tag, "ValidationError")
+      yield* TestClock.adjust("100 millis")
+      assert.strictEqual((yield* Runtime.get(id)).state, "review")
+    }).pipe(Effect.provide(layer)))
+})
