@@ -4,6 +4,7 @@ import { Runtime, Store } from "proctor"
 import { Approval, Approve, managerTimeout, Reject, reviewTimeout } from "../examples/approval.js"
 import { Pipeline } from "../examples/data-pipeline.js"
 import { Deploy, Deployer, layerDeployerMemory } from "../examples/deploy.js"
+import { Expense, program as quickstart, QuickstartLive } from "../examples/quickstart.js"
 import { formatPath } from "../examples/report.js"
 
 const layer = Runtime.layer({ procedures: [Deploy, Pipeline, Approval] }).pipe(
@@ -186,4 +187,25 @@ describe("examples/approval", () => {
       yield* TestClock.adjust("100 millis")
       assert.strictEqual((yield* Runtime.get(id)).state, "review")
     }).pipe(Effect.provide(layer)))
+})
+
+describe("examples/quickstart (the README's)", () => {
+  it.effect("an approved expense is paid and ends succeeded", () =>
+    Effect.gen(function*() {
+      const done = yield* quickstart
+      assert.strictEqual(done.status, "succeeded")
+      assert.deepStrictEqual(done.context, { amount: 250, approvedBy: "ann" })
+      assert.deepStrictEqual(yield* states(done.id), ["check", "approval", "pay", "paid"])
+    }).pipe(Effect.provide(QuickstartLive)))
+
+  it.effect("an expense nobody approves expires after two days", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Expense, { amount: 500 })
+      yield* TestClock.adjust("47 hours")
+      assert.strictEqual((yield* Runtime.get(id)).state, "approval")
+      yield* TestClock.adjust("1 hour")
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.status, "failed")
+      assert.strictEqual(end.state, "expired")
+    }).pipe(Effect.provide(QuickstartLive)))
 })
