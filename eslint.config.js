@@ -53,7 +53,9 @@ export default tseslint.config(
       "bench/results/**",
       "coverage/**",
       "dist/**",
-      "**/*.d.ts"
+      "**/*.d.ts",
+      // personal scratch space, never committed
+      ".scratch*/**"
     ]
   },
   {
@@ -81,7 +83,8 @@ export default tseslint.config(
       "no-constant-condition": ["error", { checkLoops: false }],
       "prefer-const": "error",
       "no-var": "error",
-      eqeqeq: ["error", "always"]
+      // `x != null` (null or undefined) is the one loose comparison worth keeping
+      eqeqeq: ["error", "always", { null: "ignore" }]
     }
   },
   {
