@@ -15,4 +15,6 @@ export * as Procedure from "./Procedure.js"
 /** @since 0.1.0 */
 export * as Runtime from "./Runtime.js"
 /** @since 0.1.0 */
+export * as SqlStore from "./SqlStore.js"
+/** @since 0.1.0 */
 export * as Store from "./Store.js"

@@ -1,0 +1,374 @@
+/**
+ * The SQL store: persists executions, their history, error log, inbox and finished
+ * compensations through `@effect/sql`, on SQLite (the embedded default) or Postgres.
+ * Every write goes through one writer fiber that group-commits: the writes queued
+ * while a transaction runs go together in the next one, and each caller returns once
+ * its own write has committed.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { Runtime, SqlStore } from "proctor"
+ *
+ * const layer = Runtime.layer({ procedures: [] }).pipe(
+ *   Layer.provide(SqlStore.layerSqlite({ filename: "data/proctor.db" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import Database from "better-sqlite3"
+import type { Scope } from "effect"
+import { Duration, Effect, Layer, Option } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { StoreError } from "./Errors.js"
+import type { Snapshot } from "./Execution.js"
+import * as GenericBackend from "./internal/sqlGeneric.js"
+import { classify, errorMessage, storeError, toStoreError } from "./internal/sqlErrors.js"
+import * as Lock from "./internal/sqlLock.js"
+import type { Row, Tables } from "./internal/sqlSchema.js"
+import {
+  activeStatuses,
+  latestMigration,
+  migrations,
+  rowToCompensation,
+  rowToError,
+  rowToInbox,
+  rowToSnapshot,
+  rowToTransition,
+  tables,
+  validPrefix
+} from "./internal/sqlSchema.js"
+import * as SqliteBackend from "./internal/sqlSqlite.js"
+import type { Backend, CreateResult } from "./internal/sqlWriter.js"
+import * as Writer from "./internal/sqlWriter.js"
+import type { InboxEntry, StoreService } from "./Store.js"
+import { Store } from "./Store.js"
+
+/**
+ * Options of every SQL store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * Tables are named `<prefix>_executions`, `<prefix>_transitions`... (letters, digits, `_`).
+   * @default "proctor"
+   */
+  readonly prefix?: string | undefined
+  /**
+   * The most writes (transitions, creates, events) one group-commit transaction takes.
+   * @default 512
+   */
+  readonly maxBatchSize?: number | undefined
+  /**
+   * How many writes may wait for the writer; past that, callers wait for room (back-pressure).
+   * @default 4096
+   */
+  readonly queueCapacity?: number | undefined
+}
+
+/**
+ * Options of the SQLite store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SqliteOptions extends Options {
+  /** The database file; its folder is created if missing. `":memory:"` keeps it in memory (tests). */
+  readonly filename: string
+  /**
+   * `"NORMAL"`: a commit survives a crash of the process but the last commits before a power
+   * loss or OS crash may be lost (never corrupted). `"FULL"`: a commit also survives power
+   * loss, at the cost of one fsync per group commit.
+   * @default "NORMAL"
+   */
+  readonly synchronous?: "NORMAL" | "FULL" | undefined
+  /**
+   * How long a statement waits for another connection's lock (an outside tool, a backup)
+   * before it fails with `Unavailable`.
+   * @default "5 seconds"
+   */
+  readonly busyTimeout?: Duration.DurationInput | undefined
+}
+
+interface Internal {
+  /** how errors name the database, e.g. "the SQLite database /srv/app.db" */
+  readonly what: string
+  /** the writer backend, once the tables exist; the portable `@effect/sql` one when absent */
+  readonly backend?: ((t: Tables) => Effect.Effect<Backend, StoreError>) | undefined
+}
+
+/**
+ * Builds a store on the `SqlClient` in context (SQLite or Postgres): runs the migrations,
+ * then starts the group-commit writer in the current scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options?: Options): Effect.Effect<StoreService, StoreError, SqlClient.SqlClient | Scope.Scope> =>
+  makeWith(options ?? {}, { what: "the SQL database" })
+
+const makeWith = Effect.fnUntraced(function*(options: Options, internal: Internal) {
+  const { what } = internal
+  const prefix = options.prefix ?? "proctor"
+  if (!validPrefix(prefix)) {
+    return yield* new StoreError({
+      kind: "Unknown",
+      operation: "open",
+      detail: `the table prefix "${prefix}" is not a plain SQL name. Use letters, digits and "_", starting with a letter.`
+    })
+  }
+  const maxBatchSize = Math.max(1, Math.floor(options.maxBatchSize ?? 512))
+  const queueCapacity = Math.max(maxBatchSize, Math.floor(options.queueCapacity ?? 4096))
+  const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+  const t = tables(prefix)
+
+  const supported = sql.onDialectOrElse({ sqlite: () => true, pg: () => true, orElse: () => false })
+  if (!supported) {
+    return yield* new StoreError({
+      kind: "Incompatible",
+      operation: "open",
+      detail: `${what} is neither SQLite nor Postgres; SqlStore supports those two. Use SqlStore.layerSqlite or a PgClient layer.`
+    })
+  }
+
+  yield* checkSchemaVersion(sql, t, what)
+  yield* Migrator.make({})({ loader: migrations(t), table: t.migrations }).pipe(
+    Effect.catchAllDefect((defect) => Effect.fail(defect)),
+    Effect.mapError((error) =>
+      storeError("migrate", error, `${what}: creating or upgrading the tables (prefix "${prefix}") failed`)
+    ),
+    Effect.withTracerEnabled(false)
+  )
+
+  const backend = internal.backend === undefined ? GenericBackend.make(sql, t, what) : yield* internal.backend(t)
+  const writer = yield* Writer.make(backend, { maxBatchSize, queueCapacity })
+
+  const E = sql(t.executions)
+  const read = <A>(operation: string, query: Effect.Effect<ReadonlyArray<Row>, unknown>, decode: (rows: ReadonlyArray<Row>) => A) =>
+    query.pipe(
+      Effect.mapError(toStoreError(operation, what)),
+      Effect.flatMap((rows) =>
+        Effect.try({
+          try: () => decode(rows),
+          catch: (error) =>
+            new StoreError({
+              kind: "Corrupt",
+              operation,
+              detail: `${what}: a stored row cannot be read (${errorMessage(error)}). ` +
+                `The row was changed outside proctor or damaged; restore the database from a backup.`,
+              cause: error
+            })
+        })
+      ),
+      Effect.withTracerEnabled(false)
+    )
+
+  return Store.of({
+    create: (snapshot, transition) =>
+      writer.submit({ _tag: "Create", snapshot, transition }) as Effect.Effect<CreateResult, StoreError>,
+    commit: (commit) => Effect.asVoid(writer.submit({ _tag: "Commit", commit })),
+    get: (id) =>
+      read("get", sql<Row>`SELECT * FROM ${E} WHERE execution_id = ${id}`, (rows) =>
+        Option.map(Option.fromNullable(rows[0]), rowToSnapshot)),
+    list: (filter) => {
+      const where = []
+      if (filter.status !== undefined) {
+        where.push(sql.in("status", typeof filter.status === "string" ? [filter.status] : filter.status))
+      }
+      if (filter.procedure !== undefined) where.push(sql`procedure_name = ${filter.procedure}`)
+      if (filter.state !== undefined) where.push(sql`current_state = ${filter.state}`)
+      if (filter.tenant !== undefined) where.push(sql`tenant = ${filter.tenant}`)
+      const limit = Math.max(0, Math.floor(filter.limit ?? 100))
+      const offset = Math.max(0, Math.floor(filter.offset ?? 0))
+      return read(
+        "list",
+        sql<Row>`SELECT * FROM ${E} WHERE ${sql.and(where)}
+          ORDER BY started_at, execution_id LIMIT ${limit} OFFSET ${offset}`,
+        (rows): ReadonlyArray<Snapshot> => rows.map(rowToSnapshot)
+      )
+    },
+    history: (id, options) =>
+      options?.tail === undefined
+        ? read("history", sql<Row>`SELECT * FROM ${sql(t.transitions)} WHERE execution_id = ${id} ORDER BY seq`, (rows) =>
+          rows.map(rowToTransition))
+        : read(
+          "history",
+          sql<Row>`SELECT * FROM ${sql(t.transitions)} WHERE execution_id = ${id}
+            ORDER BY seq DESC LIMIT ${Math.max(0, Math.floor(options.tail))}`,
+          (rows) => rows.map(rowToTransition).reverse()
+        ),
+    errors: (id) =>
+      read("errors", sql<Row>`SELECT * FROM ${sql(t.errors)} WHERE execution_id = ${id} ORDER BY id`, (rows) =>
+        rows.map(rowToError)),
+    appendErrors: (entries) =>
+      entries.length === 0 ? Effect.void : Effect.asVoid(writer.submit({ _tag: "AppendErrors", entries })),
+    enqueue: (executionId, event, at) =>
+      writer.submit({ _tag: "Enqueue", executionId, event, at }) as Effect.Effect<InboxEntry, StoreError>,
+    inbox: (executionId, limit) =>
+      read(
+        "inbox",
+        sql<Row>`SELECT * FROM ${sql(t.inbox)} WHERE execution_id = ${executionId}
+          ORDER BY seq LIMIT ${Math.max(0, Math.floor(limit))}`,
+        (rows) => rows.map(rowToInbox)
+      ),
+    compensations: (executionId) =>
+      read(
+        "compensations",
+        // in the order they finished: compensations run from the last step back
+        sql<Row>`SELECT * FROM ${sql(t.compensations)} WHERE execution_id = ${executionId} ORDER BY at, step_seq DESC`,
+        (rows) => rows.map(rowToCompensation)
+      ),
+    active: () =>
+      read(
+        "active",
+        sql<Row>`SELECT execution_id FROM ${E} WHERE ${sql.in("status", activeStatuses)} ORDER BY started_at, execution_id`,
+        (rows) => rows.map((r) => String(r.execution_id))
+      ),
+    dueTimers: (at, limit) =>
+      read(
+        "dueTimers",
+        sql<Row>`SELECT execution_id, timer_due_at FROM ${E} WHERE status = 'waiting' AND timer_due_at <= ${at}
+          ORDER BY timer_due_at, execution_id LIMIT ${Math.max(0, Math.floor(limit))}`,
+        (rows) => rows.map((r) => ({ id: String(r.execution_id), dueAt: Number(r.timer_due_at) }))
+      )
+  })
+})
+
+/**
+ * A database whose migrations table names a migration this version does not know was
+ * written by a newer proctor: refuse it rather than write rows it may misread.
+ */
+const checkSchemaVersion = (sql: SqlClient.SqlClient, t: Tables, what: string) =>
+  sql<Row>`SELECT MAX(migration_id) AS id FROM ${sql(t.migrations)}`.pipe(
+    Effect.map((rows) => Number(rows[0]?.id ?? 0)),
+    Effect.catchAll((error) => {
+      const kind = classify(error)
+      // no migrations table yet: a new database
+      return kind === "Unknown" ? Effect.succeed(0) : Effect.fail(storeError("open", error, what, kind))
+    }),
+    Effect.flatMap((found) =>
+      found > latestMigration
+        ? Effect.fail(
+          new StoreError({
+            kind: "Incompatible",
+            operation: "open",
+            detail: `${what} was written by a newer version of proctor: its schema is at migration ${found} ` +
+              `(table ${t.migrations}), this version knows migrations up to ${latestMigration}. ` +
+              `Upgrade proctor, or point the store at another database.`
+          })
+        )
+        : Effect.void
+    ),
+    Effect.withTracerEnabled(false)
+  )
+
+/**
+ * The store as a layer, on the `SqlClient` the app provides (for example
+ * `PgClient.layer` from `@effect/sql-pg` for Postgres).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<Store, StoreError, SqlClient.SqlClient> =>
+  Layer.scoped(Store, make(options))
+
+/**
+ * Builds the SQLite store on a file (see `layerSqlite`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeSqlite = (options: SqliteOptions): Effect.Effect<StoreService, StoreError, Scope.Scope | Reactivity.Reactivity> =>
+  Effect.gen(function*() {
+    const busyMs = Math.max(0, Math.floor(Duration.toMillis(Duration.decode(options.busyTimeout ?? "5 seconds"))))
+    const synchronous = options.synchronous ?? "NORMAL"
+    if (options.filename === ":memory:") {
+      const what = "the in-memory SQLite database"
+      const client = yield* openClient(":memory:", what, busyMs, synchronous)
+      return yield* makeWith(options, { what }).pipe(Effect.provideService(SqlClient.SqlClient, client))
+    }
+    const file = path.resolve(options.filename)
+    const what = `the SQLite database ${file}`
+    yield* Effect.try({
+      try: () => fs.mkdirSync(path.dirname(file), { recursive: true }),
+      catch: (error) => storeError("open", error, `${what}: cannot create its folder ${path.dirname(file)}`)
+    })
+    yield* Lock.acquire(file)
+    const db = yield* Effect.acquireRelease(openWriter(file, what, busyMs, synchronous), (db) => Effect.sync(() => db.close()))
+    const client = yield* openClient(file, what, busyMs, synchronous)
+    return yield* makeWith(options, {
+      what,
+      backend: (t) =>
+        Effect.try({
+          try: () => SqliteBackend.make(db, t, what),
+          catch: (error) => storeError("open", error, what)
+        })
+    }).pipe(Effect.provideService(SqlClient.SqlClient, client))
+  })
+
+/**
+ * The writes' own connection: WAL, `synchronous` as asked, and a probe that the file is a
+ * database this process can read and write (so a damaged or read-only file fails here,
+ * with its name, instead of at the first transition).
+ */
+const openWriter = (file: string, what: string, busyMs: number, synchronous: "NORMAL" | "FULL") =>
+  Effect.try({
+    try: () => {
+      const db = new Database(file, { timeout: busyMs })
+      try {
+        db.pragma("journal_mode = WAL")
+        db.pragma(`synchronous = ${synchronous}`)
+        // a batch touches one history page per execution it moves: a large page cache and
+        // fewer, bigger checkpoints (about 40 MB of WAL) keep that from being written out
+        // and synced every few batches
+        db.pragma("cache_size = -65536")
+        db.pragma("wal_autocheckpoint = 10000")
+        db.pragma("journal_size_limit = 67108864")
+        db.prepare("SELECT count(*) FROM sqlite_master").get()
+        db.exec("BEGIN IMMEDIATE")
+        try {
+          db.pragma(`user_version = ${Number(db.pragma("user_version", { simple: true }))}`)
+          db.exec("COMMIT")
+        } finally {
+          if (db.inTransaction) db.exec("ROLLBACK")
+        }
+        return db
+      } catch (error) {
+        db.close()
+        throw error
+      }
+    },
+    catch: (error) => storeError("open", error, what)
+  })
+
+/** The `@effect/sql` client on the same file, used for migrations and reads. */
+const openClient = (filename: string, what: string, busyMs: number, synchronous: "NORMAL" | "FULL") =>
+  Effect.gen(function*() {
+    const client = yield* SqliteClient.make({ filename })
+    yield* client.unsafe(`PRAGMA busy_timeout = ${busyMs}`)
+    yield* client.unsafe(`PRAGMA synchronous = ${synchronous}`)
+    return client as SqlClient.SqlClient
+  }).pipe(
+    // the client opens the file outside its error channel: a damaged file is a defect there
+    Effect.catchAllDefect((defect) => Effect.fail(defect)),
+    Effect.mapError((error) => storeError("open", error, what))
+  )
+
+/**
+ * The embedded default: a store on one SQLite file (WAL journal, `synchronous=NORMAL` unless
+ * asked for `FULL`, a busy timeout). Only one store may have the file open at a time: a
+ * second one, in this process or another, fails with a `Locked` `StoreError`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSqlite = (options: SqliteOptions): Layer.Layer<Store, StoreError> =>
+  Layer.scoped(Store, makeSqlite(options)).pipe(Layer.provide(Reactivity.layer))

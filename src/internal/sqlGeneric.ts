@@ -1,0 +1,164 @@
+/**
+ * The portable writer backend: writes a batch through any `@effect/sql` client (SQLite,
+ * Postgres) in one transaction, with multi-row INSERTs for the rows a batch shares.
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import { Effect } from "effect"
+import type { ErrorEntry, Transition } from "../Execution.js"
+import type { StoreError } from "../Errors.js"
+import { StoreError as StoreErrorClass } from "../Errors.js"
+import { conflict } from "../Store.js"
+import type { CompensationRecord } from "../Store.js"
+import { classify, isEnvironmental, storeError } from "./sqlErrors.js"
+import type { Row, Tables } from "./sqlSchema.js"
+import { compensationParams, errorColumns, errorParams, executionColumns, rowToSnapshot, snapshotParams, transitionColumns, transitionParams } from "./sqlSchema.js"
+import type { Backend, Op, OpResult } from "./sqlWriter.js"
+import { done, fail, succeed } from "./sqlWriter.js"
+
+/** Rows a batch inserts together at its end. */
+interface Pending {
+  transitions: Array<Transition>
+  errors: Array<ErrorEntry>
+  compensations: Array<CompensationRecord>
+}
+
+const emptyPending = (): Pending => ({ transitions: [], errors: [], compensations: [] })
+
+/** Rows per multi-row INSERT: well under every driver's bound-parameter limit. */
+const chunkRows = 500
+
+const record = <K extends string>(columns: ReadonlyArray<K>, values: ReadonlyArray<unknown>): Record<K, unknown> => {
+  const out = {} as Record<K, unknown>
+  for (let i = 0; i < columns.length; i++) out[columns[i]!] = values[i]
+  return out
+}
+
+export const make = (client: SqlClient.SqlClient, t: Tables, what: string): Backend => {
+  const sql = client.withoutTransforms()
+  const E = sql(t.executions)
+
+  const insertChunked = (table: string, rows: ReadonlyArray<Record<string, unknown>>) =>
+    Effect.forEach(
+      Array.from({ length: Math.ceil(rows.length / chunkRows) }, (_, i) => rows.slice(i * chunkRows, (i + 1) * chunkRows)),
+      (chunk) => sql`INSERT INTO ${sql(table)} ${sql.insert(chunk)}`,
+      { discard: true }
+    )
+
+  const flush = (p: Pending) =>
+    Effect.suspend(() => {
+      const { compensations, errors, transitions } = p
+      p.transitions = []
+      p.errors = []
+      p.compensations = []
+      return Effect.all([
+        transitions.length === 0 ? Effect.void : insertChunked(
+          t.transitions,
+          transitions.map((x) => record(transitionColumns, transitionParams(x)))
+        ),
+        errors.length === 0 ? Effect.void : insertChunked(t.errors, errors.map((x) => record(errorColumns, errorParams(x)))),
+        compensations.length === 0 ? Effect.void : insertChunked(
+          t.compensations,
+          compensations.map((x) => record(["execution_id", "step_seq", "state", "ok", "at"], compensationParams(x)))
+        )
+      ], { discard: true })
+    })
+
+  const apply = (op: Op, p: Pending): Effect.Effect<OpResult, unknown> => {
+    switch (op._tag) {
+      case "Commit": {
+        const c = op.commit
+        const values = record(executionColumns, snapshotParams(c.snapshot))
+        return Effect.gen(function*() {
+          const updated = yield* sql`UPDATE ${E} SET ${sql.update(values, ["execution_id"])}
+            WHERE execution_id = ${c.snapshot.id} AND row_version = ${c.expectedVersion} RETURNING execution_id`
+          if (updated.length === 0) {
+            const current = yield* sql<Row>`SELECT row_version FROM ${E} WHERE execution_id = ${c.snapshot.id}`
+            const actual = current[0] === undefined ? undefined : Number(current[0].row_version)
+            return fail(conflict("commit", c.snapshot.id, c.expectedVersion, actual))
+          }
+          if (c.transition !== undefined) p.transitions.push(c.transition)
+          if (c.errors !== undefined) p.errors.push(...c.errors)
+          if (c.compensation !== undefined) p.compensations.push(c.compensation)
+          if (c.consumed !== undefined) {
+            yield* sql`DELETE FROM ${sql(t.inbox)} WHERE execution_id = ${c.snapshot.id} AND seq = ${c.consumed}`
+          }
+          return done
+        })
+      }
+      case "Create": {
+        const s = op.snapshot
+        return Effect.gen(function*() {
+          const inserted = yield* sql`INSERT INTO ${E} ${sql.insert(record(executionColumns, snapshotParams(s)))}
+            ON CONFLICT DO NOTHING RETURNING execution_id`
+          if (inserted.length > 0) {
+            p.transitions.push(op.transition)
+            return succeed({ created: true, snapshot: s })
+          }
+          const byKey = s.idempotencyKey === undefined
+            ? []
+            : yield* sql<Row>`SELECT * FROM ${E} WHERE idempotency_key = ${s.idempotencyKey}`
+          const existing = byKey.length > 0 ? byKey : yield* sql<Row>`SELECT * FROM ${E} WHERE execution_id = ${s.id}`
+          if (existing[0] === undefined) {
+            return yield* Effect.fail(
+              new StoreErrorClass({ kind: "Unknown", operation: "create", detail: `${what}: the insert of ${s.id} was refused but no row conflicts with it` })
+            )
+          }
+          return succeed({ created: false, snapshot: rowToSnapshot(existing[0]) })
+        })
+      }
+      case "Enqueue":
+        return Effect.gen(function*() {
+          const exists = yield* sql`SELECT 1 AS one FROM ${E} WHERE execution_id = ${op.executionId}`
+          if (exists.length === 0) {
+            return fail(new StoreErrorClass({ kind: "Conflict", operation: "enqueue", detail: `execution ${op.executionId} does not exist` }))
+          }
+          const rows = yield* sql<Row>`INSERT INTO ${sql(t.inbox)} (execution_id, event, at)
+            VALUES (${op.executionId}, ${op.event === undefined ? null : JSON.stringify(op.event)}, ${op.at}) RETURNING seq`
+          return succeed({ executionId: op.executionId, seq: Number(rows[0]!.seq), event: op.event, at: op.at })
+        })
+      case "AppendErrors":
+        return Effect.sync(() => {
+          p.errors.push(...op.entries)
+          return done
+        })
+    }
+  }
+
+  const isolatedOp = (op: Op): Effect.Effect<OpResult, unknown> => {
+    const p = emptyPending()
+    // a nested transaction is a SAVEPOINT: an op the database refuses is rolled back alone
+    return sql.withTransaction(Effect.zipLeft(apply(op, p), flush(p))).pipe(
+      Effect.catchAll((error) => {
+        const e = error instanceof StoreErrorClass ? error : storeError(operation(op), error, what)
+        return isEnvironmental(e.kind) ? Effect.fail(e) : Effect.succeed(fail(e))
+      })
+    )
+  }
+
+  const writeBatch = (ops: ReadonlyArray<Op>, isolated: boolean): Effect.Effect<ReadonlyArray<OpResult>, StoreError> => {
+    const body = isolated
+      ? Effect.forEach(ops, isolatedOp)
+      : Effect.suspend(() => {
+        const p = emptyPending()
+        return Effect.zipLeft(Effect.forEach(ops, (op) => apply(op, p)), flush(p))
+      })
+    return sql.withTransaction(body).pipe(
+      Effect.mapError((error) => error instanceof StoreErrorClass ? error : storeError("commit", error, what)),
+      // @effect/sql turns a failed COMMIT into a defect; it is a failed batch like any other
+      Effect.catchAllDefect((defect) => Effect.fail(storeError("commit", defect, what, classifyDefect(defect)))),
+      Effect.withTracerEnabled(false)
+    )
+  }
+
+  return { writeBatch }
+}
+
+/** A failed COMMIT arrives as a defect wrapping the `SqlError`: the database refused the batch. */
+const classifyDefect = (defect: unknown) => {
+  const kind = classify(defect)
+  const isSqlError = typeof defect === "object" && defect !== null && (defect as { _tag?: unknown })._tag === "SqlError"
+  return kind === "Unknown" && isSqlError ? "Unavailable" : kind
+}
+
+const operation = (op: Op): string =>
+  op._tag === "Commit" ? "commit" : op._tag === "Create" ? "create" : op._tag === "Enqueue" ? "enqueue" : "appendErrors"
