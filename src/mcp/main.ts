@@ -1,0 +1,176 @@
+/**
+ * The MCP server: one `workflow` tool over stdio, backed by the Runtime and the SQLite
+ * store. `runMcp` serves until stdin closes; run it standalone with
+ * `npx tsx src/mcp/main.ts [--db PATH] [--workflows DIR] [--root DIR]`.
+ *
+ * stdout carries the protocol: logs go to stderr, and `console.log` is sent to stderr
+ * while the server runs so that no library can corrupt the stream.
+ *
+ * @since 0.1.0
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
+import { NodeRuntime } from "@effect/platform-node"
+import { Server } from "@modelcontextprotocol/sdk/server/index.js"
+import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js"
+import { Deferred, Effect, Either, Layer, Logger, LogLevel, Runtime as EffectRuntime } from "effect"
+import type { DefinitionError, StoreError } from "../Errors.js"
+import * as Procedure from "../Procedure.js"
+import * as Runtime from "../Runtime.js"
+import * as Actions from "./actions.js"
+import type { LoadProblem } from "./loader.js"
+import { load } from "./loader.js"
+import { compile } from "./procedure.js"
+import { MAX_EVIDENCE_BYTES, MAX_MESSAGE_DEPTH } from "./safety.js"
+import * as McpStore from "./store.js"
+import { dispatch, refusal, tool } from "./tool.js"
+import { GuardedStdioTransport } from "./transport.js"
+
+/**
+ * Options of `runMcp`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface McpOptions {
+  /** the SQLite file of the sessions (`":memory:"` for a throwaway server) */
+  readonly db: string
+  /** the folder of workflow folders */
+  readonly workflowsDir: string
+  /** target files must stay inside this folder */
+  readonly workspaceRoot: string
+}
+
+/**
+ * The workflows shipped with Proctor (the repository's `workflows/` folder).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const bundledWorkflowsDir: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../workflows")
+
+/**
+ * `./workflows` when it exists, else the bundled workflows.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultWorkflowsDir = (cwd: string = process.cwd()): string => {
+  const local = path.resolve(cwd, "workflows")
+  return fs.existsSync(local) ? local : bundledWorkflowsDir
+}
+
+/** a request line longer than this is refused unparsed: the evidence limit plus room for the envelope */
+const MAX_LINE_BYTES = MAX_EVIDENCE_BYTES + 64 * 1024
+
+/** Sends `console.log` and `console.info` to stderr while the server runs. */
+const guardStdout = Effect.acquireRelease(
+  Effect.sync(() => {
+    const c = globalThis.console
+    const saved = { log: c.log, info: c.info, debug: c.debug }
+    c.log = c.error
+    c.info = c.error
+    c.debug = c.error
+    return saved
+  }),
+  (saved) =>
+    Effect.sync(() => {
+      Object.assign(globalThis.console, saved)
+    })
+)
+
+const stderrLogger = Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))
+
+/**
+ * Loads the workflows and compiles them; a workflow whose procedure is not valid is
+ * reported as a load problem, like a bad file.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const loadWorkflows = (workflowsDir: string) =>
+  Effect.map(load(workflowsDir), (loaded) => {
+    const workflows = new Map<string, Actions.Entry>()
+    const problems: Array<LoadProblem> = [...loaded.problems]
+    for (const workflow of loaded.workflows) {
+      const procedure = compile(workflow)
+      const valid = Procedure.validate(procedure)
+      if (Either.isLeft(valid)) {
+        problems.push({ path: path.join(workflow.path, "workflow.json"), problem: valid.left.message })
+        continue
+      }
+      workflows.set(workflow.name, { workflow, procedure })
+    }
+    return { workflows, problems }
+  })
+
+/**
+ * Serves the `workflow` tool over stdio (process.stdin / process.stdout) until stdin
+ * closes. Sessions live in the SQLite store at `options.db`.
+ *
+ * @since 0.1.0
+ * @category entry points
+ */
+export const runMcp = (options: McpOptions): Effect.Effect<void, StoreError | DefinitionError> =>
+  Effect.gen(function*() {
+    yield* guardStdout
+    const { problems, workflows } = yield* loadWorkflows(options.workflowsDir)
+    for (const p of problems) yield* Effect.logWarning(`Workflow not loaded: ${p.path}: ${p.problem}`)
+    yield* Effect.logInfo(
+      `Proctor MCP server: ${workflows.size} workflow(s) from ${path.resolve(options.workflowsDir)}, db ${options.db}, root ${
+        path.resolve(options.workspaceRoot)
+      }`
+    )
+    const procedures = [...workflows.values()].map((e) => e.procedure)
+    const runtimeLayer = Runtime.layer({ procedures }).pipe(Layer.provide(McpStore.layer(options.db)))
+    const context = yield* Layer.build(runtimeLayer)
+    yield* Effect.gen(function*() {
+      const handlers = yield* Actions.make({ workflows, problems, workspaceRoot: path.resolve(options.workspaceRoot) })
+      const run = EffectRuntime.runPromise(yield* Effect.runtime<never>())
+      const server = new Server({ name: "proctor", version: "0.1.0" }, { capabilities: { tools: {} } })
+      server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: [tool] }))
+      server.setRequestHandler(CallToolRequestSchema, (request) =>
+        run(dispatch(handlers, request.params.name, request.params.arguments)) as Promise<any>)
+      const closed = yield* Deferred.make<void>()
+      const transport = new GuardedStdioTransport(process.stdin, process.stdout, {
+        maxLineBytes: MAX_LINE_BYTES,
+        maxDepth: MAX_MESSAGE_DEPTH,
+        refusal
+      })
+      transport.onclose = () => Deferred.unsafeDone(closed, Effect.void)
+      yield* Effect.acquireRelease(
+        Effect.promise(() => server.connect(transport)),
+        () => Effect.promise(() => server.close())
+      )
+      // the server's lifetime is the client's: it ends when stdin closes (or on SIGINT/SIGTERM)
+      yield* Deferred.await(closed)
+    }).pipe(Effect.provide(context))
+  }).pipe(Effect.scoped, Effect.provide(stderrLogger), Logger.withMinimumLogLevel(LogLevel.Info))
+
+const flag = (argv: ReadonlyArray<string>, name: string): string | undefined => {
+  const i = argv.indexOf(name)
+  if (i >= 0) return argv[i + 1]
+  const inline = argv.find((a) => a.startsWith(`${name}=`))
+  return inline?.slice(name.length + 1)
+}
+
+/**
+ * The options from command-line flags: `--db PATH` (default `./.proctor/proctor.db`),
+ * `--workflows DIR` (default `./workflows`, else the bundled ones), `--root DIR`
+ * (default the current directory).
+ *
+ * @since 0.1.0
+ * @category entry points
+ */
+export const optionsFromArgv = (argv: ReadonlyArray<string>): McpOptions => ({
+  db: flag(argv, "--db") ?? McpStore.defaultDbPath,
+  workflowsDir: flag(argv, "--workflows") ?? defaultWorkflowsDir(),
+  workspaceRoot: flag(argv, "--root") ?? process.cwd()
+})
+
+const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href
+
+if (isMain) {
+  NodeRuntime.runMain(runMcp(optionsFromArgv(process.argv.slice(2))), { disablePrettyLogger: true })
+}

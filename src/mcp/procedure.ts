@@ -1,0 +1,339 @@
+/**
+ * Compiles a loaded workflow into a procedure. Each phase is a `wait` state
+ * (`phase_1`, `phase_2`, ...) and the last one leads to the final state `completed`.
+ *
+ * Every phase state accepts:
+ * - `CompletePhase`: goes to the next phase. Its handler checks, inside the transition,
+ *   that the event names this phase (a stale or concurrent completion is discarded and
+ *   lands in the error log as a `PhaseConflict`) and that the evidence passes the
+ *   checkpoint, then stores the evidence as the phase's artifact.
+ * - `CheckpointFailed`, `RetryPhase`, `AddNote`, `RolledBack`, `MarkDeleted`: stay in the
+ *   phase (a new visit) and record what happened in the context, so a failed
+ *   checkpoint, a retry, a pause note, a rollback and a deletion are durable and in the history.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+import * as Procedure from "../Procedure.js"
+import type { Workflow } from "./definition.js"
+
+/**
+ * One entry of a session's error log.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ErrorRecord = Schema.Struct({
+  phase: Schema.Int,
+  timestamp: Schema.Number,
+  error_type: Schema.String,
+  message: Schema.String,
+  details: Schema.optional(Schema.Unknown)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ErrorRecord = typeof ErrorRecord.Type
+
+/**
+ * The evidence a phase was completed with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Artifact = Schema.Struct({
+  phase: Schema.Int,
+  evidence: Schema.Unknown,
+  completed_at: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Artifact = typeof Artifact.Type
+
+const JsonObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
+/**
+ * What a session starts with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const SessionInput = Schema.Struct({
+  workflow_type: Schema.String,
+  target_file: Schema.String,
+  options: JsonObject
+})
+
+/**
+ * The context of a session (the execution's context).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const SessionContext = Schema.Struct({
+  workflow_type: Schema.String,
+  target_file: Schema.String,
+  options: JsonObject,
+  /** completed phases' evidence, in phase order */
+  artifacts: Schema.Array(Artifact),
+  /** evidence of failed submissions, per phase; the next submission is merged over it */
+  drafts: Schema.Array(Schema.Struct({ phase: Schema.Int, evidence: Schema.Unknown, at: Schema.Number })),
+  errors: Schema.Array(ErrorRecord),
+  notes: Schema.Array(Schema.Struct({ phase: Schema.Int, note: Schema.String, at: Schema.Number })),
+  retries: Schema.Array(Schema.Struct({ phase: Schema.Int, reset_evidence: Schema.Boolean, at: Schema.Number })),
+  rollbacks: Schema.Array(Schema.Struct({ from_phase: Schema.Int, to_phase: Schema.Int, at: Schema.Number })),
+  deleted: Schema.optional(Schema.Struct({ reason: Schema.optional(Schema.String), at: Schema.Number })),
+  /** the request id of the last event applied: lets a caller see that its event landed */
+  last_request: Schema.optional(Schema.String)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type SessionContext = typeof SessionContext.Type
+
+const Common = { request_id: Schema.String, at: Schema.Number }
+
+/**
+ * @since 0.1.0
+ * @category events
+ */
+export const CompletePhase = Schema.TaggedStruct("CompletePhase", { phase: Schema.Int, evidence: Schema.Unknown, ...Common })
+/**
+ * @since 0.1.0
+ * @category events
+ */
+export const CheckpointFailed = Schema.TaggedStruct("CheckpointFailed", {
+  phase: Schema.Int,
+  draft: Schema.Unknown,
+  error: ErrorRecord,
+  ...Common
+})
+/**
+ * @since 0.1.0
+ * @category events
+ */
+export const RetryPhase = Schema.TaggedStruct("RetryPhase", { phase: Schema.Int, reset_evidence: Schema.Boolean, ...Common })
+/**
+ * @since 0.1.0
+ * @category events
+ */
+export const AddNote = Schema.TaggedStruct("AddNote", { phase: Schema.Int, note: Schema.String, ...Common })
+/**
+ * @since 0.1.0
+ * @category events
+ */
+export const RolledBack = Schema.TaggedStruct("RolledBack", { from_phase: Schema.Int, to_phase: Schema.Int, ...Common })
+/**
+ * @since 0.1.0
+ * @category events
+ */
+export const MarkDeleted = Schema.TaggedStruct("MarkDeleted", { reason: Schema.optional(Schema.String), ...Common })
+
+/**
+ * The events of a session.
+ *
+ * @since 0.1.0
+ * @category events
+ */
+export const SessionEvent = Schema.Union(CompletePhase, CheckpointFailed, RetryPhase, AddNote, RolledBack, MarkDeleted)
+
+/**
+ * @since 0.1.0
+ * @category events
+ */
+export type SessionEvent = typeof SessionEvent.Type
+
+/**
+ * How many entries of each log (errors, notes, retries, rollbacks) a session keeps; older ones are dropped.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const LOG_LIMIT = 100
+
+/**
+ * The name of the procedure a workflow compiles to.
+ *
+ * @since 0.1.0
+ * @category naming
+ */
+export const procedureName = (workflow: string) => `workflow/${workflow}`
+
+/**
+ * The state of phase `n`.
+ *
+ * @since 0.1.0
+ * @category naming
+ */
+export const phaseState = (n: number) => `phase_${n}`
+
+/**
+ * The final state of a workflow.
+ *
+ * @since 0.1.0
+ * @category naming
+ */
+export const COMPLETED = "completed"
+
+/**
+ * The phase number of a state, or `undefined` for `completed`.
+ *
+ * @since 0.1.0
+ * @category naming
+ */
+export const phaseOf = (state: string): number | undefined => {
+  const m = /^phase_(\d+)$/.exec(state)
+  return m === null ? undefined : Number(m[1])
+}
+
+const push = <A>(log: ReadonlyArray<A>, item: A): ReadonlyArray<A> => {
+  const out = log.length >= LOG_LIMIT ? log.slice(log.length - LOG_LIMIT + 1) : log.slice()
+  out.push(item)
+  return out
+}
+
+/**
+ * Thrown inside a transition when an event names another phase than the session is in:
+ * the runtime discards the event and logs this error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PhaseConflict extends Error {
+  override readonly name = "PhaseConflict"
+  constructor(readonly requestId: string, readonly expected: number, readonly got: number) {
+    super(`[request ${requestId}] the event is for phase ${got} but the session is at phase ${expected}; another client moved it first`)
+  }
+}
+
+/**
+ * Thrown inside a transition when the evidence of a `CompletePhase` fails the checkpoint.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CheckpointRejected extends Error {
+  override readonly name = "CheckpointRejected"
+  constructor(readonly requestId: string, readonly phase: number) {
+    super(`[request ${requestId}] the evidence for phase ${phase} does not pass its checkpoint`)
+  }
+}
+
+const guard = (requestId: string, expected: number, got: number) => {
+  if (expected !== got) throw new PhaseConflict(requestId, expected, got)
+}
+
+type Ctx = SessionContext
+type Handler = { readonly goto: string; readonly update: (event: any, context: Ctx) => Ctx }
+
+/**
+ * Compiles a workflow into a procedure.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const compile = (workflow: Workflow): Procedure.Any => {
+  const total = workflow.phases.length
+  const states: Record<string, Procedure.AnyState> = {}
+  for (const phase of workflow.phases) {
+    const k = phase.number
+    const self = phaseState(k)
+    const on: Record<string, Handler> = {
+      CompletePhase: {
+        goto: k < total ? phaseState(k + 1) : COMPLETED,
+        update: (e: typeof CompletePhase.Type, c) => {
+          guard(e.request_id, k, e.phase)
+          if (!phase.checkpoint.check(e.evidence).passed) throw new CheckpointRejected(e.request_id, k)
+          return {
+            ...c,
+            artifacts: [...c.artifacts.filter((a) => a.phase < k), { phase: k, evidence: e.evidence, completed_at: e.at }],
+            drafts: c.drafts.filter((d) => d.phase < k),
+            last_request: e.request_id
+          }
+        }
+      },
+      CheckpointFailed: {
+        goto: self,
+        update: (e: typeof CheckpointFailed.Type, c) => {
+          guard(e.request_id, k, e.phase)
+          return {
+            ...c,
+            errors: push(c.errors, e.error),
+            drafts: [...c.drafts.filter((d) => d.phase !== k), { phase: k, evidence: e.draft, at: e.at }],
+            last_request: e.request_id
+          }
+        }
+      },
+      RetryPhase: {
+        goto: self,
+        update: (e: typeof RetryPhase.Type, c) => {
+          guard(e.request_id, k, e.phase)
+          return {
+            ...c,
+            retries: push(c.retries, { phase: k, reset_evidence: e.reset_evidence, at: e.at }),
+            drafts: e.reset_evidence ? c.drafts.filter((d) => d.phase !== k) : c.drafts,
+            last_request: e.request_id
+          }
+        }
+      },
+      AddNote: {
+        goto: self,
+        update: (e: typeof AddNote.Type, c) => {
+          guard(e.request_id, k, e.phase)
+          return { ...c, notes: push(c.notes, { phase: k, note: e.note, at: e.at }), last_request: e.request_id }
+        }
+      },
+      RolledBack: {
+        goto: self,
+        update: (e: typeof RolledBack.Type, c) => {
+          guard(e.request_id, k, e.to_phase)
+          return {
+            ...c,
+            artifacts: c.artifacts.filter((a) => a.phase < k),
+            drafts: c.drafts.filter((d) => d.phase < k),
+            rollbacks: push(c.rollbacks, { from_phase: e.from_phase, to_phase: k, at: e.at }),
+            last_request: e.request_id
+          }
+        }
+      },
+      MarkDeleted: {
+        goto: self,
+        update: (e: typeof MarkDeleted.Type, c) => ({
+          ...c,
+          deleted: e.reason === undefined ? { at: e.at } : { reason: e.reason, at: e.at },
+          last_request: e.request_id
+        })
+      }
+    }
+    states[self] = { _tag: "Wait", on, after: undefined }
+  }
+  states[COMPLETED] = Procedure.final({ outcome: "succeeded" })
+  return Procedure.make(procedureName(workflow.name), {
+    version: workflow.version,
+    description: workflow.description,
+    input: SessionInput,
+    context: SessionContext,
+    events: SessionEvent,
+    init: (input): SessionContext => ({
+      workflow_type: input.workflow_type,
+      target_file: input.target_file,
+      options: input.options,
+      artifacts: [],
+      drafts: [],
+      errors: [],
+      notes: [],
+      retries: [],
+      rollbacks: []
+    })
+  }, {
+    initial: phaseState(1),
+    states: states as any
+  }) as unknown as Procedure.Any
+}

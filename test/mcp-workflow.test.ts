@@ -1,0 +1,267 @@
+/**
+ * The MCP front end's parts, in process: the workflow loader, checkpoint compilation,
+ * the procedure's in-transition phase guard, path safety and the guarded transport.
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { PassThrough } from "node:stream"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Either, Layer } from "effect"
+import { Procedure, Runtime, Store } from "proctor"
+import { compileCheckpoint } from "../src/mcp/definition.js"
+import { load, loadFolder } from "../src/mcp/loader.js"
+import { loadWorkflows } from "../src/mcp/main.js"
+import { compile, phaseState } from "../src/mcp/procedure.js"
+import { checkTarget, depthExceeds, isSessionId, newSessionId, rawDepthExceeds } from "../src/mcp/safety.js"
+import { refusal } from "../src/mcp/tool.js"
+import { GuardedStdioTransport } from "../src/mcp/transport.js"
+
+const fixtures = path.resolve(import.meta.dirname, "fixtures/mcp-workflows")
+const shipped = path.resolve(import.meta.dirname, "../workflows")
+
+describe("workflow loader", () => {
+  it.effect("loads the shipped workflows with their Markdown content", () =>
+    Effect.gen(function*() {
+      const loaded = yield* load(shipped)
+      assert.deepStrictEqual(loaded.problems, [])
+      assert.deepStrictEqual(loaded.workflows.map((w) => w.name).sort(), ["spec_creation", "test_generation"])
+      const tg = loaded.workflows.find((w) => w.name === "test_generation")!
+      assert.deepStrictEqual(tg.phases.map((p) => p.title), ["Analyse the code", "Plan the tests", "Write the tests", "Verify"])
+      assert.isTrue(tg.phases[0]!.content.startsWith("# Phase 1: Analyse the code"))
+      const spec = loaded.workflows.find((w) => w.name === "spec_creation")!
+      assert.deepStrictEqual(spec.phases.map((p) => p.title), ["Requirements", "Design", "Tasks"])
+      // every shipped workflow compiles to a valid procedure
+      const compiled = yield* loadWorkflows(shipped)
+      assert.deepStrictEqual(compiled.problems, [])
+      assert.strictEqual(compiled.workflows.size, 2)
+    }))
+
+  it.effect("reports each bad folder with its path and problem, and loads the good ones", () =>
+    Effect.gen(function*() {
+      const loaded = yield* load(fixtures)
+      assert.deepStrictEqual(loaded.workflows.map((w) => w.name), ["mini"])
+      const byFolder = new Map(loaded.problems.map((p) => [path.basename(path.dirname(p.path)), p]))
+      assert.deepStrictEqual([...byFolder.keys()].sort(), ["bad_json", "bad_regex", "bad_schema", "escape_md", "mini_copy", "missing_md"])
+      for (const p of loaded.problems) assert.isTrue(p.path.endsWith("workflow.json"), p.path)
+      assert.match(byFolder.get("bad_json")!.problem, /not valid JSON/)
+      assert.match(byFolder.get("bad_schema")!.problem, /version/)
+      assert.match(byFolder.get("bad_schema")!.problem, /phases/)
+      assert.match(byFolder.get("bad_regex")!.problem, /phases\.0\.checkpoint\.evidence\.label: pattern is not a valid regular expression/)
+      assert.match(byFolder.get("missing_md")!.problem, /docs\/nope\.md" does not exist/)
+      assert.match(byFolder.get("escape_md")!.problem, /inside the workflow folder/)
+      assert.match(byFolder.get("mini_copy")!.problem, /already used/)
+    }))
+
+  it.effect("reports a missing workflows directory", () =>
+    Effect.gen(function*() {
+      const loaded = yield* load(path.join(fixtures, "does-not-exist"))
+      assert.strictEqual(loaded.workflows.length, 0)
+      assert.match(loaded.problems[0]!.problem, /does not exist/)
+    }))
+
+  it("rejects constraints that do not fit the field type", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "proctor-wf-"))
+    try {
+      const def = JSON.parse(fs.readFileSync(path.join(fixtures, "mini/workflow.json"), "utf8"))
+      def.phases[0].content = "inline"
+      def.phases[0].checkpoint.evidence.count = { type: "boolean", min: 1 }
+      def.phases[0].checkpoint.evidence.label = { type: "string", minLength: 5, maxLength: 2 }
+      fs.writeFileSync(path.join(dir, "workflow.json"), JSON.stringify(def))
+      const loaded = loadFolder(dir)
+      assert.isTrue(Either.isLeft(loaded))
+      const problem = Either.isLeft(loaded) ? loaded.left.problem : ""
+      assert.match(problem, /evidence\.count: "min" applies to number fields, not boolean/)
+      assert.match(problem, /evidence\.label: minLength \(5\) is greater than maxLength \(2\)/)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe("checkpoints", () => {
+  const checkpoint = compileCheckpoint({
+    evidence: {
+      count: { type: "number", integer: true, min: 1, max: 10 },
+      label: { type: "string", pattern: "^[a-z]+$", minLength: 2 },
+      kind: { type: "string", enum: ["a", "b"], required: false },
+      flags: { type: "array", minLength: 1, items: { type: "boolean" } },
+      meta: { type: "object", properties: { owner: { type: "string" } } }
+    }
+  })
+
+  it("passes evidence that meets every constraint, extra fields allowed", () => {
+    assert.deepStrictEqual(
+      checkpoint.check({ count: 3, label: "abc", flags: [true], meta: { owner: "ann" }, extra: 1 }),
+      { passed: true }
+    )
+  })
+
+  it("names missing and invalid fields", () => {
+    const r = checkpoint.check({ count: 11, label: "A", kind: "c", flags: [], meta: {} })
+    assert.isFalse(r.passed)
+    if (r.passed) return
+    assert.deepStrictEqual(r.missing, ["meta.owner"])
+    assert.deepStrictEqual(r.invalid.map((i) => i.field).sort(), ["count", "flags", "kind", "label"])
+    assert.match(r.invalid.find((i) => i.field === "label")!.problem, /at least 2/)
+    assert.match(r.invalid.find((i) => i.field === "kind")!.problem, /must be one of "a", "b"/)
+  })
+
+  it("lists every required field when the evidence is not an object", () => {
+    const r = checkpoint.check([1, 2])
+    assert.isFalse(r.passed)
+    if (!r.passed) assert.deepStrictEqual(r.missing, ["count", "label", "flags", "meta"])
+  })
+
+  it("truncates problems so a huge value is not echoed back", () => {
+    const r = checkpoint.check({ count: 1, label: "x".repeat(100_000) + "A", flags: [true], meta: { owner: "a" } })
+    assert.isFalse(r.passed)
+    if (!r.passed) for (const i of r.invalid) assert.isAtMost(i.problem.length, 301)
+  })
+})
+
+describe("phase guard inside the transition", () => {
+  it.effect("applies one of two completions of the same phase and discards the other as a PhaseConflict", () =>
+    Effect.gen(function*() {
+      const loaded = yield* load(fixtures)
+      const mini = loaded.workflows.find((w) => w.name === "mini")!
+      const procedure = compile(mini)
+      assert.isTrue(Either.isRight(Procedure.validate(procedure)))
+      const layer = Runtime.layer({ procedures: [procedure] }).pipe(Layer.provide(Store.layerMemory))
+      yield* Effect.gen(function*() {
+        const id = newSessionId()
+        yield* Runtime.start(procedure, { workflow_type: "mini", target_file: "a.ts", options: {} }, { id })
+        const evidence = { count: 2, label: "ab" }
+        yield* Runtime.send(id, { _tag: "CompletePhase", phase: 1, evidence, request_id: "first", at: 1 })
+        yield* Runtime.send(id, { _tag: "CompletePhase", phase: 1, evidence, request_id: "second", at: 2 })
+        let errors = yield* Runtime.errors(id)
+        for (let i = 0; i < 1000 && errors.length === 0; i++) {
+          yield* Effect.yieldNow()
+          errors = yield* Runtime.errors(id)
+        }
+        const s = yield* Runtime.get(id)
+        assert.strictEqual(s.state, phaseState(2))
+        assert.strictEqual((s.context as { last_request: string }).last_request, "first")
+        assert.strictEqual(errors.length, 1)
+        assert.strictEqual(errors[0]!.tag, "PhaseConflict")
+        assert.include(errors[0]!.message, "[request second]")
+        const history = yield* Runtime.history(id)
+        assert.deepStrictEqual(history.map((t) => t.to), [phaseState(1), phaseState(2)])
+      }).pipe(Effect.provide(layer))
+    }))
+
+  it.effect("discards a completion whose evidence fails the checkpoint even if sent directly", () =>
+    Effect.gen(function*() {
+      const loaded = yield* load(fixtures)
+      const procedure = compile(loaded.workflows.find((w) => w.name === "mini")!)
+      const layer = Runtime.layer({ procedures: [procedure] }).pipe(Layer.provide(Store.layerMemory))
+      yield* Effect.gen(function*() {
+        const id = newSessionId()
+        yield* Runtime.start(procedure, { workflow_type: "mini", target_file: "a.ts", options: {} }, { id })
+        yield* Runtime.send(id, { _tag: "CompletePhase", phase: 1, evidence: { count: 0 }, request_id: "bad", at: 1 })
+        let errors = yield* Runtime.errors(id)
+        for (let i = 0; i < 1000 && errors.length === 0; i++) {
+          yield* Effect.yieldNow()
+          errors = yield* Runtime.errors(id)
+        }
+        assert.strictEqual(errors[0]!.tag, "CheckpointRejected")
+        assert.strictEqual((yield* Runtime.get(id)).state, phaseState(1))
+      }).pipe(Effect.provide(layer))
+    }))
+})
+
+describe("path safety", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "proctor-root-"))
+  const root = path.join(dir, "root")
+  fs.mkdirSync(path.join(root, "src"), { recursive: true })
+  fs.writeFileSync(path.join(root, "src", "a.ts"), "")
+  fs.writeFileSync(path.join(dir, "secret.txt"), "secret")
+  fs.symlinkSync(path.join(dir, "secret.txt"), path.join(root, "link-out"))
+  fs.symlinkSync(dir, path.join(root, "dir-out"))
+  fs.symlinkSync(path.join(root, "src", "a.ts"), path.join(root, "link-in"))
+  fs.symlinkSync(path.join(dir, "missing"), path.join(root, "dangling"))
+
+  const refused = (target: string) => {
+    const r = checkTarget(root, target)
+    assert.isFalse("ok" in r, `${JSON.stringify(target)} should be refused`)
+    return "reason" in r ? r.reason : ""
+  }
+
+  it("accepts relative paths inside the root, existing or not", () => {
+    assert.deepStrictEqual(checkTarget(root, "src/a.ts"), { ok: "src/a.ts" })
+    assert.deepStrictEqual(checkTarget(root, "./src/new/b.ts"), { ok: "src/new/b.ts" })
+    assert.deepStrictEqual(checkTarget(root, "link-in"), { ok: "link-in" })
+  })
+
+  it("refuses traversal, absolute, encoded, NUL and symlinks out", () => {
+    assert.match(refused("../secret.txt"), /\.\./)
+    assert.match(refused("src/../../secret.txt"), /\.\./)
+    assert.match(refused("/etc/passwd"), /absolute/)
+    assert.match(refused("C:/Windows/win.ini"), /absolute/)
+    assert.match(refused("~/x"), /absolute/)
+    assert.match(refused("..\\secret.txt"), /backslash/)
+    assert.match(refused("%2e%2e/secret.txt"), /URL-encoded/)
+    assert.match(refused("%252e%252e/secret.txt"), /URL-encoded/)
+    assert.match(refused("src/a.ts\0.png"), /NUL/)
+    assert.match(refused("\uFF0E\uFF0E/secret.txt"), /\.\./)
+    assert.match(refused("link-out"), /symlink/)
+    assert.match(refused("dir-out/secret.txt"), /symlink/)
+    assert.match(refused("dangling"), /dangling/)
+    assert.match(refused(""), /empty/)
+    assert.match(refused("."), /root itself/)
+  })
+
+  it("checks session ids and JSON depth", () => {
+    assert.isTrue(isSessionId(newSessionId()))
+    assert.isFalse(isSessionId("ses_123"))
+    assert.isFalse(isSessionId("ses_" + "A".repeat(36)))
+    assert.isFalse(isSessionId("../ses_3f2b8c1e-9d4a-4e5f-8a7b-1c2d3e4f5a6b"))
+    let deep: unknown = 1
+    for (let i = 0; i < 40; i++) deep = [deep]
+    assert.isTrue(depthExceeds(deep, 32))
+    assert.isFalse(depthExceeds({ a: [{ b: 1 }] }, 3))
+    assert.isTrue(depthExceeds({ a: [{ b: 1 }] }, 2))
+    assert.isTrue(rawDepthExceeds(Buffer.from("[".repeat(50) + "]".repeat(50)), 40))
+    assert.isFalse(rawDepthExceeds(Buffer.from(JSON.stringify({ s: "[".repeat(50) })), 40))
+    assert.isFalse(rawDepthExceeds(Buffer.from(JSON.stringify({ s: "\\\"[[[[" })), 2))
+  })
+})
+
+describe("guarded transport", () => {
+  const setup = () => {
+    const stdin = new PassThrough()
+    const stdout = new PassThrough()
+    const transport = new GuardedStdioTransport(stdin, stdout, { maxLineBytes: 1000, maxDepth: 10, refusal })
+    const received: Array<unknown> = []
+    transport.onmessage = (m) => void received.push(m)
+    const written: Array<any> = []
+    stdout.on("data", (d: Buffer) => {
+      for (const line of d.toString().split("\n")) if (line !== "") written.push(JSON.parse(line))
+    })
+    return { stdin, transport, received, written }
+  }
+
+  it.effect("delivers messages split across chunks and answers refused ones by id", () =>
+    Effect.gen(function*() {
+      const { stdin, transport, received, written } = setup()
+      yield* Effect.promise(() => transport.start())
+      const msg = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" })
+      stdin.write(msg.slice(0, 10))
+      stdin.write(msg.slice(10) + "\n")
+      // too large, id at the end (as the SDK client writes it)
+      stdin.write(JSON.stringify({ method: "tools/call", params: { arguments: { evidence: "x".repeat(5000) } }, jsonrpc: "2.0", id: 7 }) + "\n")
+      // too deep
+      stdin.write(JSON.stringify({ method: "tools/call", params: { arguments: { evidence: JSON.parse("[".repeat(20) + "]".repeat(20)) } }, jsonrpc: "2.0", id: "deep" }) + "\n")
+      // not JSON
+      stdin.write("{oops\n")
+      yield* Effect.promise(() => new Promise((r) => setImmediate(r)))
+      assert.deepStrictEqual(received, [{ jsonrpc: "2.0", id: 1, method: "tools/list" }])
+      const byId = new Map(written.map((w) => [w.id, w]))
+      assert.isTrue(byId.get(7).result.isError)
+      assert.include(byId.get(7).result.content[0].text, "EVIDENCE_TOO_LARGE")
+      assert.isTrue(byId.get("deep").result.isError)
+      assert.include(byId.get("deep").result.content[0].text, "EVIDENCE_TOO_DEEP")
+      assert.strictEqual(byId.get(null).error.code, -32700)
+      yield* Effect.promise(() => transport.close())
+    }))
+})
