@@ -120,13 +120,13 @@ export const DeployerLive = layerDeployerMemory({ broken: ["web@1.5.0"] })
 // ---------------------------------------------------------------------------
 // the procedure
 
-const Context_ = Schema.Struct({
+const DeployContextSchema = Schema.Struct({
   app: Schema.String,
   version: Schema.String,
   artifact: Schema.optional(Schema.String),
   deployed: Schema.Array(Schema.String)
 })
-type DeployContext = typeof Context_.Type
+type DeployContext = typeof DeployContextSchema.Type
 
 /** A step that deploys `service` and, as its compensation, undeploys it. */
 const deployStep = <const N extends string>(service: string, next: N) =>
@@ -148,7 +148,7 @@ export const Deploy = Procedure.make("deploy", {
   version: 1,
   description: "validate, build, test, then deploy db, api and web; undo the deploys if one fails",
   input: Schema.Struct({ app: Schema.String, version: Schema.String }),
-  context: Context_,
+  context: DeployContextSchema,
   init: (input) => ({ ...input, deployed: [] })
 }, {
   initial: "validate",
