@@ -1,0 +1,528 @@
+/**
+ * The promises every Store makes, as one suite: `conformance(name, layer)` registers it
+ * for a store. Each test provides `layer` anew, so a layer that builds a fresh database
+ * each time it is built gives every test an empty store.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import type { Layer } from "effect"
+import { Effect, Exit, Option } from "effect"
+import type { Execution } from "proctor"
+import { Store, StoreError } from "proctor"
+
+type Snapshot = Execution.Snapshot
+type Transition = Execution.Transition
+
+const t0 = 1_700_000_000_000
+
+/** A fresh execution as `Runtime.start` writes it. */
+export const snapshot = (id: string, over: Partial<Snapshot> = {}): Snapshot => ({
+  id,
+  procedure: "order",
+  version: 1,
+  state: "a",
+  status: "running",
+  context: { n: 0 },
+  visit: 0,
+  attempt: 0,
+  seq: 0,
+  rowVersion: 0,
+  startedAt: t0,
+  enteredAt: t0,
+  updatedAt: t0,
+  ...over
+})
+
+export const transition = (id: string, seq: number, over: Partial<Transition> = {}): Transition => ({
+  executionId: id,
+  seq,
+  from: seq === 0 ? "" : `s${seq - 1}`,
+  to: `s${seq}`,
+  status: "running",
+  cause: seq === 0 ? "start" : "step",
+  at: t0 + seq,
+  duration: seq === 0 ? 0 : 1,
+  ...over
+})
+
+/** The snapshot after `n` more transitions from `s`. */
+const advance = (s: Snapshot, over: Partial<Snapshot> = {}): Snapshot => ({
+  ...s,
+  seq: s.seq + 1,
+  visit: s.seq + 1,
+  state: `s${s.seq + 1}`,
+  rowVersion: s.rowVersion + 1,
+  updatedAt: s.updatedAt + 1,
+  enteredAt: s.updatedAt + 1,
+  ...over
+})
+
+const create = (s: Snapshot) =>
+  Effect.flatMap(Store.Store, (store) => store.create(s, transition(s.id, s.seq)))
+
+/** Commits `n` plain transitions; returns the last snapshot. */
+const step = (s: Snapshot, n = 1) =>
+  Effect.gen(function*() {
+    const store = yield* Store.Store
+    let cur = s
+    for (let i = 0; i < n; i++) {
+      const next = advance(cur)
+      yield* store.commit({ snapshot: next, expectedVersion: cur.rowVersion, transition: transition(cur.id, next.seq) })
+      cur = next
+    }
+    return cur
+  })
+
+const failure = <A>(effect: Effect.Effect<A, StoreError, Store.Store>) =>
+  Effect.map(Effect.exit(effect), (exit) => {
+    if (Exit.isSuccess(exit)) return assert.fail(`expected a StoreError, got ${JSON.stringify(exit.value)}`)
+    const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+    assert.instanceOf(error, StoreError, `expected a StoreError, got ${String(exit.cause)}`)
+    return error as StoreError
+  })
+
+/** Everything the store holds about one execution. */
+const dump = (id: string) =>
+  Effect.gen(function*() {
+    const store = yield* Store.Store
+    return {
+      snapshot: yield* store.get(id),
+      history: yield* store.history(id),
+      errors: yield* store.errors(id),
+      inbox: yield* store.inbox(id, 100),
+      compensations: yield* store.compensations(id)
+    }
+  })
+
+const errorEntry = (id: string, message: string, at: number): Execution.ErrorEntry => ({
+  executionId: id,
+  state: "a",
+  attempt: 1,
+  tag: "Boom",
+  message,
+  transient: message.includes("transient"),
+  at
+})
+
+export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknown>) =>
+  describe(`Store conformance: ${name}`, () => {
+    const test = (title: string, body: () => Effect.Effect<void, unknown, Store.Store>) =>
+      it.effect(title, () => Effect.provide(body(), layer))
+
+    describe("create", () => {
+      test("creates an execution with its first transition", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const s = snapshot("e1")
+          const result = yield* create(s)
+          assert.isTrue(result.created)
+          assert.deepStrictEqual(result.snapshot, s)
+          assert.deepStrictEqual(yield* store.get("e1"), Option.some(s))
+          assert.deepStrictEqual(yield* store.history("e1"), [transition("e1", 0)])
+          assert.deepStrictEqual(yield* store.get("nope"), Option.none())
+        }))
+
+      test("an idempotency key already used creates nothing and returns the first execution", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const first = snapshot("e1", { idempotencyKey: "order-42", context: { n: 1 } })
+          yield* create(first)
+          const again = yield* create(snapshot("e2", { idempotencyKey: "order-42", context: { n: 2 } }))
+          assert.isFalse(again.created)
+          assert.deepStrictEqual(again.snapshot, first)
+          assert.deepStrictEqual(yield* store.get("e2"), Option.none())
+          assert.deepStrictEqual(yield* store.history("e2"), [])
+          assert.strictEqual((yield* store.history("e1")).length, 1)
+          // other keys, and no key, still create
+          assert.isTrue((yield* create(snapshot("e3", { idempotencyKey: "order-43" }))).created)
+          assert.isTrue((yield* create(snapshot("e4"))).created)
+          assert.isTrue((yield* create(snapshot("e5"))).created)
+        }))
+
+      test("an id already used creates nothing and returns the existing execution", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const first = snapshot("e1")
+          yield* create(first)
+          const again = yield* create(snapshot("e1", { procedure: "other", context: { n: 9 } }))
+          assert.isFalse(again.created)
+          assert.deepStrictEqual(again.snapshot, first)
+          assert.deepStrictEqual(yield* store.get("e1"), Option.some(first))
+          assert.strictEqual((yield* store.history("e1")).length, 1)
+        }))
+
+      test("concurrent creates with one key create exactly one execution", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const results = yield* Effect.all(
+            Array.from({ length: 8 }, (_, i) => create(snapshot(`e${i}`, { idempotencyKey: "same" }))),
+            { concurrency: "unbounded" }
+          )
+          assert.strictEqual(results.filter((r) => r.created).length, 1)
+          const winner = results.find((r) => r.created)!.snapshot.id
+          for (const r of results) assert.strictEqual(r.snapshot.id, winner)
+          assert.deepStrictEqual(yield* store.active(), [winner])
+        }))
+    })
+
+    describe("round trip", () => {
+      test("a snapshot with every optional field comes back exactly", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const full = snapshot("full", {
+            tenant: "acme",
+            parentId: "parent-1",
+            idempotencyKey: "key-1",
+            context: { doc: "x", nested: { list: [1, 2.5, "three", null, true], empty: {} }, unicode: "žluť 🐴" },
+            status: "compensating",
+            outcome: "failed",
+            error: { tag: "ExecutionError", message: "it broke: \"quotes\" and \n newlines" },
+            timerDueAt: t0 + 86_400_000,
+            compensateTo: "rolled_back",
+            visit: 3,
+            attempt: 2,
+            seq: 3,
+            rowVersion: 7,
+            enteredAt: t0 + 5,
+            updatedAt: t0 + 6
+          })
+          yield* store.create(full, transition("full", 3, { event: { _tag: "Approve", by: "ann", n: [1, { a: null }] } }))
+          const got = Option.getOrThrow(yield* store.get("full"))
+          assert.deepStrictEqual(got, full)
+          const history = yield* store.history("full")
+          assert.deepStrictEqual(history, [transition("full", 3, { event: { _tag: "Approve", by: "ann", n: [1, { a: null }] } })])
+        }))
+
+      test("optional fields that are not set stay absent (not null, not undefined)", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          yield* create(snapshot("bare"))
+          const got = Option.getOrThrow(yield* store.get("bare"))
+          for (const key of ["tenant", "parentId", "idempotencyKey", "outcome", "error", "timerDueAt", "compensateTo"]) {
+            assert.isFalse(key in got, `${key} should be absent`)
+          }
+          const [t] = yield* store.history("bare")
+          assert.isFalse("event" in t!, "event should be absent")
+          // and a commit that clears a field clears it
+          const waiting = advance(snapshot("bare"), { status: "waiting", timerDueAt: t0 + 10, tenant: "t" })
+          yield* store.commit({ snapshot: waiting, expectedVersion: 0 })
+          const cleared = advance(waiting)
+          delete (cleared as { timerDueAt?: number }).timerDueAt
+          delete (cleared as { tenant?: string }).tenant
+          yield* store.commit({ snapshot: cleared, expectedVersion: waiting.rowVersion })
+          const after = Option.getOrThrow(yield* store.get("bare"))
+          assert.deepStrictEqual(after, cleared)
+          assert.isFalse("timerDueAt" in after)
+          assert.isFalse("tenant" in after)
+        }))
+
+      test("contexts of every JSON kind round-trip", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const contexts: ReadonlyArray<unknown> = [null, 0, -1.5, "", "text", true, false, [], {}, [[{}]], { a: { b: { c: [1] } } }]
+          for (let i = 0; i < contexts.length; i++) {
+            yield* create(snapshot(`c${i}`, { context: contexts[i], startedAt: t0 + i }))
+          }
+          for (let i = 0; i < contexts.length; i++) {
+            assert.deepStrictEqual(Option.getOrThrow(yield* store.get(`c${i}`)).context, contexts[i])
+          }
+        }))
+    })
+
+    describe("commit", () => {
+      test("writes the snapshot, history row, errors, consumed event and compensation together", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const s = snapshot("e1", { status: "waiting" })
+          yield* create(s)
+          const event = yield* store.enqueue("e1", { _tag: "Approve", by: "ann" }, t0 + 1)
+          const kept = yield* store.enqueue("e1", { _tag: "Approve", by: "bob" }, t0 + 2)
+          const next = advance(s, { status: "running", context: { n: 1, by: "ann" } })
+          const t = transition("e1", 1, { cause: "event:Approve", event: event.event })
+          const errors = [errorEntry("e1", "first", t0 + 1), errorEntry("e1", "second transient", t0 + 1)]
+          const compensation = { executionId: "e1", stepSeq: 0, state: "a", ok: true, at: t0 + 1 }
+          yield* store.commit({ snapshot: next, expectedVersion: 0, transition: t, errors, consumed: event.seq, compensation })
+          const after = yield* dump("e1")
+          assert.deepStrictEqual(after.snapshot, Option.some(next))
+          assert.deepStrictEqual(after.history, [transition("e1", 0), t])
+          assert.deepStrictEqual(after.errors, errors)
+          assert.deepStrictEqual(after.inbox, [kept])
+          assert.deepStrictEqual(after.compensations, [compensation])
+        }))
+
+      test("a commit with only a snapshot changes only the snapshot", () =>
+        Effect.gen(function*() {
+          const s = snapshot("e1")
+          yield* create(s)
+          const before = yield* dump("e1")
+          const next = { ...s, rowVersion: 1, status: "paused" as const, updatedAt: t0 + 9 }
+          yield* Effect.flatMap(Store.Store, (store) => store.commit({ snapshot: next, expectedVersion: 0 }))
+          const after = yield* dump("e1")
+          assert.deepStrictEqual(after, { ...before, snapshot: Option.some(next) })
+        }))
+
+      test("a stale expectedVersion fails with Conflict and writes nothing", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const s = yield* Effect.flatMap(create(snapshot("e1")), ({ snapshot: first }) => step(first, 2))
+          const queued = yield* store.enqueue("e1", { _tag: "Go" }, t0 + 3)
+          const before = yield* dump("e1")
+          const error = yield* failure(store.commit({
+            snapshot: advance(s, { context: { n: 99 } }),
+            expectedVersion: s.rowVersion - 1,
+            transition: transition("e1", s.seq + 1),
+            errors: [errorEntry("e1", "never", t0)],
+            consumed: queued.seq,
+            compensation: { executionId: "e1", stepSeq: 1, state: "s1", ok: true, at: t0 }
+          }))
+          assert.strictEqual(error.kind, "Conflict")
+          assert.strictEqual(error.operation, "commit")
+          assert.include(error.detail, "e1")
+          assert.deepStrictEqual(yield* dump("e1"), before)
+          // the right version still commits
+          yield* step(s)
+          assert.strictEqual((yield* store.history("e1")).length, 4)
+        }))
+
+      test("a commit to an execution that does not exist fails with Conflict", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const error = yield* failure(store.commit({ snapshot: advance(snapshot("ghost")), expectedVersion: 0, transition: transition("ghost", 1) }))
+          assert.strictEqual(error.kind, "Conflict")
+          assert.deepStrictEqual(yield* store.get("ghost"), Option.none())
+          assert.deepStrictEqual(yield* store.history("ghost"), [])
+        }))
+
+      test("of concurrent commits from one version exactly one wins; the others fail alone", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const { snapshot: s } = yield* create(snapshot("e1"))
+          yield* create(snapshot("e2", { startedAt: t0 + 1 }))
+          const racers = Array.from({ length: 6 }, (_, i) =>
+            Effect.exit(store.commit({
+              snapshot: advance(s, { context: { n: i } }),
+              expectedVersion: 0,
+              transition: transition("e1", 1, { cause: `racer-${i}` })
+            })))
+          // an unrelated commit in the same burst is not affected by the losers
+          const other = step(snapshot("e2", { startedAt: t0 + 1 }))
+          const [exits] = yield* Effect.all([Effect.all(racers, { concurrency: "unbounded" }), other], { concurrency: "unbounded" })
+          const wins = exits.filter(Exit.isSuccess)
+          assert.strictEqual(wins.length, 1)
+          for (const exit of exits.filter(Exit.isFailure)) {
+            assert.strictEqual(exit.cause._tag === "Fail" && exit.cause.error.kind, "Conflict")
+          }
+          const winner = exits.findIndex(Exit.isSuccess)
+          assert.deepStrictEqual(Option.getOrThrow(yield* store.get("e1")).context, { n: winner })
+          const history = yield* store.history("e1")
+          assert.deepStrictEqual(history.map((t) => t.cause), ["start", `racer-${winner}`])
+          assert.strictEqual((yield* store.history("e2")).length, 2)
+        }))
+
+      test("many executions committing at once all commit, each history in order", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const ids = Array.from({ length: 40 }, (_, i) => `e${String(i).padStart(2, "0")}`)
+          yield* Effect.forEach(ids, (id, i) => create(snapshot(id, { startedAt: t0 + i })), { concurrency: "unbounded" })
+          yield* Effect.forEach(ids, (id, i) => step(snapshot(id, { startedAt: t0 + i }), 5), { concurrency: "unbounded" })
+          for (const [i, id] of ids.entries()) {
+            const s = Option.getOrThrow(yield* store.get(id))
+            assert.strictEqual(s.rowVersion, 5)
+            assert.strictEqual(s.startedAt, t0 + i)
+            assert.deepStrictEqual((yield* store.history(id)).map((t) => t.seq), [0, 1, 2, 3, 4, 5])
+          }
+        }))
+    })
+
+    describe("history", () => {
+      test("is in seq order; tail gives the last n", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const { snapshot: s } = yield* create(snapshot("e1"))
+          yield* create(snapshot("e2", { startedAt: t0 + 1 }))
+          yield* step(s, 4)
+          const all = yield* store.history("e1")
+          assert.deepStrictEqual(all.map((t) => t.seq), [0, 1, 2, 3, 4])
+          assert.deepStrictEqual(all.map((t) => t.to), ["s0", "s1", "s2", "s3", "s4"])
+          assert.deepStrictEqual(yield* store.history("e1", { tail: 2 }), all.slice(3))
+          assert.deepStrictEqual(yield* store.history("e1", { tail: 1 }), all.slice(4))
+          assert.deepStrictEqual(yield* store.history("e1", { tail: 0 }), [])
+          assert.deepStrictEqual(yield* store.history("e1", { tail: 50 }), all)
+          assert.deepStrictEqual(yield* store.history("e1", {}), all)
+          assert.deepStrictEqual((yield* store.history("e2")).map((t) => t.executionId), ["e2"])
+          assert.deepStrictEqual(yield* store.history("unknown"), [])
+        }))
+    })
+
+    describe("inbox", () => {
+      test("keeps events in order and hands each out until it is consumed, once", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const { snapshot: s } = yield* create(snapshot("e1", { status: "waiting" }))
+          yield* create(snapshot("e2", { status: "waiting", startedAt: t0 + 1 }))
+          const a = yield* store.enqueue("e1", { _tag: "A" }, t0 + 1)
+          const other = yield* store.enqueue("e2", { _tag: "X" }, t0 + 1)
+          const b = yield* store.enqueue("e1", { _tag: "B", payload: [1, 2] }, t0 + 2)
+          const c = yield* store.enqueue("e1", { _tag: "C" }, t0 + 3)
+          assert.deepStrictEqual(a, { executionId: "e1", seq: a.seq, event: { _tag: "A" }, at: t0 + 1 })
+          assert.isTrue(a.seq < other.seq && other.seq < b.seq && b.seq < c.seq, "seq increases across the store")
+          assert.deepStrictEqual(yield* store.inbox("e1", 10), [a, b, c])
+          assert.deepStrictEqual(yield* store.inbox("e1", 2), [a, b])
+          assert.deepStrictEqual(yield* store.inbox("e2", 10), [other])
+          // reading does not consume
+          assert.deepStrictEqual(yield* store.inbox("e1", 1), [a])
+          const s1 = advance(s, { status: "waiting" })
+          yield* store.commit({ snapshot: s1, expectedVersion: 0, transition: transition("e1", 1), consumed: a.seq })
+          assert.deepStrictEqual(yield* store.inbox("e1", 10), [b, c])
+          // consuming a seq that is gone, or that belongs to another execution, removes nothing
+          const s2 = advance(s1, { status: "waiting" })
+          yield* store.commit({ snapshot: s2, expectedVersion: s1.rowVersion, consumed: a.seq })
+          const s3 = advance(s2, { status: "waiting" })
+          yield* store.commit({ snapshot: s3, expectedVersion: s2.rowVersion, consumed: other.seq })
+          assert.deepStrictEqual(yield* store.inbox("e1", 10), [b, c])
+          assert.deepStrictEqual(yield* store.inbox("e2", 10), [other])
+          // a new event after a consumed one gets a new seq, never a reused one
+          const d = yield* store.enqueue("e1", { _tag: "D" }, t0 + 4)
+          assert.isTrue(d.seq > c.seq)
+          assert.deepStrictEqual(yield* store.inbox("e1", 10), [b, c, d])
+        }))
+
+      test("an event for an execution that does not exist is refused", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const error = yield* failure(store.enqueue("ghost", { _tag: "A" }, t0))
+          assert.strictEqual(error.kind, "Conflict")
+          assert.deepStrictEqual(yield* store.inbox("ghost", 10), [])
+        }))
+
+      test("an event without a body round-trips", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          yield* create(snapshot("e1"))
+          const n = yield* store.enqueue("e1", null, t0)
+          assert.deepStrictEqual(yield* store.inbox("e1", 10), [{ executionId: "e1", seq: n.seq, event: null, at: t0 }])
+        }))
+    })
+
+    describe("errors", () => {
+      test("appendErrors and commits add to one log per execution, in order", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const { snapshot: s } = yield* create(snapshot("e1"))
+          yield* create(snapshot("e2", { startedAt: t0 + 1 }))
+          const first = [errorEntry("e1", "attempt 1 transient", t0 + 1), errorEntry("e1", "attempt 2 transient", t0 + 2)]
+          yield* store.appendErrors(first)
+          yield* store.appendErrors([])
+          yield* store.appendErrors([errorEntry("e2", "elsewhere", t0 + 2)])
+          const last = errorEntry("e1", "gave up", t0 + 3)
+          yield* store.commit({ snapshot: advance(s), expectedVersion: 0, transition: transition("e1", 1), errors: [last] })
+          assert.deepStrictEqual(yield* store.errors("e1"), [...first, last])
+          assert.deepStrictEqual(yield* store.errors("e2"), [errorEntry("e2", "elsewhere", t0 + 2)])
+          assert.deepStrictEqual(yield* store.errors("unknown"), [])
+        }))
+    })
+
+    describe("compensations", () => {
+      test("lists finished compensations in the order they finished", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const s = yield* Effect.flatMap(create(snapshot("e1")), ({ snapshot: first }) => step(first, 4))
+          // compensations run from the last completed step back
+          const c3 = { executionId: "e1", stepSeq: 3, state: "s2", ok: true, at: t0 + 10 }
+          const c1 = { executionId: "e1", stepSeq: 1, state: "s0", ok: false, at: t0 + 10 }
+          const s1 = advance(s, { status: "compensating", compensateTo: "rolled_back" })
+          yield* store.commit({ snapshot: s1, expectedVersion: s.rowVersion, compensation: c3 })
+          const s2 = { ...s1, rowVersion: s1.rowVersion + 1 }
+          yield* store.commit({ snapshot: s2, expectedVersion: s1.rowVersion, compensation: c1, errors: [errorEntry("e1", "compensation failed", t0 + 10)] })
+          assert.deepStrictEqual(yield* store.compensations("e1"), [c3, c1])
+          assert.deepStrictEqual(yield* store.compensations("unknown"), [])
+        }))
+    })
+
+    describe("queries", () => {
+      test("active lists the executions that are not terminal, oldest first", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const statuses: ReadonlyArray<Execution.Status> = [
+            "running",
+            "succeeded",
+            "waiting",
+            "failed",
+            "paused",
+            "cancelled",
+            "needs_intervention",
+            "rolled_back",
+            "compensating"
+          ]
+          for (const [i, status] of statuses.entries()) yield* create(snapshot(`e${i}`, { status, startedAt: t0 + i }))
+          assert.deepStrictEqual(yield* store.active(), ["e0", "e2", "e4", "e6", "e8"])
+          // finishing one removes it
+          const e0 = Option.getOrThrow(yield* store.get("e0"))
+          yield* store.commit({ snapshot: advance(e0, { status: "succeeded", outcome: "succeeded" }), expectedVersion: 0 })
+          assert.deepStrictEqual(yield* store.active(), ["e2", "e4", "e6", "e8"])
+        }))
+
+      test("dueTimers lists waiting executions whose timer is due, up to the limit", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          yield* create(snapshot("due1", { status: "waiting", timerDueAt: t0 + 10, startedAt: t0 + 1 }))
+          yield* create(snapshot("due2", { status: "waiting", timerDueAt: t0 + 20, startedAt: t0 + 2 }))
+          yield* create(snapshot("due3", { status: "waiting", timerDueAt: t0 + 30, startedAt: t0 + 3 }))
+          yield* create(snapshot("later", { status: "waiting", timerDueAt: t0 + 1000, startedAt: t0 + 4 }))
+          yield* create(snapshot("paused", { status: "paused", timerDueAt: t0 + 5, startedAt: t0 + 5 }))
+          yield* create(snapshot("notimer", { status: "waiting", startedAt: t0 + 6 }))
+          const due = (yield* store.dueTimers(t0 + 30, 100)).slice().sort((a, b) => a.dueAt - b.dueAt)
+          assert.deepStrictEqual(due, [{ id: "due1", dueAt: t0 + 10 }, { id: "due2", dueAt: t0 + 20 }, { id: "due3", dueAt: t0 + 30 }])
+          assert.deepStrictEqual(yield* store.dueTimers(t0 + 9, 100), [])
+          assert.strictEqual((yield* store.dueTimers(t0 + 5000, 2)).length, 2)
+          assert.strictEqual((yield* store.dueTimers(t0 + 5000, 100)).length, 4)
+          // a commit that leaves the wait removes its timer
+          const s = Option.getOrThrow(yield* store.get("due1"))
+          const next = advance(s, { status: "running" })
+          delete (next as { timerDueAt?: number }).timerDueAt
+          yield* store.commit({ snapshot: next, expectedVersion: s.rowVersion })
+          assert.deepStrictEqual((yield* store.dueTimers(t0 + 30, 100)).map((d) => d.id).sort(), ["due2", "due3"])
+        }))
+
+      test("list filters by status, procedure, state and tenant, with limit and offset", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const rows: ReadonlyArray<Partial<Snapshot>> = [
+            { procedure: "order", state: "pay", status: "running", tenant: "acme" },
+            { procedure: "order", state: "ship", status: "waiting", tenant: "acme" },
+            { procedure: "order", state: "pay", status: "waiting" },
+            { procedure: "refund", state: "pay", status: "succeeded", tenant: "acme" },
+            { procedure: "refund", state: "check", status: "failed", tenant: "globex" }
+          ]
+          for (const [i, over] of rows.entries()) yield* create(snapshot(`e${i}`, { ...over, startedAt: t0 + i }))
+          const ids = (filter: Execution.ListFilter) => Effect.map(store.list(filter), (list) => list.map((s) => s.id))
+          assert.deepStrictEqual(yield* ids({}), ["e0", "e1", "e2", "e3", "e4"])
+          assert.deepStrictEqual(yield* ids({ status: "waiting" }), ["e1", "e2"])
+          assert.deepStrictEqual(yield* ids({ status: ["running", "failed"] }), ["e0", "e4"])
+          assert.deepStrictEqual(yield* ids({ procedure: "refund" }), ["e3", "e4"])
+          assert.deepStrictEqual(yield* ids({ state: "pay" }), ["e0", "e2", "e3"])
+          assert.deepStrictEqual(yield* ids({ tenant: "acme" }), ["e0", "e1", "e3"])
+          assert.deepStrictEqual(yield* ids({ procedure: "order", state: "pay", status: "waiting" }), ["e2"])
+          assert.deepStrictEqual(yield* ids({ tenant: "nobody" }), [])
+          assert.deepStrictEqual(yield* ids({ limit: 2 }), ["e0", "e1"])
+          assert.deepStrictEqual(yield* ids({ limit: 2, offset: 2 }), ["e2", "e3"])
+          assert.deepStrictEqual(yield* ids({ offset: 4 }), ["e4"])
+          assert.deepStrictEqual(yield* ids({ state: "pay", offset: 1, limit: 1 }), ["e2"])
+          // list returns whole snapshots
+          assert.deepStrictEqual((yield* store.list({ status: "running" }))[0], snapshot("e0", { ...rows[0], startedAt: t0 }))
+        }))
+
+      test("list returns at most 100 by default", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          yield* Effect.forEach(
+            Array.from({ length: 105 }, (_, i) => snapshot(`e${String(i).padStart(3, "0")}`, { startedAt: t0 + i })),
+            create,
+            { concurrency: "unbounded", discard: true }
+          )
+          const list = yield* store.list({})
+          assert.strictEqual(list.length, 100)
+          assert.strictEqual(list[0]!.id, "e000")
+          assert.strictEqual((yield* store.list({ offset: 100 })).length, 5)
+        }))
+    })
+  })
