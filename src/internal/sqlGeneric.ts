@@ -2,8 +2,8 @@
  * The portable writer backend: writes a batch through any `@effect/sql` client (SQLite,
  * Postgres) in one transaction, with multi-row INSERTs for the rows a batch shares.
  */
-import type * as SqlClient from "@effect/sql/SqlClient"
-import { Effect } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { Effect, Exit } from "effect"
 import type { ErrorEntry, Transition } from "../Execution.js"
 import type { StoreError } from "../Errors.js"
 import { StoreError as StoreErrorClass } from "../Errors.js"
@@ -135,6 +135,32 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string): Back
     )
   }
 
+  /**
+   * One transaction on one reserved connection, begun and ended here rather than by
+   * `sql.withTransaction`: that one turns a failed COMMIT into a defect and leaves the
+   * transaction open (SQLite keeps it open after SQLITE_BUSY on COMMIT), where the next
+   * batch would find these rows. Here a failed COMMIT is rolled back.
+   */
+  const transaction = <A>(body: Effect.Effect<A, unknown>): Effect.Effect<A, unknown> =>
+    Effect.scoped(
+      Effect.gen(function*() {
+        const conn = yield* client.reserve
+        yield* conn.executeUnprepared("BEGIN", [], undefined)
+        const rollback = Effect.ignore(Effect.catchAllDefect(conn.executeUnprepared("ROLLBACK", [], undefined), () => Effect.void))
+        const result = yield* Effect.exit(Effect.provideService(body, SqlClient.TransactionConnection, [conn, 0] as const))
+        if (Exit.isFailure(result)) {
+          yield* rollback
+          return yield* Effect.failCause(result.cause)
+        }
+        const committed = yield* Effect.exit(conn.executeUnprepared("COMMIT", [], undefined))
+        if (Exit.isFailure(committed)) {
+          yield* rollback
+          return yield* Effect.failCause(committed.cause)
+        }
+        return result.value
+      })
+    )
+
   const writeBatch = (ops: ReadonlyArray<Op>, isolated: boolean): Effect.Effect<ReadonlyArray<OpResult>, StoreError> => {
     const body = isolated
       ? Effect.forEach(ops, isolatedOp)
@@ -142,9 +168,8 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string): Back
         const p = emptyPending()
         return Effect.zipLeft(Effect.forEach(ops, (op) => apply(op, p)), flush(p))
       })
-    return sql.withTransaction(body).pipe(
+    return transaction(body).pipe(
       Effect.mapError((error) => error instanceof StoreErrorClass ? error : storeError("commit", error, what)),
-      // @effect/sql turns a failed COMMIT into a defect; it is a failed batch like any other
       Effect.catchAllDefect((defect) => Effect.fail(storeError("commit", defect, what, classifyDefect(defect)))),
       Effect.withTracerEnabled(false)
     )
@@ -153,7 +178,7 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string): Back
   return { writeBatch }
 }
 
-/** A failed COMMIT arrives as a defect wrapping the `SqlError`: the database refused the batch. */
+/** A failed ROLLBACK TO SAVEPOINT arrives as a defect wrapping the `SqlError`: the database refused the batch. */
 const classifyDefect = (defect: unknown) => {
   const kind = classify(defect)
   const isSqlError = typeof defect === "object" && defect !== null && (defect as { _tag?: unknown })._tag === "SqlError"

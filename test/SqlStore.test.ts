@@ -1,0 +1,511 @@
+import * as Reactivity from "@effect/experimental/Reactivity"
+import { assert, describe, it } from "@effect/vitest"
+import Database from "better-sqlite3"
+import { Deferred, Effect, Exit, Layer, Option, Schema, Scope, TestClock } from "effect"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import type { StoreError } from "proctor"
+import { Procedure, Runtime, SqlStore, Store } from "proctor"
+import { layerFaultySqlite, makePlan } from "./fixtures/sqlFaults.js"
+import type { FaultPlan } from "./fixtures/sqlFaults.js"
+import { tempDir } from "./fixtures/sqlTemp.js"
+import { snapshot, transition } from "./Store.conformance.js"
+
+// -----------------------------------------------------------------------------
+// helpers
+
+/** Opens the store on `filename` in a scope of its own; returns it and a way to close it. */
+const open = (options: SqlStore.SqliteOptions) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const store = yield* SqlStore.makeSqlite(options).pipe(
+      Effect.provide(Reactivity.layer),
+      Scope.extend(scope),
+      Effect.onError(() => Scope.close(scope, Exit.void))
+    )
+    return { store, close: Scope.close(scope, Exit.void) }
+  })
+
+/** The StoreError that opening `options` fails with. */
+const openError = (options: SqlStore.SqliteOptions) =>
+  Effect.gen(function*() {
+    const exit = yield* Effect.exit(Effect.scoped(SqlStore.makeSqlite(options).pipe(Effect.provide(Reactivity.layer))))
+    if (Exit.isSuccess(exit)) return assert.fail("expected opening the store to fail")
+    assert.strictEqual(exit.cause._tag, "Fail", `expected a typed failure, got ${String(exit.cause)}`)
+    return (exit.cause as { error: StoreError }).error
+  })
+
+const storeFailure = <A>(effect: Effect.Effect<A, StoreError>) =>
+  Effect.map(Effect.exit(effect), (exit) => {
+    if (Exit.isSuccess(exit)) return assert.fail("expected a StoreError")
+    assert.strictEqual(exit.cause._tag, "Fail", `expected a typed failure, got ${String(exit.cause)}`)
+    return (exit.cause as { error: StoreError }).error
+  })
+
+const dump = (store: Store.StoreService, id: string) =>
+  Effect.all({
+    snapshot: store.get(id),
+    history: store.history(id),
+    errors: store.errors(id),
+    inbox: store.inbox(id, 100),
+    compensations: store.compensations(id)
+  })
+
+const next = (s: Store.Commit["snapshot"], over: Partial<Store.Commit["snapshot"]> = {}) => ({
+  ...s,
+  seq: s.seq + 1,
+  state: `s${s.seq + 1}`,
+  rowVersion: s.rowVersion + 1,
+  ...over
+})
+
+/** Reads a closed database file directly. */
+const inspect = <A>(file: string, f: (db: Database.Database) => A): A => {
+  const db = new Database(file, { readonly: true })
+  try {
+    return f(db)
+  } finally {
+    db.close()
+  }
+}
+
+// -----------------------------------------------------------------------------
+
+describe("SqlStore.layerSqlite", () => {
+  it.scoped("creates the folder, the tables and the lock; keeps everything across a restart", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = path.join(dir, "a", "b", "store.db")
+      const first = yield* open({ filename: file })
+      assert.isTrue(fs.existsSync(`${file}.lock`))
+      assert.strictEqual(JSON.parse(fs.readFileSync(`${file}.lock`, "utf8")).pid, process.pid)
+      const s0 = snapshot("e1", { status: "waiting", timerDueAt: 5 })
+      yield* first.store.create(s0, transition("e1", 0))
+      const s1 = next(s0)
+      yield* first.store.commit({ snapshot: s1, expectedVersion: 0, transition: transition("e1", 1) })
+      const queued = yield* first.store.enqueue("e1", { _tag: "Go" }, 7)
+      const before = yield* dump(first.store, "e1")
+      yield* first.close
+      assert.isFalse(fs.existsSync(`${file}.lock`), "closing releases the lock")
+
+      const tables = inspect(file, (db) =>
+        db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'proctor_%' ORDER BY name").pluck().all())
+      assert.deepStrictEqual(tables, [
+        "proctor_compensations",
+        "proctor_errors",
+        "proctor_executions",
+        "proctor_inbox",
+        "proctor_migrations",
+        "proctor_transitions"
+      ])
+      assert.strictEqual(inspect(file, (db) => db.pragma("journal_mode", { simple: true })), "wal")
+
+      const second = yield* open({ filename: file })
+      assert.deepStrictEqual(yield* dump(second.store, "e1"), before)
+      assert.deepStrictEqual(yield* second.store.inbox("e1", 10), [queued])
+      assert.deepStrictEqual(yield* second.store.dueTimers(10, 10), [{ id: "e1", dueAt: 5 }])
+      yield* second.close
+    }))
+
+  it.scoped("a table prefix names every table", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "store.db")
+      const { close, store } = yield* open({ filename: file, prefix: "app1" })
+      yield* store.create(snapshot("e1"), transition("e1", 0))
+      yield* close
+      const names = inspect(file, (db) => db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all())
+      assert.includeMembers(names, ["app1_executions", "app1_transitions", "app1_migrations"])
+      assert.notInclude(names, "proctor_executions")
+      const bad = yield* openError({ filename: path.join(path.dirname(file), "x.db"), prefix: "x; DROP TABLE y" })
+      assert.include(bad.detail, "prefix")
+    }))
+
+  it.scoped("synchronous FULL opens and writes", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "full.db")
+      const { close, store } = yield* open({ filename: file, synchronous: "FULL" })
+      yield* store.create(snapshot("e1"), transition("e1", 0))
+      assert.isTrue(Option.isSome(yield* store.get("e1")))
+      yield* close
+    }))
+
+  it.scoped("after its scope closes the store refuses writes with Unavailable", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "closed.db")
+      const { close, store } = yield* open({ filename: file })
+      yield* store.create(snapshot("e1"), transition("e1", 0))
+      yield* close
+      const error = yield* storeFailure(store.commit({ snapshot: next(snapshot("e1")), expectedVersion: 0 }))
+      assert.strictEqual(error.kind, "Unavailable")
+      assert.include(error.detail, "closed")
+    }))
+})
+
+describe("SqlStore: bad files", () => {
+  it.scoped("a file that is not a database fails with Corrupt, naming the file", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "garbage.db")
+      const garbage = "this is not an SQLite database, just text ".repeat(200)
+      fs.writeFileSync(file, garbage)
+      const error = yield* openError({ filename: file })
+      assert.strictEqual(error.kind, "Corrupt")
+      assert.strictEqual(error.operation, "open")
+      assert.include(error.detail, file)
+      assert.include(error.detail, "backup")
+      assert.strictEqual(fs.readFileSync(file, "utf8"), garbage, "the file is left as it was")
+      assert.isFalse(fs.existsSync(`${file}.lock`), "a failed open releases the lock")
+    }))
+
+  it.scoped("a database with damaged pages fails with Corrupt", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "damaged.db")
+      const { close, store } = yield* open({ filename: file })
+      yield* store.create(snapshot("e1"), transition("e1", 0))
+      yield* close
+      const bytes = fs.readFileSync(file)
+      bytes.fill(0x5a, 100) // keep the 100-byte header, overwrite every page after it
+      fs.writeFileSync(file, bytes)
+      const error = yield* openError({ filename: file })
+      assert.strictEqual(error.kind, "Corrupt")
+      assert.include(error.detail, file)
+    }))
+
+  it.scoped("a database from a newer schema version fails with Incompatible and is left untouched", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "newer.db")
+      const { close } = yield* open({ filename: file })
+      yield* close
+      const db = new Database(file)
+      db.prepare("INSERT INTO proctor_migrations (migration_id, name) VALUES (999, 'from_the_future')").run()
+      db.close()
+      const error = yield* openError({ filename: file })
+      assert.strictEqual(error.kind, "Incompatible")
+      assert.include(error.detail, file)
+      assert.include(error.detail, "999")
+      assert.include(error.detail, "Upgrade proctor")
+      const ids = inspect(file, (db) => db.prepare("SELECT migration_id FROM proctor_migrations ORDER BY 1").pluck().all())
+      assert.deepStrictEqual(ids, [1, 999])
+    }))
+
+  it.scoped("a database that cannot be written fails with ReadOnly, naming the file", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "readonly.db")
+      const { close } = yield* open({ filename: file })
+      yield* close
+      // byte 18 of the header is the file format's write version: above 2, SQLite opens the
+      // file read-only for everyone (root included, unlike a chmod)
+      const bytes = fs.readFileSync(file)
+      bytes[18] = 3
+      fs.writeFileSync(file, bytes)
+      const error = yield* openError({ filename: file })
+      assert.strictEqual(error.kind, "ReadOnly")
+      assert.include(error.detail, file)
+      assert.include(error.detail, "permissions")
+    }))
+})
+
+describe("SqlStore: one store per file", () => {
+  it.scoped("a second layer on the same file in this process is refused with Locked", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "one.db")
+      const first = yield* open({ filename: file })
+      const error = yield* openError({ filename: file })
+      assert.strictEqual(error.kind, "Locked")
+      assert.include(error.detail, file)
+      assert.include(error.detail, "another SqlStore layer")
+      // the refused layer did not take the lock from the first one
+      assert.strictEqual(JSON.parse(fs.readFileSync(`${file}.lock`, "utf8")).pid, process.pid)
+      yield* first.store.create(snapshot("e1"), transition("e1", 0))
+      yield* first.close
+      const again = yield* open({ filename: file })
+      assert.isTrue(Option.isSome(yield* again.store.get("e1")))
+      yield* again.close
+    }))
+
+  it.scoped("a lock held by another live process is refused with its pid; a dead owner's lock is taken over", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "two.db")
+      const lock = `${file}.lock`
+      const host = os.hostname()
+      // the parent of this test process is alive and is not us
+      fs.writeFileSync(lock, JSON.stringify({ pid: process.ppid, host, since: "2024-01-01T00:00:00.000Z" }))
+      const error = yield* openError({ filename: file })
+      assert.strictEqual(error.kind, "Locked")
+      assert.include(error.detail, String(process.ppid))
+      assert.include(error.detail, lock)
+      // a lock left by a process that is gone (pids are at most 2^22 on Linux)
+      fs.writeFileSync(lock, JSON.stringify({ pid: 2 ** 22 + 17, host, since: "2024-01-01T00:00:00.000Z" }))
+      const taken = yield* open({ filename: file })
+      assert.strictEqual(JSON.parse(fs.readFileSync(lock, "utf8")).pid, process.pid)
+      yield* taken.close
+      // and one left unreadable by a crash mid-write
+      fs.writeFileSync(lock, "{\"pid\":")
+      const again = yield* open({ filename: file })
+      yield* again.close
+    }))
+
+  it.live("a second process is refused while the first runs, and takes over after it was killed", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "shared.db")
+      const child = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          spawn(process.execPath, ["--import", "tsx", path.join(__dirname, "fixtures", "sqlHolder.ts"), file], {
+            stdio: ["pipe", "pipe", "inherit"]
+          })
+        ),
+        (child) => Effect.sync(() => child.kill("SIGKILL"))
+      )
+      const ready = yield* Deferred.make<void, Error>()
+      child.stdout.on("data", (chunk: Buffer) => {
+        const text = chunk.toString()
+        if (text.includes("ready")) Deferred.unsafeDone(ready, Exit.void)
+        else Deferred.unsafeDone(ready, Exit.fail(new Error(`holder: ${text}`)))
+      })
+      child.on("exit", (code) => Deferred.unsafeDone(ready, Exit.fail(new Error(`holder exited with ${code}`))))
+      yield* Deferred.await(ready).pipe(Effect.timeout("90 seconds"))
+
+      const error = yield* openError({ filename: file })
+      assert.strictEqual(error.kind, "Locked")
+      assert.include(error.detail, `process ${child.pid}`)
+
+      const exited = yield* Deferred.make<void>()
+      child.on("exit", () => Deferred.unsafeDone(exited, Exit.void))
+      child.kill("SIGKILL") // no chance to release the lock
+      yield* Deferred.await(exited).pipe(Effect.timeout("30 seconds"))
+      assert.isTrue(fs.existsSync(`${file}.lock`), "the killed process left its lock behind")
+      const taken = yield* open({ filename: file })
+      yield* taken.store.create(snapshot("e1"), transition("e1", 0))
+      yield* taken.close
+    })))
+})
+
+describe("SqlStore: faults while writing", () => {
+  const faulty = (plan: FaultPlan) => SqlStore.layer().pipe(Layer.provide(layerFaultySqlite(plan)))
+
+  const setup = Effect.gen(function*() {
+    const store = yield* Store.Store
+    const s0 = snapshot("e1", { status: "waiting" })
+    yield* store.create(s0, transition("e1", 0))
+    const event = yield* store.enqueue("e1", { _tag: "Go" }, 3)
+    const commit: Store.Commit = {
+      snapshot: next(s0, { status: "running", context: { n: 1 } }),
+      expectedVersion: 0,
+      transition: transition("e1", 1, { cause: "event:Go", event: event.event }),
+      errors: [{ executionId: "e1", state: "a", attempt: 1, tag: "X", message: "m", transient: false, at: 3 }],
+      consumed: event.seq,
+      compensation: { executionId: "e1", stepSeq: 0, state: "a", ok: true, at: 3 }
+    }
+    return { store, commit, before: yield* dump(store, "e1") }
+  })
+
+  for (
+    const [title, fault, where] of [
+      ["SQLITE_BUSY on the history insert", "busy", "INSERT INTO \"proctor_transitions\""],
+      ["SQLITE_BUSY when the transaction begins", "busy", "BEGIN"],
+      ["disk full on COMMIT", "full", "COMMIT"],
+      ["disk full on the inbox delete", "full", "DELETE FROM \"proctor_inbox\""]
+    ] as const
+  ) {
+    it.effect(`${title}: the commit fails with Unavailable and nothing is half-written`, () => {
+      const plan = makePlan()
+      return Effect.gen(function*() {
+        const { before, commit, store } = yield* setup
+        plan.rule = (sql) => (sql.startsWith(where) ? fault : undefined)
+        const error = yield* storeFailure(store.commit(commit))
+        assert.strictEqual(error.kind, "Unavailable")
+        assert.include(error.detail, fault === "busy" ? "SQLITE_BUSY" : "SQLITE_FULL")
+        plan.rule = () => undefined
+        assert.deepStrictEqual(yield* dump(store, "e1"), before)
+        // the store works on: the same commit goes through once the fault is gone
+        yield* store.commit(commit)
+        const after = yield* dump(store, "e1")
+        assert.deepStrictEqual(after.snapshot, Option.some(commit.snapshot))
+        assert.strictEqual(after.history.length, 2)
+        assert.deepStrictEqual(after.inbox, [])
+        assert.strictEqual(after.errors.length, 1)
+        assert.strictEqual(after.compensations.length, 1)
+      }).pipe(Effect.provide(faulty(plan)))
+    })
+  }
+
+  it.effect("a failed batch fails every commit in it, and writes none of them", () => {
+    const plan = makePlan()
+    return Effect.gen(function*() {
+      const store = yield* Store.Store
+      const ids = Array.from({ length: 10 }, (_, i) => `e${i}`)
+      yield* Effect.forEach(ids, (id, i) => store.create(snapshot(id, { startedAt: i }), transition(id, 0)))
+      plan.rule = (sql) => (sql === "COMMIT" ? "busy" : undefined)
+      const exits = yield* Effect.forEach(
+        ids,
+        (id, i) => Effect.exit(store.commit({ snapshot: next(snapshot(id, { startedAt: i })), expectedVersion: 0, transition: transition(id, 1) })),
+        { concurrency: "unbounded" }
+      )
+      for (const exit of exits) {
+        assert.isTrue(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error.kind === "Unavailable")
+      }
+      plan.rule = () => undefined
+      for (const id of ids) {
+        assert.strictEqual(Option.getOrThrow(yield* store.get(id)).rowVersion, 0)
+        assert.strictEqual((yield* store.history(id)).length, 1)
+      }
+    }).pipe(Effect.provide(faulty(plan)))
+  })
+
+  it.effect("a commit whose rows the database rejects fails alone; the rest of its batch commits", () => {
+    const plan = makePlan()
+    return Effect.gen(function*() {
+      const store = yield* Store.Store
+      const ids = Array.from({ length: 10 }, (_, i) => `e${i}`)
+      yield* Effect.forEach(ids, (id, i) => store.create(snapshot(id, { startedAt: i }), transition(id, 0)))
+      plan.rule = (sql, params) => (sql.startsWith("INSERT INTO \"proctor_transitions\"") && params.includes("e3") ? "reject" : undefined)
+      const exits = yield* Effect.forEach(
+        ids,
+        (id, i) => Effect.exit(store.commit({ snapshot: next(snapshot(id, { startedAt: i })), expectedVersion: 0, transition: transition(id, 1) })),
+        { concurrency: "unbounded" }
+      )
+      plan.rule = () => undefined
+      for (const [i, exit] of exits.entries()) {
+        if (ids[i] === "e3") {
+          assert.isTrue(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error.kind === "Unknown")
+        } else {
+          assert.isTrue(Exit.isSuccess(exit), `${ids[i]} should commit`)
+        }
+        const id = ids[i]!
+        const rowVersion = Option.getOrThrow(yield* store.get(id)).rowVersion
+        assert.strictEqual(rowVersion, id === "e3" ? 0 : 1)
+        assert.strictEqual((yield* store.history(id)).length, id === "e3" ? 1 : 2)
+      }
+    }).pipe(Effect.provide(faulty(plan)))
+  })
+
+  it.effect("concurrent commits are group-committed: fewer transactions than commits", () => {
+    const plan = makePlan()
+    return Effect.gen(function*() {
+      const store = yield* Store.Store
+      const ids = Array.from({ length: 50 }, (_, i) => `e${i}`)
+      yield* Effect.forEach(ids, (id, i) => store.create(snapshot(id, { startedAt: i }), transition(id, 0)), {
+        concurrency: "unbounded"
+      })
+      const begins = () => plan.log.filter((sql) => sql === "BEGIN").length
+      const start = begins()
+      yield* Effect.forEach(
+        ids,
+        (id, i) => store.commit({ snapshot: next(snapshot(id, { startedAt: i })), expectedVersion: 0, transition: transition(id, 1) }),
+        { concurrency: "unbounded", discard: true }
+      )
+      const transactions = begins() - start
+      assert.isAtLeast(transactions, 1)
+      assert.isBelow(transactions, 5, `50 concurrent commits took ${transactions} transactions`)
+      for (const id of ids) assert.strictEqual((yield* store.history(id)).length, 2)
+    }).pipe(Effect.provide(faulty(plan)))
+  })
+})
+
+describe("SqlStore: faults on the SQLite fast path", () => {
+  it.scoped("a database locked by another connection fails the commit with Unavailable; nothing is written", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "busy.db")
+      const { close, store } = yield* open({ filename: file, busyTimeout: 0 })
+      const s0 = snapshot("e1")
+      yield* store.create(s0, transition("e1", 0))
+      const before = yield* dump(store, "e1")
+      const other = new Database(file)
+      other.exec("BEGIN IMMEDIATE") // holds the write lock
+      const commit = { snapshot: next(s0), expectedVersion: 0, transition: transition("e1", 1) }
+      const error = yield* storeFailure(store.commit(commit))
+      assert.strictEqual(error.kind, "Unavailable")
+      assert.include(error.detail, file)
+      assert.include(error.detail, "SQLITE_BUSY")
+      other.exec("ROLLBACK")
+      other.close()
+      assert.deepStrictEqual(yield* dump(store, "e1"), before)
+      yield* store.commit(commit)
+      assert.strictEqual((yield* store.history("e1")).length, 2)
+      yield* close
+    }))
+
+  it.scoped("a commit whose rows SQLite rejects fails alone; the rest of its batch commits", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "reject.db")
+      const { close, store } = yield* open({ filename: file })
+      const ids = Array.from({ length: 10 }, (_, i) => `e${i}`)
+      yield* Effect.forEach(ids, (id, i) => store.create(snapshot(id, { startedAt: i }), transition(id, 0)))
+      const other = new Database(file)
+      other.exec(`CREATE TRIGGER reject_boom BEFORE INSERT ON proctor_transitions WHEN NEW.cause = 'boom'
+        BEGIN SELECT RAISE(ABORT, 'rejected by test trigger'); END`)
+      other.close()
+      const exits = yield* Effect.forEach(
+        ids,
+        (id, i) =>
+          Effect.exit(store.commit({
+            snapshot: next(snapshot(id, { startedAt: i })),
+            expectedVersion: 0,
+            transition: transition(id, 1, { cause: id === "e5" ? "boom" : "step" })
+          })),
+        { concurrency: "unbounded" }
+      )
+      for (const [i, exit] of exits.entries()) {
+        const id = ids[i]!
+        if (id === "e5") {
+          assert.isTrue(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error.detail.includes("rejected by test trigger"))
+        } else {
+          assert.isTrue(Exit.isSuccess(exit), `${id} should commit`)
+        }
+        assert.strictEqual(Option.getOrThrow(yield* store.get(id)).rowVersion, id === "e5" ? 0 : 1)
+        assert.strictEqual((yield* store.history(id)).length, id === "e5" ? 1 : 2)
+      }
+      yield* close
+    }))
+})
+
+describe("SqlStore with the Runtime", () => {
+  const Approve = Schema.TaggedStruct("Approve", { by: Schema.String })
+  const Flow = Procedure.make("flow", {
+    version: 1,
+    input: Schema.Struct({ n: Schema.Number }),
+    context: Schema.Struct({ n: Schema.Number, by: Schema.optional(Schema.String) }),
+    events: Approve
+  }, {
+    initial: "a",
+    states: {
+      a: Procedure.step({ run: ({ context }) => Effect.succeed(context.n + 1), update: (n, c) => ({ ...c, n }), next: "b" }),
+      b: Procedure.step({ run: () => Effect.sleep("1 second"), next: "w" }),
+      w: Procedure.wait({
+        on: { Approve: { goto: "done", update: (e, c) => ({ ...c, by: e.by }) } },
+        after: { delay: "1 hour", goto: "late" }
+      }),
+      late: Procedure.final({ outcome: "failed" }),
+      done: Procedure.final()
+    }
+  })
+
+  it.scoped("runs a procedure on SQLite, and another runtime on the same file finishes it after a restart", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "runtime.db")
+      const layer = () => Runtime.layer({ procedures: [Flow] }).pipe(Layer.provide(SqlStore.layerSqlite({ filename: file })))
+
+      const id = yield* Effect.scoped(
+        Effect.gen(function*() {
+          const id = yield* Runtime.start(Flow, { n: 1 })
+          yield* TestClock.adjust("2 seconds")
+          const s = yield* Runtime.get(id)
+          assert.strictEqual(s.state, "w")
+          assert.strictEqual(s.status, "waiting")
+          return id
+        }).pipe(Effect.provide(layer()))
+      )
+
+      yield* Effect.scoped(
+        Effect.gen(function*() {
+          assert.strictEqual((yield* Runtime.get(id)).state, "w")
+          yield* Runtime.send(id, { _tag: "Approve", by: "ann" })
+          const final = yield* Runtime.await(id)
+          assert.strictEqual(final.status, "succeeded")
+          assert.deepStrictEqual(final.context, { n: 2, by: "ann" })
+          assert.deepStrictEqual((yield* Runtime.history(id)).map((t) => t.to), ["a", "b", "w", "done"])
+        }).pipe(Effect.provide(layer()))
+      )
+    }))
+})
