@@ -256,11 +256,11 @@ export const checkFieldSpec = (spec: FieldSpec, path: string): ReadonlyArray<str
   return problems
 }
 
+/** The Schema of one field. Descriptions stay out of it: Effect would print them as the "Expected ..." of messages. */
 const fieldSchema = (spec: FieldSpec): Schema.Schema<any> => {
-  const described = (s: Schema.Schema<any>) => spec.description === undefined ? s : s.annotations({ description: spec.description })
   if (spec.enum !== undefined) {
     const allowed = spec.enum.map((v) => JSON.stringify(v)).join(", ")
-    return described(Schema.Literal(...(spec.enum as Array<string | number | boolean>))).annotations({
+    return Schema.Literal(...(spec.enum as Array<string | number | boolean>)).annotations({
       message: () => ({ message: `must be one of ${allowed}`, override: true })
     })
   }
@@ -273,28 +273,26 @@ const fieldSchema = (spec: FieldSpec): Schema.Schema<any> => {
         const re = new RegExp(spec.pattern, "u")
         s = s.pipe(Schema.filter((v) => re.test(v) || `must match the pattern /${spec.pattern}/`))
       }
-      return described(s)
+      return s
     }
     case "number": {
       let s: Schema.Schema<number> = spec.integer === true ? Schema.Int : Schema.Finite
       if (spec.min !== undefined) s = s.pipe(Schema.greaterThanOrEqualTo(spec.min))
       if (spec.max !== undefined) s = s.pipe(Schema.lessThanOrEqualTo(spec.max))
-      return described(s)
+      return s
     }
     case "boolean":
-      return described(Schema.Boolean)
+      return Schema.Boolean
     case "array": {
       let s: Schema.Schema<ReadonlyArray<unknown>> = Schema.Array(spec.items === undefined ? Schema.Unknown : fieldSchema(spec.items))
       if (spec.minLength !== undefined) s = s.pipe(Schema.minItems(spec.minLength))
       if (spec.maxLength !== undefined) s = s.pipe(Schema.maxItems(spec.maxLength))
-      return described(s)
+      return s
     }
     case "object":
-      return described(
-        spec.properties === undefined
-          ? Schema.Record({ key: Schema.String, value: Schema.Unknown })
-          : structOf(spec.properties)
-      )
+      return spec.properties === undefined
+        ? Schema.Record({ key: Schema.String, value: Schema.Unknown })
+        : structOf(spec.properties)
   }
 }
 

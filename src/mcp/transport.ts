@@ -119,6 +119,7 @@ export class GuardedStdioTransport implements Transport {
   /** while a line is over the limit: its first and last bytes only */
   private overflow: { head: Buffer; tail: Buffer } | undefined
   private closed = false
+  private drained: Promise<void> | undefined
 
   constructor(
     private readonly stdin: Readable,
@@ -239,11 +240,16 @@ export class GuardedStdioTransport implements Transport {
   }
 
   send(message: JSONRPCMessage): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.closed) return resolve()
-      if (this.stdout.write(JSON.stringify(message) + "\n")) resolve()
-      else this.stdout.once("drain", resolve)
-    })
+    if (this.closed) return Promise.resolve()
+    if (this.stdout.write(JSON.stringify(message) + "\n")) return Promise.resolve()
+    // one drain listener however many writes wait for it
+    this.drained ??= new Promise<void>((resolve) =>
+      this.stdout.once("drain", () => {
+        this.drained = undefined
+        resolve()
+      })
+    )
+    return this.drained
   }
 
   async close(): Promise<void> {
