@@ -187,18 +187,21 @@ export type ProctorError =
 
 /** @internal */
 export const describe = (u: unknown): string => {
-  if (u instanceof Error) return u.message
+  if (u instanceof Error && !("_tag" in u)) return u.message || u.name
   if (typeof u === "object" && u !== null) {
     const tagged = u as { _tag?: unknown; message?: unknown }
+    const tag = typeof tagged._tag === "string" ? tagged._tag : undefined
     if (typeof tagged.message === "string" && tagged.message !== "") {
-      return typeof tagged._tag === "string" ? `${tagged._tag}: ${tagged.message}` : tagged.message
+      return tag === undefined || tagged.message.startsWith(tag) ? tagged.message : `${tag}: ${tagged.message}`
     }
-    if (typeof tagged._tag === "string") return tagged._tag
+    const fields = Object.entries(u).filter(([k]) => k !== "_tag")
+    let json: string
     try {
-      return JSON.stringify(u)
+      json = fields.length === 0 ? "" : JSON.stringify(Object.fromEntries(fields))
     } catch {
-      return String(u)
+      json = String(u)
     }
+    return tag === undefined ? (json || String(u)) : json === "" ? tag : `${tag} ${json}`
   }
   return String(u)
 }

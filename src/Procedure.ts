@@ -62,9 +62,10 @@ export interface Step<T extends string, C, A, E, R> {
   readonly _tag: "Step"
   readonly [TargetsId]?: T
   readonly run: (args: StepArgs<C>) => Effect.Effect<A, E, R>
-  readonly next: string | ((result: A, context: C) => string)
+  // results are `any` here so that a step whose `run` never succeeds (A = never) is still a State
+  readonly next: string | ((result: any, context: C) => string)
   readonly targets: ReadonlyArray<string> | undefined
-  readonly update: ((result: A, context: C) => C) | undefined
+  readonly update: ((result: any, context: C) => C) | undefined
   readonly timeout: Duration.Duration
   readonly retry: Schedule.Schedule<unknown, unknown>
   readonly isTransient: (error: unknown) => boolean
@@ -363,7 +364,7 @@ export const step = <C, A, E, R, const T extends string, const F extends string 
   return {
     _tag: "Step",
     run: options.run,
-    next: options.next as string | ((result: A, context: C) => string),
+    next: options.next,
     targets: options.targets,
     update: options.update,
     timeout: options.timeout === undefined ? defaultTimeout : Duration.decode(options.timeout),

@@ -6,8 +6,8 @@
  *
  * @since 0.1.0
  */
-import type { Scope, Stream } from "effect"
-import { Context, Effect, Layer } from "effect"
+import type { Scope } from "effect"
+import { Context, Effect, Layer, Stream } from "effect"
 import type {
   DefinitionError,
   ExecutionNotFound,
@@ -152,5 +152,11 @@ export const errors = (id: string) => Effect.flatMap(Runtime, (r) => r.errors(id
  */
 const await_ = (id: string) => Effect.flatMap(Runtime, (r) => r.await(id))
 export { await_ as await }
-/** @since 0.1.0 @category accessors */
-export const watch = (id?: string) => Effect.map(Runtime, (r) => r.watch(id))
+/**
+ * Every committed change of state or status, of one execution or of all.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const watch = (id?: string): Stream.Stream<ExecutionEvent, never, Runtime> =>
+  Stream.unwrap(Effect.map(Runtime, (r) => r.watch(id)))

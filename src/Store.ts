@@ -7,7 +7,6 @@
  */
 import { Context, Effect, Layer, Option } from "effect"
 import type { ErrorEntry, ListFilter, Snapshot, Transition } from "./Execution.js"
-import { isTerminal } from "./Execution.js"
 import { StoreError } from "./Errors.js"
 
 /**
@@ -59,6 +58,33 @@ export interface Commit {
 }
 
 /**
+ * A pending timer of a waiting execution.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TimerEntry {
+  readonly id: string
+  readonly dueAt: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface TimerQuery {
+  /** exclusive cursor: only timers after this (dueAt, id) */
+  readonly after?: TimerEntry | undefined
+  /** inclusive upper bound of dueAt */
+  readonly until: number
+  readonly limit: number
+}
+
+/** @internal */
+export const timerOrder = (a: TimerEntry, b: TimerEntry): number =>
+  a.dueAt - b.dueAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -96,10 +122,16 @@ export interface StoreService {
   /** the unconsumed events of an execution, oldest first */
   readonly inbox: (executionId: string, limit: number) => Effect.Effect<ReadonlyArray<InboxEntry>, StoreError>
   readonly compensations: (executionId: string) => Effect.Effect<ReadonlyArray<CompensationRecord>, StoreError>
-  /** ids of executions that are not terminal (for recovery), oldest first */
+  /**
+   * ids of the executions that need a fiber when a runtime starts (recovery): those
+   * `running` or `compensating`, and those `waiting` with an unconsumed inbox event.
+   */
   readonly active: () => Effect.Effect<ReadonlyArray<string>, StoreError>
-  /** waiting executions whose timer is due at or before `at` */
-  readonly dueTimers: (at: number, limit: number) => Effect.Effect<ReadonlyArray<{ readonly id: string; readonly dueAt: number }>, StoreError>
+  /**
+   * `waiting` executions with a timer due at or before `until` and after the cursor
+   * `after`, in (dueAt, id) order, at most `limit` of them.
+   */
+  readonly dueTimers: (options: TimerQuery) => Effect.Effect<ReadonlyArray<TimerEntry>, StoreError>
 }
 
 /**
@@ -221,20 +253,22 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
     active: () =>
       Effect.sync(() => {
         const out: Array<string> = []
-        for (const [id, e] of executions) if (!isTerminal(e.snapshot.status)) out.push(id)
-        return out
-      }),
-    dueTimers: (at, limit) =>
-      Effect.sync(() => {
-        const out: Array<{ id: string; dueAt: number }> = []
         for (const [id, e] of executions) {
-          const s = e.snapshot
-          if (s.status === "waiting" && s.timerDueAt !== undefined && s.timerDueAt <= at) {
-            out.push({ id, dueAt: s.timerDueAt })
-            if (out.length >= limit) break
-          }
+          const status = e.snapshot.status
+          if (status === "running" || status === "compensating" || (status === "waiting" && e.inbox.length > 0)) out.push(id)
         }
         return out
+      }),
+    dueTimers: ({ after, limit, until }) =>
+      Effect.sync(() => {
+        const out: Array<TimerEntry> = []
+        for (const [id, e] of executions) {
+          const s = e.snapshot
+          if (s.status !== "waiting" || s.timerDueAt === undefined || s.timerDueAt > until) continue
+          const entry = { id, dueAt: s.timerDueAt }
+          if (after === undefined || timerOrder(after, entry) < 0) out.push(entry)
+        }
+        return out.sort(timerOrder).slice(0, limit)
       })
   })
 })

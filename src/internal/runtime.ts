@@ -11,11 +11,11 @@ import {
   Either,
   Exit,
   Fiber,
+  FiberId,
   FiberMap,
   Metric,
   Option,
   PubSub,
-  Queue,
   Schedule,
   Scope,
   Stream
@@ -34,7 +34,7 @@ import {
 } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
 import { validate } from "../Procedure.js"
-import type { Commit, HistoryOptions, StoreService } from "../Store.js"
+import type { Commit, HistoryOptions, StoreService, TimerEntry } from "../Store.js"
 import type { Compiled, Input, Machine, Output } from "./transition.js"
 import { compile, errorInfo, procedureKey, transition } from "./transition.js"
 
@@ -79,9 +79,53 @@ type Msg =
   | { readonly _tag: "StepDone"; readonly visit: number; readonly exit: Exit.Exit<unknown, unknown> }
   | { readonly _tag: "Timer"; readonly visit: number }
 
+/**
+ * An actor's mailbox. Offering is synchronous, so that finding an actor and delivering
+ * to it happen in one step with no yield between (an actor leaves memory in one
+ * synchronous step too, only when its mailbox is empty).
+ */
+class Mailbox {
+  private items: Array<Msg> = []
+  private head = 0
+  private waiter: Deferred.Deferred<void> | undefined
+  get size() {
+    return this.items.length - this.head
+  }
+  offer(msg: Msg) {
+    this.items.push(msg)
+    const w = this.waiter
+    if (w !== undefined) {
+      this.waiter = undefined
+      Deferred.unsafeDone(w, Exit.void)
+    }
+  }
+  poll(): Msg | undefined {
+    if (this.head >= this.items.length) return undefined
+    const msg = this.items[this.head]!
+    this.items[this.head++] = undefined as never
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+    return msg
+  }
+  readonly take: Effect.Effect<Msg> = Effect.suspend(() => {
+    const msg = this.poll()
+    if (msg !== undefined) return Effect.succeed(msg)
+    const w = Deferred.unsafeMake<void>(FiberId.none)
+    this.waiter = w
+    return Effect.flatMap(Deferred.await(w), () => this.take)
+  })
+  drain(): Array<Msg> {
+    const out: Array<Msg> = []
+    for (let m = this.poll(); m !== undefined; m = this.poll()) out.push(m)
+    return out
+  }
+}
+
 interface Handle {
   readonly id: string
-  readonly mailbox: Queue.Queue<Msg>
+  readonly mailbox: Mailbox
 }
 
 // metrics
@@ -119,9 +163,14 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
   const horizon = Duration.toMillis(options.passivation?.horizon ?? "30 seconds")
 
   const fibers = yield* FiberMap.make<string>()
+  // actors run with the runtime's own context (the services its procedures need), whoever wakes them
+  const fork = yield* FiberMap.runtime(fibers)<never>()
+  let closed = false
+  yield* Effect.addFinalizer(() => Effect.sync(() => void (closed = true)))
   const handles = new Map<string, Handle>()
   const events = yield* PubSub.sliding<ExecutionEvent>(options.watchBuffer ?? 16384)
   const waiters = new Map<string, Array<Deferred.Deferred<Snapshot>>>()
+  const timerPoll = { planned: Infinity, wake: Deferred.unsafeMake<void>(FiberId.none) }
   let active = 0
 
   const publish = (snapshot: Snapshot, t: Transition) => {
@@ -184,6 +233,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       if (Either.isLeft(decoded)) return yield* Effect.die(decoded.left)
       let machine: Machine = { snapshot: loaded.value, context: decoded.right }
       const def = compiled.def
+      yield* Effect.annotateLogsScoped({ procedure: def.name })
 
       // compensations of completed steps are finalizers of the execution's scope
       const scope = yield* Scope.make()
@@ -345,7 +395,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           }
         })
 
-      const post = (msg: Msg) => Effect.sync(() => void Queue.unsafeOffer(mailbox, msg))
+      const post = (msg: Msg) => Effect.sync(() => mailbox.offer(msg))
 
       /** Starts what the committed snapshot calls for; returns false when nothing is left to do. */
       const reconcile: Effect.Effect<"continue" | "idle" | "done", StoreError> = Effect.gen(function*() {
@@ -458,25 +508,46 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
 
       while (true) {
         const next = yield* reconcile
-        if (next === "done") return
+        if (next === "done") {
+          // ended: leave memory, then refuse what is still queued from the terminal snapshot
+          const rest = yield* Effect.sync(() => {
+            handles.delete(id)
+            return mailbox.drain()
+          })
+          const now = yield* Clock.currentTimeMillis
+          for (const msg of rest) {
+            if (msg._tag !== "Command") continue
+            const output = transition(compiled, machine, msg.input, now)
+            if (output._tag === "Reject") yield* Deferred.fail(msg.reply, output.error)
+            else yield* Deferred.succeed(msg.reply, machine.snapshot)
+          }
+          return
+        }
         if (next === "idle") {
           // passivate: leave only when no message is waiting (checked and done in one synchronous step)
           const left = yield* Effect.sync(() => {
-            if (Option.getOrElse(mailbox.unsafeSize(), () => 0) > 0) return false
+            if (mailbox.size > 0) return false
             handles.delete(id)
+            const due = machine.snapshot.status === "waiting" ? machine.snapshot.timerDueAt : undefined
+            if (due !== undefined && due - horizon < timerPoll.planned) {
+              timerPoll.planned = due - horizon
+              Deferred.unsafeDone(timerPoll.wake, Exit.void)
+            }
             return true
           })
           if (left) return
         }
-        const msg = yield* Queue.take(mailbox)
+        const msg = yield* mailbox.take
         yield* handle_(msg)
       }
     }).pipe(Effect.scoped)
 
   const drainMailbox = (handle: Handle, error: CommandError) =>
     Effect.gen(function*() {
-      handles.delete(handle.id)
-      const msgs = yield* Queue.takeAll(handle.mailbox)
+      const msgs = yield* Effect.sync(() => {
+        if (handles.get(handle.id) === handle) handles.delete(handle.id)
+        return handle.mailbox.drain()
+      })
       for (const msg of msgs) if (msg._tag === "Command") yield* Deferred.fail(msg.reply, error)
     })
 
@@ -507,9 +578,10 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
     }).pipe(
       Effect.annotateLogs({ executionId: handle.id }),
       Effect.withSpan("proctor.execution", { attributes: { executionId: handle.id } }),
-      Effect.ensuring(Effect.sync(() => {
+      Effect.ensuring(Effect.suspend(() => {
         if (handles.get(handle.id) === handle) handles.delete(handle.id)
         active--
+        return Metric.set(activeActors, active)
       }))
     )
 
@@ -526,37 +598,35 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       }, now)
       if (output._tag !== "Next") return
       yield* store.commit({ snapshot: output.machine.snapshot, expectedVersion: loaded.rowVersion, transition: output.transition })
+      yield* Metric.increment(Metric.tagged(executionsFinished, "outcome", "failed"))
       yield* publish(output.machine.snapshot, output.transition)
     })
 
-  /** The handle of an execution's actor, starting the actor when it is not in memory. */
-  const activate = (id: string): Effect.Effect<Handle> =>
-    Effect.suspend(() => {
-      const existing = handles.get(id)
-      if (existing !== undefined) return Effect.succeed(existing)
-      return Effect.flatMap(Queue.unbounded<Msg>(), (mailbox) => {
-        // another fiber may have registered one meanwhile: check and register in one synchronous step
-        const raced = handles.get(id)
-        if (raced !== undefined) return Effect.succeed(raced)
-        const handle: Handle = { id, mailbox }
-        handles.set(id, handle)
-        active++
-        return FiberMap.run(fibers, id, supervise(handle)).pipe(
-          Effect.zipRight(Metric.set(activeActors, active)),
-          Effect.as(handle)
-        )
-      })
-    })
-
-  const notify = (id: string) =>
+  /**
+   * Delivers a message to an execution's actor, starting the actor when it is not in
+   * memory. Finding (or registering) the actor and offering happen in one synchronous step.
+   */
+  const deliver = (id: string, msg: Msg): Effect.Effect<void> =>
     Effect.suspend(() => {
       const existing = handles.get(id)
       if (existing !== undefined) {
-        Queue.unsafeOffer(existing.mailbox, { _tag: "Inbox" })
+        existing.mailbox.offer(msg)
         return Effect.void
       }
-      return Effect.asVoid(activate(id))
+      if (closed) {
+        return msg._tag === "Command"
+          ? Deferred.fail(msg.reply, new StoreError({ kind: "Unavailable", operation: "run", detail: "the runtime is shutting down; retry on a running runtime" }))
+          : Effect.void
+      }
+      const handle: Handle = { id, mailbox: new Mailbox() }
+      handle.mailbox.offer(msg)
+      handles.set(id, handle)
+      active++
+      fork(id, supervise(handle))
+      return Metric.set(activeActors, active)
     })
+
+  const activate = (id: string) => deliver(id, { _tag: "Inbox" })
 
   const command = (id: string, input: CommandInput) =>
     Effect.gen(function*() {
@@ -569,9 +639,8 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           if (output._tag === "Reject") return yield* output.error
         }
       }
-      const handle = yield* activate(id)
       const reply = yield* Deferred.make<Snapshot, CommandError>()
-      yield* Queue.offer(handle.mailbox, { _tag: "Command", input, reply })
+      yield* deliver(id, { _tag: "Command", input, reply })
       return yield* Deferred.await(reply)
     })
 
@@ -675,7 +744,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       const encoded = yield* compiled.encodeEvent(decoded)
       const now = yield* Clock.currentTimeMillis
       yield* store.enqueue(id, encoded, now)
-      yield* notify(id)
+      yield* activate(id)
     }).pipe(Effect.withSpan("proctor.send", { attributes: { executionId: id } }))
 
   const awaitExecution = (id: string) =>
@@ -703,21 +772,33 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
     return id === undefined ? all : Stream.filter(all, (e) => e.executionId === id)
   }
 
-  // timers of passivated executions: wake those due within the horizon
-  if (passivate) {
-    yield* Effect.forkScoped(
-      Effect.gen(function*() {
-        while (true) {
-          const now = yield* Clock.currentTimeMillis
-          const due = yield* store.dueTimers(now + horizon, 1000).pipe(
-            Effect.catchAll((e) => Effect.as(Effect.logWarning("Could not read due timers", e), []))
-          )
-          for (const t of due) if (!handles.has(t.id)) yield* activate(t.id)
-          yield* Effect.sleep(Duration.millis(due.length >= 1000 ? 0 : horizon / 2))
+  // Timers of passivated executions: one fiber wakes them when they come within the
+  // horizon. It sleeps until the next timer needs it, and is woken early when an actor
+  // passivates with an earlier timer.
+  yield* Effect.forkScoped(
+    Effect.gen(function*() {
+      let cursor: TimerEntry | undefined
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        const until = now + horizon
+        const batch = yield* store.dueTimers({ after: cursor, until, limit: 1000 })
+        for (const t of batch) if (!handles.has(t.id)) yield* activate(t.id)
+        if (batch.length === 1000) {
+          cursor = batch[batch.length - 1]
+          continue
         }
-      })
+        cursor = { dueAt: until, id: "\uffff" }
+        const next = yield* store.dueTimers({ after: cursor, until: Number.MAX_SAFE_INTEGER, limit: 1 })
+        timerPoll.planned = next.length === 0 ? Infinity : next[0]!.dueAt - horizon
+        const wake = timerPoll.wake = Deferred.unsafeMake<void>(FiberId.none)
+        yield* timerPoll.planned === Infinity
+          ? Deferred.await(wake) // owned by the runtime's scope; woken by a passivating actor
+          : Effect.race(Deferred.await(wake), Effect.sleep(Duration.millis(Math.max(0, timerPoll.planned - now))))
+      }
+    }).pipe(
+      Effect.catchAllCause((cause) => Effect.logError("The timer fiber failed; timers of passivated executions will fire when they are next woken", cause))
     )
-  }
+  )
 
   if (options.recover ?? true) {
     const ids = yield* store.active()

@@ -8,7 +8,7 @@ import { Duration, Either, Schema } from "effect"
 import type { ParseResult } from "effect"
 import type { ErrorInfo, Snapshot, Status, Transition } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
-import { describe, ExecutionError, InvalidTransition, ValidationError } from "../Errors.js"
+import { describe, ExecutionError, InvalidTransition, ManualIntervention, ValidationError } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
 import { formatParseError } from "../Procedure.js"
 
@@ -132,12 +132,12 @@ const enter = (
   now: number,
   cause: string,
   context: unknown,
-  extra: { readonly error?: ErrorInfo | undefined; readonly event?: unknown } = {}
+  extra: { readonly error?: ErrorInfo | undefined; readonly event?: unknown; readonly compensable?: boolean } = {}
 ): Output => {
   const state = compiled.def.states[target]!
   const encoded = compiled.encodeContext(context)
   if (Either.isLeft(encoded)) {
-    return stepFailedOrDiscard(compiled, machine, now, encoded.left, cause)
+    return stepFailedOrDiscard(compiled, machine, now, encoded.left, cause, extra.compensable ?? false)
   }
   const status = statusOf(state)
   const s = machine.snapshot
@@ -157,15 +157,18 @@ const enter = (
 }
 
 /** A user function failed or produced a context its Schema rejects. */
-const stepFailedOrDiscard = (compiled: Compiled, machine: Machine, now: number, error: unknown, cause: string): Output => {
-  if (cause.startsWith("event:")) return { _tag: "Discard", reason: errorInfo(error) }
+const stepFailedOrDiscard = (
+  compiled: Compiled,
+  machine: Machine,
+  now: number,
+  error: unknown,
+  cause: string,
+  compensable: boolean
+): Output => {
+  if (cause !== "step") return { _tag: "Discard", reason: errorInfo(error) }
   const s = machine.snapshot
   const failure = new ExecutionError({ executionId: s.id, state: s.state, cause: error })
-  return transition(compiled, machine, {
-    _tag: "StepFailed",
-    error: errorInfo(failure),
-    compensable: false
-  }, now)
+  return transition(compiled, machine, { _tag: "StepFailed", error: errorInfo(failure), compensable }, now)
 }
 
 const reject = (machine: Machine, operation: string, hint: string): Output => ({
@@ -192,10 +195,11 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       let target: string
       let context: unknown
       try {
-        target = typeof state.next === "string" ? state.next : state.next(input.result, machine.context)
+        // `update` first, so that a `next` function sees the updated context
         context = state.update === undefined ? machine.context : state.update(input.result, machine.context)
+        target = typeof state.next === "string" ? state.next : state.next(input.result, context)
       } catch (error) {
-        return stepFailedOrDiscard(compiled, machine, now, error, "step")
+        return stepFailedOrDiscard(compiled, machine, now, error, "step", input.compensable)
       }
       if (!(target in compiled.def.states) || (state.targets !== undefined && !state.targets.includes(target))) {
         return stepFailedOrDiscard(
@@ -203,16 +207,18 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
           machine,
           now,
           new Error(`\`next\` returned "${target}", which is not ${state.targets === undefined ? "a state" : "one of the step's targets"}`),
-          "step"
+          "step",
+          input.compensable
         )
       }
-      return enter(compiled, machine, target, now, "step", context)
+      return enter(compiled, machine, target, now, "step", context, { compensable: input.compensable })
     }
     case "StepFailed": {
       if (state._tag !== "Step") return reject(machine, "fail the step of", "Only a step fails.")
       const onFailure = state.onFailure
       if (onFailure === "intervene") {
-        return next(compiled, machine, now, "failure", { status: "needs_intervention", error: input.error }, machine.context)
+        const intervention = new ManualIntervention({ executionId: s.id, state: s.state, reason: input.error.message })
+        return next(compiled, machine, now, "failure", { status: "needs_intervention", error: errorInfo(intervention) }, machine.context)
       }
       if (onFailure === "fail") {
         return next(compiled, machine, now, "failure", { ...failForGood(input.compensable), error: input.error }, machine.context)
