@@ -322,7 +322,7 @@ export interface StepOptions<T extends string, F extends string, C, A, E, R> {
    * When `next` is a function: the states it may return. Registration checks and
    * diagrams use them; without them the step is taken to reach any state.
    */
-  readonly targets?: ReadonlyArray<NoInfer<T>> | undefined
+  readonly targets?: ReadonlyArray<T> | undefined
   /** the new context from the step's result. @default the context is unchanged */
   readonly update?: ((result: A, context: C) => C) | undefined
   /** how long one attempt may run. @default "1 minute" */
