@@ -229,14 +229,20 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
     active: () =>
       read(
         "active",
-        sql<Row>`SELECT execution_id FROM ${E} WHERE ${sql.in("status", activeStatuses)} ORDER BY started_at, execution_id`,
+        sql<Row>`SELECT execution_id FROM ${E} e WHERE status IN ('running', 'compensating')
+          OR (status = 'waiting' AND EXISTS (SELECT 1 FROM ${sql(t.inbox)} i WHERE i.execution_id = e.execution_id))
+          ORDER BY started_at, execution_id`,
         (rows) => rows.map((r) => String(r.execution_id))
       ),
-    dueTimers: (at, limit) =>
+    dueTimers: ({ after, limit, until }) =>
       read(
         "dueTimers",
-        sql<Row>`SELECT execution_id, timer_due_at FROM ${E} WHERE status = 'waiting' AND timer_due_at <= ${at}
-          ORDER BY timer_due_at, execution_id LIMIT ${Math.max(0, Math.floor(limit))}`,
+        after === undefined
+          ? sql<Row>`SELECT execution_id, timer_due_at FROM ${E} WHERE status = 'waiting' AND timer_due_at <= ${until}
+              ORDER BY timer_due_at, execution_id LIMIT ${Math.max(0, Math.floor(limit))}`
+          : sql<Row>`SELECT execution_id, timer_due_at FROM ${E} WHERE status = 'waiting' AND timer_due_at <= ${until}
+              AND (timer_due_at > ${after.dueAt} OR (timer_due_at = ${after.dueAt} AND execution_id > ${after.id}))
+              ORDER BY timer_due_at, execution_id LIMIT ${Math.max(0, Math.floor(limit))}`,
         (rows) => rows.map((r) => ({ id: String(r.execution_id), dueAt: Number(r.timer_due_at) }))
       )
   })
