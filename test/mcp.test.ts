@@ -155,7 +155,10 @@ describe("MCP server: the workflow tool", () => {
     assert.isTrue(failed.body.invalid_evidence.every((i: any) => i.field.startsWith("behaviours")), JSON.stringify(failed.body))
     assert.isAbove(failed.body.invalid_evidence.length, 0)
     assert.isString(failed.body.what_to_do)
-    assert.strictEqual((await call(server, { action: "get_state", session_id: id })).body.current_phase, 1)
+    const stateAfterFailure = (await call(server, { action: "get_state", session_id: id })).body
+    assert.strictEqual(stateAfterFailure.current_phase, 1)
+    // a failed checkpoint stays in the phase: the phase was entered when the session started
+    assert.strictEqual(stateAfterFailure.phase_entered_at, stateAfterFailure.started_at)
 
     const retry = await call(server, { action: "retry_phase", session_id: id, phase: 1 })
     assert.isFalse(retry.isError, JSON.stringify(retry.body))
@@ -366,6 +369,14 @@ describe("MCP server: the workflow tool", () => {
       expectError(await call(server, { action: "list_sessions", status: "everything" }), "INVALID_PARAMETER", "status")
       expectError(await call(server, { action: "rollback", session_id: id, to_phase: "one" }), "INVALID_PARAMETER", "to_phase")
       expectError(await call(server, { action: "start", workflow_type: "rm -rf", target_file: "src/a.ts" }), "WORKFLOW_NOT_FOUND")
+      const polluting = await call(server, {
+        action: "start",
+        workflow_type: "test_generation",
+        target_file: "src/a.ts",
+        options: JSON.parse("{\"__proto__\": {\"admin\": true}}")
+      })
+      expectError(polluting, "INVALID_PARAMETER")
+      assert.include(polluting.body.error.message, "reserved key")
     })
 
     it("evidence over 10 MB is refused before parsing, and the server keeps serving", async () => {

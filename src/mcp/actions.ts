@@ -438,6 +438,9 @@ export const make = (env: Environment) =>
           })
         }
         const options = (yield* optionalObject(args, "options")) ?? {}
+        if (Object.keys(options).some((k) => k === "__proto__" || k === "constructor" || k === "prototype")) {
+          return yield* fail("INVALID_PARAMETER", `Parameter "options" uses a reserved key (__proto__, constructor or prototype).`, "Rename that key.")
+        }
         if (depthExceeds(options, MAX_DEPTH)) {
           return yield* fail("INVALID_PARAMETER", `Parameter "options" nests deeper than ${MAX_DEPTH} levels.`, "Flatten the options object.")
         }
@@ -612,10 +615,21 @@ export const make = (env: Environment) =>
         }))
       })
 
+    /** When the current phase was entered: self-transitions (a failed checkpoint, a note) stay in the phase. */
+    const phaseEnteredAt = (s: Session) =>
+      Effect.map(runtime.history(s.id, { tail: 200 }).pipe(Effect.mapError(fromRuntime(s.id))), (history) => {
+        for (let i = history.length - 1; i >= 0; i--) {
+          const t = history[i]!
+          if (t.to === s.snapshot.state && (t.from !== t.to || t.cause === "start")) return t.at
+        }
+        return history[0]?.at ?? s.snapshot.startedAt
+      })
+
     const getState = (args: Params.Args) =>
       Effect.gen(function*() {
         const s = yield* loadSession(yield* sessionIdOf(args))
         const status = sessionStatus(s.snapshot.status)
+        const enteredAt = yield* phaseEnteredAt(s)
         return {
           session_id: s.id,
           workflow_type: s.context.workflow_type,
@@ -628,7 +642,7 @@ export const make = (env: Environment) =>
           ...(s.phase === undefined || draftOf(s, s.phase) === undefined ? {} : { draft_evidence: draftOf(s, s.phase) }),
           started_at: iso(s.snapshot.startedAt),
           updated_at: iso(s.snapshot.updatedAt),
-          phase_entered_at: iso(s.snapshot.enteredAt),
+          phase_entered_at: iso(enteredAt),
           resume_capable: status === "active" || status === "paused",
           next_action: status === "paused"
             ? "Call resume to continue."
