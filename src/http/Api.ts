@@ -1,0 +1,294 @@
+/**
+ * The HTTP API of Proctor, schema first: every endpoint mirrors a `Runtime` operation,
+ * and every typed error maps to an HTTP status (400 bad input, 404 unknown id, 409 an
+ * operation the execution's status does not allow). The OpenAPI document is derived
+ * from these definitions (`OpenApi.fromApi(ProctorApi)`), and `HttpApiClient.make(ProctorApi)`
+ * gives a typed client.
+ *
+ * @since 0.1.0
+ */
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import {
+  DefinitionError,
+  ExecutionNotFound,
+  InvalidTransition,
+  StoreError,
+  ValidationError
+} from "../Errors.js"
+import { ErrorEntry, Snapshot, Status, Transition } from "../Execution.js"
+import { ProcedureInfo } from "./Metadata.js"
+
+/**
+ * A typed error on the wire: its fields plus its human-readable `message`, with an
+ * HTTP status. Decoding gives back an instance of the error class.
+ */
+const wire = <A extends { readonly message: string }, I>(
+  cls: Schema.Schema<A, I, never> & { readonly fields: Schema.Struct.Fields; new(props: any): A },
+  status: number
+): Schema.Schema<A, I & { readonly message: string }, never> => {
+  const keys = Object.keys(cls.fields)
+  return Schema.transform(
+    Schema.Struct({ ...cls.fields, message: Schema.String }),
+    Schema.typeSchema(cls),
+    {
+      strict: false,
+      decode: (w: Record<string, unknown>) => {
+        const props: Record<string, unknown> = {}
+        for (const k of keys) if (k !== "_tag" && w[k] !== undefined) props[k] = w[k]
+        return new cls(props)
+      },
+      encode: (e: any) => {
+        const out: Record<string, unknown> = { message: e.message }
+        for (const k of keys) if (e[k] !== undefined) out[k] = e[k]
+        return out
+      }
+    }
+  ).annotations({ ...HttpApiSchema.annotations({ status }), identifier: (cls.ast.annotations as any)[Symbol.for("effect/annotation/Identifier")] }) as any
+}
+
+/**
+ * No procedure with that name (and version) is registered with the server's runtime.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ProcedureNotFound extends Schema.TaggedError<ProcedureNotFound>()("ProcedureNotFound", {
+  procedure: Schema.String,
+  known: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `No procedure "${this.procedure}" is registered with this server. Registered: ${this.known.join(", ") || "none"}. ` +
+      `Start the server with --module PATH to register more.`
+  }
+}
+
+/**
+ * The request carries no valid bearer token.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {}) {
+  override get message(): string {
+    return "This server requires a token: send the header `Authorization: Bearer <token>` " +
+      "(the dashboard takes it once as ?token=<token>)."
+  }
+}
+
+/**
+ * The request body is larger than the server accepts.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
+  limit: Schema.Number
+}) {
+  override get message(): string {
+    return `The request body is larger than ${this.limit} bytes; send a smaller body.`
+  }
+}
+
+/** @since 0.1.0 @category wire errors */
+export const ExecutionNotFoundWire = wire(ExecutionNotFound, 404)
+/** @since 0.1.0 @category wire errors */
+export const ProcedureNotFoundWire = wire(ProcedureNotFound, 404)
+/** @since 0.1.0 @category wire errors */
+export const ValidationErrorWire = wire(ValidationError, 400)
+/** @since 0.1.0 @category wire errors */
+export const InvalidTransitionWire = wire(InvalidTransition, 409)
+/** @since 0.1.0 @category wire errors */
+export const DefinitionErrorWire = wire(DefinitionError, 500)
+/** @since 0.1.0 @category wire errors */
+export const StoreErrorWire = wire(StoreError, 503)
+/** @since 0.1.0 @category wire errors */
+export const UnauthorizedWire = wire(Unauthorized, 401)
+/** @since 0.1.0 @category wire errors */
+export const PayloadTooLargeWire = wire(PayloadTooLarge, 413)
+
+const id = HttpApiSchema.param("id", Schema.String)
+const name = HttpApiSchema.param("name", Schema.String)
+
+/**
+ * What `POST /api/executions` takes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const StartRequest = Schema.Struct({
+  procedure: Schema.String.annotations({ description: "the procedure's name" }),
+  version: Schema.optional(Schema.Number.annotations({ description: "a registered version; the latest by default" })),
+  input: Schema.optional(Schema.Unknown.annotations({ description: "the input, as the procedure's input Schema encodes it" })),
+  options: Schema.optional(Schema.Struct({
+    id: Schema.optional(Schema.String),
+    tenant: Schema.optional(Schema.String),
+    idempotencyKey: Schema.optional(Schema.String)
+  }))
+}).annotations({ identifier: "StartRequest" })
+
+/**
+ * An event: its `_tag` and its fields.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const EventBody = Schema.Struct(
+  { _tag: Schema.String.annotations({ description: "the event's tag, e.g. Approve" }) },
+  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+).annotations({ identifier: "Event" })
+
+/**
+ * What `POST /api/executions/:id/send` answers: the event is in the durable inbox.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const SendResult = Schema.Struct({
+  executionId: Schema.String,
+  event: Schema.String,
+  accepted: Schema.Literal(true)
+}).annotations({ identifier: "SendResult" })
+
+const statusList = Schema.compose(Schema.split(","), Schema.Array(Status)).annotations({
+  description: "one status or several separated by commas, e.g. running,waiting"
+})
+const positiveInt = (max: number) => Schema.NumberFromString.pipe(Schema.int(), Schema.between(0, max))
+
+/**
+ * The filters of `GET /api/executions`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ListParams = Schema.Struct({
+  status: Schema.optional(statusList),
+  procedure: Schema.optional(Schema.String),
+  state: Schema.optional(Schema.String),
+  tenant: Schema.optional(Schema.String),
+  limit: Schema.optional(positiveInt(1000)),
+  offset: Schema.optional(positiveInt(1_000_000_000))
+})
+
+const operation = <const N extends "pause" | "resume" | "cancel" | "rollback" | "retry">(opName: N, summary: string) =>
+  HttpApiEndpoint.post(opName, `/executions/:id/${opName}`)
+    .setPath(Schema.Struct({ id: Schema.String }))
+    .addSuccess(Snapshot)
+    .addError(ExecutionNotFoundWire)
+    .addError(InvalidTransitionWire)
+    .addError(StoreErrorWire)
+    .annotate(OpenApi.Summary, summary)
+
+/**
+ * Registered procedures.
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class ProceduresGroup extends HttpApiGroup.make("procedures")
+  .add(
+    HttpApiEndpoint.get("list", "/procedures")
+      .addSuccess(Schema.Array(ProcedureInfo))
+      .annotate(OpenApi.Summary, "The registered procedures, with diagrams, states and event Schemas")
+  )
+  .add(
+    HttpApiEndpoint.get("get")`/procedures/${name}`
+      .addSuccess(ProcedureInfo)
+      .addError(ProcedureNotFoundWire)
+      .annotate(OpenApi.Summary, "One procedure (its latest version)")
+  )
+  .prefix("/api")
+{}
+
+/**
+ * Executions: start, drive and read them.
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class ExecutionsGroup extends HttpApiGroup.make("executions")
+  .add(
+    HttpApiEndpoint.post("start", "/executions")
+      .setPayload(StartRequest)
+      .addSuccess(Snapshot, { status: 201 })
+      .addError(ProcedureNotFoundWire)
+      .addError(ValidationErrorWire)
+      .addError(InvalidTransitionWire)
+      .addError(DefinitionErrorWire)
+      .addError(StoreErrorWire)
+      .annotate(OpenApi.Summary, "Start an execution; returns after its first row commits")
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/executions")
+      .setUrlParams(ListParams)
+      .addSuccess(Schema.Array(Snapshot))
+      .addError(StoreErrorWire)
+      .annotate(OpenApi.Summary, "List executions, filtered by status, procedure, state or tenant")
+  )
+  .add(
+    HttpApiEndpoint.get("get")`/executions/${id}`
+      .addSuccess(Snapshot)
+      .addError(ExecutionNotFoundWire)
+      .addError(StoreErrorWire)
+      .annotate(OpenApi.Summary, "One execution's snapshot")
+  )
+  .add(
+    HttpApiEndpoint.get("history")`/executions/${id}/history`
+      .setUrlParams(Schema.Struct({ tail: Schema.optional(positiveInt(1_000_000)) }))
+      .addSuccess(Schema.Array(Transition))
+      .addError(ExecutionNotFoundWire)
+      .addError(StoreErrorWire)
+      .annotate(OpenApi.Summary, "An execution's transitions, oldest first (the last `tail` of them)")
+  )
+  .add(
+    HttpApiEndpoint.get("errors")`/executions/${id}/errors`
+      .addSuccess(Schema.Array(ErrorEntry))
+      .addError(ExecutionNotFoundWire)
+      .addError(StoreErrorWire)
+      .annotate(OpenApi.Summary, "An execution's error log")
+  )
+  .add(
+    HttpApiEndpoint.post("send")`/executions/${id}/send`
+      .setPayload(EventBody)
+      .addSuccess(SendResult, { status: 202 })
+      .addError(ExecutionNotFoundWire)
+      .addError(ValidationErrorWire)
+      .addError(InvalidTransitionWire)
+      .addError(StoreErrorWire)
+      .annotate(OpenApi.Summary, "Send an event; returns once it is in the durable inbox")
+  )
+  .add(operation("pause", "Pause a running or waiting execution"))
+  .add(operation("resume", "Resume a paused execution"))
+  .add(operation("cancel", "Cancel an execution (no compensation)"))
+  .add(operation("rollback", "Run the compensations of completed steps, then end rolled_back"))
+  .add(operation("retry", "Run the current step again (an execution that needs intervention)"))
+  .add(
+    HttpApiEndpoint.post("skip")`/executions/${id}/skip`
+      .setPayload(Schema.Struct({ state: Schema.String }))
+      .addSuccess(Snapshot)
+      .addError(ExecutionNotFoundWire)
+      .addError(InvalidTransitionWire)
+      .addError(StoreErrorWire)
+      .annotate(OpenApi.Summary, "Move an execution to another state")
+  )
+  .prefix("/api")
+{}
+
+/**
+ * The whole API.
+ *
+ * @since 0.1.0
+ * @category api
+ */
+export class ProctorApi extends HttpApi.make("proctor")
+  .add(ProceduresGroup)
+  .add(ExecutionsGroup)
+  .addError(UnauthorizedWire)
+  .addError(PayloadTooLargeWire)
+  .annotate(OpenApi.Title, "Proctor")
+  .annotate(OpenApi.Version, "0.1.0")
+  .annotate(
+    OpenApi.Description,
+    "Start, drive and watch executions of Proctor procedures. Live updates: GET /events (Server-Sent Events, optional ?id=)."
+  )
+{}

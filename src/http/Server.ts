@@ -1,0 +1,327 @@
+/**
+ * The HTTP server: the JSON API (`/api/...`), its OpenAPI document (`/openapi.json`),
+ * an API explorer (`/docs`, Swagger UI bundled in @effect/platform, no CDN), a live
+ * stream of execution changes (`/events`, Server-Sent Events) and the dashboard (`/`),
+ * all over one `Runtime`, behind one guard (token, host and origin checks, body limit).
+ *
+ * @since 0.1.0
+ */
+import * as fs from "node:fs"
+import { createServer } from "node:http"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import {
+  HttpApiSwagger,
+  HttpLayerRouter,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
+import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
+import type { Duration } from "effect"
+import { Effect, Layer, Option, Schedule, Stream } from "effect"
+import type { ExecutionEvent, Snapshot } from "../Execution.js"
+import { Runtime } from "../Runtime.js"
+import type { RuntimeService } from "../Runtime.js"
+import { PayloadTooLarge, ProctorApi, Unauthorized } from "./Api.js"
+import * as Auth from "./Auth.js"
+import * as Handlers from "./Handlers.js"
+
+/**
+ * Options of the server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** when set, every request must carry it (`Authorization: Bearer <token>`) */
+  readonly token?: string | undefined
+  /** the largest request body accepted, in bytes; larger ones get 413. @default 1048576 (1 MiB) */
+  readonly maxBodyBytes?: number | undefined
+  /**
+   * How often `/events` re-reads the store to catch changes made by other processes
+   * (a CLI on the same database). @default "1 second"
+   */
+  readonly pollInterval?: Duration.DurationInput | undefined
+  /** a comment line keeps idle `/events` connections open through proxies. @default "15 seconds" */
+  readonly heartbeat?: Duration.DurationInput | undefined
+  /**
+   * Host names accepted in the `Host` header when no token is set (DNS-rebinding guard).
+   * Loopback names are always accepted. @default []
+   */
+  readonly allowedHosts?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * The folder the dashboard's files are served from.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const assetsDir: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "assets")
+
+const contentTypes: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".json": "application/json"
+}
+
+const jsonError = (status: number, body: Record<string, unknown>) => HttpServerResponse.unsafeJson(body, { status })
+
+const unauthorized = (request: HttpServerRequest.HttpServerRequest) => {
+  const error = new Unauthorized()
+  const wantsHtml = request.method === "GET" && (request.headers["accept"] ?? "").includes("text/html")
+  if (wantsHtml) {
+    return HttpServerResponse.text(loginPage, { status: 401, contentType: "text/html; charset=utf-8", headers: { "www-authenticate": "Bearer" } })
+  }
+  return HttpServerResponse.unsafeJson({ _tag: "Unauthorized", message: error.message }, {
+    status: 401,
+    headers: { "www-authenticate": "Bearer" }
+  })
+}
+
+const loginPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Proctor — token required</title>
+<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;color:#0f172a}
+input{font:inherit;padding:.4rem;width:16rem}button{font:inherit;padding:.4rem .8rem}</style></head>
+<body><h1>Proctor</h1><p>This server requires a token. Paste the token the server was started with
+(<code>--token</code> or <code>PROCTOR_TOKEN</code>).</p>
+<form method="get" action="/"><input name="token" type="password" autocomplete="off" aria-label="token" autofocus>
+<button type="submit">Open the dashboard</button></form></body></html>`
+
+/**
+ * The guard every request passes first:
+ * - with a token: a valid `Authorization: Bearer` header; for GET requests also a
+ *   `?token=` parameter (which sets a same-site, HTTP-only cookie) or that cookie
+ * - without a token: a loopback (or allowed) `Host` header, against DNS rebinding
+ * - requests that change something and come from a browser must come from the same origin
+ * - request bodies larger than `maxBodyBytes` get 413
+ */
+const guard = (options: Options) => {
+  const limit = options.maxBodyBytes ?? 1024 * 1024
+  const token = options.token === "" ? undefined : options.token
+  const allowed = new Set((options.allowedHosts ?? []).map((h) => h.toLowerCase()))
+  return HttpLayerRouter.middleware((effect) =>
+    Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      let setCookie = false
+      const respond = (inner: typeof effect) =>
+        setCookie
+          ? Effect.map(inner, (response) => HttpServerResponse.unsafeSetCookie(response, Auth.cookieName, token!, cookieOptions))
+          : inner
+      const url = new URL(request.url, "http://localhost")
+      const host = request.headers["host"] ?? ""
+      if (token !== undefined) {
+        const fromHeader = Auth.bearer(request.headers["authorization"])
+        const isRead = request.method === "GET" || request.method === "HEAD"
+        const fromQuery = isRead ? url.searchParams.get("token") ?? undefined : undefined
+        const fromCookie = isRead ? Auth.cookie(request.headers["cookie"], Auth.cookieName) : undefined
+        const ok = Auth.tokenMatches(token, fromHeader) || Auth.tokenMatches(token, fromQuery) ||
+          Auth.tokenMatches(token, fromCookie)
+        if (!ok) return unauthorized(request)
+        setCookie = fromQuery !== undefined && Auth.tokenMatches(token, fromQuery)
+      } else {
+        const name = Auth.hostName(host)
+        if (!Auth.isLoopback(name) && !allowed.has(name)) {
+          return jsonError(403, {
+            _tag: "Forbidden",
+            message: `Host "${host}" is not allowed: without a token this server only answers requests to 127.0.0.1 or localhost. ` +
+              `Start it with --token to serve other hosts.`
+          })
+        }
+      }
+      if (request.method !== "GET" && request.method !== "HEAD" && request.method !== "OPTIONS") {
+        const origin = request.headers["origin"]
+        if (origin !== undefined && origin !== "null") {
+          let originHost: string | undefined
+          try {
+            originHost = new URL(origin).host.toLowerCase()
+          } catch {
+            originHost = undefined
+          }
+          if (originHost !== host.toLowerCase()) {
+            return jsonError(403, {
+              _tag: "Forbidden",
+              message: `Cross-origin request from ${origin} refused; call the API from the dashboard's own origin or without an Origin header.`
+            })
+          }
+        }
+        const tooLarge = jsonError(413, { _tag: "PayloadTooLarge", limit, message: new PayloadTooLarge({ limit }).message })
+        const declared = request.headers["content-length"]
+        if (declared !== undefined) {
+          if (!(Number(declared) <= limit)) return tooLarge
+        } else if (request.headers["transfer-encoding"] !== undefined) {
+          // a chunked body has no declared size: read it here under the limit, and hand
+          // the API a copy of the request that carries the text
+          const text = yield* readLimited(NodeHttpServerRequest.toIncomingMessage(request), limit)
+          if (Option.isNone(text)) return tooLarge
+          const headers: Record<string, string> = {}
+          for (const [k, v] of Object.entries(request.headers)) {
+            if (!["transfer-encoding", "content-length", "connection", "keep-alive", "expect"].includes(k)) headers[k] = v
+          }
+          const copy = HttpServerRequest.fromWeb(
+            new Request(`http://localhost${request.url}`, { method: request.method, headers, body: text.value })
+          )
+          return yield* respond(Effect.provideService(effect, HttpServerRequest.HttpServerRequest, copy))
+        }
+      }
+      return yield* respond(effect)
+    }), { global: true })
+}
+
+/**
+ * Reads a request body of at most `limit` bytes. A larger body is drained (up to 16
+ * times the limit, then the connection is dropped) so that the 413 answer reaches the client.
+ */
+const readLimited = (source: NodeJS.ReadableStream, limit: number): Effect.Effect<Option.Option<string>> =>
+  Effect.async<Option.Option<string>>((resume) => {
+    const chunks: Array<Buffer> = []
+    let size = 0
+    const onData = (chunk: Buffer | string) => {
+      const bytes = typeof chunk === "string" ? Buffer.from(chunk) : chunk
+      size += bytes.length
+      if (size <= limit) chunks.push(bytes)
+      else if (size > limit * 16) {
+        cleanup()
+        ;(source as unknown as { destroy?: () => void }).destroy?.()
+        resume(Effect.succeed(Option.none()))
+      }
+    }
+    const onEnd = () => {
+      cleanup()
+      resume(Effect.succeed(size <= limit ? Option.some(Buffer.concat(chunks).toString("utf8")) : Option.none()))
+    }
+    const onError = () => {
+      cleanup()
+      resume(Effect.succeed(Option.none()))
+    }
+    const cleanup = () => {
+      source.removeListener("data", onData)
+      source.removeListener("end", onEnd)
+      source.removeListener("error", onError)
+    }
+    source.on("data", onData)
+    source.on("end", onEnd)
+    source.on("error", onError)
+    return Effect.sync(cleanup)
+  })
+
+const cookieOptions = { httpOnly: true, sameSite: "strict", path: "/" } as const
+
+const readAsset = (name: string) =>
+  Effect.gen(function*() {
+    // only plain file names directly in the assets folder: no traversal
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) return Option.none()
+    const file = path.join(assetsDir, name)
+    const content = yield* Effect.promise(() => fs.promises.readFile(file).then((b) => Option.some(b), () => Option.none<Buffer>()))
+    return Option.map(content, (bytes) =>
+      HttpServerResponse.uint8Array(new Uint8Array(bytes), {
+        contentType: contentTypes[path.extname(name)] ?? "application/octet-stream",
+        headers: { "cache-control": "no-cache", "x-content-type-options": "nosniff" }
+      }))
+  })
+
+const notFound = (what: string) => jsonError(404, { _tag: "NotFound", message: `${what} not found` })
+
+/**
+ * The events `/events` sends: every commit the runtime publishes, plus changes the
+ * store shows that this process did not make (executions driven by another process).
+ *
+ * @since 0.1.0
+ * @category streams
+ */
+export const eventStream = (
+  runtime: RuntimeService,
+  options: { readonly id?: string | undefined; readonly pollInterval: Duration.DurationInput }
+): Stream.Stream<ExecutionEvent> => {
+  const known = new Map<string, string>()
+  const keyOf = (seq: number, status: string) => `${seq}/${status}`
+  const live = Stream.tap(runtime.watch(options.id), (e) => Effect.sync(() => known.set(e.executionId, keyOf(e.seq, e.status))))
+  const read: Effect.Effect<ReadonlyArray<Snapshot>> = (options.id === undefined
+    ? runtime.list({ limit: 500 })
+    : Effect.map(runtime.get(options.id), (s) => [s])).pipe(Effect.orElseSucceed(() => []))
+  let primed = false
+  const polled = Stream.repeatEffectWithSchedule(read, Schedule.spaced(options.pollInterval)).pipe(
+    Stream.mapConcat((snapshots) => {
+      const changed: Array<ExecutionEvent> = []
+      for (const s of snapshots) {
+        const key = keyOf(s.seq, s.status)
+        if (known.get(s.id) === key) continue
+        known.set(s.id, key)
+        if (primed) {
+          changed.push({ executionId: s.id, procedure: s.procedure, seq: s.seq, from: "", state: s.state, status: s.status, cause: "store", at: s.updatedAt })
+        }
+      }
+      primed = true
+      return changed
+    })
+  )
+  return Stream.merge(live, polled)
+}
+
+/**
+ * The routes (API, OpenAPI, docs, events, dashboard) and the guard, as a router layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const routes = (options: Options = {}) => {
+  const api = HttpLayerRouter.addHttpApi(ProctorApi, { openapiPath: "/openapi.json" }).pipe(
+    Layer.provide(Handlers.layer)
+  )
+  const docs = HttpApiSwagger.layerHttpLayerRouter({ api: ProctorApi, path: "/docs" })
+  const extra = HttpLayerRouter.use((router) =>
+    Effect.gen(function*() {
+      const runtime = yield* Runtime
+      const pollInterval = options.pollInterval ?? "1 second"
+      const heartbeat = options.heartbeat ?? "15 seconds"
+      yield* router.add("GET", "/events", (request) =>
+        Effect.sync(() => {
+          const id = new URL(request.url, "http://localhost").searchParams.get("id") ?? undefined
+          const events = eventStream(runtime, { id, pollInterval }).pipe(
+            Stream.map((e) => `event: execution\ndata: ${JSON.stringify(e)}\n\n`)
+          )
+          const pings = Stream.repeatEffectWithSchedule(Effect.succeed(": ping\n\n"), Schedule.spaced(heartbeat))
+          const body = Stream.concat(
+            Stream.succeed(`retry: 2000\nevent: ready\ndata: {}\n\n`),
+            Stream.merge(events, Stream.drop(pings, 1))
+          )
+          return HttpServerResponse.stream(Stream.encodeText(body), {
+            contentType: "text/event-stream",
+            headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+          })
+        }))
+      const index = Effect.map(readAsset("index.html"), Option.getOrElse(() => notFound("index.html")))
+      yield* router.add("GET", "/", index)
+      yield* router.add("GET", "/executions/*", index)
+      yield* router.add("GET", "/assets/:name", (request) => {
+        const name = decodeURIComponent(new URL(request.url, "http://localhost").pathname.replace(/^\/assets\//, ""))
+        return Effect.map(readAsset(name), Option.getOrElse(() => notFound(`asset ${name}`)))
+      })
+    })
+  )
+  return Layer.mergeAll(api, docs, extra).pipe(Layer.provide(guard(options)))
+}
+
+/**
+ * The server on an `HttpServer` (a Node server, or `NodeHttpServer.layerTest`). Needs a `Runtime`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options & { readonly logRequests?: boolean | undefined } = {}) =>
+  HttpLayerRouter.serve(routes(options), {
+    disableLogger: options.logRequests !== true,
+    disableListenLog: true
+  })
+
+/**
+ * The server listening on `host:port` (`port: 0` picks a free port).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerNode = (options: Options & { readonly host: string; readonly port: number; readonly logRequests?: boolean | undefined }) =>
+  layer(options).pipe(Layer.provideMerge(NodeHttpServer.layer(createServer, { host: options.host, port: options.port })))
