@@ -33,7 +33,6 @@ import { classify, errorMessage, storeError, toStoreError } from "./internal/sql
 import * as Lock from "./internal/sqlLock.js"
 import type { Row, Tables } from "./internal/sqlSchema.js"
 import {
-  activeStatuses,
   latestMigration,
   migrations,
   rowToCompensation,

@@ -105,7 +105,7 @@ describe("SqlStore.layerSqlite", () => {
       const second = yield* open({ filename: file })
       assert.deepStrictEqual(yield* dump(second.store, "e1"), before)
       assert.deepStrictEqual(yield* second.store.inbox("e1", 10), [queued])
-      assert.deepStrictEqual(yield* second.store.dueTimers(10, 10), [{ id: "e1", dueAt: 5 }])
+      assert.deepStrictEqual(yield* second.store.dueTimers({ until: 10, limit: 10 }), [{ id: "e1", dueAt: 5 }])
       yield* second.close
     }))
 

@@ -439,7 +439,7 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
     })
 
     describe("queries", () => {
-      test("active lists the executions that are not terminal, oldest first", () =>
+      test("active lists the executions that need a fiber: running, compensating, waiting with an event", () =>
         Effect.gen(function*() {
           const store = yield* Store.Store
           const statuses: ReadonlyArray<Execution.Status> = [
@@ -451,36 +451,60 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
             "cancelled",
             "needs_intervention",
             "rolled_back",
-            "compensating"
+            "compensating",
+            "waiting"
           ]
           for (const [i, status] of statuses.entries()) yield* create(snapshot(`e${i}`, { status, startedAt: t0 + i }))
-          assert.deepStrictEqual(yield* store.active(), ["e0", "e2", "e4", "e6", "e8"])
+          assert.deepStrictEqual(yield* store.active(), ["e0", "e8"])
+          // an event makes a waiting execution active, until it is consumed
+          const event = yield* store.enqueue("e9", { _tag: "Go" }, t0)
+          yield* store.enqueue("e2", { _tag: "Go" }, t0)
+          assert.deepStrictEqual(yield* store.active(), ["e0", "e2", "e8", "e9"])
+          const e9 = Option.getOrThrow(yield* store.get("e9"))
+          yield* store.commit({ snapshot: advance(e9, { status: "waiting" }), expectedVersion: 0, consumed: event.seq })
+          assert.deepStrictEqual(yield* store.active(), ["e0", "e2", "e8"])
           // finishing one removes it
           const e0 = Option.getOrThrow(yield* store.get("e0"))
           yield* store.commit({ snapshot: advance(e0, { status: "succeeded", outcome: "succeeded" }), expectedVersion: 0 })
-          assert.deepStrictEqual(yield* store.active(), ["e2", "e4", "e6", "e8"])
+          assert.deepStrictEqual(yield* store.active(), ["e2", "e8"])
         }))
 
-      test("dueTimers lists waiting executions whose timer is due, up to the limit", () =>
+      test("dueTimers gives waiting executions in (dueAt, id) order, up to until, from a cursor, at most limit", () =>
         Effect.gen(function*() {
           const store = yield* Store.Store
-          yield* create(snapshot("due1", { status: "waiting", timerDueAt: t0 + 10, startedAt: t0 + 1 }))
-          yield* create(snapshot("due2", { status: "waiting", timerDueAt: t0 + 20, startedAt: t0 + 2 }))
-          yield* create(snapshot("due3", { status: "waiting", timerDueAt: t0 + 30, startedAt: t0 + 3 }))
-          yield* create(snapshot("later", { status: "waiting", timerDueAt: t0 + 1000, startedAt: t0 + 4 }))
-          yield* create(snapshot("paused", { status: "paused", timerDueAt: t0 + 5, startedAt: t0 + 5 }))
-          yield* create(snapshot("notimer", { status: "waiting", startedAt: t0 + 6 }))
-          const due = (yield* store.dueTimers(t0 + 30, 100)).slice().sort((a, b) => a.dueAt - b.dueAt)
-          assert.deepStrictEqual(due, [{ id: "due1", dueAt: t0 + 10 }, { id: "due2", dueAt: t0 + 20 }, { id: "due3", dueAt: t0 + 30 }])
-          assert.deepStrictEqual(yield* store.dueTimers(t0 + 9, 100), [])
-          assert.strictEqual((yield* store.dueTimers(t0 + 5000, 2)).length, 2)
-          assert.strictEqual((yield* store.dueTimers(t0 + 5000, 100)).length, 4)
+          // created in another order than their timers fall due; two fall due together
+          for (const [i, [id, due]] of ([["w30", 30], ["w10", 10], ["w40", 40], ["w20b", 20], ["w20a", 20]] as const).entries()) {
+            yield* create(snapshot(id, { status: "waiting", timerDueAt: t0 + due, startedAt: t0 + i }))
+          }
+          yield* create(snapshot("paused", { status: "paused", timerDueAt: t0 + 5, startedAt: t0 + 10 }))
+          yield* create(snapshot("running", { status: "running", timerDueAt: t0 + 5, startedAt: t0 + 11 }))
+          yield* create(snapshot("notimer", { status: "waiting", startedAt: t0 + 12 }))
+          const all = [
+            { id: "w10", dueAt: t0 + 10 },
+            { id: "w20a", dueAt: t0 + 20 },
+            { id: "w20b", dueAt: t0 + 20 },
+            { id: "w30", dueAt: t0 + 30 },
+            { id: "w40", dueAt: t0 + 40 }
+          ]
+          assert.deepStrictEqual(yield* store.dueTimers({ until: t0 + 1000, limit: 100 }), all)
+          // until is inclusive
+          assert.deepStrictEqual(yield* store.dueTimers({ until: t0 + 20, limit: 100 }), all.slice(0, 3))
+          assert.deepStrictEqual(yield* store.dueTimers({ until: t0 + 9, limit: 100 }), [])
+          // a limit keeps the most overdue
+          assert.deepStrictEqual(yield* store.dueTimers({ until: t0 + 1000, limit: 2 }), all.slice(0, 2))
+          // the cursor is exclusive and orders ties by id
+          assert.deepStrictEqual(yield* store.dueTimers({ until: t0 + 1000, limit: 2, after: all[1] }), all.slice(2, 4))
+          assert.deepStrictEqual(yield* store.dueTimers({ until: t0 + 1000, limit: 100, after: all[4] }), [])
+          assert.deepStrictEqual(
+            yield* store.dueTimers({ until: t0 + 30, limit: 100, after: { id: "a", dueAt: t0 + 20 } }),
+            all.slice(1, 4)
+          )
           // a commit that leaves the wait removes its timer
-          const s = Option.getOrThrow(yield* store.get("due1"))
+          const s = Option.getOrThrow(yield* store.get("w10"))
           const next = advance(s, { status: "running" })
           delete (next as { timerDueAt?: number }).timerDueAt
           yield* store.commit({ snapshot: next, expectedVersion: s.rowVersion })
-          assert.deepStrictEqual((yield* store.dueTimers(t0 + 30, 100)).map((d) => d.id).sort(), ["due2", "due3"])
+          assert.deepStrictEqual(yield* store.dueTimers({ until: t0 + 20, limit: 100 }), all.slice(1, 3))
         }))
 
       test("list filters by status, procedure, state and tenant, with limit and offset", () =>

@@ -62,9 +62,6 @@ export const executionColumns = [
 export const transitionColumns = ["execution_id", "seq", "from_state", "to_state", "status", "cause", "event", "at", "duration"] as const
 export const errorColumns = ["execution_id", "state", "attempt", "tag", "message", "transient", "at"] as const
 
-/** The statuses that `active` lists (every status that is not terminal). */
-export const activeStatuses = ["running", "waiting", "paused", "needs_intervention", "compensating"] as const
-
 /** The highest migration id this version knows; a database with a higher one was written by a newer version. */
 export const latestMigration = 1
 
