@@ -124,8 +124,8 @@ const ddl = (t: Tables, ty: Types): ReadonlyArray<string> => [
   )`,
   `CREATE UNIQUE INDEX ${t.executions}_idempotency_key ON ${t.executions} (idempotency_key) WHERE idempotency_key IS NOT NULL`,
   `CREATE INDEX ${t.executions}_procedure_state ON ${t.executions} (procedure_name, current_state)`,
-  // serves the (status) lookups of `active`/`list` and, with its second column, `dueTimers`
-  `CREATE INDEX ${t.executions}_status_timer ON ${t.executions} (status, timer_due_at)`,
+  // serves the (status) lookups of `active`/`list` and, whole, `dueTimers` in its (dueAt, id) order
+  `CREATE INDEX ${t.executions}_status_timer ON ${t.executions} (status, timer_due_at, execution_id)`,
   `CREATE TABLE ${t.transitions} (
     execution_id TEXT NOT NULL,
     seq ${ty.int} NOT NULL,
