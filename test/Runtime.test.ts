@@ -411,6 +411,7 @@ describe("Runtime: timers, passivation, watch", () => {
       yield* Runtime.send(ids[7]!, { _tag: "Approve", by: "ann" })
       const final = yield* Runtime.await(ids[7]!)
       assert.strictEqual(final.status, "succeeded")
+      yield* TestClock.adjust("1 millis")
       assert.strictEqual(yield* runtime.activeCount, 0)
     }).pipe(Effect.provide(runtimeLayer(all))))
 

@@ -37,6 +37,8 @@ import { validate } from "../Procedure.js"
 import type { Commit, HistoryOptions, StoreService, TimerEntry } from "../Store.js"
 import type { Compiled, Input, Machine, Output } from "./transition.js"
 import { compile, errorInfo, procedureKey, transition } from "./transition.js"
+import * as Deadlines from "./deadlines.js"
+import type { Deadline } from "./deadlines.js"
 
 /** Options of `Runtime.layer`. */
 export interface RuntimeOptions {
@@ -75,8 +77,6 @@ type CommandError = InvalidTransition | ExecutionNotFound | StoreError
 type Msg =
   | { readonly _tag: "Command"; readonly input: CommandInput; readonly reply: Deferred.Deferred<Snapshot, CommandError> }
   | { readonly _tag: "Inbox" }
-  | { readonly _tag: "AttemptFailed"; readonly visit: number; readonly entry: ErrorEntry }
-  | { readonly _tag: "StepDone"; readonly visit: number; readonly exit: Exit.Exit<unknown, unknown> }
   | { readonly _tag: "Timer"; readonly visit: number }
 
 /**
@@ -109,13 +109,17 @@ class Mailbox {
     }
     return msg
   }
-  readonly take: Effect.Effect<Msg> = Effect.suspend(() => {
-    const msg = this.poll()
-    if (msg !== undefined) return Effect.succeed(msg)
+  /** waits until a message is queued (the owner is the actor that reads this mailbox) */
+  readonly wait: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.size > 0) return Effect.void
     const w = Deferred.unsafeMake<void>(FiberId.none)
     this.waiter = w
-    return Effect.flatMap(Deferred.await(w), () => this.take)
+    return Deferred.await(w)
   })
+  hasCommand(): boolean {
+    for (let i = this.head; i < this.items.length; i++) if (this.items[i]!._tag === "Command") return true
+    return false
+  }
   drain(): Array<Msg> {
     const out: Array<Msg> = []
     for (let m = this.poll(); m !== undefined; m = this.poll()) out.push(m)
@@ -123,9 +127,34 @@ class Mailbox {
   }
 }
 
+interface Cached {
+  readonly compiled: Compiled
+  machine: Machine
+  /** completed steps whose compensation has not run, oldest first */
+  readonly completed: Array<{ readonly stepSeq: number; readonly state: string }>
+}
+
 interface Handle {
   readonly id: string
   readonly mailbox: Mailbox
+  /** the current run fiber */
+  fiber?: Fiber.RuntimeFiber<void, StoreError> | undefined
+  /** the committed state, kept between runs of one activation */
+  cached?: Cached | undefined
+  /** true while the run fiber may be interrupted to serve a command (a step or a backoff) */
+  interruptible: boolean
+  /** the deadline of the attempt that is running */
+  stepping?: Deadline | undefined
+  /** set when a command interrupted the run */
+  commanded: boolean
+  /** set when an attempt ran past its timeout */
+  timedOut?: { readonly visit: number; readonly attempt: number } | undefined
+  /** the retry Schedule's state for the current visit */
+  driver?: { readonly visit: number; readonly driver: Schedule.ScheduleDriver<unknown, unknown> } | undefined
+  /** the timer of the current wait state */
+  timer?: { readonly visit: number; readonly deadline: Deadline } | undefined
+  /** the reply of the command being applied */
+  current?: Deferred.Deferred<Snapshot, CommandError> | undefined
 }
 
 // metrics
@@ -171,6 +200,8 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
   const events = yield* PubSub.sliding<ExecutionEvent>(options.watchBuffer ?? 16384)
   const waiters = new Map<string, Array<Deferred.Deferred<Snapshot>>>()
   const timerPoll = { planned: Infinity, wake: Deferred.unsafeMake<void>(FiberId.none) }
+  const deadlines = Deadlines.make()
+  yield* Effect.forkScoped(deadlines.run)
   let active = 0
 
   const publish = (snapshot: Snapshot, t: Transition) => {
@@ -202,19 +233,50 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
 
   // ---------------------------------------------------------------------------
   // the actor
+  //
+  // An execution's actor is a supervisor fiber (in the FiberMap) that forks run fibers.
+  // A run loads the execution (or takes it from the handle), then loops: handle queued
+  // messages, then do what the committed snapshot calls for. Steps run inline in the
+  // run fiber; a command that must stop a step (pause, cancel, ...) or a step's
+  // timeout interrupts the run fiber, and the supervisor starts a new run at once from
+  // the last committed state. Commits are uninterruptible.
 
-  const runActor = (handle: Handle) =>
+  const loadMachine = (handle: Handle) =>
+    Effect.gen(function*() {
+      if (handle.cached !== undefined) return handle.cached
+      const loaded = yield* store.get(handle.id)
+      if (Option.isNone(loaded)) return undefined
+      const compiled = lookup(loaded.value)
+      if (compiled === undefined) return { missing: loaded.value } as const
+      const decoded = compiled.decodeContext(loaded.value.context)
+      if (Either.isLeft(decoded)) return yield* Effect.die(decoded.left)
+      const completed: Array<{ readonly stepSeq: number; readonly state: string }> = []
+      if (compiled.compensable.size > 0) {
+        const [history, done] = yield* Effect.all([store.history(handle.id), store.compensations(handle.id)])
+        const finished = new Set(done.map((c) => c.stepSeq))
+        for (const t of history) {
+          if (t.cause === "step" && compiled.compensable.has(t.from) && !finished.has(t.seq)) {
+            completed.push({ stepSeq: t.seq, state: t.from })
+          }
+        }
+      }
+      const cached: Cached = { compiled, machine: { snapshot: loaded.value, context: decoded.right }, completed }
+      handle.cached = cached
+      return cached
+    })
+
+  const runActor = (handle: Handle, restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) =>
     Effect.gen(function*() {
       const { id, mailbox } = handle
-      const loaded = yield* store.get(id)
-      if (Option.isNone(loaded)) {
+      const cached = yield* loadMachine(handle)
+      if (cached === undefined) {
         yield* drainMailbox(handle, notFound(id))
         return
       }
-      const compiled = lookup(loaded.value)
-      if (compiled === undefined) {
+      if ("missing" in cached) {
+        const s = cached.missing!
         yield* Effect.logError(
-          `Execution ${id} uses procedure ${loaded.value.procedure} version ${loaded.value.version}, ` +
+          `Execution ${id} uses procedure ${s.procedure} version ${s.version}, ` +
             `which this runtime does not register; register it in Runtime.layer to resume it`
         )
         yield* drainMailbox(
@@ -222,33 +284,29 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           new InvalidTransition({
             executionId: id,
             operation: "run",
-            status: loaded.value.status,
-            state: loaded.value.state,
-            hint: `Procedure ${loaded.value.procedure} version ${loaded.value.version} is not registered with this runtime.`
+            status: s.status,
+            state: s.state,
+            hint: `Procedure ${s.procedure} version ${s.version} is not registered with this runtime.`
           })
         )
         return
       }
-      const decoded = compiled.decodeContext(loaded.value.context)
-      if (Either.isLeft(decoded)) return yield* Effect.die(decoded.left)
-      let machine: Machine = { snapshot: loaded.value, context: decoded.right }
+      const { compiled } = cached
       const def = compiled.def
       yield* Effect.annotateLogsScoped({ procedure: def.name })
 
       // compensations of completed steps are finalizers of the execution's scope
       const scope = yield* Scope.make()
       yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-      let compensable = 0
       const registerCompensation = (stepSeq: number, state: string) => {
         const step = def.states[state]
         if (step === undefined || step._tag !== "Step" || step.compensate === undefined) return Effect.void
         const compensate = step.compensate
-        compensable++
         return Scope.addFinalizerExit(scope, (exit) => {
           if (!(Exit.isFailure(exit) && Cause.squash(exit.cause) === Rollback)) return Effect.void
           return Effect.gen(function*() {
             const args = {
-              context: machine.context,
+              context: cached.machine.context,
               executionId: id,
               state,
               attempt: 1,
@@ -256,11 +314,11 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
             }
             const result = yield* Effect.exit(
               (compensate(args) as Effect.Effect<unknown, unknown, never>).pipe(
-                Effect.withSpan("proctor.compensate", { attributes: { executionId: id, state } })
+                Effect.withSpan("proctor.compensate", { attributes: { executionId: id, state }, captureStackTrace: false })
               )
             )
             const now = yield* Clock.currentTimeMillis
-            const s = machine.snapshot
+            const s = cached.machine.snapshot
             const snapshot: Snapshot = { ...s, rowVersion: s.rowVersion + 1, updatedAt: now }
             const errors: Array<ErrorEntry> = []
             if (Exit.isFailure(result)) {
@@ -274,44 +332,19 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
               errors,
               compensation: { executionId: id, stepSeq, state, ok: Exit.isSuccess(result), at: now }
             }).pipe(Effect.orDie)
-            machine = { ...machine, snapshot }
+            cached.machine = { ...cached.machine, snapshot }
+            const i = cached.completed.findIndex((c) => c.stepSeq === stepSeq)
+            if (i >= 0) cached.completed.splice(i, 1)
           })
         })
       }
-      if (compiled.compensable.size > 0) {
-        const [history, done] = yield* Effect.all([store.history(id), store.compensations(id)])
-        const finished = new Set(done.map((c) => c.stepSeq))
-        for (const t of history) {
-          if (t.cause === "step" && compiled.compensable.has(t.from) && !finished.has(t.seq)) {
-            yield* registerCompensation(t.seq, t.from)
-          }
-        }
-      }
+      for (const c of cached.completed) yield* registerCompensation(c.stepSeq, c.state)
 
-      let stepFiber: Fiber.RuntimeFiber<void> | undefined
-      let stepVisit = -1
-      let timerFiber: Fiber.RuntimeFiber<void> | undefined
-      let timerVisit = -1
-      let current: Deferred.Deferred<Snapshot, CommandError> | undefined
-
-      const stopStep = Effect.suspend(() => {
-        const f = stepFiber
-        stepFiber = undefined
-        stepVisit = -1
-        return f === undefined ? Effect.void : interruptFiber(f)
-      })
-      const stopTimer = Effect.suspend(() => {
-        const f = timerFiber
-        timerFiber = undefined
-        timerVisit = -1
-        return f === undefined ? Effect.void : interruptFiber(f)
-      })
-
-      /** Commits the outcome of the transition function; returns the error for a rejection. */
+      /** Commits the outcome of the transition function; returns the error of a rejection. */
       const apply = (output: Output, consumed?: number) =>
         Effect.gen(function*() {
           if (output._tag === "Reject") return Option.some(output.error)
-          const s = machine.snapshot
+          const s = cached.machine.snapshot
           if (output._tag === "Discard") {
             const now = yield* Clock.currentTimeMillis
             const snapshot: Snapshot = { ...s, rowVersion: s.rowVersion + 1, updatedAt: now }
@@ -321,91 +354,123 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
               consumed,
               errors: [{ executionId: id, state: s.state, attempt: s.attempt, tag: output.reason.tag, message: output.reason.message, transient: false, at: now }]
             })
-            machine = { ...machine, snapshot }
+            cached.machine = { ...cached.machine, snapshot }
             return Option.none()
           }
           const next = output.machine
           const t = output.transition
-          const commit: Commit = { snapshot: next.snapshot, expectedVersion: s.rowVersion, transition: t, consumed }
-          yield* store.commit(commit)
-          const previous = machine
-          machine = next
+          yield* store.commit({ snapshot: next.snapshot, expectedVersion: s.rowVersion, transition: t, consumed })
+          cached.machine = next
+          if (next.snapshot.visit !== s.visit) handle.driver = undefined
           yield* Metric.increment(transitionsTotal)
-          if (t.cause === "step" && compiled.compensable.has(t.from)) yield* registerCompensation(t.seq, t.from)
-          if (stepFiber !== undefined && (next.snapshot.visit !== stepVisit || next.snapshot.status !== "running")) {
-            yield* stopStep
+          if (t.cause === "step" && compiled.compensable.has(t.from)) {
+            cached.completed.push({ stepSeq: t.seq, state: t.from })
+            yield* registerCompensation(t.seq, t.from)
           }
-          if (timerFiber !== undefined && (next.snapshot.visit !== timerVisit || next.snapshot.status !== "waiting")) {
-            yield* stopTimer
-          }
-          if (isTerminal(next.snapshot.status) && !isTerminal(previous.snapshot.status)) {
+          if (isTerminal(next.snapshot.status) && !isTerminal(s.status)) {
             yield* Metric.increment(Metric.tagged(executionsFinished, "outcome", next.snapshot.status))
           }
           yield* publish(next.snapshot, t)
           return Option.none()
+        }).pipe(Effect.uninterruptible)
+
+      /** Records a failed attempt; retries a transient failure after the Schedule's delay. */
+      const attemptFailed = (state: Procedure.Step<string, unknown, unknown, unknown, unknown>, attempt: number, error: unknown, typed: boolean) =>
+        Effect.gen(function*() {
+          const s = cached.machine.snapshot
+          const transient = typed && state.isTransient(error)
+          const info = errorInfo(error)
+          const now = yield* Clock.currentTimeMillis
+          const snapshot: Snapshot = { ...s, attempt, rowVersion: s.rowVersion + 1, updatedAt: now }
+          yield* store.commit({
+            snapshot,
+            expectedVersion: s.rowVersion,
+            errors: [{ executionId: id, state: s.state, attempt, tag: info.tag, message: info.message, transient, at: now }]
+          }).pipe(Effect.uninterruptible)
+          cached.machine = { ...cached.machine, snapshot }
+          const fail = (failure: unknown) =>
+            Effect.asVoid(apply(transition(compiled, cached.machine, {
+              _tag: "StepFailed",
+              error: errorInfo(failure),
+              compensable: cached.completed.length > 0
+            }, now)))
+          if (!transient) return yield* fail(new ExecutionError({ executionId: id, state: s.state, cause: error }))
+          if (handle.driver === undefined || handle.driver.visit !== s.visit) {
+            handle.driver = { visit: s.visit, driver: yield* Schedule.driver(state.retry) }
+          }
+          const driver = handle.driver.driver
+          // the backoff sleeps in the run fiber: a command may interrupt it
+          handle.interruptible = true
+          const more = yield* restore(Effect.either(driver.next(error)))
+          handle.interruptible = false
+          if (Either.isLeft(more)) {
+            return yield* fail(new MaxRetriesExceeded({ executionId: id, state: s.state, attempts: attempt, lastError: error }))
+          }
+          yield* Metric.increment(retriesTotal)
         })
 
-      const step = (state: Procedure.Step<string, unknown, unknown, unknown, unknown>, visit: number, firstAttempt: number) =>
+      /** Runs one attempt of the current step, inline. */
+      const runStep = (state: Procedure.Step<string, unknown, unknown, unknown, unknown>) =>
         Effect.gen(function*() {
-          const driver = yield* Schedule.driver(state.retry)
-          let attempt = firstAttempt
-          const stateName = machine.snapshot.state
-          const timeout = Duration.format(state.timeout)
-          while (true) {
-            const args = {
-              context: machine.context,
+          // a command that came in meanwhile goes first
+          if (mailbox.hasCommand()) return
+          const s = cached.machine.snapshot
+          const attempt = s.attempt + 1
+          const stateName = s.state
+          const now = yield* Clock.currentTimeMillis
+          const deadline = {
+            at: now + Duration.toMillis(state.timeout),
+            fire: () => {
+              if (handle.stepping !== deadline) return
+              handle.timedOut = { visit: s.visit, attempt }
+              handle.fiber?.unsafeInterruptAsFork(FiberId.none)
+            }
+          }
+          deadlines.add(deadline)
+          handle.stepping = deadline
+          handle.interruptible = true
+          const exit = yield* restore(Effect.exit(
+            (state.run({
+              context: cached.machine.context,
               executionId: id,
               state: stateName,
               attempt,
-              idempotencyKey: `${id}/${stateName}/${visit}`
-            }
-            const exit = yield* Effect.exit(
-              (state.run(args) as Effect.Effect<unknown, unknown>).pipe(
-                Effect.timeoutFail({
-                  duration: state.timeout,
-                  onTimeout: () => new TimeoutError({ executionId: id, state: stateName, timeout })
-                }),
-                Effect.withSpan("proctor.step", { attributes: { executionId: id, state: stateName, attempt } }),
-                Effect.annotateLogs({ state: stateName, attempt })
-              )
+              idempotencyKey: `${id}/${stateName}/${s.visit}`
+            }) as Effect.Effect<unknown, unknown>).pipe(
+              Effect.withSpan("proctor.step", { attributes: { executionId: id, state: stateName, attempt }, captureStackTrace: false }),
+              Effect.annotateLogs({ state: stateName, attempt })
             )
-            if (Exit.isSuccess(exit)) return yield* post({ _tag: "StepDone", visit, exit })
-            if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
-            const failure = Cause.failureOption(exit.cause)
-            const error = Option.isSome(failure) ? failure.value : Cause.squash(exit.cause)
-            const transient = Option.isSome(failure) && state.isTransient(error)
-            const info = errorInfo(error)
-            const now = yield* Clock.currentTimeMillis
-            yield* post({
-              _tag: "AttemptFailed",
-              visit,
-              entry: { executionId: id, state: stateName, attempt, tag: info.tag, message: info.message, transient, at: now }
-            })
-            if (!transient) {
-              const failed = new ExecutionError({ executionId: id, state: stateName, cause: error })
-              return yield* post({ _tag: "StepDone", visit, exit: Exit.fail(failed) })
-            }
-            const more = yield* Effect.either(driver.next(error))
-            if (Either.isLeft(more)) {
-              const failed = new MaxRetriesExceeded({ executionId: id, state: stateName, attempts: attempt, lastError: error })
-              return yield* post({ _tag: "StepDone", visit, exit: Exit.fail(failed) })
-            }
-            yield* Metric.increment(retriesTotal)
-            attempt++
+          ))
+          handle.interruptible = false
+          handle.stepping = undefined
+          deadlines.remove(deadline)
+          if (Exit.isSuccess(exit)) {
+            yield* apply(transition(compiled, cached.machine, {
+              _tag: "StepSucceeded",
+              result: exit.value,
+              compensable: cached.completed.length > 0
+            }, yield* Clock.currentTimeMillis))
+            return
           }
+          if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
+          const failure = Cause.failureOption(exit.cause)
+          yield* attemptFailed(state, attempt, Option.isSome(failure) ? failure.value : Cause.squash(exit.cause), Option.isSome(failure))
         })
 
-      const post = (msg: Msg) => Effect.sync(() => mailbox.offer(msg))
-
-      /** Starts what the committed snapshot calls for; returns false when nothing is left to do. */
-      const reconcile: Effect.Effect<"continue" | "idle" | "done", StoreError> = Effect.gen(function*() {
-        const s = machine.snapshot
+      /** Does what the committed snapshot calls for. */
+      const reconcile: Effect.Effect<"continue" | "wait" | "idle" | "done", StoreError> = Effect.gen(function*() {
+        const s = cached.machine.snapshot
         const state = def.states[s.state]!
         switch (s.status) {
           case "running": {
-            if (state._tag === "Step" && (stepFiber === undefined || stepVisit !== s.visit)) {
-              stepVisit = s.visit
-              stepFiber = yield* Effect.forkIn(step(state, s.visit, s.attempt + 1), scope)
+            if (state._tag !== "Step") return "idle"
+            const timedOut = handle.timedOut
+            handle.timedOut = undefined
+            if (timedOut !== undefined && timedOut.visit === s.visit && timedOut.attempt === s.attempt + 1) {
+              const timeout = new TimeoutError({ executionId: id, state: s.state, timeout: Duration.format(state.timeout) })
+              yield* attemptFailed(state, timedOut.attempt, timeout, true)
+            } else {
+              yield* runStep(state)
             }
             return "continue"
           }
@@ -417,37 +482,36 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
               const now = yield* Clock.currentTimeMillis
               const output: Output = Either.isLeft(decodedEvent)
                 ? { _tag: "Discard", reason: errorInfo(decodedEvent.left) }
-                : transition(compiled, machine, { _tag: "Event", event: decodedEvent.right, encoded: entry.event }, now)
+                : transition(compiled, cached.machine, { _tag: "Event", event: decodedEvent.right, encoded: entry.event }, now)
               yield* apply(output, entry.seq)
-              return yield* reconcile
+              return "continue"
             }
             if (s.timerDueAt !== undefined) {
               const now = yield* Clock.currentTimeMillis
               if (s.timerDueAt <= now) {
-                yield* apply(transition(compiled, machine, { _tag: "TimerFired" }, now))
-                return yield* reconcile
-              }
-              if (!passivate || s.timerDueAt - now <= horizon) {
-                if (timerFiber === undefined || timerVisit !== s.visit) {
-                  timerVisit = s.visit
-                  const visit = s.visit
-                  timerFiber = yield* Effect.forkIn(
-                    Effect.sleep(Duration.millis(s.timerDueAt - now)).pipe(Effect.zipRight(post({ _tag: "Timer", visit }))),
-                    scope
-                  )
-                }
+                yield* apply(transition(compiled, cached.machine, { _tag: "TimerFired" }, now))
                 return "continue"
               }
+              if (!passivate || s.timerDueAt - now <= horizon) {
+                if (handle.timer === undefined || handle.timer.visit !== s.visit) {
+                  if (handle.timer !== undefined) deadlines.remove(handle.timer.deadline)
+                  const visit = s.visit
+                  const deadline = { at: s.timerDueAt, fire: () => handle.mailbox.offer({ _tag: "Timer", visit }) }
+                  handle.timer = { visit, deadline }
+                  deadlines.add(deadline)
+                }
+                return "wait"
+              }
             }
-            return passivate ? "idle" : "continue"
+            return passivate ? "idle" : "wait"
           }
           case "paused":
           case "needs_intervention":
-            return passivate ? "idle" : "continue"
+            return passivate ? "idle" : "wait"
           case "compensating": {
             yield* Scope.close(scope, Exit.fail(Rollback))
             const now = yield* Clock.currentTimeMillis
-            yield* apply(transition(compiled, machine, { _tag: "Compensated" }, now))
+            yield* apply(transition(compiled, cached.machine, { _tag: "Compensated" }, now))
             return "done"
           }
           default:
@@ -455,59 +519,42 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
         }
       })
 
-      const handle_ = (msg: Msg) =>
+      const handleMessage = (msg: Msg) =>
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
           switch (msg._tag) {
             case "Command": {
-              current = msg.reply
               const input: Input = msg.input._tag === "Rollback"
-                ? { _tag: "Rollback", compensable: compensable > 0 }
+                ? { _tag: "Rollback", compensable: cached.completed.length > 0 }
                 : msg.input
-              const rejected = yield* apply(transition(compiled, machine, input, now))
-              current = undefined
+              if (input._tag === "Retry" || input._tag === "Resume") handle.driver = undefined
+              handle.current = msg.reply
+              const rejected = yield* apply(transition(compiled, cached.machine, input, now))
+              handle.current = undefined
               if (Option.isSome(rejected)) yield* Deferred.fail(msg.reply, rejected.value)
-              else yield* Deferred.succeed(msg.reply, machine.snapshot)
+              else yield* Deferred.succeed(msg.reply, cached.machine.snapshot)
               return
             }
             case "Inbox":
               return
-            case "AttemptFailed": {
-              const s = machine.snapshot
-              if (msg.visit !== s.visit || s.status !== "running") return
-              const snapshot: Snapshot = { ...s, attempt: s.attempt + 1, rowVersion: s.rowVersion + 1, updatedAt: now }
-              yield* store.commit({ snapshot, expectedVersion: s.rowVersion, errors: [msg.entry] })
-              machine = { ...machine, snapshot }
-              return
-            }
-            case "StepDone": {
-              if (msg.visit !== machine.snapshot.visit || machine.snapshot.status !== "running") return
-              stepFiber = undefined
-              stepVisit = -1
-              const input: Input = Exit.isSuccess(msg.exit)
-                ? { _tag: "StepSucceeded", result: msg.exit.value, compensable: compensable > 0 }
-                : { _tag: "StepFailed", error: errorInfo(Cause.squash(msg.exit.cause)), compensable: compensable > 0 }
-              yield* apply(transition(compiled, machine, input, now))
-              return
-            }
             case "Timer": {
-              if (msg.visit !== machine.snapshot.visit || machine.snapshot.status !== "waiting") return
-              timerFiber = undefined
-              timerVisit = -1
-              yield* apply(transition(compiled, machine, { _tag: "TimerFired" }, now))
+              const s = cached.machine.snapshot
+              if (msg.visit !== s.visit || s.status !== "waiting") return
+              handle.timer = undefined
+              yield* apply(transition(compiled, cached.machine, { _tag: "TimerFired" }, now))
               return
             }
           }
         })
 
-      yield* Effect.addFinalizer((exit) =>
-        current !== undefined && Exit.isFailure(exit)
-          ? Deferred.failCause(current, Cause.die(Cause.squash(exit.cause))).pipe(Effect.asVoid)
-          : Effect.void
-      )
-
       while (true) {
+        for (let msg = mailbox.poll(); msg !== undefined; msg = mailbox.poll()) yield* handleMessage(msg)
         const next = yield* reconcile
+        if (next === "continue") continue
+        if (handle.timer !== undefined && (cached.machine.snapshot.status !== "waiting" || handle.timer.visit !== cached.machine.snapshot.visit)) {
+          deadlines.remove(handle.timer.deadline)
+          handle.timer = undefined
+        }
         if (next === "done") {
           // ended: leave memory, then refuse what is still queued from the terminal snapshot
           const rest = yield* Effect.sync(() => {
@@ -517,9 +564,9 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           const now = yield* Clock.currentTimeMillis
           for (const msg of rest) {
             if (msg._tag !== "Command") continue
-            const output = transition(compiled, machine, msg.input, now)
+            const output = transition(compiled, cached.machine, msg.input, now)
             if (output._tag === "Reject") yield* Deferred.fail(msg.reply, output.error)
-            else yield* Deferred.succeed(msg.reply, machine.snapshot)
+            else yield* Deferred.succeed(msg.reply, cached.machine.snapshot)
           }
           return
         }
@@ -528,7 +575,8 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           const left = yield* Effect.sync(() => {
             if (mailbox.size > 0) return false
             handles.delete(id)
-            const due = machine.snapshot.status === "waiting" ? machine.snapshot.timerDueAt : undefined
+            const s = cached.machine.snapshot
+            const due = s.status === "waiting" ? s.timerDueAt : undefined
             if (due !== undefined && due - horizon < timerPoll.planned) {
               timerPoll.planned = due - horizon
               Deferred.unsafeDone(timerPoll.wake, Exit.void)
@@ -537,8 +585,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           })
           if (left) return
         }
-        const msg = yield* mailbox.take
-        yield* handle_(msg)
+        yield* restore(mailbox.wait)
       }
     }).pipe(Effect.scoped)
 
@@ -551,14 +598,33 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       for (const msg of msgs) if (msg._tag === "Command") yield* Deferred.fail(msg.reply, error)
     })
 
-  /** Runs an actor with restarts on runtime defects, within the intensity limit. */
+  /**
+   * Runs an actor: a run fiber at a time. A run we interrupted (a command or a timeout)
+   * starts again at once; a run that failed (a defect in the runtime's machinery, a
+   * store error) restarts from the store with backoff, within the intensity limit.
+   */
   const supervise = (handle: Handle) =>
     Effect.gen(function*() {
       const restarts: Array<number> = []
       while (true) {
-        const exit = yield* Effect.exit(runActor(handle))
+        handle.interruptible = false
+        const fiber = yield* Effect.fork(Effect.uninterruptibleMask((restore) => runActor(handle, restore)))
+        handle.fiber = fiber
+        const exit = yield* Fiber.await(fiber)
+        handle.fiber = undefined
+        if (handle.current !== undefined && Exit.isFailure(exit)) {
+          yield* Deferred.failCause(handle.current, Cause.die(Cause.squash(exit.cause)))
+          handle.current = undefined
+        }
         if (Exit.isSuccess(exit)) return
-        if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
+        if (Cause.isInterruptedOnly(exit.cause)) {
+          if (handle.commanded || handle.timedOut !== undefined) {
+            handle.commanded = false
+            continue
+          }
+          return yield* Effect.interrupt
+        }
+        handle.cached = undefined
         const now = yield* Clock.currentTimeMillis
         while (restarts.length > 0 && restarts[0]! <= now - within) restarts.shift()
         const error = Cause.squash(exit.cause)
@@ -577,9 +643,11 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       }
     }).pipe(
       Effect.annotateLogs({ executionId: handle.id }),
-      Effect.withSpan("proctor.execution", { attributes: { executionId: handle.id } }),
+      Effect.withSpan("proctor.execution", { attributes: { executionId: handle.id }, captureStackTrace: false }),
       Effect.ensuring(Effect.suspend(() => {
         if (handles.get(handle.id) === handle) handles.delete(handle.id)
+        if (handle.timer !== undefined) deadlines.remove(handle.timer.deadline)
+        if (handle.stepping !== undefined) deadlines.remove(handle.stepping)
         active--
         return Metric.set(activeActors, active)
       }))
@@ -611,6 +679,12 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       const existing = handles.get(id)
       if (existing !== undefined) {
         existing.mailbox.offer(msg)
+        // a command stops a running step or backoff: the run restarts and serves it first
+        if (msg._tag === "Command" && existing.interruptible && existing.fiber !== undefined) {
+          existing.interruptible = false
+          existing.commanded = true
+          existing.fiber.unsafeInterruptAsFork(FiberId.none)
+        }
         return Effect.void
       }
       if (closed) {
@@ -618,7 +692,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           ? Deferred.fail(msg.reply, new StoreError({ kind: "Unavailable", operation: "run", detail: "the runtime is shutting down; retry on a running runtime" }))
           : Effect.void
       }
-      const handle: Handle = { id, mailbox: new Mailbox() }
+      const handle: Handle = { id, mailbox: new Mailbox(), interruptible: false, commanded: false }
       handle.mailbox.offer(msg)
       handles.set(id, handle)
       active++
@@ -712,7 +786,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       yield* publish(snapshot, first)
       if (!isTerminal(status)) yield* activate(id)
       return id
-    }).pipe(Effect.withSpan("proctor.start", { attributes: { procedure: procedure.name } }))
+    }).pipe(Effect.withSpan("proctor.start", { attributes: { procedure: procedure.name }, captureStackTrace: false }))
 
   const send = (id: string, event: unknown) =>
     Effect.gen(function*() {
