@@ -306,7 +306,8 @@ export const makeSqlite = (options: SqliteOptions): Effect.Effect<StoreService, 
       try: () => fs.mkdirSync(path.dirname(file), { recursive: true }),
       catch: (error) => storeError("open", error, `${what}: cannot create its folder ${path.dirname(file)}`)
     })
-    yield* Lock.acquire(file)
+    // one lock per file, however it is named (symlinks, relative paths)
+    yield* Lock.acquire(canonical(file))
     const db = yield* Effect.acquireRelease(openWriter(file, what, busyMs, synchronous), (db) => Effect.sync(() => db.close()))
     const client = yield* openClient(file, what, busyMs, synchronous)
     return yield* makeWith(options, {
@@ -318,6 +319,18 @@ export const makeSqlite = (options: SqliteOptions): Effect.Effect<StoreService, 
         })
     }).pipe(Effect.provideService(SqlClient.SqlClient, client))
   })
+
+const canonical = (file: string): string => {
+  try {
+    return fs.realpathSync(file)
+  } catch {
+    try {
+      return path.join(fs.realpathSync(path.dirname(file)), path.basename(file))
+    } catch {
+      return file
+    }
+  }
+}
 
 /**
  * The writes' own connection: WAL, `synchronous` as asked, and a probe that the file is a

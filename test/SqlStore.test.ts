@@ -1,7 +1,7 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { assert, describe, it } from "@effect/vitest"
 import Database from "better-sqlite3"
-import { Deferred, Effect, Exit, Layer, Option, Schema, Scope, TestClock } from "effect"
+import { Deferred, Effect, Exit, Layer, Metric, Option, Schema, Scope, TestClock } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -10,7 +10,8 @@ import type { StoreError } from "proctor"
 import { Procedure, Runtime, SqlStore, Store } from "proctor"
 import { layerFaultySqlite, makePlan } from "./fixtures/sqlFaults.js"
 import type { FaultPlan } from "./fixtures/sqlFaults.js"
-import { tempDir } from "./fixtures/sqlTemp.js"
+import { batchSize } from "../src/internal/sqlWriter.js"
+import { layerTempSqlite, tempDir } from "./fixtures/sqlTemp.js"
 import { snapshot, transition } from "./Store.conformance.js"
 
 // -----------------------------------------------------------------------------
@@ -215,6 +216,12 @@ describe("SqlStore: one store per file", () => {
       assert.strictEqual(error.kind, "Locked")
       assert.include(error.detail, file)
       assert.include(error.detail, "another SqlStore layer")
+      // also when it is named another way
+      const link = path.join(path.dirname(file), "alias.db")
+      fs.symlinkSync(file, link)
+      assert.strictEqual((yield* openError({ filename: link })).kind, "Locked")
+      const relative = path.relative(process.cwd(), file)
+      assert.strictEqual((yield* openError({ filename: relative })).kind, "Locked")
       // the refused layer did not take the lock from the first one
       assert.strictEqual(JSON.parse(fs.readFileSync(`${file}.lock`, "utf8")).pid, process.pid)
       yield* first.store.create(snapshot("e1"), transition("e1", 0))
@@ -240,8 +247,13 @@ describe("SqlStore: one store per file", () => {
       const taken = yield* open({ filename: file })
       assert.strictEqual(JSON.parse(fs.readFileSync(lock, "utf8")).pid, process.pid)
       yield* taken.close
-      // and one left unreadable by a crash mid-write
+      // an unreadable lock may be one another process is writing this instant: refused...
       fs.writeFileSync(lock, "{\"pid\":")
+      const young = yield* openError({ filename: file })
+      assert.strictEqual(young.kind, "Locked")
+      assert.include(young.detail, "Try again")
+      // ...but one left unreadable by a crash a while ago is taken over
+      fs.utimesSync(lock, new Date(2024, 0, 1), new Date(2024, 0, 1))
       const again = yield* open({ filename: file })
       yield* again.close
     }))
@@ -458,6 +470,67 @@ describe("SqlStore: faults on the SQLite fast path", () => {
       }
       yield* close
     }))
+})
+
+describe("SqlStore: bad input and group commit, on both write paths", () => {
+  const paths = [
+    ["SQLite file (fast path)", layerTempSqlite()],
+    ["portable @effect/sql path", SqlStore.layer().pipe(Layer.provide(layerFaultySqlite(makePlan())))]
+  ] as const
+
+  for (const [name, layer] of paths) {
+    it.effect(`${name}: a snapshot that cannot be encoded fails alone; nothing of it is written`, () =>
+      Effect.gen(function*() {
+        const store = yield* Store.Store
+        const ids = Array.from({ length: 8 }, (_, i) => `e${i}`)
+        yield* Effect.forEach(ids, (id, i) => store.create(snapshot(id, { startedAt: i }), transition(id, 0)))
+        const exits = yield* Effect.forEach(
+          ids,
+          (id, i) =>
+            Effect.exit(store.commit({
+              snapshot: next(snapshot(id, { startedAt: i }), { context: id === "e2" ? { n: BigInt(1) } : { n: 1 } }),
+              expectedVersion: 0,
+              transition: transition(id, 1)
+            })),
+          { concurrency: "unbounded" }
+        )
+        for (const [i, exit] of exits.entries()) {
+          const id = ids[i]!
+          if (id === "e2") {
+            assert.isTrue(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "StoreError")
+          } else {
+            assert.isTrue(Exit.isSuccess(exit), `${id} should commit`)
+          }
+          const s = Option.getOrThrow(yield* store.get(id))
+          assert.deepStrictEqual(s.context, id === "e2" ? { n: 0 } : { n: 1 })
+          assert.strictEqual((yield* store.history(id)).length, id === "e2" ? 1 : 2)
+        }
+        // an event that cannot be encoded is refused the same way
+        const error = yield* storeFailure(store.enqueue("e1", { at: BigInt(1) }, 1))
+        assert.strictEqual(error._tag, "StoreError")
+        assert.deepStrictEqual(yield* store.inbox("e1", 10), [])
+      }).pipe(Effect.provide(layer)))
+
+    it.effect(`${name}: a lone write goes at once; concurrent writes share transactions`, () =>
+      Effect.gen(function*() {
+        const store = yield* Store.Store
+        const histogram = () => Effect.map(Metric.value(batchSize), (state) => ({ count: state.count, sum: state.sum }))
+        // under TestClock time stands still: a writer that waited for company would never write
+        const before = yield* histogram()
+        yield* store.create(snapshot("lone"), transition("lone", 0))
+        const lone = yield* histogram()
+        assert.deepStrictEqual({ count: lone.count - before.count, sum: lone.sum - before.sum }, { count: 1, sum: 1 })
+        const ids = Array.from({ length: 50 }, (_, i) => `e${i}`)
+        yield* Effect.forEach(ids, (id, i) => store.create(snapshot(id, { startedAt: i }), transition(id, 0)), {
+          concurrency: "unbounded",
+          discard: true
+        })
+        const burst = yield* histogram()
+        assert.strictEqual(burst.sum - lone.sum, 50)
+        assert.isBelow(burst.count - lone.count, 5, `50 concurrent creates took ${burst.count - lone.count} transactions`)
+        assert.strictEqual((yield* store.list({ limit: 100 })).length, 51)
+      }).pipe(Effect.provide(layer)))
+  }
 })
 
 describe("SqlStore with the Runtime", () => {

@@ -63,7 +63,17 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string): Back
       ], { discard: true })
     })
 
-  const apply = (op: Op, p: Pending): Effect.Effect<OpResult, unknown> => {
+  /** An op whose values cannot be bound (a context JSON cannot encode) fails, it does not die. */
+  const apply = (op: Op, p: Pending): Effect.Effect<OpResult, unknown> =>
+    Effect.suspend(() => {
+      try {
+        return applyOp(op, p)
+      } catch (error) {
+        return Effect.fail(error)
+      }
+    })
+
+  const applyOp = (op: Op, p: Pending): Effect.Effect<OpResult, unknown> => {
     switch (op._tag) {
       case "Commit": {
         const c = op.commit
@@ -106,16 +116,18 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string): Back
           return succeed({ created: false, snapshot: rowToSnapshot(existing[0]) })
         })
       }
-      case "Enqueue":
+      case "Enqueue": {
+        const event = op.event === undefined ? null : JSON.stringify(op.event)
         return Effect.gen(function*() {
           const exists = yield* sql`SELECT 1 AS one FROM ${E} WHERE execution_id = ${op.executionId}`
           if (exists.length === 0) {
             return fail(new StoreErrorClass({ kind: "Conflict", operation: "enqueue", detail: `execution ${op.executionId} does not exist` }))
           }
           const rows = yield* sql<Row>`INSERT INTO ${sql(t.inbox)} (execution_id, event, at)
-            VALUES (${op.executionId}, ${op.event === undefined ? null : JSON.stringify(op.event)}, ${op.at}) RETURNING seq`
+            VALUES (${op.executionId}, ${event}, ${op.at}) RETURNING seq`
           return succeed({ executionId: op.executionId, seq: Number(rows[0]!.seq), event: op.event, at: op.at })
         })
+      }
       case "AppendErrors":
         return Effect.sync(() => {
           p.errors.push(...op.entries)
@@ -128,6 +140,8 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string): Back
     const p = emptyPending()
     // a nested transaction is a SAVEPOINT: an op the database refuses is rolled back alone
     return sql.withTransaction(Effect.zipLeft(apply(op, p), flush(p))).pipe(
+      // a row that throws while being decoded or encoded is this op's failure alone
+      Effect.catchAllDefect(Effect.fail),
       Effect.catchAll((error) => {
         const e = error instanceof StoreErrorClass ? error : storeError(operation(op), error, what)
         return isEnvironmental(e.kind) ? Effect.fail(e) : Effect.succeed(fail(e))

@@ -48,12 +48,23 @@ const readOwner = (path: string): Owner | undefined => {
   }
 }
 
+/** Modified in the last 2 seconds (by the file's own clock, not the Effect Clock: it is the filesystem's time). */
+const justWritten = (path: string): boolean => {
+  try {
+    return Math.abs(Date.now() - fs.statSync(path).mtimeMs) < 2000
+  } catch {
+    return false
+  }
+}
+
 const locked = (file: string, detail: string) =>
   new StoreError({
     kind: "Locked",
     operation: "open",
     detail: `the SQLite database ${file} is in use: ${detail}`
   })
+
+const exists = (error: unknown) => (error as NodeJS.ErrnoException).code === "EEXIST"
 
 const tryCreate = (path: string, content: string): boolean => {
   const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`
@@ -62,8 +73,16 @@ const tryCreate = (path: string, content: string): boolean => {
     fs.linkSync(tmp, path)
     return true
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false
-    throw error
+    if (exists(error)) return false
+    // a filesystem without hard links: exclusive create, then write (a reader may see it
+    // empty for an instant: an unreadable lock counts as stale only once it is a few seconds old)
+    try {
+      fs.writeFileSync(path, content, { flag: "wx" })
+      return true
+    } catch (again) {
+      if (exists(again)) return false
+      throw again
+    }
   } finally {
     fs.rmSync(tmp, { force: true })
   }
@@ -98,6 +117,9 @@ const acquireSync = (file: string): StoreError | string => {
         `process ${owner.pid} holds ${path} since ${owner.since}. Stop that process first, or give this one ` +
           `another file; if no such process uses the database, delete ${path}.`
       )
+    }
+    if (owner === undefined && justWritten(path)) {
+      return locked(file, `${path} is being created by another process right now. Try again in a moment.`)
     }
     // a stale lock (its process is gone) or one left unreadable by a crash: take it over
     fs.rmSync(path, { force: true })

@@ -5,7 +5,7 @@
  * caller's Deferred only after that transaction committed. When the writer is idle a
  * single write goes at once: there is no wait window.
  */
-import { Deferred, Effect, Exit, Fiber, Queue } from "effect"
+import { Deferred, Effect, Exit, Fiber, Metric, MetricBoundaries, Queue } from "effect"
 import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
 import { StoreError } from "../Errors.js"
 import type { Commit, InboxEntry } from "../Store.js"
@@ -45,6 +45,13 @@ export interface WriterOptions {
   readonly queueCapacity: number
 }
 
+/** Writes per group-commit transaction: near 1 when idle, larger under load. */
+export const batchSize = Metric.histogram(
+  "proctor_store_batch_size",
+  MetricBoundaries.exponential({ start: 1, factor: 2, count: 11 }),
+  "writes per group-commit transaction of the SQL store"
+)
+
 interface Item {
   readonly op: Op
   readonly deferred: Deferred.Deferred<unknown, StoreError>
@@ -78,7 +85,8 @@ export const make = Effect.fnUntraced(function*(backend: Backend, options: Write
   const write = (items: ReadonlyArray<Item>): Effect.Effect<void> =>
     Effect.suspend(() => {
       const ops = items.map((item) => item.op)
-      return backend.writeBatch(ops, false).pipe(
+      return Metric.update(batchSize, ops.length).pipe(
+        Effect.zipRight(backend.writeBatch(ops, false)),
         Effect.catchIf(
           (error) => ops.length > 1 && !isEnvironmental(error.kind),
           // some op's rows were rejected: write again, each op alone, so only that one fails
