@@ -1,0 +1,400 @@
+/**
+ * Everything the CLI prints goes through this module: it is the only place in `src/`
+ * that touches the process's stdout and stderr. Commands describe what to show; this
+ * module decides how (tables, timelines, JSON, live progress).
+ *
+ * @since 0.1.0
+ */
+import { Console, Context, Effect, Layer } from "effect"
+import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
+import { isTerminal } from "../Execution.js"
+
+/**
+ * Where the CLI writes. `isTTY` selects redrawn progress over plain lines.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OutputService {
+  readonly out: (text: string) => Effect.Effect<void>
+  readonly err: (text: string) => Effect.Effect<void>
+  readonly isTTY: boolean
+  readonly columns: number
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Output extends Context.Tag("proctor/cli/Output")<Output, OutputService>() {}
+
+/**
+ * The process's stdout and stderr.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerProcess: Layer.Layer<Output> = Layer.sync(Output, () => ({
+  out: (text) => Effect.sync(() => void process.stdout.write(text)),
+  err: (text) => Effect.sync(() => void process.stderr.write(text)),
+  isTTY: process.stdout.isTTY === true,
+  columns: process.stdout.columns ?? 100
+}))
+
+/**
+ * An in-memory output, for running the CLI inside tests: `stdout()` and `stderr()`
+ * return what was written so far.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeCapture = (options?: { readonly isTTY?: boolean | undefined }) => {
+  let stdout = ""
+  let stderr = ""
+  const service: OutputService = {
+    out: (text) => Effect.sync(() => void (stdout += text)),
+    err: (text) => Effect.sync(() => void (stderr += text)),
+    isTTY: options?.isTTY ?? false,
+    columns: 120
+  }
+  return { service, stdout: () => stdout, stderr: () => stderr, reset: () => void (stdout = stderr = "") }
+}
+
+/**
+ * A `Console` that writes through `Output`, so that what `@effect/cli` prints (help,
+ * usage errors) lands in the same place as the rest.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const consoleFor = (output: OutputService): Console.Console => {
+  const plain = (s: string) => output.isTTY ? s : stripAnsi(s)
+  const line = (write: (s: string) => Effect.Effect<void>) => (...args: ReadonlyArray<any>) =>
+    write(plain(args.map((a) => typeof a === "string" ? a : JSON.stringify(a)).join(" ")) + "\n")
+  const noop = () => Effect.void
+  return {
+    [Console.TypeId]: Console.TypeId,
+    assert: noop,
+    clear: Effect.void,
+    count: noop,
+    countReset: noop,
+    debug: line(output.err),
+    dir: line(output.out),
+    dirxml: line(output.out),
+    error: line(output.err),
+    group: noop,
+    groupEnd: Effect.void,
+    info: line(output.out),
+    log: line(output.out),
+    table: line(output.out),
+    time: noop,
+    timeEnd: noop,
+    timeLog: noop,
+    trace: line(output.err),
+    warn: line(output.err),
+    unsafe: globalThis.console
+  } as Console.Console
+}
+
+// ---------------------------------------------------------------------------
+// formatting helpers
+
+/**
+ * Removes ANSI colour codes (for output that is not a terminal).
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+// eslint-disable-next-line no-control-regex -- matches the escape character on purpose
+export const stripAnsi = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, "")
+
+const ansi = {
+  bold: (s: string) => `\x1b[1m${s}\x1b[22m`,
+  dim: (s: string) => `\x1b[2m${s}\x1b[22m`,
+  color: (code: number) => (s: string) => `\x1b[${code}m${s}\x1b[39m`
+}
+
+const statusColor: Record<string, number> = {
+  running: 36,
+  waiting: 33,
+  paused: 35,
+  needs_intervention: 31,
+  compensating: 35,
+  succeeded: 32,
+  failed: 31,
+  cancelled: 90,
+  rolled_back: 90
+}
+
+const paint = (tty: boolean, status: string) => tty ? ansi.color(statusColor[status] ?? 39)(status) : status
+
+/**
+ * A duration in milliseconds as `850ms`, `12.3s`, `4m05s`, `2h03m`.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const formatElapsed = (ms: number): string => {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`
+  const s = Math.floor(ms / 1000)
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
+  const m = Math.floor(s / 60)
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`
+}
+
+const time = (at: number) => new Date(at).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z")
+
+const visibleLength = (s: string) => stripAnsi(s).length
+
+const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  if (rows.length === 0) return ""
+  const widths: Array<number> = []
+  for (const row of rows) row.forEach((cell, i) => widths[i] = Math.max(widths[i] ?? 0, visibleLength(cell)))
+  return rows.map((row) =>
+    row.map((cell, i) => i === row.length - 1 ? cell : cell + " ".repeat(widths[i]! - visibleLength(cell))).join("  ")
+  ).map((l) => l.trimEnd()).join("\n") + "\n"
+}
+
+const elapsedOf = (s: Snapshot, now: number) => (isTerminal(s.status) ? s.updatedAt : now) - s.startedAt
+
+// ---------------------------------------------------------------------------
+// what commands print
+
+/**
+ * @since 0.1.0
+ * @category printing
+ */
+export const line = (text: string) => Effect.flatMap(Output, (o) => o.out(text + "\n"))
+
+/**
+ * @since 0.1.0
+ * @category printing
+ */
+export const errorLine = (text: string) => Effect.flatMap(Output, (o) => o.err(text + "\n"))
+
+/**
+ * Prints a value as indented JSON (the `--json` output of every read command).
+ *
+ * @since 0.1.0
+ * @category printing
+ */
+export const json = (value: unknown) => line(JSON.stringify(value, null, 2))
+
+/**
+ * A table of executions.
+ *
+ * @since 0.1.0
+ * @category printing
+ */
+export const executions = (snapshots: ReadonlyArray<Snapshot>, now: number) =>
+  Effect.flatMap(Output, (o) => {
+    if (snapshots.length === 0) return o.out("No executions match. Start one with `proctor run <module>`.\n")
+    const rows = [
+      ["ID", "PROCEDURE", "STATE", "STATUS", "ELAPSED", "STARTED"].map((h) => o.isTTY ? ansi.bold(h) : h),
+      ...snapshots.map((s) => [
+        s.id,
+        `${s.procedure}@${s.version}`,
+        s.state,
+        paint(o.isTTY, s.status),
+        formatElapsed(elapsedOf(s, now)),
+        time(s.startedAt)
+      ])
+    ]
+    return o.out(table(rows))
+  })
+
+/**
+ * One execution: its snapshot, history as a timeline, and error log.
+ *
+ * @since 0.1.0
+ * @category printing
+ */
+export const execution = (
+  snapshot: Snapshot,
+  history: ReadonlyArray<Transition>,
+  errors: ReadonlyArray<ErrorEntry>,
+  now: number,
+  accepts: ReadonlyArray<string>
+) =>
+  Effect.flatMap(Output, (o) => {
+    const b = (s: string) => o.isTTY ? ansi.bold(s) : s
+    const fields: Array<[string, string]> = [
+      ["id", snapshot.id],
+      ["procedure", `${snapshot.procedure}@${snapshot.version}`],
+      ["state", snapshot.state],
+      ["status", paint(o.isTTY, snapshot.status)],
+      ["elapsed", formatElapsed(elapsedOf(snapshot, now))],
+      ["started", time(snapshot.startedAt)],
+      ["updated", time(snapshot.updatedAt)]
+    ]
+    if (snapshot.attempt > 0) fields.push(["failed attempts", String(snapshot.attempt)])
+    if (snapshot.outcome !== undefined) fields.push(["outcome", snapshot.outcome])
+    if (snapshot.error !== undefined) fields.push(["error", `${snapshot.error.tag}: ${snapshot.error.message}`])
+    if (snapshot.timerDueAt !== undefined) fields.push(["timer due", time(snapshot.timerDueAt)])
+    if (snapshot.tenant !== undefined) fields.push(["tenant", snapshot.tenant])
+    if (accepts.length > 0 && snapshot.status === "waiting") fields.push(["accepts", accepts.join(", ")])
+    let text = table(fields.map(([k, v]) => [b(k), v]))
+    text += `${b("context")}\n${indent(JSON.stringify(snapshot.context, null, 2))}\n`
+    text += `${b("history")}\n`
+    text += table(history.map((t) => [
+      `  #${t.seq}`,
+      time(t.at),
+      t.from === "" ? `→ ${t.to}` : `${t.from} → ${t.to}`,
+      paint(o.isTTY, t.status),
+      t.cause,
+      t.seq === 1 ? "" : `after ${formatElapsed(t.duration)}`
+    ]))
+    text += `${b("errors")}\n`
+    text += errors.length === 0
+      ? "  none\n"
+      : table(errors.map((e) => [`  ${time(e.at)}`, e.state, `attempt ${e.attempt}`, e.transient ? "transient" : "final", `${e.tag}: ${e.message}`]))
+    if (snapshot.status === "waiting" && accepts.length > 0) {
+      text += `\nIt waits for ${accepts.join(" or ")}: proctor send ${snapshot.id} ${accepts[0]} '{...}'\n`
+    }
+    if (snapshot.status === "needs_intervention") {
+      text += `\nIt needs a person: proctor retry ${snapshot.id}, proctor skip ${snapshot.id} <state>, proctor rollback ${snapshot.id} or proctor cancel ${snapshot.id}\n`
+    }
+    if (snapshot.status === "paused") text += `\nIt is paused: proctor resume ${snapshot.id}\n`
+    return o.out(text)
+  })
+
+const indent = (s: string) => s.split("\n").map((l) => "  " + l).join("\n")
+
+/**
+ * A one-line summary of what an operation left behind.
+ *
+ * @since 0.1.0
+ * @category printing
+ */
+export const outcome = (verb: string, snapshot: Snapshot) =>
+  Effect.flatMap(Output, (o) =>
+    o.out(`${verb} ${snapshot.id}: now ${paint(o.isTTY, snapshot.status)} in state "${snapshot.state}"\n`))
+
+/**
+ * The registered procedures.
+ *
+ * @since 0.1.0
+ * @category printing
+ */
+export const procedures = (
+  infos: ReadonlyArray<{
+    readonly name: string
+    readonly version: number
+    readonly description: string | undefined
+    readonly states: ReadonlyArray<{ readonly name: string; readonly kind: string; readonly accepts: ReadonlyArray<string> }>
+    readonly source: string
+  }>
+) =>
+  Effect.flatMap(Output, (o) => {
+    if (infos.length === 0) {
+      return o.out("No procedures are registered. Load some with --module PATH or PROCTOR_MODULES.\n")
+    }
+    let text = ""
+    for (const p of infos) {
+      text += `${o.isTTY ? ansi.bold(`${p.name}@${p.version}`) : `${p.name}@${p.version}`}${p.description === undefined ? "" : ` — ${p.description}`}\n`
+      text += `  from ${p.source}\n`
+      text += table(p.states.map((s) => [`  ${s.name}`, s.kind, s.accepts.length > 0 ? `accepts ${s.accepts.join(", ")}` : ""]))
+    }
+    return o.out(text)
+  })
+
+// ---------------------------------------------------------------------------
+// live progress
+
+const spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"]
+
+/** Above this many executions, progress shows a bar and counts instead of one line each. */
+const detailLimit = 10
+
+/**
+ * Draws the progress of running executions. On a TTY it redraws in place (one line per
+ * execution, or a bar with counts when many run); otherwise it prints a plain line
+ * each time an execution changes state or status.
+ *
+ * @since 0.1.0
+ * @category printing
+ */
+export const makeProgress = Effect.map(Output, (o) => {
+  let drawn = 0
+  let frame = 0
+  const seen = new Map<string, string>()
+  const render = (snapshots: ReadonlyArray<Snapshot>, now: number): string => {
+    const lines: Array<string> = []
+    const spin = spinner[frame++ % spinner.length]!
+    const mark = (s: Snapshot) =>
+      s.status === "succeeded" ? ansi.color(32)("✔") :
+      isTerminal(s.status) ? ansi.color(31)("✖") :
+      s.status === "running" || s.status === "compensating" ? ansi.color(36)(spin) : ansi.color(33)("…")
+    if (snapshots.length <= detailLimit) {
+      const rows = snapshots.map((s) => [
+        mark(s),
+        s.id.slice(0, 8),
+        s.procedure,
+        s.state,
+        paint(true, s.status),
+        formatElapsed(elapsedOf(s, now))
+      ])
+      lines.push(...table(rows).trimEnd().split("\n"))
+    } else {
+      const done = snapshots.filter((s) => isTerminal(s.status)).length
+      const width = Math.max(10, Math.min(40, o.columns - 40))
+      const filled = Math.round((done / snapshots.length) * width)
+      const counts = new Map<string, number>()
+      for (const s of snapshots) counts.set(s.status, (counts.get(s.status) ?? 0) + 1)
+      lines.push(`[${"█".repeat(filled)}${"░".repeat(width - filled)}] ${done}/${snapshots.length} finished`)
+      lines.push([...counts].map(([status, n]) => `${n} ${paint(true, status)}`).join(" · "))
+      const active = snapshots.filter((s) => !isTerminal(s.status)).slice(0, 5)
+      for (const s of active) {
+        lines.push(`${mark(s)} ${s.id.slice(0, 8)}  ${s.procedure}  ${s.state}  ${paint(true, s.status)}  ${formatElapsed(elapsedOf(s, now))}`)
+      }
+    }
+    return lines.map((l) => l.slice(0, o.columns + 40)).join("\n")
+  }
+  return {
+    /** draws one frame (TTY) or prints the changes since the last call (plain) */
+    update: (snapshots: ReadonlyArray<Snapshot>, now: number): Effect.Effect<void> => {
+      if (o.isTTY) {
+        const text = render(snapshots, now)
+        const clear = drawn > 0 ? `\x1b[${drawn}F\x1b[0J` : ""
+        drawn = text.split("\n").length
+        return o.out(clear + text + "\n")
+      }
+      const changed: Array<string> = []
+      for (const s of snapshots) {
+        const key = `${s.state}/${s.status}`
+        if (seen.get(s.id) === key) continue
+        seen.set(s.id, key)
+        changed.push(`${formatElapsed(elapsedOf(s, now)).padStart(7)}  ${s.id}  ${s.procedure}  ${s.state}  ${s.status}`)
+      }
+      return changed.length === 0 ? Effect.void : o.out(changed.join("\n") + "\n")
+    }
+  }
+})
+
+/**
+ * What `run` prints when it stops following: how each execution ended and what it waits for.
+ *
+ * @since 0.1.0
+ * @category printing
+ */
+export const runSummary = (
+  snapshots: ReadonlyArray<Snapshot>,
+  accepts: (s: Snapshot) => ReadonlyArray<string>
+) =>
+  Effect.flatMap(Output, (o) => {
+    const waiting = snapshots.filter((s) => s.status === "waiting")
+    const counts = new Map<string, number>()
+    for (const s of snapshots) counts.set(s.status, (counts.get(s.status) ?? 0) + 1)
+    let text = `${snapshots.length} execution${snapshots.length === 1 ? "" : "s"}: ${[...counts].map(([s, n]) => `${n} ${paint(o.isTTY, s)}`).join(", ")}\n`
+    for (const s of waiting.slice(0, 10)) {
+      const tags = accepts(s)
+      text += tags.length > 0
+        ? `${s.id} waits in "${s.state}" for ${tags.join(" or ")}: proctor send ${s.id} ${tags[0]} '{...}'\n`
+        : `${s.id} waits in "${s.state}" for its timer\n`
+    }
+    for (const s of snapshots.filter((x) => x.status === "needs_intervention").slice(0, 10)) {
+      text += `${s.id} needs a person in "${s.state}"${s.error === undefined ? "" : ` (${s.error.message})`}: proctor show ${s.id}\n`
+    }
+    return o.out(text)
+  })
