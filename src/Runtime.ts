@@ -19,6 +19,7 @@ import type { ErrorEntry, ExecutionEvent, ExecutionId, ListFilter, Snapshot, Tra
 import type * as Procedure from "./Procedure.js"
 import type { HistoryOptions } from "./Store.js"
 import { Store } from "./Store.js"
+import type * as Replay from "./internal/replay.js"
 import * as internal from "./internal/runtime.js"
 
 /**
@@ -77,7 +78,25 @@ export interface RuntimeService {
   readonly watch: (id?: string) => Stream.Stream<ExecutionEvent>
   /** how many execution fibers are in memory */
   readonly activeCount: Effect.Effect<number>
+  /**
+   * The execution and its whole history as JSON Lines: an `execution` line with the
+   * snapshot, then one `transition` line per transition and one `error` line per error.
+   */
+  readonly exportHistory: (id: string) => Effect.Effect<string, ExecutionNotFound | StoreError>
+  /** Replays the execution's history against its procedure; see `VerifyReport`. */
+  readonly verify: (id: string) => Effect.Effect<VerifyReport, ExecutionNotFound | DefinitionError | StoreError>
+  /** Replays an export of `exportHistory` (from a file, another machine) against the registered procedure. */
+  readonly verifyExport: (jsonl: string) => Effect.Effect<VerifyReport, ValidationError | DefinitionError>
 }
+
+/**
+ * What replaying a history found: `ok` when every transition is one the definition
+ * allows, in gapless order, with the status it must give, ending in the stored snapshot.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type VerifyReport = Replay.VerifyReport
 
 /**
  * The Runtime service tag.
@@ -142,6 +161,12 @@ export const get = (id: string) => Effect.flatMap(Runtime, (r) => r.get(id))
 export const list = (filter?: ListFilter) => Effect.flatMap(Runtime, (r) => r.list(filter))
 /** @since 0.1.0 @category accessors */
 export const history = (id: string, options?: HistoryOptions) => Effect.flatMap(Runtime, (r) => r.history(id, options))
+/** @since 0.1.0 @category accessors */
+export const exportHistory = (id: string) => Effect.flatMap(Runtime, (r) => r.exportHistory(id))
+/** @since 0.1.0 @category accessors */
+export const verify = (id: string) => Effect.flatMap(Runtime, (r) => r.verify(id))
+/** @since 0.1.0 @category accessors */
+export const verifyExport = (jsonl: string) => Effect.flatMap(Runtime, (r) => r.verifyExport(jsonl))
 /** @since 0.1.0 @category accessors */
 export const errors = (id: string) => Effect.flatMap(Runtime, (r) => r.errors(id))
 /**

@@ -243,9 +243,29 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
               AND (timer_due_at > ${after.dueAt} OR (timer_due_at = ${after.dueAt} AND execution_id > ${after.id}))
               ORDER BY timer_due_at, execution_id LIMIT ${Math.max(0, Math.floor(limit))}`,
         (rows) => rows.map((r) => ({ id: String(r.execution_id), dueAt: Number(r.timer_due_at) }))
+      ),
+    prune: ({ before, keepLast }) => {
+      const T = sql(t.transitions)
+      const ended = sql`SELECT execution_id FROM ${E} WHERE status IN ('succeeded', 'failed', 'cancelled', 'rolled_back')`
+      const byCount = keepLast === undefined ? Effect.succeed(0) : Effect.map(
+        sql`DELETE FROM ${T} WHERE execution_id IN (${ended})
+          AND seq <= (SELECT e.seq FROM ${E} e WHERE e.execution_id = ${T}.execution_id) - ${Math.max(0, Math.floor(keepLast))}`.raw,
+        changes
       )
+      const byAge = before === undefined ? Effect.succeed(0) : Effect.map(
+        sql`DELETE FROM ${T} WHERE execution_id IN (${ended}) AND at < ${before}`.raw,
+        changes
+      )
+      return Effect.zipWith(byCount, byAge, (a, b) => a + b).pipe(Effect.mapError(toStoreError("prune", what)))
+    }
   })
 })
+
+/** rows a DELETE removed, from the raw result of either driver */
+const changes = (raw: unknown): number => {
+  const r = raw as { changes?: unknown; rowCount?: unknown } | null
+  return Number(r?.changes ?? r?.rowCount ?? 0)
+}
 
 /**
  * A database whose migrations table names a migration this version does not know was

@@ -7,6 +7,7 @@
  */
 import { Context, Effect, Layer, Option } from "effect"
 import type { ErrorEntry, ListFilter, Snapshot, Transition } from "./Execution.js"
+import { isTerminal } from "./Execution.js"
 import { StoreError } from "./Errors.js"
 
 /**
@@ -132,6 +133,22 @@ export interface StoreService {
    * `after`, in (dueAt, id) order, at most `limit` of them.
    */
   readonly dueTimers: (options: TimerQuery) => Effect.Effect<ReadonlyArray<TimerEntry>, StoreError>
+  /**
+   * History retention, for terminal executions only (a live execution needs its history
+   * to rebuild its compensations): keeps the last `keepLast` transitions of each, and
+   * drops transitions from before `before`. Returns how many transitions it deleted.
+   */
+  readonly prune: (options: PruneOptions) => Effect.Effect<number, StoreError>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface PruneOptions {
+  readonly keepLast?: number | undefined
+  /** epoch millis */
+  readonly before?: number | undefined
 }
 
 /**
@@ -269,6 +286,19 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
           if (after === undefined || timerOrder(after, entry) < 0) out.push(entry)
         }
         return out.sort(timerOrder).slice(0, limit)
+      }),
+    prune: ({ before, keepLast }) =>
+      Effect.sync(() => {
+        let deleted = 0
+        for (const e of executions.values()) {
+          if (!isTerminal(e.snapshot.status)) continue
+          const keep = e.history.filter((t, i) =>
+            (keepLast === undefined || i >= e.history.length - keepLast) && (before === undefined || t.at >= before)
+          )
+          deleted += e.history.length - keep.length
+          e.history.splice(0, e.history.length, ...keep)
+        }
+        return deleted
       })
   })
 })

@@ -38,6 +38,7 @@ import type { Commit, HistoryOptions, StoreService, TimerEntry } from "../Store.
 import type { Compiled, Input, Machine, Output } from "./transition.js"
 import { compile, errorInfo, procedureKey, transition } from "./transition.js"
 import * as Deadlines from "./deadlines.js"
+import * as Replay from "./replay.js"
 import type { Deadline } from "./deadlines.js"
 
 /** Options of `Runtime.layer`. */
@@ -61,6 +62,18 @@ export interface RuntimeOptions {
   readonly recover?: boolean | undefined
   /** events a `watch` subscriber may fall behind by before the oldest are dropped. @default 16384 */
   readonly watchBuffer?: number | undefined
+  /**
+   * History retention, applied in the background to executions that have ended (a live
+   * execution keeps its whole history). @default keep everything
+   */
+  readonly retention?: {
+    /** keep the last `keepLast` transitions of each ended execution */
+    readonly keepLast?: number | undefined
+    /** drop transitions older than this */
+    readonly maxAge?: Duration.DurationInput | undefined
+    /** how often to apply it. @default "1 hour" */
+    readonly every?: Duration.DurationInput | undefined
+  } | undefined
 }
 
 export interface StartOptions {
@@ -874,6 +887,68 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
     )
   )
 
+  const retention = options.retention
+  if (retention !== undefined && (retention.keepLast !== undefined || retention.maxAge !== undefined)) {
+    const every = Duration.decode(retention.every ?? "1 hour")
+    const maxAge = retention.maxAge === undefined ? undefined : Duration.toMillis(retention.maxAge)
+    yield* Effect.forkScoped(
+      Effect.gen(function*() {
+        while (true) {
+          yield* Effect.sleep(every)
+          const now = yield* Clock.currentTimeMillis
+          const deleted = yield* store.prune({ keepLast: retention.keepLast, before: maxAge === undefined ? undefined : now - maxAge }).pipe(
+            Effect.catchAll((e) => Effect.as(Effect.logWarning("History retention failed; it will be tried again", e), 0))
+          )
+          if (deleted > 0) yield* Effect.logDebug(`History retention deleted ${deleted} transitions`)
+        }
+      })
+    )
+  }
+
+  const exportHistory = (id: string) =>
+    Effect.gen(function*() {
+      const snapshot = yield* getSnapshot(id)
+      const [history, errors] = yield* Effect.all([store.history(id), store.errors(id)])
+      const lines = [JSON.stringify({ type: "execution", snapshot })]
+      for (const t of history) lines.push(JSON.stringify({ type: "transition", ...t }))
+      for (const e of errors) lines.push(JSON.stringify({ type: "error", ...e }))
+      return lines.join("\n") + "\n"
+    })
+
+  const verifyExport = (jsonl: string) =>
+    Effect.gen(function*() {
+      const invalid = (issue: string) => new ValidationError({ procedure: "(export)", subject: "input", issue })
+      let snapshot: Snapshot | undefined
+      const history: Array<Transition> = []
+      for (const [i, line] of jsonl.split("\n").entries()) {
+        if (line.trim() === "") continue
+        let row: { type?: unknown } & Record<string, unknown>
+        try {
+          row = JSON.parse(line)
+        } catch {
+          return yield* invalid(`line ${i + 1} is not JSON`)
+        }
+        if (row.type === "execution") snapshot = row.snapshot as Snapshot
+        else if (row.type === "transition") {
+          const { type: _, ...t } = row
+          history.push(t as unknown as Transition)
+        }
+      }
+      if (snapshot === undefined) return yield* invalid(`no "execution" line: this is not an export of Runtime.exportHistory`)
+      const compiled = lookup(snapshot)
+      if (compiled === undefined) {
+        return yield* new DefinitionError({
+          procedure: snapshot.procedure,
+          reason: `version ${snapshot.version} is not registered with this runtime; register it to verify its histories`
+        })
+      }
+      return Replay.verify(compiled, snapshot, history)
+    })
+
+  const verify = (id: string) => Effect.flatMap(exportHistory(id), verifyExport).pipe(
+    Effect.catchTag("ValidationError", (e) => Effect.die(e))
+  )
+
   if (options.recover ?? true) {
     const ids = yield* store.active()
     for (const id of ids) yield* activate(id)
@@ -896,7 +971,10 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
     errors: (id: string) => Effect.zipRight(getSnapshot(id), store.errors(id)),
     await: awaitExecution,
     watch,
-    activeCount: Effect.sync(() => active)
+    activeCount: Effect.sync(() => active),
+    exportHistory,
+    verify,
+    verifyExport
   }
 })
 
