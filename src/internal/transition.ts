@@ -195,9 +195,9 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       let target: string
       let context: unknown
       try {
-        // `update` first, so that a `next` function sees the updated context
+        // like a guard, `next` sees the context from before the step; `update` makes the new one
+        target = typeof state.next === "string" ? state.next : state.next(input.result, machine.context)
         context = state.update === undefined ? machine.context : state.update(input.result, machine.context)
-        target = typeof state.next === "string" ? state.next : state.next(input.result, context)
       } catch (error) {
         return stepFailedOrDiscard(compiled, machine, now, error, "step", input.compensable)
       }
