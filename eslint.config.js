@@ -55,7 +55,8 @@ export default tseslint.config(
       "dist/**",
       "**/*.d.ts",
       // personal scratch space, never committed
-      ".scratch*/**"
+      ".scratch*/**",
+      ".tmp/**"
     ]
   },
   {

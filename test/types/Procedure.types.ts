@@ -2,8 +2,10 @@
  * Type tests, checked by `npm run typecheck` (tsc): every `@ts-expect-error` below must
  * be an error, or the typecheck fails.
  */
-import { Context, Effect, Layer, Schema } from "effect"
-import { Procedure, Runtime, Store } from "proctor"
+import type { Layer} from "effect";
+import { Context, Effect, Schema } from "effect"
+import type { Store } from "proctor";
+import { Procedure, Runtime } from "proctor"
 
 const Ctx = Schema.Struct({ n: Schema.Number })
 const Approve = Schema.TaggedStruct("Approve", { by: Schema.String })
