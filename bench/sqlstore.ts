@@ -46,6 +46,21 @@ const transition = (id: string, seq: number): Execution.Transition => ({
   duration: 1
 })
 
+interface Rates {
+  readonly wall: number
+  readonly cpu: number
+}
+
+const rates = (commits: number, start: number, cpu: NodeJS.CpuUsage): Rates => {
+  const used = process.cpuUsage(cpu)
+  return {
+    wall: commits / ((performance.now() - start) / 1000),
+    cpu: commits / ((used.user + used.system) / 1e6)
+  }
+}
+
+const fmt = (r: Rates) => `${Math.round(r.wall).toString().padStart(7)} (${Math.round(r.cpu).toString().padStart(7)}/cpu-s)`
+
 const viaStore = (n: number) => {
   const perActor = Math.ceil(total / n)
   const file = path.join(dir, `store-${n}.db`)
@@ -54,6 +69,7 @@ const viaStore = (n: number) => {
     const ids = Array.from({ length: n }, (_, i) => `exec-${i}`)
     yield* Effect.forEach(ids, (id) => store.create(snapshot(id, 0), transition(id, 0)), { concurrency: "unbounded" })
     const start = performance.now()
+    const cpu = process.cpuUsage()
     yield* Effect.forEach(
       ids,
       (id) =>
@@ -64,7 +80,7 @@ const viaStore = (n: number) => {
         }),
       { concurrency: "unbounded", discard: true }
     )
-    return (perActor * n) / ((performance.now() - start) / 1000)
+    return rates(perActor * n, start, cpu)
   })
   return Effect.runPromise(
     program.pipe(Effect.provide(Layer.fresh(SqlStore.layerSqlite({ filename: file, synchronous }))))
@@ -101,6 +117,7 @@ const raw = async (batch: number) => {
   })()
   const perActor = Math.ceil(total / batch)
   const start = performance.now()
+  const cpu = process.cpuUsage()
   const write = db.transaction((seq: number) => {
     for (const id of ids) {
       const s = snapshot(id, seq)
@@ -110,18 +127,18 @@ const raw = async (batch: number) => {
     }
   })
   for (let seq = 1; seq <= perActor; seq++) write(seq)
-  const rate = (perActor * batch) / ((performance.now() - start) / 1000)
+  const rate = rates(perActor * batch, start, cpu)
   db.close()
   return rate
 }
 
 const main = async () => {
   console.log(`SQLite group commit, synchronous=${synchronous}, ~${total} commits per row, ${os.cpus().length} cores`)
-  console.log("committers | SqlStore commits/s | raw better-sqlite3 rows/s (txn of N)")
+  console.log("committers | SqlStore commits/s           | raw better-sqlite3 rows/s (txn of N)")
   for (const n of concurrencies) {
     const store = await viaStore(n)
     const baseline = await raw(n)
-    console.log(`${String(n).padStart(10)} | ${Math.round(store).toString().padStart(18)} | ${Math.round(baseline).toString().padStart(10)}`)
+    console.log(`${String(n).padStart(10)} | ${fmt(store)} | ${fmt(baseline)}`)
   }
   fs.rmSync(dir, { recursive: true, force: true })
 }

@@ -132,6 +132,43 @@ describe("SqlStore.layerSqlite", () => {
       yield* close
     }))
 
+  it.scoped("a full queue makes writers wait for room (back-pressure), then takes them all", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "small.db")
+      const { close, store } = yield* open({ filename: file, maxBatchSize: 2, queueCapacity: 2 })
+      const ids = Array.from({ length: 40 }, (_, i) => `e${i}`)
+      yield* Effect.forEach(ids, (id, i) => store.create(snapshot(id, { startedAt: i }), transition(id, 0)), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      assert.deepStrictEqual((yield* store.list({})).map((s) => s.id), ids)
+      yield* close
+    }))
+
+  it.scoped("closing with writes queued: they are written and acknowledged before the store closes", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "inflight.db")
+      const first = yield* open({ filename: file })
+      const ids = Array.from({ length: 30 }, (_, i) => `e${i}`)
+      const fibers = yield* Effect.forEach(ids, (id, i) => Effect.fork(first.store.create(snapshot(id, { startedAt: i }), transition(id, 0))))
+      yield* Effect.yieldNow() // the writes are queued, the writer has not taken them yet
+      yield* first.close
+      const exits = yield* Effect.forEach(fibers, (fiber) => fiber.await)
+      // the close wrote what was queued before it
+      assert.strictEqual(exits.filter(Exit.isSuccess).length, ids.length)
+      const second = yield* open({ filename: file })
+      for (const [i, exit] of exits.entries()) {
+        const stored = yield* second.store.get(ids[i]!)
+        if (Exit.isSuccess(exit)) {
+          assert.isTrue(Option.isSome(stored), `${ids[i]} was acknowledged, so it is stored`)
+        } else {
+          assert.isTrue(exit.cause._tag === "Fail" && exit.cause.error.kind === "Unavailable", String(exit.cause))
+          assert.isTrue(Option.isNone(stored), `${ids[i]} failed, so it is not stored`)
+        }
+      }
+      yield* second.close
+    }))
+
   it.scoped("after its scope closes the store refuses writes with Unavailable", () =>
     Effect.gen(function*() {
       const file = path.join(yield* tempDir, "closed.db")

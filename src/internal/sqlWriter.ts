@@ -2,10 +2,10 @@
  * Group commit: every write of the store (commits, creates, enqueued events, error
  * entries) goes through ONE writer fiber fed by a bounded queue. The writer takes all
  * that is queued (up to `maxBatchSize`), writes it in one transaction, and completes each
- * caller's Deferred only after that transaction committed. When the writer is idle a
+ * caller only after that transaction committed. When the writer is idle a
  * single write goes at once: there is no wait window.
  */
-import { Deferred, Effect, Exit, Fiber, Metric, MetricBoundaries, Queue } from "effect"
+import { Effect, Exit, Fiber, Metric, MetricBoundaries, Queue } from "effect"
 import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
 import { StoreError } from "../Errors.js"
 import type { Commit, InboxEntry } from "../Store.js"
@@ -52,10 +52,28 @@ export const batchSize = Metric.histogram(
   "writes per group-commit transaction of the SQL store"
 )
 
+/**
+ * A queued write and its caller. Not a `Deferred`: on the hot path its allocation (it copies
+ * the Effect prototype into every instance) and the garbage were a third of the writer's cost.
+ */
 interface Item {
   readonly op: Op
-  readonly deferred: Deferred.Deferred<unknown, StoreError>
+  /** the outcome, once the writer has it */
+  exit: Exit.Exit<unknown, StoreError> | undefined
+  /** resumes the waiting caller, once it waits */
+  resume: ((exit: Exit.Exit<unknown, StoreError>) => void) | undefined
 }
+
+const complete = (item: Item, exit: Exit.Exit<unknown, StoreError>): void => {
+  if (item.exit !== undefined) return
+  item.exit = exit
+  const resume = item.resume
+  item.resume = undefined
+  if (resume !== undefined) resume(exit)
+}
+
+/** Queued by the close to wake an idle writer. */
+const stop: unique symbol = Symbol("proctor/SqlStore/stop")
 
 export interface Writer {
   readonly submit: (op: Op) => Effect.Effect<unknown, StoreError>
@@ -77,9 +95,9 @@ const operationOf = (op: Op): string =>
  * writes, writes what is already queued, then fails whatever could not be written.
  */
 export const make = Effect.fnUntraced(function*(backend: Backend, options: WriterOptions) {
-  const queue = yield* Queue.bounded<Item>(options.queueCapacity)
-  // every submitted write until its Deferred is completed: nothing is left waiting at close
-  const pending = new Set<Deferred.Deferred<unknown, StoreError>>()
+  const queue = yield* Queue.bounded<Item | typeof stop>(options.queueCapacity)
+  // every submitted write until it is completed: nothing is left waiting at close
+  const pending = new Set<Item>()
   let closed = false
 
   const write = (items: ReadonlyArray<Item>): Effect.Effect<void> =>
@@ -112,14 +130,16 @@ export const make = Effect.fnUntraced(function*(backend: Backend, options: Write
                 const r = exit.value[i]
                 result = r === undefined
                   ? Exit.fail(new StoreError({ kind: "Unknown", operation: operationOf(item.op), detail: "the writer lost this write" }))
+                  : r === done
+                  ? Exit.void
                   : r.ok
                   ? Exit.succeed(r.value)
                   : Exit.fail(r.error)
               } else {
                 result = exit as Exit.Exit<never, StoreError>
               }
-              Deferred.unsafeDone(item.deferred, result)
-              pending.delete(item.deferred)
+              pending.delete(item)
+              complete(item, result)
             }
           })
         )
@@ -130,24 +150,28 @@ export const make = Effect.fnUntraced(function*(backend: Backend, options: Write
   // last batch have run and queued their next writes before the writer resumes)
   const takeBatch = Effect.flatMap(Queue.take(queue), (first) =>
     Effect.map(Queue.takeUpTo(queue, options.maxBatchSize - 1), (rest) => [first, ...rest]))
-  // a batch, once taken, is written and acknowledged whole: only the wait for work is interruptible
-  const loop = Effect.forever(Effect.uninterruptibleMask((restore) => Effect.flatMap(restore(takeBatch), write)))
+  const step = Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      // only the wait for work is interruptible: a batch, once taken, is written and acknowledged whole
+      const batch = yield* restore(takeBatch)
+      const items = batch.filter((item): item is Item => item !== stop)
+      if (items.length > 0) yield* write(items)
+      // once closed, the writer ends when the queue is empty (nothing new is admitted)
+      return closed && (yield* Queue.size(queue)) <= 0
+    })
+  )
+  const loop = Effect.iterate(false, { while: (done) => !done, body: () => step })
   const fiber = yield* Effect.forkScoped(loop)
 
+  // runs before the scope interrupts the writer (finalizers run in reverse order): the
+  // writer writes what was queued before the close, then ends
   yield* Effect.addFinalizer(() =>
     Effect.gen(function*() {
       closed = true
-      yield* Fiber.interrupt(fiber)
-      // write what was queued before the close, batch by batch (bounded: nothing new is accepted)
-      for (let rounds = 0; rounds < 1 + Math.ceil(pending.size / options.maxBatchSize); rounds++) {
-        const rest = Array.from(yield* Queue.takeUpTo(queue, options.maxBatchSize))
-        if (rest.length === 0) break
-        yield* write(rest)
-      }
+      queue.unsafeOffer(stop) // wakes an idle writer; a full queue means it is busy and sees `closed`
+      yield* Fiber.await(fiber)
       yield* Queue.shutdown(queue)
-      for (const deferred of pending) {
-        Deferred.unsafeDone(deferred, Exit.fail(closedError("commit")))
-      }
+      for (const item of pending) complete(item, Exit.fail(closedError(operationOf(item.op))))
       pending.clear()
     })
   )
@@ -155,12 +179,14 @@ export const make = Effect.fnUntraced(function*(backend: Backend, options: Write
   const submit = (op: Op): Effect.Effect<unknown, StoreError> =>
     Effect.suspend(() => {
       if (closed) return Effect.fail(closedError(operationOf(op)))
-      const deferred = Deferred.unsafeMake<unknown, StoreError>(fiber.id())
-      pending.add(deferred)
-      const item: Item = { op, deferred }
+      const item: Item = { op, exit: undefined, resume: undefined }
+      pending.add(item)
+      const wait = Effect.async<unknown, StoreError>((resume) => {
+        if (item.exit !== undefined) resume(item.exit)
+        else item.resume = resume
+      })
       // fast path: room in the queue; otherwise wait for room (back-pressure)
-      const offered = queue.unsafeOffer(item) ? Effect.void : Queue.offer(queue, item)
-      return Effect.zipRight(offered, Deferred.await(deferred))
+      return queue.unsafeOffer(item) ? wait : Effect.zipRight(Queue.offer(queue, item), wait)
     })
 
   return { submit } satisfies Writer
