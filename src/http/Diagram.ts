@@ -60,7 +60,10 @@ const kindOf = (state: Procedure.AnyState): NodeBox["kind"] =>
   state._tag === "Step" ? "step" : state._tag === "Wait" ? "wait" : "final"
 
 /**
- * Positions the states and routes the transitions.
+ * Positions the states and routes the transitions: back edges are reversed to make the
+ * graph acyclic, states get the layer of their longest path from the initial state
+ * (final states last), edges longer than one layer pass through virtual points, layers
+ * are ordered by barycentre sweeps, and positions are relaxed towards neighbours.
  *
  * @since 0.1.0
  * @category layout
@@ -83,112 +86,216 @@ export const layout = (procedure: Procedure.Any): Layout => {
     out.set(name, [...merged].map(([to, labels]) => ({ to, label: labels.join(" / ") })))
   }
 
-  // layers: breadth-first distance from the initial state
-  const layerOf = new Map<string, number>()
-  const order: Array<string> = []
+  // 1. back edges, found by a depth-first walk from the initial state
   const start = procedure.initial in procedure.states ? procedure.initial : names[0]
-  if (start !== undefined) {
-    layerOf.set(start, 0)
-    const queue = [start]
-    while (queue.length > 0) {
-      const n = queue.shift()!
-      order.push(n)
-      for (const e of out.get(n) ?? []) {
-        if (!layerOf.has(e.to)) {
-          layerOf.set(e.to, layerOf.get(n)! + 1)
-          queue.push(e.to)
-        }
-      }
+  const back = new Set<string>()
+  const finished: Array<string> = []
+  const onStack = new Set<string>()
+  const seen = new Set<string>()
+  const key = (from: string, to: string) => `${from}\u0000${to}`
+  const dfs = (n: string) => {
+    seen.add(n)
+    onStack.add(n)
+    for (const e of out.get(n) ?? []) {
+      if (onStack.has(e.to)) back.add(key(n, e.to))
+      else if (!seen.has(e.to)) dfs(e.to)
     }
+    onStack.delete(n)
+    finished.push(n)
   }
-  let maxLayer = Math.max(0, ...layerOf.values())
-  for (const n of names) {
-    if (!layerOf.has(n)) {
-      layerOf.set(n, ++maxLayer)
-      order.push(n)
-    }
-  }
-  const layers: Array<Array<string>> = Array.from({ length: maxLayer + 1 }, () => [])
-  for (const n of order) layers[layerOf.get(n)!]!.push(n)
+  if (start !== undefined) dfs(start)
+  for (const n of names) if (!seen.has(n)) dfs(n)
+  const topo = [...finished].reverse()
 
-  // order within layers by the barycentre of predecessors in earlier layers
-  const preds = new Map<string, Array<string>>()
-  for (const [from, edges] of out) {
-    for (const e of edges) {
-      if (layerOf.get(from)! < layerOf.get(e.to)!) preds.set(e.to, [...(preds.get(e.to) ?? []), from])
+  // 2. layers: longest path over the acyclic graph; final states in the last layer
+  const layerOf = new Map<string, number>()
+  for (const n of topo) {
+    if (!layerOf.has(n)) layerOf.set(n, 0)
+    for (const e of out.get(n) ?? []) {
+      if (back.has(key(n, e.to)) || e.to === n) continue
+      layerOf.set(e.to, Math.max(layerOf.get(e.to) ?? 0, layerOf.get(n)! + 1))
     }
   }
-  const position = new Map<string, number>()
-  layers.forEach((l) => l.forEach((n, i) => position.set(n, i)))
-  for (let sweep = 0; sweep < 2; sweep++) {
-    for (let i = 1; i < layers.length; i++) {
-      const bary = (n: string) => {
-        const ps = preds.get(n) ?? []
-        return ps.length === 0 ? position.get(n)! : ps.reduce((a, p) => a + position.get(p)!, 0) / ps.length
-      }
-      layers[i]!.sort((a, b) => bary(a) - bary(b))
-      layers[i]!.forEach((n, j) => position.set(n, j))
-    }
-  }
+  const isFinal = (n: string) => procedure.states[n]!._tag === "Final"
+  const lastInner = Math.max(0, ...names.filter((n) => !isFinal(n)).map((n) => layerOf.get(n)!))
+  for (const n of names) if (isFinal(n)) layerOf.set(n, Math.max(layerOf.get(n)!, lastInner + 1))
+  const layerCount = Math.max(0, ...layerOf.values()) + 1
 
+  // 3. the layered graph: real nodes, and virtual points on edges longer than one layer
+  interface Item { readonly id: string; readonly real: boolean; readonly width: number; layer: number; order: number; x: number }
+  const items = new Map<string, Item>()
+  const layers: Array<Array<Item>> = Array.from({ length: layerCount }, () => [])
   const widthOf = (n: string) => Math.max(96, Math.ceil(n.length * CHAR_W) + 36)
-  const rowWidth = (l: ReadonlyArray<string>) => l.reduce((a, n) => a + widthOf(n), 0) + H_GAP * Math.max(0, l.length - 1)
-  const inner = Math.max(...layers.map(rowWidth), 120)
-  const boxes = new Map<string, NodeBox>()
-  layers.forEach((l, i) => {
-    let x = MARGIN + (inner - rowWidth(l)) / 2
-    const y = TOP + i * (NODE_H + V_GAP)
-    for (const n of l) {
-      const state = procedure.states[n]!
-      boxes.set(n, { name: n, kind: kindOf(state), layer: i, x, y, width: widthOf(n), height: NODE_H, anyTarget: anyTarget.has(n) })
-      x += widthOf(n) + H_GAP
-    }
-  })
-
-  const edges: Array<EdgePath> = []
-  let backIndex = 0
+  for (const n of topo) {
+    const item: Item = { id: n, real: true, width: widthOf(n), layer: layerOf.get(n)!, order: 0, x: 0 }
+    items.set(n, item)
+    layers[item.layer]!.push(item)
+  }
+  const up = new Map<Item, Array<Item>>()
+  const down = new Map<Item, Array<Item>>()
+  const link = (a: Item, b: Item) => {
+    down.set(a, [...(down.get(a) ?? []), b])
+    up.set(b, [...(up.get(b) ?? []), a])
+  }
+  interface Route { readonly from: string; readonly to: string; readonly label: string; readonly reversed: boolean; readonly chain: ReadonlyArray<Item> }
+  const routes: Array<Route> = []
+  let virtual = 0
   for (const [from, list] of out) {
-    const a = boxes.get(from)!
-    list.forEach((e, k) => {
-      const b = boxes.get(e.to)!
+    for (const e of list) {
       if (from === e.to) {
-        const x = a.x + a.width
-        const y = a.y + a.height / 2
-        edges.push({ from, to: e.to, label: e.label, d: `M ${x} ${y - 8} C ${x + 44} ${y - 34}, ${x + 44} ${y + 34}, ${x} ${y + 8}`, labelX: x + 40, labelY: y })
-      } else if (b.layer > a.layer) {
-        // spread the start points along the bottom edge when a node has several exits
-        const spread = list.length > 1 ? (k - (list.length - 1) / 2) * Math.min(24, a.width / (list.length + 1)) : 0
-        const x1 = a.x + a.width / 2 + spread
-        const y1 = a.y + a.height
-        const x2 = b.x + b.width / 2
-        const y2 = b.y
-        const my = (y1 + y2) / 2
-        edges.push({
-          from,
-          to: e.to,
-          label: e.label,
-          d: `M ${x1} ${y1} C ${x1} ${my}, ${x2} ${my}, ${x2} ${y2}`,
-          labelX: (x1 + x2) / 2,
-          labelY: b.layer - a.layer === 1 ? my : y1 + V_GAP / 2
-        })
-      } else {
-        // back or sideways edge: leave on the right, bulge out, come in on the right
-        const bulge = 40 + 18 * (backIndex++ % 4)
-        const x1 = a.x + a.width
-        const y1 = a.y + a.height / 2
-        const x2 = b.x + b.width
-        const y2 = b.y + b.height / 2
-        const cx = Math.max(x1, x2) + bulge
-        edges.push({ from, to: e.to, label: e.label, d: `M ${x1} ${y1} C ${cx} ${y1}, ${cx} ${y2}, ${x2 + 2} ${y2}`, labelX: cx - 6, labelY: (y1 + y2) / 2 })
+        routes.push({ from, to: e.to, label: e.label, reversed: false, chain: [items.get(from)!] })
+        continue
       }
+      const reversed = layerOf.get(e.to)! <= layerOf.get(from)!
+      const top = items.get(reversed ? e.to : from)!
+      const bottom = items.get(reversed ? from : e.to)!
+      const chain: Array<Item> = [top]
+      for (let l = top.layer + 1; l < bottom.layer; l++) {
+        // the first virtual point carries the label: it is as wide as the label
+        const labelled = l === (reversed ? bottom.layer - 1 : top.layer + 1) && e.label !== ""
+        const width = labelled ? Math.ceil(e.label.length * 6.6) + 10 : 14
+        const v: Item = { id: `~${virtual++}`, real: false, width, layer: l, order: 0, x: 0 }
+        layers[l]!.push(v)
+        chain.push(v)
+      }
+      chain.push(bottom)
+      for (let i = 0; i + 1 < chain.length; i++) link(chain[i]!, chain[i + 1]!)
+      routes.push({ from, to: e.to, label: e.label, reversed, chain })
+    }
+  }
+
+  // 4. order within layers: barycentre sweeps down and up
+  const renumber = (l: Array<Item>) => l.forEach((it, i) => it.order = i)
+  layers.forEach(renumber)
+  const bary = (it: Item, neighbours: Map<Item, Array<Item>>) => {
+    const ns = neighbours.get(it) ?? []
+    return ns.length === 0 ? it.order : ns.reduce((a, n) => a + n.order, 0) / ns.length
+  }
+  for (let sweep = 0; sweep < 4; sweep++) {
+    for (let i = 1; i < layers.length; i++) {
+      const scores = new Map(layers[i]!.map((it) => [it, bary(it, up)]))
+      layers[i]!.sort((a, b) => scores.get(a)! - scores.get(b)! || a.order - b.order)
+      renumber(layers[i]!)
+    }
+    for (let i = layers.length - 2; i >= 0; i--) {
+      const scores = new Map(layers[i]!.map((it) => [it, bary(it, down)]))
+      layers[i]!.sort((a, b) => scores.get(a)! - scores.get(b)! || a.order - b.order)
+      renumber(layers[i]!)
+    }
+  }
+
+  // 5. x positions: packed, then relaxed towards the neighbours' centres, keeping order and gaps
+  const gapOf = (a: Item, b: Item) => (a.real && b.real ? H_GAP : 18)
+  for (const l of layers) {
+    let x = 0
+    l.forEach((it, i) => {
+      if (i > 0) x += gapOf(l[i - 1]!, it)
+      it.x = x
+      x += it.width
+    })
+  }
+  const centre = (it: Item) => it.x + it.width / 2
+  for (let round = 0; round < 12; round++) {
+    for (const l of round % 2 === 0 ? layers : [...layers].reverse()) {
+      const wanted = l.map((it) => {
+        const ns = [...(up.get(it) ?? []), ...(down.get(it) ?? [])]
+        return ns.length === 0 ? it.x : ns.reduce((a, n) => a + centre(n), 0) / ns.length - it.width / 2
+      })
+      // place left to right at the wanted spot when it keeps the gap
+      l.forEach((it, i) => {
+        const min = i === 0 ? -Infinity : l[i - 1]!.x + l[i - 1]!.width + gapOf(l[i - 1]!, it)
+        it.x = Math.max(wanted[i]!, min)
+      })
+      // then right to left, pulling back nodes pushed past their wanted spot
+      for (let i = l.length - 2; i >= 0; i--) {
+        const it = l[i]!
+        const max = l[i + 1]!.x - gapOf(it, l[i + 1]!) - it.width
+        it.x = Math.min(it.x, Math.max(wanted[i]!, max))
+      }
+    }
+  }
+  const minX = Math.min(...[...layers.flat()].map((it) => it.x))
+  for (const it of layers.flat()) it.x += MARGIN - minX
+  const yOf = (layer: number) => TOP + layer * (NODE_H + V_GAP)
+
+  const boxes = new Map<string, NodeBox>()
+  for (const it of items.values()) {
+    boxes.set(it.id, {
+      name: it.id,
+      kind: kindOf(procedure.states[it.id]!),
+      layer: it.layer,
+      x: Math.round(it.x),
+      y: yOf(it.layer),
+      width: it.width,
+      height: NODE_H,
+      anyTarget: anyTarget.has(it.id)
     })
   }
 
-  const rightmost = Math.max(...[...boxes.values()].map((b) => b.x + b.width), ...edges.map((e) => e.labelX + e.label.length * 3.5 + 20))
+  // 6. edge paths: a smooth curve through the chain's points
+  const edges: Array<EdgePath> = []
+  const exits = new Map<string, number>()
+  for (const r of routes) {
+    const a = boxes.get(r.from)!
+    if (r.from === r.to) {
+      const x = a.x + a.width
+      const y = a.y + a.height / 2
+      edges.push({ from: r.from, to: r.to, label: r.label, d: `M ${x} ${y - 8} C ${x + 44} ${y - 34}, ${x + 44} ${y + 34}, ${x} ${y + 8}`, labelX: x + 40, labelY: y })
+      continue
+    }
+    const points = r.chain.map((it, i) => {
+      const cx = Math.round(it.x + it.width / 2)
+      const y = yOf(it.layer)
+      if (i === 0) return { x: cx, y: y + NODE_H }
+      if (i === r.chain.length - 1) return { x: cx, y }
+      return { x: cx, y: y + NODE_H / 2 }
+    })
+    // spread the exits of one node along its bottom edge
+    const first = r.chain[0]!
+    const count = (down.get(first) ?? []).length
+    if (count > 1) {
+      const k = exits.get(first.id) ?? 0
+      exits.set(first.id, k + 1)
+      const sorted = [...(down.get(first) ?? [])].sort((p, q) => p.order - q.order)
+      const rank = sorted.indexOf(r.chain[1]!)
+      points[0] = { x: points[0]!.x + (rank - (count - 1) / 2) * Math.min(22, first.width / (count + 1)), y: points[0]!.y }
+    }
+    let d = `M ${points[0]!.x} ${points[0]!.y}`
+    for (let i = 1; i < points.length; i++) {
+      const p = points[i - 1]!
+      const q = points[i]!
+      const my = (p.y + q.y) / 2
+      d += ` C ${p.x} ${my}, ${q.x} ${my}, ${q.x} ${q.y}`
+    }
+    if (r.reversed) {
+      // drawn bottom-up: from the source's top (the lower node) to the target's bottom
+      const pts = [...points].reverse()
+      d = `M ${pts[0]!.x} ${pts[0]!.y}`
+      for (let i = 1; i < pts.length; i++) {
+        const p = pts[i - 1]!
+        const q = pts[i]!
+        const my = (p.y + q.y) / 2
+        d += ` C ${p.x} ${my}, ${q.x} ${my}, ${q.x} ${q.y}`
+      }
+    }
+    if (r.chain.length > 2) {
+      const v = r.reversed ? points[points.length - 2]! : points[1]!
+      edges.push({ from: r.from, to: r.to, label: r.label, d, labelX: v.x, labelY: v.y })
+    } else {
+      edges.push({ from: r.from, to: r.to, label: r.label, d, labelX: (points[0]!.x + points[1]!.x) / 2, labelY: (points[0]!.y + points[1]!.y) / 2 })
+    }
+  }
+
+  const all = [...boxes.values()]
+  const rightmost = Math.max(
+    ...all.map((b) => b.x + b.width),
+    ...layers.flat().map((it) => it.x + it.width),
+    ...edges.map((e) => e.labelX + e.label.length * 3.5 + 8)
+  )
   return {
-    width: Math.ceil(Math.max(MARGIN * 2 + inner, rightmost + MARGIN)),
-    height: TOP + layers.length * (NODE_H + V_GAP) - V_GAP + MARGIN,
-    nodes: [...boxes.values()],
+    width: Math.ceil(rightmost + MARGIN),
+    height: yOf(layerCount - 1) + NODE_H + MARGIN,
+    nodes: all,
     edges
   }
 }

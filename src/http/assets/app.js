@@ -1,0 +1,472 @@
+/* global document, window, location, history, sessionStorage, fetch, EventSource, URLSearchParams, requestAnimationFrame */
+// The Proctor dashboard: plain JavaScript over the HTTP API (/api/...) and the live
+// event stream (/events). No build step, no external assets.
+
+const STATUSES = ["running", "waiting", "paused", "needs_intervention", "compensating", "succeeded", "failed", "cancelled", "rolled_back"]
+const TERMINAL = new Set(["succeeded", "failed", "cancelled", "rolled_back"])
+
+// ---------------------------------------------------------------------------
+// auth: a token given once as ?token= is kept for this tab and sent as a header
+
+const TOKEN_KEY = "proctor-token"
+{
+  const params = new URLSearchParams(location.search)
+  const given = params.get("token")
+  if (given !== null) {
+    sessionStorage.setItem(TOKEN_KEY, given)
+    params.delete("token")
+    const rest = params.toString()
+    history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash)
+  }
+}
+const token = () => sessionStorage.getItem(TOKEN_KEY)
+
+const api = async (path, options = {}) => {
+  const headers = { accept: "application/json" }
+  if (options.body !== undefined) headers["content-type"] = "application/json"
+  const t = token()
+  if (t) headers.authorization = `Bearer ${t}`
+  const response = await fetch(path, {
+    method: options.method ?? "GET",
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body)
+  })
+  const text = await response.text()
+  const data = text === "" ? null : JSON.parse(text)
+  if (!response.ok) {
+    const error = new Error(data?.message ?? `${response.status} ${response.statusText}`)
+    error.status = response.status
+    throw error
+  }
+  return data
+}
+
+// ---------------------------------------------------------------------------
+// tiny DOM helpers (text goes through textContent: no HTML injection)
+
+const h = (tag, attrs = {}, ...children) => {
+  const el = document.createElement(tag)
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue
+    if (k === "class") el.className = v
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v)
+    else if (k === "dataset") Object.assign(el.dataset, v)
+    else el.setAttribute(k, v === true ? "" : String(v))
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue
+    el.append(c instanceof window.Node ? c : document.createTextNode(String(c)))
+  }
+  return el
+}
+
+const badge = (status) => h("span", { class: `badge ${status}`, "data-testid": "status" }, status.replace("_", " "))
+
+const elapsed = (s) => {
+  const ms = (TERMINAL.has(s.status) ? s.updatedAt : Date.now()) - s.startedAt
+  if (ms < 1000) return `${Math.max(0, ms)}ms`
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)}s`
+  const sec = Math.floor(ms / 1000)
+  if (sec < 3600) return `${Math.floor(sec / 60)}m${String(sec % 60).padStart(2, "0")}s`
+  return `${Math.floor(sec / 3600)}h${String(Math.floor(sec / 60) % 60).padStart(2, "0")}m`
+}
+const when = (at) => new Date(at).toLocaleString()
+
+const toast = (message, isError = false) => {
+  const el = document.getElementById("toast")
+  el.textContent = message
+  el.className = isError ? "toast error" : "toast"
+  el.hidden = false
+  el.dataset.shown = String(Date.now())
+}
+const dismissToast = () => {
+  document.getElementById("toast").hidden = true
+}
+
+// ---------------------------------------------------------------------------
+// state
+
+const state = {
+  procedures: [],
+  filter: new Set(),
+  route: { page: "list" }
+}
+const procedureOf = (s) =>
+  state.procedures.find((p) => p.name === s.procedure && p.version === s.version) ??
+    state.procedures.find((p) => p.name === s.procedure)
+
+// ---------------------------------------------------------------------------
+// routing
+
+const parseRoute = () => {
+  const m = /^\/executions\/([^/]+)\/?$/.exec(location.pathname)
+  return m ? { page: "execution", id: decodeURIComponent(m[1]) } : { page: "list" }
+}
+const navigate = (path) => {
+  history.pushState(null, "", path)
+  state.route = parseRoute()
+  render()
+}
+document.addEventListener("click", (e) => {
+  const a = e.target.closest("a[data-link]")
+  if (a && a.origin === location.origin && !e.metaKey && !e.ctrlKey && e.button === 0) {
+    e.preventDefault()
+    navigate(a.pathname)
+  }
+})
+window.addEventListener("popstate", () => {
+  state.route = parseRoute()
+  render()
+})
+
+// ---------------------------------------------------------------------------
+// the executions list
+
+const listView = async () => {
+  const root = h("div", {})
+  const filters = h("div", { class: "filters", role: "group", "aria-label": "status filter" },
+    h("button", {
+      class: "chip",
+      "aria-pressed": String(state.filter.size === 0),
+      onclick: () => {
+        state.filter.clear()
+        render()
+      }
+    }, "all"),
+    STATUSES.map((s) =>
+      h("button", {
+        class: "chip",
+        "data-testid": `filter-${s}`,
+        "aria-pressed": String(state.filter.has(s)),
+        onclick: () => {
+          if (state.filter.has(s)) state.filter.delete(s)
+          else state.filter.add(s)
+          render()
+        }
+      }, s.replace("_", " "))
+    ))
+  const query = state.filter.size > 0 ? `?status=${[...state.filter].join(",")}&limit=200` : "?limit=200"
+  const rows = await api(`/api/executions${query}`)
+  rows.sort((a, b) => b.startedAt - a.startedAt)
+  const table = rows.length === 0
+    ? h("p", { class: "empty" }, "No executions match. Start one below, or with `proctor run <module>`.")
+    : h("table", { "data-testid": "executions" },
+      h("thead", {}, h("tr", {}, ["Execution", "Procedure", "State", "Status", "Elapsed", "Started"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, rows.map(row)))
+  root.append(
+    h("h1", {}, "Executions"),
+    h("div", { class: "card" }, filters, table),
+    startForm()
+  )
+  return root
+}
+
+const row = (s) =>
+  h("tr", { "data-testid": "execution-row", "data-id": s.id, "data-status": s.status, "data-state": s.state },
+    h("td", { class: "mono" }, h("a", { href: `/executions/${encodeURIComponent(s.id)}`, "data-link": true }, s.id.slice(0, 8))),
+    h("td", {}, `${s.procedure}@${s.version}`),
+    h("td", { "data-testid": "state" }, s.state),
+    h("td", {}, badge(s.status)),
+    h("td", {}, elapsed(s)),
+    h("td", {}, when(s.startedAt)))
+
+/** a skeleton input from a JSON Schema, to start from */
+const skeleton = (schema) => {
+  if (!schema || typeof schema !== "object") return {}
+  if (schema.type === "object" || schema.properties) {
+    const out = {}
+    for (const [k, v] of Object.entries(schema.properties ?? {})) out[k] = skeleton(v)
+    return out
+  }
+  if (Array.isArray(schema.enum)) return schema.enum[0]
+  if (schema.type === "string") return ""
+  if (schema.type === "number" || schema.type === "integer") return 0
+  if (schema.type === "boolean") return false
+  if (schema.type === "array") return []
+  return null
+}
+
+const startForm = () => {
+  if (state.procedures.length === 0) return h("div")
+  const select = h("select", { name: "procedure", "data-testid": "start-procedure" },
+    state.procedures.map((p) => h("option", { value: `${p.name}@${p.version}` }, `${p.name}@${p.version}`)))
+  const input = h("textarea", { name: "input", "data-testid": "start-input", spellcheck: "false" })
+  const fill = () => {
+    const p = state.procedures[select.selectedIndex]
+    input.value = JSON.stringify(skeleton(p.input), null, 2)
+  }
+  select.addEventListener("change", fill)
+  fill()
+  const form = h("form", {
+    class: "start card",
+    "data-testid": "start-form",
+    onsubmit: async (e) => {
+      e.preventDefault()
+      const p = state.procedures[select.selectedIndex]
+      let parsed
+      try {
+        parsed = JSON.parse(input.value)
+      } catch (error) {
+        return toast(`The input is not valid JSON: ${error.message}`, true)
+      }
+      try {
+        const s = await api("/api/executions", { method: "POST", body: { procedure: p.name, version: p.version, input: parsed } })
+        toast(`Started ${s.id.slice(0, 8)}`)
+        navigate(`/executions/${encodeURIComponent(s.id)}`)
+      } catch (error) {
+        toast(error.message, true)
+      }
+    }
+  },
+  h("h2", {}, "Start an execution"),
+  h("label", {}, "Procedure"), select,
+  h("label", {}, "Input (JSON)"), input,
+  h("p", {}, h("button", { class: "primary", type: "submit" }, "Start")))
+  return form
+}
+
+// ---------------------------------------------------------------------------
+// one execution
+
+const can = {
+  pause: (s) => s.status === "running" || s.status === "waiting",
+  resume: (s) => s.status === "paused",
+  cancel: (s) => !TERMINAL.has(s.status) && s.status !== "compensating",
+  rollback: (s) => !TERMINAL.has(s.status) && s.status !== "compensating",
+  retry: (s) => s.status === "needs_intervention",
+  skip: (s) => !TERMINAL.has(s.status) && s.status !== "compensating"
+}
+
+const operate = async (id, operation, body) => {
+  try {
+    const s = await api(`/api/executions/${encodeURIComponent(id)}/${operation}`, { method: "POST", body })
+    toast(`${operation}: now ${s.status} in ${s.state}`)
+  } catch (error) {
+    toast(error.message, true)
+  }
+  if (state.route.page === "execution" && state.route.id === id) render()
+}
+
+const executionView = async (id) => {
+  const enc = encodeURIComponent(id)
+  let s
+  try {
+    s = await api(`/api/executions/${enc}`)
+  } catch (error) {
+    return h("div", {}, h("h1", {}, "Execution not found"), h("p", {}, error.message), h("a", { href: "/", "data-link": true }, "← all executions"))
+  }
+  const [history, errors] = await Promise.all([api(`/api/executions/${enc}/history`), api(`/api/executions/${enc}/errors`)])
+  const procedure = procedureOf(s)
+  const stateInfo = procedure?.states.find((x) => x.name === s.state)
+
+  const header = h("div", { class: "card", "data-testid": "execution", "data-status": s.status, "data-state": s.state },
+    h("h1", {}, `${s.procedure}@${s.version} `, badge(s.status)),
+    h("dl", { class: "meta" },
+      h("dt", {}, "id"), h("dd", { class: "mono" }, s.id),
+      h("dt", {}, "state"), h("dd", { "data-testid": "current-state" }, s.state),
+      h("dt", {}, "elapsed"), h("dd", {}, elapsed(s)),
+      h("dt", {}, "started"), h("dd", {}, when(s.startedAt)),
+      s.outcome ? [h("dt", {}, "outcome"), h("dd", {}, s.outcome)] : [],
+      s.error ? [h("dt", {}, "error"), h("dd", { class: "bad" }, `${s.error.tag}: ${s.error.message}`)] : [],
+      s.timerDueAt ? [h("dt", {}, "timer due"), h("dd", {}, when(s.timerDueAt))] : []),
+    actions(s, procedure))
+
+  const diagram = h("div", { class: "card" }, h("h2", {}, "Diagram"), diagramOf(procedure, s, history))
+  const left = h("div", {}, header, diagram, eventForm(s, stateInfo, procedure),
+    h("div", { class: "card" }, h("h2", {}, "Context"), h("pre", { class: "context", "data-testid": "context" }, JSON.stringify(s.context, null, 2))))
+  const right = h("div", {},
+    h("div", { class: "card" }, h("h2", {}, `History (${history.length})`),
+      h("ol", { class: "timeline", "data-testid": "timeline" }, history.map((t) =>
+        h("li", { "data-seq": t.seq },
+          h("div", {}, h("strong", {}, t.from === "" ? `→ ${t.to}` : `${t.from} → ${t.to}`), " ", badge(t.status)),
+          h("div", { class: "when" }, `#${t.seq} · ${when(t.at)} · ${t.cause}${t.seq > 1 ? ` · after ${Math.round(t.duration)}ms` : ""}`))))),
+    h("div", { class: "card" }, h("h2", {}, `Errors (${errors.length})`),
+      errors.length === 0
+        ? h("p", { class: "hint" }, "none")
+        : h("ul", { class: "errors", "data-testid": "errors" }, errors.map((e) =>
+          h("li", {}, `${when(e.at)} · ${e.state} · attempt ${e.attempt}${e.transient ? " (transient)" : ""}: ${e.tag}: ${e.message}`)))))
+  return h("div", {}, h("p", {}, h("a", { href: "/", "data-link": true }, "← all executions")), h("div", { class: "grid" }, left, right))
+}
+
+const actions = (s, procedure) => {
+  const button = (op, label, cls) =>
+    h("button", { class: cls, "data-testid": `action-${op}`, disabled: !can[op](s), onclick: () => operate(s.id, op) }, label)
+  const states = procedure ? procedure.states.map((x) => x.name) : []
+  const picker = h("select", { "data-testid": "skip-state", "aria-label": "state to skip to", disabled: !can.skip(s) },
+    states.map((n) => h("option", { value: n, selected: n === s.state }, n)))
+  return h("div", { class: "actions" },
+    button("pause", "Pause"),
+    button("resume", "Resume"),
+    button("retry", "Retry"),
+    button("rollback", "Roll back", "danger"),
+    button("cancel", "Cancel", "danger"),
+    h("span", { class: "hint" }, "skip to"), picker,
+    h("button", { "data-testid": "action-skip", disabled: !can.skip(s), onclick: () => operate(s.id, "skip", { state: picker.value }) }, "Skip"))
+}
+
+const diagramOf = (procedure, s, history) => {
+  const box = h("div", { class: "diagram", "data-testid": "diagram" })
+  if (!procedure) {
+    box.append(h("p", { class: "hint" }, "This procedure is not registered with the server."))
+    return box
+  }
+  // the SVG is generated by the server from the procedure's definition (names escaped)
+  box.innerHTML = procedure.svg
+  const visited = new Set(history.map((t) => t.to))
+  for (const node of box.querySelectorAll("g.node")) {
+    const name = node.getAttribute("data-state")
+    node.classList.toggle("visited", visited.has(name) && name !== s.state)
+    node.classList.toggle("current", name === s.state)
+  }
+  return box
+}
+
+/** one input per field of the event's JSON Schema */
+const fieldInput = (name, schema, required) => {
+  const id = `field-${name}`
+  const label = h("label", { for: id, class: required ? "req" : undefined }, name)
+  let input
+  if (Array.isArray(schema.enum)) {
+    input = h("select", { id, name, "data-kind": "enum" }, schema.enum.map((v) => h("option", { value: JSON.stringify(v) }, String(v))))
+  } else if (schema.type === "boolean") {
+    input = h("input", { id, name, type: "checkbox", "data-kind": "boolean" })
+  } else if (schema.type === "number" || schema.type === "integer") {
+    input = h("input", { id, name, type: "number", step: schema.type === "integer" ? "1" : "any", "data-kind": "number", required })
+  } else if (schema.type === "string") {
+    input = h("input", { id, name, type: "text", "data-kind": "string", required, placeholder: schema.description ?? "" })
+  } else {
+    input = h("textarea", { id, name, "data-kind": "json", placeholder: "JSON" })
+  }
+  input.setAttribute("data-testid", id)
+  return [label, input]
+}
+
+const eventForm = (s, stateInfo, procedure) => {
+  const card = h("div", { class: "card" }, h("h2", {}, "Send an event"))
+  const accepts = stateInfo?.accepts ?? []
+  if (TERMINAL.has(s.status) || accepts.length === 0) {
+    card.append(h("p", { class: "hint" }, TERMINAL.has(s.status) ? "The execution has ended." : `State "${s.state}" waits for no event.`))
+    return card
+  }
+  const events = accepts.map((tag) => procedure.events.find((e) => e.tag === tag) ?? { tag, schema: {} })
+  const select = h("select", { name: "event", "data-testid": "event-tag" }, events.map((e) => h("option", { value: e.tag }, e.tag)))
+  const fields = h("div", {})
+  const draw = () => {
+    fields.replaceChildren()
+    const e = events[select.selectedIndex]
+    const required = new Set(e.schema.required ?? [])
+    for (const [name, schema] of Object.entries(e.schema.properties ?? {})) {
+      if (name === "_tag") continue
+      fields.append(...fieldInput(name, schema, required.has(name)))
+    }
+  }
+  select.addEventListener("change", draw)
+  draw()
+  const form = h("form", {
+    class: "event",
+    "data-testid": "event-form",
+    onsubmit: async (ev) => {
+      ev.preventDefault()
+      const body = { _tag: select.value }
+      for (const input of fields.querySelectorAll("input, select, textarea")) {
+        const kind = input.dataset.kind
+        if (kind === "boolean") body[input.name] = input.checked
+        else if (input.value === "") continue
+        else if (kind === "number") body[input.name] = Number(input.value)
+        else if (kind === "enum") body[input.name] = JSON.parse(input.value)
+        else if (kind === "json") {
+          try {
+            body[input.name] = JSON.parse(input.value)
+          } catch {
+            return toast(`${input.name} is not valid JSON`, true)
+          }
+        } else body[input.name] = input.value
+      }
+      try {
+        await api(`/api/executions/${encodeURIComponent(s.id)}/send`, { method: "POST", body })
+        toast(`Sent ${body._tag}`)
+        document.activeElement?.blur()
+        render()
+      } catch (error) {
+        toast(error.message, true)
+      }
+    }
+  },
+  h("label", { for: "event-tag" }, "Event"), select, fields,
+  h("p", {}, h("button", { class: "primary", type: "submit", "data-testid": "send-event" }, "Send")),
+  s.status === "paused" ? h("p", { class: "hint" }, "The execution is paused: the event waits in its inbox until it is resumed.") : null)
+  card.append(form)
+  return card
+}
+
+// ---------------------------------------------------------------------------
+// rendering, coalesced: live events only mark the page dirty
+
+let rendering = false
+let dirty = false
+const render = async () => {
+  if (rendering) {
+    dirty = true
+    return
+  }
+  rendering = true
+  try {
+    const app = document.getElementById("app")
+    const active = document.activeElement
+    if (active && ["INPUT", "TEXTAREA", "SELECT"].includes(active.tagName) && active.closest("form")) {
+      // do not redraw a form the user is typing in; draw when they leave it
+      dirty = true
+      return
+    }
+    const view = state.route.page === "execution" ? await executionView(state.route.id) : await listView()
+    app.replaceChildren(view)
+    document.body.dataset.rendered = String(Date.now())
+  } catch (error) {
+    if (error.status === 401) {
+      document.getElementById("app").replaceChildren(
+        h("h1", {}, "Token required"),
+        h("p", {}, "Open this page with ?token=<token> (the token the server was started with)."))
+    } else toast(error.message, true)
+  } finally {
+    rendering = false
+    if (dirty) {
+      dirty = false
+      requestAnimationFrame(() => render())
+    }
+  }
+}
+document.addEventListener("focusout", () => {
+  if (dirty) requestAnimationFrame(() => render())
+})
+
+const connect = () => {
+  const live = document.getElementById("live")
+  const source = new EventSource("/events")
+  source.addEventListener("open", () => {
+    live.textContent = "● live"
+    live.classList.add("on")
+  })
+  source.addEventListener("ready", () => render())
+  source.addEventListener("execution", (message) => {
+    const event = JSON.parse(message.data)
+    if (state.route.page === "list" || state.route.id === event.executionId) render()
+  })
+  source.addEventListener("error", () => {
+    live.textContent = "● reconnecting"
+    live.classList.remove("on")
+  })
+}
+
+const main = async () => {
+  state.route = parseRoute()
+  try {
+    state.procedures = await api("/api/procedures")
+  } catch (error) {
+    if (error.status !== 401) toast(error.message, true)
+  }
+  document.getElementById("toast").addEventListener("click", dismissToast)
+  await render()
+  connect()
+}
+
+main()
