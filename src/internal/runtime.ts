@@ -177,6 +177,15 @@ const transitionsTotal = Metric.counter("proctor_transitions", { description: "c
 const retriesTotal = Metric.counter("proctor_retries", { description: "failed step attempts that were retried" })
 const activeActors = Metric.gauge("proctor_active_actors", { description: "execution fibers in memory" })
 const restartsTotal = Metric.counter("proctor_actor_restarts", { description: "actor restarts after a runtime defect" })
+const finishedByStatus = new Map<string, Metric.Metric.Counter<number>>()
+const finishedBy = (status: string) => {
+  let counter = finishedByStatus.get(status)
+  if (counter === undefined) {
+    counter = Metric.tagged(executionsFinished, "outcome", status)
+    finishedByStatus.set(status, counter)
+  }
+  return counter
+}
 
 const newId = () => crypto.randomUUID()
 
@@ -225,7 +234,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
         for (const w of ws) Deferred.unsafeDone(w, Exit.succeed(snapshot))
       }
     }
-    return PubSub.publish(events, {
+    events.unsafeOffer({
       executionId: snapshot.id,
       procedure: snapshot.procedure,
       seq: t.seq,
@@ -306,6 +315,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       }
       const { compiled } = cached
       const def = compiled.def
+      const clock = yield* Effect.clock
       yield* Effect.annotateLogsScoped({ procedure: def.name })
 
       // compensations of completed steps are finalizers of the execution's scope
@@ -330,7 +340,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
                 Effect.withSpan("proctor.compensate", { attributes: { executionId: id, state }, captureStackTrace: false })
               )
             )
-            const now = yield* Clock.currentTimeMillis
+            const now = clock.unsafeCurrentTimeMillis()
             const s = cached.machine.snapshot
             const snapshot: Snapshot = { ...s, rowVersion: s.rowVersion + 1, updatedAt: now }
             const errors: Array<ErrorEntry> = []
@@ -359,7 +369,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           if (output._tag === "Reject") return Option.some(output.error)
           const s = cached.machine.snapshot
           if (output._tag === "Discard") {
-            const now = yield* Clock.currentTimeMillis
+            const now = clock.unsafeCurrentTimeMillis()
             const snapshot: Snapshot = { ...s, rowVersion: s.rowVersion + 1, updatedAt: now }
             yield* store.commit({
               snapshot,
@@ -375,15 +385,15 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           yield* store.commit({ snapshot: next.snapshot, expectedVersion: s.rowVersion, transition: t, consumed })
           cached.machine = next
           if (next.snapshot.visit !== s.visit) handle.driver = undefined
-          yield* Metric.increment(transitionsTotal)
+          transitionsTotal.unsafeUpdate(1, [])
           if (t.cause === "step" && compiled.compensable.has(t.from)) {
             cached.completed.push({ stepSeq: t.seq, state: t.from })
             yield* registerCompensation(t.seq, t.from)
           }
           if (isTerminal(next.snapshot.status) && !isTerminal(s.status)) {
-            yield* Metric.increment(Metric.tagged(executionsFinished, "outcome", next.snapshot.status))
+            finishedBy(next.snapshot.status).unsafeUpdate(1, [])
           }
-          yield* publish(next.snapshot, t)
+          publish(next.snapshot, t)
           return Option.none()
         }).pipe(Effect.uninterruptible)
 
@@ -393,7 +403,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           const s = cached.machine.snapshot
           const transient = typed && state.isTransient(error)
           const info = errorInfo(error)
-          const now = yield* Clock.currentTimeMillis
+          const now = clock.unsafeCurrentTimeMillis()
           const snapshot: Snapshot = { ...s, attempt, rowVersion: s.rowVersion + 1, updatedAt: now }
           yield* store.commit({
             snapshot,
@@ -419,7 +429,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           if (Either.isLeft(more)) {
             return yield* fail(new MaxRetriesExceeded({ executionId: id, state: s.state, attempts: attempt, lastError: error }))
           }
-          yield* Metric.increment(retriesTotal)
+          retriesTotal.unsafeUpdate(1, [])
         })
 
       /** Runs one attempt of the current step, inline. */
@@ -430,7 +440,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           const s = cached.machine.snapshot
           const attempt = s.attempt + 1
           const stateName = s.state
-          const now = yield* Clock.currentTimeMillis
+          const now = clock.unsafeCurrentTimeMillis()
           const deadline = {
             at: now + Duration.toMillis(state.timeout),
             fire: () => {
@@ -462,7 +472,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
               _tag: "StepSucceeded",
               result: exit.value,
               compensable: cached.completed.length > 0
-            }, yield* Clock.currentTimeMillis))
+            }, clock.unsafeCurrentTimeMillis()))
             return
           }
           if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
@@ -492,7 +502,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
             if (pending.length > 0) {
               const entry = pending[0]!
               const decodedEvent = compiled.decodeEvent(entry.event)
-              const now = yield* Clock.currentTimeMillis
+              const now = clock.unsafeCurrentTimeMillis()
               const output: Output = Either.isLeft(decodedEvent)
                 ? { _tag: "Discard", reason: errorInfo(decodedEvent.left) }
                 : transition(compiled, cached.machine, { _tag: "Event", event: decodedEvent.right, encoded: entry.event }, now)
@@ -500,7 +510,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
               return "continue"
             }
             if (s.timerDueAt !== undefined) {
-              const now = yield* Clock.currentTimeMillis
+              const now = clock.unsafeCurrentTimeMillis()
               if (s.timerDueAt <= now) {
                 yield* apply(transition(compiled, cached.machine, { _tag: "TimerFired" }, now))
                 return "continue"
@@ -523,7 +533,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
             return passivate ? "idle" : "wait"
           case "compensating": {
             yield* Scope.close(scope, Exit.fail(Rollback))
-            const now = yield* Clock.currentTimeMillis
+            const now = clock.unsafeCurrentTimeMillis()
             yield* apply(transition(compiled, cached.machine, { _tag: "Compensated" }, now))
             return "done"
           }
@@ -534,7 +544,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
 
       const handleMessage = (msg: Msg) =>
         Effect.gen(function*() {
-          const now = yield* Clock.currentTimeMillis
+          const now = clock.unsafeCurrentTimeMillis()
           switch (msg._tag) {
             case "Command": {
               const input: Input = msg.input._tag === "Rollback"
@@ -574,7 +584,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
             handles.delete(id)
             return mailbox.drain()
           })
-          const now = yield* Clock.currentTimeMillis
+          const now = clock.unsafeCurrentTimeMillis()
           for (const msg of rest) {
             if (msg._tag !== "Command") continue
             const output = transition(compiled, cached.machine, msg.input, now)
@@ -679,8 +689,8 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       }, now)
       if (output._tag !== "Next") return
       yield* store.commit({ snapshot: output.machine.snapshot, expectedVersion: loaded.rowVersion, transition: output.transition })
-      yield* Metric.increment(Metric.tagged(executionsFinished, "outcome", "failed"))
-      yield* publish(output.machine.snapshot, output.transition)
+      finishedBy("failed").unsafeUpdate(1, [])
+      publish(output.machine.snapshot, output.transition)
     })
 
   /**
@@ -796,7 +806,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
         })
       }
       yield* Metric.increment(executionsStarted)
-      yield* publish(snapshot, first)
+      publish(snapshot, first)
       if (!isTerminal(status)) yield* activate(id)
       return id
     }).pipe(Effect.withSpan("proctor.start", { attributes: { procedure: procedure.name }, captureStackTrace: false }))
