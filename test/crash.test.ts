@@ -1,0 +1,109 @@
+/**
+ * Crash recovery with real processes: a worker process runs many executions on a SQLite
+ * file and is killed with SIGKILL at random moments, then started again, over and over;
+ * a last run goes to the end. Then the test reads what is left and checks the runtime's
+ * promises: every execution reached the end its seed calls for, histories are gapless
+ * with no transition twice, every acknowledged event was consumed exactly once, only
+ * work in flight at a kill ran again, and compensations ran in reverse order, each
+ * committed once. (See test/fixtures/crash-worker.ts for how the worker sends events.)
+ *
+ * Real time is this test's nature (processes, kills); it asserts no timing. The seed is
+ * `PROCTOR_CRASH_SEED` when set, so that a failing run can be replayed with its seed
+ * (the kill moments are real time, so a replay is similar, not identical).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Duration, Effect, Exit, Option } from "effect"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { check } from "./fixtures/crash-checker.js"
+import { between } from "./fixtures/crash-procedure.js"
+
+const seed = Number(process.env.PROCTOR_CRASH_SEED ?? 20240611)
+const count = 200
+const kills = 22
+const worker = path.join(__dirname, "fixtures", "crash-worker.ts")
+
+interface Outcome {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/**
+ * Runs one incarnation of the worker. With `killAfter`, kills it that long after it
+ * printed "ready" (unless it ended before); without, waits for it to end by itself.
+ */
+const incarnation = (dir: string, n: number, killAfter: Duration.Duration | undefined) =>
+  Effect.scoped(Effect.gen(function*() {
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        spawn(process.execPath, ["--import", "tsx", worker, path.join(dir, "proctor.db"), String(seed), String(count), String(n)], {
+          stdio: ["ignore", "pipe", "pipe"]
+        })
+      ),
+      (child) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
+    )
+    let stdout = ""
+    let stderr = ""
+    const ready = yield* Deferred.make<void>()
+    const exited = yield* Deferred.make<Outcome>()
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString()
+      if (stdout.includes("ready\n")) Deferred.unsafeDone(ready, Exit.void)
+    })
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-20_000)
+    })
+    child.on("exit", (code, signal) => Deferred.unsafeDone(exited, Exit.succeed({ code, signal, stdout, stderr })))
+    if (killAfter !== undefined) {
+      // the kill delay counts from "ready": before that the worker is loading code
+      const early = yield* Effect.raceFirst(
+        Effect.as(Deferred.await(ready), Option.none<Outcome>()),
+        Effect.map(Deferred.await(exited), Option.some)
+      ).pipe(Effect.timeout("60 seconds"))
+      if (Option.isSome(early)) return early.value
+      yield* Effect.raceFirst(Effect.sleep(killAfter), Deferred.await(exited))
+      child.kill("SIGKILL")
+    }
+    return yield* Deferred.await(exited).pipe(Effect.timeout("120 seconds"))
+  }))
+
+describe("crash recovery", () => {
+  it.live("executions survive repeated SIGKILLs of their process and keep every promise", () =>
+    Effect.gen(function*() {
+      // kept when the test fails, for a look at the store, runs.db and acks.log
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "proctor-crash-"))),
+        (dir, exit) =>
+          Exit.isSuccess(exit)
+            ? Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+            : Effect.sync(() => console.log(`crash test: the files of the failed run are kept in ${dir}`))
+      )
+      const killed = new Set<number>()
+      let n = 0
+      for (; n < kills; n++) {
+        const delay = Duration.millis(between(50, 400, seed, n, "kill"))
+        const outcome = yield* incarnation(dir, n, delay)
+        if (outcome.signal !== "SIGKILL") {
+          assert.fail(`incarnation ${n} ended by itself (code ${outcome.code}) before its kill:\n${outcome.stdout}\n${outcome.stderr}`)
+        }
+        killed.add(n)
+      }
+      const last = yield* incarnation(dir, n, undefined)
+      assert.strictEqual(last.code, 0, `the last incarnation failed:\n${last.stdout}\n${last.stderr}`)
+
+      const report = check({ dir, seed, count, killed, last: n })
+      console.log(
+        `crash test (seed ${seed}): ${killed.size} kills, ${n + 1} incarnations; ` +
+          Object.entries(report.summary).map(([k, v]) => `${k} ${v}`).join(", ")
+      )
+      if (report.violations.length > 0) {
+        assert.fail(`${report.violations.length} violations (seed ${seed}):\n${report.violations.join("\n")}`)
+      }
+      assert.isAtLeast(killed.size, 20)
+      assert.strictEqual(report.summary.executions, count)
+    }).pipe(Effect.scoped), 180_000)
+})
