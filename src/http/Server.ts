@@ -226,8 +226,9 @@ const readAsset = (name: string) =>
 const notFound = (what: string) => jsonError(404, { _tag: "NotFound", message: `${what} not found` })
 
 /**
- * The events `/events` sends: every commit the runtime publishes, plus changes the
- * store shows that this process did not make (executions driven by another process).
+ * What `/events` sends: `ready` once the stream is subscribed and has read the store,
+ * then every commit the runtime publishes, plus changes the store shows that this
+ * process did not make (executions driven by another process).
  *
  * @since 0.1.0
  * @category streams
@@ -235,27 +236,35 @@ const notFound = (what: string) => jsonError(404, { _tag: "NotFound", message: `
 export const eventStream = (
   runtime: RuntimeService,
   options: { readonly id?: string | undefined; readonly pollInterval: Duration.DurationInput }
-): Stream.Stream<ExecutionEvent> => {
+): Stream.Stream<{ readonly _tag: "ready" } | { readonly _tag: "execution"; readonly event: ExecutionEvent }> => {
   const known = new Map<string, string>()
   const keyOf = (seq: number, status: string) => `${seq}/${status}`
-  const live = Stream.tap(runtime.watch(options.id), (e) => Effect.sync(() => known.set(e.executionId, keyOf(e.seq, e.status))))
+  const live = runtime.watch(options.id).pipe(
+    Stream.tap((e) => Effect.sync(() => known.set(e.executionId, keyOf(e.seq, e.status)))),
+    Stream.map((event) => ({ _tag: "execution" as const, event }))
+  )
   const read: Effect.Effect<ReadonlyArray<Snapshot>> = (options.id === undefined
     ? runtime.list({ limit: 500 })
     : Effect.map(runtime.get(options.id), (s) => [s])).pipe(Effect.orElseSucceed(() => []))
   let primed = false
+  // merged after `live`, whose fiber subscribes before this one first reads the store
   const polled = Stream.repeatEffectWithSchedule(read, Schedule.spaced(options.pollInterval)).pipe(
     Stream.mapConcat((snapshots) => {
-      const changed: Array<ExecutionEvent> = []
+      const out: Array<{ readonly _tag: "ready" } | { readonly _tag: "execution"; readonly event: ExecutionEvent }> = []
       for (const s of snapshots) {
         const key = keyOf(s.seq, s.status)
         if (known.get(s.id) === key) continue
         known.set(s.id, key)
         if (primed) {
-          changed.push({ executionId: s.id, procedure: s.procedure, seq: s.seq, from: "", state: s.state, status: s.status, cause: "store", at: s.updatedAt })
+          out.push({
+            _tag: "execution",
+            event: { executionId: s.id, procedure: s.procedure, seq: s.seq, from: "", state: s.state, status: s.status, cause: "store", at: s.updatedAt }
+          })
         }
       }
+      if (!primed) out.push({ _tag: "ready" })
       primed = true
-      return changed
+      return out
     })
   )
   return Stream.merge(live, polled)
@@ -281,13 +290,14 @@ export const routes = (options: Options = {}) => {
         Effect.sync(() => {
           const id = new URL(request.url, "http://localhost").searchParams.get("id") ?? undefined
           const events = eventStream(runtime, { id, pollInterval }).pipe(
-            Stream.map((e) => `event: execution\ndata: ${JSON.stringify(e)}\n\n`)
+            Stream.map((item) =>
+              item._tag === "ready"
+                ? `retry: 2000\nevent: ready\ndata: {}\n\n`
+                : `event: execution\ndata: ${JSON.stringify(item.event)}\n\n`
+            )
           )
           const pings = Stream.repeatEffectWithSchedule(Effect.succeed(": ping\n\n"), Schedule.spaced(heartbeat))
-          const body = Stream.concat(
-            Stream.succeed(`retry: 2000\nevent: ready\ndata: {}\n\n`),
-            Stream.merge(events, Stream.drop(pings, 1))
-          )
+          const body = Stream.merge(events, Stream.drop(pings, 1))
           return HttpServerResponse.stream(Stream.encodeText(body), {
             contentType: "text/event-stream",
             headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
