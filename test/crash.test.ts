@@ -24,6 +24,19 @@ const seed = Number(process.env.PROCTOR_CRASH_SEED ?? 20240611)
 const count = 200
 const kills = 22
 const worker = path.join(__dirname, "fixtures", "crash-worker.ts")
+const example = path.join(__dirname, "..", "examples", "crash-recovery.ts")
+
+/** Runs a script to its end (or its death) and returns what it printed. */
+const runScript = (args: ReadonlyArray<string>) =>
+  Effect.async<Outcome>((resume) => {
+    const child = spawn(process.execPath, ["--import", "tsx", ...args], { stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (chunk: Buffer) => void (stdout += chunk.toString()))
+    child.stderr.on("data", (chunk: Buffer) => void (stderr += chunk.toString()))
+    child.on("exit", (code, signal) => resume(Effect.succeed({ code, signal, stdout, stderr })))
+    return Effect.sync(() => child.kill("SIGKILL"))
+  }).pipe(Effect.timeout("60 seconds"))
 
 interface Outcome {
   readonly code: number | null
@@ -106,4 +119,40 @@ describe("crash recovery", () => {
       assert.isAtLeast(killed.size, 20)
       assert.strictEqual(report.summary.executions, count)
     }).pipe(Effect.scoped), 180_000)
+
+  it.live("examples/crash-recovery.ts crashes in a step, resumes it on the next run, then has nothing to resume", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "proctor-crash-example-"))),
+        (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+      )
+      const run = (...extra: Array<string>) => runScript([example, "--data", dir, ...extra])
+      const payments = () => JSON.parse(fs.readFileSync(path.join(dir, "crash-recovery.payments.json"), "utf8"))
+
+      const first = yield* run()
+      assert.strictEqual(first.signal, "SIGKILL", first.stdout + first.stderr)
+      assert.include(first.stdout, "starting order A-1001")
+      assert.include(first.stdout, "crashing now in step charge")
+      assert.notInclude(first.stdout, "step ship")
+      assert.deepStrictEqual(payments(), { "A-1001/charge/2": 42 })
+
+      const second = yield* run()
+      assert.strictEqual(second.code, 0, second.stdout + second.stderr)
+      assert.include(second.stdout, "resumed execution A-1001 at state charge (status running")
+      // the interrupted step runs again with the same idempotency key, and pays once
+      assert.include(second.stdout, "payment A-1001/charge/2 was already made")
+      assert.include(second.stdout, "done: succeeded at state done (reserve → charge → ship → done)")
+      assert.notInclude(second.stdout, "step reserve")
+      assert.deepStrictEqual(payments(), { "A-1001/charge/2": 42 })
+
+      const third = yield* run()
+      assert.strictEqual(third.code, 0, third.stdout + third.stderr)
+      assert.include(third.stdout, "execution A-1001 ended succeeded at state done")
+      assert.include(third.stdout, "nothing to resume")
+      assert.include(third.stdout, "--reset")
+
+      const reset = yield* run("--reset")
+      assert.strictEqual(reset.signal, "SIGKILL", reset.stdout + reset.stderr)
+      assert.include(reset.stdout, "starting order A-1001")
+    }).pipe(Effect.scoped), 120_000)
 })
