@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Effect, Exit, Layer } from "effect"
+import { Cause, Effect, Exit, Layer } from "effect"
 import { runCli } from "./commands.js"
 import * as Out from "./output.js"
 
@@ -13,6 +13,12 @@ NodeRuntime.runMain(
   runCli(process.argv.slice(2)).pipe(Effect.provide(Layer.merge(NodeContext.layer, Out.layerProcess))),
   {
     disableErrorReporting: true,
-    teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) && typeof exit.value === "number" ? exit.value : 1)
+    // Ctrl-C interrupts `serve` (or a long `run`): a clean stop, exit code 0
+    teardown: (exit, onExit) =>
+      onExit(
+        Exit.isSuccess(exit)
+          ? (typeof exit.value === "number" ? exit.value : 0)
+          : Cause.isInterruptedOnly(exit.cause) ? 0 : 1
+      )
   }
 )

@@ -1,0 +1,418 @@
+/**
+ * The `proctor` CLI, run in this process (through `runCli`, with its output captured)
+ * against a temporary SQLite database, and as a child process through the `bin` shim.
+ * These tests run on the real clock: the CLI follows executions by polling them. The
+ * tests themselves never sleep; every wait is for an event (a line of output, an exit).
+ */
+import { spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { HttpServer } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { Context, Effect, Layer } from "effect"
+import { Runtime, Store } from "proctor"
+import { runCli } from "../src/cli/commands.js"
+import * as Modules from "../src/cli/modules.js"
+import * as Op from "../src/cli/operator.js"
+import * as Out from "../src/cli/output.js"
+import * as Server from "../src/http/Server.js"
+import { Approval, Broken, Gated } from "./fixtures/ops.js"
+
+const fixture = "test/fixtures/ops.ts"
+let dir = ""
+let db = ""
+const saved: Record<string, string | undefined> = {}
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "proctor-cli-"))
+  db = path.join(dir, "proctor.db")
+  for (const k of ["PROCTOR_DB", "PROCTOR_SERVER", "PROCTOR_TOKEN", "PROCTOR_MODULES", "PROCTOR_EXAMPLES"]) {
+    saved[k] = process.env[k]
+    delete process.env[k]
+  }
+})
+afterAll(() => {
+  for (const [k, v] of Object.entries(saved)) if (v !== undefined) process.env[k] = v
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
+/** runs the CLI in this process; returns its exit code and what it printed */
+const cli = (...argv: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const capture = Out.makeCapture()
+    const code = yield* runCli(argv).pipe(
+      Effect.provideService(Out.Output, capture.service),
+      Effect.provide(NodeContext.layer)
+    )
+    return { code, out: capture.stdout(), err: capture.stderr() }
+  })
+
+const local = () => ["--db", db, "--no-examples", "--module", fixture]
+
+const startApproval = (doc: string) =>
+  Effect.gen(function*() {
+    const r = yield* cli("run", fixture, "--procedure", "ops-approval", "--input", JSON.stringify({ doc }), "--json", "--db", db, "--no-examples")
+    assert.strictEqual(r.code, 0, r.err)
+    const [s] = JSON.parse(r.out) as Array<{ id: string; status: string; state: string }>
+    assert.strictEqual(s!.status, "waiting")
+    return s!.id
+  })
+
+describe("proctor CLI", () => {
+  it.live("run starts a module's procedure, follows it until it waits, and says what it waits for", () =>
+    Effect.gen(function*() {
+      const r = yield* cli("run", fixture, "--procedure", "ops-approval", "--input", `{"doc":"q3.pdf"}`, "--db", db, "--no-examples")
+      assert.strictEqual(r.code, 0, r.err)
+      assert.include(r.out, "Started 1 execution on the database")
+      assert.match(r.out, /review\s+waiting/)
+      assert.match(r.out, /waits in "review" for Approve or Reject: proctor send \S+ Approve/)
+      const json = yield* cli("run", fixture, "--procedure", "ops-approval", "--input", `{"doc":"b"}`, "--count", "2", "--json", "--db", db, "--no-examples")
+      const started = JSON.parse(json.out) as Array<{ status: string; context: unknown }>
+      assert.deepStrictEqual(started.map((s) => s.status), ["waiting", "waiting"])
+      assert.deepStrictEqual(started[0]!.context, { doc: "b" })
+    }))
+
+  it.live("list filters executions, as a table or JSON", () =>
+    Effect.gen(function*() {
+      const id = yield* startApproval("listed")
+      const table = yield* cli("list", "--status", "waiting", ...local())
+      assert.strictEqual(table.code, 0, table.err)
+      assert.match(table.out, /^ID\s+PROCEDURE\s+STATE\s+STATUS/)
+      assert.include(table.out, id)
+      const json = yield* cli("list", "--status", "waiting,paused", "--procedure", "ops-approval", "--json", ...local())
+      const rows = JSON.parse(json.out) as Array<{ id: string; status: string }>
+      assert.isTrue(rows.some((s) => s.id === id))
+      assert.isTrue(rows.every((s) => s.status === "waiting"))
+      const none = yield* cli("list", "--status", "rolled_back", "--json", ...local())
+      assert.deepStrictEqual(JSON.parse(none.out), [])
+      const limited = yield* cli("list", "--limit", "1", "--json", ...local())
+      assert.strictEqual(JSON.parse(limited.out).length, 1)
+    }))
+
+  it.live("show prints the snapshot, history and errors", () =>
+    Effect.gen(function*() {
+      const id = yield* startApproval("shown")
+      const text = yield* cli("show", id, ...local())
+      assert.strictEqual(text.code, 0, text.err)
+      assert.match(text.out, /state\s+review/)
+      assert.match(text.out, /accepts\s+Approve, Reject/)
+      assert.match(text.out, /submit → review\s+waiting\s+step/)
+      assert.include(text.out, `"doc": "shown"`)
+      assert.include(text.out, `proctor send ${id} Approve`)
+      const json = yield* cli("show", id, "--json", ...local())
+      const shown = JSON.parse(json.out)
+      assert.strictEqual(shown.snapshot.id, id)
+      assert.deepStrictEqual(shown.history.map((t: { to: string }) => t.to), ["submit", "review"])
+      assert.deepStrictEqual(shown.errors, [])
+    }))
+
+  it.live("send delivers an event and follows the execution to its end; exit codes say what went wrong", () =>
+    Effect.gen(function*() {
+      const id = yield* startApproval("to approve")
+      const sent = yield* cli("send", id, "Approve", `{"by":"ann"}`, ...local())
+      assert.strictEqual(sent.code, 0, sent.err)
+      assert.include(sent.out, `Sent Approve to ${id}: now succeeded in state "approved"`)
+      const shown = JSON.parse((yield* cli("show", id, "--json", ...local())).out)
+      assert.deepStrictEqual(shown.snapshot.context, { doc: "to approve", approvedBy: "ann" })
+
+      const late = yield* cli("send", id, "Reject", `{"reason":"late"}`, ...local())
+      assert.strictEqual(late.code, 1)
+      assert.include(late.err, "already ended")
+
+      const other = yield* startApproval("bad events")
+      const badJson = yield* cli("send", other, "Approve", `{by:"ann"}`, ...local())
+      assert.strictEqual(badJson.code, 2)
+      assert.include(badJson.err, `not valid JSON`)
+      assert.include(badJson.err, `'{"by":"ann"}'`)
+      const notObject = yield* cli("send", other, "Approve", `[1]`, ...local())
+      assert.strictEqual(notObject.code, 2)
+      const missing = yield* cli("send", other, "Approve", "{}", ...local())
+      assert.strictEqual(missing.code, 2)
+      assert.include(missing.err, `["by"]`)
+      const unknown = yield* cli("send", "no-such-id", "Approve", `{"by":"x"}`, ...local())
+      assert.strictEqual(unknown.code, 1)
+      assert.include(unknown.err, `No execution with id "no-such-id"`)
+      // nothing was written by the bad events
+      const after = JSON.parse((yield* cli("show", other, "--json", ...local())).out)
+      assert.strictEqual(after.snapshot.status, "waiting")
+      assert.strictEqual(after.history.length, 2)
+    }))
+
+  it.live("pause, resume, cancel and rollback", () =>
+    Effect.gen(function*() {
+      const id = yield* startApproval("operated")
+      const paused = yield* cli("pause", id, ...local())
+      assert.strictEqual(paused.code, 0, paused.err)
+      assert.include(paused.out, `Paused ${id}: now paused in state "review"`)
+      const again = yield* cli("pause", id, ...local())
+      assert.strictEqual(again.code, 1)
+      assert.include(again.err, "Cannot pause")
+      const resumed = yield* cli("resume", id, "--json", ...local())
+      assert.strictEqual(JSON.parse(resumed.out).status, "waiting")
+      const cancelled = yield* cli("cancel", id, ...local())
+      assert.include(cancelled.out, "now cancelled")
+      const other = yield* startApproval("rolled")
+      const rolled = yield* cli("rollback", other, "--json", ...local())
+      assert.strictEqual(rolled.code, 0, rolled.err)
+      assert.strictEqual(JSON.parse(rolled.out).status, "rolled_back")
+    }))
+
+  it.live("a step that needs a person: run exits 1, retry runs it again, skip moves on", () =>
+    Effect.gen(function*() {
+      const run = yield* cli("run", fixture, "--procedure", "ops-broken", "--json", "--db", db, "--no-examples")
+      assert.strictEqual(run.code, 1)
+      const [s] = JSON.parse(run.out)
+      assert.strictEqual(s.status, "needs_intervention")
+      assert.include(run.err, "did not succeed")
+      const retried = yield* cli("retry", s.id, "--json", ...local())
+      assert.strictEqual(retried.code, 0, retried.err)
+      assert.strictEqual(JSON.parse(retried.out).status, "needs_intervention")
+      const shown = JSON.parse((yield* cli("show", s.id, "--json", ...local())).out)
+      assert.strictEqual(shown.errors.length, 2)
+      assert.include(shown.errors[0].message, "the check always fails")
+      const skipped = yield* cli("skip", s.id, "manual", ...local())
+      assert.strictEqual(skipped.code, 0, skipped.err)
+      assert.include(skipped.out, `now succeeded in state "manual"`)
+    }))
+
+  it.live("diagram prints Mermaid, or one procedure as SVG", () =>
+    Effect.gen(function*() {
+      const mermaid = yield* cli("diagram", fixture)
+      assert.strictEqual(mermaid.code, 0, mermaid.err)
+      assert.include(mermaid.out, "%% ops-approval@1\nstateDiagram-v2")
+      assert.include(mermaid.out, "review --> approved: Approve")
+      assert.include(mermaid.out, "%% ops-gated@1")
+      const ambiguous = yield* cli("diagram", fixture, "--format", "svg")
+      assert.strictEqual(ambiguous.code, 2)
+      assert.include(ambiguous.err, "add --procedure ops-approval")
+      const svg = yield* cli("diagram", fixture, "--format", "svg", "--procedure", "ops-approval")
+      assert.strictEqual(svg.code, 0)
+      assert.match(svg.out, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/)
+      assert.include(svg.out, `data-state="review"`)
+      const missing = yield* cli("diagram", "test/fixtures/nope.ts")
+      assert.strictEqual(missing.code, 2)
+      assert.include(missing.err, "no such file")
+      const notProcedures = yield* cli("diagram", "vitest.config.ts")
+      assert.strictEqual(notProcedures.code, 2)
+      assert.include(notProcedures.err, "exports no procedure")
+    }))
+
+  it.live("procedures lists what is registered, with the examples by default", () =>
+    Effect.gen(function*() {
+      const mine = yield* cli("procedures", "--json", ...local())
+      const names = (JSON.parse(mine.out) as Array<{ name: string }>).map((p) => p.name)
+      assert.deepStrictEqual(names, ["ops-approval", "ops-gated", "ops-broken"])
+      const text = yield* cli("procedures", ...local())
+      assert.match(text.out, /review\s+wait\s+accepts Approve, Reject/)
+      const withExamples = yield* cli("procedures", "--json", "--db", db, "--module", fixture)
+      const all = (JSON.parse(withExamples.out) as Array<{ name: string; source: string }>)
+      assert.includeMembers(all.map((p) => p.name), ["ops-approval", "expense", "approval"])
+      assert.include(all.find((p) => p.name === "expense")!.source, "examples/quickstart.ts#Expense")
+      assert.isAbove(Modules.exampleFiles().length, 0)
+    }))
+
+  it.live("bad usage exits 2 and says what to type instead", () =>
+    Effect.gen(function*() {
+      const unknown = yield* cli("lst")
+      assert.strictEqual(unknown.code, 2)
+      assert.include(unknown.err, "Run `proctor --help`")
+      const missingArg = yield* cli("show")
+      assert.strictEqual(missingArg.code, 2)
+      assert.include(missingArg.err, "Run `proctor show --help`")
+      const badStatus = yield* cli("list", "--status", "bogus", ...local())
+      assert.strictEqual(badStatus.code, 2)
+      assert.include(badStatus.err, "e.g. --status waiting,paused")
+      const badInput = yield* cli("run", fixture, "--procedure", "ops-approval", "--input", "{doc}", "--db", db, "--no-examples")
+      assert.strictEqual(badInput.code, 2)
+      assert.include(badInput.err, `--input '{"doc":"q3.pdf"}'`)
+      const wrongInput = yield* cli("run", fixture, "--procedure", "ops-approval", "--input", `{"doc":1}`, "--db", db, "--no-examples")
+      assert.strictEqual(wrongInput.code, 2)
+      assert.include(wrongInput.err, "does not match its Schema")
+      const wrongProcedure = yield* cli("run", fixture, "--procedure", "nope", "--db", db, "--no-examples")
+      assert.strictEqual(wrongProcedure.code, 2)
+      assert.include(wrongProcedure.err, "Try --procedure ops-approval")
+      const noCommand = yield* cli()
+      assert.strictEqual(noCommand.code, 2)
+      assert.include(noCommand.err, "proctor --help")
+      const openBind = yield* cli("serve", "--host", "0.0.0.0", "--db", db, "--no-examples")
+      assert.strictEqual(openBind.code, 2)
+      assert.include(openBind.err, "Refusing to listen on 0.0.0.0 without a token")
+    }))
+
+  it.live("every command has --help with an example", () =>
+    Effect.gen(function*() {
+      for (const command of ["run", "list", "show", "send", "pause", "resume", "cancel", "rollback", "retry", "skip", "diagram", "procedures", "serve", "mcp"]) {
+        const r = yield* cli(command, "--help")
+        assert.strictEqual(r.code, 0, command)
+        assert.include(r.out, "Example: proctor", command)
+        assert.notInclude(r.out, "\x1b[", "no colour codes when the output is not a terminal")
+      }
+    }))
+})
+
+describe("proctor CLI against a server", () => {
+  const RuntimeLive = Runtime.layer({ procedures: [Approval, Gated, Broken] }).pipe(Layer.provide(Store.layerMemory))
+  const serve = (token?: string) =>
+    Effect.gen(function*() {
+      const context = yield* Layer.build(
+        Server.layerNode({ host: "127.0.0.1", port: 0, token }).pipe(Layer.provideMerge(RuntimeLive))
+      )
+      const address = Context.get(context, HttpServer.HttpServer).address
+      return `http://127.0.0.1:${address._tag === "TcpAddress" ? address.port : 0}`
+    })
+
+  it.live("--server drives a running server's executions", () =>
+    Effect.gen(function*() {
+      const url = yield* serve()
+      const run = yield* cli("run", fixture, "--procedure", "ops-approval", "--input", `{"doc":"remote"}`, "--server", url)
+      assert.strictEqual(run.code, 0, run.err)
+      assert.include(run.out, `Started 1 execution on the server ${url}`)
+      const [s] = JSON.parse((yield* cli("list", "--json", "--server", url)).out)
+      assert.strictEqual(s.status, "waiting")
+      const sent = yield* cli("send", s.id, "Approve", `{"by":"bob"}`, "--server", url)
+      assert.strictEqual(sent.code, 0, sent.err)
+      assert.include(sent.out, "now succeeded")
+      const missing = yield* cli("show", "nope", "--server", url)
+      assert.strictEqual(missing.code, 1)
+      assert.include(missing.err, `No execution with id "nope"`)
+      const notThere = yield* cli("run", "examples/quickstart.ts", "--server", url)
+      assert.strictEqual(notThere.code, 1)
+      assert.include(notThere.err, `No procedure "expense@1" is registered with this server`)
+    }).pipe(Effect.scoped))
+
+  it.live("a server with a token needs --token (or PROCTOR_TOKEN)", () =>
+    Effect.gen(function*() {
+      const url = yield* serve("tok")
+      const refused = yield* cli("list", "--server", url)
+      assert.strictEqual(refused.code, 1)
+      assert.include(refused.err, "requires a token: pass --token")
+      const ok = yield* cli("list", "--json", "--server", url, "--token", "tok")
+      assert.strictEqual(ok.code, 0, ok.err)
+    }).pipe(Effect.scoped))
+
+  it.live("finds the server that owns the database from the file it leaves next to it", () =>
+    Effect.gen(function*() {
+      const url = yield* serve()
+      const owned = path.join(dir, "owned.db")
+      // a live process other than this one owns it (the test runner's parent stands in)
+      fs.writeFileSync(Op.serverFile(owned), JSON.stringify({ url, pid: process.ppid }))
+      const r = yield* cli("run", fixture, "--procedure", "ops-approval", "--input", `{"doc":"found"}`, "--db", owned)
+      assert.strictEqual(r.code, 0, r.err)
+      assert.include(r.out, `on the server ${url}`)
+      assert.isFalse(fs.existsSync(owned), "the database itself was not opened")
+      fs.writeFileSync(Op.serverFile(owned), JSON.stringify({ url, pid: 2 ** 22 + 12345 }))
+      const stale = yield* cli("list", "--json", "--db", owned, "--no-examples")
+      assert.strictEqual(stale.code, 0, stale.err)
+      assert.deepStrictEqual(JSON.parse(stale.out), [], "a dead server's file is ignored: the database is opened")
+    }).pipe(Effect.scoped))
+})
+
+describe("proctor CLI output", () => {
+  const snapshot = (i: number, status: string) => ({
+    id: `id-${i}`,
+    procedure: "p",
+    version: 1,
+    state: "s",
+    status: status as "running",
+    context: {},
+    visit: 1,
+    attempt: 0,
+    seq: 1,
+    rowVersion: 1,
+    startedAt: 0,
+    enteredAt: 0,
+    updatedAt: 0
+  })
+
+  it.effect("redraws progress in place on a terminal, with a bar when many run", () =>
+    Effect.gen(function*() {
+      const capture = Out.makeCapture({ isTTY: true })
+      yield* Effect.gen(function*() {
+        const progress = yield* Out.makeProgress
+        yield* progress.update([snapshot(1, "running"), snapshot(2, "waiting")], 1500)
+        yield* progress.update([snapshot(1, "succeeded"), snapshot(2, "waiting")], 1600)
+      }).pipe(Effect.provideService(Out.Output, capture.service))
+      const out = capture.stdout()
+      assert.include(out, "\x1b[2F\x1b[0J", "the second frame moves up over the first")
+      assert.include(out, "✔")
+      capture.reset()
+      yield* Effect.gen(function*() {
+        const progress = yield* Out.makeProgress
+        const many = Array.from({ length: 20 }, (_, i) => snapshot(i, i < 5 ? "succeeded" : "running"))
+        yield* progress.update(many, 1000)
+      }).pipe(Effect.provideService(Out.Output, capture.service))
+      assert.include(capture.stdout(), "5/20 finished")
+      assert.match(capture.stdout(), /\[█+░+\]/)
+    }))
+
+  it.effect("prints plain lines, only for changes, when not a terminal", () =>
+    Effect.gen(function*() {
+      const capture = Out.makeCapture({ isTTY: false })
+      yield* Effect.gen(function*() {
+        const progress = yield* Out.makeProgress
+        yield* progress.update([snapshot(1, "running")], 10)
+        yield* progress.update([snapshot(1, "running")], 20)
+        yield* progress.update([snapshot(1, "waiting")], 30)
+      }).pipe(Effect.provideService(Out.Output, capture.service))
+      const lines = capture.stdout().trim().split("\n")
+      assert.strictEqual(lines.length, 2)
+      assert.notInclude(capture.stdout(), "\x1b[")
+      assert.match(lines[1]!, /id-1\s+p\s+s\s+waiting$/)
+    }))
+})
+
+describe("proctor as a command", () => {
+  const bin = path.resolve("src/bin/proctor.js")
+
+  it("runs through the bin shim with real exit codes 0, 1 and 2", () => {
+    const ok = spawnSync(process.execPath, [bin, "list", "--json", "--db", db, "--no-examples"], { encoding: "utf8" })
+    assert.strictEqual(ok.status, 0, ok.stderr)
+    assert.isArray(JSON.parse(ok.stdout))
+    const failed = spawnSync(process.execPath, [bin, "show", "nope", "--db", db, "--no-examples"], { encoding: "utf8" })
+    assert.strictEqual(failed.status, 1)
+    assert.include(failed.stderr, `No execution with id "nope"`)
+    const usage = spawnSync(process.execPath, [bin, "frobnicate"], { encoding: "utf8" })
+    assert.strictEqual(usage.status, 2)
+    assert.include(usage.stderr, "Run `proctor --help`")
+  })
+
+  it.live("serve owns the database; other commands reach it through the server; Ctrl-C stops it cleanly", () =>
+    Effect.gen(function*() {
+      const served = path.join(dir, "served.db")
+      const child = spawn(process.execPath, [bin, "serve", "--port", "0", "--db", served, "--no-examples", "--module", fixture], {
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
+      const url = yield* Effect.async<string, Error>((resume) => {
+        let text = ""
+        child.stdout.on("data", (chunk: Buffer) => {
+          text += chunk.toString()
+          const m = /dashboard\s+(http:\/\/\S+?)\/?\s/.exec(text)
+          if (m) resume(Effect.succeed(m[1]!))
+        })
+        child.on("exit", (code) => resume(Effect.fail(new Error(`serve exited with ${code}`))))
+      }).pipe(Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error("serve did not start") }))
+      assert.isTrue(fs.existsSync(Op.serverFile(served)))
+      const run = yield* cli("run", fixture, "--procedure", "ops-approval", "--input", `{"doc":"served"}`, "--db", served)
+      assert.strictEqual(run.code, 0, run.err)
+      assert.include(run.out, `on the server ${url}`)
+      const [s] = JSON.parse((yield* cli("list", "--json", "--db", served)).out)
+      const sent = yield* cli("send", s.id, "Approve", `{"by":"cat"}`, "--db", served)
+      assert.include(sent.out, "now succeeded")
+      const again = yield* cli("serve", "--port", "0", "--db", served, "--no-examples")
+      assert.strictEqual(again.code, 2)
+      assert.include(again.err, `is already served at ${url}`)
+      const code = yield* Effect.async<number | null>((resume) => {
+        child.on("exit", (c) => resume(Effect.succeed(c)))
+        child.kill("SIGINT")
+      }).pipe(Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error("serve did not stop") }))
+      assert.strictEqual(code, 0)
+      assert.isFalse(fs.existsSync(Op.serverFile(served)), "the server file is removed")
+      assert.isFalse(fs.existsSync(`${served}.lock`), "the database lock is released")
+      // the database now opens locally, with what the server committed
+      const shown = JSON.parse((yield* cli("show", s.id, "--json", "--db", served, "--no-examples", "--module", fixture)).out)
+      assert.strictEqual(shown.snapshot.status, "succeeded")
+    }).pipe(Effect.scoped))
+})
