@@ -25,6 +25,7 @@ const count = 200
 const kills = 22
 const worker = path.join(__dirname, "fixtures", "crash-worker.ts")
 const example = path.join(__dirname, "..", "examples", "crash-recovery.ts")
+const window = path.join(__dirname, "fixtures", "crash-window.ts")
 
 /** Runs a script to its end (or its death) and returns what it printed. */
 const runScript = (args: ReadonlyArray<string>) =>
@@ -154,5 +155,25 @@ describe("crash recovery", () => {
       const reset = yield* run("--reset")
       assert.strictEqual(reset.signal, "SIGKILL", reset.stdout + reset.stderr)
       assert.include(reset.stdout, "starting order A-1001")
+    }).pipe(Effect.scoped), 120_000)
+
+  it.live("a step that failed for good is not run again when the process dies before the failure transition commits", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "proctor-crash-window-"))),
+        (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+      )
+      const db = path.join(dir, "window.db")
+      // dies right after the commit that records the failed attempt (a business error, not transient)
+      const crashed = yield* runScript([window, db, "crash"])
+      assert.strictEqual(crashed.signal, "SIGKILL", crashed.stdout + crashed.stderr)
+      assert.strictEqual(fs.readFileSync(`${db}.runs`, "utf8"), "ship attempt 1\n")
+      const resumed = yield* runScript([window, db, "resume"])
+      assert.strictEqual(resumed.code, 0, resumed.stdout + resumed.stderr)
+      const end = JSON.parse(resumed.stdout) as { status: string; errors: Array<string>; history: Array<string> }
+      assert.strictEqual(end.status, "failed")
+      // a business error is not retried, crash or no crash: the step ran once, and failed once
+      assert.strictEqual(fs.readFileSync(`${db}.runs`, "utf8"), "ship attempt 1\n", `history: ${end.history.join(", ")}`)
+      assert.deepStrictEqual(end.errors, ["ship#1 OutOfStock final"])
     }).pipe(Effect.scoped), 120_000)
 })
