@@ -20,6 +20,7 @@ import type * as Procedure from "./Procedure.js"
 import type { HistoryOptions } from "./Store.js"
 import { Store } from "./Store.js"
 import type * as Replay from "./internal/replay.js"
+import * as internalMetrics from "./internal/metrics.js"
 import * as internal from "./internal/runtime.js"
 
 /**
@@ -185,3 +186,21 @@ export { await_ as await }
  */
 export const watch = (id?: string): Stream.Stream<ExecutionEvent, never, Runtime> =>
   Stream.unwrap(Effect.map(Runtime, (r) => r.watch(id)))
+
+/**
+ * The runtime's metrics, for exporters and dashboards: counters of executions started,
+ * finished (tagged `outcome` with the terminal status), transitions, retries and actor
+ * restarts; a gauge of actors in memory; a histogram of the time spent in a state (ms).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const metrics = {
+  executionsStarted: internalMetrics.executionsStarted,
+  executionsFinished: internalMetrics.executionsFinished,
+  transitions: internalMetrics.transitionsTotal,
+  retries: internalMetrics.retriesTotal,
+  restarts: internalMetrics.restartsTotal,
+  activeActors: internalMetrics.activeActors,
+  stateDuration: internalMetrics.stateDuration
+} as const

@@ -20,6 +20,7 @@ import {
   Scope,
   Stream
 } from "effect"
+import type { Tracer } from "effect"
 import type { ErrorEntry, ExecutionEvent, ListFilter, Snapshot, Transition } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import {
@@ -170,22 +171,16 @@ interface Handle {
   current?: Deferred.Deferred<Snapshot, CommandError> | undefined
 }
 
-// metrics
-const executionsStarted = Metric.counter("proctor_executions_started", { description: "executions started" })
-const executionsFinished = Metric.counter("proctor_executions_finished", { description: "executions that ended, by outcome" })
-const transitionsTotal = Metric.counter("proctor_transitions", { description: "committed transitions" })
-const retriesTotal = Metric.counter("proctor_retries", { description: "failed step attempts that were retried" })
-const activeActors = Metric.gauge("proctor_active_actors", { description: "execution fibers in memory" })
-const restartsTotal = Metric.counter("proctor_actor_restarts", { description: "actor restarts after a runtime defect" })
-const finishedByStatus = new Map<string, Metric.Metric.Counter<number>>()
-const finishedBy = (status: string) => {
-  let counter = finishedByStatus.get(status)
-  if (counter === undefined) {
-    counter = Metric.tagged(executionsFinished, "outcome", status)
-    finishedByStatus.set(status, counter)
-  }
-  return counter
-}
+import {
+  activeActors,
+  executionsFinished,
+  executionsStarted,
+  finishedBy,
+  restartsTotal,
+  retriesTotal,
+  stateDuration,
+  transitionsTotal
+} from "./metrics.js"
 
 const newId = () => crypto.randomUUID()
 
@@ -363,6 +358,27 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       }
       for (const c of cached.completed) yield* registerCompensation(c.stepSeq, c.state)
 
+      // a span per visit of a state, ended when the execution leaves it (or this run ends)
+      let stateSpan: Tracer.Span | undefined
+      const endStateSpan = (exit: Exit.Exit<unknown, unknown>) => {
+        stateSpan?.end(clock.unsafeCurrentTimeNanos(), exit)
+        stateSpan = undefined
+      }
+      const enterStateSpan = (snapshot: Snapshot) =>
+        Effect.suspend(() => {
+          endStateSpan(Exit.void)
+          if (isTerminal(snapshot.status)) return Effect.void
+          return Effect.map(
+            Effect.makeSpan("proctor.state", {
+              attributes: { executionId: id, procedure: def.name, state: snapshot.state, visit: snapshot.visit },
+              captureStackTrace: false
+            }),
+            (span) => void (stateSpan = span)
+          )
+        })
+      yield* enterStateSpan(cached.machine.snapshot)
+      yield* Effect.addFinalizer((exit) => Effect.sync(() => endStateSpan(exit)))
+
       /** Commits the outcome of the transition function; returns the error of a rejection. */
       const apply = (output: Output, consumed?: number) =>
         Effect.gen(function*() {
@@ -384,6 +400,8 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           const t = output.transition
           yield* store.commit({ snapshot: next.snapshot, expectedVersion: s.rowVersion, transition: t, consumed })
           cached.machine = next
+          stateDuration.unsafeUpdate(t.duration, [])
+          if (next.snapshot.visit !== s.visit || isTerminal(next.snapshot.status)) yield* enterStateSpan(next.snapshot)
           if (next.snapshot.visit !== s.visit) handle.driver = undefined
           transitionsTotal.unsafeUpdate(1, [])
           if (t.cause === "step" && compiled.compensable.has(t.from)) {
@@ -424,7 +442,9 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           const driver = handle.driver.driver
           // the backoff sleeps in the run fiber: a command may interrupt it
           handle.interruptible = true
-          const more = yield* restore(Effect.either(driver.next(error)))
+          const more = yield* restore(Effect.either(driver.next(error))).pipe(
+            Effect.withSpan("proctor.retry", { attributes: { executionId: id, state: s.state, attempt }, captureStackTrace: false })
+          )
           handle.interruptible = false
           if (Either.isLeft(more)) {
             return yield* fail(new MaxRetriesExceeded({ executionId: id, state: s.state, attempts: attempt, lastError: error }))

@@ -1,0 +1,107 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, HashMap, Layer, Logger, Metric, Option, Schema, TestClock, Tracer } from "effect"
+import { Procedure, Runtime } from "proctor"
+import { Linear, makeFlaky, runtimeLayer } from "./fixtures/procedures.js"
+
+interface Recorded {
+  readonly name: string
+  readonly attributes: ReadonlyMap<string, unknown>
+  readonly parent: string | undefined
+}
+
+/** A tracer that keeps every span that ended. */
+const recording = (into: Array<Recorded>) =>
+  Effect.map(Effect.tracer, (native) =>
+    Tracer.make({
+      span: (name, parent, context, links, startTime, kind, options) => {
+        const span = native.span(name, parent, context, links, startTime, kind, options)
+        const end = span.end.bind(span)
+        span.end = (endTime, exit) => {
+          into.push({
+            name,
+            attributes: span.attributes,
+            parent: Option.match(parent, { onNone: () => undefined, onSome: (p) => (p._tag === "Span" ? p.name : undefined) })
+          })
+          end(endTime, exit)
+        }
+        return span
+      },
+      context: native.context
+    }))
+
+const count = (metric: Metric.Metric.Counter<number>) => Effect.map(Metric.value(metric), (s) => s.count)
+const snapshot = Effect.all([
+  count(Runtime.metrics.executionsStarted),
+  count(Metric.tagged(Runtime.metrics.executionsFinished, "outcome", "succeeded")),
+  count(Runtime.metrics.transitions),
+  count(Runtime.metrics.retries)
+])
+
+describe("observability", () => {
+  it.effect("spans for the execution, each state visit, each step attempt and each retry", () => {
+    const spans: Array<Recorded> = []
+    const Flaky = makeFlaky(1)
+    return Effect.gen(function*() {
+      const tracer = yield* recording(spans)
+      yield* Effect.gen(function*() {
+        const id = yield* Runtime.start(Flaky, { n: 0 })
+        yield* TestClock.adjust("2 seconds")
+        yield* Runtime.await(id)
+        yield* TestClock.adjust("1 millis")
+        const byName = (n: string) => spans.filter((s) => s.name === n)
+        assert.deepStrictEqual(byName("proctor.state").map((s) => s.attributes.get("state")), ["a", "b"])
+        assert.deepStrictEqual(byName("proctor.step").map((s) => [s.attributes.get("state"), s.attributes.get("attempt")]), [
+          ["a", 1],
+          ["b", 1],
+          ["b", 2]
+        ])
+        assert.deepStrictEqual(byName("proctor.retry").map((s) => s.attributes.get("attempt")), [1])
+        assert.strictEqual(byName("proctor.execution").length, 1)
+        assert.strictEqual(byName("proctor.execution")[0]!.attributes.get("executionId"), id)
+        for (const s of [...byName("proctor.state"), ...byName("proctor.step")]) {
+          assert.strictEqual(s.attributes.get("executionId"), id)
+        }
+        assert.strictEqual(byName("proctor.start").length, 1)
+      }).pipe(Effect.provide(runtimeLayer([Flaky])), Effect.withTracer(tracer))
+    })
+  })
+
+  it.effect("metrics: executions started and finished by outcome, transitions, retries", () => {
+    const Flaky = makeFlaky(1)
+    return Effect.gen(function*() {
+      const before = yield* snapshot
+      const a = yield* Runtime.start(Linear, { n: 0 })
+      const b = yield* Runtime.start(Flaky, { n: 0 })
+      yield* TestClock.adjust("2 seconds")
+      yield* Runtime.await(a)
+      yield* Runtime.await(b)
+      const after = yield* snapshot
+      assert.deepStrictEqual(after.map((v, i) => v - before[i]!), [2, 2, 3 + 2, 1])
+    }).pipe(Effect.provide(runtimeLayer([Linear, Flaky])))
+  })
+})
+
+describe("log annotations", () => {
+  it.effect("logs from a step carry the execution id, procedure, state and attempt", () => {
+    const lines: Array<Record<string, unknown>> = []
+    const logger = Logger.make(({ annotations, message }) => {
+      lines.push({ message: Array.isArray(message) ? message.join(" ") : String(message), ...Object.fromEntries(HashMap.toEntries(annotations)) })
+    })
+    const Logs = Procedure.make("logs", { version: 1, input: Schema.Struct({ n: Schema.Number }), context: Schema.Struct({ n: Schema.Number }) }, {
+      initial: "hello",
+      states: {
+        hello: Procedure.step({ run: () => Effect.logInfo("hi from a step"), next: "done" }),
+        done: Procedure.final()
+      }
+    })
+    return Effect.gen(function*() {
+      const id = yield* Runtime.start(Logs, { n: 0 })
+      yield* Runtime.await(id)
+      const line = lines.find((l) => l.message === "hi from a step")
+      assert.deepStrictEqual(
+        line && { executionId: line.executionId, procedure: line.procedure, state: line.state, attempt: line.attempt },
+        { executionId: id, procedure: "logs", state: "hello", attempt: 1 }
+      )
+    }).pipe(Effect.provide(runtimeLayer([Logs]).pipe(Layer.provide(Logger.replace(Logger.defaultLogger, logger)))))
+  })
+})
