@@ -1,0 +1,212 @@
+/**
+ * The dashboard in a real browser (playwright-core driving the system Chromium) against
+ * a server in this process. The browser's own waits are the one place these tests use
+ * real time (bounded `waitFor…` calls); the procedures never sleep: they wait for
+ * events, or for a gate the test opens.
+ */
+import * as fs from "node:fs"
+import { HttpServer } from "@effect/platform"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { Effect, Layer, ManagedRuntime } from "effect"
+import type { Browser, Page } from "playwright-core"
+import { chromium } from "playwright-core"
+import { Runtime, Store } from "proctor"
+import * as Server from "../src/http/Server.js"
+import { Approval, Broken, Gated, release } from "./fixtures/ops.js"
+
+const wait = { timeout: 20_000 }
+
+const makeServer = (token?: string) =>
+  ManagedRuntime.make(
+    Server.layerNode({ host: "127.0.0.1", port: 0, token }).pipe(
+      Layer.provideMerge(Runtime.layer({ procedures: [Approval, Gated, Broken] }).pipe(Layer.provideMerge(Store.layerMemory)))
+    )
+  )
+
+type App = ReturnType<typeof makeServer>
+
+const urlOf = async (app: App) => {
+  const server = await app.runPromise(HttpServer.HttpServer)
+  return `http://127.0.0.1:${server.address._tag === "TcpAddress" ? server.address.port : 0}`
+}
+
+let browser: Browser
+let app: App
+let url: string
+
+beforeAll(async () => {
+  fs.mkdirSync("test-results", { recursive: true })
+  fs.mkdirSync("docs/screenshots", { recursive: true })
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+  })
+  app = makeServer()
+  url = await urlOf(app)
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await app?.dispose()
+})
+
+const newPage = async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  const problems: Array<string> = []
+  page.on("pageerror", (e) => problems.push(e.message))
+  page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()}`))
+  page.on("request", (r) => {
+    if (!r.url().startsWith(url) && !r.url().startsWith("data:")) problems.push(`outside request: ${r.url()}`)
+  })
+  return { page, problems }
+}
+
+/** a marker that survives only as long as the page is not reloaded */
+const mark = (page: Page) => page.evaluate(() => ((window as any).__notReloaded = true))
+const stillSamePage = (page: Page) => page.evaluate(() => (window as any).__notReloaded === true)
+
+const nodeClass = (page: Page, state: string) =>
+  page.locator(`[data-testid=diagram] g.node[data-state="${state}"]`).getAttribute("class")
+
+describe("dashboard", () => {
+  it("shows a waiting approval, sends Approve through the form and watches it succeed live", async () => {
+    const id = await app.runPromise(
+      Effect.gen(function*() {
+        const id = yield* Runtime.start(Approval, { doc: "q3-budget.pdf" })
+        return id
+      })
+    )
+    const { page, problems } = await newPage()
+    await page.goto(`${url}/`)
+    await page.waitForSelector(`[data-testid=execution-row][data-id="${id}"][data-status=waiting]`, wait)
+    await page.waitForSelector("[data-testid=live].on", wait)
+    await mark(page)
+
+    // the list updates live: a new execution appears without a reload
+    const second = await app.runPromise(Runtime.start(Approval, { doc: "offsite-plan.pdf" }))
+    await page.waitForSelector(`[data-testid=execution-row][data-id="${second}"][data-status=waiting]`, wait)
+    // the status filter
+    await page.click("[data-testid=filter-succeeded]")
+    await page.waitForSelector("text=No executions match", wait)
+    await page.click("[data-testid=filter-succeeded]")
+    await page.waitForSelector(`[data-testid=execution-row][data-id="${id}"]`, wait)
+    await page.screenshot({ path: "docs/screenshots/executions.png", fullPage: true })
+
+    await page.click(`[data-testid=execution-row][data-id="${id}"] a`)
+    await page.waitForSelector(`[data-testid=execution][data-status=waiting]`, wait)
+    assert.include(await nodeClass(page, "review"), "current")
+    assert.include(await nodeClass(page, "submit"), "visited")
+    assert.notInclude(await nodeClass(page, "approved"), "visited")
+    assert.deepStrictEqual(
+      await page.locator("[data-testid=event-tag] option").allTextContents(),
+      ["Approve", "Reject"]
+    )
+    assert.isTrue(await page.isDisabled("[data-testid=action-resume]"))
+    assert.isTrue(await page.isEnabled("[data-testid=action-pause]"))
+    await page.screenshot({ path: "docs/screenshots/execution-waiting.png", fullPage: true })
+
+    // a field the event's Schema requires
+    await page.selectOption("[data-testid=event-tag]", "Approve")
+    await page.fill("[data-testid=field-by]", "ann")
+    await page.click("[data-testid=send-event]")
+    await page.waitForSelector(`[data-testid=execution][data-status=succeeded]`, wait)
+    assert.isTrue(await stillSamePage(page), "the page followed the execution without a reload")
+    assert.strictEqual(await page.textContent("[data-testid=current-state]"), "approved")
+    assert.include(await nodeClass(page, "approved"), "current")
+    assert.include(await nodeClass(page, "review"), "visited")
+    assert.include(await page.textContent("[data-testid=context]") ?? "", `"approvedBy": "ann"`)
+    assert.strictEqual(await page.locator("[data-testid=timeline] li").count(), 3)
+    await page.screenshot({ path: "test-results/dashboard-approved.png", fullPage: true })
+    await page.screenshot({ path: "docs/screenshots/execution-succeeded.png", fullPage: true })
+
+    const done = await app.runPromise(Runtime.get(id))
+    assert.strictEqual(done.status, "succeeded")
+    assert.deepStrictEqual(done.context, { doc: "q3-budget.pdf", approvedBy: "ann" })
+    assert.deepStrictEqual(problems, [])
+    await page.close()
+  })
+
+  it("shows a refused event's reason and writes nothing", async () => {
+    const id = await app.runPromise(Runtime.start(Approval, { doc: "needs-a-name.pdf" }))
+    const { page } = await newPage()
+    await page.goto(`${url}/executions/${id}`)
+    await page.waitForSelector(`[data-testid=execution][data-status=waiting]`, wait)
+    // the `by` field is left empty: the browser form requires it, so drop that to hit the server
+    await page.evaluate(() => document.querySelector("[data-testid=field-by]")!.removeAttribute("required"))
+    await page.click("[data-testid=send-event]")
+    await page.waitForSelector("#toast.error", wait)
+    assert.include(await page.textContent("#toast") ?? "", "does not match its Schema")
+    const s = await app.runPromise(Runtime.get(id))
+    assert.strictEqual(s.status, "waiting")
+    assert.strictEqual(s.seq, 2)
+    await page.close()
+  })
+
+  it("pauses and resumes a running execution, highlighting the state it is in", async () => {
+    const id = await app.runPromise(Runtime.start(Gated, { n: 1 }))
+    const { page, problems } = await newPage()
+    await page.goto(`${url}/executions/${id}`)
+    await page.waitForSelector(`[data-testid=execution][data-status=running][data-state=work]`, wait)
+    await mark(page)
+    assert.include(await nodeClass(page, "work"), "current")
+    assert.include(await nodeClass(page, "prepare"), "visited")
+
+    await page.click("[data-testid=action-pause]")
+    await page.waitForSelector(`[data-testid=execution][data-status=paused]`, wait)
+    assert.strictEqual((await app.runPromise(Runtime.get(id))).status, "paused")
+    assert.include(await nodeClass(page, "work"), "current")
+    assert.isTrue(await page.isEnabled("[data-testid=action-resume]"))
+    await page.screenshot({ path: "docs/screenshots/execution-paused.png", fullPage: true })
+
+    await page.click("[data-testid=action-resume]")
+    await page.waitForSelector(`[data-testid=execution][data-status=running]`, wait)
+    // the step runs again after the resume; let it finish
+    await app.runPromise(release(id))
+    await page.waitForSelector(`[data-testid=execution][data-status=succeeded]`, wait)
+    assert.isTrue(await stillSamePage(page))
+    assert.include(await nodeClass(page, "done"), "current")
+    const causes = (await app.runPromise(Runtime.history(id))).map((t) => t.cause)
+    assert.deepStrictEqual(causes, ["start", "step", "pause", "resume", "step"])
+    assert.deepStrictEqual(problems, [])
+    await page.close()
+  })
+
+  it("skips a step that needs a person with the state picker", async () => {
+    const id = await app.runPromise(Runtime.start(Broken, {}))
+    const { page } = await newPage()
+    await page.goto(`${url}/executions/${id}`)
+    await page.waitForSelector(`[data-testid=execution][data-status=needs_intervention]`, wait)
+    assert.include(await page.textContent("[data-testid=errors]") ?? "", "the check always fails")
+    await page.selectOption("[data-testid=skip-state]", "manual")
+    await page.click("[data-testid=action-skip]")
+    await page.waitForSelector(`[data-testid=execution][data-status=succeeded][data-state=manual]`, wait)
+    await page.close()
+  })
+
+  it("with a token: takes it once from ?token=, then works live without it in the address", async () => {
+    const secured = makeServer("dash-token")
+    try {
+      const base = await urlOf(secured)
+      const id = await secured.runPromise(Runtime.start(Approval, { doc: "secret.pdf" }))
+      const page = await browser.newPage()
+      const denied = await page.goto(`${base}/`)
+      assert.strictEqual(denied?.status(), 401)
+      await page.goto(`${base}/?token=dash-token`)
+      await page.waitForSelector(`[data-testid=execution-row][data-id="${id}"]`, wait)
+      assert.notInclude(page.url(), "token", "the token is taken out of the address")
+      await page.waitForSelector("[data-testid=live].on", wait)
+      await page.click(`[data-testid=execution-row][data-id="${id}"] a`)
+      await page.waitForSelector(`[data-testid=execution][data-status=waiting]`, wait)
+      await page.selectOption("[data-testid=event-tag]", "Reject")
+      await page.fill("[data-testid=field-reason]", "not in budget")
+      await page.click("[data-testid=send-event]")
+      await page.waitForSelector(`[data-testid=execution][data-status=failed][data-state=rejected]`, wait)
+      await page.reload()
+      await page.waitForSelector(`[data-testid=execution][data-status=failed]`, wait)
+      await page.close()
+    } finally {
+      await secured.dispose()
+    }
+  })
+})
