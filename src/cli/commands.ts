@@ -333,18 +333,23 @@ const sendCommand = Command.make(
     })
 ).pipe(Command.withDescription("Send an event to an execution. Example: proctor send 3f2c… Approve '{\"by\":\"ann\"}'"))
 
-const operationCommand = <N extends "pause" | "resume" | "cancel" | "rollback" | "retry">(
-  name: N,
-  verb: string,
-  description: string
-) =>
-  Command.make(name, { id: idArg, timeout: timeout(10, "the execution afterwards"), json, ...common }, (a) =>
+/** pause and cancel: done when the command returns */
+const immediateCommand = <N extends "pause" | "cancel">(name: N, verb: string, description: string) =>
+  Command.make(name, { id: idArg, json, ...common }, (a) =>
     withOperator(a, (op) =>
       Effect.gen(function*() {
         const after = yield* op.command(name, a.id)
-        const result = name === "pause" || name === "cancel"
-          ? after
-          : (yield* follow(op, [a.id], { seconds: a.timeout, done: settled, progress: false })).snapshots[0]!
+        if (a.json) return yield* Out.json(after)
+        yield* Out.outcome(verb, after)
+      }))).pipe(Command.withDescription(`${description} Example: proctor ${name} 3f2c…`))
+
+/** resume, rollback and retry: the execution moves on; follow it until it settles */
+const followingCommand = <N extends "resume" | "rollback" | "retry">(name: N, verb: string, description: string) =>
+  Command.make(name, { id: idArg, timeout: timeout(10, "the execution afterwards"), json, ...common }, (a) =>
+    withOperator(a, (op) =>
+      Effect.gen(function*() {
+        yield* op.command(name, a.id)
+        const result = (yield* follow(op, [a.id], { seconds: a.timeout, done: settled, progress: false })).snapshots[0]!
         if (a.json) return yield* Out.json(result)
         yield* Out.outcome(verb, result)
       }))).pipe(Command.withDescription(`${description} Example: proctor ${name} 3f2c…`))
@@ -518,11 +523,11 @@ export const commands = {
   list: listCommand,
   show: showCommand,
   send: sendCommand,
-  pause: operationCommand("pause", "Paused", "Pause a running or waiting execution (a running step is interrupted and re-runs on resume)."),
-  resume: operationCommand("resume", "Resumed", "Resume a paused execution."),
-  cancel: operationCommand("cancel", "Cancelled", "Cancel an execution (no compensation runs)."),
-  rollback: operationCommand("rollback", "Rolled back", "Run the compensations of completed steps in reverse order, then end rolled_back."),
-  retry: operationCommand("retry", "Retried", "Run the current step again, for an execution that needs intervention."),
+  pause: immediateCommand("pause", "Paused", "Pause a running or waiting execution (a running step is interrupted and re-runs on resume)."),
+  resume: followingCommand("resume", "Resumed", "Resume a paused execution."),
+  cancel: immediateCommand("cancel", "Cancelled", "Cancel an execution (no compensation runs)."),
+  rollback: followingCommand("rollback", "Rolled back", "Run the compensations of completed steps in reverse order, then end rolled_back."),
+  retry: followingCommand("retry", "Retried", "Run the current step again, for an execution that needs intervention."),
   skip: skipCommand,
   diagram: diagramCommand,
   procedures: proceduresCommand,
