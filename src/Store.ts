@@ -238,10 +238,10 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
         const limit = filter.limit ?? 100
         let skipped = 0
         for (const e of executions.values()) {
+          if (out.length >= limit) break
           if (!matches(e.snapshot, filter)) continue
           if (skipped++ < offset) continue
           out.push(e.snapshot)
-          if (out.length >= limit) break
         }
         return out
       }),

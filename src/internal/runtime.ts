@@ -16,7 +16,8 @@ import {
   Metric,
   Option,
   PubSub,
-  Schedule,
+  ScheduleDecision,
+  ScheduleIntervals,
   Scope,
   Stream
 } from "effect"
@@ -164,7 +165,7 @@ interface Handle {
   /** set when an attempt ran past its timeout */
   timedOut?: { readonly visit: number; readonly attempt: number } | undefined
   /** the retry Schedule's state for the current visit */
-  driver?: { readonly visit: number; readonly driver: Schedule.ScheduleDriver<unknown, unknown> } | undefined
+  retry?: { readonly visit: number; readonly state: unknown } | undefined
   /** the timer of the current wait state */
   timer?: { readonly visit: number; readonly deadline: Deadline } | undefined
   /** the reply of the command being applied */
@@ -380,7 +381,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       yield* Effect.addFinalizer((exit) => Effect.sync(() => endStateSpan(exit)))
 
       /** Commits the outcome of the transition function; returns the error of a rejection. */
-      const apply = (output: Output, consumed?: number) =>
+      const apply = (output: Output, consumed?: number, errors?: ReadonlyArray<ErrorEntry>) =>
         Effect.gen(function*() {
           if (output._tag === "Reject") return Option.some(output.error)
           const s = cached.machine.snapshot
@@ -398,11 +399,11 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           }
           const next = output.machine
           const t = output.transition
-          yield* store.commit({ snapshot: next.snapshot, expectedVersion: s.rowVersion, transition: t, consumed })
+          yield* store.commit({ snapshot: next.snapshot, expectedVersion: s.rowVersion, transition: t, consumed, errors })
           cached.machine = next
           stateDuration.unsafeUpdate(t.duration, [])
           if (next.snapshot.visit !== s.visit || isTerminal(next.snapshot.status)) yield* enterStateSpan(next.snapshot)
-          if (next.snapshot.visit !== s.visit) handle.driver = undefined
+          if (next.snapshot.visit !== s.visit) handle.retry = undefined
           transitionsTotal.unsafeUpdate(1, [])
           if (t.cause === "step" && compiled.compensable.has(t.from)) {
             cached.completed.push({ stepSeq: t.seq, state: t.from })
@@ -416,40 +417,51 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
         }).pipe(Effect.uninterruptible)
 
       /** Records a failed attempt; retries a transient failure after the Schedule's delay. */
+      /**
+       * Records a failed attempt. A failure for good (not transient, or the Schedule is
+       * done) commits with the attempt in one transaction, so a crash cannot leave a
+       * failed step to be run again; a transient one is retried after the Schedule's delay.
+       */
       const attemptFailed = (state: Procedure.Step<string, unknown, unknown, unknown, unknown>, attempt: number, error: unknown, typed: boolean) =>
         Effect.gen(function*() {
           const s = cached.machine.snapshot
           const transient = typed && state.isTransient(error)
           const info = errorInfo(error)
           const now = clock.unsafeCurrentTimeMillis()
-          const snapshot: Snapshot = { ...s, attempt, rowVersion: s.rowVersion + 1, updatedAt: now }
-          yield* store.commit({
-            snapshot,
-            expectedVersion: s.rowVersion,
-            errors: [{ executionId: id, state: s.state, attempt, tag: info.tag, message: info.message, transient, at: now }]
-          }).pipe(Effect.uninterruptible)
-          cached.machine = { ...cached.machine, snapshot }
-          const fail = (failure: unknown) =>
-            Effect.asVoid(apply(transition(compiled, cached.machine, {
-              _tag: "StepFailed",
-              error: errorInfo(failure),
-              compensable: cached.completed.length > 0
-            }, now)))
-          if (!transient) return yield* fail(new ExecutionError({ executionId: id, state: s.state, cause: error }))
-          if (handle.driver === undefined || handle.driver.visit !== s.visit) {
-            handle.driver = { visit: s.visit, driver: yield* Schedule.driver(state.retry) }
+          const entry: ErrorEntry = { executionId: id, state: s.state, attempt, tag: info.tag, message: info.message, transient, at: now }
+          const retryIn = transient ? yield* nextRetry(state, s.visit, error, now) : Option.none()
+          if (Option.isNone(retryIn)) {
+            const failure = transient
+              ? new MaxRetriesExceeded({ executionId: id, state: s.state, attempts: attempt, lastError: error })
+              : new ExecutionError({ executionId: id, state: s.state, cause: error })
+            const counted: Machine = { ...cached.machine, snapshot: { ...s, attempt } }
+            yield* apply(
+              transition(compiled, counted, { _tag: "StepFailed", error: errorInfo(failure), compensable: cached.completed.length > 0 }, now),
+              undefined,
+              [entry]
+            )
+            return
           }
-          const driver = handle.driver.driver
+          const snapshot: Snapshot = { ...s, attempt, rowVersion: s.rowVersion + 1, updatedAt: now }
+          yield* store.commit({ snapshot, expectedVersion: s.rowVersion, errors: [entry] }).pipe(Effect.uninterruptible)
+          cached.machine = { ...cached.machine, snapshot }
+          retriesTotal.unsafeUpdate(1, [])
           // the backoff sleeps in the run fiber: a command may interrupt it
           handle.interruptible = true
-          const more = yield* restore(Effect.either(driver.next(error))).pipe(
+          yield* restore(Effect.sleep(Duration.millis(retryIn.value))).pipe(
             Effect.withSpan("proctor.retry", { attributes: { executionId: id, state: s.state, attempt }, captureStackTrace: false })
           )
           handle.interruptible = false
-          if (Either.isLeft(more)) {
-            return yield* fail(new MaxRetriesExceeded({ executionId: id, state: s.state, attempts: attempt, lastError: error }))
-          }
-          retriesTotal.unsafeUpdate(1, [])
+        })
+
+      /** Steps the retry Schedule of the current visit: the delay before the next attempt, or none when it is done. */
+      const nextRetry = (state: Procedure.Step<string, unknown, unknown, unknown, unknown>, visit: number, error: unknown, now: number) =>
+        Effect.gen(function*() {
+          const previous = handle.retry !== undefined && handle.retry.visit === visit ? handle.retry.state : state.retry.initial
+          const [next, , decision] = yield* state.retry.step(now, error, previous)
+          if (ScheduleDecision.isDone(decision)) return Option.none<number>()
+          handle.retry = { visit, state: next }
+          return Option.some(Math.max(0, ScheduleIntervals.start(decision.intervals) - now))
         })
 
       /** Runs one attempt of the current step, inline. */
@@ -570,7 +582,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
               const input: Input = msg.input._tag === "Rollback"
                 ? { _tag: "Rollback", compensable: cached.completed.length > 0 }
                 : msg.input
-              if (input._tag === "Retry" || input._tag === "Resume") handle.driver = undefined
+              if (input._tag === "Retry" || input._tag === "Resume") handle.retry = undefined
               handle.current = msg.reply
               const rejected = yield* apply(transition(compiled, cached.machine, input, now))
               handle.current = undefined
