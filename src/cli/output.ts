@@ -99,14 +99,15 @@ export const consoleFor = (output: OutputService): Console.Console => {
 // ---------------------------------------------------------------------------
 // formatting helpers
 
+const ansiPattern = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g")
+
 /**
  * Removes ANSI colour codes (for output that is not a terminal).
  *
  * @since 0.1.0
  * @category formatting
  */
-// eslint-disable-next-line no-control-regex -- matches the escape character on purpose
-export const stripAnsi = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, "")
+export const stripAnsi = (s: string): string => s.replace(ansiPattern, "")
 
 const ansi = {
   bold: (s: string) => `\x1b[1m${s}\x1b[22m`,
@@ -393,8 +394,11 @@ export const runSummary = (
         ? `${s.id} waits in "${s.state}" for ${tags.join(" or ")}: proctor send ${s.id} ${tags[0]} '{...}'\n`
         : `${s.id} waits in "${s.state}" for its timer\n`
     }
-    for (const s of snapshots.filter((x) => x.status === "needs_intervention").slice(0, 10)) {
+    if (waiting.length > 10) text += `…and ${waiting.length - 10} more waiting: proctor list --status waiting\n`
+    const stuck = snapshots.filter((x) => x.status === "needs_intervention")
+    for (const s of stuck.slice(0, 10)) {
       text += `${s.id} needs a person in "${s.state}"${s.error === undefined ? "" : ` (${s.error.message})`}: proctor show ${s.id}\n`
     }
+    if (stuck.length > 10) text += `…and ${stuck.length - 10} more: proctor list --status needs_intervention\n`
     return o.out(text)
   })
