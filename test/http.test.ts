@@ -1,7 +1,7 @@
 import { HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Layer, Option, Stream } from "effect"
+import { Chunk, Effect, Either, Layer, Option, Stream, TestClock } from "effect"
 import { Runtime, Store } from "proctor"
 import type { Execution } from "proctor"
 import { ProctorApi } from "../src/http/Api.js"
@@ -317,6 +317,41 @@ describe("HTTP API", () => {
       assert.isTrue(events.every((e) => e.executionId === gated.id))
       assert.notInclude(Option.getOrThrow(all), other.id)
     }).pipe(Effect.scoped, Effect.provide(serverWith())))
+
+  it.effect("streams changes another process made to the store, found by re-reading it", () =>
+    Effect.gen(function*() {
+      const http = yield* HttpClient.HttpClient
+      const s = yield* startApproval("elsewhere")
+      const response = yield* http.execute(HttpClientRequest.get("/events"))
+      const pull = yield* Stream.toPull(response.stream.pipe(Stream.decodeText()))
+      let received = ""
+      const readUntil = (done: (text: string) => boolean) =>
+        Effect.gen(function*() {
+          while (!done(received)) received += Chunk.join(yield* pull, "")
+          return received
+        })
+      yield* readUntil((t) => t.includes("event: ready"))
+      // another process (same database) moves the execution: this runtime publishes nothing
+      const store = yield* Store.Store
+      yield* store.commit({
+        snapshot: { ...s, status: "paused", seq: s.seq + 1, rowVersion: s.rowVersion + 1 },
+        expectedVersion: s.rowVersion
+      })
+      yield* TestClock.adjust("1 second")
+      const all = yield* readUntil((t) => t.includes(`"cause":"store"`))
+      const event = JSON.parse(all.split("\n\n").find((b) => b.includes(`"cause":"store"`))!.split("data: ")[1]!)
+      assert.strictEqual(event.executionId, s.id)
+      assert.strictEqual(event.status, "paused")
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(
+        Server.layer({}).pipe(
+          Layer.provideMerge(Runtime.layer({ procedures: [Approval, Gated, Broken] })),
+          Layer.provideMerge(Store.layerMemory),
+          Layer.provideMerge(NodeHttpServer.layerTest)
+        )
+      )
+    ))
 
   it.effect("serves the dashboard's files from disk, and nothing outside its folder", () =>
     Effect.gen(function*() {
