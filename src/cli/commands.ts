@@ -95,7 +95,7 @@ const target = (c: Common, extra: ReadonlyArray<Modules.Loaded> = [], recover = 
     if (explicit !== undefined) return { _tag: "Remote", url: explicit, token: tokenOf(c) } as const
     const dbPath = resolveDbPath(Option.getOrUndefined(c.db))
     const found = Op.discoverServer(dbPath)
-    if (Option.isSome(found)) return { _tag: "Remote", url: found.value, token: tokenOf(c) } as const
+    if (Option.isSome(found)) return { _tag: "Remote", url: found.value, token: tokenOf(c), via: Op.serverFile(dbPath) } as const
     const { loaded, warnings } = yield* Modules.loadAll({
       modules: [...c.module, ...Modules.envModules()],
       examples: !c.noExamples && env("PROCTOR_EXAMPLES") !== "0"
@@ -453,7 +453,9 @@ const serveCommand = Command.make(
       const runtime = Runtime.layer({ procedures: loaded.map((l) => l.procedure) }).pipe(Layer.provide(storeLayer(dbPath)))
       const app = Server.layerNode({ host: a.host, port: a.port, token: secret }).pipe(Layer.provide(runtime))
       yield* Effect.scoped(Effect.gen(function*() {
-        const context = yield* Layer.build(app)
+        const context = yield* Layer.build(app).pipe(
+          Effect.catchTag("ServeError", (e) => Effect.fail(new ListenFailed({ host: a.host, port: a.port, cause: e.cause })))
+        )
         const server = Context.get(context, HttpServer.HttpServer)
         const port = server.address._tag === "TcpAddress" ? server.address.port : a.port
         const shownHost = a.host === "0.0.0.0" || a.host === "::" ? "127.0.0.1" : a.host.includes(":") ? `[${a.host}]` : a.host
@@ -499,6 +501,30 @@ const mcpCommand = Command.make(
       )
     })
 ).pipe(Command.withDescription("Serve the MCP server over stdio (for AI agents). Example: proctor mcp --workflows ./workflows"))
+
+/**
+ * `proctor serve` could not listen on its address. Exit code 1.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ListenFailed extends Data.TaggedError("ListenFailed")<{
+  readonly host: string
+  readonly port: number
+  readonly cause: unknown
+}> {
+  override get message() {
+    const code = (this.cause as { code?: unknown } | undefined)?.code
+    const why = code === "EADDRINUSE"
+      ? "the port is in use"
+      : code === "EACCES"
+      ? "permission denied"
+      : code === "EADDRNOTAVAIL"
+      ? "this machine has no such address"
+      : String((this.cause as Error | undefined)?.message ?? this.cause)
+    return `Cannot listen on ${this.host}:${this.port}: ${why}. Pick another --port (0 picks a free one) or --host.`
+  }
+}
 
 /**
  * `proctor mcp` was asked for, but this build has no MCP server. Exit code 1.
@@ -585,7 +611,11 @@ export const runCli = (argv: ReadonlyArray<string>) =>
             yield* Out.errorLine(`Run \`proctor ${cmd === undefined ? "" : `${cmd} `}--help\` to see how to use it.`)
             return 2
           }
-          yield* Out.errorLine(`Error: ${(e as { message?: string }).message ?? String(e)}`)
+          const error = e as { readonly message?: unknown; readonly _tag?: unknown }
+          const message = typeof error.message === "string" && error.message !== ""
+            ? error.message
+            : typeof error._tag === "string" ? error._tag : String(e)
+          yield* Out.errorLine(`Error: ${message}`)
           return isUsage(e) ? 2 : 1
         })
       ),

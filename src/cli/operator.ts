@@ -137,7 +137,12 @@ export const makeLocal = (
  * @since 0.1.0
  * @category constructors
  */
-export const makeRemote = (options: { readonly url: string; readonly token?: string | undefined }) =>
+export const makeRemote = (options: {
+  readonly url: string
+  readonly token?: string | undefined
+  /** the server file the URL was found in, for messages */
+  readonly via?: string | undefined
+}) =>
   Effect.gen(function*() {
     const url = options.url.replace(/\/+$/, "")
     const client = yield* HttpApiClient.make(ProctorApi, {
@@ -164,7 +169,9 @@ export const makeRemote = (options: { readonly url: string; readonly token?: str
           case "RequestError":
             return new ServerError({
               url,
-              reason: `cannot be reached (${e.message}). Start it with \`proctor serve\`, or check --server / PROCTOR_SERVER.`
+              reason: options.via === undefined
+                ? `cannot be reached (${e.message}). Start it with \`proctor serve\`, or check --server / PROCTOR_SERVER.`
+                : `cannot be reached (${e.message}); its address was found in ${options.via}. If no server runs, delete that file.`
             })
           case "HttpApiDecodeError":
             return new ServerError({ url, reason: `refused the request: ${e.message}` })
@@ -273,7 +280,7 @@ export const advertise = (dbPath: string, url: string) =>
  */
 export type Target =
   | { readonly _tag: "Local"; readonly dbPath: string; readonly loaded: ReadonlyArray<Loaded>; readonly recover: boolean }
-  | { readonly _tag: "Remote"; readonly url: string; readonly token?: string | undefined }
+  | { readonly _tag: "Remote"; readonly url: string; readonly token?: string | undefined; readonly via?: string | undefined }
 
 /**
  * The `Operator` for a target. A local target opens the store and a runtime with the
