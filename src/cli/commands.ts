@@ -616,6 +616,9 @@ export const runCli = (argv: ReadonlyArray<string>) =>
             ? error.message
             : typeof error._tag === "string" ? error._tag : String(e)
           yield* Out.errorLine(`Error: ${message}`)
+          if (error._tag === "InvalidTransition" && message.includes("is not registered")) {
+            yield* Out.errorLine("Register its procedure with --module PATH (or PROCTOR_MODULES), or run the command against the server that runs it.")
+          }
           return isUsage(e) ? 2 : 1
         })
       ),

@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
-import { Schema } from "effect"
+import { Option, Schema, SchemaAST } from "effect"
 import {
   DefinitionError,
   ExecutionNotFound,
@@ -44,7 +44,13 @@ const wire = <A extends { readonly message: string }, I>(
         return out
       }
     }
-  ).annotations({ ...HttpApiSchema.annotations({ status }), identifier: (cls.ast.annotations as any)[Symbol.for("effect/annotation/Identifier")] }) as any
+  ).annotations({
+    ...HttpApiSchema.annotations({ status }),
+    ...Option.match(SchemaAST.getIdentifierAnnotation(SchemaAST.isTransformation(cls.ast) ? cls.ast.to : cls.ast), {
+      onNone: () => ({}),
+      onSome: (identifier) => ({ identifier })
+    })
+  }) as any
 }
 
 /**
