@@ -284,6 +284,15 @@ describe("HTTP API", () => {
       const pause = spec.body.paths["/api/executions/{id}/pause"].post.responses
       assert.includeMembers(Object.keys(pause), ["200", "401", "404", "409", "413"])
       assert.includeMembers(Object.keys(spec.body.paths["/api/executions"].post.responses), ["201", "400", "404"])
+      assert.includeMembers(Object.keys(spec.body.components.schemas), [
+        "ValidationError",
+        "ExecutionNotFound",
+        "InvalidTransition",
+        "Unauthorized",
+        "PayloadTooLarge",
+        "ProcedureInfo"
+      ])
+      assert.include(Object.keys(spec.body.components.schemas.InvalidTransition.properties), "message")
       const docs = yield* raw(HttpClientRequest.get("/docs"))
       assert.strictEqual(docs.status, 200)
       assert.include(docs.body, "SwaggerUIBundle")
