@@ -103,6 +103,7 @@ const parseRoute = () => {
   return m ? { page: "execution", id: decodeURIComponent(m[1]) } : { page: "list" }
 }
 const navigate = (path) => {
+  dismissToast()
   history.pushState(null, "", path)
   state.route = parseRoute()
   render()
