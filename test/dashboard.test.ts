@@ -30,13 +30,16 @@ const urlOf = async (app: App) => {
   return `http://127.0.0.1:${server.address._tag === "TcpAddress" ? server.address.port : 0}`
 }
 
+/** screenshots go to test-results/; `UPDATE_SCREENSHOTS=1` refreshes the ones in docs/ */
+const shots = process.env.UPDATE_SCREENSHOTS === "1" ? "docs/screenshots" : "test-results/screenshots"
+
 let browser: Browser
 let app: App
 let url: string
 
 beforeAll(async () => {
   fs.mkdirSync("test-results", { recursive: true })
-  fs.mkdirSync("docs/screenshots", { recursive: true })
+  fs.mkdirSync(shots, { recursive: true })
   browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
     headless: true,
@@ -91,7 +94,7 @@ describe("dashboard", () => {
     await page.waitForSelector("text=No executions match", wait)
     await page.click("[data-testid=filter-succeeded]")
     await page.waitForSelector(`[data-testid=execution-row][data-id="${id}"]`, wait)
-    await page.screenshot({ path: "docs/screenshots/executions.png", fullPage: true })
+    await page.screenshot({ path: `${shots}/executions.png`, fullPage: true })
 
     await page.click(`[data-testid=execution-row][data-id="${id}"] a`)
     await page.waitForSelector(`[data-testid=execution][data-status=waiting]`, wait)
@@ -104,7 +107,7 @@ describe("dashboard", () => {
     )
     assert.isTrue(await page.isDisabled("[data-testid=action-resume]"))
     assert.isTrue(await page.isEnabled("[data-testid=action-pause]"))
-    await page.screenshot({ path: "docs/screenshots/execution-waiting.png", fullPage: true })
+    await page.screenshot({ path: `${shots}/execution-waiting.png`, fullPage: true })
 
     // a field the event's Schema requires
     await page.selectOption("[data-testid=event-tag]", "Approve")
@@ -118,7 +121,7 @@ describe("dashboard", () => {
     assert.include(await page.textContent("[data-testid=context]") ?? "", `"approvedBy": "ann"`)
     assert.strictEqual(await page.locator("[data-testid=timeline] li").count(), 3)
     await page.screenshot({ path: "test-results/dashboard-approved.png", fullPage: true })
-    await page.screenshot({ path: "docs/screenshots/execution-succeeded.png", fullPage: true })
+    await page.screenshot({ path: `${shots}/execution-succeeded.png`, fullPage: true })
 
     const done = await app.runPromise(Runtime.get(id))
     assert.strictEqual(done.status, "succeeded")
@@ -157,7 +160,7 @@ describe("dashboard", () => {
     assert.strictEqual((await app.runPromise(Runtime.get(id))).status, "paused")
     assert.include(await nodeClass(page, "work"), "current")
     assert.isTrue(await page.isEnabled("[data-testid=action-resume]"))
-    await page.screenshot({ path: "docs/screenshots/execution-paused.png", fullPage: true })
+    await page.screenshot({ path: `${shots}/execution-paused.png`, fullPage: true })
 
     await page.click("[data-testid=action-resume]")
     await page.waitForSelector(`[data-testid=execution][data-status=running]`, wait)
