@@ -518,12 +518,17 @@ describe("Runtime: shutdown and recovery", () => {
       const journalLayer = Journal.layer
       const shared = Layer.succeed(Store.Store, store)
       const entries = yield* Effect.map(Layer.build(journalLayer).pipe(Effect.scoped), (ctx) => ctx)
-      const layer = Runtime.layer({ procedures: all }).pipe(Layer.provide(shared), Layer.provide(Layer.succeedContext(entries)))
+      // loadConcurrency 1: recovery loads the executions one at a time, and still resumes them all
+      const layer = Runtime.layer({ procedures: all, loadConcurrency: 1 }).pipe(
+        Layer.provide(shared),
+        Layer.provide(Layer.succeedContext(entries))
+      )
       const scope1 = yield* Scope.make()
       const rt1 = yield* Layer.buildWithScope(layer, scope1)
       const r1 = rt1.unsafeMap.get(Runtime.Runtime.key) as Runtime.RuntimeService
       const slow = yield* r1.start(Slow, { n: 0 })
       const approval = yield* r1.start(Approval, { doc: "x" })
+      const more = yield* Effect.forEach(Array.from({ length: 20 }, (_, n) => n), (n) => r1.start(Slow, { n }))
       yield* TestClock.adjust("1 second")
       yield* Scope.close(scope1, Exit.void)
       assert.strictEqual((yield* store.get(slow)).pipe((o) => o._tag === "Some" && o.value.status), "running")
@@ -532,6 +537,7 @@ describe("Runtime: shutdown and recovery", () => {
       const r2 = rt2.unsafeMap.get(Runtime.Runtime.key) as Runtime.RuntimeService
       yield* TestClock.adjust("10 seconds")
       assert.strictEqual((yield* r2.await(slow)).status, "succeeded")
+      for (const id of more) assert.strictEqual((yield* r2.await(id)).status, "succeeded")
       yield* r2.send(approval, { _tag: "Approve", by: "ann" })
       assert.strictEqual((yield* r2.await(approval)).status, "succeeded")
       yield* Scope.close(scope2, Exit.void)

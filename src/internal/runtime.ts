@@ -62,6 +62,8 @@ export interface RuntimeOptions {
   } | undefined
   /** resume non-terminal executions when the runtime starts. @default true */
   readonly recover?: boolean | undefined
+  /** how many actors may load their execution from the store at once (recovery wakes many). @default 64 */
+  readonly loadConcurrency?: number | undefined
   /** events a `watch` subscriber may fall behind by before the oldest are dropped. @default 16384 */
   readonly watchBuffer?: number | undefined
   /**
@@ -260,8 +262,13 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
   // the last committed state. Commits are uninterruptible.
 
   const loadMachine = (handle: Handle) =>
+    Effect.suspend(() => handle.cached !== undefined ? Effect.succeed(handle.cached) : loads.withPermits(1)(load(handle)))
+
+  // bounds how many actors read their execution from the store at once (recovery wakes many)
+  const loads = yield* Effect.makeSemaphore(options.loadConcurrency ?? 64)
+
+  const load = (handle: Handle) =>
     Effect.gen(function*() {
-      if (handle.cached !== undefined) return handle.cached
       const loaded = yield* store.get(handle.id)
       if (Option.isNone(loaded)) return undefined
       const compiled = lookup(loaded.value)
