@@ -1,0 +1,271 @@
+/**
+ * The benchmark suite: Proctor side by side with XState v5, @effect/workflow and raw
+ * better-sqlite3, in the same run, so that ratios hold even on a noisy machine. Each
+ * system runs in a child process of its own (memory figures are its own); children run
+ * one after another, never two at once.
+ *
+ *   npm run bench                        # full: minutes; updates docs/benchmarks.md and docs/bench/
+ *   npm run bench:quick                  # the same workloads at smaller sizes, well under a minute
+ *   npm run bench -- --json out.json     # every figure, with machine info, as JSON
+ *   npm run bench -- --only W1,W4        # some workloads only
+ *   npm run bench -- --no-docs           # do not touch docs/
+ *
+ * Workloads (bench/cases/*.ts say how each system maps to them):
+ *   W1 throughput, W2 idle executions, W3 latency, W4 recovery after SIGKILL, W5 supervision.
+ * See docs/benchmarks.md for the method.
+ */
+import { execFileSync, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as readline from "node:readline"
+import { bundleWorker, repoRoot } from "./lib/bundle.js"
+import type { Figure } from "./lib/child.js"
+import { chart, goalLines, goals, metricTable, ratioLines, ratios, table } from "./lib/report.js"
+import { round } from "./lib/stats.js"
+
+const argv = process.argv.slice(2)
+const flag = (name: string) => {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : undefined
+}
+const quick = argv.includes("--quick")
+const jsonOut = flag("--json")
+const only = flag("--only")?.toUpperCase().split(",")
+const writeDocs = !quick && !argv.includes("--no-docs") && only === undefined
+const mode = quick ? "quick" : "full"
+
+interface Job {
+  readonly workload: string
+  readonly label: string
+  readonly case: string
+  readonly args: Record<string, unknown>
+  readonly timeoutSeconds: number
+}
+
+const q = <A>(quickValue: A, fullValue: A) => (quick ? quickValue : fullValue)
+
+const w1Sizes = q([1000, 10_000], [1000, 10_000, 100_000])
+const w1SqlSizes = q([1000, 10_000], [100, 1000, 10_000, 100_000])
+const w1FullSizes = q([1000], [1000, 10_000, 100_000])
+const heapAt = q([1000], w1Sizes)
+const warmup = q(500, 1000)
+const T = q(60, 1800)
+const w2 = (n: ReadonlyArray<number>) => ({ workload: "w2", sizes: n })
+const w3 = { workload: "w3", samples: q(100, 1000), loadedSamples: q(10, 50), load: q(500, 10_000) }
+
+const plan: ReadonlyArray<Job> = [
+  // W1 (and the peers' W3 at low load: it measures no memory, so it shares their child)
+  { workload: "W1", label: "Proctor, memory store", case: "proctor", args: { workload: "w1", store: "memory", sizes: w1Sizes, heap: heapAt, warmup }, timeoutSeconds: T },
+  { workload: "W1", label: "XState v5 (and W3)", case: "xstate", args: { tasks: [{ workload: "w1", sizes: w1Sizes, heap: heapAt, warmup }, { workload: "w3", samples: w3.samples }] }, timeoutSeconds: T },
+  // @effect/workflow's memory engine makes ~1-2k transitions/s: 100k executions would take ~10 minutes
+  {
+    workload: "W1",
+    label: "@effect/workflow, memory engine (and W3)",
+    case: "workflow",
+    args: { tasks: [{ workload: "w1", engine: "memory", sizes: q([500], [1000, 10_000]), heap: q([], [1000, 10_000]), warmup: q(100, 1000) }, { workload: "w3", engine: "memory", samples: q(50, 500) }] },
+    timeoutSeconds: T
+  },
+  { workload: "W1", label: "Proctor, SQLite", case: "proctor", args: { workload: "w1", store: "sqlite", sizes: w1SqlSizes, warmup }, timeoutSeconds: T },
+  { workload: "W1", label: "Proctor, SQLite synchronous=FULL", case: "proctor", args: { workload: "w1", store: "sqlite-full", sizes: w1FullSizes, warmup }, timeoutSeconds: T },
+  { workload: "W1", label: "raw better-sqlite3, NORMAL and synchronous=FULL", case: "raw", args: { tasks: [{ synchronous: "NORMAL", sizes: w1SqlSizes, warmup }, { synchronous: "FULL", sizes: w1FullSizes, warmup }] }, timeoutSeconds: T },
+  // the cluster engine makes a few hundred transitions/s: small N only
+  { workload: "W1", label: "@effect/workflow, cluster engine on SQLite", case: "workflow", args: { workload: "w1", engine: "sqlite", sizes: q([50], [100, 1000]) }, timeoutSeconds: T },
+  // W2: one child per configuration, since it measures memory
+  { workload: "W2", label: "Proctor, SQLite, passivation on", case: "proctor", args: { ...w2(q([2000], [100_000, 1_000_000])), store: "sqlite", passivation: true }, timeoutSeconds: q(60, 3600) },
+  { workload: "W2", label: "Proctor, SQLite, passivation off", case: "proctor", args: { ...w2(q([2000], [100_000])), store: "sqlite", passivation: false }, timeoutSeconds: T },
+  { workload: "W2", label: "Proctor, memory store, passivation on", case: "proctor", args: { ...w2(q([2000], [100_000])), store: "memory", passivation: true }, timeoutSeconds: T },
+  { workload: "W2", label: "Proctor, memory store, passivation off", case: "proctor", args: { ...w2(q([2000], [100_000])), store: "memory", passivation: false }, timeoutSeconds: T },
+  { workload: "W2", label: "XState v5", case: "xstate", args: w2(q([2000], [100_000, 1_000_000])), timeoutSeconds: T },
+  // W3: Proctor, low load and under a W1 load
+  { workload: "W3", label: "Proctor, memory store and SQLite", case: "proctor", args: { tasks: [{ ...w3, store: "memory" }, { ...w3, store: "sqlite" }] }, timeoutSeconds: T },
+  // W4 (two processes each; see runRecovery)
+  ...q([1000], [10_000, 100_000]).map((n): Job => ({ workload: "W4", label: `Proctor, SQLite, kill with ${n} in flight`, case: "recovery", args: { n }, timeoutSeconds: q(60, 1800) })),
+  // W5
+  { workload: "W5", label: "Proctor, memory store, with and without defects", case: "proctor", args: { workload: "w5", store: "memory", sizes: q([5000], [10_000, 100_000]), every: 1000, shortBackoff: !quick, warmup }, timeoutSeconds: T }
+]
+
+// ---------------------------------------------------------------------------------------
+
+const machine = () => {
+  const cpus = os.cpus()
+  let uptime = ""
+  try {
+    uptime = execFileSync("uptime", { encoding: "utf8" }).trim()
+  } catch {
+    uptime = `load average: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`
+  }
+  return {
+    cpu: cpus[0]?.model ?? "unknown",
+    cores: cpus.length,
+    memoryGB: round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    loadAverage: os.loadavg().map((l) => round(l)),
+    uptime
+  }
+}
+
+const t0 = performance.now()
+const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s`
+const log = (line: string) => console.log(`[${elapsed()}] ${line}`)
+
+const figures: Array<Figure> = []
+const failures: Array<string> = []
+
+interface Child {
+  readonly done: Promise<number | null>
+  readonly kill: () => void
+}
+
+/** runs a bench child; `onLine` sees its stdout lines that are not figures */
+const runChild = (worker: string, job: Job, args: Record<string, unknown>, onLine?: (line: string, kill: () => void) => void): Child => {
+  const child = spawn(process.execPath, ["--expose-gc", "--max-old-space-size=12288", worker, job.case, JSON.stringify(args)], {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NODE_NO_WARNINGS: "1" }
+  })
+  const kill = () => child.kill("SIGKILL")
+  const timer = setTimeout(() => {
+    failures.push(`${job.workload} ${job.label}: timed out after ${job.timeoutSeconds} s (figures so far are kept)`)
+    log(`  ${job.label}: timed out after ${job.timeoutSeconds} s, killing it`)
+    kill()
+  }, job.timeoutSeconds * 1000)
+  readline.createInterface({ input: child.stdout }).on("line", (line) => {
+    if (line.startsWith("@@result ")) {
+      const figure = JSON.parse(line.slice("@@result ".length)) as Figure
+      figures.push(figure)
+    } else if (onLine !== undefined) {
+      onLine(line, kill)
+    } else {
+      log(`  ${line}`)
+    }
+  })
+  readline.createInterface({ input: child.stderr }).on("line", (line) => log(line))
+  const done = new Promise<number | null>((resolve) =>
+    child.on("exit", (code) => {
+      clearTimeout(timer)
+      resolve(code)
+    })
+  )
+  return { done, kill }
+}
+
+const runJob = async (worker: string, job: Job) => {
+  const code = await runChild(worker, job, job.args).done
+  if (code !== 0) failures.push(`${job.workload} ${job.label}: the child exited with ${code}`)
+}
+
+/** W4: a child starts N executions and holds them in flight; SIGKILL; a second child recovers them */
+const runRecovery = async (worker: string, job: Job) => {
+  const n = job.args["n"] as number
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "proctor-bench-w4-"))
+  const file = path.join(dir, "w4.db")
+  let readyAt = 0
+  const load = runChild(worker, job, { phase: "load", file, n }, (line, kill) => {
+    if (line === "@@ready") {
+      readyAt = performance.now()
+      log(`  W4: ${n} executions in flight; SIGKILL`)
+      kill()
+    } else {
+      log(`  ${line}`)
+    }
+  })
+  await load.done
+  if (readyAt === 0) {
+    failures.push(`W4 N=${n}: the load phase ended before all executions were in flight`)
+    fs.rmSync(dir, { recursive: true, force: true })
+    return
+  }
+  const spawnedAt = performance.now()
+  const recover = runChild(worker, job, { phase: "recover", file, n })
+  const code = await recover.done
+  if (code !== 0) failures.push(`W4 N=${n}: the recovering child exited with ${code}`)
+  log(`  W4: recovery process ran ${round((performance.now() - spawnedAt) / 1000)} s in all`)
+  fs.rmSync(dir, { recursive: true, force: true })
+}
+
+const section = (title: string, lines: ReadonlyArray<string>) => (lines.length === 0 ? [] : [`### ${title}`, "", ...lines])
+
+const markdown = (info: ReturnType<typeof machine>, seconds: number) => {
+  const rs = ratios(figures)
+  const lines = [
+    `Run: \`npm run bench${quick ? ":quick" : ""}\`, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, ${round(seconds)} s in all.`,
+    `Machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGB} GB, Node ${info.node}, ${info.platform}.`,
+    `Load when it started: \`${info.uptime}\`; when it ended: load average ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}.`,
+    "",
+    ...section("Goals", goalLines(goals(figures))),
+    ...section("Ratios Proctor / peer (same run)", ratioLines(rs)),
+    ...section("W1 throughput", [
+      ...table(figures, "W1", "transitions/s", "transitions/s"),
+      ...table(figures, "W1", "executions/s", "executions/s"),
+      ...table(figures, "W1", "overhead p50", "transition overhead p50"),
+      ...table(figures, "W1", "overhead p99", "transition overhead p99"),
+      ...table(figures, "W1", "heap per in-flight execution", "heap per in-flight execution"),
+      ...table(figures, "W1", "peak RSS", "peak RSS of the child process")
+    ]),
+    ...section("W2 idle executions", metricTable(figures, "W2")),
+    ...section("W3 latency", metricTable(figures, "W3")),
+    ...section("W4 recovery after SIGKILL", metricTable(figures, "W4")),
+    ...section("W5 supervision overhead", metricTable(figures, "W5")),
+    ...(failures.length === 0 ? [] : ["### Did not complete", "", ...failures.map((f) => `- ${f}`), ""])
+  ]
+  return lines.join("\n")
+}
+
+const main = async () => {
+  const info = machine()
+  log(`proctor bench (${mode}): ${info.cpu}, ${info.cores} cores, Node ${info.node}`)
+  log(`machine load: ${info.uptime}`)
+  if (info.loadAverage[0]! > info.cores * 0.5) {
+    log(`note: the machine is busy (load ${info.loadAverage[0]} on ${info.cores} cores); absolute figures will be low, ratios of the same run still hold`)
+  }
+  log("bundling the bench worker")
+  const worker = await bundleWorker()
+  const jobs = plan.filter((j) => only === undefined || only.includes(j.workload))
+  for (const [i, job] of jobs.entries()) {
+    log(`(${i + 1}/${jobs.length}) ${job.workload} ${job.label}`)
+    if (job.case === "recovery") await runRecovery(worker, job)
+    else await runJob(worker, job)
+  }
+  const seconds = (performance.now() - t0) / 1000
+  const md = markdown(info, seconds)
+  console.log(`\n${md}`)
+  const result = {
+    mode,
+    startedAt: new Date(Date.now() - seconds * 1000).toISOString(),
+    seconds: round(seconds),
+    machine: { ...info, loadAverageAtEnd: os.loadavg().map((l) => round(l)) },
+    figures,
+    ratios: ratios(figures),
+    goals: goals(figures),
+    failures
+  }
+  if (jsonOut !== undefined) {
+    fs.writeFileSync(jsonOut, JSON.stringify(result, null, 2) + "\n")
+    log(`wrote ${jsonOut}`)
+  }
+  if (writeDocs) {
+    const dir = path.join(repoRoot, "docs", "bench")
+    fs.mkdirSync(dir, { recursive: true })
+    fs.writeFileSync(path.join(dir, "latest.json"), JSON.stringify(result, null, 2) + "\n")
+    const caption = `${info.cpu}, ${info.cores} cores, Node ${info.node}; load at start: ${info.loadAverage.join(", ")}`
+    fs.writeFileSync(path.join(dir, "w1-throughput.svg"), chart(figures, caption))
+    const doc = path.join(repoRoot, "docs", "benchmarks.md")
+    const begin = "<!-- bench:results:begin -->", end = "<!-- bench:results:end -->"
+    const text = fs.existsSync(doc) ? fs.readFileSync(doc, "utf8") : ""
+    if (text.includes(begin) && text.includes(end)) {
+      const updated = text.slice(0, text.indexOf(begin) + begin.length) + "\n" + md + "\n" + text.slice(text.indexOf(end))
+      fs.writeFileSync(doc, updated)
+      log("updated docs/benchmarks.md, docs/bench/latest.json and docs/bench/w1-throughput.svg")
+    } else {
+      log(`docs/benchmarks.md has no ${begin} ... ${end} section; wrote docs/bench/latest.json and the chart only`)
+    }
+  }
+  log(`done in ${round(seconds)} s${failures.length === 0 ? "" : `; ${failures.length} job(s) did not complete`}`)
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
