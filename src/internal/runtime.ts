@@ -5,6 +5,7 @@
 import {
   Cause,
   Clock,
+  Context,
   Deferred,
   Duration,
   Effect,
@@ -13,15 +14,17 @@ import {
   Fiber,
   FiberId,
   FiberMap,
+  FiberRef,
+  HashMap,
   Metric,
   Option,
   PubSub,
   ScheduleDecision,
   ScheduleIntervals,
   Scope,
-  Stream
+  Stream,
+  Tracer
 } from "effect"
-import type { Tracer } from "effect"
 import type { ErrorEntry, ExecutionEvent, ListFilter, Snapshot, Transition } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import {
@@ -170,6 +173,8 @@ interface Handle {
   retry?: { readonly visit: number; readonly state: unknown } | undefined
   /** the timer of the current wait state */
   timer?: { readonly visit: number; readonly deadline: Deadline } | undefined
+  /** when the recent restarts after failures happened (for the intensity limit) */
+  readonly restarts: Array<number>
   /** the reply of the command being applied */
   current?: Deferred.Deferred<Snapshot, CommandError> | undefined
 }
@@ -319,7 +324,9 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       const { compiled } = cached
       const def = compiled.def
       const clock = yield* Effect.clock
+      const executionSpan = Option.getOrUndefined(yield* Effect.option(Effect.currentSpan))
       yield* Effect.annotateLogsScoped({ procedure: def.name })
+      const annotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
 
       // compensations of completed steps are finalizers of the execution's scope
       const scope = yield* Scope.make()
@@ -378,6 +385,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           if (isTerminal(snapshot.status)) return Effect.void
           return Effect.map(
             Effect.makeSpan("proctor.state", {
+              parent: executionSpan,
               attributes: { executionId: id, procedure: def.name, state: snapshot.state, visit: snapshot.visit },
               captureStackTrace: false
             }),
@@ -456,7 +464,11 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           // the backoff sleeps in the run fiber: a command may interrupt it
           handle.interruptible = true
           yield* restore(Effect.sleep(Duration.millis(retryIn.value))).pipe(
-            Effect.withSpan("proctor.retry", { attributes: { executionId: id, state: s.state, attempt }, captureStackTrace: false })
+            Effect.withSpan("proctor.retry", {
+              parent: stateSpan ?? executionSpan,
+              attributes: { executionId: id, state: s.state, attempt },
+              captureStackTrace: false
+            })
           )
           handle.interruptible = false
         })
@@ -491,18 +503,25 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           deadlines.add(deadline)
           handle.stepping = deadline
           handle.interruptible = true
+          // the attempt's span and log annotations are set on the run fiber (dedicated to this
+          // execution) rather than scoped around the step: the same effect for much less work
+          const span = yield* Effect.makeSpan("proctor.step", {
+            parent: stateSpan ?? executionSpan,
+            attributes: { executionId: id, state: stateName, attempt },
+            captureStackTrace: false
+          })
+          yield* FiberRef.update(FiberRef.currentContext, Context.add(Tracer.ParentSpan, span))
+          yield* FiberRef.set(FiberRef.currentLogAnnotations, HashMap.set(HashMap.set(annotations, "state", stateName), "attempt", attempt))
           const exit = yield* restore(Effect.exit(
-            (state.run({
+            state.run({
               context: cached.machine.context,
               executionId: id,
               state: stateName,
               attempt,
               idempotencyKey: `${id}/${stateName}/${s.visit}`
-            }) as Effect.Effect<unknown, unknown>).pipe(
-              Effect.withSpan("proctor.step", { attributes: { executionId: id, state: stateName, attempt }, captureStackTrace: false }),
-              Effect.annotateLogs({ state: stateName, attempt })
-            )
+            }) as Effect.Effect<unknown, unknown>
           ))
+          span.end(clock.unsafeCurrentTimeNanos(), exit)
           handle.interruptible = false
           handle.stepping = undefined
           deadlines.remove(deadline)
@@ -661,59 +680,68 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
     })
 
   /**
-   * Runs an actor: a run fiber at a time. A run we interrupted (a command or a timeout)
-   * starts again at once; a run that failed (a defect in the runtime's machinery, a
-   * store error) restarts from the store with backoff, within the intensity limit.
+   * Starts a run of an actor: one fiber in the FiberMap. A run we interrupted (a command
+   * or a timeout) is followed at once by a new one; a run that failed (a defect in the
+   * runtime's machinery, a store error) by a new one that reloads from the store after a
+   * backoff, within the intensity limit. A run that ends by itself ends the activation.
    */
-  const supervise = (handle: Handle) =>
-    Effect.gen(function*() {
-      const restarts: Array<number> = []
-      while (true) {
-        handle.interruptible = false
-        const fiber = yield* Effect.fork(Effect.uninterruptibleMask((restore) => runActor(handle, restore)))
-        handle.fiber = fiber
-        const exit = yield* Fiber.await(fiber)
-        handle.fiber = undefined
-        if (handle.current !== undefined && Exit.isFailure(exit)) {
-          yield* Deferred.failCause(handle.current, Cause.die(Cause.squash(exit.cause)))
-          handle.current = undefined
-        }
-        if (Exit.isSuccess(exit)) return
-        if (Cause.isInterruptedOnly(exit.cause)) {
-          if (handle.commanded || handle.timedOut !== undefined) {
-            handle.commanded = false
-            continue
-          }
-          return yield* Effect.interrupt
-        }
-        handle.cached = undefined
-        const now = yield* Clock.currentTimeMillis
-        while (restarts.length > 0 && restarts[0]! <= now - within) restarts.shift()
-        const error = Cause.squash(exit.cause)
-        if (restarts.length >= maxRestarts) {
-          yield* Effect.logError(`Execution ${handle.id}: giving up after ${restarts.length} restarts`, exit.cause)
-          yield* giveUp(handle, error, restarts.length).pipe(
-            Effect.catchAllCause((cause) => Effect.logError(`Execution ${handle.id}: could not record the failure`, cause))
-          )
-          yield* drainMailbox(handle, new StoreError({ kind: "Unknown", operation: "run", detail: errorInfo(error).message }))
-          return
-        }
-        restarts.push(now)
-        yield* Metric.increment(restartsTotal)
-        yield* Effect.logWarning(`Execution ${handle.id}: actor failed, restarting (${restarts.length}/${maxRestarts})`, exit.cause)
-        yield* Effect.sleep(Duration.millis(backoff * 2 ** (restarts.length - 1)))
-      }
-    }).pipe(
-      Effect.annotateLogs({ executionId: handle.id }),
-      Effect.withSpan("proctor.execution", { attributes: { executionId: handle.id }, captureStackTrace: false }),
-      Effect.ensuring(Effect.suspend(() => {
-        if (handles.get(handle.id) === handle) handles.delete(handle.id)
-        if (handle.timer !== undefined) deadlines.remove(handle.timer.deadline)
-        if (handle.stepping !== undefined) deadlines.remove(handle.stepping)
-        active--
-        return Metric.set(activeActors, active)
-      }))
+  const startRun = (handle: Handle, delay: number) => {
+    handle.interruptible = false
+    handle.fiber = fork(
+      handle.id,
+      Effect.uninterruptibleMask((restore) =>
+        delay > 0 ? Effect.zipRight(restore(Effect.sleep(Duration.millis(delay))), runActor(handle, restore)) : runActor(handle, restore)
+      ).pipe(
+        Effect.onExit((exit) => afterRun(handle, exit)),
+        Effect.annotateLogs({ executionId: handle.id }),
+        Effect.withSpan("proctor.execution", { attributes: { executionId: handle.id }, captureStackTrace: false })
+      ),
+      // not on the caller's stack: a restart is started from the finalizer of the run before it
+      { immediate: false }
     )
+  }
+
+  const afterRun = (handle: Handle, exit: Exit.Exit<void, StoreError>) =>
+    Effect.gen(function*() {
+      handle.fiber = undefined
+      if (handle.current !== undefined && Exit.isFailure(exit)) {
+        yield* Deferred.failCause(handle.current, Cause.die(Cause.squash(exit.cause)))
+        handle.current = undefined
+      }
+      if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
+        if (!closed && (handle.commanded || handle.timedOut !== undefined)) {
+          handle.commanded = false
+          return startRun(handle, 0)
+        }
+        return yield* endActivation(handle)
+      }
+      if (Exit.isSuccess(exit)) return yield* endActivation(handle)
+      handle.cached = undefined
+      const now = yield* Clock.currentTimeMillis
+      while (handle.restarts.length > 0 && handle.restarts[0]! <= now - within) handle.restarts.shift()
+      const error = Cause.squash(exit.cause)
+      if (handle.restarts.length >= maxRestarts || closed) {
+        yield* Effect.logError(`Execution ${handle.id}: giving up after ${handle.restarts.length} restarts`, exit.cause)
+        yield* giveUp(handle, error, handle.restarts.length).pipe(
+          Effect.catchAllCause((cause) => Effect.logError(`Execution ${handle.id}: could not record the failure`, cause))
+        )
+        yield* drainMailbox(handle, new StoreError({ kind: "Unknown", operation: "run", detail: errorInfo(error).message }))
+        return yield* endActivation(handle)
+      }
+      handle.restarts.push(now)
+      restartsTotal.unsafeUpdate(1, [])
+      yield* Effect.logWarning(`Execution ${handle.id}: actor failed, restarting (${handle.restarts.length}/${maxRestarts})`, exit.cause)
+      startRun(handle, backoff * 2 ** (handle.restarts.length - 1))
+    })
+
+  const endActivation = (handle: Handle) =>
+    Effect.suspend(() => {
+      if (handles.get(handle.id) === handle) handles.delete(handle.id)
+      if (handle.timer !== undefined) deadlines.remove(handle.timer.deadline)
+      if (handle.stepping !== undefined) deadlines.remove(handle.stepping)
+      active--
+      return Metric.set(activeActors, active)
+    })
 
   const giveUp = (handle: Handle, error: unknown, restarts: number) =>
     Effect.gen(function*() {
@@ -736,7 +764,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
    * Delivers a message to an execution's actor, starting the actor when it is not in
    * memory. Finding (or registering) the actor and offering happen in one synchronous step.
    */
-  const deliver = (id: string, msg: Msg): Effect.Effect<void> =>
+  const deliver = (id: string, msg: Msg, cached?: Cached): Effect.Effect<void> =>
     Effect.suspend(() => {
       const existing = handles.get(id)
       if (existing !== undefined) {
@@ -754,11 +782,11 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           ? Deferred.fail(msg.reply, new StoreError({ kind: "Unavailable", operation: "run", detail: "the runtime is shutting down; retry on a running runtime" }))
           : Effect.void
       }
-      const handle: Handle = { id, mailbox: new Mailbox(), interruptible: false, commanded: false }
+      const handle: Handle = { id, mailbox: new Mailbox(), interruptible: false, commanded: false, restarts: [], cached }
       handle.mailbox.offer(msg)
       handles.set(id, handle)
       active++
-      fork(id, supervise(handle))
+      startRun(handle, 0)
       return Metric.set(activeActors, active)
     })
 
@@ -846,7 +874,8 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       }
       yield* Metric.increment(executionsStarted)
       publish(snapshot, first)
-      if (!isTerminal(status)) yield* activate(id)
+      // the new actor starts from the snapshot just committed, without reading it back
+      if (!isTerminal(status)) yield* deliver(id, { _tag: "Inbox" }, { compiled, machine: { snapshot, context }, completed: [] })
       return id
     }).pipe(Effect.withSpan("proctor.start", { attributes: { procedure: procedure.name }, captureStackTrace: false }))
 
