@@ -49,7 +49,8 @@ const w1Sizes = q([1000, 10_000], [1000, 10_000, 100_000])
 const w1SqlSizes = q([1000, 10_000], [100, 1000, 10_000, 100_000])
 const w1FullSizes = q([1000], [1000, 10_000, 100_000])
 const heapAt = q([1000], w1Sizes)
-const warmup = q(500, 1000)
+// an unreported pass first in each child, so that every system runs with a warm JIT
+const warmup = 2000
 const T = q(60, 1800)
 const w2 = (n: ReadonlyArray<number>) => ({ workload: "w2", sizes: n })
 const w3 = { workload: "w3", samples: q(100, 1000), loadedSamples: q(10, 50), load: q(500, 10_000) }
@@ -63,7 +64,7 @@ const plan: ReadonlyArray<Job> = [
     workload: "W1",
     label: "@effect/workflow, memory engine (and W3)",
     case: "workflow",
-    args: { tasks: [{ workload: "w1", engine: "memory", sizes: q([500], [1000, 10_000]), heap: q([], [1000, 10_000]), warmup: q(100, 1000) }, { workload: "w3", engine: "memory", samples: q(50, 500) }] },
+    args: { tasks: [{ workload: "w1", engine: "memory", sizes: q([500], [1000, 10_000]), heap: q([], [1000]), warmup: q(100, 1000) }, { workload: "w3", engine: "memory", samples: q(50, 500) }] },
     timeoutSeconds: T
   },
   { workload: "W1", label: "Proctor, SQLite", case: "proctor", args: { workload: "w1", store: "sqlite", sizes: w1SqlSizes, warmup }, timeoutSeconds: T },
@@ -95,7 +96,17 @@ const machine = () => {
   } catch {
     uptime = `load average: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`
   }
+  const git = (args: ReadonlyArray<string>) => {
+    try {
+      return execFileSync("git", args, { cwd: repoRoot, encoding: "utf8" }).trim()
+    } catch {
+      return ""
+    }
+  }
   return {
+    commit: git(["rev-parse", "--short", "HEAD"]),
+    /** files of src/ that differ from the commit: the run measured them as they were */
+    uncommittedSrc: git(["status", "--porcelain", "--", "src"]).split("\n").filter((l) => l !== "").map((l) => l.slice(3)),
     cpu: cpus[0]?.model ?? "unknown",
     cores: cpus.length,
     memoryGB: round(os.totalmem() / 2 ** 30),
@@ -192,6 +203,7 @@ const markdown = (info: ReturnType<typeof machine>, seconds: number) => {
   const lines = [
     `Run: \`npm run bench${quick ? ":quick" : ""}\`, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, ${round(seconds)} s in all.`,
     `Machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGB} GB, Node ${info.node}, ${info.platform}.`,
+    `Code: commit ${info.commit}${info.uncommittedSrc.length === 0 ? "" : ` with uncommitted changes to ${info.uncommittedSrc.join(", ")}`}.`,
     `Load when it started: \`${info.uptime}\`; when it ended: load average ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}.`,
     "",
     ...section("Goals", goalLines(goals(figures))),

@@ -6,7 +6,8 @@
  *   npx tsx bench/profile.ts run proctor '{"workload":"w1","store":"memory","sizes":[10000]}' [top=40]
  *   npx tsx bench/profile.ts FILE.cpuprofile [top=40]
  *
- * `run` bundles the worker (bench/lib/bundle.ts) and runs it under `node --cpu-prof`.
+ * `run` bundles the worker (bench/lib/bundle.ts) and runs it under `node --cpu-prof`. Frames
+ * of a bundled file are mapped back through the `<file>.map` next to it.
  */
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -28,7 +29,6 @@ interface Profile {
 const args = process.argv.slice(2)
 let file: string
 let top: number
-let sourceMap: SourceMap | undefined
 if (args[0] === "run") {
   const worker = await bundleWorker()
   const dir = path.join(buildDir, `prof-${Date.now()}`)
@@ -46,8 +46,6 @@ if (args[0] === "run") {
   console.error("usage: npx tsx bench/profile.ts run CASE JSON [top] | FILE.cpuprofile [top]")
   process.exit(2)
 }
-const mapFile = path.join(buildDir, "worker.mjs.map")
-if (fs.existsSync(mapFile)) sourceMap = new SourceMap(JSON.parse(fs.readFileSync(mapFile, "utf8")))
 const profile = JSON.parse(fs.readFileSync(file, "utf8")) as Profile
 const byId = new Map(profile.nodes.map((n) => [n.id, n]))
 const parent = new Map<number, number>()
@@ -60,12 +58,23 @@ const shortUrl = (url: string) => {
   const root = path.resolve(import.meta.dirname, "..")
   return url.replace(`file://${root}/`, "")
 }
-/** where a frame of the bundle comes from: its original file and line */
+/** the source map next to a bundled file (`<file>.map`), if any */
+const maps = new Map<string, SourceMap | undefined>()
+const mapOf = (url: string) => {
+  if (!maps.has(url)) {
+    const file = url.replace(/^file:\/\//, "")
+    maps.set(url, url.startsWith("file://") && fs.existsSync(`${file}.map`) ? new SourceMap(JSON.parse(fs.readFileSync(`${file}.map`, "utf8"))) : undefined)
+  }
+  return maps.get(url)
+}
+/** where a frame of a bundle comes from: its original file and line */
 const origin = (n: Node): { file: string; line: number } | undefined => {
-  if (sourceMap === undefined || !n.callFrame.url.endsWith("/worker.mjs")) return undefined
-  const entry = sourceMap.findEntry(n.callFrame.lineNumber, n.callFrame.columnNumber) as { originalSource?: string; originalLine?: number }
+  const map = mapOf(n.callFrame.url)
+  if (map === undefined) return undefined
+  const entry = map.findEntry(n.callFrame.lineNumber, n.callFrame.columnNumber) as { originalSource?: string; originalLine?: number }
   if (entry.originalSource === undefined) return undefined
-  const abs = path.resolve(buildDir, entry.originalSource.replace(/^file:\/\//, ""))
+  const dir = path.dirname(n.callFrame.url.replace(/^file:\/\//, ""))
+  const abs = path.resolve(dir, entry.originalSource.replace(/^file:\/\//, ""))
   return { file: path.relative(repoRoot, abs), line: (entry.originalLine ?? 0) + 1 }
 }
 const label = (n: Node) => {

@@ -126,9 +126,15 @@ const w2 = async (args: Args, system: string) => {
     const db = tempDb(`w2-${n}`)
     const done = new Countdown(n)
     const options = { passivation: { enabled: args.passivation ?? true } }
-    const layer = runtimeLayer(args.store, db.file, { onTerminal: done.tick }, options)
+    let warmed = 0
+    const onTerminal = (snapshot: Execution.Snapshot) => (snapshot.id.startsWith("warm-") ? warmed++ : done.tick())
+    const layer = runtimeLayer(args.store, db.file, { onTerminal }, options)
     const rss0 = rssMb()
     await run(layer, async (runtime) => {
+      // warm-up: 500 executions started and woken, so that the baseline has the JIT's code and the caches
+      await exec(Effect.all(Array.from({ length: 500 }, (_, i) => runtime.start(Waiter, { i }, { id: `warm-${i}` })), { concurrency: "unbounded", discard: true }))
+      await exec(Effect.all(Array.from({ length: 500 }, (_, i) => runtime.send(`warm-${i}`, { _tag: "Go" })), { concurrency: "unbounded", discard: true }))
+      await until(() => warmed >= 500, 5)
       const base = heapAfterGc()
       const rssBase = rssMb()
       progress(`  ${system}: N=${n} starting`)

@@ -108,7 +108,7 @@ export const tempDb = (name: string) => {
 export const baseStore = (kind: StoreKind, file: string): Layer.Layer<Store.Store, unknown> =>
   kind === "memory"
     ? Store.layerMemory
-    : SqlStore.layerSqlite({ filename: file, synchronous: kind === "sqlite-full" ? "FULL" : "NORMAL" })
+    : SqlStore.layerSqlite({ filename: file, synchronous: kind === "sqlite-full" ? "FULL" : "NORMAL", ...(process.env.QCAP ? { queueCapacity: Number(process.env.QCAP) } : {}) })
 
 export interface Hooks {
   /** after each commit or create that left an execution in a terminal status */
