@@ -51,25 +51,27 @@ const w1FullSizes = q([1000], [1000, 10_000, 100_000])
 const heapAt = q([1000], w1Sizes)
 // an unreported pass first in each child, so that every system runs with a warm JIT
 const warmup = 2000
+// W1: each size up to 3 times while a child has spent less than this many seconds on it; the fastest counts
+const best = { reps: 3, repBudget: q(3, 20) }
 const T = q(60, 1800)
 const w2 = (n: ReadonlyArray<number>) => ({ workload: "w2", sizes: n })
-const w3 = { workload: "w3", samples: q(100, 1000), loadedSamples: q(10, 50), load: q(500, 10_000) }
+const w3 = { workload: "w3", samples: q(100, 1000), loadedSamples: q(10, 20), load: q(500, 10_000) }
 
 const plan: ReadonlyArray<Job> = [
   // W1 (and the peers' W3 at low load: it measures no memory, so it shares their child)
-  { workload: "W1", label: "Proctor, memory store", case: "proctor", args: { workload: "w1", store: "memory", sizes: w1Sizes, heap: heapAt, warmup }, timeoutSeconds: T },
-  { workload: "W1", label: "XState v5 (and W3)", case: "xstate", args: { tasks: [{ workload: "w1", sizes: w1Sizes, heap: heapAt, warmup }, { workload: "w3", samples: w3.samples }] }, timeoutSeconds: T },
+  { workload: "W1", label: "Proctor, memory store", case: "proctor", args: { workload: "w1", store: "memory", sizes: w1Sizes, heap: heapAt, warmup, ...best }, timeoutSeconds: T },
+  { workload: "W1", label: "XState v5 (and W3)", case: "xstate", args: { tasks: [{ workload: "w1", sizes: w1Sizes, heap: heapAt, warmup, ...best }, { workload: "w3", samples: w3.samples }] }, timeoutSeconds: T },
   // @effect/workflow's memory engine makes ~1-2k transitions/s: 100k executions would take ~10 minutes
   {
     workload: "W1",
     label: "@effect/workflow, memory engine (and W3)",
     case: "workflow",
-    args: { tasks: [{ workload: "w1", engine: "memory", sizes: q([500], [1000, 10_000]), heap: q([], [1000]), warmup: q(100, 1000) }, { workload: "w3", engine: "memory", samples: q(50, 500) }] },
+    args: { tasks: [{ workload: "w1", engine: "memory", sizes: q([500], [1000, 10_000]), heap: q([], [1000]), warmup: q(100, 1000), ...best }, { workload: "w3", engine: "memory", samples: q(50, 500) }] },
     timeoutSeconds: T
   },
-  { workload: "W1", label: "Proctor, SQLite", case: "proctor", args: { workload: "w1", store: "sqlite", sizes: w1SqlSizes, warmup }, timeoutSeconds: T },
-  { workload: "W1", label: "Proctor, SQLite synchronous=FULL", case: "proctor", args: { workload: "w1", store: "sqlite-full", sizes: w1FullSizes, warmup }, timeoutSeconds: T },
-  { workload: "W1", label: "raw better-sqlite3, NORMAL and synchronous=FULL", case: "raw", args: { tasks: [{ synchronous: "NORMAL", sizes: w1SqlSizes, warmup }, { synchronous: "FULL", sizes: w1FullSizes, warmup }] }, timeoutSeconds: T },
+  { workload: "W1", label: "Proctor, SQLite", case: "proctor", args: { workload: "w1", store: "sqlite", sizes: w1SqlSizes, warmup, ...best }, timeoutSeconds: T },
+  { workload: "W1", label: "Proctor, SQLite synchronous=FULL", case: "proctor", args: { workload: "w1", store: "sqlite-full", sizes: w1FullSizes, warmup, ...best }, timeoutSeconds: T },
+  { workload: "W1", label: "raw better-sqlite3, NORMAL and synchronous=FULL", case: "raw", args: { tasks: [{ synchronous: "NORMAL", sizes: w1SqlSizes, warmup, ...best }, { synchronous: "FULL", sizes: w1FullSizes, warmup, ...best }] }, timeoutSeconds: T },
   // the cluster engine makes a few hundred transitions/s: small N only
   { workload: "W1", label: "@effect/workflow, cluster engine on SQLite", case: "workflow", args: { workload: "w1", engine: "sqlite", sizes: q([50], [100, 1000]) }, timeoutSeconds: T },
   // W2: one child per configuration, since it measures memory
