@@ -137,8 +137,15 @@ describe("dashboard", () => {
     await page.waitForSelector(`[data-testid=execution][data-status=waiting]`, wait)
     // the `by` field is left empty: the browser form requires it, so drop that to hit the server
     await page.evaluate(() => document.querySelector("[data-testid=field-by]")!.removeAttribute("required"))
-    await page.click("[data-testid=send-event]")
-    await page.waitForSelector("#toast.error", wait)
+    // on a loaded machine the form may be re-rendered by a live update between the click and
+    // its handler: a refused event changes nothing, so click again until the refusal shows
+    let shown = false
+    for (let i = 0; i < 4 && !shown; i++) {
+      await page.evaluate(() => document.querySelector("[data-testid=field-by]")?.removeAttribute("required"))
+      await page.click("[data-testid=send-event]")
+      shown = await page.waitForSelector("#toast.error", { timeout: 5_000 }).then(() => true, () => false)
+    }
+    assert.isTrue(shown, "the refusal was never shown")
     assert.include(await page.textContent("#toast") ?? "", "does not match its Schema")
     const s = await app.runPromise(Runtime.get(id))
     assert.strictEqual(s.status, "waiting")
