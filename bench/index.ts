@@ -237,10 +237,14 @@ const main = async () => {
   log("bundling the bench worker")
   const worker = await bundleWorker()
   const jobs = plan.filter((j) => only === undefined || only.includes(j.workload))
+  // the figures so far, after each job: a run that is killed leaves what it measured
+  const partial = jsonOut ?? path.join(os.tmpdir(), `proctor-bench-${mode}-partial.json`)
+  log(`figures so far go to ${partial} after each job`)
   for (const [i, job] of jobs.entries()) {
     log(`(${i + 1}/${jobs.length}) ${job.workload} ${job.label}`)
     if (job.case === "recovery") await runRecovery(worker, job)
     else await runJob(worker, job)
+    fs.writeFileSync(partial, JSON.stringify({ mode, partial: true, machine: info, figures, failures }, null, 2) + "\n")
   }
   const seconds = (performance.now() - t0) / 1000
   const md = markdown(info, seconds)
