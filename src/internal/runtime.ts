@@ -1,5 +1,5 @@
 /**
- * The runtime: one actor fiber per active execution, forked into a FiberMap owned by the
+ * The runtime: one actor fiber per active execution, forked into a FiberSet owned by the
  * runtime's scope, each reading its own mailbox and committing through the Store.
  */
 import {
@@ -13,7 +13,7 @@ import {
   Exit,
   Fiber,
   FiberId,
-  FiberMap,
+  FiberSet,
   FiberRef,
   HashMap,
   Metric,
@@ -22,9 +22,9 @@ import {
   ScheduleDecision,
   ScheduleIntervals,
   Scope,
-  Stream,
-  Tracer
+  Stream
 } from "effect"
+import type { Tracer } from "effect"
 import type { ErrorEntry, ExecutionEvent, ListFilter, Snapshot, Transition } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import {
@@ -44,6 +44,7 @@ import type { Compiled, Input, Machine, Output } from "./transition.js"
 import { compile, errorInfo, procedureKey, transition } from "./transition.js"
 import * as Deadlines from "./deadlines.js"
 import * as Replay from "./replay.js"
+import * as Spans from "./spans.js"
 import type { Deadline } from "./deadlines.js"
 
 /** Options of `Runtime.layer`. */
@@ -216,9 +217,9 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
   const passivate = options.passivation?.enabled ?? true
   const horizon = Duration.toMillis(options.passivation?.horizon ?? "30 seconds")
 
-  const fibers = yield* FiberMap.make<string>()
+  const fibers = yield* FiberSet.make<void, StoreError>()
   // actors run with the runtime's own context (the services its procedures need), whoever wakes them
-  const fork = yield* FiberMap.runtime(fibers)<never>()
+  const fork = yield* FiberSet.runtime(fibers)<never>()
   let closed = false
   yield* Effect.addFinalizer(() => Effect.sync(() => void (closed = true)))
   const handles = new Map<string, Handle>()
@@ -259,7 +260,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
   // ---------------------------------------------------------------------------
   // the actor
   //
-  // An execution's actor is a supervisor fiber (in the FiberMap) that forks run fibers.
+  // An execution's actor is a supervisor fiber (in the FiberSet) that forks run fibers.
   // A run loads the execution (or takes it from the handle), then loops: handle queued
   // messages, then do what the committed snapshot calls for. Steps run inline in the
   // run fiber; a command that must stop a step (pause, cancel, ...) or a step's
@@ -295,7 +296,31 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       return cached
     })
 
-  const runActor = (handle: Handle, restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) =>
+  type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+  /**
+   * A run: the execution's span and log annotations are set on the run fiber (it is
+   * dedicated to this execution) rather than scoped around the run: the same effect for
+   * much less work.
+   */
+  const runActor = (handle: Handle, restore: Restore) =>
+    Effect.withFiberRuntime<void, StoreError>((fiber) => {
+      const spans = Spans.make(fiber)
+      const executionSpan = spans.make("proctor.execution", fiber.currentSpan, { executionId: handle.id })
+      const annotations = HashMap.set(fiber.getFiberRef(FiberRef.currentLogAnnotations), "executionId", handle.id)
+      Spans.setParentAndAnnotations(fiber, executionSpan, annotations)
+      return runLoaded(handle, restore, spans, executionSpan, annotations).pipe(
+        Effect.onExit((exit) => Effect.sync(() => executionSpan.end(spans.now(), exit)))
+      )
+    })
+
+  const runLoaded = (
+    handle: Handle,
+    restore: Restore,
+    spans: Spans.Spans,
+    executionSpan: Tracer.Span,
+    executionAnnotations: HashMap.HashMap<string, unknown>
+  ) =>
     Effect.gen(function*() {
       const { id, mailbox } = handle
       const cached = yield* loadMachine(handle)
@@ -324,18 +349,19 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       const { compiled } = cached
       const def = compiled.def
       const clock = yield* Effect.clock
-      const executionSpan = Option.getOrUndefined(yield* Effect.option(Effect.currentSpan))
-      yield* Effect.annotateLogsScoped({ procedure: def.name })
-      const annotations = yield* FiberRef.get(FiberRef.currentLogAnnotations)
+      const annotations = HashMap.set(executionAnnotations, "procedure", def.name)
+      yield* Effect.withFiberRuntime((fiber) => Effect.sync(() => Spans.setParentAndAnnotations(fiber, executionSpan, annotations)))
 
-      // compensations of completed steps are finalizers of the execution's scope
-      const scope = yield* Scope.make()
-      yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-      const registerCompensation = (stepSeq: number, state: string) => {
+      // compensations of completed steps are finalizers of a scope made for the first of them
+      let scope: Scope.CloseableScope | undefined
+      const compensationScope = Effect.suspend(() =>
+        scope !== undefined ? Effect.succeed(scope) : Effect.tap(Scope.make(), (made) => void (scope = made))
+      )
+      const registerCompensation = (stepSeq: number, state: string): Effect.Effect<void> => {
         const step = def.states[state]
         if (step === undefined || step._tag !== "Step" || step.compensate === undefined) return Effect.void
         const compensate = step.compensate
-        return Scope.addFinalizerExit(scope, (exit) => {
+        return Effect.flatMap(compensationScope, (scope) => Scope.addFinalizerExit(scope, (exit) => {
           if (!(Exit.isFailure(exit) && Cause.squash(exit.cause) === Rollback)) return Effect.void
           return Effect.gen(function*() {
             const args = {
@@ -369,69 +395,79 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
             const i = cached.completed.findIndex((c) => c.stepSeq === stepSeq)
             if (i >= 0) cached.completed.splice(i, 1)
           })
-        })
+        }))
       }
       for (const c of cached.completed) yield* registerCompensation(c.stepSeq, c.state)
 
       // a span per visit of a state, ended when the execution leaves it (or this run ends)
       let stateSpan: Tracer.Span | undefined
       const endStateSpan = (exit: Exit.Exit<unknown, unknown>) => {
-        stateSpan?.end(clock.unsafeCurrentTimeNanos(), exit)
+        stateSpan?.end(spans.now(), exit)
         stateSpan = undefined
       }
-      const enterStateSpan = (snapshot: Snapshot) =>
-        Effect.suspend(() => {
-          endStateSpan(Exit.void)
-          if (isTerminal(snapshot.status)) return Effect.void
-          return Effect.map(
-            Effect.makeSpan("proctor.state", {
-              parent: executionSpan,
-              attributes: { executionId: id, procedure: def.name, state: snapshot.state, visit: snapshot.visit },
-              captureStackTrace: false
-            }),
-            (span) => void (stateSpan = span)
-          )
-        })
-      yield* enterStateSpan(cached.machine.snapshot)
-      yield* Effect.addFinalizer((exit) => Effect.sync(() => endStateSpan(exit)))
+      const enterStateSpan = (snapshot: Snapshot) => {
+        endStateSpan(Exit.void)
+        if (isTerminal(snapshot.status)) return
+        stateSpan = spans.make("proctor.state", executionSpan, { executionId: id, procedure: def.name, state: snapshot.state, visit: snapshot.visit })
+      }
+      enterStateSpan(cached.machine.snapshot)
+      // the log annotations of a step's first attempt, by state
+      const firstAttempt = new Map<string, HashMap.HashMap<string, unknown>>()
+      const annotationsOf = (state: string, attempt: number) => {
+        let a = attempt === 1 ? firstAttempt.get(state) : undefined
+        if (a === undefined) {
+          a = HashMap.set(HashMap.set(annotations, "state", state), "attempt", attempt)
+          if (attempt === 1) firstAttempt.set(state, a)
+        }
+        return a
+      }
+
+      // The run fiber is uninterruptible except inside `restore` (a step, a backoff, the
+      // wait for a message): commits below cannot be cut in half by a command.
 
       /** Commits the outcome of the transition function; returns the error of a rejection. */
-      const apply = (output: Output, consumed?: number, errors?: ReadonlyArray<ErrorEntry>) =>
-        Effect.gen(function*() {
-          if (output._tag === "Reject") return Option.some(output.error)
-          const s = cached.machine.snapshot
-          if (output._tag === "Discard") {
-            const now = clock.unsafeCurrentTimeMillis()
-            const snapshot: Snapshot = { ...s, rowVersion: s.rowVersion + 1, updatedAt: now }
-            yield* store.commit({
+      const apply = (output: Output, consumed?: number, errors?: ReadonlyArray<ErrorEntry>): Effect.Effect<Option.Option<InvalidTransition>, StoreError> => {
+        if (output._tag === "Reject") return Effect.succeed(Option.some(output.error))
+        const s = cached.machine.snapshot
+        if (output._tag === "Discard") {
+          const now = clock.unsafeCurrentTimeMillis()
+          const snapshot: Snapshot = { ...s, rowVersion: s.rowVersion + 1, updatedAt: now }
+          return Effect.map(
+            store.commit({
               snapshot,
               expectedVersion: s.rowVersion,
               consumed,
               errors: [{ executionId: id, state: s.state, attempt: s.attempt, tag: output.reason.tag, message: output.reason.message, transient: false, at: now }]
-            })
-            cached.machine = { ...cached.machine, snapshot }
-            return Option.none()
-          }
-          const next = output.machine
-          const t = output.transition
-          yield* store.commit({ snapshot: next.snapshot, expectedVersion: s.rowVersion, transition: t, consumed, errors })
-          cached.machine = next
-          stateDuration.unsafeUpdate(t.duration, [])
-          if (next.snapshot.visit !== s.visit || isTerminal(next.snapshot.status)) yield* enterStateSpan(next.snapshot)
-          if (next.snapshot.visit !== s.visit) handle.retry = undefined
-          transitionsTotal.unsafeUpdate(1, [])
-          if (t.cause === "step" && compiled.compensable.has(t.from)) {
-            cached.completed.push({ stepSeq: t.seq, state: t.from })
-            yield* registerCompensation(t.seq, t.from)
-          }
-          if (isTerminal(next.snapshot.status) && !isTerminal(s.status)) {
-            finishedBy(next.snapshot.status).unsafeUpdate(1, [])
-          }
-          publish(next.snapshot, t)
-          return Option.none()
-        }).pipe(Effect.uninterruptible)
+            }),
+            () => {
+              cached.machine = { ...cached.machine, snapshot }
+              return Option.none()
+            }
+          )
+        }
+        const next = output.machine
+        const t = output.transition
+        return Effect.flatMap(
+          store.commit({ snapshot: next.snapshot, expectedVersion: s.rowVersion, transition: t, consumed, errors }),
+          () => committed(s, next, t)
+        )
+      }
+      const noRejection = Effect.succeed(Option.none<InvalidTransition>())
+      const committed = (s: Snapshot, next: Machine, t: Transition) => {
+        cached.machine = next
+        stateDuration.unsafeUpdate(t.duration, [])
+        transitionsTotal.unsafeUpdate(1, [])
+        if (next.snapshot.visit !== s.visit) handle.retry = undefined
+        if (next.snapshot.visit !== s.visit || isTerminal(next.snapshot.status)) enterStateSpan(next.snapshot)
+        if (isTerminal(next.snapshot.status) && !isTerminal(s.status)) finishedBy(next.snapshot.status).unsafeUpdate(1, [])
+        if (t.cause === "step" && compiled.compensable.has(t.from)) {
+          cached.completed.push({ stepSeq: t.seq, state: t.from })
+          return Effect.as(Effect.tap(registerCompensation(t.seq, t.from), () => publish(next.snapshot, t)), Option.none<InvalidTransition>())
+        }
+        publish(next.snapshot, t)
+        return noRejection
+      }
 
-      /** Records a failed attempt; retries a transient failure after the Schedule's delay. */
       /**
        * Records a failed attempt. A failure for good (not transient, or the Schedule is
        * done) commits with the attempt in one transaction, so a crash cannot leave a
@@ -458,7 +494,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
             return
           }
           const snapshot: Snapshot = { ...s, attempt, rowVersion: s.rowVersion + 1, updatedAt: now }
-          yield* store.commit({ snapshot, expectedVersion: s.rowVersion, errors: [entry] }).pipe(Effect.uninterruptible)
+          yield* store.commit({ snapshot, expectedVersion: s.rowVersion, errors: [entry] })
           cached.machine = { ...cached.machine, snapshot }
           retriesTotal.unsafeUpdate(1, [])
           // the backoff sleeps in the run fiber: a command may interrupt it
@@ -485,15 +521,14 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
 
       /** Runs one attempt of the current step, inline. */
       const runStep = (state: Procedure.Step<string, unknown, unknown, unknown, unknown>) =>
-        Effect.gen(function*() {
+        Effect.withFiberRuntime<unknown, StoreError>((fiber) => {
           // a command that came in meanwhile goes first
-          if (mailbox.hasCommand()) return
+          if (mailbox.hasCommand()) return Effect.void
           const s = cached.machine.snapshot
           const attempt = s.attempt + 1
           const stateName = s.state
-          const now = clock.unsafeCurrentTimeMillis()
-          const deadline = {
-            at: now + Duration.toMillis(state.timeout),
+          const deadline: Deadline = {
+            at: clock.unsafeCurrentTimeMillis() + Duration.toMillis(state.timeout),
             fire: () => {
               if (handle.stepping !== deadline) return
               handle.timedOut = { visit: s.visit, attempt }
@@ -505,37 +540,32 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           handle.interruptible = true
           // the attempt's span and log annotations are set on the run fiber (dedicated to this
           // execution) rather than scoped around the step: the same effect for much less work
-          const span = yield* Effect.makeSpan("proctor.step", {
-            parent: stateSpan ?? executionSpan,
-            attributes: { executionId: id, state: stateName, attempt },
-            captureStackTrace: false
+          const span = spans.make("proctor.step", stateSpan ?? executionSpan, { executionId: id, state: stateName, attempt })
+          const run = state.run({
+            context: cached.machine.context,
+            executionId: id,
+            state: stateName,
+            attempt,
+            idempotencyKey: `${id}/${stateName}/${s.visit}`
+          }) as Effect.Effect<unknown, unknown>
+          Spans.setParentAndAnnotations(fiber, span, annotationsOf(stateName, attempt))
+          const attemptExit = restore(Effect.exit(run))
+          return Effect.flatMap(attemptExit, (exit) => {
+            span.end(spans.now(), exit)
+            handle.interruptible = false
+            handle.stepping = undefined
+            deadlines.remove(deadline)
+            if (Exit.isSuccess(exit)) {
+              return apply(transition(compiled, cached.machine, {
+                _tag: "StepSucceeded",
+                result: exit.value,
+                compensable: cached.completed.length > 0
+              }, clock.unsafeCurrentTimeMillis()))
+            }
+            if (Cause.isInterruptedOnly(exit.cause)) return Effect.interrupt
+            const failure = Cause.failureOption(exit.cause)
+            return attemptFailed(state, attempt, Option.isSome(failure) ? failure.value : Cause.squash(exit.cause), Option.isSome(failure))
           })
-          yield* FiberRef.update(FiberRef.currentContext, Context.add(Tracer.ParentSpan, span))
-          yield* FiberRef.set(FiberRef.currentLogAnnotations, HashMap.set(HashMap.set(annotations, "state", stateName), "attempt", attempt))
-          const exit = yield* restore(Effect.exit(
-            state.run({
-              context: cached.machine.context,
-              executionId: id,
-              state: stateName,
-              attempt,
-              idempotencyKey: `${id}/${stateName}/${s.visit}`
-            }) as Effect.Effect<unknown, unknown>
-          ))
-          span.end(clock.unsafeCurrentTimeNanos(), exit)
-          handle.interruptible = false
-          handle.stepping = undefined
-          deadlines.remove(deadline)
-          if (Exit.isSuccess(exit)) {
-            yield* apply(transition(compiled, cached.machine, {
-              _tag: "StepSucceeded",
-              result: exit.value,
-              compensable: cached.completed.length > 0
-            }, clock.unsafeCurrentTimeMillis()))
-            return
-          }
-          if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
-          const failure = Cause.failureOption(exit.cause)
-          yield* attemptFailed(state, attempt, Option.isSome(failure) ? failure.value : Cause.squash(exit.cause), Option.isSome(failure))
         })
 
       /** Does what the committed snapshot calls for. */
@@ -590,7 +620,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           case "needs_intervention":
             return passivate ? "idle" : "wait"
           case "compensating": {
-            yield* Scope.close(scope, Exit.fail(Rollback))
+            if (scope !== undefined) yield* Scope.close(scope, Exit.fail(Rollback))
             const now = clock.unsafeCurrentTimeMillis()
             yield* apply(transition(compiled, cached.machine, { _tag: "Compensated" }, now))
             return "done"
@@ -600,7 +630,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
         }
       })
 
-      const handleMessage = (msg: Msg) =>
+      const handleMessage = (msg: Exclude<Msg, { readonly _tag: "Inbox" }>) =>
         Effect.gen(function*() {
           const now = clock.unsafeCurrentTimeMillis()
           switch (msg._tag) {
@@ -616,8 +646,6 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
               else yield* Deferred.succeed(msg.reply, cached.machine.snapshot)
               return
             }
-            case "Inbox":
-              return
             case "Timer": {
               const s = cached.machine.snapshot
               if (msg.visit !== s.visit || s.status !== "waiting") return
@@ -628,8 +656,19 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           }
         })
 
+      // the run loop; when it ends, so do the state's span and (without a rollback) the compensation scope
+      yield* Effect.gen(function*() {
       while (true) {
-        for (let msg = mailbox.poll(); msg !== undefined; msg = mailbox.poll()) yield* handleMessage(msg)
+        for (let msg = mailbox.poll(); msg !== undefined; msg = mailbox.poll()) {
+          if (msg._tag !== "Inbox") yield* handleMessage(msg)
+        }
+        // the hot path: the next attempt of a running step
+        const current = cached.machine.snapshot
+        const state = def.states[current.state]!
+        if (current.status === "running" && state._tag === "Step" && handle.timedOut === undefined) {
+          yield* runStep(state)
+          continue
+        }
         const next = yield* reconcile
         if (next === "continue") continue
         if (handle.timer !== undefined && (cached.machine.snapshot.status !== "waiting" || handle.timer.visit !== cached.machine.snapshot.visit)) {
@@ -638,10 +677,8 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
         }
         if (next === "done") {
           // ended: leave memory, then refuse what is still queued from the terminal snapshot
-          const rest = yield* Effect.sync(() => {
-            handles.delete(id)
-            return mailbox.drain()
-          })
+          handles.delete(id)
+          const rest = mailbox.drain()
           const now = clock.unsafeCurrentTimeMillis()
           for (const msg of rest) {
             if (msg._tag !== "Command") continue
@@ -653,8 +690,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
         }
         if (next === "idle") {
           // passivate: leave only when no message is waiting (checked and done in one synchronous step)
-          const left = yield* Effect.sync(() => {
-            if (mailbox.size > 0) return false
+          if (mailbox.size === 0) {
             handles.delete(id)
             const s = cached.machine.snapshot
             const due = s.status === "waiting" ? s.timerDueAt : undefined
@@ -662,13 +698,16 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
               timerPoll.planned = due - horizon
               Deferred.unsafeDone(timerPoll.wake, Exit.void)
             }
-            return true
-          })
-          if (left) return
+            return
+          }
         }
         yield* restore(mailbox.wait)
       }
-    }).pipe(Effect.scoped)
+      }).pipe(Effect.onExit((exit) => {
+        endStateSpan(exit)
+        return scope === undefined ? Effect.void : Scope.close(scope, Exit.void)
+      }))
+    })
 
   const drainMailbox = (handle: Handle, error: CommandError) =>
     Effect.gen(function*() {
@@ -680,7 +719,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
     })
 
   /**
-   * Starts a run of an actor: one fiber in the FiberMap. A run we interrupted (a command
+   * Starts a run of an actor: one fiber in the FiberSet. A run we interrupted (a command
    * or a timeout) is followed at once by a new one; a run that failed (a defect in the
    * runtime's machinery, a store error) by a new one that reloads from the store after a
    * backoff, within the intensity limit. A run that ends by itself ends the activation.
@@ -688,14 +727,9 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
   const startRun = (handle: Handle, delay: number) => {
     handle.interruptible = false
     handle.fiber = fork(
-      handle.id,
       Effect.uninterruptibleMask((restore) =>
         delay > 0 ? Effect.zipRight(restore(Effect.sleep(Duration.millis(delay))), runActor(handle, restore)) : runActor(handle, restore)
-      ).pipe(
-        Effect.onExit((exit) => afterRun(handle, exit)),
-        Effect.annotateLogs({ executionId: handle.id }),
-        Effect.withSpan("proctor.execution", { attributes: { executionId: handle.id }, captureStackTrace: false })
-      ),
+      ).pipe(Effect.onExit((exit) => afterRun(handle, exit))),
       // not on the caller's stack: a restart is started from the finalizer of the run before it
       { immediate: false }
     )

@@ -1,0 +1,88 @@
+/**
+ * Spans and fiber-local settings of the actor's hot path, made synchronously.
+ *
+ * `Effect.makeSpan` and `FiberRef.set` are built for occasional use: each reads several
+ * FiberRefs, copies the fiber's FiberRefs and compares the old and new values
+ * structurally (a Context, a HashMap). A run makes a span and sets two FiberRefs for each
+ * step attempt, so it reads what spans need once per run and writes both FiberRefs in
+ * one copy.
+ */
+import type { Fiber, HashMap } from "effect"
+import { Chunk, Clock, Context, Effect, Equal, FiberRef, FiberRefs, Option, Tracer } from "effect"
+import type { FiberId } from "effect"
+
+export interface Spans {
+  /** starts a span, as `Effect.makeSpan` would in the fiber that made this maker */
+  readonly make: (name: string, parent: Tracer.AnySpan | undefined, attributes: Record<string, unknown>) => Tracer.Span
+  /** the current time for `span.end` */
+  readonly now: () => bigint
+}
+
+const bigint0 = BigInt(0)
+
+/** A span maker with the tracer, clock, annotations and links `fiber` has now. */
+export const make = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Spans => {
+  const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+  const now = () => clock.unsafeCurrentTimeNanos()
+  if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return { make: noop, now }
+  const tracer = fiber.currentTracer
+  const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
+  const annotations = fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations)
+  const links = Chunk.toReadonlyArray(fiber.getFiberRef(FiberRef.currentTracerSpanLinks))
+  const make = (name: string, parent: Tracer.AnySpan | undefined, attributes: Record<string, unknown>) => {
+    const span = tracer.span(name, Option.fromNullable(parent), Context.empty(), links, timing ? now() : bigint0, "internal")
+    for (const [k, v] of annotations) span.attribute(k, v)
+    for (const k in attributes) span.attribute(k, attributes[k])
+    return span
+  }
+  return { make, now }
+}
+
+/** tracing is off (`Effect.withTracerEnabled(false)`): spans that record nothing */
+const noop = (name: string, parent: Tracer.AnySpan | undefined): Tracer.Span => ({
+  _tag: "Span",
+  name,
+  spanId: "noop",
+  traceId: "noop",
+  parent: Option.fromNullable(parent),
+  context: Context.empty(),
+  status: { _tag: "Started", startTime: bigint0 },
+  attributes: new Map(),
+  links: [],
+  sampled: false,
+  kind: "internal",
+  end: () => {},
+  attribute: () => {},
+  event: () => {},
+  addLinks: () => {}
+})
+
+type Stack = ReadonlyArray<readonly [FiberId.Single, unknown]>
+
+const push = (stack: Stack | undefined, id: FiberId.Single, value: unknown): [readonly [FiberId.Single, unknown], ...Stack] =>
+  stack === undefined || stack.length === 0
+    ? [[id, value]]
+    : Equal.equals(stack[0]![0], id)
+    ? [[id, value], ...stack.slice(1)]
+    : [[id, value], ...stack]
+
+/**
+ * Sets the parent span and the log annotations of the fiber's code from now on, in one
+ * copy of its FiberRefs. Call it from the fiber itself (in `Effect.withFiberRuntime`).
+ *
+ * It calls the fiber's own `setFiberRefs` (on every `FiberRuntime` of Effect 3, though not
+ * on the `RuntimeFiber` type): `Effect.setFiberRefs` sets each FiberRef one by one, which
+ * cost a third of the throughput here.
+ */
+export const setParentAndAnnotations = (
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  span: Tracer.Span,
+  annotations: HashMap.HashMap<string, unknown>
+) => {
+  const id = fiber.id()
+  const locals = new Map(fiber.getFiberRefs().locals)
+  const context = Context.add(fiber.currentContext, Tracer.ParentSpan, span)
+  locals.set(FiberRef.currentContext, push(locals.get(FiberRef.currentContext), id, context))
+  locals.set(FiberRef.currentLogAnnotations, push(locals.get(FiberRef.currentLogAnnotations), id, annotations))
+  ;(fiber as unknown as { setFiberRefs(refs: FiberRefs.FiberRefs): void }).setFiberRefs(FiberRefs.unsafeMake(locals))
+}
