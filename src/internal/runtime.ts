@@ -774,7 +774,8 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       if (handle.timer !== undefined) deadlines.remove(handle.timer.deadline)
       if (handle.stepping !== undefined) deadlines.remove(handle.stepping)
       active--
-      return Metric.set(activeActors, active)
+      activeActors.unsafeUpdate(active, [])
+      return Effect.void
     })
 
   const giveUp = (handle: Handle, error: unknown, restarts: number) =>
@@ -820,8 +821,9 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       handle.mailbox.offer(msg)
       handles.set(id, handle)
       active++
+      activeActors.unsafeUpdate(active, [])
       startRun(handle, 0)
-      return Metric.set(activeActors, active)
+      return Effect.void
     })
 
   const activate = (id: string) => deliver(id, { _tag: "Inbox" })
@@ -857,7 +859,15 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       )
   }
 
+  // the span of `start` (made as internal/spans.ts does, for less work than `Effect.withSpan`)
   const start = (procedure: Procedure.Any, input: unknown, opts?: StartOptions) =>
+    Effect.withFiberRuntime<string, ValidationError | DefinitionError | InvalidTransition | StoreError>((fiber) => {
+      const spans = Spans.make(fiber)
+      const span = spans.make("proctor.start", fiber.currentSpan, { procedure: procedure.name })
+      return Effect.onExit(startExecution(procedure, input, opts), (exit) => Effect.sync(() => span.end(spans.now(), exit)))
+    })
+
+  const startExecution = (procedure: Procedure.Any, input: unknown, opts?: StartOptions) =>
     Effect.gen(function*() {
       const compiled = yield* resolve(procedure)
       const decodedInput = yield* compiled.decodeInput(input)
@@ -906,12 +916,12 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           hint: "An execution with this id already exists; pass another id, or an idempotencyKey to start-or-get."
         })
       }
-      yield* Metric.increment(executionsStarted)
+      executionsStarted.unsafeUpdate(1, [])
       publish(snapshot, first)
       // the new actor starts from the snapshot just committed, without reading it back
       if (!isTerminal(status)) yield* deliver(id, { _tag: "Inbox" }, { compiled, machine: { snapshot, context }, completed: [] })
       return id
-    }).pipe(Effect.withSpan("proctor.start", { attributes: { procedure: procedure.name }, captureStackTrace: false }))
+    })
 
   const send = (id: string, event: unknown) =>
     Effect.gen(function*() {
