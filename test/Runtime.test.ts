@@ -34,6 +34,22 @@ describe("Runtime: the five patterns", () => {
       assert.deepStrictEqual(history.map((t) => t.cause), ["start", "step", "step", "step"])
     }).pipe(Effect.provide(runtimeLayer(all))))
 
+  it.effect("ids the runtime makes are distinct UUID v7s, time-ordered by start", () =>
+    Effect.gen(function*() {
+      yield* TestClock.adjust("1000 days")
+      const first = yield* Runtime.start(Linear, { n: 0 })
+      const second = yield* Runtime.start(Linear, { n: 1 })
+      yield* TestClock.adjust("1 millis")
+      const third = yield* Runtime.start(Linear, { n: 2 })
+      const v7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+      for (const id of [first, second, third]) assert.match(id, v7)
+      assert.notStrictEqual(first, second)
+      // the first 48 bits are the start time in ms
+      const snapshot = yield* Runtime.get(third)
+      assert.strictEqual(parseInt(third.replace("-", "").slice(0, 12), 16), snapshot.startedAt)
+      assert.isTrue(second.slice(0, 13) < third.slice(0, 13))
+    }).pipe(Effect.provide(runtimeLayer(all))))
+
   it.effect("branching A -> (even | odd) -> D", () =>
     Effect.gen(function*() {
       const even = yield* Runtime.start(Branching, { n: 2 })
