@@ -64,7 +64,14 @@ export const make = (): Deadlines => {
     if (bucket === undefined) {
       bucket = new Set()
       buckets.set(deadline.at, bucket)
-      push(deadline.at)
+      // the heap keeps the times of emptied buckets until they reach its top; rebuild it
+      // from the live ones before those outnumber them (a busy runtime empties one a ms)
+      if (heap.length > 2 * buckets.size + 1024) {
+        heap.length = 0
+        for (const t of [...buckets.keys()].sort((a, b) => a - b)) heap.push(t)
+      } else {
+        push(deadline.at)
+      }
       if (deadline.at < planned) {
         planned = deadline.at
         Deferred.unsafeDone(wake, Exit.void)

@@ -7,8 +7,8 @@
  * step attempt, so it reads what spans need once per run and writes both FiberRefs in
  * one copy.
  */
-import type { Fiber, HashMap } from "effect"
-import { Chunk, Clock, Context, Effect, Equal, FiberRef, FiberRefs, Option, Tracer } from "effect"
+import type { Exit, Fiber, HashMap } from "effect"
+import { Chunk, Clock, Context, DefaultServices, Effect, Equal, FiberRef, FiberRefs, Option, Tracer } from "effect"
 import type { FiberId } from "effect"
 
 export interface Spans {
@@ -20,6 +20,9 @@ export interface Spans {
 
 const bigint0 = BigInt(0)
 
+/** Effect's default tracer, which records spans in memory and exports nothing. */
+const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
 /** A span maker with the tracer, clock, annotations and links `fiber` has now. */
 export const make = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Spans => {
   const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
@@ -27,15 +30,63 @@ export const make = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Spans => {
   if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return { make: noop, now }
   const tracer = fiber.currentTracer
   const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
-  const annotations = fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations)
+  const annotations = [...fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations)]
   const links = Chunk.toReadonlyArray(fiber.getFiberRef(FiberRef.currentTracerSpanLinks))
   const make = (name: string, parent: Tracer.AnySpan | undefined, attributes: Record<string, unknown>) => {
-    const span = tracer.span(name, Option.fromNullable(parent), Context.empty(), links, timing ? now() : bigint0, "internal")
-    for (const [k, v] of annotations) span.attribute(k, v)
+    const startTime = timing ? now() : bigint0
+    const span = tracer === nativeTracer
+      ? new LocalSpan(name, parent, links, startTime)
+      : tracer.span(name, Option.fromNullable(parent), Context.empty(), links, startTime, "internal")
+    for (let i = 0; i < annotations.length; i++) span.attribute(annotations[i]![0], annotations[i]![1])
     for (const k in attributes) span.attribute(k, attributes[k])
     return span
   }
   return { make, now }
+}
+
+let lastSpanId = 0
+
+/**
+ * What Effect's native tracer would make (its `NativeSpan`), for less: with no tracer
+ * installed a span is only ever read in this process (`Effect.currentSpan`, a parent), so
+ * its ids come from a counter instead of 48 calls to `Math.random`, and its attribute map
+ * and event list are made when first written. Two spans per transition made these a
+ * tenth of the in-memory hot path.
+ */
+class LocalSpan implements Tracer.Span {
+  readonly _tag = "Span"
+  readonly spanId: string
+  readonly traceId: string
+  readonly sampled = true
+  readonly kind = "internal"
+  readonly context = Context.empty()
+  readonly parent: Option.Option<Tracer.AnySpan>
+  status: Tracer.SpanStatus
+  private attrs: Map<string, unknown> | undefined = undefined
+  events: Array<[name: string, startTime: bigint, attributes: Record<string, unknown>]> | undefined = undefined
+  links: Array<Tracer.SpanLink>
+  constructor(readonly name: string, parent: Tracer.AnySpan | undefined, links: ReadonlyArray<Tracer.SpanLink>, startTime: bigint) {
+    this.parent = Option.fromNullable(parent)
+    this.status = { _tag: "Started", startTime }
+    this.spanId = (++lastSpanId).toString(16).padStart(16, "0")
+    this.traceId = parent !== undefined ? parent.traceId : this.spanId.padStart(32, "0")
+    this.links = links.length === 0 ? [] : [...links]
+  }
+  get attributes(): ReadonlyMap<string, unknown> {
+    return this.attrs ??= new Map()
+  }
+  end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
+    this.status = { _tag: "Ended", endTime, exit, startTime: this.status.startTime }
+  }
+  attribute(key: string, value: unknown): void {
+    ;(this.attrs ??= new Map()).set(key, value)
+  }
+  event(name: string, startTime: bigint, attributes?: Record<string, unknown>): void {
+    ;(this.events ??= []).push([name, startTime, attributes ?? {}])
+  }
+  addLinks(links: ReadonlyArray<Tracer.SpanLink>): void {
+    this.links.push(...links)
+  }
 }
 
 /** tracing is off (`Effect.withTracerEnabled(false)`): spans that record nothing */
