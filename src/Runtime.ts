@@ -77,7 +77,7 @@ export interface RuntimeService {
   readonly await: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | StoreError>
   /** Every committed change of state or status, of one execution or of all. */
   readonly watch: (id?: string) => Stream.Stream<ExecutionEvent>
-  /** how many execution fibers are in memory */
+  /** how many executions are in memory: running, or waiting with their state cached (parked) */
   readonly activeCount: Effect.Effect<number>
   /**
    * The execution and its whole history as JSON Lines: an `execution` line with the

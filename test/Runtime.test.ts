@@ -431,13 +431,34 @@ describe("Runtime: timers, passivation, watch", () => {
       assert.strictEqual(yield* runtime.activeCount, 0)
     }).pipe(Effect.provide(runtimeLayer(all))))
 
-  it.effect("with passivation off, waiting executions keep their fiber", () =>
-    Effect.gen(function*() {
+  it.effect("with passivation off, waiting executions stay in memory: events, commands and timers wake them without a reload", () => {
+    // counts the store's reads of one execution: the operations read it once each; an actor that
+    // reloaded on waking would read it once more
+    let gets = 0
+    const counting = Layer.effect(Store.Store, Effect.map(Store.Store, (inner) => ({ ...inner, get: (id: string) => Effect.zipRight(Effect.sync(() => gets++), inner.get(id)) })))
+    const layer = Runtime.layer({ procedures: all, passivation: { enabled: false } }).pipe(
+      Layer.provideMerge(Layer.provide(counting, Store.layerMemory)),
+      Layer.provideMerge(Journal.layer)
+    )
+    return Effect.gen(function*() {
       const runtime = yield* Runtime.Runtime
-      yield* Runtime.start(Approval, { doc: "x" })
+      const [a, b, c] = yield* Effect.forEach(["a", "b", "c"], (doc) => Runtime.start(Approval, { doc }))
       yield* TestClock.adjust("1 millis")
-      assert.strictEqual(yield* runtime.activeCount, 1)
-    }).pipe(Effect.provide(runtimeLayer(all, { passivation: { enabled: false } }))))
+      assert.strictEqual(yield* runtime.activeCount, 3)
+      gets = 0
+      yield* Runtime.pause(a!)
+      yield* Runtime.resume(a!)
+      yield* Runtime.send(b!, { _tag: "Approve", by: "ann" })
+      assert.strictEqual((yield* Runtime.await(b!)).state, "approved")
+      yield* TestClock.adjust("24 hours")
+      assert.strictEqual((yield* Runtime.await(c!)).state, "escalated")
+      assert.strictEqual((yield* Runtime.await(a!)).state, "escalated")
+      // pause, resume, send: one read each; the awaits: one each
+      assert.strictEqual(gets, 3 + 3)
+      yield* TestClock.adjust("1 millis")
+      assert.strictEqual(yield* runtime.activeCount, 0)
+    }).pipe(Effect.provide(layer))
+  })
 
   it.effect("watch streams every committed change", () =>
     Effect.gen(function*() {

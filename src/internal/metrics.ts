@@ -5,7 +5,7 @@ export const executionsStarted = Metric.counter("proctor_executions_started", { 
 export const executionsFinished = Metric.counter("proctor_executions_finished", { description: "executions that ended, by outcome" })
 export const transitionsTotal = Metric.counter("proctor_transitions", { description: "committed transitions" })
 export const retriesTotal = Metric.counter("proctor_retries", { description: "failed step attempts that were retried" })
-export const activeActors = Metric.gauge("proctor_active_actors", { description: "execution fibers in memory" })
+export const activeActors = Metric.gauge("proctor_active_actors", { description: "executions in memory (running, or waiting parked)" })
 export const restartsTotal = Metric.counter("proctor_actor_restarts", { description: "actor restarts after a runtime defect" })
 export const stateDuration = Metric.histogram(
   "proctor_state_duration_ms",

@@ -59,7 +59,7 @@ export interface RuntimeOptions {
     readonly backoff?: Duration.DurationInput | undefined
   } | undefined
   readonly passivation?: {
-    /** drop the fiber of an execution that waits with no timer due within `horizon`. @default true */
+    /** let an execution that waits with no timer due within `horizon` leave memory. @default true */
     readonly enabled?: boolean | undefined
     /** @default "30 seconds" */
     readonly horizon?: Duration.DurationInput | undefined
@@ -102,23 +102,17 @@ type Msg =
 
 /**
  * An actor's mailbox. Offering is synchronous, so that finding an actor and delivering
- * to it happen in one step with no yield between (an actor leaves memory in one
+ * to it happen in one step with no yield between (an actor parks or leaves memory in one
  * synchronous step too, only when its mailbox is empty).
  */
 class Mailbox {
   private items: Array<Msg> = []
   private head = 0
-  private waiter: Deferred.Deferred<void> | undefined
   get size() {
     return this.items.length - this.head
   }
   offer(msg: Msg) {
     this.items.push(msg)
-    const w = this.waiter
-    if (w !== undefined) {
-      this.waiter = undefined
-      Deferred.unsafeDone(w, Exit.void)
-    }
   }
   poll(): Msg | undefined {
     if (this.head >= this.items.length) return undefined
@@ -130,13 +124,6 @@ class Mailbox {
     }
     return msg
   }
-  /** waits until a message is queued (the owner is the actor that reads this mailbox) */
-  readonly wait: Effect.Effect<void> = Effect.suspend(() => {
-    if (this.size > 0) return Effect.void
-    const w = Deferred.unsafeMake<void>(FiberId.none)
-    this.waiter = w
-    return Deferred.await(w)
-  })
   hasCommand(): boolean {
     for (let i = this.head; i < this.items.length; i++) if (this.items[i]!._tag === "Command") return true
     return false
@@ -160,6 +147,13 @@ interface Handle {
   readonly mailbox: Mailbox
   /** the current run fiber */
   fiber?: Fiber.RuntimeFiber<void, StoreError> | undefined
+  /**
+   * set while the execution waits in memory with no run fiber (its state stays cached
+   * here, its timer stays set): the next message starts a run
+   */
+  parked: boolean
+  /** set by a run that ends to park; the run's end (`afterRun`) parks it */
+  parking: boolean
   /** the committed state, kept between runs of one activation */
   cached?: Cached | undefined
   /** true while the run fiber may be interrupted to serve a command (a step or a backoff) */
@@ -617,7 +611,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
                 if (handle.timer === undefined || handle.timer.visit !== s.visit) {
                   if (handle.timer !== undefined) deadlines.remove(handle.timer.deadline)
                   const visit = s.visit
-                  const deadline = { at: s.timerDueAt, fire: () => handle.mailbox.offer({ _tag: "Timer", visit }) }
+                  const deadline = { at: s.timerDueAt, fire: () => post(handle, { _tag: "Timer", visit }) }
                   handle.timer = { visit, deadline }
                   deadlines.add(deadline)
                 }
@@ -698,8 +692,13 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           }
           return
         }
+        // nothing to do until a message comes: leave memory (passivate) or park; either only when
+        // no message is waiting (checked and done in one synchronous step)
+        if (next === "wait" && mailbox.size === 0) {
+          handle.parking = true
+          return
+        }
         if (next === "idle") {
-          // passivate: leave only when no message is waiting (checked and done in one synchronous step)
           if (mailbox.size === 0) {
             handles.delete(id)
             const s = cached.machine.snapshot
@@ -711,7 +710,6 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
             return
           }
         }
-        yield* restore(mailbox.wait)
       }
       }).pipe(Effect.onExit((exit) => {
         endStateSpan(exit)
@@ -748,6 +746,8 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
   const afterRun = (handle: Handle, exit: Exit.Exit<void, StoreError>) =>
     Effect.gen(function*() {
       handle.fiber = undefined
+      const parking = handle.parking
+      handle.parking = false
       if (handle.current !== undefined && Exit.isFailure(exit)) {
         yield* Deferred.failCause(handle.current, Cause.die(Cause.squash(exit.cause)))
         handle.current = undefined
@@ -758,6 +758,16 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           return startRun(handle, 0)
         }
         return yield* endActivation(handle)
+      }
+      if (Exit.isSuccess(exit) && parking) {
+        // park, unless a message came while the run was ending
+        if (handle.mailbox.size === 0) handle.parked = true
+        else if (!closed) startRun(handle, 0)
+        else {
+          yield* drainMailbox(handle, shuttingDown)
+          yield* endActivation(handle)
+        }
+        return
       }
       if (Exit.isSuccess(exit)) return yield* endActivation(handle)
       handle.cached = undefined
@@ -813,21 +823,11 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
     Effect.suspend(() => {
       const existing = handles.get(id)
       if (existing !== undefined) {
-        existing.mailbox.offer(msg)
-        // a command stops a running step or backoff: the run restarts and serves it first
-        if (msg._tag === "Command" && existing.interruptible && existing.fiber !== undefined) {
-          existing.interruptible = false
-          existing.commanded = true
-          existing.fiber.unsafeInterruptAsFork(FiberId.none)
-        }
+        post(existing, msg)
         return Effect.void
       }
-      if (closed) {
-        return msg._tag === "Command"
-          ? Deferred.fail(msg.reply, new StoreError({ kind: "Unavailable", operation: "run", detail: "the runtime is shutting down; retry on a running runtime" }))
-          : Effect.void
-      }
-      const handle: Handle = { id, mailbox: new Mailbox(), interruptible: false, commanded: false, restarts: [], cached }
+      if (closed) return msg._tag === "Command" ? Deferred.fail(msg.reply, shuttingDown) : Effect.void
+      const handle: Handle = { id, mailbox: new Mailbox(), parked: false, parking: false, interruptible: false, commanded: false, restarts: [], cached }
       handle.mailbox.offer(msg)
       handles.set(id, handle)
       active++
@@ -835,6 +835,24 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       startRun(handle, 0)
       return Effect.void
     })
+
+  /** Queues a message for an actor in memory; starts a run of a parked one. */
+  const post = (handle: Handle, msg: Msg) => {
+    handle.mailbox.offer(msg)
+    if (handle.parked) {
+      if (closed) {
+        if (msg._tag === "Command") Deferred.unsafeDone(msg.reply, Exit.fail(shuttingDown))
+        return
+      }
+      handle.parked = false
+      startRun(handle, 0)
+    } else if (msg._tag === "Command" && handle.interruptible && handle.fiber !== undefined) {
+      // a command stops a running step or backoff: the run restarts and serves it first
+      handle.interruptible = false
+      handle.commanded = true
+      handle.fiber.unsafeInterruptAsFork(FiberId.none)
+    }
+  }
 
   const activate = (id: string) => deliver(id, { _tag: "Inbox" })
 
@@ -1109,6 +1127,8 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
     verifyExport
   }
 })
+
+const shuttingDown = new StoreError({ kind: "Unavailable", operation: "run", detail: "the runtime is shutting down; retry on a running runtime" })
 
 /** The signal a scope closes with to run the compensations registered in it. */
 const Rollback = { _tag: "proctor/Rollback" } as const
