@@ -154,29 +154,43 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
   const read = <A>(operation: string, query: Effect.Effect<ReadonlyArray<Row>, unknown>, decode: (rows: ReadonlyArray<Row>) => A) =>
     query.pipe(
       Effect.mapError(toStoreError(operation, what)),
-      Effect.flatMap((rows) =>
-        Effect.try({
-          try: () => decode(rows),
-          catch: (error) =>
-            new StoreError({
-              kind: "Corrupt",
-              operation,
-              detail: `${what}: a stored row cannot be read (${errorMessage(error)}). ` +
-                `The row was changed outside proctor or damaged; restore the database from a backup.`,
-              cause: error
-            })
-        })
-      ),
+      Effect.flatMap((rows) => decodeRows(operation, rows, decode)),
       Effect.withTracerEnabled(false)
     )
+
+  const decodeRows = <A>(operation: string, rows: ReadonlyArray<Row>, decode: (rows: ReadonlyArray<Row>) => A) =>
+    Effect.try({
+      try: () => decode(rows),
+      catch: (error) =>
+        new StoreError({
+          kind: "Corrupt",
+          operation,
+          detail: `${what}: a stored row cannot be read (${errorMessage(error)}). ` +
+            `The row was changed outside proctor or damaged; restore the database from a backup.`,
+          cause: error
+        })
+    })
+  /** a read through the backend's own synchronous statements, when it has them */
+  const fastRead = backend.reads
+  const readNow = <A>(operation: string, query: () => ReadonlyArray<Row>, decode: (rows: ReadonlyArray<Row>) => A) =>
+    Effect.flatMap(
+      Effect.try({ try: query, catch: (error) => storeError(operation, error, what) }),
+      (rows) => decodeRows(operation, rows, decode)
+    )
+  const getDecode = (rows: ReadonlyArray<Row>) => Option.map(Option.fromNullable(rows[0]), rowToSnapshot)
+  const inboxDecode = (rows: ReadonlyArray<Row>) => rows.map(rowToInbox)
 
   return Store.of({
     create: (snapshot, transition) =>
       writer.submit({ _tag: "Create", snapshot, transition }) as Effect.Effect<CreateResult, StoreError>,
     commit: (commit) => Effect.asVoid(writer.submit({ _tag: "Commit", commit })),
     get: (id) =>
-      read("get", sql<Row>`SELECT * FROM ${E} WHERE execution_id = ${id}`, (rows) =>
-        Option.map(Option.fromNullable(rows[0]), rowToSnapshot)),
+      fastRead !== undefined
+        ? readNow("get", () => {
+          const row = fastRead.get(id)
+          return row === undefined ? [] : [row]
+        }, getDecode)
+        : read("get", sql<Row>`SELECT * FROM ${E} WHERE execution_id = ${id}`, getDecode),
     list: (filter) => {
       const where = []
       if (filter.status !== undefined) {
@@ -212,12 +226,14 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
     enqueue: (executionId, event, at) =>
       writer.submit({ _tag: "Enqueue", executionId, event, at }) as Effect.Effect<InboxEntry, StoreError>,
     inbox: (executionId, limit) =>
-      read(
-        "inbox",
-        sql<Row>`SELECT * FROM ${sql(t.inbox)} WHERE execution_id = ${executionId}
-          ORDER BY seq LIMIT ${Math.max(0, Math.floor(limit))}`,
-        (rows) => rows.map(rowToInbox)
-      ),
+      fastRead !== undefined
+        ? readNow("inbox", () => fastRead.inbox(executionId, Math.max(0, Math.floor(limit))), inboxDecode)
+        : read(
+          "inbox",
+          sql<Row>`SELECT * FROM ${sql(t.inbox)} WHERE execution_id = ${executionId}
+            ORDER BY seq LIMIT ${Math.max(0, Math.floor(limit))}`,
+          inboxDecode
+        ),
     compensations: (executionId) =>
       read(
         "compensations",

@@ -887,13 +887,9 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       )
   }
 
-  // the span of `start` (made as internal/spans.ts does, for less work than `Effect.withSpan`)
+  // spans made as internal/spans.ts does, for less work than `Effect.withSpan`
   const start = (procedure: Procedure.Any, input: unknown, opts?: StartOptions) =>
-    Effect.withFiberRuntime<string, ValidationError | DefinitionError | InvalidTransition | StoreError>((fiber) => {
-      const spans = Spans.make(fiber)
-      const span = spans.make("proctor.start", fiber.currentSpan, { procedure: procedure.name })
-      return Effect.onExit(startExecution(procedure, input, opts), (exit) => Effect.sync(() => span.end(spans.now(), exit)))
-    })
+    Spans.around("proctor.start", { procedure: procedure.name }, startExecution(procedure, input, opts))
 
   const startExecution = (procedure: Procedure.Any, input: unknown, opts?: StartOptions) =>
     Effect.gen(function*() {
@@ -982,7 +978,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       const now = yield* Clock.currentTimeMillis
       yield* store.enqueue(id, encoded, now)
       yield* activate(id)
-    }).pipe(Effect.withSpan("proctor.send", { attributes: { executionId: id } }))
+    }).pipe((effect) => Spans.around("proctor.send", { executionId: id }, effect))
 
   const awaitExecution = (id: string) =>
     Effect.gen(function*() {

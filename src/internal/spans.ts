@@ -20,6 +20,17 @@ export interface Spans {
 
 const bigint0 = BigInt(0)
 
+/**
+ * `effect` in a span named `name`, a child of the current span, like `Effect.withSpan`
+ * without a stack trace; the span is not made the parent of what `effect` runs.
+ */
+export const around = <A, E, R>(name: string, attributes: Record<string, unknown>, effect: Effect.Effect<A, E, R>) =>
+  Effect.withFiberRuntime<A, E, R>((fiber) => {
+    const spans = make(fiber)
+    const span = spans.make(name, fiber.currentSpan, attributes)
+    return Effect.onExit(effect, (exit) => Effect.sync(() => span.end(spans.now(), exit)))
+  })
+
 /** Effect's default tracer, which records spans in memory and exports nothing. */
 const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 

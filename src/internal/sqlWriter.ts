@@ -10,6 +10,7 @@ import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
 import { StoreError } from "../Errors.js"
 import type { Commit, InboxEntry } from "../Store.js"
 import { isEnvironmental } from "./sqlErrors.js"
+import type { Row } from "./sqlSchema.js"
 
 /** One write, as queued for the writer. */
 export type Op =
@@ -38,6 +39,11 @@ export const done: OpResult = succeed(undefined)
  */
 export interface Backend {
   readonly writeBatch: (ops: ReadonlyArray<Op>, isolated: boolean) => Effect.Effect<ReadonlyArray<OpResult>, StoreError>
+  /** synchronous reads of the hot path (an actor's row, its inbox), where the backend has them; they throw on failure */
+  readonly reads?: {
+    readonly get: (id: string) => Row | undefined
+    readonly inbox: (id: string, limit: number) => ReadonlyArray<Row>
+  } | undefined
 }
 
 export interface WriterOptions {
