@@ -5,7 +5,7 @@
  * one after another, never two at once.
  *
  *   npm run bench                        # full: minutes; updates docs/benchmarks.md and docs/bench/
- *   npm run bench:quick                  # the same workloads at smaller sizes, well under a minute
+ *   npm run bench:quick                  # the same workloads at smaller sizes, about 40 s on 2 cores
  *   npm run bench -- --json out.json     # every figure, with machine info, as JSON
  *   npm run bench -- --only W1,W4        # some workloads only
  *   npm run bench -- --no-docs           # do not touch docs/
@@ -50,9 +50,9 @@ const w1SqlSizes = q([1000, 10_000], [100, 1000, 10_000, 100_000])
 const w1FullSizes = q([1000], [1000, 10_000, 100_000])
 const heapAt = q([1000], w1Sizes)
 // an unreported pass first in each child, so that every system runs with a warm JIT
-const warmup = 2000
-// W1: each size up to 3 times while a child has spent less than this many seconds on it; the fastest counts
-const best = { reps: 3, repBudget: q(3, 20) }
+const warmup = q(500, 2000)
+// W1: each size up to 3 times while a child has spent less than 20 s on it, the fastest counting (quick: once)
+const best = { reps: q(1, 3), repBudget: 20 }
 const T = q(60, 1800)
 const w2 = (n: ReadonlyArray<number>) => ({ workload: "w2", sizes: n })
 const w3 = { workload: "w3", samples: q(100, 1000), loadedSamples: q(10, 20), load: q(500, 10_000) }
