@@ -131,11 +131,23 @@ describe("Runtime: retries and errors", () => {
       assert.deepStrictEqual(errors.map((e) => [e.tag, e.transient]), [["Rejected", false]])
     }).pipe(Effect.provide(runtimeLayer(all))))
 
-  it.effect("a defect in a step is a failure of that step, not retried", () => {
+  it.effect("a defect in a step, or a run that throws, is a failure of that step, not retried", () => {
     const Dies = Procedure.make("dies", { version: 1, input: Schema.Undefined, context: Schema.Undefined }, {
       initial: "a",
       states: {
         a: Procedure.step({ run: () => Effect.die(new Error("boom")), next: "done" }),
+        done: Procedure.final()
+      }
+    })
+    const Throws = Procedure.make("throws", { version: 1, input: Schema.Undefined, context: Schema.Undefined }, {
+      initial: "a",
+      states: {
+        a: Procedure.step({
+          run: (): Effect.Effect<void> => {
+            throw new Error("thrown, not returned")
+          },
+          next: "done"
+        }),
         done: Procedure.final()
       }
     })
@@ -144,7 +156,11 @@ describe("Runtime: retries and errors", () => {
       const final = yield* Runtime.await(id)
       assert.strictEqual(final.status, "failed")
       assert.match(final.error!.message, /boom/)
-    }).pipe(Effect.provide(runtimeLayer([Dies])))
+      const thrown = yield* Runtime.await(yield* Runtime.start(Throws, undefined))
+      assert.strictEqual(thrown.status, "failed")
+      assert.match(thrown.error!.message, /thrown, not returned/)
+      assert.deepStrictEqual((yield* Runtime.errors(thrown.id)).map((e) => e.attempt), [1])
+    }).pipe(Effect.provide(runtimeLayer([Dies, Throws])))
   })
 })
 

@@ -202,8 +202,11 @@ const w3 = async (args: Args, system: string) => {
     const db = tempDb("w3")
     const startLat = new Histogram()
     const startCall = new Histogram()
+    const doneLat = new Histogram()
     const sendLat = new Histogram()
     let sentAt = 0
+    let startedAt = 0
+    let finished = Deferred.unsafeMake<void>(FiberId.none)
     let signal = Deferred.unsafeMake<void>(FiberId.none)
     // W1 executions use probe slots 0..loadN-1 (reused), the start probes loadN..loadN+samples-1
     probe.reset(loadN + samples)
@@ -218,6 +221,12 @@ const w3 = async (args: Args, system: string) => {
           sendLat.record(performance.now() - sentAt)
           Deferred.unsafeDone(signal, Exit.void)
         }
+      },
+      // a probe's ten steps all committed
+      onTerminal: (snapshot: Execution.Snapshot) => {
+        if (snapshot.procedure !== Linear10.name || (snapshot.context as { readonly i: number }).i < loadN) return
+        doneLat.record(performance.now() - startedAt)
+        Deferred.unsafeDone(finished, Exit.void)
       }
     }
     await run(runtimeLayer(args.store, db.file, hooks), (runtime) =>
@@ -238,11 +247,13 @@ const w3 = async (args: Args, system: string) => {
         for (let k = 0; k < samples; k++) {
           const i = loadN + k
           signal = Deferred.unsafeMake<void>(FiberId.none)
-          const t0 = performance.now()
+          finished = Deferred.unsafeMake<void>(FiberId.none)
+          const t0 = startedAt = performance.now()
           yield* runtime.start(Linear10, { i })
           startCall.record(performance.now() - t0)
           yield* Deferred.await(signal)
           startLat.record(probe.firstStep[i]! - t0)
+          yield* Deferred.await(finished)
           const id = yield* runtime.start(Waiter, { i: k })
           // at low load, let the execution passivate, as an event usually finds it
           if (!loaded) yield* Effect.sleep("1 millis")
@@ -258,7 +269,14 @@ const w3 = async (args: Args, system: string) => {
     )
     if (loaded) progress(`  ${system}: ${completed} W1 executions finished while the probes ran`)
     const n = loaded ? loadN : 0
-    for (const [metric, h] of [["start -> first step", startLat], ["start() returns", startCall], ["send -> transition committed", sendLat]] as const) {
+    for (
+      const [metric, h] of [
+        ["start -> first step", startLat],
+        ["start() returns", startCall],
+        ["start -> all 10 steps committed", doneLat],
+        ["send -> transition committed", sendLat]
+      ] as const
+    ) {
       out(n, `${metric} p50`, round(h.quantile(0.5)), "ms", `${label}, ${h.count} samples`)
       out(n, `${metric} p99`, round(h.quantile(0.99)), "ms", `${label}, ${h.count} samples`)
       progress(`  ${system} ${label}: ${metric} p50 ${round(h.quantile(0.5))} ms p99 ${round(h.quantile(0.99))} ms (${h.count})`)

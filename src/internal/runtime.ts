@@ -354,7 +354,10 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       const def = compiled.def
       const clock = yield* Effect.clock
       const annotations = HashMap.set(executionAnnotations, "procedure", def.name)
-      yield* Effect.withFiberRuntime((fiber) => Effect.sync(() => Spans.setParentAndAnnotations(fiber, executionSpan, annotations)))
+      yield* Effect.withFiberRuntime((fiber) => {
+        Spans.setParentAndAnnotations(fiber, executionSpan, annotations)
+        return Effect.void
+      })
 
       // compensations of completed steps are finalizers of a scope made for the first of them
       let scope: Scope.CloseableScope | undefined
@@ -415,19 +418,10 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
         stateSpan = spans.make("proctor.state", executionSpan, { executionId: id, procedure: def.name, state: snapshot.state, visit: snapshot.visit })
       }
       enterStateSpan(cached.machine.snapshot)
-      // the log annotations of a step's first attempt, by state
-      const firstAttempt = new Map<string, HashMap.HashMap<string, unknown>>()
-      const annotationsOf = (state: string, attempt: number) => {
-        let a = attempt === 1 ? firstAttempt.get(state) : undefined
-        if (a === undefined) {
-          a = HashMap.set(HashMap.set(annotations, "state", state), "attempt", attempt)
-          if (attempt === 1) firstAttempt.set(state, a)
-        }
-        return a
-      }
+      const annotationsOf = (state: string, attempt: number) => HashMap.set(HashMap.set(annotations, "state", state), "attempt", attempt)
 
-      // The run fiber is uninterruptible except inside `restore` (a step, a backoff, the
-      // wait for a message): commits below cannot be cut in half by a command.
+      // The run fiber is uninterruptible except inside `restore` (a step, a backoff): commits
+      // below cannot be cut in half by a command.
 
       /** Commits the outcome of the transition function; returns the error of a rejection. */
       const apply = (output: Output, consumed?: number, errors?: ReadonlyArray<ErrorEntry>): Effect.Effect<Option.Option<InvalidTransition>, StoreError> => {
@@ -545,13 +539,16 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           // the attempt's span and log annotations are set on the run fiber (dedicated to this
           // execution) rather than scoped around the step: the same effect for much less work
           const span = spans.make("proctor.step", stateSpan ?? executionSpan, { executionId: id, state: stateName, attempt })
-          const run = state.run({
-            context: cached.machine.context,
-            executionId: id,
-            state: stateName,
-            attempt,
-            idempotencyKey: `${id}/${stateName}/${s.visit}`
-          }) as Effect.Effect<unknown, unknown>
+          // a `run` that throws instead of returning an Effect fails the attempt (a defect)
+          const run = Effect.suspend(() =>
+            state.run({
+              context: cached.machine.context,
+              executionId: id,
+              state: stateName,
+              attempt,
+              idempotencyKey: `${id}/${stateName}/${s.visit}`
+            }) as Effect.Effect<unknown, unknown>
+          )
           Spans.setParentAndAnnotations(fiber, span, annotationsOf(stateName, attempt))
           const attemptExit = restore(Effect.exit(run))
           return Effect.flatMap(attemptExit, (exit) => {
@@ -662,44 +659,43 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
 
       // the run loop; when it ends, so do the state's span and (without a rollback) the compensation scope
       yield* Effect.gen(function*() {
-      while (true) {
-        for (let msg = mailbox.poll(); msg !== undefined; msg = mailbox.poll()) {
-          if (msg._tag !== "Inbox") yield* handleMessage(msg)
-        }
-        // the hot path: the next attempt of a running step
-        const current = cached.machine.snapshot
-        const state = def.states[current.state]!
-        if (current.status === "running" && state._tag === "Step" && handle.timedOut === undefined) {
-          yield* runStep(state)
-          continue
-        }
-        const next = yield* reconcile
-        if (next === "continue") continue
-        if (handle.timer !== undefined && (cached.machine.snapshot.status !== "waiting" || handle.timer.visit !== cached.machine.snapshot.visit)) {
-          deadlines.remove(handle.timer.deadline)
-          handle.timer = undefined
-        }
-        if (next === "done") {
-          // ended: leave memory, then refuse what is still queued from the terminal snapshot
-          handles.delete(id)
-          const rest = mailbox.drain()
-          const now = clock.unsafeCurrentTimeMillis()
-          for (const msg of rest) {
-            if (msg._tag !== "Command") continue
-            const output = transition(compiled, cached.machine, msg.input, now)
-            if (output._tag === "Reject") yield* Deferred.fail(msg.reply, output.error)
-            else yield* Deferred.succeed(msg.reply, cached.machine.snapshot)
+        while (true) {
+          for (let msg = mailbox.poll(); msg !== undefined; msg = mailbox.poll()) {
+            if (msg._tag !== "Inbox") yield* handleMessage(msg)
           }
-          return
-        }
-        // nothing to do until a message comes: leave memory (passivate) or park; either only when
-        // no message is waiting (checked and done in one synchronous step)
-        if (next === "wait" && mailbox.size === 0) {
-          handle.parking = true
-          return
-        }
-        if (next === "idle") {
-          if (mailbox.size === 0) {
+          // the hot path: the next attempt of a running step
+          const current = cached.machine.snapshot
+          const state = def.states[current.state]!
+          if (current.status === "running" && state._tag === "Step" && handle.timedOut === undefined) {
+            yield* runStep(state)
+            continue
+          }
+          const next = yield* reconcile
+          if (next === "continue") continue
+          if (handle.timer !== undefined && (cached.machine.snapshot.status !== "waiting" || handle.timer.visit !== cached.machine.snapshot.visit)) {
+            deadlines.remove(handle.timer.deadline)
+            handle.timer = undefined
+          }
+          if (next === "done") {
+            // ended: leave memory, then refuse what is still queued from the terminal snapshot
+            handles.delete(id)
+            const rest = mailbox.drain()
+            const now = clock.unsafeCurrentTimeMillis()
+            for (const msg of rest) {
+              if (msg._tag !== "Command") continue
+              const output = transition(compiled, cached.machine, msg.input, now)
+              if (output._tag === "Reject") yield* Deferred.fail(msg.reply, output.error)
+              else yield* Deferred.succeed(msg.reply, cached.machine.snapshot)
+            }
+            return
+          }
+          // nothing to do until a message comes: leave memory (passivate) or park; either only when
+          // no message is waiting (checked and done in one synchronous step)
+          if (next === "wait" && mailbox.size === 0) {
+            handle.parking = true
+            return
+          }
+          if (next === "idle" && mailbox.size === 0) {
             handles.delete(id)
             const s = cached.machine.snapshot
             const due = s.status === "waiting" ? s.timerDueAt : undefined
@@ -710,7 +706,6 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
             return
           }
         }
-      }
       }).pipe(Effect.onExit((exit) => {
         endStateSpan(exit)
         return scope === undefined ? Effect.void : Scope.close(scope, Exit.void)
@@ -819,22 +814,22 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
    * Delivers a message to an execution's actor, starting the actor when it is not in
    * memory. Finding (or registering) the actor and offering happen in one synchronous step.
    */
-  const deliver = (id: string, msg: Msg, cached?: Cached): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      const existing = handles.get(id)
-      if (existing !== undefined) {
-        post(existing, msg)
-        return Effect.void
-      }
-      if (closed) return msg._tag === "Command" ? Deferred.fail(msg.reply, shuttingDown) : Effect.void
-      const handle: Handle = { id, mailbox: new Mailbox(), parked: false, parking: false, interruptible: false, commanded: false, restarts: [], cached }
-      handle.mailbox.offer(msg)
-      handles.set(id, handle)
-      active++
-      activeActors.unsafeUpdate(active, [])
-      startRun(handle, 0)
-      return Effect.void
-    })
+  const deliver = (id: string, msg: Msg, cached?: Cached): Effect.Effect<void> => Effect.sync(() => deliverNow(id, msg, cached))
+
+  const deliverNow = (id: string, msg: Msg, cached?: Cached): void => {
+    const existing = handles.get(id)
+    if (existing !== undefined) return post(existing, msg)
+    if (closed) {
+      if (msg._tag === "Command") Deferred.unsafeDone(msg.reply, Exit.fail(shuttingDown))
+      return
+    }
+    const handle: Handle = { id, mailbox: new Mailbox(), parked: false, parking: false, interruptible: false, commanded: false, restarts: [], cached }
+    handle.mailbox.offer(msg)
+    handles.set(id, handle)
+    active++
+    activeActors.unsafeUpdate(active, [])
+    startRun(handle, 0)
+  }
 
   /** Queues a message for an actor in memory; starts a run of a parked one. */
   const post = (handle: Handle, msg: Msg) => {
@@ -1097,7 +1092,12 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
 
   if (options.recover ?? true) {
     const ids = yield* store.active()
-    for (const id of ids) yield* activate(id)
+    // in one synchronous step: every actor is forked before any of them runs, so all are
+    // running again (each in its first step) before the first ones move on and compete for
+    // the CPU with the rest still waiting to start
+    yield* Effect.sync(() => {
+      for (const id of ids) deliverNow(id, { _tag: "Inbox" })
+    })
   }
 
   return {
