@@ -49,10 +49,10 @@ const exec = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
 
 /**
  * Calls `call(i)` for i in 0..n-1 from `CALLERS` fibers, each making its share of the
- * calls one after another, as a server's request handlers would. (A fiber per call,
- * `Effect.all(..., { concurrency: "unbounded" })`, costs ~25 µs of CPU per call on this
- * 2-core machine, more than a whole execution's transitions: it would measure the driver.)
- * 256 callers keep the SQLite store's group commit fed.
+ * calls one after another, as a server's request handlers would. (With a fiber per call,
+ * `Effect.all(..., { concurrency: "unbounded" })`, the driver took a large share of the
+ * time measured: see docs/benchmarks.md, Method.) 256 callers keep the SQLite store's
+ * group commit fed.
  */
 const CALLERS = 256
 const callAll = (n: number, call: (i: number) => Effect.Effect<unknown, unknown>) =>
