@@ -595,4 +595,35 @@ describe("Runtime: shutdown and recovery", () => {
       assert.strictEqual((yield* r2.await(approval)).status, "succeeded")
       yield* Scope.close(scope2, Exit.void)
     }))
+
+  it.effect("recovery resumes at most recoverWindow executions at once, the rest as those finish", () =>
+    Effect.gen(function*() {
+      const store = yield* Store.makeMemory
+      const entries = yield* Layer.build(Journal.layer).pipe(Effect.scoped)
+      const layer = (window: number) =>
+        Runtime.layer({ procedures: all, recoverWindow: window }).pipe(
+          Layer.provide(Layer.succeed(Store.Store, store)),
+          Layer.provide(Layer.succeedContext(entries))
+        )
+      const runtimeIn = (scope: Scope.CloseableScope, window: number) =>
+        Effect.map(Layer.buildWithScope(layer(window), scope), (ctx) => ctx.unsafeMap.get(Runtime.Runtime.key) as Runtime.RuntimeService)
+      const scope1 = yield* Scope.make()
+      const r1 = yield* runtimeIn(scope1, 100)
+      const ids = yield* Effect.forEach(Array.from({ length: 7 }, (_, n) => n), (n) => r1.start(Slow, { n }))
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* r1.activeCount, 7)
+      yield* Scope.close(scope1, Exit.void)
+      // 7 running executions, a window of 3: three waves of 10 seconds (the step sleeps 10 s)
+      const scope2 = yield* Scope.make()
+      const r2 = yield* runtimeIn(scope2, 3)
+      const seen: Array<number> = []
+      for (let wave = 0; wave < 3; wave++) {
+        yield* TestClock.adjust("1 millis")
+        seen.push(yield* r2.activeCount)
+        yield* TestClock.adjust("10 seconds")
+      }
+      assert.deepStrictEqual(seen, [3, 3, 1])
+      for (const id of ids) assert.strictEqual((yield* r2.await(id)).status, "succeeded")
+      yield* Scope.close(scope2, Exit.void)
+    }))
 })
