@@ -66,6 +66,38 @@ describe("observability", () => {
     })
   })
 
+  it.effect("under Effect's default tracer, a step sees its span, a child of the state's and the execution's", () => {
+    const seen: Array<{ name: string; state: unknown; attempt: unknown; chain: Array<string>; traceIds: number }> = []
+    const names = (span: Tracer.AnySpan): Array<string> =>
+      span._tag === "Span" ? [span.name, ...Option.match(span.parent, { onNone: () => [], onSome: names })] : []
+    const Traced = Procedure.make("traced", { version: 1, input: Schema.Undefined, context: Schema.Undefined }, {
+      initial: "a",
+      states: {
+        a: Procedure.step({
+          run: () =>
+            Effect.map(Effect.currentSpan, (span) => {
+              const chain = names(span)
+              const traceIds = new Set<string>()
+              for (let s: Tracer.AnySpan | undefined = span; s !== undefined; s = s._tag === "Span" ? Option.getOrUndefined(s.parent) : undefined) traceIds.add(s.traceId)
+              seen.push({ name: span.name, state: span.attributes.get("state"), attempt: span.attributes.get("attempt"), chain, traceIds: traceIds.size })
+            }),
+          next: "done"
+        }),
+        done: Procedure.final()
+      }
+    })
+    return Effect.gen(function*() {
+      yield* Runtime.await(yield* Runtime.start(Traced, undefined))
+      assert.deepStrictEqual(seen, [{
+        name: "proctor.step",
+        state: "a",
+        attempt: 1,
+        chain: ["proctor.step", "proctor.state", "proctor.execution"],
+        traceIds: 1
+      }])
+    }).pipe(Effect.provide(runtimeLayer([Traced])))
+  })
+
   it.effect("metrics: executions started and finished by outcome, transitions, retries", () => {
     const Flaky = makeFlaky(1)
     return Effect.gen(function*() {

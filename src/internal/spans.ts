@@ -7,9 +7,8 @@
  * step attempt, so it reads what spans need once per run and writes both FiberRefs in
  * one copy.
  */
-import type { Exit, Fiber, HashMap } from "effect"
+import type { Exit, Fiber, FiberId, HashMap } from "effect"
 import { Chunk, Clock, Context, DefaultServices, Effect, Equal, FiberRef, FiberRefs, Option, Tracer } from "effect"
-import type { FiberId } from "effect"
 
 export interface Spans {
   /** starts a span, as `Effect.makeSpan` would in the fiber that made this maker */
@@ -61,8 +60,8 @@ let lastSpanId = 0
  * What Effect's native tracer would make (its `NativeSpan`), for less: with no tracer
  * installed a span is only ever read in this process (`Effect.currentSpan`, a parent), so
  * its ids come from a counter instead of 48 calls to `Math.random`, and its attribute map
- * and event list are made when first written. Two spans per transition made these a
- * tenth of the in-memory hot path.
+ * and event list are made when first written. Made twice per transition, `NativeSpan` was
+ * about 5% of the in-memory W1 profile (bench/profile.ts).
  */
 class LocalSpan implements Tracer.Span {
   readonly _tag = "Span"
