@@ -211,6 +211,24 @@ describe("path safety", () => {
     assert.match(refused("."), /root itself/)
   })
 
+  it("refuses control characters in target_file, naming the character", () => {
+    for (const c of ["\n", "\r", "\t", "\u0001", "\u001b", "\u007f", "\u0085", "\u009f"]) {
+      const code = `U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`
+      assert.include(refused(`src/a${c}b.ts`), code, JSON.stringify(c))
+      assert.match(refused(`src/a${c}b.ts`), /control character/)
+    }
+  })
+
+  it("accepts a colon in a relative POSIX name, refuses Windows drive paths", () => {
+    assert.deepStrictEqual(checkTarget(root, "a:b.ts"), { ok: "a:b.ts" })
+    assert.deepStrictEqual(checkTarget(root, "src/c:d.ts"), { ok: "src/c:d.ts" })
+    assert.match(refused("C:/Windows/win.ini"), /absolute/)
+    assert.match(refused("c:"), /absolute/)
+    assert.match(refused("C:\\Windows\\win.ini"), /backslash|absolute/)
+    assert.match(refused("/a:b.ts"), /absolute/)
+    assert.match(refused("a:b/../../x.ts"), /\.\./)
+  })
+
   it("checks session ids and JSON depth", () => {
     assert.isTrue(isSessionId(newSessionId()))
     assert.isFalse(isSessionId("ses_123"))

@@ -304,6 +304,8 @@ describe("MCP server: the workflow tool", () => {
       ["double URL-encoded traversal", "%252e%252e/secret.txt"],
       ["encoded slash", "..%2fsecret.txt"],
       ["NUL byte", "src/math.ts\u0000.png"],
+      ["newline", "src/math.ts\nforged log line"],
+      ["escape character", "src/\u001b[2Jmath.ts"],
       ["backslash traversal", "..\\..\\secret.txt"],
       ["Windows drive", "C:/Windows/win.ini"],
       ["home directory", "~/.ssh/id_rsa"],

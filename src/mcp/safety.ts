@@ -76,9 +76,20 @@ export interface PathProblem {
 }
 
 /**
+ * C0 controls, DEL and C1 controls: a newline or an escape in a stored file name would
+ * forge lines in logs and terminals, and no editor names a file that way.
+ */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+
+/** `C:`, `C:/x` or `C:\x`: a drive on Windows. `a:b.ts` is an ordinary relative name on POSIX. */
+const WINDOWS_DRIVE = /^[A-Za-z]:(?:[\\/]|$)/
+
+/**
  * Checks that `target` names a file inside `root` and returns it relative to the root
- * (with `/` separators). Refused: empty paths, NUL bytes, URL-encoded characters (such
- * as `%2e%2e`), backslashes, absolute paths (`/x`, `C:\x`, `~/x`), any `..` segment
+ * (with `/` separators). Refused: empty paths, NUL bytes and other control characters
+ * (C0, DEL, C1), URL-encoded characters (such as `%2e%2e`), backslashes, absolute paths
+ * (`/x`, `C:/x`, `C:\x`, `~/x`; `a:b.ts` is relative), any `..` segment
  * (also after Unicode normalization), and paths whose existing part resolves (through
  * symlinks, with realpath) outside the root. The file itself need not exist.
  *
@@ -89,11 +100,16 @@ export const checkTarget = (root: string, target: string): { readonly ok: string
   if (target.length === 0) return { reason: "target_file is empty; pass a path relative to the workspace root" }
   if (target.length > 4096) return { reason: "target_file is longer than 4096 characters" }
   if (target.includes("\0")) return { reason: "target_file contains a NUL byte" }
+  const control = CONTROL.exec(target)
+  if (control !== null) {
+    const code = `U+${control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`
+    return { reason: `target_file contains a control character (${code}) at index ${control.index}; pass a plain file name` }
+  }
   if (/%[0-9a-fA-F]{2}/.test(target)) {
     return { reason: "target_file contains URL-encoded characters (such as %2e); pass the plain path, not an encoded one" }
   }
   if (target.includes("\\")) return { reason: "target_file contains a backslash; use / as the separator" }
-  if (path.isAbsolute(target) || target.startsWith("~") || /^[A-Za-z]:/.test(target)) {
+  if (path.isAbsolute(target) || target.startsWith("~") || WINDOWS_DRIVE.test(target)) {
     return { reason: "target_file is absolute; pass a path relative to the workspace root" }
   }
   const normalizedUnicode = target.normalize("NFKC")
