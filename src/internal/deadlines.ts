@@ -99,9 +99,27 @@ export const make = (): Deadlines => {
       wake = Deferred.unsafeMake<void>(FiberId.none)
       yield* planned === Infinity
         ? Deferred.await(wake) // owned by the runtime's scope; woken by `add`
-        : Effect.race(Deferred.await(wake), Effect.sleep(Duration.millis(planned - now)))
+        : Effect.race(Deferred.await(wake), Effect.sleep(Duration.millis(chunk(planned - now))))
     }
   }) as Effect.Effect<never>
 
   return { add, remove, run }
 }
+
+/**
+ * The longest sleep a clock can be asked for: Effect's clock (like Node's `setTimeout`)
+ * cannot set a timer longer than 2^31−1 ms (24.8 days) and never wakes from a longer one.
+ */
+export const maxSleepMillis = 2 ** 31 - 1
+
+/** A delay cut to what one sleep can wait; the sleeper re-checks the clock when it wakes. */
+export const chunk = (millis: number): number => Math.min(Math.max(0, millis), maxSleepMillis)
+
+/** Sleeps until the clock reads `at` or later, in sleeps of at most `maxSleepMillis`. */
+export const sleepUntil = (at: number): Effect.Effect<void> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    now >= at ? Effect.void : Effect.zipRight(Effect.sleep(Duration.millis(chunk(at - now))), sleepUntil(at)))
+
+/** `Effect.sleep` for a computed delay of any length (a retry's backoff, a restart's). */
+export const sleepMillis = (millis: number): Effect.Effect<void> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => sleepUntil(now + millis))

@@ -506,7 +506,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           retriesTotal.unsafeUpdate(1, [])
           // the backoff sleeps in the run fiber: a command may interrupt it
           handle.interruptible = true
-          yield* restore(Effect.sleep(Duration.millis(retryIn.value))).pipe(
+          yield* restore(Deadlines.sleepMillis(retryIn.value)).pipe(
             Effect.withSpan("proctor.retry", {
               parent: stateSpan ?? executionSpan,
               attributes: { executionId: id, state: s.state, attempt },
@@ -740,7 +740,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
     handle.interruptible = false
     handle.fiber = fork(
       Effect.uninterruptibleMask((restore) =>
-        delay > 0 ? Effect.zipRight(restore(Effect.sleep(Duration.millis(delay))), runActor(handle, restore)) : runActor(handle, restore)
+        delay > 0 ? Effect.zipRight(restore(Deadlines.sleepMillis(delay)), runActor(handle, restore)) : runActor(handle, restore)
       ).pipe(Effect.onExit((exit) => afterRun(handle, exit))),
       // not on the caller's stack: a restart is started from the finalizer of the run before it
       { immediate: false }
@@ -1048,7 +1048,8 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
         const wake = timerPoll.wake = Deferred.unsafeMake<void>(FiberId.none)
         yield* timerPoll.planned === Infinity
           ? Deferred.await(wake) // owned by the runtime's scope; woken by a passivating actor
-          : Effect.race(Deferred.await(wake), Effect.sleep(Duration.millis(Math.max(0, timerPoll.planned - now))))
+          // a timer months away is waited for in chunks: the loop re-checks the clock when it wakes
+          : Effect.race(Deferred.await(wake), Effect.sleep(Duration.millis(Deadlines.chunk(timerPoll.planned - now))))
       }
     }).pipe(
       Effect.catchAllCause((cause) => Effect.logError("The timer fiber failed; timers of passivated executions will fire when they are next woken", cause))
@@ -1057,12 +1058,12 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
 
   const retention = options.retention
   if (retention !== undefined && (retention.keepLast !== undefined || retention.maxAge !== undefined)) {
-    const every = Duration.decode(retention.every ?? "1 hour")
+    const every = Duration.toMillis(retention.every ?? "1 hour")
     const maxAge = retention.maxAge === undefined ? undefined : Duration.toMillis(retention.maxAge)
     yield* Effect.forkScoped(
       Effect.gen(function*() {
         while (true) {
-          yield* Effect.sleep(every)
+          yield* Deadlines.sleepMillis(every)
           const now = yield* Clock.currentTimeMillis
           const deleted = yield* store.prune({ keepLast: retention.keepLast, before: maxAge === undefined ? undefined : now - maxAge }).pipe(
             Effect.catchAll((e) => Effect.as(Effect.logWarning("History retention failed; it will be tried again", e), 0))
