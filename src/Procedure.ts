@@ -6,8 +6,7 @@
  *
  * @since 0.1.0
  */
-import type { Effect } from "effect"
-import { Duration, Either, ParseResult, Schedule, Schema } from "effect"
+import { Duration, Effect, Either, Exit, ParseResult, Schedule, ScheduleDecision, ScheduleIntervals, Schema } from "effect"
 import { DefinitionError } from "./Errors.js"
 import type { TimeoutError } from "./Errors.js"
 
@@ -71,6 +70,8 @@ export interface Step<T extends string, C, A, E, R> {
   readonly isTransient: (error: unknown) => boolean
   readonly onFailure: OnFailure<string>
   readonly compensate: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown, R>) | undefined
+  /** @internal what `step` found wrong with its options (a NaN timeout, ...); `validate` refuses the procedure */
+  readonly "~invalid"?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -96,6 +97,8 @@ export interface Wait<T extends string, C, Ev> {
   readonly on: { readonly [tag: string]: { readonly goto: string; readonly update: ((event: any, context: C) => C) | undefined } }
   readonly after: { readonly delay: Duration.Duration; readonly goto: string } | undefined
   readonly [EventsId]?: Ev
+  /** @internal what `wait` found wrong with its options (a negative delay, ...); `validate` refuses the procedure */
+  readonly "~invalid"?: ReadonlyArray<string> | undefined
 }
 declare const EventsId: unique symbol
 
@@ -340,6 +343,82 @@ export interface StepOptions<T extends string, F extends string, C, A, E, R> {
   readonly compensate?: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown, R>) | undefined
 }
 
+/**
+ * What is wrong with a duration option, or `undefined` when it is finite and not negative.
+ * Effect's `Duration.decode` turns a negative or NaN input into zero and throws on a
+ * malformed string, which would hide the mistake: the constructors keep the issue for
+ * `validate` to refuse the procedure, naming the state.
+ */
+const durationIssue = (input: Duration.DurationInput): string | undefined => {
+  const ofNumber = (n: number, shown: string) =>
+    Number.isNaN(n) ? "is NaN" : n === Infinity ? "is infinite" : n < 0 ? `is negative (${shown})` : undefined
+  if (Duration.isDuration(input)) return Duration.isFinite(input) ? undefined : "is infinite"
+  if (typeof input === "number") return ofNumber(input, `${input} ms`)
+  if (typeof input === "bigint") return input < BigInt(0) ? `is negative (${input} ns)` : undefined
+  if (Array.isArray(input)) {
+    const [seconds, nanos] = input as readonly [number, number]
+    return ofNumber(seconds, `[${seconds}, ${nanos}]`) ?? ofNumber(nanos, `[${seconds}, ${nanos}]`) ??
+      ofNumber(seconds * 1e9 + nanos, `[${seconds}, ${nanos}]`)
+  }
+  if (typeof input === "string") {
+    try {
+      Duration.decode(input)
+    } catch {
+      return `is not a duration ("${input}"); write it like "30 seconds"`
+    }
+    return input.startsWith("-") && Number.parseFloat(input) !== 0 ? `is negative ("${input}")` : undefined
+  }
+  return `is not a duration (${String(input)})`
+}
+
+/** Decodes a duration option; a bad one is recorded in `issues` (as `field ...`) and decodes to zero. */
+const decodeDuration = (field: string, input: Duration.DurationInput, issues: Array<string>): Duration.Duration => {
+  const issue = durationIssue(input)
+  if (issue === undefined) return Duration.decode(input)
+  issues.push(`\`${field}\` ${issue}`)
+  return Duration.zero
+}
+
+/**
+ * Refuses a step whose retry Schedule gives an infinite delay: the step would wait forever.
+ * A Schedule is a value whose durations cannot be read, so its first delays are computed
+ * (with no input; one that needs its input to step, or fails, is not probed). `validate`
+ * is pure, so the runtime runs this at registration after it.
+ *
+ * @internal
+ */
+export const checkRetries = (procedure: Any): Effect.Effect<void, DefinitionError> =>
+  Effect.forEach(Object.entries(procedure.states), ([name, state]) =>
+    state._tag !== "Step" ? Effect.void : Effect.flatMap(Effect.exit(infiniteRetry(state.retry)), (exit) =>
+      Exit.isSuccess(exit) && exit.value !== undefined
+        ? Effect.fail(
+          new DefinitionError({
+            procedure: procedure.name,
+            state: name,
+            reason: `its \`retry\` Schedule waits forever (an infinite delay) before retry ${exit.value}; give the step a Schedule with finite delays`
+          })
+        )
+        : Effect.void), { discard: true })
+
+/** How many delays of a retry Schedule `checkRetries` computes. */
+const retryProbe = 16
+
+/** The first retry (1-based) before which the Schedule waits forever, if one of the first `retryProbe` does. */
+const infiniteRetry = (schedule: Schedule.Schedule<unknown, unknown>) =>
+  Effect.gen(function*() {
+    let state = schedule.initial
+    let now = 0
+    for (let retry = 1; retry <= retryProbe; retry++) {
+      const [next, , decision] = yield* schedule.step(now, undefined, state)
+      if (ScheduleDecision.isDone(decision)) return undefined
+      const at = ScheduleIntervals.start(decision.intervals)
+      if (!Number.isFinite(at)) return retry
+      now = Math.max(now, at)
+      state = next
+    }
+    return undefined
+  })
+
 const tagOf = (error: unknown): string | undefined =>
   typeof error === "object" && error !== null && typeof (error as { _tag?: unknown })._tag === "string"
     ? (error as { _tag: string })._tag
@@ -361,17 +440,19 @@ export const step = <C, A, E, R, const T extends string, const F extends string 
       const tag = tagOf(error)
       return tag !== undefined && transient.includes(tag)
     }
+  const invalid: Array<string> = []
   return {
     _tag: "Step",
     run: options.run,
     next: options.next,
     targets: options.targets,
     update: options.update,
-    timeout: options.timeout === undefined ? defaultTimeout : Duration.decode(options.timeout),
+    timeout: options.timeout === undefined ? defaultTimeout : decodeDuration("timeout", options.timeout, invalid),
     retry: options.retry ?? defaultRetry,
     isTransient,
     onFailure: options.onFailure ?? "fail",
-    compensate: options.compensate
+    compensate: options.compensate,
+    ...(invalid.length === 0 ? {} : { "~invalid": invalid })
   }
 }
 
@@ -398,12 +479,14 @@ export const wait = <
       ? { goto: handler, update: undefined }
       : { goto: handler.goto, update: handler.update }
   }
+  const invalid: Array<string> = []
   return {
     _tag: "Wait",
     on,
     after: options.after === undefined
       ? undefined
-      : { delay: Duration.decode(options.after.delay), goto: options.after.goto }
+      : { delay: decodeDuration("after.delay", options.after.delay, invalid), goto: options.after.goto },
+    ...(invalid.length === 0 ? {} : { "~invalid": invalid })
   }
 }
 
@@ -472,11 +555,17 @@ export const validate = (procedure: Any): Either.Either<Any, DefinitionError> =>
     if (state._tag === "Wait" && Object.keys(state.on).length === 0 && state.after === undefined) {
       return fail("the wait state accepts no event and has no timer: it could never leave", name)
     }
-    if (state._tag === "Step" && Duration.lessThanOrEqualTo(state.timeout, Duration.zero)) {
-      return fail("the step's timeout must be positive", name)
+    const invalid = state._tag === "Final" ? undefined : state["~invalid"]
+    if (invalid !== undefined && invalid.length > 0) {
+      return fail(`${invalid.join("; ")}; give a finite duration that is not negative, like "30 seconds"`, name)
     }
-    if (state._tag === "Wait" && state.after !== undefined && Duration.lessThan(state.after.delay, Duration.zero)) {
-      return fail("the wait's `after.delay` must not be negative", name)
+    if (state._tag === "Step") {
+      if (Duration.lessThanOrEqualTo(state.timeout, Duration.zero) || !Duration.isFinite(state.timeout)) {
+        return fail("the step's timeout must be positive and finite", name)
+      }
+    }
+    if (state._tag === "Wait" && state.after !== undefined && !Duration.isFinite(state.after.delay)) {
+      return fail("the wait's `after.delay` is infinite; leave `after` out to wait without a timer", name)
     }
     const out = edges(state)
     const targets = out === undefined ? names : out.map((e) => e.to)

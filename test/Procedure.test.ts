@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Either, Schema } from "effect"
-import { Procedure } from "proctor"
+import { Duration, Effect, Either, Layer, Schedule, Schema } from "effect"
+import { Procedure, Runtime, Store } from "proctor"
 import { compile, transition } from "../src/internal/transition.js"
 import type { Machine } from "../src/internal/transition.js"
 import type { Snapshot } from "../src/Execution.js"
@@ -66,6 +66,66 @@ describe("Procedure.validate", () => {
     const v = Procedure.make("v", { version: 0, input: Ctx, context: Ctx }, { initial: "done", states: { done: Procedure.final() } })
     assert.match(definitionError(v).message, /version 0 is not a positive integer/)
   })
+
+  it("refuses a negative, NaN or infinite duration at registration, naming the state and the field", () => {
+    const after = (delay: unknown) =>
+      invalid({ a: Procedure.wait({ on: {}, after: { delay: delay as Duration.DurationInput, goto: "done" } }), done: Procedure.final() })
+    const timeout = (t: unknown) =>
+      invalid({ a: Procedure.step({ run: () => Effect.void, next: "done", timeout: t as Duration.DurationInput }), done: Procedure.final() })
+    const retry = (schedule: Schedule.Schedule<unknown, any>) =>
+      invalid({ a: Procedure.step({ run: () => Effect.void, next: "done", retry: schedule }), done: Procedure.final() })
+    const cases: ReadonlyArray<readonly [Procedure.Any, RegExp]> = [
+      [after(-5), /`after.delay` is negative \(-5 ms\)/],
+      [after("-5 seconds"), /`after.delay` is negative \("-5 seconds"\)/],
+      [after(NaN), /`after.delay` is NaN/],
+      [after(Infinity), /`after.delay` is infinite/],
+      [after(Duration.infinity), /`after.delay` is infinite/],
+      [after([NaN, 0]), /`after.delay` is NaN/],
+      [after(BigInt(-1)), /`after.delay` is negative \(-1 ns\)/],
+      [after("soon"), /`after.delay` is not a duration \("soon"\)/],
+      [timeout(NaN), /`timeout` is NaN/],
+      [timeout(-1), /`timeout` is negative/],
+      [timeout(Infinity), /`timeout` is infinite/],
+      [timeout("-1 minutes"), /`timeout` is negative/],
+    ]
+    for (const [p, reason] of cases) {
+      const e = definitionError(p)
+      assert.strictEqual(e._tag, "DefinitionError")
+      assert.strictEqual(e.state, "a")
+      assert.match(e.message, reason)
+    }
+    // zero is a valid delay
+    assert.isTrue(Either.isRight(Procedure.validate(after(0))))
+  })
+
+  it.effect("a runtime refuses to register a NaN delay or a retry Schedule with an infinite delay", () =>
+    Effect.gen(function*() {
+      const register = (p: Procedure.Any) =>
+        Effect.scoped(Layer.build(Runtime.layer({ procedures: [p] }).pipe(Layer.provide(Store.layerMemory))))
+      const nan = Procedure.make("nan", { version: 1, input: Ctx, context: Ctx }, {
+        initial: "a",
+        states: { a: Procedure.wait({ on: {}, after: { delay: NaN, goto: "done" } }), done: Procedure.final() }
+      })
+      const e = yield* Effect.flip(register(nan))
+      assert.strictEqual(e._tag, "DefinitionError")
+      assert.match(e.message, /Procedure "nan" is not valid \(state "a"\): `after.delay` is NaN/)
+      const retry = (schedule: Schedule.Schedule<unknown, any>) =>
+        Procedure.make("retry", { version: 1, input: Ctx, context: Ctx }, {
+          initial: "a",
+          states: { a: Procedure.step({ run: () => Effect.void, next: "done", retry: schedule }), done: Procedure.final() }
+        })
+      for (const schedule of [Schedule.spaced(Infinity), Schedule.exponential(Duration.infinity)]) {
+        const r = yield* Effect.flip(register(retry(schedule)))
+        assert.strictEqual(r._tag, "DefinitionError")
+        assert.strictEqual((r as { state?: string }).state, "a")
+        assert.match(r.message, /`retry` Schedule waits forever \(an infinite delay\) before retry 1/)
+      }
+      // finite Schedules, the default, and one that needs its input to step are accepted
+      const needsInput = Schedule.recurWhile((e: { readonly _tag: string }) => e._tag === "TimeoutError")
+      for (const schedule of [Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(2))), Procedure.defaultRetry, needsInput]) {
+        yield* register(retry(schedule as Schedule.Schedule<unknown, any>))
+      }
+    }))
 })
 
 describe("Procedure.toMermaid", () => {

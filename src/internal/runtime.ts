@@ -38,7 +38,7 @@ import {
   ValidationError
 } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
-import { validate } from "../Procedure.js"
+import { checkRetries, validate } from "../Procedure.js"
 import type { Commit, HistoryOptions, StoreService, TimerEntry } from "../Store.js"
 import type { Compiled, Input, Machine, Output } from "./transition.js"
 import { compile, errorInfo, procedureKey, transition } from "./transition.js"
@@ -210,6 +210,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
   for (const def of options.procedures) {
     const checked = validate(def)
     if (Either.isLeft(checked)) return yield* checked.left
+    yield* checkRetries(def)
     const compiled = compile(def)
     if (registry.has(compiled.key)) {
       return yield* new DefinitionError({
