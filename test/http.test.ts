@@ -57,6 +57,18 @@ const sseReader = (response: { readonly stream: Stream.Stream<Uint8Array, unknow
       })
   })
 
+/** each request gets the status, a JSON content type and a JSON body with this `_tag` and a message that says what to do */
+const expectJsonErrors = (cases: ReadonlyArray<readonly [string, HttpClientRequest.HttpClientRequest, number, string]>) =>
+  Effect.forEach(cases, ([name, request, status, tag]) =>
+    Effect.gen(function*() {
+      const r = yield* raw(request)
+      assert.strictEqual(r.status, status, name)
+      assert.match(r.headers["content-type"] ?? "", /^application\/json/, name)
+      assert.strictEqual(r.body._tag, tag, `${name}: ${JSON.stringify(r.body)}`)
+      assert.isString(r.body.message, name)
+      assert.isAbove(r.body.message.length, 10, name)
+    }), { discard: true })
+
 const startApproval = (doc = "q3.pdf") =>
   Effect.gen(function*() {
     const api = yield* client
@@ -177,6 +189,42 @@ describe("HTTP API", () => {
       assert.strictEqual(after.rowVersion, s.rowVersion)
       assert.strictEqual((yield* Runtime.list()).length, 1)
     }).pipe(Effect.provide(serverWith())))
+
+  it.effect("every 4xx carries a JSON body with a _tag and a message, also for malformed JSON, unknown routes and wrong methods", () =>
+    Effect.gen(function*() {
+      const s = yield* startApproval()
+      const cases: ReadonlyArray<readonly [string, HttpClientRequest.HttpClientRequest, number, string]> = [
+        ["malformed JSON to start", HttpClientRequest.post("/api/executions").pipe(HttpClientRequest.bodyText("{not json", "application/json")), 400, "HttpApiDecodeError"],
+        ["malformed JSON to send", HttpClientRequest.post(`/api/executions/${s.id}/send`).pipe(HttpClientRequest.bodyText("{\"_tag\":", "application/json")), 400, "HttpApiDecodeError"],
+        ["malformed JSON to skip", HttpClientRequest.post(`/api/executions/${s.id}/skip`).pipe(HttpClientRequest.bodyText("[", "application/json")), 400, "HttpApiDecodeError"],
+        ["an empty JSON body", HttpClientRequest.post("/api/executions").pipe(HttpClientRequest.bodyText("", "application/json")), 400, "HttpApiDecodeError"],
+        ["a body that is not JSON at all", HttpClientRequest.post("/api/executions").pipe(HttpClientRequest.bodyText("procedure=x", "text/plain")), 400, "HttpApiDecodeError"],
+        ["a bad query parameter", HttpClientRequest.get("/api/executions?limit=-3"), 400, "HttpApiDecodeError"],
+        ["an unknown API route", HttpClientRequest.get("/api/nothing-here"), 404, "NotFound"],
+        ["an unknown page", HttpClientRequest.get("/no/such/page"), 404, "NotFound"],
+        ["a wrong method", HttpClientRequest.del(`/api/executions/${s.id}`), 404, "NotFound"],
+        ["GET on a POST route", HttpClientRequest.get(`/api/executions/${s.id}/pause`), 404, "NotFound"]
+      ]
+      yield* expectJsonErrors(cases)
+      assert.strictEqual((yield* Runtime.get(s.id)).rowVersion, s.rowVersion)
+    }).pipe(Effect.provide(serverWith())))
+
+  it.effect("with a token, bad auth, unknown routes, wrong methods and malformed JSON all get JSON errors", () =>
+    Effect.gen(function*() {
+      const token = "s3cret-token"
+      const bearer = HttpClientRequest.bearerToken(token)
+      yield* expectJsonErrors([
+        ["no token", HttpClientRequest.get("/api/procedures"), 401, "Unauthorized"],
+        ["a wrong token", HttpClientRequest.get("/api/procedures").pipe(HttpClientRequest.bearerToken("wrong")), 401, "Unauthorized"],
+        ["no token, unknown route", HttpClientRequest.get("/api/nothing-here"), 401, "Unauthorized"],
+        ["no token, malformed JSON", HttpClientRequest.post("/api/executions").pipe(HttpClientRequest.bodyText("{", "application/json")), 401, "Unauthorized"],
+        ["unknown route", HttpClientRequest.get("/api/nothing-here").pipe(bearer), 404, "NotFound"],
+        ["wrong method", HttpClientRequest.put("/api/executions").pipe(bearer), 404, "NotFound"],
+        ["malformed JSON", HttpClientRequest.post("/api/executions").pipe(HttpClientRequest.bodyText("{", "application/json"), bearer), 400, "HttpApiDecodeError"],
+        ["a foreign origin", HttpClientRequest.post("/api/executions").pipe(HttpClientRequest.setHeader("origin", "http://attacker.example"), bearer), 403, "Forbidden"],
+        ["a body over the limit", HttpClientRequest.post("/api/executions").pipe(HttpClientRequest.bodyText("x".repeat(4096), "application/json"), bearer), 413, "PayloadTooLarge"]
+      ])
+    }).pipe(Effect.provide(serverWith({ token: "s3cret-token", maxBodyBytes: 2048 }))))
 
   it.effect("answers unknown ids with 404 ExecutionNotFound on every endpoint", () =>
     Effect.gen(function*() {

@@ -13,12 +13,13 @@ import { fileURLToPath } from "node:url"
 import {
   HttpApiSwagger,
   HttpLayerRouter,
+  HttpServerError,
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import type { Duration } from "effect"
-import { Effect, Layer, Option, Schedule, Stream } from "effect"
+import { Cause, Effect, Layer, Option, Schedule, Stream } from "effect"
 import type { ExecutionEvent, Snapshot } from "../Execution.js"
 import { Runtime } from "../Runtime.js"
 import type { RuntimeService } from "../Runtime.js"
@@ -70,6 +71,33 @@ const contentTypes: Record<string, string> = {
 
 const jsonError = (status: number, body: Record<string, unknown>) => HttpServerResponse.unsafeJson(body, { status })
 
+/**
+ * The platform answers a body it cannot read as JSON, and a path or method it has no
+ * route for, with an empty 400 or 404 (the first even arrives here as a defect of the
+ * API's handler); the API promises a JSON error for every 4xx. An unreadable body gets
+ * the shape of the `HttpApiDecodeError` the API sends for a body that does not fit its Schema.
+ */
+const jsonServerErrors = <E, R>(
+  effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> =>
+  Effect.catchSomeCause(effect, (cause) => {
+    const error = Cause.squash(cause)
+    if (!HttpServerError.isServerError(error) || (error._tag !== "RequestError" && error._tag !== "RouteNotFound")) {
+      return Option.none()
+    }
+    const where = `${error.request.method} ${new URL(error.request.url, "http://localhost").pathname}`
+    if (error._tag === "RouteNotFound") {
+      return Option.some(Effect.succeed(jsonError(404, {
+        _tag: "NotFound",
+        message: `There is no ${where}: check the path and the method; /openapi.json and /docs list every route.`
+      })))
+    }
+    const message = error.reason === "Decode"
+      ? `The body of ${where} is not valid JSON; send a JSON document with content-type application/json.`
+      : `The body of ${where} could not be read (the connection failed); send the request again.`
+    return Option.some(Effect.succeed(jsonError(400, { _tag: "HttpApiDecodeError", issues: [{ _tag: "Type", path: [], message }], message })))
+  })
+
 const unauthorized = (request: HttpServerRequest.HttpServerRequest) => {
   const error = new Unauthorized()
   const wantsHtml = request.method === "GET" && (request.headers["accept"] ?? "").includes("text/html")
@@ -109,8 +137,8 @@ const guard = (options: Options) => {
       let setCookie = false
       const respond = (inner: typeof effect) =>
         setCookie
-          ? Effect.map(inner, (response) => HttpServerResponse.unsafeSetCookie(response, Auth.cookieName, token!, cookieOptions))
-          : inner
+          ? Effect.map(jsonServerErrors(inner), (response) => HttpServerResponse.unsafeSetCookie(response, Auth.cookieName, token!, cookieOptions))
+          : jsonServerErrors(inner)
       const url = new URL(request.url, "http://localhost")
       const host = request.headers["host"] ?? ""
       if (token !== undefined) {
