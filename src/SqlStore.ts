@@ -22,14 +22,16 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import Database from "better-sqlite3"
-import type { Scope } from "effect"
-import { Duration, Effect, Layer, Option } from "effect"
+import type { Duration, Scope } from "effect"
+import { Effect, Layer, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { StoreError } from "./Errors.js"
 import type { Snapshot } from "./Execution.js"
 import * as GenericBackend from "./internal/sqlGeneric.js"
 import { classify, errorMessage, storeError, toStoreError } from "./internal/sqlErrors.js"
+import * as LockWaits from "./internal/sqlBusy.js"
+import type { LockWait } from "./internal/sqlBusy.js"
 import * as Lock from "./internal/sqlLock.js"
 import type { Row, Tables } from "./internal/sqlSchema.js"
 import {
@@ -90,18 +92,23 @@ export interface SqliteOptions extends Options {
    */
   readonly synchronous?: "NORMAL" | "FULL" | undefined
   /**
-   * How long a statement waits for another connection's lock (an outside tool, a backup)
-   * before it fails with `Unavailable`.
+   * How long a read or write waits for another connection's lock (an outside tool, a backup)
+   * before it fails with `Unavailable`. The wait does not block the event loop: the store
+   * tries again on a backoff (at most 1 second between tries) while the rest of the process runs.
    * @default "5 seconds"
    */
   readonly busyTimeout?: Duration.DurationInput | undefined
 }
+
+const defaultBusyTimeout: Duration.DurationInput = "5 seconds"
 
 interface Internal {
   /** how errors name the database, e.g. "the SQLite database /srv/app.db" */
   readonly what: string
   /** the writer backend, once the tables exist; the portable `@effect/sql` one when absent */
   readonly backend?: ((t: Tables) => Effect.Effect<Backend, StoreError>) | undefined
+  /** how reads and writes wait while another connection holds a lock */
+  readonly lockWait: LockWait
 }
 
 /**
@@ -112,10 +119,10 @@ interface Internal {
  * @category constructors
  */
 export const make = (options?: Options): Effect.Effect<StoreService, StoreError, SqlClient.SqlClient | Scope.Scope> =>
-  makeWith(options ?? {}, { what: "the SQL database" })
+  makeWith(options ?? {}, { what: "the SQL database", lockWait: LockWaits.make("the SQL database", defaultBusyTimeout) })
 
 const makeWith = Effect.fnUntraced(function*(options: Options, internal: Internal) {
-  const { what } = internal
+  const { lockWait, what } = internal
   const prefix = options.prefix ?? "proctor"
   if (!validPrefix(prefix)) {
     return yield* new StoreError({
@@ -138,22 +145,21 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
     })
   }
 
-  yield* checkSchemaVersion(sql, t, what)
-  yield* Migrator.make({})({ loader: migrations(t), table: t.migrations }).pipe(
+  yield* lockWait(checkSchemaVersion(sql, t, what))
+  yield* lockWait(Migrator.make({})({ loader: migrations(t), table: t.migrations }).pipe(
     Effect.catchAllDefect((defect) => Effect.fail(defect)),
     Effect.mapError((error) =>
       storeError("migrate", error, `${what}: creating or upgrading the tables (prefix "${prefix}") failed`)
     ),
     Effect.withTracerEnabled(false)
-  )
+  ))
 
   const backend = internal.backend === undefined ? GenericBackend.make(sql, t, what) : yield* internal.backend(t)
-  const writer = yield* Writer.make(backend, { maxBatchSize, queueCapacity })
+  const writer = yield* Writer.make(backend, { maxBatchSize, queueCapacity, lockWait })
 
   const E = sql(t.executions)
   const read = <A>(operation: string, query: Effect.Effect<ReadonlyArray<Row>, unknown>, decode: (rows: ReadonlyArray<Row>) => A) =>
-    query.pipe(
-      Effect.mapError(toStoreError(operation, what)),
+    lockWait(query.pipe(Effect.mapError(toStoreError(operation, what)))).pipe(
       Effect.flatMap((rows) => decodeRows(operation, rows, decode)),
       Effect.withTracerEnabled(false)
     )
@@ -174,7 +180,7 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
   const fastRead = backend.reads
   const readNow = <A>(operation: string, query: () => ReadonlyArray<Row>, decode: (rows: ReadonlyArray<Row>) => A) =>
     Effect.flatMap(
-      Effect.try({ try: query, catch: (error) => storeError(operation, error, what) }),
+      lockWait(Effect.try({ try: query, catch: (error) => storeError(operation, error, what) })),
       (rows) => decodeRows(operation, rows, decode)
     )
   const getDecode = (rows: ReadonlyArray<Row>) => Option.map(Option.fromNullable(rows[0]), rowToSnapshot)
@@ -272,7 +278,7 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
         sql`DELETE FROM ${T} WHERE execution_id IN (${ended}) AND at < ${before}`.raw,
         changes
       )
-      return Effect.zipWith(byCount, byAge, (a, b) => a + b).pipe(Effect.mapError(toStoreError("prune", what)))
+      return lockWait(Effect.zipWith(byCount, byAge, (a, b) => a + b).pipe(Effect.mapError(toStoreError("prune", what))))
     }
   })
 })
@@ -329,12 +335,14 @@ export const layer = (options?: Options): Layer.Layer<Store, StoreError, SqlClie
  */
 export const makeSqlite = (options: SqliteOptions): Effect.Effect<StoreService, StoreError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
-    const busyMs = Math.max(0, Math.floor(Duration.toMillis(Duration.decode(options.busyTimeout ?? "5 seconds"))))
+    const busyTimeout = options.busyTimeout ?? defaultBusyTimeout
     const synchronous = options.synchronous ?? "NORMAL"
     if (options.filename === ":memory:") {
       const what = "the in-memory SQLite database"
-      const client = yield* openClient(":memory:", what, busyMs, synchronous)
-      return yield* makeWith(options, { what }).pipe(Effect.provideService(SqlClient.SqlClient, client))
+      const client = yield* openClient(":memory:", what, synchronous)
+      return yield* makeWith(options, { what, lockWait: LockWaits.make(what, busyTimeout) }).pipe(
+        Effect.provideService(SqlClient.SqlClient, client)
+      )
     }
     const file = path.resolve(options.filename)
     const what = `the SQLite database ${file}`
@@ -344,10 +352,12 @@ export const makeSqlite = (options: SqliteOptions): Effect.Effect<StoreService, 
     })
     // one lock per file, however it is named (symlinks, relative paths)
     yield* Lock.acquire(canonical(file))
-    const db = yield* Effect.acquireRelease(openWriter(file, what, busyMs, synchronous), (db) => Effect.sync(() => db.close()))
-    const client = yield* openClient(file, what, busyMs, synchronous)
+    const lockWait = LockWaits.make(what, busyTimeout)
+    const db = yield* Effect.acquireRelease(lockWait(openWriter(file, what, synchronous)), (db) => Effect.sync(() => db.close()))
+    const client = yield* openClient(file, what, synchronous)
     return yield* makeWith(options, {
       what,
+      lockWait,
       backend: (t) =>
         Effect.try({
           try: () => SqliteBackend.make(db, t, what),
@@ -373,10 +383,10 @@ const canonical = (file: string): string => {
  * database this process can read and write (so a damaged or read-only file fails here,
  * with its name, instead of at the first transition).
  */
-const openWriter = (file: string, what: string, busyMs: number, synchronous: "NORMAL" | "FULL") =>
+const openWriter = (file: string, what: string, synchronous: "NORMAL" | "FULL") =>
   Effect.try({
     try: () => {
-      const db = new Database(file, { timeout: busyMs })
+      const db = new Database(file, { timeout: LockWaits.busyPollMillis })
       try {
         db.pragma("journal_mode = WAL")
         db.pragma(`synchronous = ${synchronous}`)
@@ -404,10 +414,10 @@ const openWriter = (file: string, what: string, busyMs: number, synchronous: "NO
   })
 
 /** The `@effect/sql` client on the same file, used for migrations and reads. */
-const openClient = (filename: string, what: string, busyMs: number, synchronous: "NORMAL" | "FULL") =>
+const openClient = (filename: string, what: string, synchronous: "NORMAL" | "FULL") =>
   Effect.gen(function*() {
     const client = yield* SqliteClient.make({ filename })
-    yield* client.unsafe(`PRAGMA busy_timeout = ${busyMs}`)
+    yield* client.unsafe(`PRAGMA busy_timeout = ${LockWaits.busyPollMillis}`)
     yield* client.unsafe(`PRAGMA synchronous = ${synchronous}`)
     return client as SqlClient.SqlClient
   }).pipe(

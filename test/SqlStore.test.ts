@@ -1,7 +1,8 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { assert, describe, it } from "@effect/vitest"
 import Database from "better-sqlite3"
-import { Deferred, Effect, Exit, Layer, Metric, Option, Schema, Scope, TestClock } from "effect"
+import type { Duration } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Metric, Option, Schema, Scope, TestClock } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -61,6 +62,60 @@ const next = (s: Store.Commit["snapshot"], over: Partial<Store.Commit["snapshot"
   rowVersion: s.rowVersion + 1,
   ...over
 })
+
+/** One real turn of Node's event loop (not virtual time): a test's way to let the rest of the process run. */
+const nextTurn = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
+/** Counts the turns of the real event loop for the scope's lifetime: it stops counting while the loop is blocked. */
+const eventLoopTurns = Effect.acquireRelease(
+  Effect.sync(() => {
+    const counter = { turns: 0, handle: undefined as NodeJS.Immediate | undefined }
+    const turn = () => {
+      counter.turns++
+      counter.handle = setImmediate(turn)
+    }
+    counter.handle = setImmediate(turn)
+    return counter
+  }),
+  (counter) => Effect.sync(() => clearImmediate(counter.handle))
+)
+
+/**
+ * Lets virtual time pass in steps of `step`, each after a real turn of the event loop, until
+ * `fiber` is done (at most `steps` steps).
+ */
+const driveUntilDone = (fiber: Fiber.Fiber<unknown, unknown>, step: Duration.DurationInput, steps: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < steps && Option.isNone(yield* Fiber.poll(fiber)); i++) {
+      yield* nextTurn
+      yield* TestClock.adjust(step)
+    }
+  })
+
+/** Runs `effect` while virtual time passes (1 second a step): for writes that wait out a lock. */
+const overTime = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(effect)
+    yield* driveUntilDone(fiber, "1 second", 60)
+    return yield* Fiber.join(fiber)
+  })
+
+/** Another connection on `file` that holds its write lock (`BEGIN IMMEDIATE`) until `release` or the scope's end. */
+const holdWriteLock = (file: string) =>
+  Effect.map(
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const other = new Database(file)
+        other.exec("BEGIN IMMEDIATE")
+        return other
+      }),
+      (other) => Effect.sync(() => other.close())
+    ),
+    (other) => ({ release: Effect.sync(() => other.inTransaction && other.exec("ROLLBACK")) })
+  )
 
 /** Reads a closed database file directly. */
 const inspect = <A>(file: string, f: (db: Database.Database) => A): A => {
@@ -362,9 +417,11 @@ describe("SqlStore: faults while writing", () => {
       return Effect.gen(function*() {
         const { before, commit, store } = yield* setup
         plan.rule = (sql) => (sql.startsWith(where) ? fault : undefined)
-        const error = yield* storeFailure(store.commit(commit))
+        // a lock is waited out (busyTimeout, 5 seconds) before the commit fails
+        const error = yield* storeFailure(fault === "busy" ? overTime(store.commit(commit)) : store.commit(commit))
         assert.strictEqual(error.kind, "Unavailable")
         assert.include(error.detail, fault === "busy" ? "SQLITE_BUSY" : "SQLITE_FULL")
+        if (fault === "busy") assert.include(error.detail, "another process or connection has held a lock on it for more than 5s")
         plan.rule = () => undefined
         assert.deepStrictEqual(yield* dump(store, "e1"), before)
         // the store works on: the same commit goes through once the fault is gone
@@ -385,7 +442,7 @@ describe("SqlStore: faults while writing", () => {
       const store = yield* Store.Store
       const ids = Array.from({ length: 10 }, (_, i) => `e${i}`)
       yield* Effect.forEach(ids, (id, i) => store.create(snapshot(id, { startedAt: i }), transition(id, 0)))
-      plan.rule = (sql) => (sql === "COMMIT" ? "busy" : undefined)
+      plan.rule = (sql) => (sql === "COMMIT" ? "full" : undefined)
       const exits = yield* Effect.forEach(
         ids,
         (id, i) => Effect.exit(store.commit({ snapshot: next(snapshot(id, { startedAt: i })), expectedVersion: 0, transition: transition(id, 1) })),
@@ -399,6 +456,27 @@ describe("SqlStore: faults while writing", () => {
         assert.strictEqual(Option.getOrThrow(yield* store.get(id)).rowVersion, 0)
         assert.strictEqual((yield* store.history(id)).length, 1)
       }
+    }).pipe(Effect.provide(faulty(plan)))
+  })
+
+  it.effect("SQLITE_BUSY that clears: commits and reads are tried again on a backoff and go through", () => {
+    const plan = makePlan()
+    return Effect.gen(function*() {
+      const { commit, store } = yield* setup
+      let busy = 3
+      plan.rule = (sql) => (sql.startsWith("BEGIN") || sql.startsWith("SELECT")) && busy-- > 0 ? "busy" : undefined
+      yield* overTime(store.commit(commit))
+      assert.strictEqual(busy, -1, "the commit was tried again until it went through")
+      busy = 3
+      const read = yield* overTime(store.get("e1"))
+      assert.deepStrictEqual(read, Option.some(commit.snapshot))
+      assert.strictEqual(busy, -1, "the read was tried again until it went through")
+      // a read that stays locked fails with Unavailable once busyTimeout has passed
+      plan.rule = (sql) => (sql.startsWith("SELECT") ? "busy" : undefined)
+      const error = yield* storeFailure(overTime(store.list({})))
+      assert.strictEqual(error.kind, "Unavailable")
+      assert.strictEqual(error.operation, "list")
+      assert.include(error.detail, "End that transaction or stop that program")
     }).pipe(Effect.provide(faulty(plan)))
   })
 
@@ -617,5 +695,51 @@ describe("SqlStore with the Runtime", () => {
           assert.deepStrictEqual((yield* Runtime.history(id)).map((t) => t.to), ["a", "b", "w", "done"])
         }).pipe(Effect.provide(layer()))
       )
+    }))
+})
+
+describe("SqlStore: a database locked by another connection", () => {
+  const Parked = Procedure.make("parked", {
+    version: 1,
+    input: Schema.Struct({ n: Schema.Number }),
+    context: Schema.Struct({ n: Schema.Number }),
+    events: Schema.TaggedStruct("Go", {})
+  }, {
+    initial: "w",
+    states: { w: Procedure.wait({ on: { Go: { goto: "done" } } }), done: Procedure.final() }
+  })
+
+  it.scoped("the event loop keeps turning, a timeout around start fires, and the write completes once the lock is released", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "locked.db")
+      const layer = Runtime.layer({ procedures: [Parked] }).pipe(Layer.provide(SqlStore.layerSqlite({ filename: file })))
+      yield* Effect.gen(function*() {
+        const lock = yield* holdWriteLock(file)
+        const loop = yield* eventLoopTurns
+        const before = loop.turns
+
+        // the start waits for the lock; the rest of the process (here: the event loop, and the
+        // fiber that moves virtual time on) keeps running, so the caller's timeout fires
+        const timedOut = yield* Effect.fork(Effect.exit(Effect.timeout(Runtime.start(Parked, { n: 1 }), "1 second")))
+        yield* driveUntilDone(timedOut, "50 millis", 100)
+        const exit = yield* Fiber.join(timedOut)
+        assert.isTrue(
+          Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), Cause.isTimeoutException),
+          `expected the timeout to fire, got ${String(exit)}`
+        )
+        assert.isAbove(loop.turns - before, 20, "the event loop turned while the start waited")
+
+        // another start waits too, and completes once the lock is released
+        const waiting = yield* Effect.fork(Runtime.start(Parked, { n: 2 }))
+        yield* driveUntilDone(waiting, "50 millis", 10)
+        assert.isTrue(Option.isNone(yield* Fiber.poll(waiting)), "the start waits while the lock is held")
+        yield* lock.release
+        yield* driveUntilDone(waiting, "50 millis", 100)
+        const id = yield* Fiber.join(waiting)
+        assert.strictEqual((yield* Runtime.get(id)).status, "waiting")
+        // the timed-out start's write was still queued: it is written too (its caller had left)
+        const started = (yield* Runtime.list({ procedure: "parked" })).map((s) => (s.context as { n: number }).n)
+        assert.deepStrictEqual(started.sort(), [1, 2])
+      }).pipe(Effect.provide(layer))
     }))
 })

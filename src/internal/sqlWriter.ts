@@ -9,6 +9,7 @@ import { Effect, Exit, Fiber, Metric, MetricBoundaries, Queue } from "effect"
 import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
 import { StoreError } from "../Errors.js"
 import type { Commit, InboxEntry } from "../Store.js"
+import type { LockWait } from "./sqlBusy.js"
 import { isEnvironmental } from "./sqlErrors.js"
 import type { Row } from "./sqlSchema.js"
 
@@ -49,6 +50,8 @@ export interface Backend {
 export interface WriterOptions {
   readonly maxBatchSize: number
   readonly queueCapacity: number
+  /** how a batch waits while another connection holds the database's write lock */
+  readonly lockWait: LockWait
 }
 
 /** Writes per group-commit transaction: near 1 when idle, larger under load. */
@@ -109,12 +112,14 @@ export const make = Effect.fnUntraced(function*(backend: Backend, options: Write
   const write = (items: ReadonlyArray<Item>): Effect.Effect<void> =>
     Effect.suspend(() => {
       const ops = items.map((item) => item.op)
+      // a store that is closing stops waiting for a lock: its scope is not held up by another program
+      const writeBatch = (isolated: boolean) => options.lockWait(backend.writeBatch(ops, isolated), () => closed)
       return Metric.update(batchSize, ops.length).pipe(
-        Effect.zipRight(backend.writeBatch(ops, false)),
+        Effect.zipRight(writeBatch(false)),
         Effect.catchIf(
           (error) => ops.length > 1 && !isEnvironmental(error.kind),
           // some op's rows were rejected: write again, each op alone, so only that one fails
-          () => backend.writeBatch(ops, true)
+          () => writeBatch(true)
         ),
         Effect.catchAllDefect((defect) =>
           Effect.fail(
