@@ -109,7 +109,11 @@ export interface StoreService {
     snapshot: Snapshot,
     transition: Transition
   ) => Effect.Effect<{ readonly created: boolean; readonly snapshot: Snapshot }, StoreError>
-  /** Writes one transition atomically; fails with a `Conflict` when `expectedVersion` is stale. */
+  /**
+   * Writes one transition atomically; fails with a `Conflict` when `expectedVersion` is stale.
+   * A commit whose snapshot is terminal also empties the execution's inbox, logging each
+   * event still in it as an `EventDiscarded` error entry, in the same transaction.
+   */
   readonly commit: (commit: Commit) => Effect.Effect<void, StoreError>
   readonly get: (id: string) => Effect.Effect<Option.Option<Snapshot>, StoreError>
   readonly list: (filter: ListFilter) => Effect.Effect<ReadonlyArray<Snapshot>, StoreError>
@@ -118,7 +122,10 @@ export interface StoreService {
   readonly errors: (id: string) => Effect.Effect<ReadonlyArray<ErrorEntry>, StoreError>
   /** Appends error entries outside a transition (failed attempts). */
   readonly appendErrors: (entries: ReadonlyArray<ErrorEntry>) => Effect.Effect<void, StoreError>
-  /** Stores an event; returns once it is durable. */
+  /**
+   * Stores an event; returns once it is durable. Fails with a `Conflict` when the execution
+   * does not exist or has ended (checked atomically with the insert).
+   */
   readonly enqueue: (executionId: string, event: unknown, at: number) => Effect.Effect<InboxEntry, StoreError>
   /** the unconsumed events of an execution, oldest first */
   readonly inbox: (executionId: string, limit: number) => Effect.Effect<ReadonlyArray<InboxEntry>, StoreError>
@@ -168,6 +175,41 @@ export const conflict = (operation: string, id: string, expected: number, actual
       ? `execution ${id} does not exist`
       : `execution ${id} is at row version ${actual}, the writer expected ${expected}: another writer changed it first. ` +
         `Reload the execution and try again.`
+  })
+
+/** @internal */
+export const ended = (id: string, status: string) =>
+  new StoreError({
+    kind: "Conflict",
+    operation: "enqueue",
+    detail: `execution ${id} has ended (${status}) and takes no more events`
+  })
+
+/** an event's body in an error message: enough to recognise it, never a whole large payload */
+const bodyLimit = 500
+
+/**
+ * @internal
+ * The error-log entries of the events a commit that ends an execution discards (semantics 9:
+ * every accepted event ends consumed or logged), one per event, in inbox order.
+ */
+export const discardedEvents = (snapshot: Snapshot, events: ReadonlyArray<Pick<InboxEntry, "seq" | "event">>): Array<ErrorEntry> =>
+  events.map(({ event, seq }) => {
+    const tag = typeof event === "object" && event !== null && typeof (event as { _tag?: unknown })._tag === "string"
+      ? (event as { _tag: string })._tag
+      : "(untagged)"
+    const json = JSON.stringify(event) ?? "null"
+    const body = json.length > bodyLimit ? `${json.slice(0, bodyLimit)}…` : json
+    return {
+      executionId: snapshot.id,
+      state: snapshot.state,
+      attempt: snapshot.attempt,
+      tag: "EventDiscarded",
+      message: `event "${tag}" (inbox seq ${seq}) was discarded: the execution ended with status ${snapshot.status} ` +
+        `before consuming it. Its body: ${body}`,
+      transient: false,
+      at: snapshot.updatedAt
+    }
   })
 
 /** @internal */
@@ -228,6 +270,10 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
           const i = entry.inbox.findIndex((e) => e.seq === commit.consumed)
           if (i >= 0) entry.inbox.splice(i, 1)
         }
+        if (isTerminal(commit.snapshot.status) && entry.inbox.length > 0) {
+          entry.errors.push(...discardedEvents(commit.snapshot, entry.inbox))
+          entry.inbox.length = 0
+        }
         return Effect.void
       }),
     get: (id) => Effect.sync(() => Option.map(Option.fromNullable(lookup(id)), (e) => e.snapshot)),
@@ -261,6 +307,8 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
         if (entry === undefined) {
           return Effect.fail(new StoreError({ kind: "Conflict", operation: "enqueue", detail: `execution ${executionId} does not exist` }))
         }
+        // checked in the same synchronous step as the push: no commit can end it in between
+        if (isTerminal(entry.snapshot.status)) return Effect.fail(ended(executionId, entry.snapshot.status))
         const item: InboxEntry = { executionId, seq: ++inboxSeq, event, at }
         entry.inbox.push(item)
         return Effect.succeed(item)

@@ -394,6 +394,74 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           assert.deepStrictEqual(yield* store.inbox("ghost", 10), [])
         }))
 
+      test("an event for an execution that has ended is refused with Conflict, and nothing is stored", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          yield* create(snapshot("e1", { status: "succeeded" }))
+          const error = yield* failure(store.enqueue("e1", { _tag: "A" }, t0))
+          assert.strictEqual(error.kind, "Conflict")
+          assert.strictEqual(error.operation, "enqueue")
+          assert.include(error.detail, "has ended (succeeded)")
+          assert.deepStrictEqual(yield* store.inbox("e1", 10), [])
+          assert.deepStrictEqual(yield* store.errors("e1"), [])
+        }))
+
+      test("a commit that ends the execution discards its unconsumed events, one EventDiscarded entry each", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const s = snapshot("e1", { status: "waiting" })
+          yield* create(s)
+          yield* create(snapshot("e2", { status: "waiting", startedAt: t0 + 1 }))
+          const a = yield* store.enqueue("e1", { _tag: "A" }, t0 + 1)
+          const b = yield* store.enqueue("e1", { _tag: "B", n: 1 }, t0 + 2)
+          const c = yield* store.enqueue("e1", null, t0 + 3)
+          const other = yield* store.enqueue("e2", { _tag: "X" }, t0 + 3)
+          // a commit that does not end it keeps them
+          const s1 = advance(s, { status: "waiting" })
+          yield* store.commit({ snapshot: s1, expectedVersion: 0, transition: transition("e1", 1) })
+          assert.deepStrictEqual(yield* store.inbox("e1", 10), [a, b, c])
+          const own = errorEntry("e1", "the commit's own", t0 + 4)
+          const end = advance(s1, { status: "cancelled", updatedAt: t0 + 9 })
+          yield* store.commit({ snapshot: end, expectedVersion: s1.rowVersion, transition: transition("e1", 2), consumed: a.seq, errors: [own] })
+          assert.deepStrictEqual(yield* store.inbox("e1", 10), [])
+          const errors = yield* store.errors("e1")
+          assert.deepStrictEqual(errors[0], own)
+          assert.deepStrictEqual(errors.slice(1).map((e) => [e.tag, e.state, e.attempt, e.transient, e.at]), [
+            ["EventDiscarded", end.state, end.attempt, false, end.updatedAt],
+            ["EventDiscarded", end.state, end.attempt, false, end.updatedAt]
+          ])
+          assert.include(errors[1]!.message, `event "B" (inbox seq ${b.seq})`)
+          assert.include(errors[1]!.message, "ended with status cancelled before consuming it")
+          assert.include(errors[1]!.message, `{"_tag":"B","n":1}`)
+          assert.include(errors[2]!.message, `inbox seq ${c.seq}`)
+          // another execution's events are untouched
+          assert.deepStrictEqual(yield* store.inbox("e2", 10), [other])
+          assert.deepStrictEqual(yield* store.errors("e2"), [])
+          // a later commit of the ended execution finds nothing more to discard
+          yield* store.commit({ snapshot: { ...end, rowVersion: end.rowVersion + 1 }, expectedVersion: end.rowVersion })
+          assert.strictEqual((yield* store.errors("e1")).length, 3)
+        }))
+
+      test("events racing the commit that ends the execution are each refused, or stored and then discarded, once", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const s = snapshot("e1", { status: "waiting" })
+          yield* create(s)
+          const sends = Array.from({ length: 60 }, (_, i) => Effect.exit(store.enqueue("e1", { _tag: "P", i }, t0 + i)))
+          const end = Effect.as(store.commit({ snapshot: advance(s, { status: "succeeded" }), expectedVersion: 0, transition: transition("e1", 1) }), undefined)
+          // the end goes in the middle of the burst
+          const exits = (yield* Effect.all([...sends.slice(0, 30), end, ...sends.slice(30)], { concurrency: "unbounded" }))
+            .filter((exit) => exit !== undefined)
+          const accepted = exits.filter(Exit.isSuccess).map((e) => e.value.seq)
+          for (const exit of exits.filter(Exit.isFailure)) {
+            assert.strictEqual(exit.cause._tag === "Fail" && exit.cause.error.kind, "Conflict")
+          }
+          assert.deepStrictEqual(yield* store.inbox("e1", 100), [])
+          const discarded = (yield* store.errors("e1")).map((e) => Number(/inbox seq (\d+)/.exec(e.message)![1]))
+          assert.deepStrictEqual(discarded, accepted.slice().sort((x, y) => x - y))
+          assert.isTrue(discarded.length < 60 && discarded.length > 0, "some events came before the end, some after")
+        }))
+
       test("an event without a body round-trips", () =>
         Effect.gen(function*() {
           const store = yield* Store.Store

@@ -985,9 +985,9 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       }
       const decoded = yield* compiled.decodeEvent(event)
       const state = compiled.def.states[snapshot.state]!
-      if (isTerminal(snapshot.status) || (snapshot.status === "waiting" && state._tag === "Wait" && !(decoded._tag in state.on))) {
+      const refuse = (snapshot: Snapshot) => {
         const accepts = state._tag === "Wait" ? Object.keys(state.on).join(", ") : ""
-        return yield* new InvalidTransition({
+        return new InvalidTransition({
           executionId: id,
           operation: `send "${decoded._tag}" to`,
           status: snapshot.status,
@@ -997,9 +997,17 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
             : `State "${snapshot.state}" accepts ${accepts === "" ? "no events" : accepts}.`
         })
       }
+      if (isTerminal(snapshot.status) || (snapshot.status === "waiting" && state._tag === "Wait" && !(decoded._tag in state.on))) {
+        return yield* refuse(snapshot)
+      }
       const encoded = yield* compiled.encodeEvent(decoded)
       const now = yield* Clock.currentTimeMillis
-      yield* store.enqueue(id, encoded, now)
+      // the store refuses, atomically, an execution that has ended since it was read above
+      yield* store.enqueue(id, encoded, now).pipe(
+        Effect.catchIf((error) => error.kind === "Conflict", (error) =>
+          Effect.flatMap(store.get(id), (found): Effect.Effect<never, InvalidTransition | StoreError> =>
+            Option.isSome(found) && isTerminal(found.value.status) ? Effect.fail(refuse(found.value)) : Effect.fail(error)))
+      )
       yield* activate(id)
     }).pipe((effect) => Spans.around("proctor.send", { executionId: id }, effect))
 

@@ -4,14 +4,15 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Exit } from "effect"
-import type { ErrorEntry, Transition } from "../Execution.js"
+import type { ErrorEntry, Status, Transition } from "../Execution.js"
+import { isTerminal, terminalStatuses } from "../Execution.js"
 import type { StoreError } from "../Errors.js"
 import { StoreError as StoreErrorClass } from "../Errors.js"
-import { conflict } from "../Store.js"
+import { conflict, discardedEvents, ended } from "../Store.js"
 import type { CompensationRecord } from "../Store.js"
 import { classify, isEnvironmental, storeError } from "./sqlErrors.js"
 import type { Row, Tables } from "./sqlSchema.js"
-import { compensationParams, errorColumns, errorParams, executionColumns, rowToSnapshot, snapshotParams, transitionColumns, transitionParams } from "./sqlSchema.js"
+import { compensationParams, errorColumns, errorParams, executionColumns, rowToInbox, rowToSnapshot, snapshotParams, transitionColumns, transitionParams } from "./sqlSchema.js"
 import type { Backend, Op, OpResult } from "./sqlWriter.js"
 import { done, fail, succeed } from "./sqlWriter.js"
 
@@ -92,6 +93,11 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string): Back
           if (c.consumed !== undefined) {
             yield* sql`DELETE FROM ${sql(t.inbox)} WHERE execution_id = ${c.snapshot.id} AND seq = ${c.consumed}`
           }
+          if (isTerminal(c.snapshot.status)) {
+            // the row lock the UPDATE took makes a concurrent enqueue wait, then see the end
+            const left = yield* sql<Row>`DELETE FROM ${sql(t.inbox)} WHERE execution_id = ${c.snapshot.id} RETURNING *`
+            p.errors.push(...discardedEvents(c.snapshot, left.map(rowToInbox).sort((a, b) => a.seq - b.seq)))
+          }
           return done
         })
       }
@@ -119,10 +125,17 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string): Back
       case "Enqueue": {
         const event = op.event === undefined ? null : JSON.stringify(op.event)
         return Effect.gen(function*() {
-          const exists = yield* sql`SELECT 1 AS one FROM ${E} WHERE execution_id = ${op.executionId}`
-          if (exists.length === 0) {
+          // on Postgres the row is locked until this transaction ends, so a commit that ends the
+          // execution cannot come between this check and the insert (and then miss the event)
+          const found = yield* sql.onDialectOrElse({
+            pg: () => sql<Row>`SELECT status FROM ${E} WHERE execution_id = ${op.executionId} FOR SHARE`,
+            orElse: () => sql<Row>`SELECT status FROM ${E} WHERE execution_id = ${op.executionId}`
+          })
+          if (found.length === 0) {
             return fail(new StoreErrorClass({ kind: "Conflict", operation: "enqueue", detail: `execution ${op.executionId} does not exist` }))
           }
+          const status = String(found[0]!.status)
+          if (terminalStatuses.has(status as Status)) return fail(ended(op.executionId, status))
           const rows = yield* sql<Row>`INSERT INTO ${sql(t.inbox)} (execution_id, event, at)
             VALUES (${op.executionId}, ${event}, ${op.at}) RETURNING seq`
           return succeed({ executionId: op.executionId, seq: Number(rows[0]!.seq), event: op.event, at: op.at })

@@ -6,6 +6,7 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
+import { terminalStatuses } from "../Execution.js"
 import type { CompensationRecord, InboxEntry } from "../Store.js"
 
 /** The tables of one store, named `<prefix>_<table>`. */
@@ -28,6 +29,9 @@ export const tables = (prefix: string): Tables => ({
   compensations: `${prefix}_compensations`,
   migrations: `${prefix}_migrations`
 })
+
+/** The terminal statuses as an SQL list, for `status NOT IN (...)` (constants, safe to splice). */
+export const terminalList = [...terminalStatuses].map((status) => `'${status}'`).join(", ")
 
 /** A table prefix must be a plain SQL identifier: it is spliced into statements. */
 export const validPrefix = (prefix: string): boolean => /^[A-Za-z_][A-Za-z0-9_]{0,40}$/.test(prefix)

@@ -13,10 +13,11 @@
 import type Database from "better-sqlite3"
 import { Effect } from "effect"
 import { StoreError } from "../Errors.js"
-import { conflict } from "../Store.js"
+import { isTerminal } from "../Execution.js"
+import { conflict, discardedEvents, ended } from "../Store.js"
 import { isEnvironmental, storeError } from "./sqlErrors.js"
 import type { Row, Tables } from "./sqlSchema.js"
-import { compensationParams, errorColumns, errorParams, executionColumns, rowToSnapshot, snapshotParams, snapshotUpdateParams, transitionColumns, transitionParams } from "./sqlSchema.js"
+import { compensationParams, errorColumns, errorParams, executionColumns, rowToInbox, rowToSnapshot, snapshotParams, snapshotUpdateParams, terminalList, transitionColumns, transitionParams } from "./sqlSchema.js"
 import type { Backend, Op, OpResult } from "./sqlWriter.js"
 import { done, fail, succeed } from "./sqlWriter.js"
 
@@ -32,11 +33,15 @@ export const make = (db: Database.Database, t: Tables, what: string): Backend =>
   const byId = db.prepare(`SELECT * FROM ${t.executions} WHERE execution_id = ?`)
   const byKey = db.prepare(`SELECT * FROM ${t.executions} WHERE idempotency_key = ?`)
   const versionOf = db.prepare(`SELECT row_version FROM ${t.executions} WHERE execution_id = ?`).pluck()
+  // the status check and the insert in one statement: an ended execution takes no event
   const enqueue = db.prepare(
     `INSERT INTO ${t.inbox} (execution_id, event, at)
-     SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM ${t.executions} WHERE execution_id = ?)`
+     SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM ${t.executions} WHERE execution_id = ? AND status NOT IN (${terminalList}))`
   )
+  const statusOf = db.prepare(`SELECT status FROM ${t.executions} WHERE execution_id = ?`).pluck()
   const consume = db.prepare(`DELETE FROM ${t.inbox} WHERE execution_id = ? AND seq = ?`)
+  const leftOver = db.prepare(`SELECT * FROM ${t.inbox} WHERE execution_id = ? ORDER BY seq`)
+  const discardAll = db.prepare(`DELETE FROM ${t.inbox} WHERE execution_id = ?`)
   const insertCompensation = db.prepare(
     `INSERT INTO ${t.compensations} (execution_id, step_seq, state, ok, at) VALUES (?, ?, ?, ?, ?)`
   )
@@ -67,6 +72,13 @@ export const make = (db: Database.Database, t: Tables, what: string): Backend =>
         if (c.errors !== undefined) for (const e of c.errors) insertError.run(errorParams(e))
         if (c.consumed !== undefined) consume.run(c.snapshot.id, c.consumed)
         if (c.compensation !== undefined) insertCompensation.run(compensationParams(c.compensation))
+        if (isTerminal(c.snapshot.status)) {
+          const rows = leftOver.all(c.snapshot.id) as ReadonlyArray<Row>
+          if (rows.length > 0) {
+            for (const e of discardedEvents(c.snapshot, rows.map(rowToInbox))) insertError.run(errorParams(e))
+            discardAll.run(c.snapshot.id)
+          }
+        }
         return done
       }
       case "Create": {
@@ -85,7 +97,12 @@ export const make = (db: Database.Database, t: Tables, what: string): Backend =>
         const event = op.event === undefined ? null : JSON.stringify(op.event)
         const info = enqueue.run(op.executionId, event, op.at, op.executionId)
         if (info.changes === 0) {
-          return fail(new StoreError({ kind: "Conflict", operation: "enqueue", detail: `execution ${op.executionId} does not exist` }))
+          const status = statusOf.get(op.executionId) as string | undefined
+          return fail(
+            status === undefined
+              ? new StoreError({ kind: "Conflict", operation: "enqueue", detail: `execution ${op.executionId} does not exist` })
+              : ended(op.executionId, status)
+          )
         }
         return succeed({ executionId: op.executionId, seq: Number(info.lastInsertRowid), event: op.event, at: op.at })
       }
