@@ -43,7 +43,9 @@ export class ValidationError extends Schema.TaggedError<ValidationError>()("Vali
 
 /**
  * A step failed with an error that is not transient (a business error), or a user
- * function (`next`, `update`) threw. The step was not retried.
+ * function (`next`, `update`) threw. The step was not retried. What happens next (and so
+ * what a person can do) depends on the step's `onFailure`: the execution's stored error
+ * says it.
  *
  * @since 0.1.0
  * @category errors
@@ -55,13 +57,13 @@ export class ExecutionError extends Schema.TaggedError<ExecutionError>()("Execut
 }) {
   override get message(): string {
     return `Step "${this.state}" of execution ${this.executionId} failed: ${describe(this.cause)}. ` +
-      `If this error is temporary, list its tag in the step's \`transient\` option so it is retried; ` +
-      `otherwise fix the cause and call Runtime.retry, or Runtime.skip to another state.`
+      `If this error is temporary, list its tag in the step's \`transient\` option so it is retried.`
   }
 }
 
 /**
- * A step kept failing with a transient error until its retry Schedule gave up.
+ * A step kept failing with a transient error until its retry Schedule gave up. What
+ * happens next depends on the step's `onFailure`, as for `ExecutionError`.
  *
  * @since 0.1.0
  * @category errors
@@ -74,7 +76,7 @@ export class MaxRetriesExceeded extends Schema.TaggedError<MaxRetriesExceeded>()
 }) {
   override get message(): string {
     return `Step "${this.state}" of execution ${this.executionId} gave up after ${this.attempts} attempts; ` +
-      `last error: ${describe(this.lastError)}. Fix the cause and call Runtime.retry, or widen the step's \`retry\` Schedule.`
+      `last error: ${describe(this.lastError)}. If the cause passes with time, widen the step's \`retry\` Schedule.`
   }
 }
 

@@ -243,9 +243,11 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
         return next(compiled, machine, now, "failure", { status: "needs_intervention", error: errorInfo(intervention) }, machine.context)
       }
       if (onFailure === "fail") {
-        return next(compiled, machine, now, "failure", { ...failForGood(input.compensable), error: input.error }, machine.context)
+        const error = { tag: input.error.tag, message: `${input.error.message} ${failedHint(input.compensable)}` }
+        return next(compiled, machine, now, "failure", { ...failForGood(input.compensable), error }, machine.context)
       }
-      return enter(compiled, machine, onFailure.goto, now, "failure", machine.context, { error: input.error })
+      const error = { tag: input.error.tag, message: `${input.error.message} The step's onFailure sent it to state "${onFailure.goto}".` }
+      return enter(compiled, machine, onFailure.goto, now, "failure", machine.context, { error })
     }
     case "Event": {
       if (state._tag !== "Wait" || s.status !== "waiting") {
@@ -289,7 +291,7 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
     }
     case "Cancel": {
       if (isTerminal(s.status)) return reject(machine, "cancel", "It has already ended.")
-      return next(compiled, machine, now, "cancel", { status: "cancelled", timerDueAt: undefined }, machine.context)
+      return next(compiled, machine, now, "cancel", { status: "cancelled", timerDueAt: undefined, ...handled(s.status) }, machine.context)
     }
     case "Rollback": {
       if (isTerminal(s.status)) return reject(machine, "roll back", "It has already ended.")
@@ -299,19 +301,31 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
         machine,
         now,
         "rollback",
-        input.compensable ? { status: "compensating", compensateTo: "rolled_back" } : { status: "rolled_back" },
+        { ...(input.compensable ? { status: "compensating", compensateTo: "rolled_back" } as const : { status: "rolled_back" } as const), ...handled(s.status) },
         machine.context
       )
     }
     case "Retry": {
       if (s.status !== "needs_intervention") {
-        return reject(machine, "retry", "Only an execution in needs_intervention can be retried.")
+        return reject(
+          machine,
+          "retry",
+          isTerminal(s.status)
+            ? "It has ended; fix the cause and start a new execution (only an execution in needs_intervention can be retried)."
+            : "Only an execution in needs_intervention can be retried."
+        )
       }
-      return next(compiled, machine, now, "retry", { status: "running", attempt: 0 }, machine.context)
+      return next(compiled, machine, now, "retry", { status: "running", attempt: 0, ...handled(s.status) }, machine.context)
     }
     case "Skip": {
       if (isTerminal(s.status) || s.status === "compensating") {
-        return reject(machine, "skip", "An execution that ended or is rolling back cannot move to another state.")
+        return reject(
+          machine,
+          "skip",
+          isTerminal(s.status)
+            ? "It has ended and cannot move to another state; start a new execution."
+            : "It is rolling back and cannot move to another state."
+        )
       }
       if (!(input.state in compiled.def.states)) {
         return reject(
@@ -331,6 +345,22 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
     }
   }
 }
+
+/**
+ * The hint of a step that failed for good under `onFailure: "fail"`: the execution ends
+ * `failed`, where retry and skip are refused, so it names what a person can do instead.
+ */
+const failedHint = (compensable: boolean): string =>
+  `The execution ${compensable ? "runs the compensations of its completed steps, then " : ""}ends failed, ` +
+  `which takes no more commands: fix the cause and start a new execution, or give the step ` +
+  `\`onFailure: "intervene"\` to have it stop for a person instead.`
+
+/**
+ * A person's command that moves an execution on from `needs_intervention` removes the
+ * intervention's error from the snapshot: its hint (retry, skip, ...) is about a status
+ * the execution has left. The error log keeps the step's failed attempts.
+ */
+const handled = (status: Status): { readonly error?: undefined } => status === "needs_intervention" ? { error: undefined } : {}
 
 const pauseHint = (status: Status): string =>
   status === "paused"
