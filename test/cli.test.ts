@@ -364,16 +364,18 @@ describe("proctor CLI output", () => {
 })
 
 describe("proctor as a command", () => {
-  const bin = path.resolve("src/bin/proctor.js")
+  // the sources, through tsx; the compiled command (dist/bin/proctor.js) is run from an
+  // installed tarball by test/consumer/run.sh
+  const bin = ["--import", "tsx", path.resolve("src/bin/proctor.ts")]
 
   it("runs through the bin shim with real exit codes 0, 1 and 2", () => {
-    const ok = spawnSync(process.execPath, [bin, "list", "--json", "--db", db, "--no-examples"], { encoding: "utf8" })
+    const ok = spawnSync(process.execPath, [...bin, "list", "--json", "--db", db, "--no-examples"], { encoding: "utf8" })
     assert.strictEqual(ok.status, 0, ok.stderr)
     assert.isArray(JSON.parse(ok.stdout))
-    const failed = spawnSync(process.execPath, [bin, "show", "nope", "--db", db, "--no-examples"], { encoding: "utf8" })
+    const failed = spawnSync(process.execPath, [...bin, "show", "nope", "--db", db, "--no-examples"], { encoding: "utf8" })
     assert.strictEqual(failed.status, 1)
     assert.include(failed.stderr, `No execution with id "nope"`)
-    const usage = spawnSync(process.execPath, [bin, "frobnicate"], { encoding: "utf8" })
+    const usage = spawnSync(process.execPath, [...bin, "frobnicate"], { encoding: "utf8" })
     assert.strictEqual(usage.status, 2)
     assert.include(usage.stderr, "Run `proctor --help`")
   })
@@ -381,7 +383,7 @@ describe("proctor as a command", () => {
   it.live("serve owns the database; other commands reach it through the server; Ctrl-C stops it cleanly", () =>
     Effect.gen(function*() {
       const served = path.join(dir, "served.db")
-      const child = spawn(process.execPath, [bin, "serve", "--port", "0", "--db", served, "--no-examples", "--module", fixture], {
+      const child = spawn(process.execPath, [...bin, "serve", "--port", "0", "--db", served, "--no-examples", "--module", fixture], {
         stdio: ["ignore", "pipe", "pipe"]
       })
       yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))

@@ -7,9 +7,10 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { fileURLToPath } from "node:url"
 import { Effect, Schema } from "effect"
 import * as Procedure from "../Procedure.js"
+import { importFile } from "./typescript.js"
 
 /**
  * A module could not be imported, or exports no procedure.
@@ -53,9 +54,18 @@ export const collect = (mod: Record<string, unknown>, file: string): ReadonlyArr
       out.push({ procedure: value, source: `${file}#${name}` })
     }
   }
-  for (const [name, value] of Object.entries(mod)) {
-    if (Array.isArray(value)) value.forEach((v, i) => add(v, `${name}[${i}]`))
-    else add(value, name)
+  const visit = (exports: Record<string, unknown>) => {
+    for (const [name, value] of Object.entries(exports)) {
+      if (Array.isArray(value)) value.forEach((v, i) => add(v, `${name}[${i}]`))
+      else add(value, name)
+    }
+  }
+  visit(mod)
+  // a CommonJS module (a `.ts` file of a `"type": "commonjs"` package) comes to `import()`
+  // as `{ default: module.exports }`: its procedures are the properties of `default`
+  const cjs = mod.default
+  if (typeof cjs === "object" && cjs !== null && !Array.isArray(cjs) && !Procedure.isProcedure(cjs)) {
+    visit(cjs as Record<string, unknown>)
   }
   return out
 }
@@ -73,7 +83,7 @@ export const loadModule = (file: string): Effect.Effect<ReadonlyArray<Loaded>, M
       return yield* new ModuleLoadError({ path: file, reason: "no such file; check the path (it is resolved from the current folder)" })
     }
     const mod = yield* Effect.tryPromise({
-      try: () => import(pathToFileURL(absolute).href) as Promise<Record<string, unknown>>,
+      try: () => importFile(absolute),
       catch: (cause) =>
         new ModuleLoadError({
           path: file,
