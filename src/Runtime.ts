@@ -22,6 +22,7 @@ import { Store } from "./Store.js"
 import type * as Replay from "./internal/replay.js"
 import * as internalMetrics from "./internal/metrics.js"
 import * as internal from "./internal/runtime.js"
+import type * as StoreHealth from "./internal/storeHealth.js"
 
 /**
  * Options of `Runtime.layer`: the procedures it runs, supervision limits, passivation.
@@ -38,6 +39,20 @@ export type Options = internal.RuntimeOptions
  * @category models
  */
 export type StartOptions = internal.StartOptions
+
+/**
+ * What the runtime knows of its store, from `Runtime.health`. A store that is busy,
+ * locked by another writer, full or unreachable is an outage: executions wait for it
+ * (their actors try again with a backoff of 100 ms doubling to 30 s) and carry on by
+ * themselves when it is back. `storeReachable` is false from the first failed operation
+ * of an outage until a write succeeds again; `unavailableSince` (epoch ms) and
+ * `lastStoreError` describe the outage; `waitingForStore` counts the executions whose
+ * actor waits for it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Health = StoreHealth.Health
 
 /**
  * @since 0.1.0
@@ -79,6 +94,8 @@ export interface RuntimeService {
   readonly watch: (id?: string) => Stream.Stream<ExecutionEvent>
   /** how many executions are in memory: running, or waiting with their state cached (parked) */
   readonly activeCount: Effect.Effect<number>
+  /** Whether the store is reachable, since when it is not, its last error, and how many executions wait for it. */
+  readonly health: Effect.Effect<Health>
   /**
    * The execution and its whole history as JSON Lines: an `execution` line with the
    * snapshot, then one `transition` line per transition and one `error` line per error.
@@ -168,6 +185,14 @@ export const exportHistory = (id: string) => Effect.flatMap(Runtime, (r) => r.ex
 export const verify = (id: string) => Effect.flatMap(Runtime, (r) => r.verify(id))
 /** @since 0.1.0 @category accessors */
 export const verifyExport = (jsonl: string) => Effect.flatMap(Runtime, (r) => r.verifyExport(jsonl))
+/**
+ * Whether the store is reachable and, during an outage, since when, its last error and
+ * how many executions wait for it; see `Health`.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const health = Effect.flatMap(Runtime, (r) => r.health)
 /** @since 0.1.0 @category accessors */
 export const errors = (id: string) => Effect.flatMap(Runtime, (r) => r.errors(id))
 /**
@@ -190,7 +215,9 @@ export const watch = (id?: string): Stream.Stream<ExecutionEvent, never, Runtime
 /**
  * The runtime's metrics, for exporters and dashboards: counters of executions started,
  * finished (tagged `outcome` with the terminal status), transitions, retries and actor
- * restarts; a gauge of actors in memory; a histogram of the time spent in a state (ms).
+ * restarts; a gauge of actors in memory; a histogram of the time spent in a state (ms);
+ * during a store outage, `storeUnavailable` (a gauge, 1 while the store is unavailable)
+ * and `storeErrors` (a counter of store operations that failed because it was).
  *
  * @since 0.1.0
  * @category metrics
@@ -202,5 +229,7 @@ export const metrics = {
   retries: internalMetrics.retriesTotal,
   restarts: internalMetrics.restartsTotal,
   activeActors: internalMetrics.activeActors,
-  stateDuration: internalMetrics.stateDuration
+  stateDuration: internalMetrics.stateDuration,
+  storeUnavailable: internalMetrics.storeUnavailable,
+  storeErrors: internalMetrics.storeErrors
 } as const

@@ -19,6 +19,7 @@ import {
   Metric,
   Option,
   PubSub,
+  Schedule,
   ScheduleDecision,
   ScheduleIntervals,
   Scope,
@@ -45,6 +46,7 @@ import { compile, errorInfo, procedureKey, transition } from "./transition.js"
 import * as Deadlines from "./deadlines.js"
 import * as Replay from "./replay.js"
 import * as Spans from "./spans.js"
+import * as StoreHealth from "./storeHealth.js"
 import type { Deadline } from "./deadlines.js"
 
 /** Options of `Runtime.layer`. */
@@ -204,7 +206,10 @@ export const newId = (now: number) => {
   return `${time.slice(0, 8)}-${time.slice(8)}-7${crypto.randomUUID().slice(15)}`
 }
 
-export const make = Effect.fnUntraced(function*(store: StoreService, options: RuntimeOptions) {
+export const make = Effect.fnUntraced(function*(unwatched: StoreService, options: RuntimeOptions) {
+  // the store, watched for outages (Runtime.health)
+  const outage = StoreHealth.make(unwatched)
+  const store = outage.store
   const registry = new Map<string, Compiled>()
   const latest = new Map<string, Compiled>()
   for (const def of options.procedures) {
@@ -737,25 +742,48 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
    * runtime's machinery, a store error) by a new one that reloads from the store after a
    * backoff, within the intensity limit. A run that ends by itself ends the activation.
    */
-  const startRun = (handle: Handle, delay: number) => {
+  const startRun = (handle: Handle, delay: number, waitsForStore = false) => {
     handle.interruptible = false
     handle.fiber = fork(
       Effect.uninterruptibleMask((restore) =>
-        delay > 0 ? Effect.zipRight(restore(Deadlines.sleepMillis(delay)), runActor(handle, restore)) : runActor(handle, restore)
+        delay > 0
+          ? Effect.zipRight(waitsForStore ? waitForStoreBackoff(handle, delay, restore) : restore(Deadlines.sleepMillis(delay)), runActor(handle, restore))
+          : runActor(handle, restore)
       ).pipe(Effect.onExit((exit) => afterRun(handle, exit))),
       // not on the caller's stack: a restart is started from the finalizer of the run before it
       { immediate: false }
     )
   }
 
+  /**
+   * The backoff of an actor that waits for the store; it ends early when the store is
+   * back, and a command cuts it short (the command is tried on the store at once). It is
+   * made interruptible from inside the run: an interrupt sent before the run fiber starts
+   * would skip the run, and `afterRun` with it.
+   */
+  const waitForStoreBackoff = (handle: Handle, delay: number, restore: Restore) =>
+    Effect.suspend(() => {
+      if (handle.mailbox.hasCommand()) return Effect.void
+      handle.interruptible = true
+      return Effect.ensuring(
+        restore(Effect.race(Deadlines.sleepMillis(delay), outage.back())),
+        Effect.sync(() => void (handle.interruptible = false))
+      )
+    })
+
   const afterRun = (handle: Handle, exit: Exit.Exit<void, StoreError>) =>
     Effect.gen(function*() {
       handle.fiber = undefined
       const parking = handle.parking
       handle.parking = false
+      const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
       if (handle.current !== undefined && Exit.isFailure(exit)) {
-        yield* Deferred.failCause(handle.current, Cause.die(Cause.squash(exit.cause)))
+        // the command whose commit the store refused gets the store's error; any other failure is a defect
+        yield* Deferred.failCause(handle.current, error instanceof StoreError ? Cause.fail(error) : Cause.die(error))
         handle.current = undefined
+      }
+      if (StoreHealth.isOutage(error)) {
+        return yield* closed ? Effect.zipRight(drainMailbox(handle, shuttingDown), endActivation(handle)) : waitForStore(handle, error)
       }
       if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
         if (!closed && (handle.commanded || handle.timedOut !== undefined)) {
@@ -779,16 +807,12 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       }
       if (Exit.isSuccess(exit)) return yield* endActivation(handle)
       handle.cached = undefined
+      outage.done(handle.id)
       const now = yield* Clock.currentTimeMillis
       while (handle.restarts.length > 0 && handle.restarts[0]! <= now - within) handle.restarts.shift()
-      const error = Cause.squash(exit.cause)
       if (handle.restarts.length >= maxRestarts || closed) {
         yield* Effect.logError(`Execution ${handle.id}: giving up after ${handle.restarts.length} restarts`, exit.cause)
-        yield* giveUp(handle, error, handle.restarts.length).pipe(
-          Effect.catchAllCause((cause) => Effect.logError(`Execution ${handle.id}: could not record the failure`, cause))
-        )
-        yield* drainMailbox(handle, new StoreError({ kind: "Unknown", operation: "run", detail: errorInfo(error).message }))
-        return yield* endActivation(handle)
+        return startGiveUp(handle, error, handle.restarts.length)
       }
       handle.restarts.push(now)
       restartsTotal.unsafeUpdate(1, [])
@@ -796,8 +820,48 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
       startRun(handle, backoff * 2 ** (handle.restarts.length - 1))
     })
 
+  /**
+   * A store outage is not a defect and does not count against the intensity limit: the
+   * actor runs again from the last committed state after a backoff (100 ms doubling to
+   * 30 s), or as soon as the store is back, however long that takes.
+   */
+  const waitForStore = (handle: Handle, error: StoreError) =>
+    Effect.gen(function*() {
+      handle.cached = undefined
+      // commands queued meanwhile are answered now, with the store's error, not when the store is back;
+      // the other messages are nudges that the next run finds again in the store
+      for (const msg of handle.mailbox.drain()) if (msg._tag === "Command") yield* Deferred.fail(msg.reply, error)
+      const attempt = outage.wait(handle.id)
+      yield* Effect.logDebug(`Execution ${handle.id}: waiting for the store (attempt ${attempt})`)
+      startRun(handle, StoreHealth.backoffMillis(attempt), true)
+    })
+
+  /**
+   * Records that the supervisor gave up, in a run of the actor (closing the runtime
+   * interrupts it: the next runtime resumes the execution). A store outage is waited out:
+   * the record is tried again, with the backoff of `waitForStore`, until it commits.
+   */
+  const startGiveUp = (handle: Handle, error: unknown, restarts: number) => {
+    handle.interruptible = false
+    handle.fiber = fork(
+      giveUp(handle, error, restarts).pipe(
+        Effect.tapError((e) => Effect.sync(() => StoreHealth.isOutage(e) && outage.wait(handle.id))),
+        Effect.retry({ schedule: waitForStoreSchedule, while: StoreHealth.isOutage }),
+        Effect.catchAllCause((cause) => Effect.logError(`Execution ${handle.id}: could not record the failure`, cause)),
+        Effect.onExit(() =>
+          Effect.zipRight(
+            drainMailbox(handle, new StoreError({ kind: "Unknown", operation: "run", detail: errorInfo(error).message })),
+            endActivation(handle)
+          )
+        )
+      ),
+      { immediate: false }
+    )
+  }
+
   const endActivation = (handle: Handle) =>
     Effect.suspend(() => {
+      outage.done(handle.id)
       if (handles.get(handle.id) === handle) handles.delete(handle.id)
       if (handle.timer !== undefined) deadlines.remove(handle.timer.deadline)
       if (handle.stepping !== undefined) deadlines.remove(handle.stepping)
@@ -1061,6 +1125,8 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
           : Effect.race(Deferred.await(wake), Effect.sleep(Duration.millis(Deadlines.chunk(timerPoll.planned - now))))
       }
     }).pipe(
+      // a store outage is waited out; the loop starts over when the store answers again
+      Effect.retry({ schedule: waitForStoreSchedule, while: StoreHealth.isOutage }),
       Effect.catchAllCause((cause) => Effect.logError("The timer fiber failed; timers of passivated executions will fire when they are next woken", cause))
     )
   )
@@ -1153,6 +1219,7 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
     await: awaitExecution,
     watch,
     activeCount: Effect.sync(() => active),
+    health: outage.health,
     exportHistory,
     verify,
     verifyExport
@@ -1160,6 +1227,9 @@ export const make = Effect.fnUntraced(function*(store: StoreService, options: Ru
 })
 
 const shuttingDown = new StoreError({ kind: "Unavailable", operation: "run", detail: "the runtime is shutting down; retry on a running runtime" })
+
+/** The backoff of work that waits for the store: 100 ms doubling to 30 s, for as long as it takes. */
+const waitForStoreSchedule = Schedule.union(Schedule.exponential("100 millis"), Schedule.spaced("30 seconds"))
 
 /** The signal a scope closes with to run the compensations registered in it. */
 const Rollback = { _tag: "proctor/Rollback" } as const
