@@ -12,6 +12,7 @@ import { Procedure, Runtime, Store } from "proctor"
 import { compileCheckpoint } from "../src/mcp/definition.js"
 import { load, loadFolder } from "../src/mcp/loader.js"
 import { loadWorkflows } from "../src/mcp/main.js"
+import type { EvidenceLimits, SessionContext } from "../src/mcp/procedure.js"
 import { compile, phaseState } from "../src/mcp/procedure.js"
 import { checkTarget, depthExceeds, isSessionId, newSessionId, rawDepthExceeds } from "../src/mcp/safety.js"
 import { refusal } from "../src/mcp/tool.js"
@@ -113,6 +114,17 @@ describe("checkpoints", () => {
     if (!r.passed) assert.deepStrictEqual(r.missing, ["count", "label", "flags", "meta"])
   })
 
+  it("names at most 20 invalid fields, so a huge array of bad items does not make a huge error record", () => {
+    const list = compileCheckpoint({ evidence: { items: { type: "array", items: { type: "object", properties: { id: { type: "string" } } } } } })
+    const r = list.check({ items: Array.from({ length: 5000 }, () => ({ id: 1 })) })
+    assert.isFalse(r.passed)
+    if (r.passed) return
+    assert.strictEqual(r.invalid.length, 21)
+    assert.deepStrictEqual(r.invalid[20], { field: "…", problem: "and 4980 more invalid fields" })
+    const missing = list.check({ items: Array.from({ length: 5000 }, () => ({})) })
+    if (!missing.passed) assert.deepStrictEqual([missing.missing.length, missing.missing[20]], [21, "… and 4980 more missing fields"])
+  })
+
   it("truncates problems so a huge value is not echoed back", () => {
     const r = checkpoint.check({ count: 1, label: "x".repeat(100_000) + "A", flags: [true], meta: { owner: "a" } })
     assert.isFalse(r.passed)
@@ -168,6 +180,78 @@ describe("phase guard inside the transition", () => {
         assert.strictEqual((yield* Runtime.get(id)).state, phaseState(1))
       }).pipe(Effect.provide(layer))
     }))
+})
+
+describe("evidence limits inside the transition", () => {
+  /** sends an event and waits (without a clock) until it was applied or discarded */
+  const sendAndSettle = (id: string, event: unknown) =>
+    Effect.gen(function*() {
+      const before = (yield* Runtime.errors(id)).length
+      const request = (event as { request_id: string }).request_id
+      yield* Runtime.send(id, event)
+      for (let i = 0; i < 10_000; i++) {
+        const s = yield* Runtime.get(id)
+        if ((s.context as { last_request?: string }).last_request === request) return "applied" as const
+        const errors = yield* Runtime.errors(id)
+        if (errors.length > before) return errors[errors.length - 1]!.tag
+        yield* Effect.yieldNow()
+      }
+      return "stuck" as const
+    })
+  /** runs `body` with a new session of the mini workflow compiled with `limits` */
+  const withSession = <A, E>(limits: EvidenceLimits, body: (id: string) => Effect.Effect<A, E, Runtime.Runtime>) =>
+    Effect.gen(function*() {
+      const loaded = yield* load(fixtures)
+      const procedure = compile(loaded.workflows.find((w) => w.name === "mini")!, limits)
+      const id = newSessionId()
+      return yield* Effect.zipRight(
+        Runtime.start(procedure, { workflow_type: "mini", target_file: "a.ts", options: {} }, { id }),
+        body(id)
+      ).pipe(Effect.provide(Runtime.layer({ procedures: [procedure] }).pipe(Layer.provide(Store.layerMemory))))
+    })
+  const failed = (field: string, bytes: number, request_id: string) => ({
+    _tag: "CheckpointFailed",
+    phase: 1,
+    draft: { [field]: "x".repeat(bytes) },
+    error: { phase: 1, timestamp: 0, error_type: "checkpoint_failed", message: "failed" },
+    request_id,
+    at: 0
+  })
+
+  it.effect("fields merged from failed submissions cannot grow a phase past its limit; only the fields sent go into the history", () =>
+    withSession({ phaseBytes: 2500, sessionBytes: 100_000 }, (id) =>
+      Effect.gen(function*() {
+        assert.strictEqual(yield* sendAndSettle(id, failed("a", 1000, "r1")), "applied")
+        assert.strictEqual(yield* sendAndSettle(id, failed("b", 1000, "r2")), "applied")
+        // a third field would take the merged draft past 2500 bytes
+        assert.strictEqual(yield* sendAndSettle(id, failed("c", 1000, "r3")), "EvidenceLimitExceeded")
+        const s = yield* Runtime.get(id)
+        const draft = (s.context as SessionContext).drafts[0]!.evidence as Record<string, string>
+        assert.deepStrictEqual(Object.keys(draft).sort(), ["a", "b"])
+        // replacing a field keeps the phase under its limit
+        assert.strictEqual(yield* sendAndSettle(id, failed("a", 1200, "r4")), "applied")
+        const history = yield* Runtime.history(id)
+        for (const t of history.filter((t) => t.cause === "event:CheckpointFailed")) {
+          assert.strictEqual(Object.keys((t.event as { draft: object }).draft).length, 1, "the history keeps the submission, not the merged draft")
+        }
+        const errors = yield* Runtime.errors(id)
+        assert.include(errors[0]!.message, "limit is 2500 bytes")
+      })))
+
+  it.effect("a session records at most its limit of evidence over its life, passed or failed", () =>
+    withSession({ phaseBytes: 2500, sessionBytes: 5000 }, (id) =>
+      Effect.gen(function*() {
+        // the same field again and again: the draft stays small, the history grows
+        for (let i = 0; i < 4; i++) assert.strictEqual(yield* sendAndSettle(id, failed("a", 1000, `r${i}`)), "applied")
+        assert.strictEqual(yield* sendAndSettle(id, failed("a", 1000, "r5")), "EvidenceLimitExceeded")
+        const complete = { _tag: "CompletePhase", phase: 1, evidence: { count: 2, label: "ab" }, request_id: "done", at: 0 }
+        assert.strictEqual(yield* sendAndSettle(id, complete), "applied")
+        const s = yield* Runtime.get(id)
+        assert.strictEqual(s.state, phaseState(2))
+        assert.isAtMost((s.context as SessionContext).evidence_bytes!, 5000)
+        // the artifact is the draft with the passing submission merged over it
+        assert.deepStrictEqual(Object.keys((s.context as SessionContext).artifacts[0]!.evidence as object).sort(), ["a", "count", "label"])
+      })))
 })
 
 describe("path safety", () => {

@@ -412,6 +412,49 @@ describe("MCP server: the workflow tool", () => {
   })
 })
 
+describe("MCP server: evidence limits", () => {
+  it("a phase and a session hold at most their limit of evidence; the refusal names the limit, the total and what to do", async () => {
+    const limitsWs = makeWorkspace()
+    const limited = await spawnServer(limitsWs, { args: ["--max-phase-bytes", "100000", "--max-session-bytes", "300000"] })
+    try {
+      const started = await call(limited, { action: "start", workflow_type: "test_generation", target_file: "src/math.ts" })
+      const id = started.body.session_id as string
+      const submit = (ev: Record<string, unknown>) => call(limited, { action: "complete_phase", session_id: id, phase: 1, evidence: ev })
+      const big = (n: number) => "x".repeat(n)
+      const bytes = (u: unknown) => Buffer.byteLength(JSON.stringify(u))
+      // a failed submission is kept as a draft...
+      const first = await submit({ notes_a: big(60_000) })
+      assert.isFalse(first.isError, JSON.stringify(first.body).slice(0, 300))
+      // ...and fields merged over it may not take the phase past its limit
+      const second = await submit({ notes_b: big(60_000) })
+      expectError(second, "EVIDENCE_TOO_LARGE", "evidence")
+      const draftBytes = bytes({ notes_a: big(60_000) })
+      const mergedBytes = bytes({ notes_a: big(60_000), notes_b: big(60_000) })
+      assert.include(second.body.error.message, "at most 100000 bytes")
+      assert.include(second.body.error.message, `would hold ${mergedBytes} bytes`)
+      assert.include(second.body.error.message, `holds ${draftBytes} bytes`)
+      assert.include(second.body.error.fix, "reset_evidence")
+      assert.deepStrictEqual(second.body.error.details, { limit: "phase", limit_bytes: 100000, current_bytes: draftBytes, submitted_bytes: mergedBytes })
+      const draft = await call(limited, { action: "get_state", session_id: id })
+      assert.deepStrictEqual(Object.keys(draft.body.draft_evidence), ["notes_a"])
+      // removing the draft makes room in the phase, not in the session's history
+      assert.isFalse((await call(limited, { action: "retry_phase", session_id: id, phase: 1, reset_evidence: true })).isError)
+      for (let i = 0; i < 3; i++) assert.isFalse((await submit({ notes_b: big(60_000) })).isError)
+      const full = await submit({ notes_b: big(60_000) })
+      expectError(full, "EVIDENCE_TOO_LARGE", "evidence")
+      assert.include(full.body.error.message, "limit of 300000 bytes")
+      assert.include(full.body.error.message, `has recorded ${4 * draftBytes} bytes`)
+      assert.include(full.body.error.fix, "new session")
+      // small evidence still fits, and the session goes on
+      const ok = await submit(evidence[0] as Record<string, unknown>)
+      assert.isTrue(ok.body.checkpoint_passed, JSON.stringify(ok.body).slice(0, 300))
+    } finally {
+      await closeServer(limited)
+      limitsWs.cleanup()
+    }
+  })
+})
+
 describe("MCP server: durability", () => {
   it("a killed server loses nothing: a new one on the same db continues where the agent was", async () => {
     const space = makeWorkspace()

@@ -21,8 +21,8 @@ import { WorkflowToolError } from "./errors.js"
 import type { LoadProblem } from "./loader.js"
 import type * as Params from "./params.js"
 import { integer, optionalBoolean, optionalInteger, optionalLiteral, optionalObject, optionalString, string } from "./params.js"
-import type { ErrorRecord, SessionEvent } from "./procedure.js"
-import { phaseOf, phaseState, procedureName, SessionContext } from "./procedure.js"
+import type { EvidenceLimits, EvidenceOverLimit, ErrorRecord, SessionEvent } from "./procedure.js"
+import { admitEvidence, phaseOf, phaseState, procedureName, SessionContext } from "./procedure.js"
 import {
   checkTarget,
   depthExceeds,
@@ -56,6 +56,8 @@ export interface Environment {
   readonly problems: ReadonlyArray<LoadProblem>
   /** target files must stay inside it */
   readonly workspaceRoot: string
+  /** what a phase and a session may hold; the workflows' procedures were compiled with the same */
+  readonly limits: EvidenceLimits
 }
 
 /**
@@ -150,6 +152,23 @@ const fromRuntime = (sessionId: string) =>
       })
   }
 }
+
+/** A submission the phase or the session has no room for: the limit, what is held, and what to do. */
+const overLimit = (sessionId: string, phase: number, over: EvidenceOverLimit): WorkflowToolError =>
+  new WorkflowToolError({
+    code: "EVIDENCE_TOO_LARGE",
+    parameter: "evidence",
+    problem: over.scope === "phase"
+      ? `Phase ${phase} would hold ${over.wouldBeBytes} bytes of evidence (its draft from failed submissions holds ${over.currentBytes} ` +
+        `bytes, merged with this submission); a phase may hold at most ${over.limitBytes} bytes. Nothing was stored.`
+      : `Session ${sessionId} has recorded ${over.currentBytes} bytes of evidence; this submission of ${over.wouldBeBytes} bytes would ` +
+        `pass the session's limit of ${over.limitBytes} bytes (every submission is kept in the session's history). Nothing was stored.`,
+    fix: over.scope === "phase"
+      ? `Send only the fields that are missing or wrong, as summaries and file paths rather than whole contents; or call retry_phase ` +
+        `with phase ${phase} and reset_evidence true to remove the draft, then submit the evidence anew.`
+      : "Send smaller evidence (summaries and file paths, only the fields that are missing or wrong), or start a new session for this work.",
+    details: { limit: over.scope, limit_bytes: over.limitBytes, current_bytes: over.currentBytes, submitted_bytes: over.wouldBeBytes }
+  })
 
 const decodeContext = Schema.decodeUnknownEither(SessionContext)
 
@@ -557,8 +576,9 @@ export const make = (env: Environment) =>
           }
           const total = s.entry.workflow.phases.length
           const spec = s.entry.workflow.phases[current - 1]!
-          const draft = draftOf(s, current)
-          const merged = typeof draft === "object" && draft !== null && !Array.isArray(draft) ? { ...draft, ...evidence } : evidence
+          const admitted = admitEvidence(env.limits, s.context, current, evidence)
+          if (Either.isLeft(admitted)) return yield* overLimit(id, current, admitted.left)
+          const merged = admitted.right.merged
           const result = spec.checkpoint.check(merged)
           if (!result.passed) {
             const now = yield* Clock.currentTimeMillis
@@ -574,7 +594,7 @@ export const make = (env: Environment) =>
               }`,
               details: { missing_evidence: result.missing, invalid_evidence: result.invalid }
             }
-            yield* deliver(s, (request_id, at) => ({ _tag: "CheckpointFailed", phase: current, draft: merged, error, request_id, at }))
+            yield* deliver(s, (request_id, at) => ({ _tag: "CheckpointFailed", phase: current, draft: evidence, error, request_id, at }))
             const failures = s.context.errors.filter((e) => e.phase === current && e.error_type === "checkpoint_failed").length + 1
             return {
               session_id: id,
@@ -585,7 +605,7 @@ export const make = (env: Environment) =>
               missing_evidence: result.missing,
               invalid_evidence: result.invalid,
               expected_evidence: Object.fromEntries(Object.entries(spec.checkpoint.fields).map(([n, f]) => [n, fieldView(f)])),
-              kept_as_draft: Object.keys(merged),
+              kept_as_draft: Object.keys(merged as object),
               failed_attempts: failures,
               what_to_do:
                 `The phase did not advance. Provide ${
@@ -596,7 +616,7 @@ export const make = (env: Environment) =>
                 `with your next submission; call retry_phase with reset_evidence true to start the evidence over.`
             }
           }
-          const snapshot = yield* deliver(s, (request_id, at) => ({ _tag: "CompletePhase", phase: current, evidence: merged, request_id, at }))
+          const snapshot = yield* deliver(s, (request_id, at) => ({ _tag: "CompletePhase", phase: current, evidence, request_id, at }))
           const done = phaseOf(snapshot.state) === undefined
           const next = done ? undefined : s.entry.workflow.phases[current]!
           return {

@@ -308,6 +308,15 @@ const MAX_PROBLEM = 300
 
 const truncate = (s: string) => s.length <= MAX_PROBLEM ? s : `${s.slice(0, MAX_PROBLEM)}…`
 
+/**
+ * How many missing or invalid fields a failed check names. Evidence with a million bad items
+ * would otherwise make an error record (stored, and sent back) as large as the evidence.
+ */
+const MAX_REPORTED = 20
+
+const capped = <A>(items: ReadonlyArray<A>, more: (n: number) => A): ReadonlyArray<A> =>
+  items.length <= MAX_REPORTED ? items : [...items.slice(0, MAX_REPORTED), more(items.length - MAX_REPORTED)]
+
 const pathOf = (path: ReadonlyArray<PropertyKey>) =>
   path.map((p, i) => typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`).join("")
 
@@ -346,10 +355,11 @@ export const compileCheckpoint = (checkpoint: typeof CheckpointFile.Type): Check
         if (!problems.includes(problem)) problems.push(problem)
         invalid.set(field, problems)
       }
+      const invalidFields = [...invalid].map(([field, problems]) => ({ field, problem: problems.join("; ") }))
       return {
         passed: false,
-        missing,
-        invalid: [...invalid].map(([field, problems]) => ({ field, problem: problems.join("; ") }))
+        missing: capped(missing, (more) => `… and ${more} more missing fields`),
+        invalid: capped(invalidFields, (more) => ({ field: "…", problem: `and ${more} more invalid fields` }))
       }
     }
   }

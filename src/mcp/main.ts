@@ -21,7 +21,8 @@ import * as Runtime from "../Runtime.js"
 import * as Actions from "./actions.js"
 import type { LoadProblem } from "./loader.js"
 import { load } from "./loader.js"
-import { compile } from "./procedure.js"
+import type { EvidenceLimits } from "./procedure.js"
+import { compile, defaultLimits } from "./procedure.js"
 import { MAX_EVIDENCE_BYTES, MAX_MESSAGE_DEPTH } from "./safety.js"
 import * as McpStore from "./store.js"
 import { dispatch, refusal, tool } from "./tool.js"
@@ -40,7 +41,22 @@ export interface McpOptions {
   readonly workflowsDir: string
   /** target files must stay inside this folder */
   readonly workspaceRoot: string
+  /** the most evidence one phase may hold, in bytes of JSON. @default 10485760 (10 MiB) */
+  readonly maxPhaseEvidenceBytes?: number | undefined
+  /** the most evidence one session may record over its life, in bytes of JSON. @default 16777216 (16 MiB) */
+  readonly maxSessionEvidenceBytes?: number | undefined
 }
+
+/**
+ * The evidence limits of the options, each defaulted.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const limitsOf = (options: Pick<McpOptions, "maxPhaseEvidenceBytes" | "maxSessionEvidenceBytes">): EvidenceLimits => ({
+  phaseBytes: options.maxPhaseEvidenceBytes ?? defaultLimits.phaseBytes,
+  sessionBytes: options.maxSessionEvidenceBytes ?? defaultLimits.sessionBytes
+})
 
 /**
  * The workflows shipped with Proctor (the repository's `workflows/` folder).
@@ -89,12 +105,12 @@ const stderrLogger = Logger.replace(Logger.defaultLogger, Logger.withConsoleErro
  * @since 0.1.0
  * @category constructors
  */
-export const loadWorkflows = (workflowsDir: string) =>
+export const loadWorkflows = (workflowsDir: string, limits: EvidenceLimits = defaultLimits) =>
   Effect.map(load(workflowsDir), (loaded) => {
     const workflows = new Map<string, Actions.Entry>()
     const problems: Array<LoadProblem> = [...loaded.problems]
     for (const workflow of loaded.workflows) {
-      const procedure = compile(workflow)
+      const procedure = compile(workflow, limits)
       const valid = Procedure.validate(procedure)
       if (Either.isLeft(valid)) {
         problems.push({ path: path.join(workflow.path, "workflow.json"), problem: valid.left.message })
@@ -115,7 +131,8 @@ export const loadWorkflows = (workflowsDir: string) =>
 export const runMcp = (options: McpOptions): Effect.Effect<void, StoreError | DefinitionError> =>
   Effect.gen(function*() {
     yield* guardStdout
-    const { problems, workflows } = yield* loadWorkflows(options.workflowsDir)
+    const limits = limitsOf(options)
+    const { problems, workflows } = yield* loadWorkflows(options.workflowsDir, limits)
     for (const p of problems) yield* Effect.logWarning(`Workflow not loaded: ${p.path}: ${p.problem}`)
     yield* Effect.logInfo(
       `Proctor MCP server: ${workflows.size} workflow(s) from ${path.resolve(options.workflowsDir)}, db ${options.db}, root ${
@@ -126,7 +143,7 @@ export const runMcp = (options: McpOptions): Effect.Effect<void, StoreError | De
     const runtimeLayer = Runtime.layer({ procedures }).pipe(Layer.provide(McpStore.layer(options.db)))
     const context = yield* Layer.build(runtimeLayer)
     yield* Effect.gen(function*() {
-      const handlers = yield* Actions.make({ workflows, problems, workspaceRoot: path.resolve(options.workspaceRoot) })
+      const handlers = yield* Actions.make({ workflows, problems, workspaceRoot: path.resolve(options.workspaceRoot), limits })
       const run = EffectRuntime.runPromise(yield* Effect.runtime<never>())
       const server = new Server({ name: "proctor", version: "0.1.0" }, { capabilities: { tools: {} } })
       server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: [tool] }))
@@ -155,10 +172,19 @@ const flag = (argv: ReadonlyArray<string>, name: string): string | undefined => 
   return inline?.slice(name.length + 1)
 }
 
+const byteFlag = (argv: ReadonlyArray<string>, name: string): number | undefined => {
+  const value = flag(argv, name)
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} takes a positive whole number of bytes, e.g. ${name} 1048576; got "${value}".`)
+  return n
+}
+
 /**
  * The options from command-line flags: `--db PATH` (default `./.proctor/proctor.db`),
  * `--workflows DIR` (default `./workflows`, else the bundled ones), `--root DIR`
- * (default the current directory).
+ * (default the current directory), `--max-phase-bytes N` and `--max-session-bytes N` (the
+ * evidence limits, positive whole numbers of bytes; anything else throws, naming the flag).
  *
  * @since 0.1.0
  * @category entry points
@@ -166,7 +192,9 @@ const flag = (argv: ReadonlyArray<string>, name: string): string | undefined => 
 export const optionsFromArgv = (argv: ReadonlyArray<string>): McpOptions => ({
   db: flag(argv, "--db") ?? McpStore.defaultDbPath,
   workflowsDir: flag(argv, "--workflows") ?? defaultWorkflowsDir(),
-  workspaceRoot: flag(argv, "--root") ?? process.cwd()
+  workspaceRoot: flag(argv, "--root") ?? process.cwd(),
+  maxPhaseEvidenceBytes: byteFlag(argv, "--max-phase-bytes"),
+  maxSessionEvidenceBytes: byteFlag(argv, "--max-session-bytes")
 })
 
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href

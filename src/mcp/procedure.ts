@@ -13,9 +13,10 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import { Either, Schema } from "effect"
 import * as Procedure from "../Procedure.js"
 import type { Workflow } from "./definition.js"
+import { jsonBytes, MAX_PHASE_EVIDENCE_BYTES, MAX_SESSION_EVIDENCE_BYTES } from "./safety.js"
 
 /**
  * One entry of a session's error log.
@@ -89,7 +90,9 @@ export const SessionContext = Schema.Struct({
   rollbacks: Schema.Array(Schema.Struct({ from_phase: Schema.Int, to_phase: Schema.Int, at: Schema.Number })),
   deleted: Schema.optional(Schema.Struct({ reason: Schema.optional(Schema.String), at: Schema.Number })),
   /** the request id of the last event applied: lets a caller see that its event landed */
-  last_request: Schema.optional(Schema.String)
+  last_request: Schema.optional(Schema.String),
+  /** bytes of JSON of every submission recorded so far (absent in sessions older than the count) */
+  evidence_bytes: Schema.optional(Schema.Number)
 })
 
 /**
@@ -101,11 +104,19 @@ export type SessionContext = typeof SessionContext.Type
 const Common = { request_id: Schema.String, at: Schema.Number }
 
 /**
+ * A submission that passes the checkpoint: `evidence` holds the fields sent, which the
+ * transition merges over the phase's draft (sessions recorded before that carry the merged
+ * evidence, and merging it again gives the same result).
+ *
  * @since 0.1.0
  * @category events
  */
 export const CompletePhase = Schema.TaggedStruct("CompletePhase", { phase: Schema.Int, evidence: Schema.Unknown, ...Common })
 /**
+ * A submission that fails the checkpoint: `draft` holds the fields sent, which the
+ * transition merges over the phase's draft (older sessions carry the merged draft; merging
+ * it again gives the same result). Only the fields sent go into the history.
+ *
  * @since 0.1.0
  * @category events
  */
@@ -193,6 +204,86 @@ export const phaseOf = (state: string): number | undefined => {
   return m === null ? undefined : Number(m[1])
 }
 
+/**
+ * How much evidence a phase and a session may hold.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EvidenceLimits {
+  /** bytes of JSON one phase may hold: its draft merged with a submission, or its artifact */
+  readonly phaseBytes: number
+  /** bytes of JSON of all the submissions a session records over its life (its history keeps each) */
+  readonly sessionBytes: number
+}
+
+/**
+ * `MAX_PHASE_EVIDENCE_BYTES` (10 MiB) per phase, `MAX_SESSION_EVIDENCE_BYTES` (16 MiB) per session.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultLimits: EvidenceLimits = { phaseBytes: MAX_PHASE_EVIDENCE_BYTES, sessionBytes: MAX_SESSION_EVIDENCE_BYTES }
+
+/**
+ * A submission refused because the phase or the session would hold more than its limit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EvidenceOverLimit {
+  readonly scope: "phase" | "session"
+  readonly limitBytes: number
+  /** what the phase's draft, or the session's recorded submissions, take now */
+  readonly currentBytes: number
+  /** the phase's evidence with the submission merged in (phase), or the submission (session) */
+  readonly wouldBeBytes: number
+}
+
+/**
+ * What a session has recorded; a session from before the count is measured by what it holds.
+ *
+ * @since 0.1.0
+ * @category limits
+ */
+export const recordedBytes = (context: SessionContext): number =>
+  context.evidence_bytes ?? jsonBytes(context.artifacts) + jsonBytes(context.drafts)
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * The phase's draft with `submitted` merged over it (top-level fields), and the session's new
+ * recorded total; or why the submission is refused. The action asks first, to answer with a
+ * clear error before anything is written; the transition asks again and is the authority.
+ *
+ * @since 0.1.0
+ * @category limits
+ */
+export const admitEvidence = (
+  limits: EvidenceLimits,
+  context: SessionContext,
+  phase: number,
+  submitted: unknown
+): Either.Either<{ readonly merged: unknown; readonly recorded: number }, EvidenceOverLimit> => {
+  const draft = context.drafts.find((d) => d.phase === phase)?.evidence
+  const merged = isRecord(draft) && isRecord(submitted) ? { ...draft, ...submitted } : submitted
+  const mergedBytes = jsonBytes(merged)
+  if (mergedBytes > limits.phaseBytes) {
+    return Either.left({
+      scope: "phase",
+      limitBytes: limits.phaseBytes,
+      currentBytes: draft === undefined ? 0 : jsonBytes(draft),
+      wouldBeBytes: mergedBytes
+    })
+  }
+  const recorded = recordedBytes(context)
+  const submittedBytes = jsonBytes(submitted)
+  if (recorded + submittedBytes > limits.sessionBytes) {
+    return Either.left({ scope: "session", limitBytes: limits.sessionBytes, currentBytes: recorded, wouldBeBytes: submittedBytes })
+  }
+  return Either.right({ merged, recorded: recorded + submittedBytes })
+}
+
 const push = <A>(log: ReadonlyArray<A>, item: A): ReadonlyArray<A> => {
   const out = log.length >= LOG_LIMIT ? log.slice(log.length - LOG_LIMIT + 1) : log.slice()
   out.push(item)
@@ -226,20 +317,41 @@ export class CheckpointRejected extends Error {
   }
 }
 
+/**
+ * Thrown inside a transition when a submission would take the phase or the session past
+ * its evidence limit: the runtime discards the event and logs this error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class EvidenceLimitExceeded extends Error {
+  override readonly name = "EvidenceLimitExceeded"
+  constructor(readonly requestId: string, readonly over: EvidenceOverLimit) {
+    const total = over.scope === "phase" ? over.wouldBeBytes : over.currentBytes + over.wouldBeBytes
+    super(`[request ${requestId}] the ${over.scope} would hold ${total} bytes of evidence; its limit is ${over.limitBytes} bytes`)
+  }
+}
+
 const guard = (requestId: string, expected: number, got: number) => {
   if (expected !== got) throw new PhaseConflict(requestId, expected, got)
+}
+
+const admit = (limits: EvidenceLimits, requestId: string, context: SessionContext, phase: number, submitted: unknown) => {
+  const admitted = admitEvidence(limits, context, phase, submitted)
+  if (Either.isLeft(admitted)) throw new EvidenceLimitExceeded(requestId, admitted.left)
+  return admitted.right
 }
 
 type Ctx = SessionContext
 type Handler = { readonly goto: string; readonly update: (event: any, context: Ctx) => Ctx }
 
 /**
- * Compiles a workflow into a procedure.
+ * Compiles a workflow into a procedure whose phases hold at most `limits` of evidence.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const compile = (workflow: Workflow): Procedure.Any => {
+export const compile = (workflow: Workflow, limits: EvidenceLimits = defaultLimits): Procedure.Any => {
   const total = workflow.phases.length
   const states: Record<string, Procedure.AnyState> = {}
   for (const phase of workflow.phases) {
@@ -250,12 +362,14 @@ export const compile = (workflow: Workflow): Procedure.Any => {
         goto: k < total ? phaseState(k + 1) : COMPLETED,
         update: (e: typeof CompletePhase.Type, c) => {
           guard(e.request_id, k, e.phase)
-          if (!phase.checkpoint.check(e.evidence).passed) throw new CheckpointRejected(e.request_id, k)
+          const { merged, recorded } = admit(limits, e.request_id, c, k, e.evidence)
+          if (!phase.checkpoint.check(merged).passed) throw new CheckpointRejected(e.request_id, k)
           return {
             ...c,
-            artifacts: [...c.artifacts.filter((a) => a.phase < k), { phase: k, evidence: e.evidence, completed_at: e.at }],
+            artifacts: [...c.artifacts.filter((a) => a.phase < k), { phase: k, evidence: merged, completed_at: e.at }],
             drafts: c.drafts.filter((d) => d.phase < k),
-            last_request: e.request_id
+            last_request: e.request_id,
+            evidence_bytes: recorded
           }
         }
       },
@@ -263,11 +377,13 @@ export const compile = (workflow: Workflow): Procedure.Any => {
         goto: self,
         update: (e: typeof CheckpointFailed.Type, c) => {
           guard(e.request_id, k, e.phase)
+          const { merged, recorded } = admit(limits, e.request_id, c, k, e.draft)
           return {
             ...c,
             errors: push(c.errors, e.error),
-            drafts: [...c.drafts.filter((d) => d.phase !== k), { phase: k, evidence: e.draft, at: e.at }],
-            last_request: e.request_id
+            drafts: [...c.drafts.filter((d) => d.phase !== k), { phase: k, evidence: merged, at: e.at }],
+            last_request: e.request_id,
+            evidence_bytes: recorded
           }
         }
       },
@@ -330,7 +446,8 @@ export const compile = (workflow: Workflow): Procedure.Any => {
       errors: [],
       notes: [],
       retries: [],
-      rollbacks: []
+      rollbacks: [],
+      evidence_bytes: 0
     })
   }, {
     initial: phaseState(1),

@@ -17,6 +17,33 @@ import * as path from "node:path"
 export const MAX_EVIDENCE_BYTES = 10 * 1024 * 1024
 
 /**
+ * The most evidence one phase may hold, in bytes of JSON: its draft (the fields kept from
+ * failed submissions) with a new submission merged over it, or its artifact (10 MiB).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_PHASE_EVIDENCE_BYTES = 10 * 1024 * 1024
+
+/**
+ * The most evidence one session may record over its life, in bytes of JSON (16 MiB): every
+ * submission, passed or failed, is kept in the session's history, so this bounds the
+ * session's rows in the store and what reading it costs.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_SESSION_EVIDENCE_BYTES = 16 * 1024 * 1024
+
+/**
+ * The size of a JSON value, in bytes of its UTF-8 JSON text.
+ *
+ * @since 0.1.0
+ * @category json
+ */
+export const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value) ?? "")
+
+/**
  * How deep evidence and options may nest (objects and arrays).
  *
  * @since 0.1.0

@@ -55,7 +55,9 @@ export const tool = {
       task_number: { type: "integer", minimum: 1, description: "get_task: the task within the phase, from 1." },
       evidence: {
         type: "object",
-        description: `complete_phase: the checkpoint's evidence fields (at most ${MAX_EVIDENCE_BYTES} bytes of JSON, ${MAX_DEPTH} levels deep).`
+        description: `complete_phase: the checkpoint's evidence fields (at most ${MAX_EVIDENCE_BYTES} bytes of JSON, ${MAX_DEPTH} levels deep). ` +
+          "Fields sent with a failed submission are kept as a draft and count toward the phase's limit; every submission counts " +
+          "toward the session's limit (both named in the EVIDENCE_TOO_LARGE error)."
       },
       status: {
         type: "string",
