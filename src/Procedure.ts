@@ -288,8 +288,39 @@ export const make = <
   events: (schemas.events ?? Schema.Never) as Schema.Schema<Ev, any, never>,
   init: schemas.init ?? ((input: I) => input as unknown as C),
   initial: machine.initial,
-  states: machine.states as unknown as { readonly [K in keyof S & string]: AnyState }
+  states: ownRecord(machine.states) as unknown as { readonly [K in keyof S & string]: AnyState }
 })
+
+/**
+ * A copy of a record without a prototype, so that no name a user gives (`constructor`,
+ * `toString`, `__proto__`) finds something the definition did not declare.
+ */
+const ownRecord = <V>(record: { readonly [key: string]: V }): Record<string, V> =>
+  Object.assign(Object.create(null) as Record<string, V>, record)
+
+/**
+ * The state named `name`, or `undefined`: only the procedure's own states count, so a
+ * name from `Object.prototype` (`constructor`, `toString`, `__proto__`) is not a state.
+ * Every lookup of a state by a name from outside the definition goes through it.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const stateOf = (procedure: { readonly states: Any["states"] }, name: string): AnyState | undefined =>
+  Object.hasOwn(procedure.states, name) ? procedure.states[name] : undefined
+
+/**
+ * The handler of the event tagged `tag` in a wait state, or `undefined`: only the
+ * wait's own handlers count (see `stateOf`).
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const handlerOf = (
+  wait: Wait<string, any, any>,
+  tag: string
+): { readonly goto: string; readonly update: ((event: any, context: any) => any) | undefined } | undefined =>
+  Object.hasOwn(wait.on, tag) ? wait.on[tag] : undefined
 
 /**
  * The default retry Schedule: 3 retries with exponential backoff from 100 ms, with jitter.
@@ -473,7 +504,7 @@ export const wait = <
   readonly on: { readonly [P in K]: EventHandler<T, C, Extract<Ev, { readonly _tag: P }>> }
   readonly after?: { readonly delay: Duration.DurationInput; readonly goto: D } | undefined
 }): Wait<NoInfer<T | D>, C, Ev> => {
-  const on: Record<string, { goto: string; update: ((event: any, context: C) => C) | undefined }> = {}
+  const on: Record<string, { goto: string; update: ((event: any, context: C) => C) | undefined }> = Object.create(null)
   for (const [tag, handler] of Object.entries(options.on) as Array<[string, EventHandler<string, C, any>]>) {
     on[tag] = typeof handler === "string"
       ? { goto: handler, update: undefined }
@@ -546,7 +577,7 @@ export const validate = (procedure: Any): Either.Either<Any, DefinitionError> =>
   if (!Number.isInteger(procedure.version) || procedure.version < 1) {
     return fail(`version ${procedure.version} is not a positive integer`)
   }
-  if (!(procedure.initial in procedure.states)) {
+  if (stateOf(procedure, procedure.initial) === undefined) {
     return fail(`the initial state "${procedure.initial}" is not one of the states (${names.join(", ")})`, procedure.initial)
   }
   const graph = new Map<string, ReadonlyArray<string>>()
@@ -570,7 +601,7 @@ export const validate = (procedure: Any): Either.Either<Any, DefinitionError> =>
     const out = edges(state)
     const targets = out === undefined ? names : out.map((e) => e.to)
     for (const target of targets) {
-      if (!(target in procedure.states)) {
+      if (stateOf(procedure, target) === undefined) {
         return fail(`it goes to "${target}", which is not one of the states (${names.join(", ")})`, name)
       }
     }

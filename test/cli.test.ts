@@ -177,6 +177,19 @@ describe("proctor CLI", () => {
       assert.include(skipped.out, `now succeeded in state "manual"`)
     }))
 
+  it.live("skip to a name from Object.prototype exits non-zero and moves nothing", () =>
+    Effect.gen(function*() {
+      const id = yield* startApproval("own names")
+      for (const name of ["constructor", "__proto__", "hasOwnProperty", "toString"]) {
+        const r = yield* cli("skip", id, name, ...local())
+        assert.notStrictEqual(r.code, 0, `${name}: ${r.out}`)
+        assert.include(r.err, "There is no such state")
+      }
+      const shown = JSON.parse((yield* cli("show", id, "--json", ...local())).out)
+      assert.strictEqual(shown.snapshot.state, "review")
+      assert.strictEqual(shown.snapshot.status, "waiting")
+    }))
+
   it.live("diagram prints Mermaid, or one procedure as SVG", () =>
     Effect.gen(function*() {
       const mermaid = yield* cli("diagram", fixture)

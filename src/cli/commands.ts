@@ -590,7 +590,7 @@ const isUsage = (e: unknown): boolean => {
   return tag === "UsageError" || tag === "ValidationError" || tag === "ModuleLoadError" || tag === "TokenRequired"
 }
 
-const commandOf = (argv: ReadonlyArray<string>) => argv.find((a) => a in commands)
+const commandOf = (argv: ReadonlyArray<string>) => argv.find((a) => Object.hasOwn(commands, a))
 
 /**
  * Runs the CLI on `argv` (without the `node script` prefix) and returns the exit code.

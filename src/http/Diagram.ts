@@ -78,7 +78,7 @@ export const layout = (procedure: Procedure.Any): Layout => {
     // merge parallel edges into one labelled "A / B"
     const merged = new Map<string, Array<string>>()
     for (const e of edges ?? []) {
-      if (!(e.to in procedure.states)) continue
+      if (Procedure.stateOf(procedure, e.to) === undefined) continue
       const labels = merged.get(e.to) ?? []
       if (e.label !== "") labels.push(e.label)
       merged.set(e.to, labels)
@@ -87,7 +87,7 @@ export const layout = (procedure: Procedure.Any): Layout => {
   }
 
   // 1. back edges, found by a depth-first walk from the initial state
-  const start = procedure.initial in procedure.states ? procedure.initial : names[0]
+  const start = Procedure.stateOf(procedure, procedure.initial) !== undefined ? procedure.initial : names[0]
   const back = new Set<string>()
   const finished: Array<string> = []
   const onStack = new Set<string>()

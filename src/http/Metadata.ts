@@ -85,13 +85,15 @@ const dereference = (node: unknown, defs: Json, depth = 0): unknown => {
   if (!isObject(node)) return node
   const ref = node.$ref
   if (typeof ref === "string" && ref.startsWith("#/$defs/")) {
-    const target = defs[decodeURIComponent(ref.slice("#/$defs/".length))]
+    const name = decodeURIComponent(ref.slice("#/$defs/".length))
+    const target = Object.hasOwn(defs, name) ? defs[name] : {}
     const { $ref: _, ...rest } = node
     return { ...(dereference(target, defs, depth + 1) as Json), ...rest }
   }
-  const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(node)) if (k !== "$defs" && k !== "$schema") out[k] = dereference(v, defs, depth + 1)
-  return out
+  // built with fromEntries: a property named "__proto__" stays a property (assignment would set the prototype)
+  return Object.fromEntries(
+    Object.entries(node).filter(([k]) => k !== "$defs" && k !== "$schema").map(([k, v]) => [k, dereference(v, defs, depth + 1)])
+  )
 }
 
 /**
@@ -185,6 +187,6 @@ export const describe = (procedure: Procedure.Any): ProcedureInfo => {
  * @category getters
  */
 export const accepts = (procedure: Procedure.Any | undefined, state: string): ReadonlyArray<string> => {
-  const s = procedure?.states[state]
+  const s = procedure === undefined ? undefined : Procedure.stateOf(procedure, state)
   return s !== undefined && s._tag === "Wait" ? Object.keys(s.on) : []
 }

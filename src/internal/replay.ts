@@ -3,9 +3,11 @@
  * one the definition allows from where the previous one left, in gapless order, with the
  * status the transition function gives, and the last one must be the stored snapshot.
  */
-import { Either } from "effect"
-import type { Snapshot, Status, Transition } from "../Execution.js"
+import { Either, Schema } from "effect"
+import type { Status } from "../Execution.js"
+import { Snapshot, Transition } from "../Execution.js"
 import * as Procedure from "../Procedure.js"
+import { formatParseError } from "../Procedure.js"
 import type { Compiled } from "./transition.js"
 
 export interface VerifyReport {
@@ -20,16 +22,49 @@ export interface VerifyReport {
 const entered = (state: Procedure.AnyState): Status =>
   state._tag === "Step" ? "running" : state._tag === "Wait" ? "waiting" : state.outcome === "failed" ? "failed" : "succeeded"
 
-/** The statuses a status-only transition (from = to) may give, by its cause. */
-const statusOnly: Record<string, ReadonlyArray<Status>> = {
-  failure: ["needs_intervention", "compensating", "failed"],
-  pause: ["paused"],
-  resume: ["running", "waiting"],
-  cancel: ["cancelled"],
-  rollback: ["compensating", "rolled_back"],
-  retry: ["running"],
-  compensated: ["failed", "rolled_back"],
-  defect: ["failed"]
+/** The statuses a status-only transition (from = to) may give, by its cause (a Map: causes come from the history). */
+const statusOnly: ReadonlyMap<string, ReadonlyArray<Status>> = new Map([
+  ["failure", ["needs_intervention", "compensating", "failed"]],
+  ["pause", ["paused"]],
+  ["resume", ["running", "waiting"]],
+  ["cancel", ["cancelled"]],
+  ["rollback", ["compensating", "rolled_back"]],
+  ["retry", ["running"]],
+  ["compensated", ["failed", "rolled_back"]],
+  ["defect", ["failed"]]
+])
+
+const ExportLine = Schema.Union(
+  Schema.Struct({ type: Schema.Literal("execution"), snapshot: Snapshot }),
+  Schema.extend(Schema.Struct({ type: Schema.Literal("transition") }), Transition),
+  Schema.Struct({ type: Schema.Literal("error") })
+)
+const decodeLine = Schema.decodeUnknownEither(Schema.parseJson(ExportLine))
+
+/**
+ * Reads an export of `Runtime.exportHistory`. Each line is decoded with its Schema: an
+ * export is input from outside, and a field of the wrong type must be refused here, not
+ * found by a `TypeError` in `verify`.
+ */
+export const parseExport = (
+  jsonl: string
+): Either.Either<{ readonly snapshot: Snapshot; readonly history: ReadonlyArray<Transition> }, string> => {
+  let snapshot: Snapshot | undefined
+  const history: Array<Transition> = []
+  for (const [i, line] of jsonl.split("\n").entries()) {
+    if (line.trim() === "") continue
+    const row = decodeLine(line)
+    if (Either.isLeft(row)) {
+      return Either.left(`line ${i + 1} is not an execution, transition or error line of an export: ${formatParseError(row.left)}`)
+    }
+    if (row.right.type === "execution") snapshot = row.right.snapshot
+    else if (row.right.type === "transition") {
+      const { type: _, ...t } = row.right
+      history.push(t)
+    }
+  }
+  if (snapshot === undefined) return Either.left(`no "execution" line: this is not an export of Runtime.exportHistory`)
+  return Either.right({ snapshot, history })
 }
 
 export const verify = (
@@ -62,13 +97,13 @@ export const verify = (
     if (prev !== undefined && t.seq !== prev.seq + 1) problems.push(`${where} follows seq ${prev.seq}: a gap or a repeat`)
     const expectedFrom = prev === undefined ? "" : prev.to
     if (t.from !== expectedFrom) problems.push(`${where} starts from "${t.from}", but the previous transition ended in "${expectedFrom}"`)
-    const to = def.states[t.to]
+    const to = Procedure.stateOf(def, t.to)
     if (to === undefined) {
       problems.push(`${where} goes to a state the procedure does not have`)
       prev = t
       continue
     }
-    const from = prev === undefined ? undefined : def.states[t.from]
+    const from = prev === undefined ? undefined : Procedure.stateOf(def, t.from)
     const legal = (() => {
       if (t.cause === "start") return prev === undefined && t.to === def.initial
       if (from === undefined) return false
@@ -81,20 +116,20 @@ export const verify = (
       if (t.cause === "timer") return from._tag === "Wait" && from.after?.goto === t.to
       if (t.cause.startsWith("event:")) {
         const tag = t.cause.slice("event:".length)
-        if (from._tag !== "Wait" || from.on[tag]?.goto !== t.to) return false
+        if (from._tag !== "Wait" || Procedure.handlerOf(from, tag)?.goto !== t.to) return false
         if (t.event !== undefined && Either.isLeft(compiled.decodeEvent(t.event))) return false
         return true
       }
       if (t.cause === "failure" && t.to !== t.from) {
         return from._tag === "Step" && typeof from.onFailure === "object" && from.onFailure.goto === t.to
       }
-      return t.to === t.from && t.cause in statusOnly
+      return t.to === t.from && statusOnly.has(t.cause)
     })()
     if (!legal) problems.push(`${where} is not a transition the definition of ${def.name} v${def.version} allows`)
     const statusOk = t.to !== t.from || t.cause === "step" || t.cause === "skip" || t.cause.startsWith("event:") ||
         t.cause === "timer" || (t.cause === "failure" && typeof (from as Procedure.Step<any, any, any, any, any>)?.onFailure === "object")
       ? t.status === entered(to) || (t.cause === "failure" && t.status === "failed")
-      : (statusOnly[t.cause] ?? []).includes(t.status)
+      : (statusOnly.get(t.cause) ?? []).includes(t.status)
     if (!statusOk) problems.push(`${where} ends with status ${t.status}, which that transition cannot give`)
     prev = t
   }

@@ -39,7 +39,7 @@ import {
   ValidationError
 } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
-import { checkRetries, validate } from "../Procedure.js"
+import { checkRetries, handlerOf, stateOf, validate } from "../Procedure.js"
 import type { Commit, HistoryOptions, StoreService, TimerEntry } from "../Store.js"
 import type { Compiled, Input, Machine, Output } from "./transition.js"
 import { compile, errorInfo, procedureKey, transition } from "./transition.js"
@@ -380,7 +380,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
         scope !== undefined ? Effect.succeed(scope) : Effect.tap(Scope.make(), (made) => void (scope = made))
       )
       const registerCompensation = (stepSeq: number, state: string): Effect.Effect<void> => {
-        const step = def.states[state]
+        const step = stateOf(def, state)
         if (step === undefined || step._tag !== "Step" || step.compensate === undefined) return Effect.void
         const compensate = step.compensate
         return Effect.flatMap(compensationScope, (scope) => Scope.addFinalizerExit(scope, (exit) => {
@@ -587,7 +587,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       /** Does what the committed snapshot calls for. */
       const reconcile: Effect.Effect<"continue" | "wait" | "idle" | "done", StoreError> = Effect.gen(function*() {
         const s = cached.machine.snapshot
-        const state = def.states[s.state]!
+        const state = stateOf(def, s.state)!
         switch (s.status) {
           case "running": {
             if (state._tag !== "Step") return "idle"
@@ -680,7 +680,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           }
           // the hot path: the next attempt of a running step
           const current = cached.machine.snapshot
-          const state = def.states[current.state]!
+          const state = stateOf(def, current.state)!
           if (current.status === "running" && state._tag === "Step" && handle.timedOut === undefined) {
             yield* runStep(state)
             continue
@@ -991,7 +991,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       const encoded = yield* compiled.encodeContext(context)
       const now = yield* Clock.currentTimeMillis
       const id = opts?.id ?? newId(now)
-      const initial = procedure.states[procedure.initial]!
+      const initial = stateOf(procedure, procedure.initial)!
       const status = initial._tag === "Step" ? "running" : initial._tag === "Wait" ? "waiting" : initial.outcome === "failed" ? "failed" : "succeeded"
       const snapshot: Snapshot = {
         id,
@@ -1048,7 +1048,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
         })
       }
       const decoded = yield* compiled.decodeEvent(event)
-      const state = compiled.def.states[snapshot.state]!
+      const state = stateOf(compiled.def, snapshot.state)!
       const refuse = (snapshot: Snapshot) => {
         const accepts = state._tag === "Wait" ? Object.keys(state.on).join(", ") : ""
         return new InvalidTransition({
@@ -1061,7 +1061,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
             : `State "${snapshot.state}" accepts ${accepts === "" ? "no events" : accepts}.`
         })
       }
-      if (isTerminal(snapshot.status) || (snapshot.status === "waiting" && state._tag === "Wait" && !(decoded._tag in state.on))) {
+      if (isTerminal(snapshot.status) || (snapshot.status === "waiting" && state._tag === "Wait" && handlerOf(state, decoded._tag) === undefined)) {
         return yield* refuse(snapshot)
       }
       const encoded = yield* compiled.encodeEvent(decoded)
@@ -1161,24 +1161,9 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
 
   const verifyExport = (jsonl: string) =>
     Effect.gen(function*() {
-      const invalid = (issue: string) => new ValidationError({ procedure: "(export)", subject: "input", issue })
-      let snapshot: Snapshot | undefined
-      const history: Array<Transition> = []
-      for (const [i, line] of jsonl.split("\n").entries()) {
-        if (line.trim() === "") continue
-        let row: { type?: unknown } & Record<string, unknown>
-        try {
-          row = JSON.parse(line)
-        } catch {
-          return yield* invalid(`line ${i + 1} is not JSON`)
-        }
-        if (row.type === "execution") snapshot = row.snapshot as Snapshot
-        else if (row.type === "transition") {
-          const { type: _, ...t } = row
-          history.push(t as unknown as Transition)
-        }
-      }
-      if (snapshot === undefined) return yield* invalid(`no "execution" line: this is not an export of Runtime.exportHistory`)
+      const parsed = Replay.parseExport(jsonl)
+      if (Either.isLeft(parsed)) return yield* new ValidationError({ procedure: "(export)", subject: "input", issue: parsed.left })
+      const { history, snapshot } = parsed.right
       const compiled = lookup(snapshot)
       if (compiled === undefined) {
         return yield* new DefinitionError({

@@ -10,7 +10,7 @@ import type { ErrorInfo, Snapshot, Status, Transition } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import { describe, ExecutionError, InvalidTransition, ManualIntervention, ValidationError } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
-import { formatParseError } from "../Procedure.js"
+import { formatParseError, handlerOf, stateOf } from "../Procedure.js"
 
 /** A procedure with its Schema codecs prepared once. */
 export interface Compiled {
@@ -156,7 +156,7 @@ const enter = (
   context: unknown,
   extra: { readonly error?: ErrorInfo | undefined; readonly event?: unknown; readonly compensable?: boolean } = {}
 ): Output => {
-  const state = compiled.def.states[target]!
+  const state = stateOf(compiled.def, target)!
   const encoded = compiled.encodeContext(context)
   if (Either.isLeft(encoded)) {
     return stepFailedOrDiscard(compiled, machine, now, encoded.left, cause, extra.compensable ?? false)
@@ -210,7 +210,7 @@ const failForGood = (compensable: boolean) =>
 /** The pure transition function. */
 export const transition = (compiled: Compiled, machine: Machine, input: Input, now: number): Output => {
   const s = machine.snapshot
-  const state = compiled.def.states[s.state]!
+  const state = stateOf(compiled.def, s.state)!
   switch (input._tag) {
     case "StepSucceeded": {
       if (state._tag !== "Step" || s.status !== "running") return reject(machine, "complete the step of", "Only a running step completes.")
@@ -223,12 +223,21 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       } catch (error) {
         return stepFailedOrDiscard(compiled, machine, now, error, "step", input.compensable)
       }
-      if (!(target in compiled.def.states) || (state.targets !== undefined && !state.targets.includes(target))) {
+      if (
+        typeof target !== "string" || stateOf(compiled.def, target) === undefined ||
+        (state.targets !== undefined && !state.targets.includes(target))
+      ) {
         return stepFailedOrDiscard(
           compiled,
           machine,
           now,
-          new Error(`\`next\` returned "${target}", which is not ${state.targets === undefined ? "a state" : "one of the step's targets"}`),
+          new Error(
+            `\`next\` returned ${JSON.stringify(target) ?? String(target)}, which is not ${
+              state.targets === undefined
+                ? `one of the states (${Object.keys(compiled.def.states).join(", ")})`
+                : `one of the step's targets (${state.targets.join(", ")})`
+            }`
+          ),
           "step",
           input.compensable
         )
@@ -253,7 +262,7 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       if (state._tag !== "Wait" || s.status !== "waiting") {
         return { _tag: "Discard", reason: { tag: "InvalidTransition", message: `state "${s.state}" is not waiting for events` } }
       }
-      const handler = state.on[input.event._tag]
+      const handler = handlerOf(state, input.event._tag)
       if (handler === undefined) {
         return {
           _tag: "Discard",
@@ -327,7 +336,7 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
             : "It is rolling back and cannot move to another state."
         )
       }
-      if (!(input.state in compiled.def.states)) {
+      if (stateOf(compiled.def, input.state) === undefined) {
         return reject(
           machine,
           `skip to "${input.state}" in`,

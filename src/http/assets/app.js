@@ -175,9 +175,8 @@ const row = (s) =>
 const skeleton = (schema) => {
   if (!schema || typeof schema !== "object") return {}
   if (schema.type === "object" || schema.properties) {
-    const out = {}
-    for (const [k, v] of Object.entries(schema.properties ?? {})) out[k] = skeleton(v)
-    return out
+    // fromEntries: a property named "__proto__" stays a property (assignment would set the prototype)
+    return Object.fromEntries(Object.entries(schema.properties ?? {}).map(([k, v]) => [k, skeleton(v)]))
   }
   if (Array.isArray(schema.enum)) return schema.enum[0]
   if (schema.type === "string") return ""
@@ -368,21 +367,23 @@ const eventForm = (s, stateInfo, procedure) => {
     "data-testid": "event-form",
     onsubmit: async (ev) => {
       ev.preventDefault()
-      const body = { _tag: select.value }
+      // field names come from the event's Schema: collected as entries, so "__proto__" stays a field
+      const entries = [["_tag", select.value]]
       for (const input of fields.querySelectorAll("input, select, textarea")) {
         const kind = input.dataset.kind
-        if (kind === "boolean") body[input.name] = input.checked
+        if (kind === "boolean") entries.push([input.name, input.checked])
         else if (input.value === "") continue
-        else if (kind === "number") body[input.name] = Number(input.value)
-        else if (kind === "enum") body[input.name] = JSON.parse(input.value)
+        else if (kind === "number") entries.push([input.name, Number(input.value)])
+        else if (kind === "enum") entries.push([input.name, JSON.parse(input.value)])
         else if (kind === "json") {
           try {
-            body[input.name] = JSON.parse(input.value)
+            entries.push([input.name, JSON.parse(input.value)])
           } catch {
             return toast(`${input.name} is not valid JSON`, true)
           }
-        } else body[input.name] = input.value
+        } else entries.push([input.name, input.value])
       }
+      const body = Object.fromEntries(entries)
       try {
         await api(`/api/executions/${encodeURIComponent(s.id)}/send`, { method: "POST", body })
         toast(`Sent ${body._tag}`)
