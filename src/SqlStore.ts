@@ -31,6 +31,7 @@ import type { Snapshot } from "./Execution.js"
 import * as GenericBackend from "./internal/sqlGeneric.js"
 import { classify, errorMessage, storeError, toStoreError } from "./internal/sqlErrors.js"
 import * as LockWaits from "./internal/sqlBusy.js"
+import * as Files from "./internal/sqlFiles.js"
 import type { LockWait } from "./internal/sqlBusy.js"
 import * as Lock from "./internal/sqlLock.js"
 import type { Row, Tables } from "./internal/sqlSchema.js"
@@ -351,16 +352,19 @@ export const makeSqlite = (options: SqliteOptions): Effect.Effect<StoreService, 
       catch: (error) => storeError("open", error, `${what}: cannot create its folder ${path.dirname(file)}`)
     })
     // one lock per file, however it is named (symlinks, relative paths)
-    yield* Lock.acquire(canonical(file))
+    const real = canonical(file)
+    yield* Lock.acquire(real)
     const lockWait = LockWaits.make(what, busyTimeout)
     const db = yield* Effect.acquireRelease(lockWait(openWriter(file, what, synchronous)), (db) => Effect.sync(() => db.close()))
+    // taken once the file and its -wal exist (opening the writer wrote to both)
+    const files = Files.watch(real, () => SqliteBackend.checkpoint(db))
     const client = yield* openClient(file, what, synchronous)
     return yield* makeWith(options, {
       what,
       lockWait,
       backend: (t) =>
         Effect.try({
-          try: () => SqliteBackend.make(db, t, what),
+          try: () => SqliteBackend.make(db, t, what, files),
           catch: (error) => storeError("open", error, what)
         })
     }).pipe(Effect.provideService(SqlClient.SqlClient, client))

@@ -12,6 +12,7 @@ import { Procedure, Runtime, SqlStore, Store } from "proctor"
 import { layerFaultySqlite, makePlan } from "./fixtures/sqlFaults.js"
 import type { FaultPlan } from "./fixtures/sqlFaults.js"
 import { batchSize } from "../src/internal/sqlWriter.js"
+import { Approval } from "./fixtures/procedures.js"
 import { layerTempSqlite, tempDir } from "./fixtures/sqlTemp.js"
 import { snapshot, transition } from "./Store.conformance.js"
 
@@ -115,6 +116,17 @@ const holdWriteLock = (file: string) =>
       (other) => Effect.sync(() => other.close())
     ),
     (other) => ({ release: Effect.sync(() => other.inTransaction && other.exec("ROLLBACK")) })
+  )
+
+/** Runs `test/fixtures/<script>` on `file` in a child process, killed (SIGKILL) when the scope ends. */
+const spawnFixture = (script: string, file: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      spawn(process.execPath, ["--import", "tsx", path.join(__dirname, "fixtures", script), file], {
+        stdio: ["pipe", "pipe", "inherit"]
+      })
+    ),
+    (child) => Effect.sync(() => child.kill("SIGKILL"))
   )
 
 /** Reads a closed database file directly. */
@@ -353,14 +365,7 @@ describe("SqlStore: one store per file", () => {
   it.live("a second process is refused while the first runs, and takes over after it was killed", () =>
     Effect.scoped(Effect.gen(function*() {
       const file = path.join(yield* tempDir, "shared.db")
-      const child = yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          spawn(process.execPath, ["--import", "tsx", path.join(__dirname, "fixtures", "sqlHolder.ts"), file], {
-            stdio: ["pipe", "pipe", "inherit"]
-          })
-        ),
-        (child) => Effect.sync(() => child.kill("SIGKILL"))
-      )
+      const child = yield* spawnFixture("sqlHolder.ts", file)
       const ready = yield* Deferred.make<void, Error>()
       child.stdout.on("data", (chunk: Buffer) => {
         const text = chunk.toString()
@@ -699,20 +704,10 @@ describe("SqlStore with the Runtime", () => {
 })
 
 describe("SqlStore: a database locked by another connection", () => {
-  const Parked = Procedure.make("parked", {
-    version: 1,
-    input: Schema.Struct({ n: Schema.Number }),
-    context: Schema.Struct({ n: Schema.Number }),
-    events: Schema.TaggedStruct("Go", {})
-  }, {
-    initial: "w",
-    states: { w: Procedure.wait({ on: { Go: { goto: "done" } } }), done: Procedure.final() }
-  })
-
   it.scoped("the event loop keeps turning, a timeout around start fires, and the write completes once the lock is released", () =>
     Effect.gen(function*() {
       const file = path.join(yield* tempDir, "locked.db")
-      const layer = Runtime.layer({ procedures: [Parked] }).pipe(Layer.provide(SqlStore.layerSqlite({ filename: file })))
+      const layer = Runtime.layer({ procedures: [Approval] }).pipe(Layer.provide(SqlStore.layerSqlite({ filename: file })))
       yield* Effect.gen(function*() {
         const lock = yield* holdWriteLock(file)
         const loop = yield* eventLoopTurns
@@ -720,7 +715,7 @@ describe("SqlStore: a database locked by another connection", () => {
 
         // the start waits for the lock; the rest of the process (here: the event loop, and the
         // fiber that moves virtual time on) keeps running, so the caller's timeout fires
-        const timedOut = yield* Effect.fork(Effect.exit(Effect.timeout(Runtime.start(Parked, { n: 1 }), "1 second")))
+        const timedOut = yield* Effect.fork(Effect.exit(Effect.timeout(Runtime.start(Approval, { doc: "d1" }), "1 second")))
         yield* driveUntilDone(timedOut, "50 millis", 100)
         const exit = yield* Fiber.join(timedOut)
         assert.isTrue(
@@ -730,7 +725,7 @@ describe("SqlStore: a database locked by another connection", () => {
         assert.isAbove(loop.turns - before, 20, "the event loop turned while the start waited")
 
         // another start waits too, and completes once the lock is released
-        const waiting = yield* Effect.fork(Runtime.start(Parked, { n: 2 }))
+        const waiting = yield* Effect.fork(Runtime.start(Approval, { doc: "d2" }))
         yield* driveUntilDone(waiting, "50 millis", 10)
         assert.isTrue(Option.isNone(yield* Fiber.poll(waiting)), "the start waits while the lock is held")
         yield* lock.release
@@ -738,8 +733,96 @@ describe("SqlStore: a database locked by another connection", () => {
         const id = yield* Fiber.join(waiting)
         assert.strictEqual((yield* Runtime.get(id)).status, "waiting")
         // the timed-out start's write was still queued: it is written too (its caller had left)
-        const started = (yield* Runtime.list({ procedure: "parked" })).map((s) => (s.context as { n: number }).n)
-        assert.deepStrictEqual(started.sort(), [1, 2])
+        const started = (yield* Runtime.list({ procedure: "approval" })).map((s) => (s.context as { doc: string }).doc)
+        assert.deepStrictEqual(started.sort(), ["d1", "d2"])
       }).pipe(Effect.provide(layer))
     }))
+})
+
+describe("SqlStore: database files removed or replaced under a running process", () => {
+  /** The StoreError an effect fails with: kind Corrupt, naming what was lost. */
+  const lostFile = <R>(effect: Effect.Effect<unknown, unknown, R>, name: string) =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(effect)
+      const error = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+      assert.isTrue(
+        typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "StoreError",
+        `expected a StoreError, got ${String(exit)}`
+      )
+      const storeError = error as StoreError
+      assert.strictEqual(storeError.kind, "Corrupt")
+      assert.include(storeError.detail, `${name} was removed or replaced while this process used it`)
+      return storeError
+    })
+
+  const damages = [
+    { title: "the database file removed", name: (file: string) => file, damage: (file: string) => fs.unlinkSync(file) },
+    { title: "its -wal removed", name: (file: string) => `${file}-wal`, damage: (file: string) => fs.unlinkSync(`${file}-wal`) },
+    {
+      title: "the database file replaced by another",
+      name: (file: string) => file,
+      damage: (file: string) => {
+        fs.writeFileSync(`${file}.other`, "")
+        fs.renameSync(`${file}.other`, file)
+      }
+    }
+  ]
+
+  it.live("its -wal removed, then the process killed: what was committed before is in the database file", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "killed.db")
+      const child = yield* spawnFixture("sqlWalLoss.ts", file)
+      const report = yield* Deferred.make<{ ids: Array<string>; refused: string }, Error>()
+      let out = ""
+      child.stdout.on("data", (chunk: Buffer) => {
+        out += chunk.toString()
+        if (!out.includes("\n")) return
+        try {
+          Deferred.unsafeDone(report, Exit.succeed(JSON.parse(out) as { ids: Array<string>; refused: string }))
+        } catch {
+          Deferred.unsafeDone(report, Exit.fail(new Error(`child: ${out}`)))
+        }
+      })
+      const exited = yield* Deferred.make<void>()
+      child.on("exit", (code) => {
+        Deferred.unsafeDone(report, Exit.fail(new Error(`child exited with ${code}: ${out}`)))
+        Deferred.unsafeDone(exited, Exit.void)
+      })
+      const { ids, refused } = yield* Deferred.await(report).pipe(Effect.timeout("90 seconds"))
+      assert.strictEqual(refused, "Corrupt")
+      child.kill("SIGKILL") // no clean close: only what the store copied into the file survives
+      yield* Deferred.await(exited).pipe(Effect.timeout("30 seconds"))
+
+      const reopened = yield* open({ filename: file })
+      for (const id of ids) assert.isTrue(Option.isSome(yield* reopened.store.get(id)), `${id} survived`)
+      yield* reopened.close
+    })))
+
+  for (const { damage, name, title } of damages) {
+    it.scoped(`${title}: the next start fails with a typed StoreError and nothing more is acknowledged`, () =>
+      Effect.gen(function*() {
+        const file = path.join(yield* tempDir, "gone.db")
+        const layer = () => Runtime.layer({ procedures: [Approval] }).pipe(Layer.provide(SqlStore.layerSqlite({ filename: file })))
+        const ids = yield* Effect.gen(function*() {
+          const ids = yield* Effect.forEach(["d1", "d2", "d3"], (doc) => Runtime.start(Approval, { doc }))
+          damage(file)
+          yield* lostFile(Runtime.start(Approval, { doc: "d4" }), name(file))
+          // and every later write: nothing more is acknowledged
+          yield* lostFile(Runtime.start(Approval, { doc: "d5" }), name(file))
+          yield* lostFile(Runtime.send(ids[0]!, { _tag: "Approve", by: "ann" }), name(file))
+          return ids
+        }).pipe(Effect.provide(layer()))
+
+        // a new process goes on with what is at the file's name now
+        yield* Effect.gen(function*() {
+          const there = (yield* Runtime.list({ procedure: "approval" })).map((s) => s.id)
+          if (title === "its -wal removed") {
+            // what was committed before the -wal went is in the database file (the store copied it there)
+            for (const id of ids) assert.include(there, id)
+          } else {
+            assert.deepStrictEqual(there, [])
+          }
+        }).pipe(Effect.provide(layer()))
+      }))
+  }
 })

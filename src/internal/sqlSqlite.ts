@@ -16,12 +16,17 @@ import { StoreError } from "../Errors.js"
 import { isTerminal } from "../Execution.js"
 import { conflict, discardedEvents, ended } from "../Store.js"
 import { isEnvironmental, storeError } from "./sqlErrors.js"
+import type { Files } from "./sqlFiles.js"
 import type { Row, Tables } from "./sqlSchema.js"
 import { compensationParams, errorColumns, errorParams, executionColumns, rowToInbox, rowToSnapshot, snapshotParams, snapshotUpdateParams, terminalList, transitionColumns, transitionParams } from "./sqlSchema.js"
 import type { Backend, Op, OpResult } from "./sqlWriter.js"
 import { done, fail, succeed } from "./sqlWriter.js"
 
-export const make = (db: Database.Database, t: Tables, what: string): Backend => {
+/**
+ * `files`: the identity of the database's files, checked before a batch is acknowledged
+ * (a file removed under the process takes every later commit with it).
+ */
+export const make = (db: Database.Database, t: Tables, what: string, files?: Files): Backend => {
   const setColumns = executionColumns.slice(1).map((c) => `${c} = ?`).join(", ")
   const updateExecution = db.prepare(
     `UPDATE ${t.executions} SET ${setColumns} WHERE execution_id = ? AND row_version = ?`
@@ -129,6 +134,8 @@ export const make = (db: Database.Database, t: Tables, what: string): Backend =>
 
   const writeBatch = (ops: ReadonlyArray<Op>, isolated: boolean): Effect.Effect<ReadonlyArray<OpResult>, StoreError> =>
     Effect.suspend(() => {
+      const gone = files?.lost()
+      if (gone !== undefined) return Effect.fail(gone)
       try {
         begin.run()
       } catch (error) {
@@ -142,7 +149,9 @@ export const make = (db: Database.Database, t: Tables, what: string): Backend =>
           for (let i = 0; i < ops.length; i++) results[i] = apply(ops[i]!)
         }
         commit.run()
-        return Effect.succeed(results)
+        // committed, but to a file nobody will read again? then it is not acknowledged
+        const lost = files?.check()
+        return lost === undefined ? Effect.succeed(results) : Effect.fail(lost)
       } catch (error) {
         if (db.inTransaction) {
           try {
@@ -164,6 +173,22 @@ export const make = (db: Database.Database, t: Tables, what: string): Backend =>
   }
 
   return { writeBatch, reads }
+}
+
+/**
+ * Copies everything the write-ahead log holds into the database file (a checkpoint through
+ * the log's open descriptor): for a `-wal` removed under the process. Returns why it could
+ * not, if it could not.
+ */
+export const checkpoint = (db: Database.Database): unknown => {
+  try {
+    const [result] = db.pragma("wal_checkpoint(FULL)") as Array<{ busy: number; log: number; checkpointed: number }>
+    return result === undefined || (result.busy === 0 && result.checkpointed === result.log)
+      ? undefined
+      : new Error(`another connection kept ${result.log - result.checkpointed} pages of it from being copied`)
+  } catch (error) {
+    return error
+  }
 }
 
 const operation = (op: Op): string =>
