@@ -184,7 +184,8 @@ export interface Any {
  * @since 0.1.0
  * @category type-level
  */
-export type Services<P> = P extends { readonly "~R"?: infer R } ? unknown extends R ? never : R : never
+// `Exclude<R, undefined>`: see `TargetsOf`
+export type Services<P> = P extends { readonly "~R"?: infer R } ? unknown extends R ? never : Exclude<R, undefined> : never
 
 /**
  * The input type of a procedure.
@@ -202,7 +203,10 @@ export type Input<P> = P extends Procedure<any, infer I, any, any, any, any> ? I
  */
 export type Event<P> = P extends Procedure<any, any, any, infer Ev, any, any> ? Ev : never
 
-type TargetsOf<S> = { [K in keyof S]: S[K] extends { readonly [TargetsId]?: infer T } ? T : never }[keyof S]
+// The phantoms are optional properties, so without `exactOptionalPropertyTypes` (a
+// consumer's default flags) `infer` also yields `undefined`: it is never a target nor a
+// service, so it is dropped.
+type TargetsOf<S> = { [K in keyof S]: S[K] extends { readonly [TargetsId]?: infer T } ? Exclude<T, undefined> : never }[keyof S]
 type RequirementsOf<S> = { [K in keyof S]: S[K] extends Step<any, any, any, any, infer R> ? R : never }[keyof S]
 
 /**
