@@ -6,8 +6,8 @@
  * the whole process waits with it: no timer fires, no request is answered, no timeout
  * around the caller can fire. So every connection of the store gives SQLite a busy timeout
  * of a few milliseconds only, and the wait happens here instead: a statement that finds
- * the database locked is tried again on a Schedule (backoff from 1 ms, at most 1 second
- * between tries), each pause an asynchronous sleep that leaves the event loop free, until
+ * the database locked is tried again at once, then on a Schedule (backoff from 1 ms, at
+ * most 1 second between tries), each pause an asynchronous sleep that leaves the event loop free, until
  * the budget (`busyTimeout`) has passed; then it fails with a `StoreError` that says who
  * holds what and what to do.
  */
