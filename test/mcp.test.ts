@@ -7,7 +7,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import type { Server, Workspace } from "./fixtures/mcpClient.js"
-import { call, closeServer, killServer, makeWorkspace, spawnServer } from "./fixtures/mcpClient.js"
+import { call, closeServer, killServer, makeWorkspace, readArtifact, spawnServer } from "./fixtures/mcpClient.js"
 import { testGenerationEvidence as evidence } from "./fixtures/mcpEvidence.js"
 
 const ACTIONS = [
@@ -17,6 +17,7 @@ const ACTIONS = [
   "get_task",
   "complete_phase",
   "get_state",
+  "get_artifact",
   "list_sessions",
   "get_session",
   "delete_session",
@@ -126,7 +127,8 @@ describe("MCP server: the workflow tool", () => {
     assert.strictEqual(state.body.status, "completed")
     assert.strictEqual(state.body.workflow_type, "test_generation")
     assert.deepStrictEqual(state.body.completed_phases, [1, 2, 3, 4])
-    assert.deepStrictEqual(state.body.artifacts[3].evidence, evidence[3])
+    assert.deepStrictEqual(state.body.artifacts[3].fields, Object.keys(evidence[3]!))
+    assert.deepStrictEqual((await readArtifact(server, id, 4)).evidence, evidence[3])
     assert.isFalse(state.body.resume_capable)
     assert.isString(state.body.started_at)
 
@@ -166,19 +168,20 @@ describe("MCP server: the workflow tool", () => {
     assert.strictEqual(retry.body.phase_content.phase, 1)
     assert.strictEqual(retry.body.previous_errors.length, 1)
     assert.strictEqual(retry.body.previous_errors[0].error_type, "checkpoint_failed")
-    assert.deepStrictEqual(retry.body.phase_content.draft_evidence, partial)
+    assert.deepStrictEqual(retry.body.phase_content.draft.fields, ["public_api", "behaviours"])
+    assert.deepStrictEqual(await readArtifact(server, id, 1), { kind: "draft", evidence: partial, pages: 1 })
 
     // the draft keeps public_api: sending the rest completes the phase
     const { public_api: _, ...rest } = evidence[0] as Record<string, unknown>
     const ok = await complete(id, 1, rest)
     assert.isTrue(ok.body.checkpoint_passed, JSON.stringify(ok.body))
     const state = await call(server, { action: "get_state", session_id: id })
-    assert.deepStrictEqual(state.body.artifacts[0].evidence.public_api, ["add"])
+    assert.deepStrictEqual(((await readArtifact(server, id, 1)).evidence as any).public_api, ["add"])
 
     // reset_evidence discards the draft
     await complete(id, 2, { coverage_goal: 50 })
     const reset = await call(server, { action: "retry_phase", session_id: id, phase: 2, reset_evidence: true })
-    assert.isUndefined(reset.body.phase_content.draft_evidence)
+    assert.isUndefined(reset.body.phase_content.draft)
     const again = await complete(id, 2, { test_file: "src/math.test.ts" })
     assert.include(again.body.missing_evidence, "coverage_goal")
     expectError(await call(server, { action: "retry_phase", session_id: id, phase: 1 }), "PHASE_MISMATCH", "phase")
@@ -247,6 +250,60 @@ describe("MCP server: the workflow tool", () => {
     }
     assert.deepStrictEqual(errors.body.last_error, errors.body.errors[1])
     assert.include(errors.body.last_error.details.invalid_evidence.map((i: any) => i.field), "test_framework")
+  })
+
+  it("replies stay small with 5 MiB of evidence stored: summaries and sizes, contents by get_artifact a page at a time", async () => {
+    const id = await start()
+    // quotes, backslashes, newlines and non-ASCII make the JSON text longer than the characters
+    const blob = (mib: number) => "ünïcødé \"quoted\" \\ line\n".repeat(Math.ceil(mib * 1024 * 1024 / 28))
+    const phase1 = { ...evidence[0], appendix: blob(2) }
+    const phase2 = { ...evidence[1], appendix: blob(2) }
+    const draft3 = { test_file: "src/math.test.ts", appendix: blob(1) }
+    assert.isTrue((await complete(id, 1, phase1)).body.checkpoint_passed)
+    assert.isTrue((await complete(id, 2, phase2)).body.checkpoint_passed)
+    assert.isFalse((await complete(id, 3, draft3)).body.checkpoint_passed)
+    const stored = Buffer.byteLength(JSON.stringify([phase1, phase2, draft3]))
+    assert.isAbove(stored, 5 * 1024 * 1024)
+
+    /** the whole reply as the SDK client received it, text and structuredContent */
+    const replySize = async (args: Record<string, unknown>) => {
+      const result = await server.client.callTool({ name: "workflow", arguments: { session_id: id, ...args } }, undefined, { timeout: 60_000 })
+      assert.notStrictEqual(result.isError, true, JSON.stringify(result).slice(0, 300))
+      return Buffer.byteLength(JSON.stringify(result))
+    }
+    for (
+      const args of [
+        { action: "get_state" },
+        { action: "get_phase" },
+        { action: "get_session" },
+        { action: "get_errors" },
+        { action: "list_sessions" },
+        { action: "retry_phase", phase: 3 },
+        { action: "pause", checkpoint_note: "n".repeat(4000) },
+        { action: "resume" },
+        { action: "get_artifact", phase: 1 },
+        { action: "get_artifact", phase: 3, offset: 1000 }
+      ]
+    ) {
+      const size = await replySize(args)
+      assert.isBelow(size, 256 * 1024, `${args.action}: ${size} bytes`)
+    }
+    const state = await call(server, { action: "get_state", session_id: id })
+    assert.deepStrictEqual(state.body.artifacts.map((a: any) => [a.phase, a.bytes]), [
+      [1, Buffer.byteLength(JSON.stringify(phase1))],
+      [2, Buffer.byteLength(JSON.stringify(phase2))]
+    ])
+    assert.include(state.body.artifacts[0].fields, "appendix")
+    assert.deepStrictEqual(state.body.draft.fields, ["test_file", "appendix"])
+    // later reads still work, and the pages give back exactly what was stored
+    const first = await readArtifact(server, id, 1)
+    assert.deepStrictEqual(first.evidence, phase1)
+    assert.deepStrictEqual(first.kind, "artifact")
+    assert.isAbove(first.pages, 10)
+    assert.deepStrictEqual((await readArtifact(server, id, 3, 65_536)).evidence, draft3)
+    expectError(await call(server, { action: "get_artifact", session_id: id, phase: 4 }), "INVALID_PARAMETER", "phase")
+    expectError(await call(server, { action: "get_artifact", session_id: id, phase: 1, offset: 1e9 }), "INVALID_PARAMETER", "offset")
+    expectError(await call(server, { action: "get_artifact", session_id: id, phase: 1, limit: 65_537 }), "INVALID_PARAMETER", "limit")
   })
 
   it("list_sessions, get_session and an idempotent delete_session", async () => {
@@ -436,7 +493,8 @@ describe("MCP server: evidence limits", () => {
       assert.include(second.body.error.fix, "reset_evidence")
       assert.deepStrictEqual(second.body.error.details, { limit: "phase", limit_bytes: 100000, current_bytes: draftBytes, submitted_bytes: mergedBytes })
       const draft = await call(limited, { action: "get_state", session_id: id })
-      assert.deepStrictEqual(Object.keys(draft.body.draft_evidence), ["notes_a"])
+      assert.deepStrictEqual(draft.body.draft.fields, ["notes_a"])
+      assert.deepStrictEqual(draft.body.evidence_storage, { phase_bytes: draftBytes, phase_limit_bytes: 100000, session_recorded_bytes: draftBytes, session_limit_bytes: 300000 })
       // removing the draft makes room in the phase, not in the session's history
       assert.isFalse((await call(limited, { action: "retry_phase", session_id: id, phase: 1, reset_evidence: true })).isError)
       for (let i = 0; i < 3; i++) assert.isFalse((await submit({ notes_b: big(60_000) })).isError)
@@ -476,8 +534,8 @@ describe("MCP server: durability", () => {
       const state = await call(second, { action: "get_state", session_id: id })
       assert.strictEqual(state.body.status, "paused")
       assert.strictEqual(state.body.current_phase, 2)
-      assert.deepStrictEqual(state.body.artifacts[0].evidence, evidence[0])
-      assert.deepStrictEqual(state.body.draft_evidence, { test_file: "src/math.test.ts" })
+      assert.deepStrictEqual((await readArtifact(second, id, 1)).evidence, evidence[0])
+      assert.deepStrictEqual((await readArtifact(second, id, 2)).evidence, { test_file: "src/math.test.ts" })
       assert.isTrue(state.body.resume_capable)
       const resumed = await call(second, { action: "resume", session_id: id })
       assert.strictEqual(resumed.body.checkpoint_note, "planning")

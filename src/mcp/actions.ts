@@ -1,6 +1,10 @@
 /**
- * The 14 actions of the `workflow` tool, as Effects over the Runtime. A session is an
+ * The 15 actions of the `workflow` tool, as Effects over the Runtime. A session is an
  * execution of a workflow's procedure; its id is the execution id.
+ *
+ * Replies stay small whatever a session stores: stored evidence (artifacts and drafts) is
+ * shown as a summary (bytes and field names) and its content only by `get_artifact`, a page
+ * at a time; logs are shown by their latest entries with their counts, `get_errors` by page.
  *
  * Changes to one session are serialized in this process (a lock per session) and each
  * event is confirmed: the action waits until the event's request id shows in the
@@ -22,11 +26,12 @@ import type { LoadProblem } from "./loader.js"
 import type * as Params from "./params.js"
 import { integer, optionalBoolean, optionalInteger, optionalLiteral, optionalObject, optionalString, string } from "./params.js"
 import type { EvidenceLimits, EvidenceOverLimit, ErrorRecord, SessionEvent } from "./procedure.js"
-import { admitEvidence, phaseOf, phaseState, procedureName, SessionContext } from "./procedure.js"
+import { admitEvidence, phaseOf, phaseState, procedureName, recordedBytes, SessionContext } from "./procedure.js"
 import {
   checkTarget,
   depthExceeds,
   isSessionId,
+  jsonBytes,
   MAX_DEPTH,
   MAX_EVIDENCE_BYTES,
   MAX_OPTIONS_BYTES,
@@ -73,6 +78,7 @@ export const ACTIONS = [
   "get_task",
   "complete_phase",
   "get_state",
+  "get_artifact",
   "list_sessions",
   "get_session",
   "delete_session",
@@ -189,7 +195,32 @@ const fieldView = (spec: FieldSpec) => ({
   ...(spec.description === undefined ? {} : { description: spec.description })
 })
 
-const phaseView = (phase: Phase, total: number, draft?: unknown) => ({
+/** How many names a summary lists of a stored object's fields (`fields_count` has them all). */
+const MAX_LISTED_FIELDS = 50
+
+/** The most characters `get_artifact` returns in one page (also its default). */
+const MAX_PAGE_CHARS = 65_536
+
+/** Where replies that summarize evidence say how to read it. */
+const READ_EVIDENCE =
+  "Stored evidence is summarized (bytes and field names); call get_artifact with session_id and phase to read its content, a page at a time."
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** Stored evidence without its content: how large it is and which fields it has. */
+const evidenceSummary = (evidence: unknown) => {
+  const fields = isRecord(evidence) ? Object.keys(evidence) : []
+  return { bytes: jsonBytes(evidence), fields: fields.slice(0, MAX_LISTED_FIELDS), fields_count: fields.length }
+}
+
+/** The latest `n` entries of a log, oldest first. */
+const latest = <A>(log: ReadonlyArray<A>, n: number): ReadonlyArray<A> => log.slice(Math.max(0, log.length - n))
+
+type Draft = SessionContext["drafts"][number]
+
+const draftView = (draft: Draft) => ({ ...evidenceSummary(draft.evidence), updated_at: iso(draft.at) })
+
+const phaseView = (phase: Phase, total: number, draft?: Draft) => ({
   phase: phase.number,
   total_phases: total,
   title: phase.title,
@@ -199,11 +230,14 @@ const phaseView = (phase: Phase, total: number, draft?: unknown) => ({
     ...(phase.checkpoint.description === undefined ? {} : { description: phase.checkpoint.description }),
     required_evidence: Object.fromEntries(Object.entries(phase.checkpoint.fields).map(([n, s]) => [n, fieldView(s)]))
   },
-  ...(draft === undefined ? {} : { draft_evidence: draft }),
+  ...(draft === undefined ? {} : { draft: draftView(draft) }),
   how_to_complete:
     `Work through the tasks (get_task with task_number 1..${phase.tasks.length} gives each in full), then call ` +
     `complete_phase with phase ${phase.number} and evidence holding the fields of checkpoint.required_evidence.`
 })
+
+const completedArtifactOf = (s: Session, phase: number) =>
+  s.phase !== undefined && phase >= s.phase ? undefined : s.context.artifacts.find((a) => a.phase === phase)
 
 const completedArtifacts = (s: Session) =>
   s.context.artifacts
@@ -212,7 +246,7 @@ const completedArtifacts = (s: Session) =>
       phase: a.phase,
       title: s.entry.workflow.phases[a.phase - 1]?.title ?? `phase ${a.phase}`,
       completed_at: iso(a.completed_at),
-      evidence: a.evidence
+      ...evidenceSummary(a.evidence)
     }))
 
 interface PhaseVisit {
@@ -280,6 +314,15 @@ const phaseHistory = (workflow: Workflow, history: ReadonlyArray<Transition>, no
     }
   })
 }
+
+/** get_session shows the latest entries of each log, with its count */
+const LATEST_NOTES = 10
+const LATEST_ENTRIES = 20
+const LATEST_VISITS = 50
+/** retry_phase shows the phase's latest errors; get_errors pages through all of them */
+const LATEST_ERRORS = 5
+const DEFAULT_ERRORS_PAGE = 20
+const MAX_ERRORS_PAGE = 50
 
 const LOCK_STRIPES = 64
 
@@ -366,7 +409,7 @@ export const make = (env: Environment) =>
           : Effect.void
       )
 
-    const draftOf = (s: Session, phase: number) => s.context.drafts.find((d) => d.phase === phase)?.evidence
+    const draftOf = (s: Session, phase: number): Draft | undefined => s.context.drafts.find((d) => d.phase === phase)
 
     /** Sends an event and waits until the runtime applied it (or discarded it). */
     const deliver = (s: Session, make: (requestId: string, at: number) => SessionEvent) =>
@@ -495,7 +538,8 @@ export const make = (env: Environment) =>
           current_phase: s.phase ?? null,
           total_phases: total,
           phase_content: s.phase === undefined ? null : phaseView(s.entry.workflow.phases[s.phase - 1]!, total, draftOf(s, s.phase)),
-          completed_artifacts: completedArtifacts(s)
+          completed_artifacts: completedArtifacts(s),
+          read_evidence: READ_EVIDENCE
         }
       })
 
@@ -605,7 +649,8 @@ export const make = (env: Environment) =>
               missing_evidence: result.missing,
               invalid_evidence: result.invalid,
               expected_evidence: Object.fromEntries(Object.entries(spec.checkpoint.fields).map(([n, f]) => [n, fieldView(f)])),
-              kept_as_draft: Object.keys(merged as object),
+              kept_as_draft: Object.keys(merged as object).slice(0, MAX_LISTED_FIELDS),
+              kept_as_draft_count: Object.keys(merged as object).length,
               failed_attempts: failures,
               what_to_do:
                 `The phase did not advance. Provide ${
@@ -650,6 +695,7 @@ export const make = (env: Environment) =>
         const s = yield* loadSession(yield* sessionIdOf(args))
         const status = sessionStatus(s.snapshot.status)
         const enteredAt = yield* phaseEnteredAt(s)
+        const draft = s.phase === undefined ? undefined : draftOf(s, s.phase)
         return {
           session_id: s.id,
           workflow_type: s.context.workflow_type,
@@ -659,7 +705,14 @@ export const make = (env: Environment) =>
           total_phases: s.entry.workflow.phases.length,
           completed_phases: completedArtifacts(s).map((a) => a.phase),
           artifacts: completedArtifacts(s),
-          ...(s.phase === undefined || draftOf(s, s.phase) === undefined ? {} : { draft_evidence: draftOf(s, s.phase) }),
+          ...(draft === undefined ? {} : { draft: draftView(draft) }),
+          evidence_storage: {
+            phase_bytes: draft === undefined ? 0 : jsonBytes(draft.evidence),
+            phase_limit_bytes: env.limits.phaseBytes,
+            session_recorded_bytes: recordedBytes(s.context),
+            session_limit_bytes: env.limits.sessionBytes
+          },
+          read_evidence: READ_EVIDENCE,
           started_at: iso(s.snapshot.startedAt),
           updated_at: iso(s.snapshot.updatedAt),
           phase_entered_at: iso(enteredAt),
@@ -669,6 +722,57 @@ export const make = (env: Environment) =>
             : status === "active"
             ? `Continue phase ${s.phase}; get_phase shows it.`
             : "This session has ended."
+        }
+      })
+
+    /** The stored evidence of a phase (its artifact, or the current phase's draft) as JSON text, a page at a time. */
+    const getArtifact = (args: Params.Args) =>
+      Effect.gen(function*() {
+        const s = yield* loadSession(yield* sessionIdOf(args))
+        const total = s.entry.workflow.phases.length
+        const phase = yield* integer(args, "phase", 1, total)
+        const offset = (yield* optionalInteger(args, "offset", 0, Number.MAX_SAFE_INTEGER)) ?? 0
+        const limit = (yield* optionalInteger(args, "limit", 1, MAX_PAGE_CHARS)) ?? MAX_PAGE_CHARS
+        const artifact = completedArtifactOf(s, phase)
+        const draft = phase === s.phase ? draftOf(s, phase) : undefined
+        const stored = artifact !== undefined
+          ? { kind: "artifact" as const, evidence: artifact.evidence }
+          : draft !== undefined
+          ? { kind: "draft" as const, evidence: draft.evidence }
+          : undefined
+        if (stored === undefined) {
+          return yield* new WorkflowToolError({
+            code: "INVALID_PARAMETER",
+            parameter: "phase",
+            problem: `Phase ${phase} of session ${s.id} has no stored evidence: it is neither completed nor the current phase with a draft.`,
+            fix: "get_state lists the completed phases (artifacts) and the current phase's draft; pass one of those phases."
+          })
+        }
+        const text = JSON.stringify(stored.evidence) ?? "null"
+        if (offset > text.length) {
+          return yield* new WorkflowToolError({
+            code: "INVALID_PARAMETER",
+            parameter: "offset",
+            problem: `Parameter "offset" is ${offset}, past the end of the evidence (${text.length} characters).`,
+            fix: "Start at offset 0 and pass each page's next_offset to read the next one."
+          })
+        }
+        let end = Math.min(text.length, offset + limit)
+        // never split a surrogate pair across two pages
+        if (end < text.length && end > offset + 1 && /[\uD800-\uDBFF]/.test(text[end - 1]!)) end--
+        const next = end < text.length ? end : null
+        return {
+          session_id: s.id,
+          phase,
+          kind: stored.kind,
+          format: "json",
+          total_chars: text.length,
+          offset,
+          content: text.slice(offset, end),
+          next_offset: next,
+          next_action: next === null
+            ? "This is the last page: join the content of the pages in order and parse it as JSON."
+            : `Call get_artifact with phase ${phase} and offset ${next} for the next page; join the pages' content in order and parse it as JSON.`
         }
       })
 
@@ -717,6 +821,7 @@ export const make = (env: Environment) =>
         const history = yield* runtime.history(s.id).pipe(Effect.mapError(fromRuntime(s.id)))
         const now = yield* Clock.currentTimeMillis
         const status = sessionStatus(s.snapshot.status)
+        const visits = phaseHistory(s.entry.workflow, history, now)
         return {
           session_id: s.id,
           workflow_type: s.context.workflow_type,
@@ -728,11 +833,16 @@ export const make = (env: Environment) =>
           total_phases: s.entry.workflow.phases.length,
           started_at: iso(s.snapshot.startedAt),
           updated_at: iso(s.snapshot.updatedAt),
-          phase_history: phaseHistory(s.entry.workflow, history, now),
+          phase_history: latest(visits, LATEST_VISITS),
+          phase_visits_count: visits.length,
           artifacts: completedArtifacts(s),
-          notes: s.context.notes.map((n) => ({ phase: n.phase, note: n.note, at: iso(n.at) })),
-          retries: s.context.retries.map((r) => ({ phase: r.phase, reset_evidence: r.reset_evidence, at: iso(r.at) })),
-          rollbacks: s.context.rollbacks.map((r) => ({ from_phase: r.from_phase, to_phase: r.to_phase, at: iso(r.at) })),
+          read_evidence: READ_EVIDENCE,
+          notes: latest(s.context.notes, LATEST_NOTES).map((n) => ({ phase: n.phase, note: n.note, at: iso(n.at) })),
+          notes_count: s.context.notes.length,
+          retries: latest(s.context.retries, LATEST_ENTRIES).map((r) => ({ phase: r.phase, reset_evidence: r.reset_evidence, at: iso(r.at) })),
+          retries_count: s.context.retries.length,
+          rollbacks: latest(s.context.rollbacks, LATEST_ENTRIES).map((r) => ({ from_phase: r.from_phase, to_phase: r.to_phase, at: iso(r.at) })),
+          rollbacks_count: s.context.rollbacks.length,
           error_count: s.context.errors.length,
           ...(s.context.deleted === undefined
             ? {}
@@ -825,7 +935,8 @@ export const make = (env: Environment) =>
             current_phase: s.phase!,
             ...(lastNote === undefined ? {} : { checkpoint_note: lastNote.note }),
             phase_content: phaseView(s.entry.workflow.phases[s.phase! - 1]!, total, draftOf(s, s.phase!)),
-            completed_artifacts: completedArtifacts(s)
+            completed_artifacts: completedArtifacts(s),
+            read_evidence: READ_EVIDENCE
           }
         }))
       })
@@ -861,7 +972,8 @@ export const make = (env: Environment) =>
             phase,
             reset_evidence: reset,
             phase_content: phaseView(s.entry.workflow.phases[phase - 1]!, s.entry.workflow.phases.length, draft),
-            previous_errors: previous.map((e) => ({ ...e, timestamp: iso(e.timestamp) })),
+            previous_errors: latest(previous, LATEST_ERRORS).map((e) => ({ ...e, timestamp: iso(e.timestamp) })),
+            previous_error_count: previous.length,
             next_action: reset
               ? `The evidence of phase ${phase} was discarded; submit the full evidence with complete_phase.`
               : `Evidence you sent before is kept as a draft; submit the missing or corrected fields with complete_phase.`
@@ -912,6 +1024,8 @@ export const make = (env: Environment) =>
       Effect.gen(function*() {
         const s = yield* loadSession(yield* sessionIdOf(args))
         const phase = yield* optionalInteger(args, "phase", 1, s.entry.workflow.phases.length)
+        const offset = (yield* optionalInteger(args, "offset", 0, Number.MAX_SAFE_INTEGER)) ?? 0
+        const limit = (yield* optionalInteger(args, "limit", 1, MAX_ERRORS_PAGE)) ?? DEFAULT_ERRORS_PAGE
         const runtimeErrors = yield* runtime.errors(s.id).pipe(Effect.mapError(fromRuntime(s.id)))
         const all = [
           ...s.context.errors.map((e) => ({ ...e })),
@@ -926,11 +1040,16 @@ export const make = (env: Environment) =>
           .filter((e) => phase === undefined || e.phase === phase)
           .sort((a, b) => a.timestamp - b.timestamp)
           .map((e) => ({ ...e, timestamp: iso(e.timestamp) }))
+        const page = all.slice(offset, offset + limit)
+        const next = offset + page.length < all.length ? offset + page.length : null
         return {
           session_id: s.id,
-          errors: all,
+          errors: page,
           error_count: all.length,
-          last_error: all.length === 0 ? null : all[all.length - 1]!
+          offset,
+          next_offset: next,
+          last_error: all.length === 0 ? null : all[all.length - 1]!,
+          ...(next === null ? {} : { next_action: `Errors are listed oldest first; call get_errors with offset ${next} for the next ${limit}.` })
         }
       })
 
@@ -941,6 +1060,7 @@ export const make = (env: Environment) =>
       get_task: getTask,
       complete_phase: completePhase,
       get_state: getState,
+      get_artifact: getArtifact,
       list_sessions: listSessions,
       get_session: getSession,
       delete_session: deleteSession,

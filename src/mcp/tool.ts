@@ -1,5 +1,5 @@
 /**
- * The one `workflow` tool: its JSON input schema (an `action` enum of the 14 actions and
+ * The one `workflow` tool: its JSON input schema (an `action` enum of the 15 actions and
  * their parameters) and the dispatcher that turns a call into a tool result. Every
  * failure, including defects, becomes a tool error result (`isError: true`) whose text
  * says how to fix the call; the server never crashes on input.
@@ -33,7 +33,8 @@ export const tool = {
   description:
     "Run phase-gated workflows (such as test_generation and spec_creation) as durable sessions. " +
     "Each phase has tasks and a checkpoint: complete_phase advances only when the evidence passes it. " +
-    "Sessions survive restarts. Discovery: list_workflows. Execution: start, get_phase, get_task, complete_phase, get_state. " +
+    "Sessions survive restarts. Discovery: list_workflows. Execution: start, get_phase, get_task, complete_phase, get_state, " +
+    "get_artifact (stored evidence is summarized elsewhere; this reads its content a page at a time). " +
     "Management: list_sessions, get_session, delete_session, pause, resume. Recovery: retry_phase, rollback, get_errors.",
   inputSchema: {
     type: "object" as const,
@@ -45,13 +46,17 @@ export const tool = {
       },
       session_id: {
         type: "string",
-        description: `The session (${SESSION_ID_FORMAT}). For get_phase, get_task, complete_phase, get_state, get_session, delete_session, pause, resume, retry_phase, rollback, get_errors.`
+        description: `The session (${SESSION_ID_FORMAT}). For get_phase, get_task, complete_phase, get_state, get_artifact, get_session, delete_session, pause, resume, retry_phase, rollback, get_errors.`
       },
       workflow_type: { type: "string", description: "start (required), list_sessions (filter): the workflow's name from list_workflows." },
       target_file: { type: "string", description: "start: the file to work on, relative to the workspace root." },
       options: { type: "object", description: "start: free-form options recorded with the session (JSON object, at most 64 KiB)." },
       category: { type: "string", description: "list_workflows: only workflows of this category." },
-      phase: { type: "integer", minimum: 1, description: "complete_phase, retry_phase (required: the current phase); get_task, get_errors (optional)." },
+      phase: {
+        type: "integer",
+        minimum: 1,
+        description: "complete_phase, retry_phase (required: the current phase); get_artifact (required: a completed phase, or the current one for its draft); get_task, get_errors (optional)."
+      },
       task_number: { type: "integer", minimum: 1, description: "get_task: the task within the phase, from 1." },
       evidence: {
         type: "object",
@@ -64,7 +69,18 @@ export const tool = {
         enum: ["active", "paused", "completed", "deleted", "failed"],
         description: "list_sessions: only sessions with this status."
       },
-      limit: { type: "integer", minimum: 1, maximum: 1000, description: "list_sessions: at most this many (default 100)." },
+      limit: {
+        type: "integer",
+        minimum: 1,
+        maximum: 65536,
+        description: "list_sessions: at most this many sessions (default 100, at most 1000); get_errors: errors per page (default 20, at most 50); " +
+          "get_artifact: characters per page (default and at most 65536)."
+      },
+      offset: {
+        type: "integer",
+        minimum: 0,
+        description: "get_artifact: the character to start the page at (default 0; each page gives next_offset); get_errors: the error to start at (default 0)."
+      },
       reason: { type: "string", description: "delete_session: why (kept with the session)." },
       checkpoint_note: { type: "string", description: "pause: a note on where you stopped, shown again on resume." },
       reset_evidence: { type: "boolean", description: "retry_phase: discard the evidence kept from failed submissions (default false)." },
