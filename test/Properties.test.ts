@@ -25,7 +25,7 @@ const seed = Number(process.env.PROCTOR_PROPERTY_SEED ?? 20261201)
  * The promises checked. `eventsAccounted` waits for the fix of issue 11 item 1 (accepted
  * events lost when the execution ends).
  */
-const checks: Checks = { eventsAccounted: false, typedErrors: true }
+const checks: Checks = { eventsAccounted: true, typedErrors: true }
 
 const play = (s: Scenario, options: PlayOptions): Promise<Outcome> =>
   Effect.runPromise(Effect.scoped(runScenario(s, options)).pipe(Effect.provide(TestContext.TestContext)) as Effect.Effect<Outcome>)
