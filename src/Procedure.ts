@@ -70,6 +70,7 @@ export interface Step<T extends string, C, A, E, R> {
   readonly isTransient: (error: unknown) => boolean
   readonly onFailure: OnFailure<string>
   readonly compensate: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown, R>) | undefined
+  readonly compensateTimeout: Duration.Duration
   /** @internal what `step` found wrong with its options (a NaN timeout, ...); `validate` refuses the procedure */
   readonly "~invalid"?: ReadonlyArray<string> | undefined
 }
@@ -376,6 +377,11 @@ export interface StepOptions<T extends string, F extends string, C, A, E, R> {
   readonly onFailure?: OnFailure<F> | undefined
   /** undoes the step's effect; runs in reverse order when the execution fails for good or is rolled back */
   readonly compensate?: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown, R>) | undefined
+  /**
+   * how long the compensation may run; past it, it is interrupted and counts as a failed
+   * compensation (logged in the error log), and the rollback goes on. @default "1 minute"
+   */
+  readonly compensateTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -487,6 +493,9 @@ export const step = <C, A, E, R, const T extends string, const F extends string 
     isTransient,
     onFailure: options.onFailure ?? "fail",
     compensate: options.compensate,
+    compensateTimeout: options.compensateTimeout === undefined
+      ? defaultTimeout
+      : decodeDuration("compensateTimeout", options.compensateTimeout, invalid),
     ...(invalid.length === 0 ? {} : { "~invalid": invalid })
   }
 }

@@ -179,6 +179,8 @@ interface Handle {
   timer?: { readonly visit: number; readonly deadline: Deadline } | undefined
   /** when the recent restarts after failures happened (for the intensity limit) */
   readonly restarts: Array<number>
+  /** set while a compensation runs: a command it refuses is answered at once, without stopping it */
+  compensating?: boolean | undefined
   /** the reply of the command being applied */
   current?: Deferred.Deferred<Snapshot, CommandError> | undefined
 }
@@ -374,52 +376,59 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
         return Effect.void
       })
 
-      // compensations of completed steps are finalizers of a scope made for the first of them
-      let scope: Scope.CloseableScope | undefined
-      const compensationScope = Effect.suspend(() =>
-        scope !== undefined ? Effect.succeed(scope) : Effect.tap(Scope.make(), (made) => void (scope = made))
-      )
-      const registerCompensation = (stepSeq: number, state: string): Effect.Effect<void> => {
+      /**
+       * Undoes the last completed step not undone yet (compensations run in reverse order,
+       * one per turn of the run loop, so commands are served between them). It runs inline
+       * like a step: bounded by the step's `compensateTimeout`, and a command the status
+       * accepts (cancel) interrupts it. A failure, a throw or a timeout is a failed
+       * compensation, logged in the error log; either way the outcome commits with the
+       * compensation's record, so a crash resumes the rollback with the next one.
+       */
+      const compensateLast = Effect.suspend(() => {
+        const { stepSeq, state } = cached.completed[cached.completed.length - 1]!
         const step = stateOf(def, state)
-        if (step === undefined || step._tag !== "Step" || step.compensate === undefined) return Effect.void
+        if (step === undefined || step._tag !== "Step" || step.compensate === undefined) {
+          cached.completed.pop()
+          return Effect.void
+        }
         const compensate = step.compensate
-        return Effect.flatMap(compensationScope, (scope) => Scope.addFinalizerExit(scope, (exit) => {
-          if (!(Exit.isFailure(exit) && Cause.squash(exit.cause) === Rollback)) return Effect.void
-          return Effect.gen(function*() {
-            const args = {
-              context: cached.machine.context,
-              executionId: id,
-              state,
-              attempt: 1,
-              idempotencyKey: `${id}/${state}/${stepSeq}/compensate`
-            }
-            const result = yield* Effect.exit(
-              (compensate(args) as Effect.Effect<unknown, unknown, never>).pipe(
-                Effect.withSpan("proctor.compensate", { attributes: { executionId: id, state }, captureStackTrace: false })
-              )
-            )
-            const now = clock.unsafeCurrentTimeMillis()
-            const s = cached.machine.snapshot
-            const snapshot: Snapshot = { ...s, rowVersion: s.rowVersion + 1, updatedAt: now }
-            const errors: Array<ErrorEntry> = []
-            if (Exit.isFailure(result)) {
-              const info = errorInfo(Cause.squash(result.cause))
-              errors.push({ executionId: id, state, attempt: 1, tag: info.tag, message: `compensation failed: ${info.message}`, transient: false, at: now })
-              yield* Effect.logWarning(`Compensation of "${state}" failed: ${info.message}`)
-            }
-            yield* store.commit({
-              snapshot,
-              expectedVersion: s.rowVersion,
-              errors,
-              compensation: { executionId: id, stepSeq, state, ok: Exit.isSuccess(result), at: now }
-            }).pipe(Effect.orDie)
+        const args = { context: cached.machine.context, executionId: id, state, attempt: 1, idempotencyKey: `${id}/${state}/${stepSeq}/compensate` }
+        const timeout = Duration.toMillis(step.compensateTimeout)
+        const timedOut = {
+          _tag: "TimeoutError",
+          message: `TimeoutError: it ran past its compensateTimeout of ${Duration.format(step.compensateTimeout)} and was interrupted; ` +
+            `raise the step's compensateTimeout, or make the compensation return sooner`
+        }
+        // a compensation that throws instead of returning an Effect fails like one that fails
+        const attempt = Effect.raceFirst(
+          Effect.suspend(() => compensate(args) as Effect.Effect<unknown, unknown>),
+          Effect.zipRight(Deadlines.sleepMillis(timeout), Effect.fail(timedOut))
+        ).pipe(Effect.withSpan("proctor.compensate", { attributes: { executionId: id, state }, captureStackTrace: false }))
+        handle.compensating = true
+        handle.interruptible = true
+        return Effect.flatMap(Effect.exit(restore(attempt)), (result) => {
+          handle.compensating = false
+          handle.interruptible = false
+          if (Exit.isFailure(result) && Cause.isInterruptedOnly(result.cause)) return Effect.interrupt
+          const now = clock.unsafeCurrentTimeMillis()
+          const s = cached.machine.snapshot
+          const snapshot: Snapshot = { ...s, rowVersion: s.rowVersion + 1, updatedAt: now }
+          const errors: Array<ErrorEntry> = []
+          let logged: Effect.Effect<void> = Effect.void
+          if (Exit.isFailure(result)) {
+            const info = errorInfo(Cause.squash(result.cause))
+            errors.push({ executionId: id, state, attempt: 1, tag: info.tag, message: `compensation failed: ${info.message}`, transient: false, at: now })
+            logged = Effect.logWarning(`Compensation of "${state}" failed: ${info.message}`)
+          }
+          return Effect.zipRight(
+            logged,
+            store.commit({ snapshot, expectedVersion: s.rowVersion, errors, compensation: { executionId: id, stepSeq, state, ok: Exit.isSuccess(result), at: now } })
+          ).pipe(Effect.tap(() => {
             cached.machine = { ...cached.machine, snapshot }
-            const i = cached.completed.findIndex((c) => c.stepSeq === stepSeq)
-            if (i >= 0) cached.completed.splice(i, 1)
-          })
-        }))
-      }
-      for (const c of cached.completed) yield* registerCompensation(c.stepSeq, c.state)
+            cached.completed.pop()
+          }))
+        })
+      })
 
       // a span per visit of a state, ended when the execution leaves it (or this run ends)
       let stateSpan: Tracer.Span | undefined
@@ -473,10 +482,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
         if (next.snapshot.visit !== s.visit) handle.retry = undefined
         if (next.snapshot.visit !== s.visit || isTerminal(next.snapshot.status)) enterStateSpan(next.snapshot)
         if (isTerminal(next.snapshot.status) && !isTerminal(s.status)) finishedBy(next.snapshot.status).unsafeUpdate(1, [])
-        if (t.cause === "step" && compiled.compensable.has(t.from)) {
-          cached.completed.push({ stepSeq: t.seq, state: t.from })
-          return Effect.as(Effect.tap(registerCompensation(t.seq, t.from), () => publish(next.snapshot, t)), Option.none<InvalidTransition>())
-        }
+        if (t.cause === "step" && compiled.compensable.has(t.from)) cached.completed.push({ stepSeq: t.seq, state: t.from })
         publish(next.snapshot, t)
         return noRejection
       }
@@ -636,7 +642,10 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           case "needs_intervention":
             return passivate ? "idle" : "wait"
           case "compensating": {
-            if (scope !== undefined) yield* Scope.close(scope, Exit.fail(Rollback))
+            if (cached.completed.length > 0) {
+              yield* compensateLast
+              return "continue"
+            }
             const now = clock.unsafeCurrentTimeMillis()
             yield* apply(transition(compiled, cached.machine, { _tag: "Compensated" }, now))
             return "done"
@@ -672,7 +681,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           }
         })
 
-      // the run loop; when it ends, so do the state's span and (without a rollback) the compensation scope
+      // the run loop; when it ends, so does the state's span
       yield* Effect.gen(function*() {
         while (true) {
           for (let msg = mailbox.poll(); msg !== undefined; msg = mailbox.poll()) {
@@ -723,7 +732,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
         }
       }).pipe(Effect.onExit((exit) => {
         endStateSpan(exit)
-        return scope === undefined ? Effect.void : Scope.close(scope, Exit.void)
+        return Effect.void
       }))
     })
 
@@ -911,6 +920,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
 
   /** Queues a message for an actor in memory; starts a run of a parked one. */
   const post = (handle: Handle, msg: Msg) => {
+    if (msg._tag === "Command" && handle.compensating && refusedNow(handle, msg)) return
     handle.mailbox.offer(msg)
     if (handle.parked) {
       if (closed) {
@@ -926,6 +936,17 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       handle.commanded = true
       handle.fiber.unsafeInterruptAsFork(FiberId.none)
     }
+  }
+
+  /** Answers a command the execution's status refuses, from its cached state (a pure check, no commit). */
+  const refusedNow = (handle: Handle, msg: Extract<Msg, { readonly _tag: "Command" }>) => {
+    const cached = handle.cached
+    if (cached === undefined) return false
+    const input: Input = msg.input._tag === "Rollback" ? { _tag: "Rollback", compensable: cached.completed.length > 0 } : msg.input
+    const output = transition(cached.compiled, cached.machine, input, cached.machine.snapshot.updatedAt)
+    if (output._tag !== "Reject") return false
+    Deferred.unsafeDone(msg.reply, Exit.fail(output.error))
+    return true
   }
 
   const activate = (id: string) => deliver(id, { _tag: "Inbox" })
@@ -1216,7 +1237,5 @@ const shuttingDown = new StoreError({ kind: "Unavailable", operation: "run", det
 /** The backoff of work that waits for the store: 100 ms doubling to 30 s, for as long as it takes. */
 const waitForStoreSchedule = Schedule.union(Schedule.exponential("100 millis"), Schedule.spaced("30 seconds"))
 
-/** The signal a scope closes with to run the compensations registered in it. */
-const Rollback = { _tag: "proctor/Rollback" } as const
 
 const interruptFiber = (fiber: Fiber.RuntimeFiber<void>) => Effect.asVoid(Fiber.interruptFork(fiber))
