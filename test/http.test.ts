@@ -2,7 +2,7 @@ import { HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Layer, Option, Stream, TestClock } from "effect"
-import { Runtime, Store } from "proctor"
+import { Runtime, Store, StoreError } from "proctor"
 import type { Execution } from "proctor"
 import { ProctorApi } from "../src/http/Api.js"
 import * as Auth from "../src/http/Auth.js"
@@ -408,6 +408,36 @@ describe("HTTP API", () => {
         )
       )
     ))
+
+  it.effect("GET /health reports the store: 200 while reachable, 503 with the last StoreError during an outage", () => {
+    let down = false
+    const flaky = Layer.effect(Store.Store, Effect.map(Store.makeMemory, (store) => ({
+      ...store,
+      create: (snapshot: Execution.Snapshot, transition: Execution.Transition) =>
+        down
+          ? Effect.fail(new StoreError({ kind: "Unavailable", operation: "create", detail: "database is locked" }))
+          : store.create(snapshot, transition)
+    })))
+    const layer = Server.layer().pipe(
+      Layer.provideMerge(Runtime.layer({ procedures: [Approval, Gated, Broken] }).pipe(Layer.provide(flaky))),
+      Layer.provideMerge(NodeHttpServer.layerTest)
+    )
+    return Effect.gen(function*() {
+      const up = yield* raw(HttpClientRequest.get("/health"))
+      assert.strictEqual(up.status, 200)
+      assert.deepStrictEqual(up.body, { storeReachable: true, waitingForStore: 0 })
+      down = true
+      const refused = yield* raw(HttpClientRequest.post("/api/executions").pipe(
+        HttpClientRequest.bodyUnsafeJson({ procedure: "ops-approval", input: { doc: "x" } })
+      ))
+      assert.strictEqual(refused.status, 503)
+      const health = yield* raw(HttpClientRequest.get("/health"))
+      assert.strictEqual(health.status, 503)
+      assert.strictEqual(health.body.storeReachable, false)
+      assert.strictEqual(health.body.lastStoreError.kind, "Unavailable")
+      assert.strictEqual(typeof health.body.unavailableSince, "number")
+    }).pipe(Effect.provide(layer))
+  })
 
   it.effect("serves the dashboard's files from disk, and nothing outside its folder", () =>
     Effect.gen(function*() {

@@ -1,8 +1,9 @@
 /**
  * The HTTP server: the JSON API (`/api/...`), its OpenAPI document (`/openapi.json`),
  * an API explorer (`/docs`, Swagger UI bundled in @effect/platform, no CDN), a live
- * stream of execution changes (`/events`, Server-Sent Events) and the dashboard (`/`),
- * all over one `Runtime`, behind one guard (token, host and origin checks, body limit).
+ * stream of execution changes (`/events`, Server-Sent Events), the store's health (`/health`)
+ * and the dashboard (`/`), all over one `Runtime`, behind one guard (token, host and
+ * origin checks, body limit).
  *
  * @since 0.1.0
  */
@@ -331,6 +332,16 @@ export const routes = (options: Options = {}) => {
             headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
           })
         }))
+      // Runtime.health for probes and monitors: 200 while the store is reachable, 503 during an outage
+      yield* router.add("GET", "/health", Effect.map(runtime.health, (health) =>
+        HttpServerResponse.unsafeJson({
+          storeReachable: health.storeReachable,
+          ...(health.unavailableSince === undefined ? {} : { unavailableSince: health.unavailableSince }),
+          ...(health.lastStoreError === undefined ? {} : {
+            lastStoreError: { _tag: "StoreError", kind: health.lastStoreError.kind, message: health.lastStoreError.message }
+          }),
+          waitingForStore: health.waitingForStore
+        }, { status: health.storeReachable ? 200 : 503 })))
       const index = Effect.map(readAsset("index.html"), Option.getOrElse(() => notFound("index.html")))
       yield* router.add("GET", "/", index)
       yield* router.add("GET", "/executions/*", index)
