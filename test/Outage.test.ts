@@ -1,7 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Metric, TestClock } from "effect"
-import { Errors, Runtime, Store } from "proctor"
-import { journal, Journal, Linear } from "./fixtures/procedures.js"
+import Database from "better-sqlite3"
+import { Effect, Fiber, Layer, Logger, Metric, Option, TestClock } from "effect"
+import * as path from "node:path"
+import { Errors, Runtime, SqlStore, Store } from "proctor"
+import { Approval, journal, Journal, Linear } from "./fixtures/procedures.js"
+import { tempDir } from "./fixtures/sqlTemp.js"
 
 /**
  * A memory store that can be taken down: while `down` says so for a commit, the commit
@@ -127,4 +130,43 @@ describe("a store outage is waited out and reported", () => {
         assert.strictEqual((yield* Runtime.await(id)).status, "succeeded")
       })
     ))
+
+  it.scoped("on SQLite: a write lock held by another connection for 3 minutes is waited out; the timer's transition commits after it", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "outage.db")
+      // the store gives up on a lock after 1 s (StoreError Unavailable); the runtime waits on
+      const layer = Runtime.layer({ procedures: [Approval] }).pipe(
+        Layer.provide(SqlStore.layerSqlite({ filename: file, busyTimeout: "1 second" }))
+      )
+      yield* Effect.gen(function*() {
+        const id = yield* Runtime.start(Approval, { doc: "d" })
+        // another connection takes the write lock
+        const other = new Database(file)
+        other.exec("BEGIN IMMEDIATE")
+        // the wait's timer falls due (24 hours), and its transition cannot commit
+        yield* TestClock.adjust("24 hours")
+        const ended = yield* Effect.fork(Runtime.await(id))
+        // 3 minutes of virtual time, a real turn of the event loop each second (SQLite polls the lock)
+        const drive = (seconds: number) =>
+          Effect.gen(function*() {
+            for (let i = 0; i < seconds && Option.isNone(yield* Fiber.poll(ended)); i++) {
+              yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+              yield* TestClock.adjust("1 second")
+            }
+          })
+        yield* drive(180)
+        assert.strictEqual((yield* Runtime.get(id)).status, "waiting")
+        const health = yield* Runtime.health
+        assert.isFalse(health.storeReachable)
+        assert.strictEqual(health.lastStoreError?.kind, "Unavailable")
+        assert.strictEqual(health.waitingForStore, 1)
+        other.exec("ROLLBACK")
+        other.close()
+        yield* drive(60)
+        assert.isTrue(Option.isSome(yield* Fiber.poll(ended)), "the execution ends once the lock is released")
+        const final = yield* Fiber.join(ended)
+        assert.strictEqual(final.state, "escalated")
+        assert.isTrue((yield* Runtime.health).storeReachable)
+      }).pipe(Effect.provide(layer))
+    }))
 })
