@@ -99,6 +99,30 @@ export class ManualIntervention extends Schema.TaggedError<ManualIntervention>()
 }
 
 /**
+ * An execution made `maxTransitionsWithoutWaiting` transitions in a row without waiting for
+ * an event, a timer or a person: a runaway loop. It was failed alone; the rest of the
+ * runtime carried on.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class LoopLimitExceeded extends Schema.TaggedError<LoopLimitExceeded>()("LoopLimitExceeded", {
+  executionId: Schema.String,
+  procedure: Schema.String,
+  /** the states of the last transitions, in the order they were first seen */
+  states: Schema.Array(Schema.String),
+  limit: Schema.Number
+}) {
+  override get message(): string {
+    return `Execution ${this.executionId} of procedure "${this.procedure}" made ${this.limit} transitions in a row ` +
+      `without waiting for an event, a timer or a person, looping through ${this.states.map((s) => `"${s}"`).join(", ")}, ` +
+      `and was failed as a runaway loop. If the loop is meant to run this long, raise \`maxTransitionsWithoutWaiting\` ` +
+      `in the procedure's definition (Procedure.make, next to \`states\`; default 10000), ` +
+      `or let each round wait (a \`wait\` state with an \`after\` timer).`
+  }
+}
+
+/**
  * An operation that the execution's current status does not allow (for example
  * resuming an execution that is not paused), or an event the current state does not accept.
  *

@@ -155,6 +155,8 @@ export interface Procedure<Name extends string, I, C, Ev, R, S extends string = 
   readonly init: (input: I) => C
   readonly initial: S
   readonly states: { readonly [K in S]: AnyState }
+  /** see `Procedure.make`'s `maxTransitionsWithoutWaiting`. @default 10000 */
+  readonly maxTransitionsWithoutWaiting?: number | undefined
   /** @internal phantom for the services the steps need */
   readonly "~R"?: R
 }
@@ -176,6 +178,7 @@ export interface Any {
   readonly init: (input: any) => any
   readonly initial: string
   readonly states: { readonly [name: string]: AnyState }
+  readonly maxTransitionsWithoutWaiting?: number | undefined
   readonly "~R"?: unknown
 }
 
@@ -282,6 +285,16 @@ export const make = <
   machine: {
     readonly initial: keyof S & string
     readonly states: S & CheckTargets<S>
+    /**
+     * The runaway-loop guard: how many transitions in a row an execution may make without
+     * waiting (for an event, a timer or a person: a `wait` state, `paused`,
+     * `needs_intervention`, or an operator command). Past it, the execution fails with
+     * `LoopLimitExceeded` (its compensations run, as for a step that failed for good); the
+     * rest of the runtime is not affected. Raise it for a loop of steps that is meant to be
+     * longer, or put a `wait` with an `after` timer between its rounds.
+     * @default 10000
+     */
+    readonly maxTransitionsWithoutWaiting?: number | undefined
   }
 ): Procedure<Name, I, C, Ev, RequirementsOf<S>, keyof S & string> => ({
   [TypeId]: TypeId,
@@ -293,7 +306,8 @@ export const make = <
   events: (schemas.events ?? Schema.Never) as Schema.Schema<Ev, any, never>,
   init: schemas.init ?? ((input: I) => input as unknown as C),
   initial: machine.initial,
-  states: ownRecord(machine.states) as unknown as { readonly [K in keyof S & string]: AnyState }
+  states: ownRecord(machine.states) as unknown as { readonly [K in keyof S & string]: AnyState },
+  ...(machine.maxTransitionsWithoutWaiting === undefined ? {} : { maxTransitionsWithoutWaiting: machine.maxTransitionsWithoutWaiting })
 })
 
 /**
@@ -589,6 +603,10 @@ export const validate = (procedure: Any): Either.Either<Any, DefinitionError> =>
   if (procedure.name.trim() === "") return fail("the name is empty; give the procedure a name")
   if (!Number.isInteger(procedure.version) || procedure.version < 1) {
     return fail(`version ${procedure.version} is not a positive integer`)
+  }
+  const loopLimit = procedure.maxTransitionsWithoutWaiting
+  if (loopLimit !== undefined && (!Number.isSafeInteger(loopLimit) || loopLimit < 1)) {
+    return fail(`maxTransitionsWithoutWaiting ${loopLimit} is not a positive integer; leave it out for the default of 10000`)
   }
   if (stateOf(procedure, procedure.initial) === undefined) {
     return fail(`the initial state "${procedure.initial}" is not one of the states (${names.join(", ")})`, procedure.initial)

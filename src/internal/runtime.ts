@@ -33,6 +33,7 @@ import {
   ExecutionError,
   ExecutionNotFound,
   InvalidTransition,
+  LoopLimitExceeded,
   MaxRetriesExceeded,
   StoreError,
   TimeoutError,
@@ -181,6 +182,8 @@ interface Handle {
   readonly restarts: Array<number>
   /** set while a compensation runs: a command it refuses is answered at once, without stopping it */
   compensating?: boolean | undefined
+  /** transitions in a row without waiting for an event, a timer or a person (the runaway-loop guard) */
+  spins: number
   /** the reply of the command being applied */
   current?: Deferred.Deferred<Snapshot, CommandError> | undefined
 }
@@ -477,6 +480,8 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       const noRejection = Effect.succeed(Option.none<InvalidTransition>())
       const committed = (s: Snapshot, next: Machine, t: Transition) => {
         cached.machine = next
+        const status = next.snapshot.status
+        handle.spins = status === "running" || status === "compensating" ? handle.spins + 1 : 0
         stateDuration.unsafeUpdate(t.duration, [])
         transitionsTotal.unsafeUpdate(1, [])
         if (next.snapshot.visit !== s.visit) handle.retry = undefined
@@ -590,6 +595,24 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           })
         })
 
+      const loopLimit = def.maxTransitionsWithoutWaiting ?? 10_000
+
+      /** Fails the execution alone: it made `loopLimit` transitions without waiting. */
+      const stopLoop = Effect.gen(function*() {
+        const recent = yield* store.history(id, { tail: Math.min(loopLimit, 100) })
+        const error = new LoopLimitExceeded({ executionId: id, procedure: def.name, states: [...new Set(recent.map((t) => t.to))], limit: loopLimit })
+        yield* Effect.logWarning(error.message)
+        const s = cached.machine.snapshot
+        const now = clock.unsafeCurrentTimeMillis()
+        const entry: ErrorEntry = { executionId: id, state: s.state, attempt: s.attempt, tag: error._tag, message: error.message, transient: false, at: now }
+        const input: Input = { _tag: "LoopLimit", error: errorInfo(error), compensable: cached.completed.length > 0 }
+        yield* apply(transition(compiled, cached.machine, input, now), undefined, [entry])
+      })
+
+      /** The next attempt of the current step, unless the execution has looped too long. */
+      const stepOrStop = (state: Procedure.Step<string, unknown, unknown, unknown, unknown>) =>
+        handle.spins >= loopLimit ? stopLoop : runStep(state)
+
       /** Does what the committed snapshot calls for. */
       const reconcile: Effect.Effect<"continue" | "wait" | "idle" | "done", StoreError> = Effect.gen(function*() {
         const s = cached.machine.snapshot
@@ -603,7 +626,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
               const timeout = new TimeoutError({ executionId: id, state: s.state, timeout: Duration.format(state.timeout) })
               yield* attemptFailed(state, timedOut.attempt, timeout, true)
             } else {
-              yield* runStep(state)
+              yield* stepOrStop(state)
             }
             return "continue"
           }
@@ -664,6 +687,8 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
                 ? { _tag: "Rollback", compensable: cached.completed.length > 0 }
                 : msg.input
               if (input._tag === "Retry" || input._tag === "Resume") handle.retry = undefined
+              // a person acted: what follows is not a runaway loop
+              handle.spins = 0
               handle.current = msg.reply
               const rejected = yield* apply(transition(compiled, cached.machine, input, now))
               handle.current = undefined
@@ -683,7 +708,12 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
 
       // the run loop; when it ends, so does the state's span
       yield* Effect.gen(function*() {
+        let sinceTurn = 0
         while (true) {
+          if (++sinceTurn >= roundsPerLook) {
+            sinceTurn = 0
+            yield* fairTurn
+          }
           for (let msg = mailbox.poll(); msg !== undefined; msg = mailbox.poll()) {
             if (msg._tag !== "Inbox") yield* handleMessage(msg)
           }
@@ -691,7 +721,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           const current = cached.machine.snapshot
           const state = stateOf(def, current.state)!
           if (current.status === "running" && state._tag === "Step" && handle.timedOut === undefined) {
-            yield* runStep(state)
+            yield* stepOrStop(state)
             continue
           }
           const next = yield* reconcile
@@ -910,7 +940,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       if (msg._tag === "Command") Deferred.unsafeDone(msg.reply, Exit.fail(shuttingDown))
       return
     }
-    const handle: Handle = { id, mailbox: new Mailbox(), parked: false, parking: false, interruptible: false, commanded: false, restarts: [], cached }
+    const handle: Handle = { id, mailbox: new Mailbox(), parked: false, parking: false, interruptible: false, commanded: false, restarts: [], spins: 0, cached }
     handle.mailbox.offer(msg)
     handles.set(id, handle)
     active++
@@ -1231,6 +1261,40 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     verifyExport
   }
 })
+
+/**
+ * Fairness: the actors of a runtime hand the event loop a full turn (timers, I/O) once they
+ * have kept it for `turnBudgetMillis`. Effect's own yields (`maxOpsBeforeYield`,
+ * `Effect.yieldNow`) go through microtasks and reach a `setTimeout` only after 2048 nested
+ * ones of the same fiber; an actor that suspends on every commit (a SQL store) starts that
+ * count again each time, so a loop that never waits would never let a timer or an I/O
+ * callback of the process run. This is about the real event loop, not about time a step
+ * or a timer sees: TestClock has nothing to control here.
+ */
+const turnBudgetMillis = 4
+
+/**
+ * Run-loop rounds (attempts, transitions) between two looks at the budget. Measured on one
+ * execution looping on a no-op step: a turn every round doubled the CPU of a transition
+ * (memory store, 50 -> 99 µs); a turn every 32 rounds of each actor cost 2,000 actors of
+ * 100 steps 5 µs more per transition (bench/costs.ts), as all of them then run interleaved;
+ * one turn per budget, whoever asks, costs nothing measurable.
+ */
+const roundsPerLook = 32
+
+/** when the event loop last gave the actors their turn back */
+let lastTurn = performance.now()
+
+const eventLoopTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => {
+    lastTurn = performance.now()
+    resume(Effect.void)
+  })
+  return Effect.sync(() => clearImmediate(handle))
+})
+
+/** A turn of the event loop if the actors have kept it longer than the budget. */
+const fairTurn: Effect.Effect<void> = Effect.suspend(() => performance.now() - lastTurn >= turnBudgetMillis ? eventLoopTurn : Effect.void)
 
 const shuttingDown = new StoreError({ kind: "Unavailable", operation: "run", detail: "the runtime is shutting down; retry on a running runtime" })
 

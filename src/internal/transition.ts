@@ -70,6 +70,7 @@ export type Input =
   | { readonly _tag: "Skip"; readonly state: string }
   | { readonly _tag: "Compensated" }
   | { readonly _tag: "GiveUp"; readonly error: ErrorInfo }
+  | { readonly _tag: "LoopLimit"; readonly error: ErrorInfo; readonly compensable: boolean }
 
 export type Output =
   | { readonly _tag: "Next"; readonly machine: Machine; readonly transition: Transition }
@@ -348,6 +349,11 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
     case "Compensated": {
       if (s.status !== "compensating") return reject(machine, "finish compensating", "It is not compensating.")
       return next(compiled, machine, now, "compensated", { status: s.compensateTo ?? "rolled_back" }, machine.context)
+    }
+    case "LoopLimit": {
+      // like a step that failed for good, whatever its onFailure (a goto could loop again)
+      if (s.status !== "running") return reject(machine, "stop the loop of", "Only a running execution loops.")
+      return next(compiled, machine, now, "failure", { ...failForGood(input.compensable), error: input.error }, machine.context)
     }
     case "GiveUp": {
       return next(compiled, machine, now, "defect", { status: "failed", error: input.error }, machine.context)
