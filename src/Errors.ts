@@ -25,7 +25,10 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutErr
 }
 
 /**
- * An input, context or event did not match its Schema. Nothing was written.
+ * An input, context or event did not match its Schema (`kind` `"Schema"`, the default), or
+ * its encoded form holds a value the store's JSON cannot keep as it is (`kind` `"JSON"`:
+ * `NaN`, `Infinity`, a bigint, `undefined` in an array, a `Date` or other non-plain object,
+ * a cycle). Nothing was written.
  *
  * @since 0.1.0
  * @category errors
@@ -33,9 +36,15 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutErr
 export class ValidationError extends Schema.TaggedError<ValidationError>()("ValidationError", {
   procedure: Schema.String,
   subject: Schema.Literal("input", "context", "event"),
-  issue: Schema.String
+  issue: Schema.String,
+  kind: Schema.optional(Schema.Literal("Schema", "JSON"))
 }) {
   override get message(): string {
+    if (this.kind === "JSON") {
+      return `The ${this.subject} given to procedure "${this.procedure}" cannot be stored: ${this.issue}. ` +
+        `Use values JSON can hold (finite numbers, strings, booleans, null, arrays, plain objects), or a Schema ` +
+        `that encodes to them (e.g. Schema.Date, Schema.BigInt); nothing was written.`
+    }
     return `The ${this.subject} given to procedure "${this.procedure}" does not match its Schema: ${this.issue}. ` +
       `Fix the ${this.subject} to match the Schema declared in the procedure; nothing was written.`
   }

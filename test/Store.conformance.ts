@@ -4,10 +4,9 @@
  * each time it is built gives every test an empty store.
  */
 import { assert, describe, it } from "@effect/vitest"
-import type { Layer } from "effect"
-import { Effect, Exit, Option } from "effect"
-import type { Execution } from "proctor"
-import { Store, StoreError } from "proctor"
+import { Effect, Exit, Layer, Option, Schema, TestClock } from "effect"
+import type { Execution, ValidationError } from "proctor"
+import { Procedure, Runtime, Store, StoreError } from "proctor"
 
 type Snapshot = Execution.Snapshot
 type Transition = Execution.Transition
@@ -617,4 +616,74 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           assert.strictEqual((yield* store.list({ offset: 100 })).length, 5)
         }))
     })
+
+    describe("values JSON cannot hold (through a runtime on this store)", () => {
+      const withRuntime = Runtime.layer({ procedures: [JsonPay] }).pipe(Layer.provideMerge(layer))
+      const refused = (effect: Effect.Effect<unknown, unknown, Runtime.Runtime>, issue: string) =>
+        Effect.gen(function*() {
+          const e = yield* Effect.flip(effect)
+          assert.strictEqual((e as { _tag?: string })._tag, "ValidationError", String(e))
+          const v = e as ValidationError
+          assert.strictEqual(v.kind, "JSON")
+          assert.include(v.message, `cannot be stored: ${issue}`, v.message)
+        })
+
+      it.effect("start refuses an input whose context JSON cannot hold, naming the path, and writes nothing", () =>
+        Effect.gen(function*() {
+          yield* refused(Runtime.start(JsonPay, { amount: NaN }), "context.amount: NaN cannot be stored (JSON has no NaN)")
+          yield* refused(Runtime.start(JsonPay, { amount: -Infinity }), "context.amount: -Infinity cannot be stored (JSON has no infinite numbers)")
+          yield* refused(Runtime.start(JsonPay, { amount: 1, notes: [1, undefined] }), "context.notes[1]: undefined cannot be stored (JSON turns it into null)")
+          yield* refused(Runtime.start(JsonPay, { amount: 1, notes: [new Date(0)] }), "context.notes[0]: a Date cannot be stored as it is")
+          yield* refused(Runtime.start(JsonPay, { amount: 1, notes: [{ big: BigInt(1) }] }), "context.notes[0].big: the bigint 1n cannot be stored")
+          const cyclic: { self?: unknown } = {}
+          cyclic.self = cyclic
+          yield* refused(Runtime.start(JsonPay, { amount: 1, notes: [cyclic] }), "context.notes[0].self: a cycle cannot be stored")
+          assert.deepStrictEqual(yield* Runtime.list(), [])
+        }).pipe(Effect.provide(withRuntime)))
+
+      it.effect("send refuses such an event; a step or event update that makes such a context fails that step or is discarded", () =>
+        Effect.gen(function*() {
+          const id = yield* Runtime.start(JsonPay, { amount: 4 })
+          yield* refused(Runtime.send(id, { _tag: "Bump", by: NaN }), "event.by: NaN cannot be stored (JSON has no NaN)")
+          assert.strictEqual((yield* Runtime.get(id)).seq, 1)
+          // 1.7e308 + 1.7e308 is Infinity: the event is consumed and logged, the execution stays
+          const big = yield* Runtime.start(JsonPay, { amount: 1.7e308 })
+          yield* Runtime.send(big, { _tag: "Bump", by: 1.7e308 })
+          // polled with the clock moved a little each time, so that a store's own fibers get their turn
+          const errors = yield* Effect.repeat(Effect.zipLeft(Runtime.errors(big), TestClock.adjust("1 millis")), { until: (es) => es.length > 0 })
+          assert.include(errors[0]!.message, "context.amount: Infinity cannot be stored")
+          assert.deepStrictEqual((yield* Runtime.get(big)).context, { amount: 1.7e308 })
+          assert.strictEqual((yield* Runtime.get(big)).status, "waiting")
+          // -6 makes the step's update take a square root of a negative number: NaN
+          yield* Runtime.send(id, { _tag: "Bump", by: -10 })
+          const failed = yield* Runtime.await(id)
+          assert.strictEqual(failed.status, "failed")
+          assert.strictEqual(failed.state, "root")
+          assert.strictEqual(failed.error?.tag, "ExecutionError")
+          assert.include(failed.error!.message, "context.amount: NaN cannot be stored (JSON has no NaN)")
+          assert.deepStrictEqual(failed.context, { amount: -6 })
+          assert.isTrue((yield* Runtime.verify(id)).ok)
+          // and a good one goes through
+          const ok = yield* Runtime.start(JsonPay, { amount: 5 })
+          yield* Runtime.send(ok, { _tag: "Bump", by: 4 })
+          assert.deepStrictEqual((yield* Runtime.await(ok)).context, { amount: 3 })
+        }).pipe(Effect.provide(withRuntime)))
+    })
   })
+
+const JsonAmount = Schema.Struct({ amount: Schema.Number, notes: Schema.optional(Schema.Array(Schema.Unknown)) })
+
+/** waits for a `Bump` that adds to `amount`, then a step that takes its square root */
+const JsonPay = Procedure.make("json-pay", {
+  version: 1,
+  input: JsonAmount,
+  context: JsonAmount,
+  events: Schema.TaggedStruct("Bump", { by: Schema.Number })
+}, {
+  initial: "gate",
+  states: {
+    gate: Procedure.wait({ on: { Bump: { goto: "root", update: (e, c) => ({ ...c, amount: c.amount + e.by }) } } }),
+    root: Procedure.step({ run: () => Effect.void, update: (_, c) => ({ ...c, amount: Math.sqrt(c.amount) }), next: "done" }),
+    done: Procedure.final()
+  }
+})

@@ -32,8 +32,15 @@ export const compile = (def: Procedure.Any): Compiled => {
     const run: (u: unknown) => Either.Either<any, ParseResult.ParseError> = encode
       ? Schema.encodeUnknownEither(schema)
       : Schema.decodeUnknownEither(schema)
-    return (u: unknown): Either.Either<any, ValidationError> =>
+    const invalid = (u: unknown): Either.Either<any, ValidationError> =>
       Either.mapLeft(run(u), (e) => new ValidationError({ procedure: def.name, subject, issue: formatParseError(e) }))
+    if (!encode) return invalid
+    // what is encoded is what the store keeps: it must come back from JSON as it went in, on every store
+    return (u: unknown): Either.Either<any, ValidationError> =>
+      Either.flatMap(invalid(u), (encoded) => {
+        const issue = jsonIssue(encoded, subject)
+        return issue === undefined ? Either.right(encoded) : Either.left(new ValidationError({ procedure: def.name, subject, issue, kind: "JSON" }))
+      })
   }
   const compensable = new Set<string>()
   for (const [name, state] of Object.entries(def.states)) {
@@ -49,6 +56,66 @@ export const compile = (def: Procedure.Any): Compiled => {
     encodeEvent: codec(def.events, "event", true),
     compensable
   }
+}
+
+const identifier = /^[A-Za-z_$][A-Za-z0-9_$]*$/
+
+/**
+ * Where an encoded value would not come back from JSON as it is, and why (`undefined` when
+ * it would): the SQL stores keep JSON, and the memory store must refuse what they cannot
+ * keep, so that every store gives the same outcome. A property whose value is `undefined`
+ * (or the whole value) is allowed (JSON leaves it out, as an optional field would be); `-0` is allowed and comes
+ * back as `0` (the two are `===`).
+ */
+export const jsonIssue = (value: unknown, path: string): string | undefined => {
+  const ancestors = new Set<object>()
+  const visit = (v: unknown, at: string, inArray = false): string | undefined => {
+    switch (typeof v) {
+      case "string":
+      case "boolean":
+        return undefined
+      case "number":
+        return Number.isFinite(v) ? undefined : `${at}: ${v} cannot be stored (JSON has no ${Number.isNaN(v) ? "NaN" : "infinite numbers"})`
+      case "bigint":
+        return `${at}: the bigint ${v}n cannot be stored (JSON has no bigint)`
+      case "object": {
+        if (v === null) return undefined
+        if (ancestors.has(v)) return `${at}: a cycle cannot be stored`
+        ancestors.add(v)
+        const issue = Array.isArray(v) ? visitArray(v, at) : visitObject(v, at)
+        ancestors.delete(v)
+        return issue
+      }
+      default:
+        return `${at}: ${typeof v === "undefined" ? "undefined" : `a ${typeof v}`} cannot be stored (JSON ${
+          inArray ? "turns it into null" : "has none"
+        })`
+    }
+  }
+  const visitArray = (array: ReadonlyArray<unknown>, at: string): string | undefined => {
+    for (let i = 0; i < array.length; i++) {
+      const issue = visit(array[i], `${at}[${i}]`, true)
+      if (issue !== undefined) return issue
+    }
+    return undefined
+  }
+  const visitObject = (object: object, at: string): string | undefined => {
+    const proto = Object.getPrototypeOf(object)
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (proto as { constructor?: { name?: unknown } }).constructor?.name
+      return `${at}: ${typeof name === "string" && name !== "" ? `a ${name}` : "an object that is not plain"} cannot be stored ` +
+        `as it is (JSON keeps only plain objects and arrays)`
+    }
+    for (const key of Object.keys(object)) {
+      const field = (object as Record<string, unknown>)[key]
+      if (field === undefined) continue
+      const issue = visit(field, identifier.test(key) ? `${at}.${key}` : `${at}[${JSON.stringify(key)}]`)
+      if (issue !== undefined) return issue
+    }
+    return undefined
+  }
+  // a whole value that is undefined is stored as no value (a NULL column) and read back as undefined
+  return value === undefined ? undefined : visit(value, path)
 }
 
 /** The actor's view of an execution: the committed snapshot and its decoded context. */
