@@ -504,7 +504,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           const info = errorInfo(error)
           const now = clock.unsafeCurrentTimeMillis()
           const entry: ErrorEntry = { executionId: id, state: s.state, attempt, tag: info.tag, message: info.message, transient, at: now }
-          const retryIn = transient ? yield* nextRetry(state, s.visit, error, now) : Option.none()
+          const retryIn = transient ? yield* nextRetry(state, s.visit, attempt, error, now) : Option.none()
           if (Option.isNone(retryIn)) {
             const failure = transient
               ? new MaxRetriesExceeded({ executionId: id, state: s.state, attempts: attempt, lastError: error })
@@ -533,10 +533,33 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           handle.interruptible = false
         })
 
-      /** Steps the retry Schedule of the current visit: the delay before the next attempt, or none when it is done. */
-      const nextRetry = (state: Procedure.Step<string, unknown, unknown, unknown, unknown>, visit: number, error: unknown, now: number) =>
+      /**
+       * Steps the retry Schedule of the current visit after attempt `attempt` failed: the delay
+       * before the next attempt, or none when it is done.
+       */
+      const nextRetry = (
+        state: Procedure.Step<string, unknown, unknown, unknown, unknown>,
+        visit: number,
+        attempt: number,
+        error: unknown,
+        now: number
+      ) =>
         Effect.gen(function*() {
-          const previous = handle.retry !== undefined && handle.retry.visit === visit ? handle.retry.state : state.retry.initial
+          let previous: unknown
+          if (handle.retry !== undefined && handle.retry.visit === visit) {
+            previous = handle.retry.state
+          } else {
+            // a new run of this visit (the process restarted, or it was paused and resumed): the
+            // Schedule's state is not in memory, so it is rebuilt by stepping the Schedule through
+            // the retries the stored attempt count says were made. Otherwise every restart would
+            // grant the step its whole `retry` again.
+            previous = state.retry.initial
+            for (let made = 1; made < attempt; made++) {
+              const [replayed, , decision] = yield* state.retry.step(now, error, previous)
+              if (ScheduleDecision.isDone(decision)) return Option.none<number>()
+              previous = replayed
+            }
+          }
           const [next, , decision] = yield* state.retry.step(now, error, previous)
           if (ScheduleDecision.isDone(decision)) return Option.none<number>()
           handle.retry = { visit, state: next }
