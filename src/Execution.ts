@@ -116,6 +116,12 @@ export const Snapshot = Schema.Struct({
   timerDueAt: Schema.optional(Schema.Number),
   /** while compensating: the status to end in */
   compensateTo: Schema.optional(Schema.Literal("failed", "rolled_back")),
+  /**
+   * the shape of the definition the execution started on (states, kinds, targets, events);
+   * a runtime whose definition of the same name and version has another shape leaves the
+   * execution alone. Absent in executions stored before it was kept.
+   */
+  fingerprint: Schema.optional(Schema.String),
   startedAt: Schema.Number,
   /** when the current state was entered */
   enteredAt: Schema.Number,

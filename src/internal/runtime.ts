@@ -274,7 +274,26 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     })
   }
 
-  const lookup = (snapshot: Snapshot) => registry.get(procedureKey(snapshot.procedure, snapshot.version))
+  /**
+   * The compiled definition an execution runs on: registered under its name and version,
+   * with the shape it started on (an execution stored before fingerprints were kept has none
+   * and is taken as it is). Otherwise `unavailable` says why there is none.
+   */
+  const lookup = (snapshot: Snapshot) => {
+    const compiled = registry.get(procedureKey(snapshot.procedure, snapshot.version))
+    return compiled !== undefined && (snapshot.fingerprint === undefined || snapshot.fingerprint === compiled.fingerprint)
+      ? compiled
+      : undefined
+  }
+  const unavailable = (s: Snapshot) =>
+    registry.has(procedureKey(s.procedure, s.version))
+      ? `Procedure ${s.procedure} version ${s.version} changed since this execution started (its states or transitions ` +
+        `differ). Give the changed definition a new version and keep the old one registered, so that executions ` +
+        `started on it finish on it; this execution was left as it is.`
+      : `Procedure ${s.procedure} version ${s.version} is not registered with this runtime; register it in ` +
+        `Runtime.layer to resume its executions.`
+  /** procedure versions whose executions this runtime cannot run, reported once each */
+  const reported = new Set<string>()
 
   const notFound = (id: string) => new ExecutionNotFound({ executionId: id })
 
@@ -354,10 +373,11 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       }
       if ("missing" in cached) {
         const s = cached.missing!
-        yield* Effect.logError(
-          `Execution ${id} uses procedure ${s.procedure} version ${s.version}, ` +
-            `which this runtime does not register; register it in Runtime.layer to resume it`
-        )
+        const key = procedureKey(s.procedure, s.version)
+        if (!reported.has(key)) {
+          reported.add(key)
+          yield* Effect.logError(`Execution ${id} (and any other of ${key}) cannot run: ${unavailable(s)}`)
+        }
         yield* drainMailbox(
           handle,
           new InvalidTransition({
@@ -365,7 +385,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
             operation: "run",
             status: s.status,
             state: s.state,
-            hint: `Procedure ${s.procedure} version ${s.version} is not registered with this runtime.`
+            hint: unavailable(s)
           })
         )
         return
@@ -1081,6 +1101,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
         ...(opts?.tenant === undefined ? {} : { tenant: opts.tenant }),
         ...(opts?.parentId === undefined ? {} : { parentId: opts.parentId }),
         ...(opts?.idempotencyKey === undefined ? {} : { idempotencyKey: opts.idempotencyKey }),
+        fingerprint: compiled.fingerprint,
         ...(initial._tag === "Wait" && initial.after !== undefined ? { timerDueAt: now + Duration.toMillis(initial.after.delay) } : {}),
         ...(initial._tag === "Final" ? { outcome: initial.outcome } : {}),
         startedAt: now,
@@ -1118,7 +1139,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           operation: "send an event to",
           status: snapshot.status,
           state: snapshot.state,
-          hint: `Procedure ${snapshot.procedure} version ${snapshot.version} is not registered with this runtime.`
+          hint: unavailable(snapshot)
         })
       }
       const decoded = yield* compiled.decodeEvent(event)
@@ -1242,7 +1263,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       if (compiled === undefined) {
         return yield* new DefinitionError({
           procedure: snapshot.procedure,
-          reason: `version ${snapshot.version} is not registered with this runtime; register it to verify its histories`
+          reason: unavailable(snapshot)
         })
       }
       return Replay.verify(compiled, snapshot, history)

@@ -60,14 +60,15 @@ export const executionColumns = [
   "compensate_to",
   "started_at",
   "entered_at",
-  "updated_at"
+  "updated_at",
+  "fingerprint"
 ] as const
 
 export const transitionColumns = ["execution_id", "seq", "from_state", "to_state", "status", "cause", "event", "at", "duration"] as const
 export const errorColumns = ["execution_id", "state", "attempt", "tag", "message", "transient", "at"] as const
 
 /** The highest migration id this version knows; a database with a higher one was written by a newer version. */
-export const latestMigration = 1
+export const latestMigration = 2
 
 /**
  * The migrations, keyed `<id>_<name>` for `Migrator.fromRecord`. SQLite and Postgres get
@@ -89,6 +90,11 @@ export const migrations = (t: Tables): Migrator.Loader =>
           })
       })
       for (const statement of statements) yield* sql.unsafe(statement)
+    }),
+    // the shape of the definition an execution started on (issue 11 item 9); NULL in older rows
+    "0002_fingerprint": Effect.gen(function*() {
+      const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+      yield* sql.unsafe(`ALTER TABLE ${t.executions} ADD COLUMN fingerprint TEXT`)
     })
   })
 
@@ -214,7 +220,8 @@ const pushSnapshotFields = (out: Array<Param>, s: Snapshot): void => {
     opt(s.compensateTo),
     s.startedAt,
     s.enteredAt,
-    s.updatedAt
+    s.updatedAt,
+    opt(s.fingerprint)
   )
 }
 
@@ -279,6 +286,7 @@ export const rowToSnapshot = (r: Row): Snapshot => {
   if (r.error != null) s.error = unjson(r.error) as NonNullable<Snapshot["error"]>
   if (r.timer_due_at != null) s.timerDueAt = num(r.timer_due_at)
   if (r.compensate_to != null) s.compensateTo = str(r.compensate_to) as NonNullable<Snapshot["compensateTo"]>
+  if (r.fingerprint != null) s.fingerprint = str(r.fingerprint)
   return s
 }
 

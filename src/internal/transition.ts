@@ -23,6 +23,8 @@ export interface Compiled {
   readonly encodeEvent: (e: unknown) => Either.Either<unknown, ValidationError>
   /** states whose steps have a compensation */
   readonly compensable: ReadonlySet<string>
+  /** the definition's shape, stored with each execution (see `fingerprint`) */
+  readonly fingerprint: string
 }
 
 export const procedureKey = (name: string, version: number) => `${name}@${version}`
@@ -54,8 +56,54 @@ export const compile = (def: Procedure.Any): Compiled => {
     decodeContext: codec(def.context, "context", false),
     decodeEvent: codec(def.events, "event", false),
     encodeEvent: codec(def.events, "event", true),
-    compensable
+    compensable,
+    fingerprint: fingerprint(def)
   }
+}
+
+/**
+ * A hash of a definition's shape: the initial state, each state's name and kind, where it
+ * can go (a fixed `next`, declared `targets`, `onFailure`, each event tag's target, the
+ * timer's target), whether a step compensates, and a final's outcome. Function bodies,
+ * durations and Schemas are left out: changing them does not strand an execution in a
+ * state that is gone. An execution stores the fingerprint it started with; a runtime whose
+ * definition of that name and version has another one leaves the execution alone.
+ */
+export const fingerprint = (def: Procedure.Any): string => {
+  const shape = [`initial ${def.initial}`]
+  for (const name of Object.keys(def.states).sort()) {
+    const state = def.states[name]!
+    switch (state._tag) {
+      case "Step": {
+        const next = typeof state.next === "string" ? state.next : state.targets === undefined ? "*" : [...state.targets].sort().join(",")
+        const onFailure = typeof state.onFailure === "string" ? state.onFailure : `goto ${state.onFailure.goto}`
+        shape.push(`step ${name} -> ${next} | ${onFailure}${state.compensate === undefined ? "" : " | compensate"}`)
+        break
+      }
+      case "Wait": {
+        const on = Object.keys(state.on).sort().map((tag) => `${tag}:${state.on[tag]!.goto}`).join(",")
+        shape.push(`wait ${name} on ${on}${state.after === undefined ? "" : ` | after ${state.after.goto}`}`)
+        break
+      }
+      case "Final":
+        shape.push(`final ${name} ${state.outcome}`)
+    }
+  }
+  return hash(JSON.stringify(shape))
+}
+
+/** cyrb53: a fast 53-bit string hash, as 14 hex digits (not cryptographic: it only tells shapes apart) */
+const hash = (text: string): string => {
+  let h1 = 0xdeadbeef
+  let h2 = 0x41c6ce57
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    h1 = Math.imul(h1 ^ c, 2654435761)
+    h2 = Math.imul(h2 ^ c, 1597334677)
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909)
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909)
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(16).padStart(14, "0")
 }
 
 const identifier = /^[A-Za-z_$][A-Za-z0-9_$]*$/
@@ -189,6 +237,7 @@ const next = (
   if (s.tenant !== undefined) snapshot.tenant = s.tenant
   if (s.parentId !== undefined) snapshot.parentId = s.parentId
   if (s.idempotencyKey !== undefined) snapshot.idempotencyKey = s.idempotencyKey
+  if (s.fingerprint !== undefined) snapshot.fingerprint = s.fingerprint
   const outcome = "outcome" in p ? patch.outcome : s.outcome
   if (outcome !== undefined) snapshot.outcome = outcome
   const error = "error" in p ? patch.error : s.error
