@@ -72,8 +72,6 @@ describe("Procedure.validate", () => {
       invalid({ a: Procedure.wait({ on: {}, after: { delay: delay as Duration.DurationInput, goto: "done" } }), done: Procedure.final() })
     const timeout = (t: unknown) =>
       invalid({ a: Procedure.step({ run: () => Effect.void, next: "done", timeout: t as Duration.DurationInput }), done: Procedure.final() })
-    const retry = (schedule: Schedule.Schedule<unknown, any>) =>
-      invalid({ a: Procedure.step({ run: () => Effect.void, next: "done", retry: schedule }), done: Procedure.final() })
     const cases: ReadonlyArray<readonly [Procedure.Any, RegExp]> = [
       [after(-5), /`after.delay` is negative \(-5 ms\)/],
       [after("-5 seconds"), /`after.delay` is negative \("-5 seconds"\)/],

@@ -1,7 +1,7 @@
 import { HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Layer, Option, Stream, TestClock } from "effect"
+import { Chunk, Effect, Either, Layer, Stream, TestClock } from "effect"
 import { Runtime, Store, StoreError } from "proctor"
 import type { Execution } from "proctor"
 import { ProctorApi } from "../src/http/Api.js"

@@ -175,7 +175,7 @@ describe("MCP server: the workflow tool", () => {
     const { public_api: _, ...rest } = evidence[0] as Record<string, unknown>
     const ok = await complete(id, 1, rest)
     assert.isTrue(ok.body.checkpoint_passed, JSON.stringify(ok.body))
-    const state = await call(server, { action: "get_state", session_id: id })
+    await call(server, { action: "get_state", session_id: id })
     assert.deepStrictEqual(((await readArtifact(server, id, 1)).evidence as any).public_api, ["add"])
 
     // reset_evidence discards the draft

@@ -5,27 +5,24 @@
 import {
   Cause,
   Clock,
-  Context,
   Deferred,
   Duration,
   Effect,
   Either,
   Exit,
-  Fiber,
   FiberId,
   FiberSet,
   FiberRef,
   HashMap,
-  Metric,
   Option,
   PubSub,
   Schedule,
   ScheduleDecision,
   ScheduleIntervals,
-  Scope,
   Stream
 } from "effect"
-import type { Tracer } from "effect"
+import type { Tracer ,
+  Fiber} from "effect"
 import type { ErrorEntry, ExecutionEvent, ListFilter, Snapshot, Transition } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import {
@@ -41,7 +38,7 @@ import {
 } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
 import { checkRetries, handlerOf, stateOf, validate } from "../Procedure.js"
-import type { Commit, HistoryOptions, StoreService, TimerEntry } from "../Store.js"
+import type { HistoryOptions, StoreService, TimerEntry } from "../Store.js"
 import type { Compiled, Input, Machine, Output } from "./transition.js"
 import { compile, errorInfo, procedureKey, transition } from "./transition.js"
 import * as Deadlines from "./deadlines.js"
@@ -190,7 +187,6 @@ interface Handle {
 
 import {
   activeActors,
-  executionsFinished,
   executionsStarted,
   finishedBy,
   restartsTotal,
@@ -216,7 +212,6 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const outage = StoreHealth.make(unwatched)
   const store = outage.store
   const registry = new Map<string, Compiled>()
-  const latest = new Map<string, Compiled>()
   for (const def of options.procedures) {
     const checked = validate(def)
     if (Either.isLeft(checked)) return yield* checked.left
@@ -229,8 +224,6 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       })
     }
     registry.set(compiled.key, compiled)
-    const prev = latest.get(def.name)
-    if (prev === undefined || prev.def.version < def.version) latest.set(def.name, compiled)
   }
 
   const maxRestarts = options.supervision?.maxRestarts ?? 5
@@ -1346,4 +1339,3 @@ const shuttingDown = new StoreError({ kind: "Unavailable", operation: "run", det
 const waitForStoreSchedule = Schedule.union(Schedule.exponential("100 millis"), Schedule.spaced("30 seconds"))
 
 
-const interruptFiber = (fiber: Fiber.RuntimeFiber<void>) => Effect.asVoid(Fiber.interruptFork(fiber))

@@ -8,7 +8,7 @@
 import { Effect, Exit, Fiber, Metric, MetricBoundaries, Queue } from "effect"
 import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
 import { StoreError } from "../Errors.js"
-import type { Commit, InboxEntry } from "../Store.js"
+import type { Commit } from "../Store.js"
 import type { LockWait } from "./sqlBusy.js"
 import { isEnvironmental } from "./sqlErrors.js"
 import type { Row } from "./sqlSchema.js"

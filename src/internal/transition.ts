@@ -206,7 +206,6 @@ const statusOf = (state: Procedure.AnyState): Status =>
   state._tag === "Step" ? "running" : state._tag === "Wait" ? "waiting" : state.outcome === "failed" ? "failed" : "succeeded"
 
 const next = (
-  compiled: Compiled,
   machine: Machine,
   now: number,
   cause: string,
@@ -292,7 +291,7 @@ const enter = (
   }
   if (state._tag === "Wait" && state.after !== undefined) patch.timerDueAt = now + Duration.toMillis(state.after.delay)
   if (state._tag === "Final") patch.outcome = state.outcome
-  return next(compiled, machine, now, cause, patch, context, extra.event)
+  return next(machine, now, cause, patch, context, extra.event)
 }
 
 /** A user function failed or produced a context its Schema rejects. */
@@ -366,11 +365,11 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       const onFailure = state.onFailure
       if (onFailure === "intervene") {
         const intervention = new ManualIntervention({ executionId: s.id, state: s.state, reason: input.error.message })
-        return next(compiled, machine, now, "failure", { status: "needs_intervention", error: errorInfo(intervention) }, machine.context)
+        return next(machine, now, "failure", { status: "needs_intervention", error: errorInfo(intervention) }, machine.context)
       }
       if (onFailure === "fail") {
         const error = { tag: input.error.tag, message: `${input.error.message} ${failedHint(input.compensable)}` }
-        return next(compiled, machine, now, "failure", { ...failForGood(input.compensable), error }, machine.context)
+        return next(machine, now, "failure", { ...failForGood(input.compensable), error }, machine.context)
       }
       const error = { tag: input.error.tag, message: `${input.error.message} The step's onFailure sent it to state "${onFailure.goto}".` }
       return enter(compiled, machine, onFailure.goto, now, "failure", machine.context, { error })
@@ -409,21 +408,20 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       if (s.status !== "running" && s.status !== "waiting") {
         return reject(machine, "pause", pauseHint(s.status))
       }
-      return next(compiled, machine, now, "pause", { status: "paused" }, machine.context)
+      return next(machine, now, "pause", { status: "paused" }, machine.context)
     }
     case "Resume": {
       if (s.status !== "paused") return reject(machine, "resume", "Only a paused execution can be resumed.")
-      return next(compiled, machine, now, "resume", { status: statusOf(state) }, machine.context)
+      return next(machine, now, "resume", { status: statusOf(state) }, machine.context)
     }
     case "Cancel": {
       if (isTerminal(s.status)) return reject(machine, "cancel", "It has already ended.")
-      return next(compiled, machine, now, "cancel", { status: "cancelled", timerDueAt: undefined, ...handled(s.status) }, machine.context)
+      return next(machine, now, "cancel", { status: "cancelled", timerDueAt: undefined, ...handled(s.status) }, machine.context)
     }
     case "Rollback": {
       if (isTerminal(s.status)) return reject(machine, "roll back", "It has already ended.")
       if (s.status === "compensating") return reject(machine, "roll back", "It is already rolling back.")
       return next(
-        compiled,
         machine,
         now,
         "rollback",
@@ -441,7 +439,7 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
             : "Only an execution in needs_intervention can be retried."
         )
       }
-      return next(compiled, machine, now, "retry", { status: "running", attempt: 0, ...handled(s.status) }, machine.context)
+      return next(machine, now, "retry", { status: "running", attempt: 0, ...handled(s.status) }, machine.context)
     }
     case "Skip": {
       if (isTerminal(s.status) || s.status === "compensating") {
@@ -464,15 +462,15 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
     }
     case "Compensated": {
       if (s.status !== "compensating") return reject(machine, "finish compensating", "It is not compensating.")
-      return next(compiled, machine, now, "compensated", { status: s.compensateTo ?? "rolled_back" }, machine.context)
+      return next(machine, now, "compensated", { status: s.compensateTo ?? "rolled_back" }, machine.context)
     }
     case "LoopLimit": {
       // like a step that failed for good, whatever its onFailure (a goto could loop again)
       if (s.status !== "running") return reject(machine, "stop the loop of", "Only a running execution loops.")
-      return next(compiled, machine, now, "failure", { ...failForGood(input.compensable), error: input.error }, machine.context)
+      return next(machine, now, "failure", { ...failForGood(input.compensable), error: input.error }, machine.context)
     }
     case "GiveUp": {
-      return next(compiled, machine, now, "defect", { status: "failed", error: input.error }, machine.context)
+      return next(machine, now, "defect", { status: "failed", error: input.error }, machine.context)
     }
   }
 }
