@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import type * as Procedure from "./Procedure.js"
 
 /**
  * The id of an execution.
@@ -222,4 +223,106 @@ export interface ListFilter {
   /** @default 100 */
   readonly limit?: number | undefined
   readonly offset?: number | undefined
+}
+
+/**
+ * An operator command: what `Runtime.pause`, `resume`, `cancel`, `rollback`, `retry` and
+ * `skip` ask of an execution.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Command = Schema.Literal("pause", "resume", "cancel", "rollback", "retry", "skip")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Command = typeof Command.Type
+
+/**
+ * Every command, in the order front ends show them.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const commands: ReadonlyArray<Command> = Command.literals
+
+/**
+ * Why an execution in `status` refuses `command` (the hint of its `InvalidTransition`), or
+ * `undefined` when it accepts it. This is the one table of which command each status
+ * allows: the transition function refuses commands with it, and `allowedOperations`
+ * reports it, so front ends cannot disagree with the runtime.
+ *
+ * @since 0.1.0
+ * @category rules
+ */
+export const refusal = (command: Command, status: Status): string | undefined => {
+  const ended = isTerminal(status)
+  switch (command) {
+    case "pause":
+      return status === "running" || status === "waiting" ? undefined
+        : status === "paused" ? "It is already paused; call resume to continue it."
+        : status === "needs_intervention" ? "It is already stopped for a person; call retry, skip, rollback or cancel."
+        : status === "compensating" ? "It is rolling back; wait for the rollback to finish."
+        : "It has already ended."
+    case "resume":
+      return status === "paused" ? undefined : "Only a paused execution can be resumed."
+    case "cancel":
+      return ended ? "It has already ended." : undefined
+    case "rollback":
+      return ended ? "It has already ended." : status === "compensating" ? "It is already rolling back." : undefined
+    case "retry":
+      return status === "needs_intervention" ? undefined
+        : ended ? "It has ended; fix the cause and start a new execution (only an execution in needs_intervention can be retried)."
+        : "Only an execution in needs_intervention can be retried."
+    case "skip":
+      return ended ? "It has ended and cannot move to another state; start a new execution."
+        : status === "compensating" ? "It is rolling back and cannot move to another state."
+        : undefined
+  }
+}
+
+/**
+ * What an execution accepts now: the commands its status allows, and the tags of the
+ * events its current state handles.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const AllowedOperations = Schema.Struct({
+  /** the commands the runtime accepts now; `skip` may go to any state of the procedure */
+  commands: Schema.Array(Command),
+  /**
+   * the event tags the current wait state handles (while paused, they are handled on
+   * resume). An event with a guard is listed: its guard decides when it arrives.
+   */
+  events: Schema.Array(Schema.String)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface AllowedOperations extends Schema.Schema.Type<typeof AllowedOperations> {}
+
+/**
+ * What an execution accepts now, computed from the same rules as the transition function
+ * (`refusal` for commands; the wait state's handlers for events). Front ends (the
+ * dashboard, the HTTP API, the CLI, the MCP server) show these instead of keeping their
+ * own table. `procedure` is the definition the execution runs on.
+ *
+ * @since 0.1.0
+ * @category rules
+ */
+export const allowedOperations = (
+  snapshot: Pick<Snapshot, "status" | "state">,
+  procedure: { readonly states: { readonly [name: string]: Procedure.AnyState } }
+): AllowedOperations => {
+  const state = Object.hasOwn(procedure.states, snapshot.state) ? procedure.states[snapshot.state] : undefined
+  const handles = state?._tag === "Wait" && (snapshot.status === "waiting" || snapshot.status === "paused")
+  return {
+    commands: commands.filter((command) => refusal(command, snapshot.status) === undefined),
+    events: handles ? Object.keys(state.on) : []
+  }
 }

@@ -7,7 +7,7 @@
 import { Duration, Either, Schema } from "effect"
 import type { ParseResult } from "effect"
 import type { ErrorInfo, Snapshot, Status, Transition } from "../Execution.js"
-import { isTerminal } from "../Execution.js"
+import { refusal } from "../Execution.js"
 import { describe, ExecutionError, InvalidTransition, ManualIntervention, ValidationError } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
 import { formatParseError, handlerOf, stateOf } from "../Procedure.js"
@@ -404,62 +404,13 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       }
       return enter(compiled, machine, state.after.goto, now, "timer", machine.context)
     }
-    case "Pause": {
-      if (s.status !== "running" && s.status !== "waiting") {
-        return reject(machine, "pause", pauseHint(s.status))
-      }
-      return next(machine, now, "pause", { status: "paused" }, machine.context)
-    }
-    case "Resume": {
-      if (s.status !== "paused") return reject(machine, "resume", "Only a paused execution can be resumed.")
-      return next(machine, now, "resume", { status: statusOf(state) }, machine.context)
-    }
-    case "Cancel": {
-      if (isTerminal(s.status)) return reject(machine, "cancel", "It has already ended.")
-      return next(machine, now, "cancel", { status: "cancelled", timerDueAt: undefined, ...handled(s.status) }, machine.context)
-    }
-    case "Rollback": {
-      if (isTerminal(s.status)) return reject(machine, "roll back", "It has already ended.")
-      if (s.status === "compensating") return reject(machine, "roll back", "It is already rolling back.")
-      return next(
-        machine,
-        now,
-        "rollback",
-        { ...(input.compensable ? { status: "compensating", compensateTo: "rolled_back" } as const : { status: "rolled_back" } as const), ...handled(s.status) },
-        machine.context
-      )
-    }
-    case "Retry": {
-      if (s.status !== "needs_intervention") {
-        return reject(
-          machine,
-          "retry",
-          isTerminal(s.status)
-            ? "It has ended; fix the cause and start a new execution (only an execution in needs_intervention can be retried)."
-            : "Only an execution in needs_intervention can be retried."
-        )
-      }
-      return next(machine, now, "retry", { status: "running", attempt: 0, ...handled(s.status) }, machine.context)
-    }
-    case "Skip": {
-      if (isTerminal(s.status) || s.status === "compensating") {
-        return reject(
-          machine,
-          "skip",
-          isTerminal(s.status)
-            ? "It has ended and cannot move to another state; start a new execution."
-            : "It is rolling back and cannot move to another state."
-        )
-      }
-      if (stateOf(compiled.def, input.state) === undefined) {
-        return reject(
-          machine,
-          `skip to "${input.state}" in`,
-          `There is no such state; the states are ${Object.keys(compiled.def.states).join(", ")}.`
-        )
-      }
-      return enter(compiled, machine, input.state, now, "skip", machine.context)
-    }
+    case "Pause":
+    case "Resume":
+    case "Cancel":
+    case "Rollback":
+    case "Retry":
+    case "Skip":
+      return command(compiled, machine, input, now)
     case "Compensated": {
       if (s.status !== "compensating") return reject(machine, "finish compensating", "It is not compensating.")
       return next(machine, now, "compensated", { status: s.compensateTo ?? "rolled_back" }, machine.context)
@@ -472,6 +423,55 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
     case "GiveUp": {
       return next(machine, now, "defect", { status: "failed", error: input.error }, machine.context)
     }
+  }
+}
+
+const operations = {
+  Pause: ["pause", "pause"],
+  Resume: ["resume", "resume"],
+  Cancel: ["cancel", "cancel"],
+  Rollback: ["rollback", "roll back"],
+  Retry: ["retry", "retry"],
+  Skip: ["skip", "skip"]
+} as const
+
+/** An operator command: refused by the one table of `Execution.refusal`, else applied. */
+const command = (
+  compiled: Compiled,
+  machine: Machine,
+  input: Extract<Input, { readonly _tag: keyof typeof operations }>,
+  now: number
+): Output => {
+  const s = machine.snapshot
+  const [name, operation] = operations[input._tag]
+  const hint = refusal(name, s.status)
+  if (hint !== undefined) return reject(machine, operation, hint)
+  switch (input._tag) {
+    case "Pause":
+      return next(machine, now, "pause", { status: "paused" }, machine.context)
+    case "Resume":
+      return next(machine, now, "resume", { status: statusOf(stateOf(compiled.def, s.state)!) }, machine.context)
+    case "Cancel":
+      return next(machine, now, "cancel", { status: "cancelled", timerDueAt: undefined, ...handled(s.status) }, machine.context)
+    case "Rollback":
+      return next(
+        machine,
+        now,
+        "rollback",
+        { ...(input.compensable ? { status: "compensating", compensateTo: "rolled_back" } as const : { status: "rolled_back" } as const), ...handled(s.status) },
+        machine.context
+      )
+    case "Retry":
+      return next(machine, now, "retry", { status: "running", attempt: 0, ...handled(s.status) }, machine.context)
+    case "Skip":
+      if (stateOf(compiled.def, input.state) === undefined) {
+        return reject(
+          machine,
+          `skip to "${input.state}" in`,
+          `There is no such state; the states are ${Object.keys(compiled.def.states).join(", ")}.`
+        )
+      }
+      return enter(compiled, machine, input.state, now, "skip", machine.context)
   }
 }
 
@@ -490,12 +490,3 @@ const failedHint = (compensable: boolean): string =>
  * the execution has left. The error log keeps the step's failed attempts.
  */
 const handled = (status: Status): { readonly error?: undefined } => status === "needs_intervention" ? { error: undefined } : {}
-
-const pauseHint = (status: Status): string =>
-  status === "paused"
-    ? "It is already paused; call resume to continue it."
-    : status === "needs_intervention"
-    ? "It is already stopped for a person; call retry, skip, rollback or cancel."
-    : status === "compensating"
-    ? "It is rolling back; wait for the rollback to finish."
-    : "It has already ended."
