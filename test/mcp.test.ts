@@ -5,7 +5,11 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { NodeContext } from "@effect/platform-node"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { McpUnavailable, runCli } from "../src/cli/commands.js"
+import * as Out from "../src/cli/output.js"
 import type { Server, Workspace } from "./fixtures/mcpClient.js"
 import { call, closeServer, killServer, makeWorkspace, readArtifact, spawnServer } from "./fixtures/mcpClient.js"
 import { testGenerationEvidence as evidence } from "./fixtures/mcpEvidence.js"
@@ -558,5 +562,39 @@ describe("MCP server: durability", () => {
       if (second !== undefined) await closeServer(second)
       space.cleanup()
     }
+  })
+})
+
+describe("proctor mcp (the CLI command)", () => {
+  it("passes --max-phase-bytes and --max-session-bytes to the server", async () => {
+    const space = makeWorkspace()
+    const viaCli = await spawnServer(space, {
+      command: ["npx", "tsx", "src/bin/proctor.ts", "mcp"],
+      args: ["--max-phase-bytes", "100000", "--max-session-bytes", "300000"]
+    })
+    try {
+      const id = (await call(viaCli, { action: "start", workflow_type: "test_generation", target_file: "src/math.ts" })).body.session_id
+      const state = await call(viaCli, { action: "get_state", session_id: id })
+      assert.strictEqual(state.body.evidence_storage.phase_limit_bytes, 100000)
+      assert.strictEqual(state.body.evidence_storage.session_limit_bytes, 300000)
+    } finally {
+      await closeServer(viaCli)
+      space.cleanup()
+    }
+  })
+
+  it("refuses a limit that is not a positive number of bytes as bad usage (exit 2), naming the flag", async () => {
+    const capture = Out.makeCapture()
+    const code = await Effect.runPromise(
+      runCli(["mcp", "--db", ":memory:", "--max-session-bytes", "0"]).pipe(Effect.provideService(Out.Output, capture.service), Effect.provide(NodeContext.layer))
+    )
+    assert.strictEqual(code, 2)
+    assert.include(capture.stderr(), "--max-session-bytes takes a positive whole number of bytes")
+  })
+
+  it("says why the MCP server's modules could not be loaded, not only that they could not", () => {
+    const error = new McpUnavailable({ cause: new Error("Cannot find package '@modelcontextprotocol/sdk'") })
+    assert.include(error.message, "Cannot find package '@modelcontextprotocol/sdk'")
+    assert.include(error.message, "npm ci")
   })
 })

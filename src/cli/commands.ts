@@ -478,27 +478,24 @@ const mcpCommand = Command.make(
   {
     db,
     workflows: Options.text("workflows").pipe(Options.withDescription("the folder of workflow folders"), Options.optional),
-    root: Options.text("root").pipe(Options.withDescription("target files must stay inside this folder (default: the current folder)"), Options.optional)
+    root: Options.text("root").pipe(Options.withDescription("target files must stay inside this folder (default: the current folder)"), Options.optional),
+    maxPhaseBytes: Options.integer("max-phase-bytes").pipe(Options.withDescription("the most evidence one phase may hold, in bytes of JSON (default 10485760)"), Options.optional),
+    maxSessionBytes: Options.integer("max-session-bytes").pipe(Options.withDescription("the most evidence one session may record, in bytes of JSON (default 16777216)"), Options.optional)
   },
   (a) =>
     Effect.gen(function*() {
-      const mod = yield* Effect.promise(() =>
-        import("../mcp/main.js").then((m) => m as Record<string, unknown>, () => undefined)
-      )
-      const runMcp = mod?.runMcp
-      const optionsFromArgv = mod?.optionsFromArgv
-      if (typeof runMcp !== "function" || typeof optionsFromArgv !== "function") {
-        yield* Out.errorLine("The MCP server is not available yet in this build of Proctor (src/mcp/main.ts exports no runMcp).")
-        return yield* Effect.fail(new McpUnavailable())
-      }
+      // loaded only for this command: the MCP server's modules are not part of the other commands
+      const mcp = yield* Effect.tryPromise({ try: () => import("../mcp/main.js"), catch: (cause) => new McpUnavailable({ cause }) })
+      const some = (name: string, o: Option.Option<string | number>) => Option.isSome(o) ? [name, String(o.value)] : []
       const argv = [
-        ...(Option.isSome(a.db) ? ["--db", a.db.value] : env("PROCTOR_DB") !== undefined ? ["--db", env("PROCTOR_DB")!] : []),
-        ...(Option.isSome(a.workflows) ? ["--workflows", a.workflows.value] : []),
-        ...(Option.isSome(a.root) ? ["--root", a.root.value] : [])
+        ...some("--db", Option.orElse(a.db, () => Option.fromNullable(env("PROCTOR_DB")))),
+        ...some("--workflows", a.workflows),
+        ...some("--root", a.root),
+        ...some("--max-phase-bytes", a.maxPhaseBytes),
+        ...some("--max-session-bytes", a.maxSessionBytes)
       ]
-      yield* (runMcp as (o: unknown) => Effect.Effect<void, OperatorError>)(
-        (optionsFromArgv as (argv: ReadonlyArray<string>) => unknown)(argv)
-      )
+      const options = yield* Effect.try({ try: () => mcp.optionsFromArgv(argv), catch: (e) => usage((e as Error).message) })
+      yield* mcp.runMcp(options)
     })
 ).pipe(Command.withDescription("Serve the MCP server over stdio (for AI agents). Example: proctor mcp --workflows ./workflows"))
 
@@ -527,14 +524,15 @@ export class ListenFailed extends Data.TaggedError("ListenFailed")<{
 }
 
 /**
- * `proctor mcp` was asked for, but this build has no MCP server. Exit code 1.
+ * `proctor mcp` could not load the MCP server's modules; `cause` is why. Exit code 1.
  *
  * @since 0.1.0
  * @category errors
  */
-export class McpUnavailable extends Data.TaggedError("McpUnavailable")<{}> {
+export class McpUnavailable extends Data.TaggedError("McpUnavailable")<{ readonly cause: unknown }> {
   override get message() {
-    return "The MCP server is not available yet."
+    const why = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `The MCP server could not be loaded: ${why}. Reinstall Proctor (npm ci), or run npm run build in a checkout.`
   }
 }
 
