@@ -1,6 +1,7 @@
 /**
  * The MCP front end's parts, in process: the workflow loader, checkpoint compilation,
- * the procedure's in-transition phase guard, path safety and the guarded transport.
+ * the procedure's in-transition phase guard, path safety, the guarded transport and the
+ * server's side of the protocol.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -14,6 +15,7 @@ import { load, loadFolder } from "../src/mcp/loader.js"
 import { loadWorkflows } from "../src/mcp/main.js"
 import type { EvidenceLimits, SessionContext } from "../src/mcp/procedure.js"
 import { compile, phaseState } from "../src/mcp/procedure.js"
+import * as Protocol from "../src/mcp/protocol.js"
 import { checkTarget, depthExceeds, isSessionId, newSessionId, rawDepthExceeds } from "../src/mcp/safety.js"
 import { refusal } from "../src/mcp/tool.js"
 import { GuardedStdioTransport } from "../src/mcp/transport.js"
@@ -366,4 +368,70 @@ describe("guarded transport", () => {
       assert.strictEqual(byId.get(null).error.code, -32700)
       yield* Effect.promise(() => transport.close())
     }))
+})
+
+describe("protocol", () => {
+  /** a server of one echo tool on an in-memory transport; `ask` sends a request and returns its answer */
+  const setup = () => {
+    const sent: Array<any> = []
+    const transport: Protocol.Transport = {
+      start: () => Promise.resolve(),
+      send: (m) => {
+        sent.push(m)
+        return Promise.resolve()
+      }
+    }
+    const calls: Array<unknown> = []
+    const served = Protocol.serve(transport, {
+      name: "test",
+      version: "1.0.0",
+      tools: [{ name: "echo" }],
+      call: (name, args) => {
+        calls.push([name, args])
+        return name === "broken" ? Promise.reject(new Error("boom")) : Promise.resolve({ content: [{ type: "text", text: JSON.stringify(args) }] })
+      }
+    })
+    const ask = (message: Protocol.Message) =>
+      Effect.promise(async () => {
+        const before = sent.length
+        transport.onmessage!(message)
+        await new Promise((r) => setImmediate(r))
+        return sent.slice(before)
+      })
+    return { served, ask, calls }
+  }
+
+  it.effect("answers initialize with the version the client asked for when it speaks it, else its newest", () =>
+    Effect.gen(function*() {
+      const { ask } = setup()
+      const [known] = yield* ask({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-03-26" } })
+      assert.deepStrictEqual(known.result, { protocolVersion: "2025-03-26", capabilities: { tools: {} }, serverInfo: { name: "test", version: "1.0.0" } })
+      const [unknown] = yield* ask({ jsonrpc: "2.0", id: 2, method: "initialize", params: { protocolVersion: "1999-01-01" } })
+      assert.strictEqual(unknown.result.protocolVersion, Protocol.PROTOCOL_VERSIONS[0])
+    }))
+
+  it.effect("answers ping, tools/list and tools/call; refuses other methods and bad calls by JSON-RPC error; ignores notifications", () =>
+    Effect.gen(function*() {
+      const { ask, calls } = setup()
+      assert.deepStrictEqual(yield* ask({ jsonrpc: "2.0", id: "p", method: "ping" }), [{ jsonrpc: "2.0", id: "p", result: {} }])
+      assert.deepStrictEqual((yield* ask({ jsonrpc: "2.0", id: 3, method: "tools/list" }))[0].result, { tools: [{ name: "echo" }] })
+      const [called] = yield* ask({ jsonrpc: "2.0", id: 4, method: "tools/call", params: { name: "echo", arguments: { a: 1 } } })
+      assert.deepStrictEqual(called.result, { content: [{ type: "text", text: "{\"a\":1}" }] })
+      assert.strictEqual((yield* ask({ jsonrpc: "2.0", id: 5, method: "resources/list" }))[0].error.code, Protocol.ErrorCode.MethodNotFound)
+      const [bad] = yield* ask({ jsonrpc: "2.0", id: 6, method: "tools/call", params: { arguments: [] } })
+      assert.strictEqual(bad.error.code, Protocol.ErrorCode.InvalidParams)
+      assert.strictEqual((yield* ask({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "broken" } }))[0].error.code, Protocol.ErrorCode.InternalError)
+      assert.deepStrictEqual(yield* ask({ jsonrpc: "2.0", method: "notifications/initialized" }), [])
+      assert.deepStrictEqual(calls, [["echo", { a: 1 }], ["broken", undefined]])
+    }))
+
+  it("tells JSON-RPC 2.0 messages from other JSON", () => {
+    assert.isDefined(Protocol.toMessage({ jsonrpc: "2.0", id: 1, method: "x", params: {} }))
+    assert.isDefined(Protocol.toMessage({ jsonrpc: "2.0", method: "x" }))
+    assert.isDefined(Protocol.toMessage({ jsonrpc: "2.0", id: 1, result: null }))
+    assert.isDefined(Protocol.toMessage({ jsonrpc: "2.0", id: null, error: { code: 1, message: "m" } }))
+    for (const bad of [null, [], "x", { id: 1, method: "x" }, { jsonrpc: "1.0", id: 1, method: "x" }, { jsonrpc: "2.0", id: {}, method: "x" }, { jsonrpc: "2.0", method: "x", params: [1] }, { jsonrpc: "2.0", id: 1 }]) {
+      assert.isUndefined(Protocol.toMessage(bad), JSON.stringify(bad))
+    }
+  })
 })

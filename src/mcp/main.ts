@@ -12,8 +12,6 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Server } from "@modelcontextprotocol/sdk/server/index.js"
-import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js"
 import { Deferred, Effect, Either, Layer, Logger, LogLevel, Runtime as EffectRuntime } from "effect"
 import type { DefinitionError, StoreError } from "../Errors.js"
 import * as Procedure from "../Procedure.js"
@@ -23,6 +21,7 @@ import type { LoadProblem } from "./loader.js"
 import { load } from "./loader.js"
 import type { EvidenceLimits } from "./procedure.js"
 import { compile, defaultLimits } from "./procedure.js"
+import * as Protocol from "./protocol.js"
 import { MAX_EVIDENCE_BYTES, MAX_MESSAGE_DEPTH } from "./safety.js"
 import * as McpStore from "./store.js"
 import { dispatch, refusal, tool } from "./tool.js"
@@ -145,10 +144,6 @@ export const runMcp = (options: McpOptions): Effect.Effect<void, StoreError | De
     yield* Effect.gen(function*() {
       const handlers = yield* Actions.make({ workflows, problems, workspaceRoot: path.resolve(options.workspaceRoot), limits })
       const run = EffectRuntime.runPromise(yield* Effect.runtime<never>())
-      const server = new Server({ name: "proctor", version: "0.1.0" }, { capabilities: { tools: {} } })
-      server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: [tool] }))
-      server.setRequestHandler(CallToolRequestSchema, (request) =>
-        run(dispatch(handlers, request.params.name, request.params.arguments)) as Promise<any>)
       const closed = yield* Deferred.make<void>()
       const transport = new GuardedStdioTransport(process.stdin, process.stdout, {
         maxLineBytes: MAX_LINE_BYTES,
@@ -157,8 +152,15 @@ export const runMcp = (options: McpOptions): Effect.Effect<void, StoreError | De
       })
       transport.onclose = () => Deferred.unsafeDone(closed, Effect.void)
       yield* Effect.acquireRelease(
-        Effect.promise(() => server.connect(transport)),
-        () => Effect.promise(() => server.close())
+        Effect.promise(() =>
+          Protocol.serve(transport, {
+            name: "proctor",
+            version: "0.1.0",
+            tools: [tool],
+            call: (name, args) => run(dispatch(handlers, name, args))
+          })
+        ),
+        () => Effect.promise(() => transport.close())
       )
       // the server's lifetime is the client's: it ends when stdin closes (or on SIGINT/SIGTERM)
       yield* Deferred.await(closed)

@@ -8,9 +8,8 @@
  * @since 0.1.0
  */
 import type { Readable, Writable } from "node:stream"
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js"
-import { JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js"
+import type { Id, Message, Transport } from "./protocol.js"
+import { ErrorCode, toMessage } from "./protocol.js"
 import { rawDepthExceeds } from "./safety.js"
 
 /**
@@ -28,8 +27,6 @@ export interface GuardOptions {
 
 const KEEP = 64 * 1024
 const NEWLINE = 0x0a
-
-type Id = string | number
 
 /** Skips one JSON value starting at `i` (after whitespace); returns the index after it, or -1. */
 const skipValue = (b: Uint8Array, i: number): number => {
@@ -112,7 +109,7 @@ const HEAD_METHOD = /"method"\s*:\s*"([^"\\]{1,100})"/
 export class GuardedStdioTransport implements Transport {
   onclose?: (() => void) | undefined
   onerror?: ((error: Error) => void) | undefined
-  onmessage?: (<T extends JSONRPCMessage>(message: T) => void) | undefined
+  onmessage?: ((message: Message) => void) | undefined
 
   private chunks: Array<Buffer> = []
   private size = 0
@@ -196,20 +193,20 @@ export class GuardedStdioTransport implements Transport {
     try {
       json = JSON.parse(line.toString("utf8"))
     } catch (error) {
-      void this.send({ jsonrpc: "2.0", id: null as unknown as Id, error: { code: -32700, message: `Parse error: ${(error as Error).message}` } } as JSONRPCMessage)
+      void this.send({ jsonrpc: "2.0", id: null, error: { code: ErrorCode.ParseError, message: `Parse error: ${(error as Error).message}` } })
       return
     }
-    const parsed = JSONRPCMessageSchema.safeParse(json)
-    if (!parsed.success) {
+    const message = toMessage(json)
+    if (message === undefined) {
       const id = typeof json === "object" && json !== null ? (json as { id?: unknown }).id : undefined
       void this.send({
         jsonrpc: "2.0",
-        id: (typeof id === "string" || typeof id === "number" ? id : null) as Id,
-        error: { code: -32600, message: "Invalid Request: not a JSON-RPC 2.0 message" }
-      } as JSONRPCMessage)
+        id: typeof id === "string" || typeof id === "number" ? id : null,
+        error: { code: ErrorCode.InvalidRequest, message: "Invalid Request: not a JSON-RPC 2.0 message" }
+      })
       return
     }
-    this.onmessage?.(parsed.data)
+    this.onmessage?.(message)
   }
 
   private refuse(id: Id | undefined, method: string | undefined, reason: "too_large" | "too_deep", bytes: number) {
@@ -217,13 +214,13 @@ export class GuardedStdioTransport implements Transport {
       this.onerror?.(new Error(`Dropped a ${reason === "too_large" ? "too large" : "too deeply nested"} message of ${bytes} bytes without an id`))
       return
     }
-    const message: JSONRPCMessage = method === "tools/call"
-      ? { jsonrpc: "2.0", id, result: this.options.refusal(reason, bytes) as any }
+    const message: Message = method === "tools/call"
+      ? { jsonrpc: "2.0", id, result: this.options.refusal(reason, bytes) }
       : {
         jsonrpc: "2.0",
         id,
         error: {
-          code: -32600,
+          code: ErrorCode.InvalidRequest,
           message: reason === "too_large"
             ? `Request of ${bytes} bytes is larger than the limit of ${this.options.maxLineBytes} bytes`
             : `Request nests deeper than ${this.options.maxDepth} levels`
@@ -239,7 +236,7 @@ export class GuardedStdioTransport implements Transport {
     this.stdin.on("error", this.onStreamError)
   }
 
-  send(message: JSONRPCMessage): Promise<void> {
+  send(message: Message): Promise<void> {
     if (this.closed) return Promise.resolve()
     if (this.stdout.write(JSON.stringify(message) + "\n")) return Promise.resolve()
     // one drain listener however many writes wait for it
