@@ -151,6 +151,48 @@ export class InvalidTransition extends Schema.TaggedError<InvalidTransition>()("
 }
 
 /**
+ * `Runtime.sendAndWait` was given `expectVersion` (the snapshot `seq` the caller last saw)
+ * and the execution had moved on to another `seq`, when the event was sent or when it was
+ * to be applied. The event was not applied: nothing changed but, if it was already in the
+ * inbox, an error-log entry saying it was refused.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class VersionConflict extends Schema.TaggedError<VersionConflict>()("VersionConflict", {
+  executionId: Schema.String,
+  expected: Schema.Number,
+  actual: Schema.Number,
+  state: Schema.String,
+  status: Schema.String
+}) {
+  override get message(): string {
+    return `Execution ${this.executionId} has moved on: it is at seq ${this.actual} (${this.status} in state ` +
+      `"${this.state}"), not at the seq ${this.expected} given as expectVersion, so the event was not applied. ` +
+      `Read the execution again (Runtime.get) and send the event with the new seq if it still applies.`
+  }
+}
+
+/**
+ * `Runtime.sendAndWait` stopped waiting after its `timeout`. The event is in the durable
+ * inbox and still stands: it will be consumed or discarded like any event `send` accepted.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SendTimeout extends Schema.TaggedError<SendTimeout>()("SendTimeout", {
+  executionId: Schema.String,
+  inboxSeq: Schema.Number,
+  timeout: Schema.String
+}) {
+  override get message(): string {
+    return `The event (inbox seq ${this.inboxSeq}) sent to execution ${this.executionId} was not consumed within ` +
+      `${this.timeout}. It is in the durable inbox and still stands: it will be consumed or discarded. Do not send it ` +
+      `again unless it must happen twice; Runtime.get, Runtime.watch or Runtime.errors show what became of it.`
+  }
+}
+
+/**
  * No execution with that id exists in the store.
  *
  * @since 0.1.0
@@ -219,6 +261,8 @@ export type ProctorError =
   | ExecutionNotFound
   | DefinitionError
   | StoreError
+  | VersionConflict
+  | SendTimeout
 
 /** @internal */
 export const describe = (u: unknown): string => {

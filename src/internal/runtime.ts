@@ -167,8 +167,6 @@ interface Handle {
   interruptible: boolean
   /** the deadline of the attempt that is running */
   stepping?: Deadline | undefined
-  /** set when a command interrupted the run */
-  commanded: boolean
   /** set when an attempt ran past its timeout */
   timedOut?: { readonly visit: number; readonly attempt: number } | undefined
   /** the retry Schedule's state for the current visit */
@@ -232,6 +230,10 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const passivate = options.passivation?.enabled ?? true
   const horizon = Duration.toMillis(options.passivation?.horizon ?? "30 seconds")
 
+  // Compensations run in fibers of their own, in this set (see `detach`);
+  // made before the actors' set so that closing the runtime stops the actors first
+  const attempts = yield* FiberSet.make<Exit.Exit<unknown, unknown>>()
+  const forkAttempt = yield* FiberSet.runtime(attempts)<never>()
   const fibers = yield* FiberSet.make<void, StoreError>()
   // actors run with the runtime's own context (the services its procedures need), whoever wakes them
   const fork = yield* FiberSet.runtime(fibers)<never>()
@@ -335,6 +337,39 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
   /**
+   * Runs an attempt (a compensation) in a fiber of its own in the runtime's `attempts` set,
+   * and waits for its exit interruptibly (within `limit`, if given): at the limit, or when
+   * the run is interrupted, it stops waiting at once even when the attempt cannot be
+   * interrupted (`Effect.uninterruptible`). The attempt is interrupted without waiting for
+   * it, stays supervised in the set until it ends, and its late result goes nowhere. (A
+   * step's attempt runs inline, which costs no fiber; `restartNow` stops waiting for it.) `setup` runs first in the attempt's fiber (its
+   * span and log annotations). Call it from the uninterruptible run fiber: the fork and
+   * the handler that interrupts the attempt are installed with no interruption between.
+   */
+  const detach = <A, E, T>(
+    restore: Restore,
+    setup: (fiber: Fiber.RuntimeFiber<unknown, unknown>) => void,
+    attempt: Effect.Effect<A, E>,
+    limit?: { readonly millis: number; readonly error: T }
+  ): Effect.Effect<Exit.Exit<A, E | T>> => {
+    const child = forkAttempt(Effect.withFiberRuntime<Exit.Exit<A, E>>((fiber) => {
+      setup(fiber)
+      return Effect.exit(attempt)
+    }))
+    // an attempt that finished synchronously (a fast step) costs no wait
+    const done = child.unsafePoll()
+    if (done !== null) return Effect.succeed(Exit.flatten(done) as Exit.Exit<A, E>)
+    const exited = Effect.map(child.await, (exit) => Exit.flatten(exit) as Exit.Exit<A, E>)
+    const wait: Effect.Effect<Exit.Exit<A, E | T>> = limit === undefined
+      ? exited
+      : Effect.raceFirst(exited, Effect.as(Deadlines.sleepMillis(limit.millis), Exit.fail(limit.error)))
+    return Effect.onExit(restore(wait), () => {
+      if (child.unsafePoll() === null) child.unsafeInterruptAsFork(FiberId.none)
+      return Effect.void
+    })
+  }
+
+  /**
    * A run: the execution's span and log annotations are set on the run fiber (it is
    * dedicated to this execution) rather than scoped around the run: the same effect for
    * much less work.
@@ -345,13 +380,15 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       const executionSpan = spans.make("proctor.execution", fiber.currentSpan, { executionId: handle.id })
       const annotations = HashMap.set(fiber.getFiberRef(FiberRef.currentLogAnnotations), "executionId", handle.id)
       Spans.setParentAndAnnotations(fiber, executionSpan, annotations)
-      return runLoaded(handle, restore, spans, executionSpan, annotations).pipe(
+      return runLoaded(handle, fiber, restore, spans, executionSpan, annotations).pipe(
         Effect.onExit((exit) => Effect.sync(() => executionSpan.end(spans.now(), exit)))
       )
     })
 
   const runLoaded = (
     handle: Handle,
+    /** this run's fiber: once it is no longer `handle.fiber`, the run is stale (see `restartNow`) */
+    self: Fiber.RuntimeFiber<void, StoreError>,
     restore: Restore,
     spans: Spans.Spans,
     executionSpan: Tracer.Span,
@@ -415,14 +452,20 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           message: `TimeoutError: it ran past its compensateTimeout of ${Duration.format(step.compensateTimeout)} and was interrupted; ` +
             `raise the step's compensateTimeout, or make the compensation return sooner`
         }
-        // a compensation that throws instead of returning an Effect fails like one that fails
-        const attempt = Effect.raceFirst(
-          Effect.suspend(() => compensate(args) as Effect.Effect<unknown, unknown>),
-          Effect.zipRight(Deadlines.sleepMillis(timeout), Effect.fail(timedOut))
-        ).pipe(Effect.withSpan("proctor.compensate", { attributes: { executionId: id, state }, captureStackTrace: false }))
+        const span = spans.make("proctor.compensate", stateSpan ?? executionSpan, { executionId: id, state })
         handle.compensating = true
         handle.interruptible = true
-        return Effect.flatMap(Effect.exit(restore(attempt)), (result) => {
+        // a compensation that throws instead of returning an Effect fails like one that fails;
+        // one that runs past its timeout fails then, even if it cannot be interrupted
+        const attempt = detach(
+          restore,
+          (fiber) => Spans.setParentAndAnnotations(fiber, span, annotationsOf(state, 1)),
+          Effect.suspend(() => compensate(args) as Effect.Effect<unknown, unknown>),
+          { millis: timeout, error: timedOut }
+        )
+        return Effect.flatMap(Effect.onInterrupt(attempt, () => Effect.sync(() => span.end(spans.now(), Exit.interrupt(FiberId.none)))), (result) => {
+          span.end(spans.now(), result)
+          if (handle.fiber !== self) return Effect.interrupt
           handle.compensating = false
           handle.interruptible = false
           if (Exit.isFailure(result) && Cause.isInterruptedOnly(result.cause)) return Effect.interrupt
@@ -543,6 +586,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
               captureStackTrace: false
             })
           )
+          if (handle.fiber !== self) return yield* Effect.interrupt
           handle.interruptible = false
         })
 
@@ -592,7 +636,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
             fire: () => {
               if (handle.stepping !== deadline) return
               handle.timedOut = { visit: s.visit, attempt }
-              handle.fiber?.unsafeInterruptAsFork(FiberId.none)
+              restartNow(handle)
             }
           }
           deadlines.add(deadline)
@@ -614,7 +658,10 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           Spans.setParentAndAnnotations(fiber, span, annotationsOf(stateName, attempt))
           const attemptExit = restore(Effect.exit(run))
           return Effect.flatMap(attemptExit, (exit) => {
+            // a command or the timeout gave up on this run while the step would not stop: the
+            // new run owns the handle, and what the step returned goes nowhere
             span.end(spans.now(), exit)
+            if (handle.fiber !== fiber) return Effect.interrupt
             handle.interruptible = false
             handle.stepping = undefined
             deadlines.remove(deadline)
@@ -824,7 +871,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
         delay > 0
           ? Effect.zipRight(waitsForStore ? waitForStoreBackoff(handle, delay, restore) : restore(Deadlines.sleepMillis(delay)), runActor(handle, restore))
           : runActor(handle, restore)
-      ).pipe(Effect.onExit((exit) => afterRun(handle, exit))),
+      ).pipe(Effect.onExit((exit) => Effect.withFiberRuntime((fiber) => handle.fiber === fiber ? afterRun(handle, exit) : Effect.void))),
       // not on the caller's stack: a restart is started from the finalizer of the run before it
       { immediate: false }
     )
@@ -837,12 +884,14 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
    * would skip the run, and `afterRun` with it.
    */
   const waitForStoreBackoff = (handle: Handle, delay: number, restore: Restore) =>
-    Effect.suspend(() => {
+    Effect.withFiberRuntime<void>((fiber) => {
       if (handle.mailbox.hasCommand()) return Effect.void
       handle.interruptible = true
       return Effect.ensuring(
         restore(Effect.race(Deadlines.sleepMillis(delay), outage.back())),
-        Effect.sync(() => void (handle.interruptible = false))
+        Effect.sync(() => {
+          if (handle.fiber === fiber) handle.interruptible = false
+        })
       )
     })
 
@@ -860,13 +909,9 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       if (StoreHealth.isOutage(error)) {
         return yield* closed ? Effect.zipRight(drainMailbox(handle, shuttingDown), endActivation(handle)) : waitForStore(handle, error)
       }
-      if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
-        if (!closed && (handle.commanded || handle.timedOut !== undefined)) {
-          handle.commanded = false
-          return startRun(handle, 0)
-        }
-        return yield* endActivation(handle)
-      }
+      // the current run is interrupted only when the runtime closes (a command or a timeout
+      // replaces the run instead: `restartNow`)
+      if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) return yield* endActivation(handle)
       if (Exit.isSuccess(exit) && parking) {
         // park, unless a message came while the run was ending
         if (handle.mailbox.size === 0) {
@@ -976,7 +1021,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       if (msg._tag === "Command") Deferred.unsafeDone(msg.reply, Exit.fail(shuttingDown))
       return
     }
-    const handle: Handle = { id, mailbox: new Mailbox(), parked: false, parking: false, interruptible: false, commanded: false, restarts: [], spins: 0, cached }
+    const handle: Handle = { id, mailbox: new Mailbox(), parked: false, parking: false, interruptible: false, restarts: [], spins: 0, cached }
     handle.mailbox.offer(msg)
     handles.set(id, handle)
     active++
@@ -997,11 +1042,30 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       parked--
       startRun(handle, 0)
     } else if (msg._tag === "Command" && handle.interruptible && handle.fiber !== undefined) {
-      // a command stops a running step or backoff: the run restarts and serves it first
-      handle.interruptible = false
-      handle.commanded = true
-      handle.fiber.unsafeInterruptAsFork(FiberId.none)
+      // a command stops a running step or backoff: a new run serves it first
+      restartNow(handle)
     }
+  }
+
+  /**
+   * Replaces the current run, which is in a step, a compensation or a backoff, by a new
+   * one from the last committed state, at once. The old run is interrupted but not waited
+   * for: a step that cannot be interrupted (`Effect.uninterruptible`) keeps it going until
+   * the step gives control back. From then on it is stale (no longer `handle.fiber`); where
+   * it comes back from the step (or a compensation, a sleep) it sees that and stops without
+   * touching the handle, so the step's late result is never committed. It stays in the
+   * runtime's FiberSet until it ends. This costs nothing per step: no fiber per attempt.
+   */
+  const restartNow = (handle: Handle) => {
+    const stale = handle.fiber
+    handle.interruptible = false
+    if (handle.stepping !== undefined) {
+      deadlines.remove(handle.stepping)
+      handle.stepping = undefined
+    }
+    // a closing runtime ends the activation in the interrupted run's `afterRun`
+    if (!closed) startRun(handle, 0)
+    stale?.unsafeInterruptAsFork(FiberId.none)
   }
 
   /** Answers a command the execution's status refuses, from its cached state (a pure check, no commit). */
