@@ -392,6 +392,9 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       }
       let context: unknown
       try {
+        if (handler.guard !== undefined && !handler.guard(input.event, machine.context)) {
+          return { _tag: "Discard", reason: { tag: "GuardRefused", message: guardRefused(handler.guard, input.event._tag, s.state) } }
+        }
         context = handler.update === undefined ? machine.context : handler.update(input.event, machine.context)
       } catch (error) {
         return { _tag: "Discard", reason: errorInfo(error) }
@@ -474,6 +477,12 @@ const command = (
       return enter(compiled, machine, input.state, now, "skip", machine.context)
   }
 }
+
+/** The error-log message of an event a guard refused: it names the guard (by its function's name, when it has one). */
+const guardRefused = (guard: (...args: ReadonlyArray<never>) => unknown, tag: string, state: string): string =>
+  `event "${tag}" was refused by the guard of on.${tag} in state "${state}"${
+    guard.name === "" || guard.name === "guard" ? "" : ` (${guard.name})`
+  }; it was discarded and the execution still waits`
 
 /**
  * The hint of a step that failed for good under `onFailure: "fail"`: the execution ends

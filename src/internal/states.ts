@@ -1,0 +1,383 @@
+/**
+ * The states of a procedure: their types (step, wait, final), their constructors, and
+ * the lookups every other module uses (`stateOf`, `handlerOf`, `edges`). `Procedure`
+ * re-exports the public ones; this module needs nothing from it.
+ */
+import { Duration, Schedule } from "effect"
+import type { Effect } from "effect"
+import type { TimeoutError } from "../Errors.js"
+
+declare const TargetsId: unique symbol
+
+/**
+ * What a step's `run` and `compensate` receive.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StepArgs<C> {
+  readonly context: C
+  readonly executionId: string
+  readonly state: string
+  /** 1 for the first attempt, then 2, 3, ... */
+  readonly attempt: number
+  /** `executionId/state/visit`: stable across retries and crash recovery of one visit */
+  readonly idempotencyKey: string
+}
+
+/**
+ * What to do when a step fails for good (a business error, or retries ran out):
+ * - `"fail"`: run the compensations of completed steps, then end `failed` (the default)
+ * - `"intervene"`: stop in `needs_intervention` and wait for a person
+ * - `{ goto }`: go to another state (an error-handling state)
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type OnFailure<T extends string> = "fail" | "intervene" | { readonly goto: T }
+
+/**
+ * A state that runs an Effect, then goes to the next state.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Step<T extends string, C, A, E, R> {
+  readonly _tag: "Step"
+  readonly [TargetsId]?: T
+  readonly run: (args: StepArgs<C>) => Effect.Effect<A, E, R>
+  // results are `any` here so that a step whose `run` never succeeds (A = never) is still a State
+  readonly next: string | ((result: any, context: C) => string)
+  readonly targets: ReadonlyArray<string> | undefined
+  readonly update: ((result: any, context: C) => C) | undefined
+  readonly timeout: Duration.Duration
+  readonly retry: Schedule.Schedule<unknown, unknown>
+  readonly isTransient: (error: unknown) => boolean
+  readonly onFailure: OnFailure<string>
+  readonly compensate: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown, R>) | undefined
+  readonly compensateTimeout: Duration.Duration
+  /** @internal what `step` found wrong with its options (a NaN timeout, ...); `validate` refuses the procedure */
+  readonly "~invalid"?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * A handler of one event in a wait state: a target state, or a target with a guard and a
+ * context update. A `guard` that returns `false` refuses the event: it is discarded and
+ * the error log says which guard refused it; the execution keeps waiting.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EventHandler<T extends string, C, Ev> = T | {
+  readonly goto: T
+  readonly guard?: ((event: Ev, context: C) => boolean) | undefined
+  readonly update?: ((event: Ev, context: C) => C) | undefined
+}
+
+/**
+ * A wait state's handler of one event, as the transition function reads it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Handler<C> {
+  readonly goto: string
+  readonly guard?: ((event: any, context: C) => boolean) | undefined
+  readonly update: ((event: any, context: C) => C) | undefined
+}
+
+/**
+ * A state that waits for an event or a durable timer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Wait<T extends string, C, Ev> {
+  readonly _tag: "Wait"
+  readonly [TargetsId]?: T
+  readonly on: { readonly [tag: string]: Handler<C> }
+  readonly after: { readonly delay: Duration.Duration; readonly goto: string } | undefined
+  readonly [EventsId]?: Ev
+  /** @internal what `wait` found wrong with its options (a negative delay, ...); `validate` refuses the procedure */
+  readonly "~invalid"?: ReadonlyArray<string> | undefined
+}
+declare const EventsId: unique symbol
+
+/**
+ * A state that ends the execution.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Final {
+  readonly _tag: "Final"
+  readonly [TargetsId]?: never
+  /** `succeeded`, `failed` or a custom outcome (which ends `succeeded`) */
+  readonly outcome: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type State<C, Ev> = Step<string, C, any, any, any> | Wait<string, C, Ev> | Final
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type AnyState = Step<string, any, any, any, any> | Wait<string, any, any> | Final
+
+type Tags<Ev> = Ev extends { readonly _tag: infer K extends string } ? K : never
+
+// The phantoms are optional properties, so without `exactOptionalPropertyTypes` (a
+// consumer's default flags) `infer` also yields `undefined`: it is never a target, so it is dropped.
+type TargetsOf<S> = { [K in keyof S]: S[K] extends { readonly [TargetsId]?: infer T } ? Exclude<T, undefined> : never }[keyof S]
+
+/**
+ * Passes when every target named in `S` is a key of `S`; otherwise names the unknown ones.
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type CheckTargets<S> = [Exclude<TargetsOf<S>, keyof S>] extends [never] ? unknown
+  : { readonly "unknown target state": Exclude<TargetsOf<S>, keyof S> }
+
+/**
+ * A copy of a record without a prototype, so that no name a user gives (`constructor`,
+ * `toString`, `__proto__`) finds something the definition did not declare.
+ */
+export const ownRecord = <V>(record: { readonly [key: string]: V }): Record<string, V> =>
+  Object.assign(Object.create(null) as Record<string, V>, record)
+
+/**
+ * The state named `name`, or `undefined`: only the procedure's own states count, so a
+ * name from `Object.prototype` (`constructor`, `toString`, `__proto__`) is not a state.
+ * Every lookup of a state by a name from outside the definition goes through it.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const stateOf = (procedure: { readonly states: { readonly [name: string]: AnyState } }, name: string): AnyState | undefined =>
+  Object.hasOwn(procedure.states, name) ? procedure.states[name] : undefined
+
+/**
+ * The handler of the event tagged `tag` in a wait state, or `undefined`: only the
+ * wait's own handlers count (see `stateOf`).
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const handlerOf = (
+  wait: Wait<string, any, any>,
+  tag: string
+): Handler<any> | undefined =>
+  Object.hasOwn(wait.on, tag) ? wait.on[tag] : undefined
+
+/**
+ * The default retry Schedule: 3 retries with exponential backoff from 100 ms, with jitter.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis").pipe(
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(3))
+)
+
+/**
+ * The default step timeout.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultTimeout: Duration.Duration = Duration.minutes(1)
+
+/**
+ * Options of a step.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StepOptions<T extends string, F extends string, C, A, E, R> {
+  /** the action. It may need services: they become requirements of the runtime layer. */
+  readonly run: (args: StepArgs<C>) => Effect.Effect<A, E, R>
+  /** the next state, or a function of the step's result and the context (branching, loops) */
+  readonly next: T | ((result: A, context: C) => T)
+  /**
+   * When `next` is a function: the states it may return. Registration checks and
+   * diagrams use them; without them the step is taken to reach any state.
+   */
+  readonly targets?: ReadonlyArray<T> | undefined
+  /** the new context from the step's result. @default the context is unchanged */
+  readonly update?: ((result: A, context: C) => C) | undefined
+  /** how long one attempt may run. @default "1 minute" */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** when to retry a transient failure. @default 3 retries, exponential backoff from 100 ms with jitter */
+  readonly retry?: Schedule.Schedule<unknown, any> | undefined
+  /**
+   * Which failures are transient (only those are retried): error tags, or a predicate.
+   * @default ["TimeoutError"]
+   */
+  readonly transient?: ReadonlyArray<string> | ((error: E | TimeoutError) => boolean) | undefined
+  /** what to do when the step fails for good. @default "fail" */
+  readonly onFailure?: OnFailure<F> | undefined
+  /** undoes the step's effect; runs in reverse order when the execution fails for good or is rolled back */
+  readonly compensate?: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown, R>) | undefined
+  /**
+   * how long the compensation may run; past it, it is interrupted and counts as a failed
+   * compensation (logged in the error log), and the rollback goes on. @default "1 minute"
+   */
+  readonly compensateTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * What is wrong with a duration option, or `undefined` when it is finite and not negative.
+ * Effect's `Duration.decode` turns a negative or NaN input into zero and throws on a
+ * malformed string, which would hide the mistake: the constructors keep the issue for
+ * `validate` to refuse the procedure, naming the state.
+ */
+const durationIssue = (input: Duration.DurationInput): string | undefined => {
+  const ofNumber = (n: number, shown: string) =>
+    Number.isNaN(n) ? "is NaN" : n === Infinity ? "is infinite" : n < 0 ? `is negative (${shown})` : undefined
+  if (Duration.isDuration(input)) return Duration.isFinite(input) ? undefined : "is infinite"
+  if (typeof input === "number") return ofNumber(input, `${input} ms`)
+  if (typeof input === "bigint") return input < BigInt(0) ? `is negative (${input} ns)` : undefined
+  if (Array.isArray(input)) {
+    const [seconds, nanos] = input as readonly [number, number]
+    return ofNumber(seconds, `[${seconds}, ${nanos}]`) ?? ofNumber(nanos, `[${seconds}, ${nanos}]`) ??
+      ofNumber(seconds * 1e9 + nanos, `[${seconds}, ${nanos}]`)
+  }
+  if (typeof input === "string") {
+    try {
+      Duration.decode(input)
+    } catch {
+      return `is not a duration ("${input}"); write it like "30 seconds"`
+    }
+    return input.startsWith("-") && Number.parseFloat(input) !== 0 ? `is negative ("${input}")` : undefined
+  }
+  return `is not a duration (${String(input)})`
+}
+
+/** Decodes a duration option; a bad one is recorded in `issues` (as `field ...`) and decodes to zero. */
+const decodeDuration = (field: string, input: Duration.DurationInput, issues: Array<string>): Duration.Duration => {
+  const issue = durationIssue(input)
+  if (issue === undefined) return Duration.decode(input)
+  issues.push(`\`${field}\` ${issue}`)
+  return Duration.zero
+}
+
+const tagOf = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && typeof (error as { _tag?: unknown })._tag === "string"
+    ? (error as { _tag: string })._tag
+    : undefined
+
+/**
+ * A state that runs `run` with a timeout and a retry Schedule, then goes to `next`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const step = <C, A, E, R, const T extends string, const F extends string = never>(
+  options: StepOptions<T, F, C, A, E, R>
+): Step<NoInfer<T | F>, C, A, E, R> => {
+  const transient = options.transient ?? ["TimeoutError"]
+  const isTransient = typeof transient === "function"
+    ? (transient as (error: unknown) => boolean)
+    : (error: unknown) => {
+      const tag = tagOf(error)
+      return tag !== undefined && transient.includes(tag)
+    }
+  const invalid: Array<string> = []
+  return {
+    _tag: "Step",
+    run: options.run,
+    next: options.next,
+    targets: options.targets,
+    update: options.update,
+    timeout: options.timeout === undefined ? defaultTimeout : decodeDuration("timeout", options.timeout, invalid),
+    retry: options.retry ?? defaultRetry,
+    isTransient,
+    onFailure: options.onFailure ?? "fail",
+    compensate: options.compensate,
+    compensateTimeout: options.compensateTimeout === undefined
+      ? defaultTimeout
+      : decodeDuration("compensateTimeout", options.compensateTimeout, invalid),
+    ...(invalid.length === 0 ? {} : { "~invalid": invalid })
+  }
+}
+
+/**
+ * A state that waits for one of the events in `on`, or for its timer (`after`).
+ * Events are decoded with the procedure's event Schema before they reach the inbox.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const wait = <
+  C,
+  Ev extends { readonly _tag: string },
+  const T extends string,
+  const K extends Tags<Ev>,
+  const D extends string = never
+>(options: {
+  readonly on: { readonly [P in K]: EventHandler<T, C, Extract<Ev, { readonly _tag: P }>> }
+  readonly after?: { readonly delay: Duration.DurationInput; readonly goto: D } | undefined
+}): Wait<NoInfer<T | D>, C, Ev> => {
+  const on: Record<string, Handler<C>> = Object.create(null)
+  for (const [tag, handler] of Object.entries(options.on) as Array<[string, EventHandler<string, C, any>]>) {
+    on[tag] = typeof handler === "string"
+      ? { goto: handler, guard: undefined, update: undefined }
+      : { goto: handler.goto, guard: handler.guard, update: handler.update }
+  }
+  const invalid: Array<string> = []
+  return {
+    _tag: "Wait",
+    on,
+    after: options.after === undefined
+      ? undefined
+      : { delay: decodeDuration("after.delay", options.after.delay, invalid), goto: options.after.goto },
+    ...(invalid.length === 0 ? {} : { "~invalid": invalid })
+  }
+}
+
+/**
+ * A state that ends the execution with an outcome. `"failed"` ends it `failed`; any
+ * other outcome ends it `succeeded` and is kept as the snapshot's `outcome`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const final = (options?: { readonly outcome?: "succeeded" | "failed" | (string & {}) | undefined }): Final => ({
+  _tag: "Final",
+  outcome: options?.outcome ?? "succeeded"
+})
+
+/**
+ * The states a state can go to, as far as the definition tells (`undefined` when a
+ * step's `next` is a function without `targets`: it may go anywhere).
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const edges = (state: AnyState): ReadonlyArray<{ readonly to: string; readonly label: string }> | undefined => {
+  switch (state._tag) {
+    case "Final":
+      return []
+    case "Wait": {
+      const out = Object.entries(state.on).map(([tag, h]) => ({ to: h.goto, label: tag }))
+      if (state.after !== undefined) {
+        out.push({ to: state.after.goto, label: `after ${Duration.format(state.after.delay)}` })
+      }
+      return out
+    }
+    case "Step": {
+      const out: Array<{ to: string; label: string }> = []
+      if (typeof state.next === "string") out.push({ to: state.next, label: "" })
+      else if (state.targets !== undefined) for (const t of state.targets) out.push({ to: t, label: "" })
+      else return undefined
+      if (typeof state.onFailure === "object") out.push({ to: state.onFailure.goto, label: "on failure" })
+      return out
+    }
+  }
+}
