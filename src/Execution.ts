@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import { statuses } from "./internal/statuses.js"
 import type * as Procedure from "./Procedure.js"
 
 /**
@@ -35,17 +36,7 @@ export type ExecutionId = typeof ExecutionId.Type
  * @since 0.1.0
  * @category models
  */
-export const Status = Schema.Literal(
-  "running",
-  "waiting",
-  "paused",
-  "needs_intervention",
-  "compensating",
-  "succeeded",
-  "failed",
-  "cancelled",
-  "rolled_back"
-)
+export const Status = Schema.Literal(...statuses)
 
 /**
  * @since 0.1.0

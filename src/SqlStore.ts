@@ -99,6 +99,15 @@ export interface SqliteOptions extends Options {
    * @default "5 seconds"
    */
   readonly busyTimeout?: Duration.DurationInput | undefined
+  /**
+   * Opens an existing database for reading only, without taking its one-owner lock: the
+   * reads (`get`, `list`, `history`, `errors`...) work while another process owns the file
+   * (WAL lets a reader in beside the writer). Nothing is created or migrated; every write
+   * fails with a `ReadOnly` `StoreError`. For tools that inspect a running application's
+   * database, such as `proctor list`.
+   * @default false
+   */
+  readonly readOnly?: boolean | undefined
 }
 
 const defaultBusyTimeout: Duration.DurationInput = "5 seconds"
@@ -110,6 +119,8 @@ interface Internal {
   readonly backend?: ((t: Tables) => Effect.Effect<Backend, StoreError>) | undefined
   /** how reads and writes wait while another connection holds a lock */
   readonly lockWait: LockWait
+  /** reads only: no migrations, no writer (see `SqliteOptions.readOnly`) */
+  readonly readOnly?: boolean | undefined
 }
 
 /**
@@ -146,17 +157,27 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
     })
   }
 
-  yield* lockWait(checkSchemaVersion(sql, t, what))
-  yield* lockWait(Migrator.make({})({ loader: migrations(t), table: t.migrations }).pipe(
-    Effect.catchAllDefect((defect) => Effect.fail(defect)),
-    Effect.mapError((error) =>
-      storeError("migrate", error, `${what}: creating or upgrading the tables (prefix "${prefix}") failed`)
-    ),
-    Effect.withTracerEnabled(false)
-  ))
+  const found = yield* lockWait(checkSchemaVersion(sql, t, what))
+  if (internal.readOnly === true) {
+    if (found !== latestMigration) return yield* unreadable(found, t, what)
+  } else {
+    yield* lockWait(Migrator.make({})({ loader: migrations(t), table: t.migrations }).pipe(
+      Effect.catchAllDefect((defect) => Effect.fail(defect)),
+      Effect.mapError((error) =>
+        storeError("migrate", error, `${what}: creating or upgrading the tables (prefix "${prefix}") failed`)
+      ),
+      Effect.withTracerEnabled(false)
+    ))
+  }
 
-  const backend = internal.backend === undefined ? GenericBackend.make(sql, t, what) : yield* internal.backend(t)
-  const writer = yield* Writer.make(backend, { maxBatchSize, queueCapacity, lockWait })
+  const backend = internal.readOnly === true
+    ? undefined
+    : internal.backend === undefined
+    ? GenericBackend.make(sql, t, what)
+    : yield* internal.backend(t)
+  const writer: Writer.Writer = backend === undefined
+    ? { submit: (op) => Effect.fail(readOnlyWrite(op._tag, what)) }
+    : yield* Writer.make(backend, { maxBatchSize, queueCapacity, lockWait })
 
   const E = sql(t.executions)
   const read = <A>(operation: string, query: Effect.Effect<ReadonlyArray<Row>, unknown>, decode: (rows: ReadonlyArray<Row>) => A) =>
@@ -178,7 +199,7 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
         })
     })
   /** a read through the backend's own synchronous statements, when it has them */
-  const fastRead = backend.reads
+  const fastRead = backend?.reads
   const readNow = <A>(operation: string, query: () => ReadonlyArray<Row>, decode: (rows: ReadonlyArray<Row>) => A) =>
     Effect.flatMap(
       lockWait(Effect.try({ try: query, catch: (error) => storeError(operation, error, what) })),
@@ -268,6 +289,7 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
         (rows) => rows.map((r) => ({ id: String(r.execution_id), dueAt: Number(r.timer_due_at) }))
       ),
     prune: ({ before, keepLast }) => {
+      if (internal.readOnly === true) return Effect.fail(readOnlyWrite("prune", what))
       const T = sql(t.transitions)
       const ended = sql`SELECT execution_id FROM ${E} WHERE status IN ('succeeded', 'failed', 'cancelled', 'rolled_back')`
       const byCount = keepLast === undefined ? Effect.succeed(0) : Effect.map(
@@ -284,6 +306,26 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
   })
 })
 
+const readOnlyWrite = (operation: string, what: string) =>
+  new StoreError({
+    kind: "ReadOnly",
+    operation: operation.charAt(0).toLowerCase() + operation.slice(1),
+    detail: `${what} was opened read-only (readOnly: true); open it without readOnly to write`
+  })
+
+/** A read-only store cannot create or upgrade tables: it reads only a database at this version. */
+const unreadable = (found: number, t: Tables, what: string) =>
+  Effect.fail(
+    new StoreError({
+      kind: "Incompatible",
+      operation: "open",
+      detail: found === 0
+        ? `${what} holds no proctor tables (no ${t.migrations} table): it is not a proctor database, or it was never opened by one`
+        : `${what} is at schema migration ${found}, this version reads ${latestMigration}: ` +
+          `open it once with a runtime (which upgrades it), then read it`
+    })
+  )
+
 /** rows a DELETE removed, from the raw result of either driver */
 const changes = (raw: unknown): number => {
   const r = raw as { changes?: unknown; rowCount?: unknown } | null
@@ -292,7 +334,8 @@ const changes = (raw: unknown): number => {
 
 /**
  * A database whose migrations table names a migration this version does not know was
- * written by a newer proctor: refuse it rather than write rows it may misread.
+ * written by a newer proctor: refuse it rather than write rows it may misread. Returns the
+ * migration the database is at (0 for a new one).
  */
 const checkSchemaVersion = (sql: SqlClient.SqlClient, t: Tables, what: string) =>
   sql<Row>`SELECT MAX(migration_id) AS id FROM ${sql(t.migrations)}`.pipe(
@@ -313,7 +356,7 @@ const checkSchemaVersion = (sql: SqlClient.SqlClient, t: Tables, what: string) =
               `Upgrade proctor, or point the store at another database.`
           })
         )
-        : Effect.void
+        : Effect.succeed(found)
     ),
     Effect.withTracerEnabled(false)
   )
@@ -347,6 +390,19 @@ export const makeSqlite = (options: SqliteOptions): Effect.Effect<StoreService, 
     }
     const file = path.resolve(options.filename)
     const what = `the SQLite database ${file}`
+    if (options.readOnly === true) {
+      if (!fs.existsSync(file)) {
+        return yield* new StoreError({
+          kind: "Unavailable",
+          operation: "open",
+          detail: `${what} does not exist (a read-only store creates nothing); check the path`
+        })
+      }
+      const client = yield* openClient(file, what, synchronous, true)
+      return yield* makeWith(options, { what, lockWait: LockWaits.make(what, busyTimeout), readOnly: true }).pipe(
+        Effect.provideService(SqlClient.SqlClient, client)
+      )
+    }
     yield* Effect.try({
       try: () => fs.mkdirSync(path.dirname(file), { recursive: true }),
       catch: (error) => storeError("open", error, `${what}: cannot create its folder ${path.dirname(file)}`)
@@ -418,11 +474,12 @@ const openWriter = (file: string, what: string, synchronous: "NORMAL" | "FULL") 
   })
 
 /** The `@effect/sql` client on the same file, used for migrations and reads. */
-const openClient = (filename: string, what: string, synchronous: "NORMAL" | "FULL") =>
+const openClient = (filename: string, what: string, synchronous: "NORMAL" | "FULL", readOnly = false) =>
   Effect.gen(function*() {
-    const client = yield* SqliteClient.make({ filename })
+    // read-only: no journal-mode change (a write); a WAL file is read as WAL anyway
+    const client = yield* SqliteClient.make(readOnly ? { filename, readonly: true, disableWAL: true } : { filename })
     yield* client.unsafe(`PRAGMA busy_timeout = ${LockWaits.busyPollMillis}`)
-    yield* client.unsafe(`PRAGMA synchronous = ${synchronous}`)
+    if (!readOnly) yield* client.unsafe(`PRAGMA synchronous = ${synchronous}`)
     return client as SqlClient.SqlClient
   }).pipe(
     // the client opens the file outside its error channel: a damaged file is a defect there

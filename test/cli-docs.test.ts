@@ -35,7 +35,7 @@ describe("docs/operations.md", () => {
           Effect.provide(NodeContext.layer)
         )
         assert.strictEqual(code, 0)
-        const usage = capture.stdout().split("\n").find((l) => l.startsWith(`$ ${name}`))
+        const usage = capture.stdout().split("\n").find((l) => l.startsWith(`$ proctor ${name}`))
         assert.isDefined(usage, `${name} --help has a usage line`)
         const text = section(`\`proctor ${name}\``)
         assert.isDefined(text, `docs/operations.md has a "### \`proctor ${name}\`" section`)

@@ -12,8 +12,9 @@ import { HttpServer } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
-import { Runtime, Store } from "proctor"
-import { runCli } from "../src/cli/commands.js"
+import { Runtime, SqlStore, Store } from "proctor"
+import { Status } from "../src/Execution.js"
+import { runCli, statusNames, version } from "../src/cli/commands.js"
 import * as Modules from "../src/cli/modules.js"
 import * as Op from "../src/cli/operator.js"
 import * as Out from "../src/cli/output.js"
@@ -39,9 +40,11 @@ afterAll(() => {
 })
 
 /** runs the CLI in this process; returns its exit code and what it printed */
-const cli = (...argv: ReadonlyArray<string>) =>
+const cli = (...argv: ReadonlyArray<string>) => cliWith({}, ...argv)
+
+const cliWith = (options: Parameters<typeof Out.makeCapture>[0], ...argv: ReadonlyArray<string>) =>
   Effect.gen(function*() {
-    const capture = Out.makeCapture()
+    const capture = Out.makeCapture(options)
     const code = yield* runCli(argv).pipe(
       Effect.provideService(Out.Output, capture.service),
       Effect.provide(NodeContext.layer)
@@ -51,9 +54,9 @@ const cli = (...argv: ReadonlyArray<string>) =>
 
 const local = () => ["--db", db, "--no-examples", "--module", fixture]
 
-const startApproval = (doc: string) =>
+const startApproval = (doc: string, on: string = db) =>
   Effect.gen(function*() {
-    const r = yield* cli("run", fixture, "--procedure", "ops-approval", "--input", JSON.stringify({ doc }), "--json", "--db", db, "--no-examples")
+    const r = yield* cli("run", fixture, "--procedure", "ops-approval", "--input", JSON.stringify({ doc }), "--json", "--db", on, "--no-examples")
     assert.strictEqual(r.code, 0, r.err)
     const [s] = JSON.parse(r.out) as Array<{ id: string; status: string; state: string }>
     assert.strictEqual(s!.status, "waiting")
@@ -316,9 +319,9 @@ describe("proctor CLI against a server", () => {
       assert.include(r.out, `on the server ${url}`)
       assert.isFalse(fs.existsSync(owned), "the database itself was not opened")
       fs.writeFileSync(Op.serverFile(owned), JSON.stringify({ url, pid: 2 ** 22 + 12345 }))
-      const stale = yield* cli("list", "--json", "--db", owned, "--no-examples")
-      assert.strictEqual(stale.code, 0, stale.err)
-      assert.deepStrictEqual(JSON.parse(stale.out), [], "a dead server's file is ignored: the database is opened")
+      const stale = yield* cli("list", "--db", owned, "--no-examples")
+      assert.strictEqual(stale.code, 1, "a dead server's file is ignored: the database itself is looked for")
+      assert.include(stale.err, `There is no Proctor database at ${owned}`)
     }).pipe(Effect.scoped))
 })
 
@@ -393,7 +396,7 @@ describe("proctor as a command", () => {
     assert.include(usage.stderr, "Run `proctor --help`")
   })
 
-  it.live("serve owns the database; other commands reach it through the server; Ctrl-C stops it cleanly", () =>
+  it.live("serve owns the database; other commands reach it through the server; Ctrl-C stops it cleanly with exit code 130", () =>
     Effect.gen(function*() {
       const served = path.join(dir, "served.db")
       const child = spawn(process.execPath, [...bin, "serve", "--port", "0", "--db", served, "--no-examples", "--module", fixture], {
@@ -423,11 +426,160 @@ describe("proctor as a command", () => {
         child.on("exit", (c) => resume(Effect.succeed(c)))
         child.kill("SIGINT")
       }).pipe(Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error("serve did not stop") }))
-      assert.strictEqual(code, 0)
+      assert.strictEqual(code, 130, "Ctrl-C exits 130")
       assert.isFalse(fs.existsSync(Op.serverFile(served)), "the server file is removed")
       assert.isFalse(fs.existsSync(`${served}.lock`), "the database lock is released")
       // the database now opens locally, with what the server committed
       const shown = JSON.parse((yield* cli("show", s.id, "--json", "--db", served, "--no-examples", "--module", fixture)).out)
       assert.strictEqual(shown.snapshot.status, "succeeded")
     }).pipe(Effect.scoped))
+})
+
+describe("proctor CLI: output a script can read", () => {
+  it.live("-v prints the version; --json errors are one JSON object on stdout, in the CLI's words", () =>
+    Effect.gen(function*() {
+      const v = yield* cli("-v")
+      assert.strictEqual(v.code, 0)
+      assert.strictEqual(v.out, `${version}\n`)
+      assert.strictEqual(version, JSON.parse(fs.readFileSync("package.json", "utf8")).version)
+      yield* startApproval("json errors")
+      const missing = yield* cli("show", "nope", "--json", ...local())
+      assert.strictEqual(missing.code, 1)
+      const parsed = JSON.parse(missing.out)
+      assert.strictEqual(parsed.error.tag, "ExecutionNotFound")
+      assert.strictEqual(parsed.error.exitCode, 1)
+      assert.include(parsed.error.message, "`proctor list` shows the known ones")
+      assert.notInclude(parsed.error.message, "Runtime.")
+      const bad = yield* cli("list", "--status", "bogus", "--json", ...local())
+      assert.strictEqual(bad.code, 2)
+      assert.strictEqual(JSON.parse(bad.out).error.tag, "UsageError")
+      const unknownOption = yield* cli("list", "--bogus", "--json", ...local())
+      assert.strictEqual(unknownOption.code, 2)
+      assert.strictEqual(JSON.parse(unknownOption.out).error.tag, "ValidationError")
+    }))
+
+  it.live("--log-level is accepted after the command, and logs go to stderr, not into the JSON", () =>
+    Effect.gen(function*() {
+      const id = yield* startApproval("logged")
+      const r = yield* cli("show", id, "--json", "--log-level", "debug", ...local())
+      assert.strictEqual(r.code, 0, r.err)
+      assert.strictEqual(JSON.parse(r.out).snapshot.id, id)
+      const sent = yield* cli("send", id, "Approve", `{"by":"log"}`, "--json", "--log-level=all", ...local())
+      assert.strictEqual(sent.code, 0, sent.err)
+      assert.strictEqual(JSON.parse(sent.out).status, "succeeded")
+    }))
+
+  it("colour follows NO_COLOR, FORCE_COLOR and the terminal", () => {
+    const tty = { isTTY: true, hasColors: () => true }
+    assert.isTrue(Out.colorFor(tty, {}))
+    assert.isFalse(Out.colorFor(tty, { NO_COLOR: "1" }))
+    assert.isFalse(Out.colorFor({ isTTY: true, hasColors: () => false }, {}))
+    assert.isFalse(Out.colorFor({ isTTY: false }, {}))
+    assert.isTrue(Out.colorFor({ isTTY: false }, { FORCE_COLOR: "1" }))
+    assert.isFalse(Out.colorFor(tty, { FORCE_COLOR: "0" }))
+  })
+
+  it.live("tables are coloured only when colour is on, whatever the terminal", () =>
+    Effect.gen(function*() {
+      yield* startApproval("coloured")
+      const plain = yield* cliWith({ isTTY: true, color: false }, "list", ...local())
+      assert.notInclude(plain.out, "\x1b[")
+      const coloured = yield* cliWith({ isTTY: false, color: true }, "list", ...local())
+      assert.include(coloured.out, "\x1b[")
+    }))
+
+  it.live("each command's --help reads `$ proctor <command>`, without filler under the options", () =>
+    Effect.gen(function*() {
+      for (const command of ["run", "list", "show", "send", "diagram", "serve"]) {
+        const r = yield* cli(command, "--help")
+        assert.strictEqual(r.code, 0, command)
+        assert.include(r.out, `$ proctor ${command} `)
+        for (const filler of ["A user-defined piece of text.", "This setting is optional.", "A true or false value.", "An integer.", "may be repeated zero or more times"]) {
+          assert.notInclude(r.out, filler, `${command} --help`)
+        }
+      }
+    }))
+
+  it("--status takes exactly the statuses an execution can have", () => {
+    assert.deepStrictEqual([...statusNames], [...Status.literals])
+  })
+})
+
+describe("proctor CLI: the database", () => {
+  it.live("a mistyped --db is an error for every command but run and serve, and creates nothing", () =>
+    Effect.gen(function*() {
+      const typo = path.join(dir, "no-such-folder", "typo.db")
+      for (const argv of [["list"], ["show", "some-id"], ["send", "some-id", "Approve", "{}"], ["pause", "some-id"]]) {
+        const r = yield* cli(...argv, "--db", typo, "--no-examples", "--module", fixture)
+        assert.strictEqual(r.code, 1, argv.join(" "))
+        assert.include(r.err, `There is no Proctor database at ${typo}`)
+        assert.include(r.err, "Check --db")
+      }
+      assert.isFalse(fs.existsSync(path.dirname(typo)), "no folder was created")
+    }))
+
+  it.live("list and show read a database another process owns; changes say how to reach that process", () =>
+    Effect.gen(function*() {
+      const owned = path.join(dir, "held.db")
+      const s = { id: yield* startApproval("held", owned) }
+      const holder = spawn(process.execPath, ["--import", "tsx", path.resolve("test/fixtures/sqlHolder.ts"), owned], {
+        stdio: ["pipe", "pipe", "inherit"]
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(() => holder.kill("SIGKILL")))
+      yield* Effect.async<void, Error>((resume) => {
+        let text = ""
+        holder.stdout.on("data", (chunk: Buffer) => {
+          text += chunk.toString()
+          if (text.includes("ready")) resume(Effect.void)
+          else if (text.includes("failed")) resume(Effect.fail(new Error(text)))
+        })
+      }).pipe(Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error("the holder did not start") }))
+      const listed = yield* cli("list", "--json", "--db", owned)
+      assert.strictEqual(listed.code, 0, listed.err)
+      assert.deepStrictEqual((JSON.parse(listed.out) as Array<{ id: string }>).map((x) => x.id), [s.id])
+      const shown = yield* cli("show", s.id, "--db", owned)
+      assert.strictEqual(shown.code, 0, shown.err)
+      assert.match(shown.out, /accepts\s+Approve, Reject/, "the module recorded by run tells what the wait accepts")
+      const paused = yield* cli("pause", s.id, "--db", owned, "--no-examples")
+      assert.strictEqual(paused.code, 1)
+      assert.include(paused.err, `is owned by another process (pid ${holder.pid})`)
+      assert.include(paused.err, "--server URL")
+      holder.stdin.end()
+    }).pipe(Effect.scoped))
+
+  it.live("commands on an execution started from a module find its procedure without --module, or say what to pass", () =>
+    Effect.gen(function*() {
+      const own = path.join(dir, "registry.db")
+      const id = yield* startApproval("found", own)
+      const sent = yield* cli("send", id, "Approve", `{"by":"reg"}`, "--db", own, "--no-examples")
+      assert.strictEqual(sent.code, 0, sent.err)
+      assert.include(sent.out, "now succeeded")
+      const lost = { id: yield* startApproval("lost", own) }
+      fs.rmSync(`${own}.modules.json`)
+      const refused = yield* cli("pause", lost.id, "--db", own, "--no-examples")
+      assert.strictEqual(refused.code, 1)
+      assert.include(refused.err, `runs the procedure ops-approval@1`)
+      assert.include(refused.err, `proctor pause ${lost.id} … --module PATH`)
+    }))
+
+  it.live("SqlStore's readOnly mode reads an existing database, writes nothing and creates nothing", () =>
+    Effect.gen(function*() {
+      const id = yield* startApproval("read-only")
+      const readOnly = (filename: string) => SqlStore.layerSqlite({ filename, readOnly: true })
+      const read = yield* Effect.flatMap(Store.Store, (store) =>
+        Effect.all([store.get(id), Effect.flip(store.appendErrors([{ executionId: id, state: "review", attempt: 1, tag: "X", message: "x", transient: false, at: 0 }]))])
+      ).pipe(Effect.provide(readOnly(db)))
+      assert.strictEqual(read[0]._tag, "Some")
+      assert.strictEqual(read[1].kind, "ReadOnly")
+      const missing = path.join(dir, "absent", "x.db")
+      const error = yield* Effect.flip(Effect.provide(Store.Store, readOnly(missing)))
+      assert.strictEqual(error.kind, "Unavailable")
+      assert.include(error.detail, "does not exist")
+      assert.isFalse(fs.existsSync(path.dirname(missing)))
+    }))
+
+  it("Proctor's own examples are offered only from a clone of its repository, never from node_modules", () => {
+    assert.isTrue(Modules.examplesByDefault())
+    assert.isFalse(Modules.examplesByDefault(path.join(dir, "node_modules", "proctor", "examples")))
+  })
 })

@@ -1,7 +1,8 @@
 /**
  * Finds the procedures the CLI registers with its runtime: those exported by the modules
- * named with `--module PATH` (repeatable) or `PROCTOR_MODULES`, and by default those of
- * the repository's `examples/` folder.
+ * named with `--module PATH` (repeatable) or `PROCTOR_MODULES`, and, when the CLI runs from
+ * a clone of Proctor's repository (not from an installed package), those of its
+ * `examples/` folder.
  *
  * @since 0.1.0
  */
@@ -37,6 +38,8 @@ export interface Loaded {
   readonly procedure: Procedure.Any
   /** the module's path and the export's name */
   readonly source: string
+  /** the module's absolute path */
+  readonly file: string
 }
 
 /**
@@ -45,13 +48,13 @@ export interface Loaded {
  * @since 0.1.0
  * @category constructors
  */
-export const collect = (mod: Record<string, unknown>, file: string): ReadonlyArray<Loaded> => {
+export const collect = (mod: Record<string, unknown>, file: string, absolute: string = file): ReadonlyArray<Loaded> => {
   const out: Array<Loaded> = []
   const seen = new Set<unknown>()
   const add = (value: unknown, name: string) => {
     if (Procedure.isProcedure(value) && !seen.has(value)) {
       seen.add(value)
-      out.push({ procedure: value, source: `${file}#${name}` })
+      out.push({ procedure: value, source: `${file}#${name}`, file: absolute })
     }
   }
   const visit = (exports: Record<string, unknown>) => {
@@ -90,7 +93,7 @@ export const loadModule = (file: string): Effect.Effect<ReadonlyArray<Loaded>, M
           reason: `importing it failed: ${cause instanceof Error ? cause.message : String(cause)}`
         })
     })
-    const found = collect(mod, path.relative(process.cwd(), absolute) || file)
+    const found = collect(mod, path.relative(process.cwd(), absolute) || file, absolute)
     if (found.length === 0) {
       return yield* new ModuleLoadError({
         path: file,
@@ -107,6 +110,17 @@ export const loadModule = (file: string): Effect.Effect<ReadonlyArray<Loaded>, M
  * @category constants
  */
 export const examplesDir: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../examples")
+
+/**
+ * Whether the examples are loaded unless `--no-examples`: only when `dir` belongs to a
+ * clone of the repository. An installed Proctor (any folder under `node_modules`) never
+ * offers its own examples as the application's procedures.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const examplesByDefault = (dir: string = examplesDir): boolean =>
+  !dir.split(/[\\/]/).includes("node_modules") && fs.existsSync(dir)
 
 /**
  * The example modules loaded by default: every `examples/**.ts` file that defines
@@ -147,7 +161,7 @@ export const exampleFiles = (dir: string = examplesDir): ReadonlyArray<string> =
 export interface Sources {
   /** `--module` paths, then `PROCTOR_MODULES` */
   readonly modules: ReadonlyArray<string>
-  /** load `examples/` too. @default true */
+  /** load `examples/` too (see `examplesByDefault`) */
   readonly examples: boolean
 }
 
@@ -185,7 +199,7 @@ export const loadAll = (sources: Sources): Effect.Effect<
       }
     }
     for (const file of sources.modules) add(yield* loadModule(file))
-    if (sources.examples) {
+    if (sources.examples && examplesByDefault()) {
       for (const file of exampleFiles()) {
         const result = yield* Effect.either(loadModule(file))
         if (result._tag === "Right") add(result.right)

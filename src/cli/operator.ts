@@ -1,31 +1,31 @@
 /**
- * What the CLI's commands act on: either a runtime opened on the database in this
- * process (local), or a running `proctor serve` reached over its HTTP API (remote). A
- * SQLite database has one owner at a time, so while a server runs, the CLI talks to it:
- * `serve` leaves `<db>.server.json` next to the database, and the CLI follows it.
+ * What the CLI's commands act on: a runtime opened on the database in this process
+ * (local), the database read through a read-only connection (reads: `list`, `show`), or a
+ * running `proctor serve` reached over its HTTP API (remote, in `remote.ts`). A SQLite
+ * database has one owner at a time, so while a server runs, the CLI talks to it: `serve`
+ * leaves `<db>.server.json` next to the database, and the CLI follows it. Reads need no
+ * owner: they work beside any process that has the database open.
  *
  * @since 0.1.0
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import type {
   DefinitionError,
-  ExecutionNotFound,
   InvalidTransition,
   StoreError,
   ValidationError
 } from "../Errors.js"
+import { ExecutionNotFound } from "../Errors.js"
 import type { ErrorEntry, ListFilter, Snapshot, Transition } from "../Execution.js"
 import type * as Procedure from "../Procedure.js"
-import * as Runtime from "../Runtime.js"
+import type * as Runtime from "../Runtime.js"
+import { Store } from "../Store.js"
 import type { ProcedureNotFound } from "../http/Api.js"
-import { ProctorApi } from "../http/Api.js"
-import { findProcedure } from "../http/Handlers.js"
 import * as Metadata from "../http/Metadata.js"
 import type { Loaded } from "./modules.js"
-import { storeLayer } from "./store.js"
+import { readOnlyStoreLayer, storeLayer } from "./store.js"
 
 /**
  * The server could not be reached, refused the request, or answered something unexpected.
@@ -79,7 +79,7 @@ export interface OperatorService {
   readonly where: string
   readonly remote: boolean
   readonly procedures: Effect.Effect<ReadonlyArray<ProcedureView>, OperatorError>
-  readonly start: (name: string, version: number | undefined, input: unknown) => Effect.Effect<Snapshot, OperatorError>
+  readonly start: (procedure: Procedure.Any, input: unknown) => Effect.Effect<Snapshot, OperatorError>
   readonly send: (id: string, event: { readonly _tag: string }) => Effect.Effect<void, OperatorError>
   readonly command: (
     operation: "pause" | "resume" | "cancel" | "rollback" | "retry",
@@ -99,6 +99,15 @@ export interface OperatorService {
 export class Operator extends Context.Tag("proctor/cli/Operator")<Operator, OperatorService>() {}
 
 /**
+ * The loaded procedures as the CLI shows them.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const views = (loaded: ReadonlyArray<Loaded>): ReadonlyArray<ProcedureView> =>
+  loaded.map((l) => ({ ...Metadata.describe(l.procedure), source: l.source }))
+
+/**
  * The operator over a runtime in this process.
  *
  * @since 0.1.0
@@ -110,17 +119,12 @@ export const makeLocal = (
   where: string
 ): OperatorService => {
   const sources = new Map<Procedure.Any, string>(loaded.map((l) => [l.procedure, l.source]))
-  const views = runtime.procedures.map((p) => ({ ...Metadata.describe(p), source: sources.get(p) ?? "runtime" }))
+  const all = runtime.procedures.map((p) => ({ ...Metadata.describe(p), source: sources.get(p) ?? "runtime" }))
   return {
     where,
     remote: false,
-    procedures: Effect.succeed(views),
-    start: (name, version, input) =>
-      Effect.gen(function*() {
-        const procedure = yield* findProcedure(runtime.procedures, name, version)
-        const id = yield* runtime.start(procedure, input)
-        return yield* runtime.get(id)
-      }),
+    procedures: Effect.succeed(all),
+    start: (procedure, input) => Effect.flatMap(runtime.start(procedure, input), runtime.get),
     send: runtime.send,
     command: (operation, id) => runtime[operation](id),
     skip: runtime.skip,
@@ -130,84 +134,6 @@ export const makeLocal = (
     errors: runtime.errors
   }
 }
-
-/**
- * The operator over a server's HTTP API.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeRemote = (options: {
-  readonly url: string
-  readonly token?: string | undefined
-  /** the server file the URL was found in, for messages */
-  readonly via?: string | undefined
-}) =>
-  Effect.gen(function*() {
-    const url = options.url.replace(/\/+$/, "")
-    const client = yield* HttpApiClient.make(ProctorApi, {
-      baseUrl: url,
-      transformClient: options.token === undefined || options.token === ""
-        ? undefined
-        : HttpClient.mapRequest(HttpClientRequest.bearerToken(options.token))
-    })
-    const call = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, OperatorError> =>
-      Effect.mapError(effect, (e: any): OperatorError => {
-        switch (e?._tag) {
-          case "ValidationError":
-          case "ExecutionNotFound":
-          case "InvalidTransition":
-          case "StoreError":
-          case "DefinitionError":
-          case "ProcedureNotFound":
-            return e
-          case "Unauthorized":
-            return new ServerError({
-              url,
-              reason: "requires a token: pass --token <token> or set PROCTOR_TOKEN to the token the server was started with."
-            })
-          case "RequestError":
-            return new ServerError({
-              url,
-              reason: options.via === undefined
-                ? `cannot be reached (${e.message}). Start it with \`proctor serve\`, or check --server / PROCTOR_SERVER.`
-                : `cannot be reached (${e.message}); its address was found in ${options.via}. If no server runs, delete that file.`
-            })
-          case "HttpApiDecodeError":
-            return new ServerError({ url, reason: `refused the request: ${e.message}` })
-          default:
-            return new ServerError({ url, reason: `answered unexpectedly: ${e?.message ?? String(e)}` })
-        }
-      })
-    const service: OperatorService = {
-      where: `server ${url}`,
-      remote: true,
-      procedures: call(Effect.map(client.procedures.list(), (ps) => ps.map((p) => ({ ...p, source: "server" })))),
-      start: (name, version, input) =>
-        call(client.executions.start({
-          payload: { procedure: name, ...(version === undefined ? {} : { version }), input }
-        })),
-      send: (id, event) => call(Effect.asVoid(client.executions.send({ path: { id }, payload: event }))),
-      command: (operation, id) => call(client.executions[operation]({ path: { id } })),
-      skip: (id, state) => call(client.executions.skip({ path: { id }, payload: { state } })),
-      get: (id) => call(client.executions.get({ path: { id } })),
-      list: (filter) =>
-        call(client.executions.list({
-          urlParams: {
-            ...(filter.status === undefined
-              ? {}
-              : { status: typeof filter.status === "string" ? [filter.status] : filter.status }),
-            ...(filter.procedure === undefined ? {} : { procedure: filter.procedure }),
-            ...(filter.state === undefined ? {} : { state: filter.state }),
-            ...(filter.limit === undefined ? {} : { limit: filter.limit }),
-            ...(filter.offset === undefined ? {} : { offset: filter.offset })
-          }
-        })),
-      history: (id) => call(client.executions.history({ path: { id }, urlParams: {} })),
-      errors: (id) => call(client.executions.errors({ path: { id } }))
-    }
-    return service
-  })
 
 /**
  * The file `proctor serve` writes next to its database so that CLI commands find it.
@@ -273,6 +199,35 @@ export const advertise = (dbPath: string, url: string) =>
     )
 
 /**
+ * The operator over a store opened read-only: the reads, and nothing else (a command that
+ * changes something never gets one).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeReader = (store: Store["Type"], where: string): OperatorService => {
+  const get = (id: string) =>
+    Effect.flatMap(store.get(id), Option.match({
+      onNone: () => Effect.fail(new ExecutionNotFound({ executionId: id })),
+      onSome: Effect.succeed
+    }))
+  const readOnly = () => Effect.dieMessage(`the ${where} was opened read-only`)
+  return {
+    where,
+    remote: false,
+    procedures: Effect.succeed([]),
+    start: readOnly,
+    send: readOnly,
+    command: readOnly,
+    skip: readOnly,
+    get,
+    list: store.list,
+    history: (id) => Effect.zipRight(get(id), store.history(id)),
+    errors: (id) => Effect.zipRight(get(id), store.errors(id))
+  }
+}
+
+/**
  * How the CLI reaches its executions.
  *
  * @since 0.1.0
@@ -280,25 +235,34 @@ export const advertise = (dbPath: string, url: string) =>
  */
 export type Target =
   | { readonly _tag: "Local"; readonly dbPath: string; readonly loaded: ReadonlyArray<Loaded>; readonly recover: boolean }
+  | { readonly _tag: "Read"; readonly dbPath: string }
   | { readonly _tag: "Remote"; readonly url: string; readonly token?: string | undefined; readonly via?: string | undefined }
 
 /**
  * The `Operator` for a target. A local target opens the store and a runtime with the
- * loaded procedures (without resuming other executions unless `recover` is set).
+ * loaded procedures (without resuming other executions unless `recover` is set); a read
+ * target only a read-only connection. The HTTP client and the runtime are imported when
+ * a target needs them, so that a read loads neither.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (target: Target): Layer.Layer<Operator, OperatorError> => {
-  if (target._tag === "Remote") {
-    return Layer.effect(Operator, makeRemote(target)).pipe(Layer.provide(FetchHttpClient.layer))
+  switch (target._tag) {
+    case "Remote":
+      return Layer.unwrapEffect(Effect.map(Effect.promise(() => import("./remote.js")), (m) => m.layer(target)))
+    case "Read":
+      return Layer.effect(Operator, Effect.map(Store, (s) => makeReader(s, `database ${target.dbPath}`))).pipe(
+        Layer.provide(readOnlyStoreLayer(target.dbPath))
+      )
+    case "Local":
+      return Layer.unwrapEffect(Effect.map(Effect.promise(() => import("../Runtime.js")), (R) =>
+        Layer.effect(
+          Operator,
+          Effect.map(R.Runtime, (r) => makeLocal(r, target.loaded, `database ${target.dbPath}`))
+        ).pipe(Layer.provide(R.layer({
+          procedures: target.loaded.map((l) => l.procedure),
+          recover: target.recover
+        }).pipe(Layer.provide(storeLayer(target.dbPath)))))))
   }
-  const runtime = Runtime.layer({
-    procedures: target.loaded.map((l) => l.procedure),
-    recover: target.recover
-  }).pipe(Layer.provide(storeLayer(target.dbPath)))
-  return Layer.effect(
-    Operator,
-    Effect.map(Runtime.Runtime, (r) => makeLocal(r, target.loaded, `database ${target.dbPath}`))
-  ).pipe(Layer.provide(runtime))
 }

@@ -10,7 +10,8 @@ import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 
 /**
- * Where the CLI writes. `isTTY` selects redrawn progress over plain lines.
+ * Where the CLI writes. `isTTY` selects redrawn progress over plain lines; `color` whether
+ * to colour (a terminal that has colours, unless `NO_COLOR`; or `FORCE_COLOR`).
  *
  * @since 0.1.0
  * @category models
@@ -18,7 +19,10 @@ import { isTerminal } from "../Execution.js"
 export interface OutputService {
   readonly out: (text: string) => Effect.Effect<void>
   readonly err: (text: string) => Effect.Effect<void>
+  /** `err` at once, for the loggers, which write synchronously */
+  readonly errNow: (text: string) => void
   readonly isTTY: boolean
+  readonly color: boolean
   readonly columns: number
 }
 
@@ -37,9 +41,28 @@ export class Output extends Context.Tag("proctor/cli/Output")<Output, OutputServ
 export const layerProcess: Layer.Layer<Output> = Layer.sync(Output, () => ({
   out: (text) => Effect.sync(() => void process.stdout.write(text)),
   err: (text) => Effect.sync(() => void process.stderr.write(text)),
+  errNow: (text) => void process.stderr.write(text),
   isTTY: process.stdout.isTTY === true,
+  color: colorFor(process.stdout),
   columns: process.stdout.columns ?? 100
 }))
+
+/**
+ * Whether to colour what goes to `stream`: `NO_COLOR` (any value) turns colour off,
+ * `FORCE_COLOR` (other than `0`) on, even into a pipe; otherwise a terminal decides
+ * (`hasColors()`, which also reads `TERM` and `NODE_DISABLE_COLORS`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const colorFor = (
+  stream: { readonly isTTY?: boolean | undefined; readonly hasColors?: (() => boolean) | undefined },
+  env: NodeJS.ProcessEnv = process.env
+): boolean => {
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== "") return false
+  if (env.FORCE_COLOR !== undefined) return env.FORCE_COLOR !== "0" && env.FORCE_COLOR !== "false"
+  return stream.isTTY === true && typeof stream.hasColors === "function" && stream.hasColors()
+}
 
 /**
  * An in-memory output, for running the CLI inside tests: `stdout()` and `stderr()`
@@ -48,13 +71,15 @@ export const layerProcess: Layer.Layer<Output> = Layer.sync(Output, () => ({
  * @since 0.1.0
  * @category constructors
  */
-export const makeCapture = (options?: { readonly isTTY?: boolean | undefined }) => {
+export const makeCapture = (options?: { readonly isTTY?: boolean | undefined; readonly color?: boolean | undefined }) => {
   let stdout = ""
   let stderr = ""
   const service: OutputService = {
     out: (text) => Effect.sync(() => void (stdout += text)),
     err: (text) => Effect.sync(() => void (stderr += text)),
+    errNow: (text) => void (stderr += text),
     isTTY: options?.isTTY ?? false,
+    color: options?.color ?? options?.isTTY ?? false,
     columns: 120
   }
   return { service, stdout: () => stdout, stderr: () => stderr, reset: () => void (stdout = stderr = "") }
@@ -62,15 +87,28 @@ export const makeCapture = (options?: { readonly isTTY?: boolean | undefined }) 
 
 /**
  * A `Console` that writes through `Output`, so that what `@effect/cli` prints (help,
- * usage errors) lands in the same place as the rest.
+ * usage errors) lands in the same place as the rest. Help (`Console.log`) goes to stdout,
+ * tidied (`tidyHelp`); everything else, and every log line (`unsafe`, which Effect's
+ * loggers write to), to stderr, so that stdout holds only a command's output.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const consoleFor = (output: OutputService): Console.Console => {
-  const plain = (s: string) => output.isTTY ? s : stripAnsi(s)
-  const line = (write: (s: string) => Effect.Effect<void>) => (...args: ReadonlyArray<any>) =>
-    write(plain(args.map((a) => typeof a === "string" ? a : JSON.stringify(a)).join(" ")) + "\n")
+  const plain = (s: string) => output.color ? s : stripAnsi(s)
+  const text = (args: ReadonlyArray<any>) => plain(args.map((a) => typeof a === "string" ? a : JSON.stringify(a)).join(" "))
+  const line = (write: (s: string) => Effect.Effect<void>) => (...args: ReadonlyArray<any>) => write(text(args) + "\n")
+  const help = (...args: ReadonlyArray<any>) => output.out(tidyHelp(text(args)).trimEnd() + "\n")
+  const toStderr = (...args: ReadonlyArray<any>) => output.errNow(text(args) + "\n")
+  const unsafe = {
+    ...globalThis.console,
+    log: toStderr,
+    info: toStderr,
+    debug: toStderr,
+    warn: toStderr,
+    error: toStderr,
+    trace: toStderr
+  }
   const noop = () => Effect.void
   return {
     [Console.TypeId]: Console.TypeId,
@@ -85,16 +123,48 @@ export const consoleFor = (output: OutputService): Console.Console => {
     group: noop,
     groupEnd: Effect.void,
     info: line(output.out),
-    log: line(output.out),
+    log: help,
     table: line(output.out),
     time: noop,
     timeEnd: noop,
     timeLog: noop,
     trace: line(output.err),
     warn: line(output.err),
-    unsafe: globalThis.console
+    unsafe
   } as Console.Console
 }
+
+/** a usage line, `$ list ...` (after any colour codes), that does not name the program yet */
+const usageLine = new RegExp(`^((?:${String.fromCharCode(27)}\\[[0-9;]*m)*)\\$ (?!proctor\\b)`)
+
+/** what `@effect/cli` writes under every option of a kind, saying nothing about this one */
+const filler = new Set([
+  "A user-defined piece of text.",
+  "A true or false value.",
+  "An integer.",
+  "A floating point number.",
+  "This setting is optional.",
+  "This option may be repeated zero or more times.",
+  "This argument may be repeated zero or more times.",
+  "This option can be set from environment variables.",
+  "This argument can be set from environment variables."
+])
+
+/**
+ * `@effect/cli`'s help without the filler it adds under each option ("A user-defined piece
+ * of text.", "This setting is optional."), and with usage lines that read as typed
+ * (`$ proctor list ...`, not `$ list ...`).
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const tidyHelp = (text: string): string =>
+  text
+    .split("\n")
+    .filter((l) => !filler.has(stripAnsi(l).trim()) && !/^One of the following:/.test(stripAnsi(l).trim()))
+    .map((l) => l.replace(usageLine, "$1$ proctor "))
+    .join("\n")
+    .replace(/\n{3,}/g, "\n\n")
 
 // ---------------------------------------------------------------------------
 // formatting helpers
@@ -127,7 +197,7 @@ const statusColor: Record<string, number> = {
   rolled_back: 90
 }
 
-const paint = (tty: boolean, status: string) => tty ? ansi.color(statusColor[status] ?? 39)(status) : status
+const paint = (color: boolean, status: string) => color ? ansi.color(statusColor[status] ?? 39)(status) : status
 
 /**
  * A duration in milliseconds as `850ms`, `12.3s`, `4m05s`, `2h03m`.
@@ -182,6 +252,50 @@ export const errorLine = (text: string) => Effect.flatMap(Output, (o) => o.err(t
  */
 export const json = (value: unknown) => line(JSON.stringify(value, null, 2))
 
+/** the core's errors name the library's functions; the CLI says which command to type */
+const libraryWords: ReadonlyArray<readonly [RegExp, string]> = [
+  [/Check the id \(Runtime\.list shows the known ones\) and that the runtime uses the same store it was started on\./, "Check the id (`proctor list` shows the known ones) and --db or --server."],
+  [/Call Runtime\.retry to run the step again, Runtime\.skip to move to another state, Runtime\.rollback to undo completed steps, or Runtime\.cancel\./, "Run `proctor retry <id>` to run the step again, `proctor skip <id> <state>` to move to another state, `proctor rollback <id>` to undo completed steps, or `proctor cancel <id>`."],
+  [/register it in Runtime\.layer to resume its executions|add it to Runtime\.layer\(\{ procedures \}\)/g, "pass the module that exports it with --module PATH (or PROCTOR_MODULES)"],
+  [/Runtime\.start\b/g, "`proctor run`"],
+  [/Runtime\.(list|send|pause|resume|cancel|rollback|retry|skip|show)\b/g, "`proctor $1`"],
+  [/Runtime\.get\b/g, "`proctor show`"]
+]
+
+/**
+ * An error's message in the CLI's words: where the library says `Runtime.list`, the CLI
+ * says `proctor list`; a database locked by another process says how to reach it.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const cliWords = (message: string, tag: string): string => {
+  const locked = tag !== "StoreError" ? null : /\(Locked\): the SQLite database (\S+) is in use: (?:host \S+ \()?(?:process|pid) (\d+)/.exec(message)
+  if (locked !== null) {
+    const [, file, pid] = locked
+    return `The database ${file} is owned by another process (pid ${pid}). \`proctor list\` and \`proctor show\` read it ` +
+      `anyway; to change its executions, go through that process: if it serves Proctor's HTTP API (\`proctor serve\`, or ` +
+      `Server.layerNode in the application), pass --server URL or set PROCTOR_SERVER; otherwise stop it first. ` +
+      `(If no such process runs, delete ${file}.lock.)`
+  }
+  let out = message
+  for (const [pattern, words] of libraryWords) out = out.replace(pattern, words)
+  if (tag === "InvalidTransition" && out.includes("is not registered")) {
+    out += " Register its procedure with --module PATH (or PROCTOR_MODULES), or run the command against the server that runs it."
+  }
+  return out
+}
+
+/**
+ * A failure under `--json`: one JSON object on stdout, where a script reads, e.g.
+ * `{"error":{"tag":"ExecutionNotFound","message":"…","exitCode":1}}`.
+ *
+ * @since 0.1.0
+ * @category printing
+ */
+export const jsonError = (tag: string, message: string, exitCode: number) =>
+  line(JSON.stringify({ error: { tag, message, exitCode } }))
+
 /**
  * A table of executions.
  *
@@ -192,12 +306,12 @@ export const executions = (snapshots: ReadonlyArray<Snapshot>, now: number) =>
   Effect.flatMap(Output, (o) => {
     if (snapshots.length === 0) return o.out("No executions match. Start one with `proctor run <module>`.\n")
     const rows = [
-      ["ID", "PROCEDURE", "STATE", "STATUS", "ELAPSED", "STARTED"].map((h) => o.isTTY ? ansi.bold(h) : h),
+      ["ID", "PROCEDURE", "STATE", "STATUS", "ELAPSED", "STARTED"].map((h) => o.color ? ansi.bold(h) : h),
       ...snapshots.map((s) => [
         s.id,
         `${s.procedure}@${s.version}`,
         s.state,
-        paint(o.isTTY, s.status),
+        paint(o.color, s.status),
         formatElapsed(elapsedOf(s, now)),
         time(s.startedAt)
       ])
@@ -219,12 +333,12 @@ export const execution = (
   accepts: ReadonlyArray<string>
 ) =>
   Effect.flatMap(Output, (o) => {
-    const b = (s: string) => o.isTTY ? ansi.bold(s) : s
+    const b = (s: string) => o.color ? ansi.bold(s) : s
     const fields: Array<[string, string]> = [
       ["id", snapshot.id],
       ["procedure", `${snapshot.procedure}@${snapshot.version}`],
       ["state", snapshot.state],
-      ["status", paint(o.isTTY, snapshot.status)],
+      ["status", paint(o.color, snapshot.status)],
       ["elapsed", formatElapsed(elapsedOf(snapshot, now))],
       ["started", time(snapshot.startedAt)],
       ["updated", time(snapshot.updatedAt)]
@@ -242,7 +356,7 @@ export const execution = (
       `  #${t.seq}`,
       time(t.at),
       t.from === "" ? `→ ${t.to}` : `${t.from} → ${t.to}`,
-      paint(o.isTTY, t.status),
+      paint(o.color, t.status),
       t.cause,
       t.seq === 1 ? "" : `after ${formatElapsed(t.duration)}`
     ]))
@@ -270,7 +384,7 @@ const indent = (s: string) => s.split("\n").map((l) => "  " + l).join("\n")
  */
 export const outcome = (verb: string, snapshot: Snapshot) =>
   Effect.flatMap(Output, (o) =>
-    o.out(`${verb} ${snapshot.id}: now ${paint(o.isTTY, snapshot.status)} in state "${snapshot.state}"\n`))
+    o.out(`${verb} ${snapshot.id}: now ${paint(o.color, snapshot.status)} in state "${snapshot.state}"\n`))
 
 /**
  * The registered procedures.
@@ -293,7 +407,7 @@ export const procedures = (
     }
     let text = ""
     for (const p of infos) {
-      text += `${o.isTTY ? ansi.bold(`${p.name}@${p.version}`) : `${p.name}@${p.version}`}${p.description === undefined ? "" : ` — ${p.description}`}\n`
+      text += `${o.color ? ansi.bold(`${p.name}@${p.version}`) : `${p.name}@${p.version}`}${p.description === undefined ? "" : ` — ${p.description}`}\n`
       text += `  from ${p.source}\n`
       text += table(p.states.map((s) => [`  ${s.name}`, s.kind, s.accepts.length > 0 ? `accepts ${s.accepts.join(", ")}` : ""]))
     }
@@ -356,7 +470,7 @@ export const makeProgress = Effect.map(Output, (o) => {
     /** draws one frame (TTY) or prints the changes since the last call (plain) */
     update: (snapshots: ReadonlyArray<Snapshot>, now: number): Effect.Effect<void> => {
       if (o.isTTY) {
-        const text = render(snapshots, now)
+        const text = o.color ? render(snapshots, now) : stripAnsi(render(snapshots, now))
         const clear = drawn > 0 ? `\x1b[${drawn}F\x1b[0J` : ""
         drawn = text.split("\n").length
         return o.out(clear + text + "\n")
@@ -387,7 +501,7 @@ export const runSummary = (
     const waiting = snapshots.filter((s) => s.status === "waiting")
     const counts = new Map<string, number>()
     for (const s of snapshots) counts.set(s.status, (counts.get(s.status) ?? 0) + 1)
-    let text = `${snapshots.length} execution${snapshots.length === 1 ? "" : "s"}: ${[...counts].map(([s, n]) => `${n} ${paint(o.isTTY, s)}`).join(", ")}\n`
+    let text = `${snapshots.length} execution${snapshots.length === 1 ? "" : "s"}: ${[...counts].map(([s, n]) => `${n} ${paint(o.color, s)}`).join(", ")}\n`
     for (const s of waiting.slice(0, 10)) {
       const tags = accepts(s)
       text += tags.length > 0

@@ -1,0 +1,98 @@
+/**
+ * The CLI's operator over a running server's HTTP API (`proctor serve`, or an application
+ * that serves Proctor's API). Imported only when a command talks to a server.
+ *
+ * @since 0.1.0
+ */
+import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
+import { Effect, Layer } from "effect"
+import { ProctorApi } from "../http/Api.js"
+import type { OperatorError, OperatorService } from "./operator.js"
+import { Operator, ServerError } from "./operator.js"
+
+/**
+ * The operator over a server's HTTP API.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeRemote = (options: {
+  readonly url: string
+  readonly token?: string | undefined
+  /** the server file the URL was found in, for messages */
+  readonly via?: string | undefined
+}) =>
+  Effect.gen(function*() {
+    const url = options.url.replace(/\/+$/, "")
+    const client = yield* HttpApiClient.make(ProctorApi, {
+      baseUrl: url,
+      transformClient: options.token === undefined || options.token === ""
+        ? undefined
+        : HttpClient.mapRequest(HttpClientRequest.bearerToken(options.token))
+    })
+    const call = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, OperatorError> =>
+      Effect.mapError(effect, (e: any): OperatorError => {
+        switch (e?._tag) {
+          case "ValidationError":
+          case "ExecutionNotFound":
+          case "InvalidTransition":
+          case "StoreError":
+          case "DefinitionError":
+          case "ProcedureNotFound":
+            return e
+          case "Unauthorized":
+            return new ServerError({
+              url,
+              reason: "requires a token: pass --token <token> or set PROCTOR_TOKEN to the token the server was started with."
+            })
+          case "RequestError":
+            return new ServerError({
+              url,
+              reason: options.via === undefined
+                ? `cannot be reached (${e.message}). Start it with \`proctor serve\`, or check --server / PROCTOR_SERVER.`
+                : `cannot be reached (${e.message}); its address was found in ${options.via}. If no server runs, delete that file.`
+            })
+          case "HttpApiDecodeError":
+            return new ServerError({ url, reason: `refused the request: ${e.message}` })
+          default:
+            return new ServerError({ url, reason: `answered unexpectedly: ${e?.message ?? String(e)}` })
+        }
+      })
+    const service: OperatorService = {
+      where: `server ${url}`,
+      remote: true,
+      procedures: call(Effect.map(client.procedures.list(), (ps) => ps.map((p) => ({ ...p, source: "server" })))),
+      start: (procedure, input) =>
+        call(client.executions.start({
+          payload: { procedure: procedure.name, version: procedure.version, input }
+        })),
+      send: (id, event) => call(Effect.asVoid(client.executions.send({ path: { id }, payload: event }))),
+      command: (operation, id) => call(client.executions[operation]({ path: { id } })),
+      skip: (id, state) => call(client.executions.skip({ path: { id }, payload: { state } })),
+      get: (id) => call(client.executions.get({ path: { id } })),
+      list: (filter) =>
+        call(client.executions.list({
+          urlParams: {
+            ...(filter.status === undefined
+              ? {}
+              : { status: typeof filter.status === "string" ? [filter.status] : filter.status }),
+            ...(filter.procedure === undefined ? {} : { procedure: filter.procedure }),
+            ...(filter.state === undefined ? {} : { state: filter.state }),
+            ...(filter.limit === undefined ? {} : { limit: filter.limit }),
+            ...(filter.offset === undefined ? {} : { offset: filter.offset })
+          }
+        })),
+      history: (id) => call(client.executions.history({ path: { id }, urlParams: {} })),
+      errors: (id) => call(client.executions.errors({ path: { id } }))
+    }
+    return service
+  })
+
+/**
+ * The `Operator` for a server.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (target: Parameters<typeof makeRemote>[0]): Layer.Layer<Operator, OperatorError> =>
+  Layer.effect(Operator, makeRemote(target)).pipe(Layer.provide(FetchHttpClient.layer))
