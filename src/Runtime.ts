@@ -12,13 +12,16 @@ import type {
   DefinitionError,
   ExecutionNotFound,
   InvalidTransition,
+  SendTimeout,
   StoreError,
-  ValidationError
+  ValidationError,
+  VersionConflict
 } from "./Errors.js"
 import type { ErrorEntry, ExecutionEvent, ExecutionId, ListFilter, Snapshot, Transition } from "./Execution.js"
 import type * as Procedure from "./Procedure.js"
 import type { HistoryOptions } from "./Store.js"
 import { Store } from "./Store.js"
+import type * as EventWaiters from "./internal/eventWaiters.js"
 import type * as Replay from "./internal/replay.js"
 import * as internalMetrics from "./internal/metrics.js"
 import * as internal from "./internal/runtime.js"
@@ -39,6 +42,29 @@ export type Options = internal.RuntimeOptions
  * @category models
  */
 export type StartOptions = internal.StartOptions
+
+/**
+ * Options of `Runtime.sendAndWait`: `expectVersion`, the snapshot `seq` the caller last saw
+ * (the event is refused with `VersionConflict` if the execution is at another seq when it is
+ * sent or when it is to be applied), and `timeout`, how long to wait (`SendTimeout`; the event
+ * still stands after it). Without `timeout` the caller owns the wait: interrupting it stops
+ * waiting, and the event still stands.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SendAndWaitOptions = internal.SendAndWaitOptions
+
+/**
+ * What became of an event sent with `sendAndWait`: `Consumed`, with the snapshot right
+ * after its transition, or `Discarded` (taken out of the inbox with no transition: the state
+ * did not accept it, a guard or its `update` refused it, or the execution ended first), with
+ * the snapshot after that and the reason logged in the error log (`tag`, `message`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SendResult = EventWaiters.SendResult
 
 /**
  * What the runtime knows of its store, from `Runtime.health`. A store that is busy,
@@ -72,6 +98,19 @@ export interface RuntimeService {
     id: string,
     event: unknown
   ) => Effect.Effect<void, ExecutionNotFound | ValidationError | InvalidTransition | StoreError>
+  /**
+   * Sends an event and waits until the execution has consumed it (`Consumed`, with the
+   * snapshot after its transition) or discarded it (`Discarded`, with the reason). Refused at
+   * once, like `send`, when it has ended or its waiting state does not take the event.
+   */
+  readonly sendAndWait: (
+    id: string,
+    event: unknown,
+    options?: SendAndWaitOptions
+  ) => Effect.Effect<
+    SendResult,
+    ExecutionNotFound | ValidationError | InvalidTransition | VersionConflict | SendTimeout | StoreError
+  >
   /** Stops a running or waiting execution; an in-flight step is interrupted and re-runs on resume. */
   readonly pause: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | InvalidTransition | StoreError>
   /** Continues a paused execution. */
@@ -161,6 +200,14 @@ export const start = <P extends Procedure.Any>(procedure: P, input: Procedure.In
   Effect.flatMap(Runtime, (r) => r.start(procedure, input, options))
 /** @since 0.1.0 @category accessors */
 export const send = (id: string, event: unknown) => Effect.flatMap(Runtime, (r) => r.send(id, event))
+/**
+ * Sends an event and waits until it is consumed or discarded; see `SendResult`.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const sendAndWait = (id: string, event: unknown, options?: SendAndWaitOptions) =>
+  Effect.flatMap(Runtime, (r) => r.sendAndWait(id, event, options))
 /** @since 0.1.0 @category accessors */
 export const pause = (id: string) => Effect.flatMap(Runtime, (r) => r.pause(id))
 /** @since 0.1.0 @category accessors */

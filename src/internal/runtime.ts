@@ -32,9 +32,11 @@ import {
   InvalidTransition,
   LoopLimitExceeded,
   MaxRetriesExceeded,
+  SendTimeout,
   StoreError,
   TimeoutError,
-  ValidationError
+  ValidationError,
+  VersionConflict
 } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
 import { checkRetries, handlerOf, stateOf, validate } from "../Procedure.js"
@@ -45,6 +47,8 @@ import * as Deadlines from "./deadlines.js"
 import * as Replay from "./replay.js"
 import * as Spans from "./spans.js"
 import * as StoreHealth from "./storeHealth.js"
+import type { SendResult } from "./eventWaiters.js"
+import { EventWaiters, settle as settleWaiter } from "./eventWaiters.js"
 import type { Deadline } from "./deadlines.js"
 
 /** Options of `Runtime.layer`. */
@@ -89,6 +93,17 @@ export interface RuntimeOptions {
     /** how often to apply it. @default "1 hour" */
     readonly every?: Duration.DurationInput | undefined
   } | undefined
+}
+
+/** Options of `Runtime.sendAndWait`. */
+export interface SendAndWaitOptions {
+  /**
+   * the snapshot `seq` the caller last saw: the event is refused (`VersionConflict`) if the
+   * execution is at another seq when it is sent or when it is to be applied
+   */
+  readonly expectVersion?: number | undefined
+  /** how long to wait for the event to be consumed or discarded (`SendTimeout`); the event still stands after it */
+  readonly timeout?: Duration.DurationInput | undefined
 }
 
 export interface StartOptions {
@@ -242,6 +257,8 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const handles = new Map<string, Handle>()
   const events = yield* PubSub.sliding<ExecutionEvent>(options.watchBuffer ?? 16384)
   const waiters = new Map<string, Array<Deferred.Deferred<Snapshot>>>()
+  const eventWaiters = new EventWaiters()
+  yield* Effect.addFinalizer(() => Effect.sync(() => eventWaiters.close(shuttingDownWait)))
   const timerPoll = { planned: Infinity, wake: Deferred.unsafeMake<void>(FiberId.none) }
   const deadlines = Deadlines.make()
   yield* Effect.forkScoped(deadlines.run)
@@ -251,6 +268,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
 
   const publish = (snapshot: Snapshot, t: Transition) => {
     if (isTerminal(snapshot.status)) {
+      eventWaiters.ended(snapshot)
       const ws = waiters.get(snapshot.id)
       if (ws !== undefined) {
         waiters.delete(snapshot.id)
@@ -715,14 +733,28 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           }
           case "waiting": {
             const pending = yield* store.inbox(id, 1)
-            if (pending.length > 0) {
+            // a sendAndWait whose event may be this one has not registered its waiter yet: it
+            // wakes the actor when it has
+            if (pending.length > 0 && !eventWaiters.isEnqueuing(id)) {
               const entry = pending[0]!
               const decodedEvent = compiled.decodeEvent(entry.event)
               const now = clock.unsafeCurrentTimeMillis()
-              const output: Output = Either.isLeft(decodedEvent)
+              const waiter = eventWaiters.take(id, entry.seq)
+              const expected = waiter?.expectVersion
+              const conflict = expected !== undefined && expected !== s.seq ? versionConflict(s, expected) : undefined
+              const output: Output = conflict !== undefined
+                ? { _tag: "Discard", reason: { tag: conflict._tag, message: conflict.message } }
+                : Either.isLeft(decodedEvent)
                 ? { _tag: "Discard", reason: errorInfo(decodedEvent.left) }
                 : transition(compiled, cached.machine, { _tag: "Event", event: decodedEvent.right, encoded: entry.event }, now)
-              yield* apply(output, entry.seq)
+              if (waiter === undefined) {
+                yield* apply(output, entry.seq)
+                return "continue"
+              }
+              yield* Effect.onError(apply(output, entry.seq), () => Effect.sync(() => eventWaiters.put(id, entry.seq, waiter)))
+              settleWaiter(waiter, conflict ?? (output._tag === "Discard"
+                ? { _tag: "Discarded", snapshot: cached.machine.snapshot, reason: output.reason }
+                : { _tag: "Consumed", snapshot: cached.machine.snapshot }))
               return "continue"
             }
             if (s.timerDueAt !== undefined) {
@@ -1186,7 +1218,11 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       return id
     })
 
-  const send = (id: string, event: unknown) =>
+  /**
+   * Validates an event and puts it in the execution's durable inbox; with `expectVersion`,
+   * refuses it (`VersionConflict`) if the execution is not at that seq.
+   */
+  const enqueue = (id: string, event: unknown, expectVersion?: number) =>
     Effect.gen(function*() {
       const snapshot = yield* getSnapshot(id)
       const compiled = lookup(snapshot)
@@ -1216,16 +1252,48 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       if (isTerminal(snapshot.status) || (snapshot.status === "waiting" && state._tag === "Wait" && handlerOf(state, decoded._tag) === undefined)) {
         return yield* refuse(snapshot)
       }
+      if (expectVersion !== undefined && snapshot.seq !== expectVersion) return yield* versionConflict(snapshot, expectVersion)
       const encoded = yield* compiled.encodeEvent(decoded)
       const now = yield* Clock.currentTimeMillis
       // the store refuses, atomically, an execution that has ended since it was read above
-      yield* store.enqueue(id, encoded, now).pipe(
+      return yield* store.enqueue(id, encoded, now).pipe(
         Effect.catchIf((error) => error.kind === "Conflict", (error) =>
           Effect.flatMap(store.get(id), (found): Effect.Effect<never, InvalidTransition | StoreError> =>
             Option.isSome(found) && isTerminal(found.value.status) ? Effect.fail(refuse(found.value)) : Effect.fail(error)))
       )
+    })
+
+  const send = (id: string, event: unknown) =>
+    Effect.zipRight(enqueue(id, event), activate(id)).pipe((effect) => Spans.around("proctor.send", { executionId: id }, effect))
+
+  /**
+   * Sends an event and waits until the actor has consumed or discarded it. The event is
+   * durable once enqueued; the wait is in memory, owned by the caller (and bounded by
+   * `timeout`, after which the event still stands).
+   */
+  const sendAndWait = (id: string, event: unknown, options?: SendAndWaitOptions) =>
+    Effect.gen(function*() {
+      const reply = yield* Deferred.make<SendResult, VersionConflict | StoreError>()
+      // the actor leaves the inbox alone from here until the waiter is registered, in one
+      // synchronous step with the enqueue's end (uninterruptible: the mark must be cleared)
+      const entry = yield* Effect.uninterruptibleMask((restore) => {
+        eventWaiters.takeOff(id)
+        return Effect.onExit(restore(enqueue(id, event, options?.expectVersion)), (exit) =>
+          Effect.sync(() => {
+            if (Exit.isSuccess(exit)) eventWaiters.landed(id, exit.value.seq, reply, options?.expectVersion)
+            else eventWaiters.failed(id)
+          }))
+      })
       yield* activate(id)
-    }).pipe((effect) => Spans.around("proctor.send", { executionId: id }, effect))
+      const wait = Deferred.await(reply)
+      return yield* (options?.timeout === undefined ? wait : Effect.timeoutFail(wait, {
+        duration: options.timeout,
+        onTimeout: () => new SendTimeout({ executionId: id, inboxSeq: entry.seq, timeout: Duration.format(Duration.decode(options.timeout!)) })
+      })).pipe(Effect.ensuring(Effect.sync(() => eventWaiters.remove(id, entry.seq))))
+    }).pipe((effect) => Spans.around("proctor.sendAndWait", { executionId: id }, effect))
+
+  const versionConflict = (snapshot: Snapshot, expected: number) =>
+    new VersionConflict({ executionId: snapshot.id, expected, actual: snapshot.seq, state: snapshot.state, status: snapshot.status })
 
   const awaitExecution = (id: string) =>
     Effect.gen(function*() {
@@ -1342,6 +1410,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     procedures: [...registry.values()].map((c) => c.def),
     start,
     send,
+    sendAndWait,
     pause: (id: string) => command(id, { _tag: "Pause" }),
     resume: (id: string) => command(id, { _tag: "Resume" }),
     cancel: (id: string) => command(id, { _tag: "Cancel" }),
@@ -1396,6 +1465,12 @@ const eventLoopTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
 
 /** A turn of the event loop if the actors have kept it longer than the budget. */
 const fairTurn: Effect.Effect<void> = Effect.suspend(() => performance.now() - lastTurn >= turnBudgetMillis ? eventLoopTurn : Effect.void)
+
+const shuttingDownWait = new StoreError({
+  kind: "Unavailable",
+  operation: "sendAndWait",
+  detail: "the runtime shut down before the event was consumed; the event is in the durable inbox and still stands"
+})
 
 const shuttingDown = new StoreError({ kind: "Unavailable", operation: "run", detail: "the runtime is shutting down; retry on a running runtime" })
 
