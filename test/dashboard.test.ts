@@ -10,16 +10,17 @@ import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import type { Browser, Page } from "playwright-core"
 import { chromium } from "playwright-core"
-import { Runtime, Store } from "proctor"
+import { Execution, Runtime, Store } from "proctor"
 import * as Server from "../src/http/Server.js"
 import { Approval, Broken, Gated, release } from "./fixtures/ops.js"
+import { releaseUndo, Saga } from "./fixtures/saga.js"
 
 const wait = { timeout: 20_000 }
 
 const makeServer = (token?: string) =>
   ManagedRuntime.make(
     Server.layerNode({ host: "127.0.0.1", port: 0, token }).pipe(
-      Layer.provideMerge(Runtime.layer({ procedures: [Approval, Gated, Broken] }).pipe(Layer.provideMerge(Store.layerMemory)))
+      Layer.provideMerge(Runtime.layer({ procedures: [Approval, Gated, Broken, Saga] }).pipe(Layer.provideMerge(Store.layerMemory)))
     )
   )
 
@@ -203,6 +204,31 @@ describe.skipIf(skip)("dashboard", () => {
     assert.include(await nodeClass(page, "done"), "current")
     const causes = (await app.runPromise(Runtime.history(id))).map((t) => t.cause)
     assert.deepStrictEqual(causes, ["start", "step", "pause", "resume", "step"])
+    assert.deepStrictEqual(problems, [])
+    await page.close()
+  })
+
+  it("offers exactly the commands the runtime accepts, from the server's `allowed` (cancel while compensating)", async () => {
+    const id = await app.runPromise(Runtime.start(Saga, {}))
+    const { page, problems } = await newPage()
+    const buttons = async () => {
+      const enabled: Array<Execution.Command> = []
+      for (const command of Execution.commands) {
+        if (await page.isEnabled(`[data-testid=action-${command}]`)) enabled.push(command)
+      }
+      return enabled
+    }
+    await page.goto(`${url}/executions/${id}`)
+    await page.waitForSelector(`[data-testid=execution][data-status=waiting]`, wait)
+    assert.deepStrictEqual(await buttons(), Execution.allowedOperations(await app.runPromise(Runtime.get(id)), Saga).commands)
+    await page.click("[data-testid=action-rollback]")
+    await page.waitForSelector(`[data-testid=execution][data-status=compensating]`, wait)
+    assert.deepStrictEqual(await buttons(), ["cancel"])
+    assert.include(await page.textContent("body") ?? "", "it handles no more events")
+    await page.click("[data-testid=action-cancel]")
+    await page.waitForSelector(`[data-testid=execution][data-status=cancelled]`, wait)
+    assert.deepStrictEqual(await buttons(), [])
+    await app.runPromise(releaseUndo(id))
     assert.deepStrictEqual(problems, [])
     await page.close()
   })

@@ -16,7 +16,7 @@ import {
   StoreError,
   ValidationError
 } from "../Errors.js"
-import { ErrorEntry, Snapshot, Status, Transition } from "../Execution.js"
+import { AllowedOperations, ErrorEntry, Snapshot, Status, Transition } from "../Execution.js"
 import { ProcedureInfo } from "./Metadata.js"
 
 /**
@@ -112,6 +112,16 @@ export const StoreErrorWire = wire(StoreError, 503)
 export const UnauthorizedWire = wire(Unauthorized, 401)
 /** @since 0.1.0 @category wire errors */
 export const PayloadTooLargeWire = wire(PayloadTooLarge, 413)
+
+/**
+ * One execution as `GET /api/executions/:id` returns it: the snapshot, and `allowed`, what
+ * it accepts now (`Execution.allowedOperations`; empty when the server does not run its
+ * procedure's definition).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ExecutionView = Schema.extend(Snapshot, Schema.Struct({ allowed: AllowedOperations }))
 
 const id = HttpApiSchema.param("id", Schema.String)
 const name = HttpApiSchema.param("name", Schema.String)
@@ -233,10 +243,10 @@ export class ExecutionsGroup extends HttpApiGroup.make("executions")
   )
   .add(
     HttpApiEndpoint.get("get")`/executions/${id}`
-      .addSuccess(Snapshot)
+      .addSuccess(ExecutionView)
       .addError(ExecutionNotFoundWire)
       .addError(StoreErrorWire)
-      .annotate(OpenApi.Summary, "One execution's snapshot")
+      .annotate(OpenApi.Summary, "One execution's snapshot, with the commands and events it accepts now")
   )
   .add(
     HttpApiEndpoint.get("history")`/executions/${id}/history`

@@ -6,6 +6,9 @@
 import type { HttpApiGroup } from "@effect/platform"
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect, Layer } from "effect"
+import type { Snapshot } from "../Execution.js"
+import { allowedOperations } from "../Execution.js"
+import { fingerprint } from "../internal/transition.js"
 import type * as Procedure from "../Procedure.js"
 import { Runtime } from "../Runtime.js"
 import { ProcedureNotFound, ProctorApi } from "./Api.js"
@@ -37,6 +40,22 @@ export const findProcedure = (
     )
 }
 
+/**
+ * What an execution accepts now, by the definition this server runs it on: nothing when
+ * that definition is not registered, or has another shape than the one the execution
+ * started on (the runtime refuses every operation on it then).
+ */
+const allowedBy = (procedures: ReadonlyArray<Procedure.Any>) => {
+  const shapes = new Map<Procedure.Any, string>()
+  return (snapshot: Snapshot) => {
+    const def = procedures.find((p) => p.name === snapshot.procedure && p.version === snapshot.version)
+    if (def === undefined) return { commands: [], events: [] }
+    let shape = shapes.get(def)
+    if (shape === undefined) shapes.set(def, shape = fingerprint(def))
+    return snapshot.fingerprint !== undefined && snapshot.fingerprint !== shape ? { commands: [], events: [] } : allowedOperations(snapshot, def)
+  }
+}
+
 const ProceduresLive = HttpApiBuilder.group(ProctorApi, "procedures", (handlers) =>
   Effect.gen(function*() {
     const runtime = yield* Runtime
@@ -54,6 +73,7 @@ const ProceduresLive = HttpApiBuilder.group(ProctorApi, "procedures", (handlers)
 const ExecutionsLive = HttpApiBuilder.group(ProctorApi, "executions", (handlers) =>
   Effect.gen(function*() {
     const runtime = yield* Runtime
+    const allowed = allowedBy(runtime.procedures)
     return handlers
       .handle("start", ({ payload }) =>
         Effect.gen(function*() {
@@ -70,7 +90,7 @@ const ExecutionsLive = HttpApiBuilder.group(ProctorApi, "executions", (handlers)
           limit: urlParams.limit ?? 100,
           offset: urlParams.offset ?? 0
         }))
-      .handle("get", ({ path }) => runtime.get(path.id))
+      .handle("get", ({ path }) => Effect.map(runtime.get(path.id), (s) => ({ ...s, allowed: allowed(s) })))
       .handle("history", ({ path, urlParams }) =>
         runtime.history(path.id, urlParams.tail === undefined ? undefined : { tail: urlParams.tail }))
       .handle("errors", ({ path }) => runtime.errors(path.id))

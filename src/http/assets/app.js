@@ -228,14 +228,9 @@ const startForm = () => {
 // ---------------------------------------------------------------------------
 // one execution
 
-const can = {
-  pause: (s) => s.status === "running" || s.status === "waiting",
-  resume: (s) => s.status === "paused",
-  cancel: (s) => !TERMINAL.has(s.status) && s.status !== "compensating",
-  rollback: (s) => !TERMINAL.has(s.status) && s.status !== "compensating",
-  retry: (s) => s.status === "needs_intervention",
-  skip: (s) => !TERMINAL.has(s.status) && s.status !== "compensating"
-}
+// what the execution accepts now comes from the server (`allowed`, computed by the
+// runtime's own rules): the dashboard keeps no table of its own
+const can = (s, op) => s.allowed.commands.includes(op)
 
 const operate = async (id, operation, body) => {
   try {
@@ -257,7 +252,6 @@ const executionView = async (id) => {
   }
   const [history, errors] = await Promise.all([api(`/api/executions/${enc}/history`), api(`/api/executions/${enc}/errors`)])
   const procedure = procedureOf(s)
-  const stateInfo = procedure?.states.find((x) => x.name === s.state)
 
   const header = h("div", { class: "card", "data-testid": "execution", "data-status": s.status, "data-state": s.state },
     h("h1", {}, `${s.procedure}@${s.version} `, badge(s.status)),
@@ -272,7 +266,7 @@ const executionView = async (id) => {
     actions(s, procedure))
 
   const diagram = h("div", { class: "card" }, h("h2", {}, "Diagram"), diagramOf(procedure, s, history))
-  const left = h("div", {}, header, diagram, eventForm(s, stateInfo, procedure),
+  const left = h("div", {}, header, diagram, eventForm(s, procedure),
     h("div", { class: "card" }, h("h2", {}, "Context"), h("pre", { class: "context", "data-testid": "context" }, JSON.stringify(s.context, null, 2))))
   const right = h("div", {},
     h("div", { class: "card" }, h("h2", {}, `History (${history.length})`),
@@ -290,9 +284,9 @@ const executionView = async (id) => {
 
 const actions = (s, procedure) => {
   const button = (op, label, cls) =>
-    h("button", { class: cls, "data-testid": `action-${op}`, disabled: !can[op](s), onclick: () => operate(s.id, op) }, label)
+    h("button", { class: cls, "data-testid": `action-${op}`, disabled: !can(s, op), onclick: () => operate(s.id, op) }, label)
   const states = procedure ? procedure.states.map((x) => x.name) : []
-  const picker = h("select", { "data-testid": "skip-state", "aria-label": "state to skip to", disabled: !can.skip(s) },
+  const picker = h("select", { "data-testid": "skip-state", "aria-label": "state to skip to", disabled: !can(s, "skip") },
     states.map((n) => h("option", { value: n, selected: n === s.state }, n)))
   return h("div", { class: "actions" },
     button("pause", "Pause"),
@@ -301,7 +295,7 @@ const actions = (s, procedure) => {
     button("rollback", "Roll back", "danger"),
     button("cancel", "Cancel", "danger"),
     h("span", { class: "hint" }, "skip to"), picker,
-    h("button", { "data-testid": "action-skip", disabled: !can.skip(s), onclick: () => operate(s.id, "skip", { state: picker.value }) }, "Skip"))
+    h("button", { "data-testid": "action-skip", disabled: !can(s, "skip"), onclick: () => operate(s.id, "skip", { state: picker.value }) }, "Skip"))
 }
 
 const diagramOf = (procedure, s, history) => {
@@ -341,11 +335,13 @@ const fieldInput = (name, schema, required) => {
   return [label, input]
 }
 
-const eventForm = (s, stateInfo, procedure) => {
+const eventForm = (s, procedure) => {
   const card = h("div", { class: "card" }, h("h2", {}, "Send an event"))
-  const accepts = stateInfo?.accepts ?? []
-  if (TERMINAL.has(s.status) || accepts.length === 0) {
-    card.append(h("p", { class: "hint" }, TERMINAL.has(s.status) ? "The execution has ended." : `State "${s.state}" waits for no event.`))
+  const accepts = s.allowed.events
+  if (accepts.length === 0) {
+    card.append(h("p", { class: "hint" }, TERMINAL.has(s.status)
+      ? "The execution has ended."
+      : s.status === "compensating" ? "The execution is rolling back; it handles no more events." : `State "${s.state}" waits for no event.`))
     return card
   }
   const events = accepts.map((tag) => procedure.events.find((e) => e.tag === tag) ?? { tag, schema: {} })
