@@ -173,11 +173,7 @@ export const make = <const Ps extends ReadonlyArray<Procedure.Any>>(
   options: Options & { readonly procedures: Ps }
 ): Effect.Effect<RuntimeService, DefinitionError | StoreError, Store | Scope.Scope | Procedure.Services<Ps[number]>> =>
   Effect.flatMap(Effect.context<Procedure.Services<Ps[number]>>(), (context) =>
-    Effect.flatMap(Store, (store) =>
-      internal.make(store, options).pipe(
-        Effect.map((service) => service as unknown as RuntimeService),
-        Effect.provide(context)
-      ))) as any
+    Effect.flatMap(Store, (store) => internal.make(store, options).pipe(Effect.provide(context))))
 
 /**
  * The runtime as a layer. It needs a `Store` and the services its procedures' steps use.

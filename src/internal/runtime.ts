@@ -24,7 +24,8 @@ import {
 import type { Tracer ,
   Fiber} from "effect"
 import type { ErrorEntry, ExecutionEvent, ListFilter, Snapshot, Transition } from "../Execution.js"
-import { isTerminal } from "../Execution.js"
+import type { RuntimeService } from "../Runtime.js"
+import { ExecutionId, isTerminal } from "../Execution.js"
 import {
   DefinitionError,
   ExecutionError,
@@ -1173,7 +1174,8 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       }
       const encoded = yield* compiled.encodeContext(context)
       const now = yield* Clock.currentTimeMillis
-      const id = opts?.id ?? newId(now)
+      // a string is all an execution id is: the brand only marks where one came from
+      const id = ExecutionId.make(opts?.id ?? newId(now), { disableValidation: true })
       const initial = stateOf(procedure, procedure.initial)!
       const status = initial._tag === "Step" ? "running" : initial._tag === "Wait" ? "waiting" : initial.outcome === "failed" ? "failed" : "succeeded"
       const snapshot: Snapshot = {
@@ -1201,7 +1203,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       const created = yield* store.create(snapshot, first)
       if (!created.created) {
         if (opts?.idempotencyKey !== undefined && created.snapshot.idempotencyKey === opts.idempotencyKey) {
-          return created.snapshot.id
+          return ExecutionId.make(created.snapshot.id, { disableValidation: true })
         }
         return yield* new InvalidTransition({
           executionId: id,
@@ -1219,10 +1221,10 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     })
 
   /**
-   * Validates an event and puts it in the execution's durable inbox; with `expectVersion`,
-   * refuses it (`VersionConflict`) if the execution is not at that seq.
+   * Validates an event and puts it in the execution's durable inbox, unless `refuse` finds
+   * an error in the execution's snapshot first.
    */
-  const enqueue = (id: string, event: unknown, expectVersion?: number) =>
+  const enqueue = <E = never>(id: string, event: unknown, refuseFirst?: (snapshot: Snapshot) => E | undefined) =>
     Effect.gen(function*() {
       const snapshot = yield* getSnapshot(id)
       const compiled = lookup(snapshot)
@@ -1252,7 +1254,8 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       if (isTerminal(snapshot.status) || (snapshot.status === "waiting" && state._tag === "Wait" && handlerOf(state, decoded._tag) === undefined)) {
         return yield* refuse(snapshot)
       }
-      if (expectVersion !== undefined && snapshot.seq !== expectVersion) return yield* versionConflict(snapshot, expectVersion)
+      const refused = refuseFirst?.(snapshot)
+      if (refused !== undefined) return yield* Effect.fail(refused)
       const encoded = yield* compiled.encodeEvent(decoded)
       const now = yield* Clock.currentTimeMillis
       // the store refuses, atomically, an execution that has ended since it was read above
@@ -1278,7 +1281,9 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       // synchronous step with the enqueue's end (uninterruptible: the mark must be cleared)
       const entry = yield* Effect.uninterruptibleMask((restore) => {
         eventWaiters.takeOff(id)
-        return Effect.onExit(restore(enqueue(id, event, options?.expectVersion)), (exit) =>
+        const expected = options?.expectVersion
+        const stale = (s: Snapshot) => expected !== undefined && s.seq !== expected ? versionConflict(s, expected) : undefined
+        return Effect.onExit(restore(enqueue(id, event, stale)), (exit) =>
           Effect.sync(() => {
             if (Exit.isSuccess(exit)) eventWaiters.landed(id, exit.value.seq, reply, options?.expectVersion)
             else eventWaiters.failed(id)
@@ -1406,7 +1411,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     yield* Effect.sync(resumeMore)
   }
 
-  return {
+  const service: RuntimeService = {
     procedures: [...registry.values()].map((c) => c.def),
     start,
     send,
@@ -1430,6 +1435,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     verify,
     verifyExport
   }
+  return service
 })
 
 /**
