@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
-import { statuses } from "./internal/statuses.js"
+import { isTerminal as isTerminalStatus, statuses, terminal } from "./internal/statuses.js"
 import type * as Procedure from "./Procedure.js"
 
 /**
@@ -50,13 +50,13 @@ export type Status = typeof Status.Type
  * @since 0.1.0
  * @category models
  */
-export const terminalStatuses: ReadonlySet<Status> = new Set<Status>(["succeeded", "failed", "cancelled", "rolled_back"])
+export const terminalStatuses: ReadonlySet<Status> = terminal
 
 /**
  * @since 0.1.0
  * @category guards
  */
-export const isTerminal = (status: Status): boolean => terminalStatuses.has(status)
+export const isTerminal: (status: Status) => boolean = isTerminalStatus
 
 /**
  * A summary of an error, as kept in the snapshot and the error log.

@@ -14,7 +14,7 @@ import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
 import { Runtime, SqlStore, Store } from "proctor"
 import { Status } from "../src/Execution.js"
-import { runCli, statusNames, version } from "../src/cli/commands.js"
+import { helpTexts, runCli, statusNames, version } from "../src/cli/commands.js"
 import * as Modules from "../src/cli/modules.js"
 import * as Op from "../src/cli/operator.js"
 import * as Out from "../src/cli/output.js"
@@ -498,6 +498,15 @@ describe("proctor CLI: output a script can read", () => {
           assert.notInclude(r.out, filler, `${command} --help`)
         }
       }
+    }))
+
+  it.effect("the help the build renders for the compiled command (dist/cli/help.json) is the CLI's own, uncoloured", () =>
+    Effect.gen(function*() {
+      const texts = yield* helpTexts.pipe(Effect.provide(NodeContext.layer))
+      assert.deepStrictEqual(Object.keys(texts), ["", "run", "list", "show", "send", "pause", "resume", "cancel", "rollback", "retry", "skip", "diagram", "procedures", "serve", "mcp"])
+      assert.strictEqual(texts.list, (yield* cli("list", "--help")).out)
+      assert.include(texts[""], "$ proctor")
+      for (const text of Object.values(texts)) assert.notInclude(text, "\x1b[")
     }))
 
   it("--status takes exactly the statuses an execution can have", () => {

@@ -364,3 +364,22 @@ export const runCli = (argv: ReadonlyArray<string>) =>
       Effect.provide(CliConfig.layer({ showBuiltIns: false }))
     )
   })
+
+/**
+ * The help of `proctor` and of each command, without colour, keyed by command name (`""`
+ * for `proctor --help`). `npm run build` writes it to dist/cli/help.json, from which the
+ * compiled `proctor --help` answers without loading `@effect/cli` (or Effect).
+ *
+ * @since 0.1.0
+ * @category entry points
+ */
+export const helpTexts = Effect.gen(function*() {
+  const texts: Record<string, string> = {}
+  for (const name of ["", ...Object.keys(commands)]) {
+    const capture = Out.makeCapture({ color: false })
+    const code = yield* runCli(name === "" ? ["--help"] : [name, "--help"]).pipe(Effect.provideService(Out.Output, capture.service))
+    if (code !== 0) return yield* Effect.dieMessage(`proctor ${name} --help exited ${code}: ${capture.stderr()}`)
+    texts[name] = capture.stdout()
+  }
+  return texts
+})

@@ -5,9 +5,13 @@
  *
  * @since 0.1.0
  */
-import { Console, Context, Effect, Layer } from "effect"
+import * as Console from "effect/Console"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
-import { isTerminal } from "../Execution.js"
+// not from Execution.js: `--help` prints through this module, and should not load the core
+import { isTerminal } from "../internal/statuses.js"
 
 /**
  * Where the CLI writes. `isTTY` selects redrawn progress over plain lines; `color` whether

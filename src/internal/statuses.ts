@@ -14,3 +14,9 @@ export const statuses = [
   "cancelled",
   "rolled_back"
 ] as const
+
+/** the statuses an execution never leaves (`Execution.terminalStatuses`) */
+export const terminal: ReadonlySet<(typeof statuses)[number]> = new Set(["succeeded", "failed", "cancelled", "rolled_back"] as const)
+
+/** `Execution.isTerminal` */
+export const isTerminal = (status: (typeof statuses)[number]): boolean => terminal.has(status)
