@@ -5,6 +5,7 @@
  *
  *   npx tsx bench/costs.ts                 # immediate commits (the memory store)
  *   npx tsx bench/costs.ts --deferred      # each commit completes on the next turn of the event loop
+ *   npx tsx bench/costs.ts --no-tracing    # the runtime's `tracing: false` (no proctor.* spans)
  *
  * `--deferred` is a durable store without the I/O: every commit waits, like a group commit,
  * for a batch that completes on the next turn of the event loop, so each transition suspends
@@ -16,6 +17,7 @@ import type { Store as StoreNs } from "proctor"
 import { Execution, Procedure, Runtime, Store } from "proctor"
 
 const deferred = process.argv.includes("--deferred")
+const tracing = !process.argv.includes("--no-tracing")
 
 const procedure = (k: number) => {
   const states: Record<string, Procedure.AnyState> = { done: Procedure.final() }
@@ -78,7 +80,7 @@ const measure = async (k: number, n: number): Promise<number> => {
       const used = process.cpuUsage(cpu)
       perTransition = (used.user + used.system) / (n * (k + 1))
     }
-  }).pipe(Effect.provide(Runtime.layer({ procedures: [P] }).pipe(Layer.provide(store))))))
+  }).pipe(Effect.provide(Runtime.layer({ procedures: [P], tracing }).pipe(Layer.provide(store))))))
   return perTransition
 }
 
@@ -87,7 +89,7 @@ const hundred = await measure(100, 2_000)
 const ten = await measure(10, 10_000)
 const marginal = (hundred * 101 - one * 2) / 99
 const fixed = one * 2 - 2 * marginal
-console.log(`${deferred ? "deferred" : "immediate"} commits, CPU per transition:`)
+console.log(`${deferred ? "deferred" : "immediate"} commits${tracing ? "" : ", tracing off"}, CPU per transition:`)
 console.log(`  K=1   (20k executions): ${one.toFixed(1)} µs`)
 console.log(`  K=10  (10k executions): ${ten.toFixed(1)} µs  -> ${Math.round(1e6 / ten).toLocaleString("en-US")} transitions per CPU-second`)
 console.log(`  K=100 (2k executions):  ${hundred.toFixed(1)} µs`)

@@ -80,6 +80,12 @@ export interface RuntimeOptions {
    * (15–20 KB of heap per running execution). @default 100000
    */
   readonly recoverWindow?: number | undefined
+  /**
+   * Proctor's own spans (`proctor.start`, `proctor.execution`, `proctor.step`, ...). `false`
+   * makes none, for speed; logs, metrics and the spans a step makes itself are unchanged.
+   * @default true
+   */
+  readonly tracing?: boolean | undefined
   /** events a `watch` subscriber may fall behind by before the oldest are dropped. @default 16384 */
   readonly watchBuffer?: number | undefined
   /**
@@ -118,9 +124,10 @@ export interface StartOptions {
 type CommandInput = Extract<Input, { readonly _tag: "Pause" | "Resume" | "Cancel" | "Rollback" | "Retry" | "Skip" }>
 type CommandError = InvalidTransition | ExecutionNotFound | StoreError
 
+/** `cause`: the span of the `start` or `send` that sent the message (tracing links the run to it) */
 type Msg =
   | { readonly _tag: "Command"; readonly input: CommandInput; readonly reply: Deferred.Deferred<Snapshot, CommandError> }
-  | { readonly _tag: "Inbox" }
+  | { readonly _tag: "Inbox"; readonly cause?: Tracer.Span | undefined }
   | { readonly _tag: "Timer"; readonly visit: number }
 
 /**
@@ -136,6 +143,9 @@ class Mailbox {
   }
   offer(msg: Msg) {
     this.items.push(msg)
+  }
+  peek(): Msg | undefined {
+    return this.items[this.head]
   }
   poll(): Msg | undefined {
     if (this.head >= this.items.length) return undefined
@@ -245,6 +255,15 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const backoff = Duration.toMillis(options.supervision?.backoff ?? "100 millis")
   const passivate = options.passivation?.enabled ?? true
   const horizon = Duration.toMillis(options.passivation?.horizon ?? "30 seconds")
+  const tracing = options.tracing ?? true
+  const internals = yield* Spans.checkInternals
+  if (internals._tag === "Public") {
+    yield* Effect.logWarning(
+      `Effect's fiber internals are not what Proctor expects (${internals.reason}): spans and log annotations ` +
+        `are set through Effect's public API instead, which is slower. Use the Effect version Proctor pins, or upgrade Proctor.`
+    )
+  }
+  const fast = internals._tag === "Fast"
 
   // Compensations run in fibers of their own, in this set (see `detach`);
   // made before the actors' set so that closing the runtime stops the actors first
@@ -367,14 +386,11 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
    */
   const detach = <A, E, T>(
     restore: Restore,
-    setup: (fiber: Fiber.RuntimeFiber<unknown, unknown>) => void,
+    setup: (fiber: Fiber.RuntimeFiber<unknown, unknown>, next: Effect.Effect<Exit.Exit<A, E>>) => Effect.Effect<Exit.Exit<A, E>>,
     attempt: Effect.Effect<A, E>,
     limit?: { readonly millis: number; readonly error: T }
   ): Effect.Effect<Exit.Exit<A, E | T>> => {
-    const child = forkAttempt(Effect.withFiberRuntime<Exit.Exit<A, E>>((fiber) => {
-      setup(fiber)
-      return Effect.exit(attempt)
-    }))
+    const child = forkAttempt(Effect.withFiberRuntime<Exit.Exit<A, E>>((fiber) => setup(fiber, Effect.exit(attempt))))
     // an attempt that finished synchronously (a fast step) costs no wait
     const done = child.unsafePoll()
     if (done !== null) return Effect.succeed(Exit.flatten(done) as Exit.Exit<A, E>)
@@ -391,15 +407,18 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   /**
    * A run: the execution's span and log annotations are set on the run fiber (it is
    * dedicated to this execution) rather than scoped around the run: the same effect for
-   * much less work.
+   * much less work. The run's span is a child of the `start` or `send` that started the
+   * run (it joins the caller's trace), and links to those it serves after that.
    */
   const runActor = (handle: Handle, restore: Restore) =>
     Effect.withFiberRuntime<void, StoreError>((fiber) => {
-      const spans = Spans.make(fiber)
-      const executionSpan = spans.make("proctor.execution", fiber.currentSpan, { executionId: handle.id })
+      const spans = Spans.make(fiber, tracing, fast)
+      const first = handle.mailbox.peek()
+      const cause = first?._tag === "Inbox" ? first.cause : undefined
+      const executionSpan = spans.make("proctor.execution", cause ?? fiber.currentSpan, { "proctor.execution.id": handle.id })
       const annotations = HashMap.set(fiber.getFiberRef(FiberRef.currentLogAnnotations), "executionId", handle.id)
-      Spans.setParentAndAnnotations(fiber, executionSpan, annotations)
-      return runLoaded(handle, fiber, restore, spans, executionSpan, annotations).pipe(
+      const run = runLoaded(handle, fiber, restore, spans, executionSpan, annotations)
+      return Spans.setParentAndAnnotations(fiber, spans, executionSpan, annotations, run).pipe(
         Effect.onExit((exit) => Effect.sync(() => executionSpan.end(spans.now(), exit)))
       )
     })
@@ -441,12 +460,11 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       }
       const { compiled } = cached
       const def = compiled.def
+      executionSpan.attribute("proctor.procedure.name", def.name)
+      executionSpan.attribute("proctor.procedure.version", def.version)
       const clock = yield* Effect.clock
       const annotations = HashMap.set(executionAnnotations, "procedure", def.name)
-      yield* Effect.withFiberRuntime((fiber) => {
-        Spans.setParentAndAnnotations(fiber, executionSpan, annotations)
-        return Effect.void
-      })
+      yield* Effect.withFiberRuntime((fiber) => Spans.setParentAndAnnotations(fiber, spans, executionSpan, annotations, Effect.void))
 
       /**
        * Undoes the last completed step not undone yet (compensations run in reverse order,
@@ -471,14 +489,14 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           message: `TimeoutError: it ran past its compensateTimeout of ${Duration.format(step.compensateTimeout)} and was interrupted; ` +
             `raise the step's compensateTimeout, or make the compensation return sooner`
         }
-        const span = spans.make("proctor.compensate", stateSpan ?? executionSpan, { executionId: id, state })
+        const span = spans.make("proctor.compensate", stateSpan ?? executionSpan, { "proctor.execution.id": id, "proctor.state.name": state })
         handle.compensating = true
         handle.interruptible = true
         // a compensation that throws instead of returning an Effect fails like one that fails;
         // one that runs past its timeout fails then, even if it cannot be interrupted
         const attempt = detach(
           restore,
-          (fiber) => Spans.setParentAndAnnotations(fiber, span, annotationsOf(state, 1)),
+          (fiber, next) => Spans.setParentAndAnnotations(fiber, spans, span, annotationsOf(state, 1), next),
           Effect.suspend(() => compensate(args) as Effect.Effect<unknown, unknown>),
           { millis: timeout, error: timedOut }
         )
@@ -517,9 +535,16 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       const enterStateSpan = (snapshot: Snapshot) => {
         endStateSpan(Exit.void)
         if (isTerminal(snapshot.status)) return
-        stateSpan = spans.make("proctor.state", executionSpan, { executionId: id, procedure: def.name, state: snapshot.state, visit: snapshot.visit })
+        stateSpan = spans.make("proctor.state", executionSpan, {
+          "proctor.execution.id": id,
+          "proctor.procedure.name": def.name,
+          "proctor.state.name": snapshot.state,
+          "proctor.state.visit": snapshot.visit
+        })
       }
       enterStateSpan(cached.machine.snapshot)
+      // the span of the request that started this run, if any: the others are linked
+      const parent = Option.getOrUndefined(executionSpan.parent)
       const annotationsOf = (state: string, attempt: number) => HashMap.set(HashMap.set(annotations, "state", state), "attempt", attempt)
 
       // The run fiber is uninterruptible except inside `restore` (a step, a backoff): commits
@@ -598,13 +623,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           retriesTotal.unsafeUpdate(1, [])
           // the backoff sleeps in the run fiber: a command may interrupt it
           handle.interruptible = true
-          yield* restore(Deadlines.sleepMillis(retryIn.value)).pipe(
-            Effect.withSpan("proctor.retry", {
-              parent: stateSpan ?? executionSpan,
-              attributes: { executionId: id, state: s.state, attempt },
-              captureStackTrace: false
-            })
-          )
+          yield* Spans.within(spans, "proctor.retry", stateSpan ?? executionSpan, { "proctor.execution.id": id, "proctor.state.name": s.state, "proctor.step.attempt": attempt }, restore(Deadlines.sleepMillis(retryIn.value)))
           if (handle.fiber !== self) return yield* Effect.interrupt
           handle.interruptible = false
         })
@@ -663,7 +682,11 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           handle.interruptible = true
           // the attempt's span and log annotations are set on the run fiber (dedicated to this
           // execution) rather than scoped around the step: the same effect for much less work
-          const span = spans.make("proctor.step", stateSpan ?? executionSpan, { executionId: id, state: stateName, attempt })
+          const span = spans.make("proctor.step", stateSpan ?? executionSpan, {
+            "proctor.execution.id": id,
+            "proctor.state.name": stateName,
+            "proctor.step.attempt": attempt
+          })
           // a `run` that throws instead of returning an Effect fails the attempt (a defect)
           const run = Effect.suspend(() =>
             state.run({
@@ -674,8 +697,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
               idempotencyKey: `${id}/${stateName}/${s.visit}`
             }) as Effect.Effect<unknown, unknown>
           )
-          Spans.setParentAndAnnotations(fiber, span, annotationsOf(stateName, attempt))
-          const attemptExit = restore(Effect.exit(run))
+          const attemptExit = Spans.setParentAndAnnotations(fiber, spans, span, annotationsOf(stateName, attempt), restore(Effect.exit(run)))
           return Effect.flatMap(attemptExit, (exit) => {
             // a command or the timeout gave up on this run while the step would not stop: the
             // new run owns the handle, and what the step returned goes nowhere
@@ -832,6 +854,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           }
           for (let msg = mailbox.poll(); msg !== undefined; msg = mailbox.poll()) {
             if (msg._tag !== "Inbox") yield* handleMessage(msg)
+            else if (msg.cause !== undefined && msg.cause !== parent) executionSpan.addLinks([{ _tag: "SpanLink", span: msg.cause, attributes: {} }])
           }
           // the hot path: the next attempt of a running step
           const current = cached.machine.snapshot
@@ -878,6 +901,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
         }
       }).pipe(Effect.onExit((exit) => {
         endStateSpan(exit)
+        executionSpan.attribute("proctor.execution.status", cached.machine.snapshot.status)
         return Effect.void
       }))
     })
@@ -1112,7 +1136,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     return true
   }
 
-  const activate = (id: string) => deliver(id, { _tag: "Inbox" })
+  const activate = (id: string, cause?: Tracer.Span) => deliver(id, { _tag: "Inbox", cause })
 
   // Recovery: the executions still to resume, oldest first, started while fewer than
   // `recoverWindow` executions run (called again whenever one ends or parks)
@@ -1160,9 +1184,14 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
 
   // spans made as internal/spans.ts does, for less work than `Effect.withSpan`
   const start = (procedure: Procedure.Any, input: unknown, opts?: StartOptions) =>
-    Spans.around("proctor.start", { procedure: procedure.name }, startExecution(procedure, input, opts))
+    Spans.around(
+      tracing,
+      "proctor.start",
+      { "proctor.procedure.name": procedure.name, "proctor.procedure.version": procedure.version },
+      (span) => startExecution(procedure, input, opts, span)
+    )
 
-  const startExecution = (procedure: Procedure.Any, input: unknown, opts?: StartOptions) =>
+  const startExecution = (procedure: Procedure.Any, input: unknown, opts: StartOptions | undefined, span: Tracer.Span | undefined) =>
     Effect.gen(function*() {
       const compiled = yield* resolve(procedure)
       const decodedInput = yield* compiled.decodeInput(input)
@@ -1214,9 +1243,10 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
         })
       }
       executionsStarted.unsafeUpdate(1, [])
+      span?.attribute("proctor.execution.id", id)
       publish(snapshot, first)
       // the new actor starts from the snapshot just committed, without reading it back
-      if (!isTerminal(status)) yield* deliver(id, { _tag: "Inbox" }, { compiled, machine: { snapshot, context }, completed: [] })
+      if (!isTerminal(status)) yield* deliver(id, { _tag: "Inbox", cause: span }, { compiled, machine: { snapshot, context }, completed: [] })
       return id
     })
 
@@ -1224,7 +1254,12 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
    * Validates an event and puts it in the execution's durable inbox, unless `refuse` finds
    * an error in the execution's snapshot first.
    */
-  const enqueue = <E = never>(id: string, event: unknown, refuseFirst?: (snapshot: Snapshot) => E | undefined) =>
+  const enqueue = <E = never>(
+    id: string,
+    event: unknown,
+    refuseFirst: ((snapshot: Snapshot) => E | undefined) | undefined,
+    span: Tracer.Span | undefined
+  ) =>
     Effect.gen(function*() {
       const snapshot = yield* getSnapshot(id)
       const compiled = lookup(snapshot)
@@ -1238,6 +1273,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
         })
       }
       const decoded = yield* compiled.decodeEvent(event)
+      span?.attribute("proctor.event.type", decoded._tag)
       const state = stateOf(compiled.def, snapshot.state)!
       const refuse = (snapshot: Snapshot) => {
         const accepts = state._tag === "Wait" ? Object.keys(state.on).join(", ") : ""
@@ -1267,7 +1303,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     })
 
   const send = (id: string, event: unknown) =>
-    Effect.zipRight(enqueue(id, event), activate(id)).pipe((effect) => Spans.around("proctor.send", { executionId: id }, effect))
+    Spans.around(tracing, "proctor.send", { "proctor.execution.id": id }, (span) => Effect.zipRight(enqueue(id, event, undefined, span), activate(id, span)))
 
   /**
    * Sends an event and waits until the actor has consumed or discarded it. The event is
@@ -1275,6 +1311,9 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
    * `timeout`, after which the event still stands).
    */
   const sendAndWait = (id: string, event: unknown, options?: SendAndWaitOptions) =>
+    Spans.around(tracing, "proctor.sendAndWait", { "proctor.execution.id": id }, (span) => sendAndWaitIn(id, event, options, span))
+
+  const sendAndWaitIn = (id: string, event: unknown, options: SendAndWaitOptions | undefined, span: Tracer.Span | undefined) =>
     Effect.gen(function*() {
       const reply = yield* Deferred.make<SendResult, VersionConflict | StoreError>()
       // the actor leaves the inbox alone from here until the waiter is registered, in one
@@ -1283,19 +1322,19 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
         eventWaiters.takeOff(id)
         const expected = options?.expectVersion
         const stale = (s: Snapshot) => expected !== undefined && s.seq !== expected ? versionConflict(s, expected) : undefined
-        return Effect.onExit(restore(enqueue(id, event, stale)), (exit) =>
+        return Effect.onExit(restore(enqueue(id, event, stale, span)), (exit) =>
           Effect.sync(() => {
             if (Exit.isSuccess(exit)) eventWaiters.landed(id, exit.value.seq, reply, options?.expectVersion)
             else eventWaiters.failed(id)
           }))
       })
-      yield* activate(id)
+      yield* activate(id, span)
       const wait = Deferred.await(reply)
       return yield* (options?.timeout === undefined ? wait : Effect.timeoutFail(wait, {
         duration: options.timeout,
         onTimeout: () => new SendTimeout({ executionId: id, inboxSeq: entry.seq, timeout: Duration.format(Duration.decode(options.timeout!)) })
       })).pipe(Effect.ensuring(Effect.sync(() => eventWaiters.remove(id, entry.seq))))
-    }).pipe((effect) => Spans.around("proctor.sendAndWait", { executionId: id }, effect))
+    })
 
   const versionConflict = (snapshot: Snapshot, expected: number) =>
     new VersionConflict({ executionId: snapshot.id, expected, actual: snapshot.seq, state: snapshot.state, status: snapshot.status })

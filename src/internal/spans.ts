@@ -4,40 +4,75 @@
  * `Effect.makeSpan` and `FiberRef.set` are built for occasional use: each reads several
  * FiberRefs, copies the fiber's FiberRefs and compares the old and new values
  * structurally (a Context, a HashMap). A run makes a span and sets two FiberRefs for each
- * step attempt, so it reads what spans need once per run and writes both FiberRefs in
- * one copy.
+ * step attempt, so it reads what spans need once per run and, when Effect's fiber
+ * internals are as `checkInternals` expects (checked once per runtime), writes both
+ * FiberRefs in one copy; otherwise it uses the public API, slower but as correct. With
+ * the runtime's `tracing: false` no span is made at all.
  */
-import type { Exit, Fiber, FiberId, HashMap } from "effect"
-import { Chunk, Clock, Context, DefaultServices, Effect, Equal, FiberRef, FiberRefs, Option, Tracer } from "effect"
+import type { FiberId } from "effect"
+import { Cause, Chunk, Clock, Context, DefaultServices, Effect, Equal, Exit, Fiber, FiberRef, FiberRefs, HashMap, Option, Tracer } from "effect"
 
 export interface Spans {
   /** starts a span, as `Effect.makeSpan` would in the fiber that made this maker */
   readonly make: (name: string, parent: Tracer.AnySpan | undefined, attributes: Record<string, unknown>) => Tracer.Span
   /** the current time for `span.end` */
   readonly now: () => bigint
+  /** false when tracing is off: `make` makes spans that record nothing */
+  readonly enabled: boolean
+  /** set the parent span and log annotations through the fiber's internals (`checkInternals`) */
+  readonly fast: boolean
 }
 
 const bigint0 = BigInt(0)
 
 /**
- * `effect` in a span named `name`, a child of the current span, like `Effect.withSpan`
- * without a stack trace; the span is not made the parent of what `effect` runs.
+ * `effect(span)` in a span named `name`, a child of the current span, like
+ * `Effect.withSpan` without a stack trace; the span is not made the parent of what
+ * `effect` runs, but is given to it (to add attributes, or to link work it causes), or
+ * undefined when tracing is off.
  */
-export const around = <A, E, R>(name: string, attributes: Record<string, unknown>, effect: Effect.Effect<A, E, R>) =>
+export const around = <A, E, R>(
+  enabled: boolean,
+  name: string,
+  attributes: Record<string, unknown>,
+  effect: (span: Tracer.Span | undefined) => Effect.Effect<A, E, R>
+) =>
   Effect.withFiberRuntime<A, E, R>((fiber) => {
-    const spans = make(fiber)
+    const spans = make(fiber, enabled)
+    if (!spans.enabled) return effect(undefined)
     const span = spans.make(name, fiber.currentSpan, attributes)
-    return Effect.onExit(effect, (exit) => Effect.sync(() => span.end(spans.now(), exit)))
+    return Effect.onExit(effect(span), (exit) => Effect.sync(() => span.end(spans.now(), exit)))
   })
+
+/**
+ * `effect` in a span of `spans` named `name`, a child of `parent`, that is the parent of
+ * what `effect` runs (`Effect.withSpan` with a parent, without a stack trace).
+ */
+export const within = <A, E, R>(
+  spans: Spans,
+  name: string,
+  parent: Tracer.AnySpan | undefined,
+  attributes: Record<string, unknown>,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => {
+  if (!spans.enabled) return effect
+  return Effect.suspend(() => {
+    const span = spans.make(name, parent, attributes)
+    return Effect.onExit(Effect.withParentSpan(effect, span), (exit) => Effect.sync(() => span.end(spans.now(), exit)))
+  })
+}
 
 /** Effect's default tracer, which records spans in memory and exports nothing. */
 const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
-/** A span maker with the tracer, clock, annotations and links `fiber` has now. */
-export const make = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Spans => {
+/**
+ * A span maker with the tracer, clock, annotations and links `fiber` has now; with
+ * `enabled` false (the runtime's `tracing: false`) its spans record nothing.
+ */
+export const make = (fiber: Fiber.RuntimeFiber<unknown, unknown>, enabled = true, fast = false): Spans => {
   const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
   const now = () => clock.unsafeCurrentTimeNanos()
-  if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return { make: noop, now }
+  if (!enabled || !fiber.getFiberRef(FiberRef.currentTracerEnabled)) return { make: noop, now, enabled: false, fast }
   const tracer = fiber.currentTracer
   const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
   const annotations = [...fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations)]
@@ -51,7 +86,7 @@ export const make = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Spans => {
     for (const k in attributes) span.attribute(k, attributes[k])
     return span
   }
-  return { make, now }
+  return { make, now, enabled: true, fast }
 }
 
 let lastSpanId = 0
@@ -118,6 +153,87 @@ const noop = (name: string, parent: Tracer.AnySpan | undefined): Tracer.Span => 
   addLinks: () => {}
 })
 
+/**
+ * Sets the parent span (unless tracing is off) and the log annotations of the fiber's
+ * code from now on, then runs `next`. A run sets them on its own fiber (dedicated to the
+ * execution) for each step attempt instead of scoping them around the attempt
+ * (`Effect.withParentSpan`, `Effect.annotateLogs`): nothing has to be restored after it,
+ * and the next attempt sets them again. Call it from the fiber itself (in
+ * `Effect.withFiberRuntime`).
+ *
+ * With `spans.fast` (the fiber internals passed `checkInternals`) both are set in one copy
+ * of the fiber's FiberRefs, synchronously; otherwise with two `FiberRef.set`, each of
+ * which copies them and compares the old and new values structurally: about 8 µs more
+ * per transition of a 10-step execution (bench/costs.ts, docs/benchmarks.md).
+ */
+export const setParentAndAnnotations = <A, E, R>(
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  spans: Spans,
+  span: Tracer.Span,
+  annotations: HashMap.HashMap<string, unknown>,
+  next: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => {
+  if (spans.fast) {
+    setFast(fiber, spans.enabled ? span : undefined, annotations)
+    return next
+  }
+  const annotate = FiberRef.set(FiberRef.currentLogAnnotations, annotations)
+  return Effect.zipRight(
+    spans.enabled
+      ? Effect.zipRight(FiberRef.update(FiberRef.currentContext, (context) => Context.add(context, Tracer.ParentSpan, span)), annotate)
+      : annotate,
+    next
+  )
+}
+
+/**
+ * What `checkInternals` found: the fiber internals `setFast` uses behave as it expects
+ * (`Fast`), or not, and then spans and log annotations are set with the public API.
+ */
+export type Internals = { readonly _tag: "Fast" } | { readonly _tag: "Public"; readonly reason: string }
+
+/** The members of Effect 3's `FiberRuntime` that `setFast` uses, which its public types do not show. */
+interface FiberInternals {
+  readonly _fiberRefs?: FiberRefs.FiberRefs
+  readonly setFiberRefs?: (refs: FiberRefs.FiberRefs) => void
+}
+
+/**
+ * Checks once, when a runtime is built, that Effect's fibers still have the internals
+ * `setFast` uses and that setting them has the effect the public API would have: the
+ * fiber's current span and log annotations change, for its own code and for the fibers it
+ * forks. It runs in a fiber of its own, awaited and then dropped. An upgrade of Effect
+ * that changes them makes runs slower, not broken (test/Tracing.test.ts says which
+ * check failed).
+ */
+export const checkInternals: Effect.Effect<Internals> = Effect.flatMap(
+  Effect.fork(Effect.withFiberRuntime<Internals>((fiber) => {
+    const internals = fiber as unknown as FiberInternals
+    const publicApi = (reason: string): Effect.Effect<Internals> => Effect.succeed({ _tag: "Public", reason })
+    if (typeof internals.setFiberRefs !== "function") return publicApi("a fiber has no setFiberRefs method")
+    if (!(internals._fiberRefs?.locals instanceof Map)) return publicApi("a fiber has no _fiberRefs with a locals Map")
+    const span = noop("proctor.check", undefined)
+    const annotations = HashMap.make(["proctor.check", true])
+    try {
+      setFast(fiber, span, annotations)
+    } catch (error) {
+      return publicApi(`setting a fiber's FiberRefs threw: ${String(error)}`)
+    }
+    if (fiber.currentSpan !== span) return publicApi("the span set is not the fiber's currentSpan")
+    const seen = Effect.all([Effect.currentSpan, FiberRef.get(FiberRef.currentLogAnnotations)])
+    return Effect.map(
+      Effect.all([seen, Effect.flatMap(Effect.fork(seen), Fiber.join)]),
+      ([own, forked]): Internals =>
+        own[0] !== span || own[1] !== annotations
+          ? { _tag: "Public", reason: "Effect.currentSpan or the log annotations do not see what was set" }
+          : forked[0] !== span || forked[1] !== annotations
+          ? { _tag: "Public", reason: "a forked fiber does not inherit what was set" }
+          : { _tag: "Fast" }
+    ).pipe(Effect.catchAllCause((cause) => publicApi(`reading them back failed: ${Cause.pretty(cause)}`)))
+  })),
+  Fiber.await
+).pipe(Effect.map((exit) => Exit.isSuccess(exit) ? exit.value : { _tag: "Public", reason: `the check died: ${Cause.pretty(exit.cause)}` }))
+
 type Stack = ReadonlyArray<readonly [FiberId.Single, unknown]>
 
 const push = (stack: Stack | undefined, id: FiberId.Single, value: unknown): [readonly [FiberId.Single, unknown], ...Stack] =>
@@ -128,31 +244,27 @@ const push = (stack: Stack | undefined, id: FiberId.Single, value: unknown): [re
     : [[id, value], ...stack]
 
 /**
- * Sets the parent span and the log annotations of the fiber's code from now on, in one
- * copy of its FiberRefs. Call it from the fiber itself (in `Effect.withFiberRuntime`).
- *
- * It calls the fiber's own `setFiberRefs` (on every `FiberRuntime` of Effect 3, though not
- * on the `RuntimeFiber` type): `Effect.setFiberRefs` sets each FiberRef one by one, which
- * cost a third of the throughput here.
+ * Sets the parent span (when given) and the log annotations in one copy of the fiber's
+ * FiberRefs, through its own `setFiberRefs` (on every `FiberRuntime` of Effect 3, though
+ * not on the `RuntimeFiber` type): `Effect.setFiberRefs` sets each FiberRef one by one,
+ * which cost a third of the throughput here. It reads `_fiberRefs` as they are:
+ * `getFiberRefs()` first stores the fiber's runtime flags into them, a second copy of the
+ * whole map whenever the flags changed since (a resumed fiber: 5% of the time of a
+ * durable run); the flags stored there are refreshed on every `getFiberRefs()`, so a
+ * copy that keeps the old ones loses nothing.
  */
-export const setParentAndAnnotations = (
+const setFast = (
   fiber: Fiber.RuntimeFiber<unknown, unknown>,
-  span: Tracer.Span,
+  span: Tracer.Span | undefined,
   annotations: HashMap.HashMap<string, unknown>
 ) => {
+  const internals = fiber as unknown as FiberInternals
   const id = fiber.id()
-  const locals = new Map(currentRefs(fiber).locals)
-  const context = Context.add(fiber.currentContext, Tracer.ParentSpan, span)
-  locals.set(FiberRef.currentContext, push(locals.get(FiberRef.currentContext), id, context))
+  const locals = new Map((internals._fiberRefs ?? fiber.getFiberRefs()).locals)
+  if (span !== undefined) {
+    const context = Context.add(fiber.currentContext, Tracer.ParentSpan, span)
+    locals.set(FiberRef.currentContext, push(locals.get(FiberRef.currentContext), id, context))
+  }
   locals.set(FiberRef.currentLogAnnotations, push(locals.get(FiberRef.currentLogAnnotations), id, annotations))
-  ;(fiber as unknown as { setFiberRefs(refs: FiberRefs.FiberRefs): void }).setFiberRefs(FiberRefs.unsafeMake(locals))
+  internals.setFiberRefs!(FiberRefs.unsafeMake(locals))
 }
-
-/**
- * The fiber's FiberRefs as they are: `getFiberRefs()` first stores the fiber's runtime
- * flags into them, a second copy of the whole map whenever the flags changed since (a
- * resumed fiber: 5% of the time of a durable run). The flags stored there are refreshed
- * on every `getFiberRefs()`, so a copy that keeps the old ones loses nothing.
- */
-const currentRefs = (fiber: Fiber.RuntimeFiber<unknown, unknown>): FiberRefs.FiberRefs =>
-  (fiber as unknown as { readonly _fiberRefs?: FiberRefs.FiberRefs })._fiberRefs ?? fiber.getFiberRefs()
