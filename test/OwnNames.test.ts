@@ -7,7 +7,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { Procedure, Runtime } from "proctor"
-import * as Metadata from "../src/http/Metadata.js"
+import * as Metadata from "../src/internal/describe.js"
 import { compile, transition } from "../src/internal/transition.js"
 import { runtimeLayer } from "./fixtures/procedures.js"
 

@@ -284,7 +284,7 @@ export const show = (a: CommonArgs & { readonly id: string; readonly json: boole
       if (!op.remote && snapshot.status === "waiting") {
         const p = yield* procedureFor(a, snapshot)
         if (p !== undefined) {
-          const { describe } = yield* Effect.promise(() => import("../http/Metadata.js"))
+          const { describe } = yield* Effect.promise(() => import("../internal/describe.js"))
           accepts = describe(p).states.find((x) => x.name === snapshot.state)?.accepts ?? []
         }
       }
@@ -369,7 +369,7 @@ export const diagram = (a: {
           `${a.module} exports ${chosen.length} procedures (${chosen.map((l) => l.procedure.name).join(", ")}); an SVG holds one: add --procedure ${chosen[0]!.procedure.name}`
         )
       }
-      const Diagram = yield* Effect.promise(() => import("../http/Diagram.js"))
+      const Diagram = yield* Effect.promise(() => import("../internal/diagram.js"))
       return yield* Out.line(Diagram.toSvg(chosen[0]!.procedure))
     }
     const Procedure = yield* Effect.promise(() => import("../Procedure.js"))

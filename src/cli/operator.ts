@@ -23,7 +23,7 @@ import type * as Procedure from "../Procedure.js"
 import type * as Runtime from "../Runtime.js"
 import { Store } from "../Store.js"
 import type { ProcedureNotFound } from "../http/Api.js"
-import * as Metadata from "../http/Metadata.js"
+import * as Metadata from "../internal/describe.js"
 import type { Loaded } from "./modules.js"
 import { readOnlyStoreLayer, storeLayer } from "./store.js"
 

@@ -17,7 +17,7 @@ import {
   ValidationError
 } from "../Errors.js"
 import { AllowedOperations, ErrorEntry, Snapshot, Status, Transition } from "../Execution.js"
-import { ProcedureInfo } from "./Metadata.js"
+import { ProcedureInfo } from "../internal/describe.js"
 
 /**
  * A typed error on the wire: its fields plus its human-readable `message`, with an

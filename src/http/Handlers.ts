@@ -12,7 +12,7 @@ import { fingerprint } from "../internal/transition.js"
 import type * as Procedure from "../Procedure.js"
 import { Runtime } from "../Runtime.js"
 import { ProcedureNotFound, ProctorApi } from "./Api.js"
-import * as Metadata from "./Metadata.js"
+import * as Metadata from "../internal/describe.js"
 
 /**
  * The registered procedure called `name` (at `version`, or its latest version).

@@ -2,7 +2,8 @@
  * A procedure's states and transitions as an SVG picture, laid out in layers from the
  * initial state down (a small Sugiyama-style layout: breadth-first layers, barycentre
  * ordering, straight edges forward and curved edges back). No external renderer.
- * The CLI's `diagram --format svg` and the dashboard use it.
+ * The CLI's `diagram --format svg` and the dashboard (through `describe.ts`) use it;
+ * internal, like `describe.ts`, and beside it for the same reason.
  *
  * @since 0.1.0
  */

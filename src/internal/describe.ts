@@ -3,11 +3,16 @@
  * each wait state accepts, each event's fields as JSON Schema (for generated forms), its
  * input's JSON Schema, and its diagram as Mermaid and SVG.
  *
+ * It sits beside the runtime, not in `http/`, because every front end uses it (the HTTP
+ * API and dashboard, the CLI, the MCP server) and none should import another's code. It is
+ * internal (not in the package's exports): its shapes are the HTTP API's `ProcedureInfo`
+ * and may change with it; applications read procedures through `Procedure` itself.
+ *
  * @since 0.1.0
  */
 import { Duration, JSONSchema, Schema } from "effect"
 import * as Procedure from "../Procedure.js"
-import * as Diagram from "./Diagram.js"
+import * as Diagram from "./diagram.js"
 
 /**
  * @since 0.1.0
