@@ -1,33 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, HashMap, Layer, Logger, Metric, Option, Schema, TestClock, Tracer } from "effect"
+import type { Tracer } from "effect"
+import { Effect, HashMap, Layer, Logger, Metric, Option, Schema, TestClock } from "effect"
 import { Procedure, Runtime } from "proctor"
 import { Linear, makeFlaky, runtimeLayer } from "./fixtures/procedures.js"
-
-interface Recorded {
-  readonly name: string
-  readonly attributes: ReadonlyMap<string, unknown>
-  readonly parent: string | undefined
-}
-
-/** A tracer that keeps every span that ended. */
-const recording = (into: Array<Recorded>) =>
-  Effect.map(Effect.tracer, (native) =>
-    Tracer.make({
-      span: (name, parent, context, links, startTime, kind, options) => {
-        const span = native.span(name, parent, context, links, startTime, kind, options)
-        const end = span.end.bind(span)
-        span.end = (endTime, exit) => {
-          into.push({
-            name,
-            attributes: span.attributes,
-            parent: Option.match(parent, { onNone: () => undefined, onSome: (p) => (p._tag === "Span" ? p.name : undefined) })
-          })
-          end(endTime, exit)
-        }
-        return span
-      },
-      context: native.context
-    }))
+import type { Ended } from "./fixtures/tracing.js"
+import { recording } from "./fixtures/tracing.js"
 
 const count = (metric: Metric.Metric.Counter<number>) => Effect.map(Metric.value(metric), (s) => s.count)
 const snapshot = Effect.all([
@@ -39,7 +16,7 @@ const snapshot = Effect.all([
 
 describe("observability", () => {
   it.effect("spans for the execution, each state visit, each step attempt and each retry", () => {
-    const spans: Array<Recorded> = []
+    const spans: Array<Ended> = []
     const Flaky = makeFlaky(1)
     return Effect.gen(function*() {
       const tracer = yield* recording(spans)
@@ -114,7 +91,7 @@ describe("observability", () => {
   })
 
   it.effect("tracing: false makes no proctor span; a step's own spans and its log annotations stay", () => {
-    const spans: Array<Recorded> = []
+    const spans: Array<Ended> = []
     const lines: Array<Record<string, unknown>> = []
     const logger = Logger.make(({ annotations, message }) => {
       lines.push({ message: String(message), ...Object.fromEntries(HashMap.toEntries(annotations)) })

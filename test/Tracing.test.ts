@@ -1,41 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import type { Cause } from "effect"
-import { Effect, FiberRef, HashMap, Option, Schema, TestClock, Tracer } from "effect"
+import type { Cause, Tracer } from "effect"
+import { Effect, FiberRef, HashMap, Schema, TestClock } from "effect"
 import { Procedure, Runtime } from "proctor"
 import * as Spans from "../src/internal/spans.js"
 import { runtimeLayer } from "./fixtures/procedures.js"
-
-interface Ended {
-  readonly name: string
-  readonly spanId: string
-  readonly traceId: string
-  readonly parentId: string | undefined
-  readonly links: ReadonlyArray<string>
-  readonly attributes: Record<string, unknown>
-}
-
-/** A tracer that keeps every span that ended, with its parent and links (an in-memory exporter). */
-const recording = (into: Array<Ended>) =>
-  Effect.map(Effect.tracer, (native) =>
-    Tracer.make({
-      span: (name, parent, context, links, startTime, kind, options) => {
-        const span = native.span(name, parent, context, links, startTime, kind, options)
-        const end = span.end.bind(span)
-        span.end = (endTime, exit) => {
-          into.push({
-            name,
-            spanId: span.spanId,
-            traceId: span.traceId,
-            parentId: Option.getOrUndefined(Option.map(parent, (p) => p.spanId)),
-            links: span.links.map((l) => l.span.spanId),
-            attributes: Object.fromEntries(span.attributes)
-          })
-          end(endTime, exit)
-        }
-        return span
-      },
-      context: native.context
-    }))
+import type { Ended } from "./fixtures/tracing.js"
+import { recording } from "./fixtures/tracing.js"
 
 const Approve = Schema.TaggedStruct("Approve", { by: Schema.String })
 
@@ -67,11 +37,11 @@ describe("tracing joins the caller's trace", () => {
         yield* TestClock.adjust("1 millis")
 
         const one = (name: string, attr?: [string, unknown]) => {
-          const found = spans.filter((s) => s.name === name && (attr === undefined || s.attributes[attr[0]] === attr[1]))
+          const found = spans.filter((s) => s.name === name && (attr === undefined || s.attributes.get(attr[0]) === attr[1]))
           assert.strictEqual(found.length, 1, `one ${name} ${attr ?? ""}, found ${found.length}`)
           return found[0]!
         }
-        const runs = (id: string) => spans.filter((s) => s.name === "proctor.execution" && s.attributes["proctor.execution.id"] === id)
+        const runs = (id: string) => spans.filter((s) => s.name === "proctor.execution" && s.attributes.get("proctor.execution.id") === id)
 
         // A: caller.startA > proctor.start > proctor.execution > proctor.state > proctor.step, one trace
         const startA = one("caller.startA")
@@ -83,11 +53,11 @@ describe("tracing joins the caller's trace", () => {
         assert.strictEqual(runA!.traceId, startA.traceId)
         const sendEarly = one("proctor.send", ["proctor.execution.id", a])
         assert.strictEqual(sendEarly.parentId, one("caller.early").spanId)
-        assert.deepStrictEqual(sendEarly.attributes, { "proctor.execution.id": a, "proctor.event.type": "Approve" })
+        assert.deepStrictEqual(Object.fromEntries(sendEarly.attributes), { "proctor.execution.id": a, "proctor.event.type": "Approve" })
         assert.deepStrictEqual(runA!.links, [sendEarly.spanId])
         const stepA = one("proctor.step", ["proctor.execution.id", a])
         const prepareA = spans.find((s) => s.spanId === stepA.parentId)!
-        assert.deepStrictEqual([prepareA.name, prepareA.attributes["proctor.state.name"], prepareA.parentId], ["proctor.state", "prepare", runA!.spanId])
+        assert.deepStrictEqual([prepareA.name, prepareA.attributes.get("proctor.state.name"), prepareA.parentId], ["proctor.state", "prepare", runA!.spanId])
         assert.strictEqual(stepA.traceId, startA.traceId)
 
         // B: two runs, each in the trace of the request that started it
@@ -95,13 +65,13 @@ describe("tracing joins the caller's trace", () => {
         assert.strictEqual(moreB.length, 0)
         assert.strictEqual(firstB!.parentId, one("proctor.start", ["proctor.execution.id", b]).spanId)
         assert.strictEqual(firstB!.traceId, one("caller.startB").traceId)
-        assert.strictEqual(firstB!.attributes["proctor.execution.status"], "waiting")
+        assert.strictEqual(firstB!.attributes.get("proctor.execution.status"), "waiting")
         const sendLate = one("proctor.send", ["proctor.execution.id", b])
         assert.strictEqual(secondB!.parentId, sendLate.spanId)
         assert.strictEqual(secondB!.traceId, one("caller.late").traceId)
         assert.notStrictEqual(secondB!.traceId, firstB!.traceId)
         assert.deepStrictEqual(secondB!.links, [])
-        assert.strictEqual(secondB!.attributes["proctor.execution.status"], "succeeded")
+        assert.strictEqual(secondB!.attributes.get("proctor.execution.status"), "succeeded")
       }).pipe(Effect.provide(runtimeLayer([Review])), Effect.withTracer(tracer))
     })
   })
