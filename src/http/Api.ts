@@ -23,10 +23,10 @@ import { ProcedureInfo } from "../internal/describe.js"
  * A typed error on the wire: its fields plus its human-readable `message`, with an
  * HTTP status. Decoding gives back an instance of the error class.
  */
-const wire = <A extends { readonly message: string }, I>(
-  cls: Schema.Schema<A, I, never> & { readonly fields: Schema.Struct.Fields; new(props: any): A },
+const wire = <A extends { readonly message: string }, I, F extends Schema.Struct.Fields>(
+  cls: Schema.Schema<A, I, never> & { readonly fields: F; new(props: any): A },
   status: number
-): Schema.Schema<A, I & { readonly message: string }, never> => {
+) => {
   const keys = Object.keys(cls.fields)
   return Schema.transform(
     Schema.Struct({ ...cls.fields, message: Schema.String }),
@@ -50,7 +50,7 @@ const wire = <A extends { readonly message: string }, I>(
       onNone: () => ({}),
       onSome: (identifier) => ({ identifier })
     })
-  }) as any
+  })
 }
 
 /**
