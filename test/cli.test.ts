@@ -12,7 +12,7 @@ import { HttpServer } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
-import { Runtime, SqlStore, Store } from "proctor"
+import { Execution, Runtime, SqlStore, Store } from "proctor"
 import { Status } from "../src/Execution.js"
 import { helpTexts, runCli, statusNames, version } from "../src/cli/commands.js"
 import * as Modules from "../src/cli/modules.js"
@@ -104,6 +104,11 @@ describe("proctor CLI", () => {
       assert.match(text.out, /submit → review\s+waiting\s+step/)
       assert.include(text.out, `"doc": "shown"`)
       assert.include(text.out, `proctor send ${id} Approve`)
+      // the commands offered are the runtime's own (Execution.allowedOperations), not a table of the CLI's
+      const allowed = Execution.allowedOperations({ status: "waiting", state: "review" }, Approval)
+      assert.isAbove(allowed.commands.length, 0)
+      for (const c of allowed.commands) assert.include(text.out, c === "skip" ? `proctor skip ${id} <state>` : `proctor ${c} ${id}`)
+      assert.notInclude(text.out, `proctor resume ${id}`)
       const json = yield* cli("show", id, "--json", ...local())
       const shown = JSON.parse(json.out)
       assert.strictEqual(shown.snapshot.id, id)
@@ -287,6 +292,9 @@ describe("proctor CLI against a server", () => {
       assert.include(run.out, `Started 1 execution on the server ${url}`)
       const [s] = JSON.parse((yield* cli("list", "--json", "--server", url)).out)
       assert.strictEqual(s.status, "waiting")
+      const shown = yield* cli("show", s.id, "--server", url)
+      assert.include(shown.out, `It waits for Approve or Reject: proctor send ${s.id} Approve`, "the server's allowed operations")
+      assert.include(shown.out, `proctor cancel ${s.id}`)
       const sent = yield* cli("send", s.id, "Approve", `{"by":"bob"}`, "--server", url)
       assert.strictEqual(sent.code, 0, sent.err)
       assert.include(sent.out, "now succeeded")

@@ -8,12 +8,11 @@
  */
 import { Clock, Data, Duration, Effect, Option } from "effect"
 import type { Snapshot, Status } from "../Execution.js"
-import { isTerminal } from "../Execution.js"
+import { allowedOperations, isTerminal } from "../Execution.js"
 import type * as Procedure from "../Procedure.js"
 import type { CommonArgs } from "./commands.js"
 import { UsageError } from "./commands.js"
 import * as Modules from "./modules.js"
-import type { ProcedureView } from "./operator.js"
 import * as Op from "./operator.js"
 import * as Out from "./output.js"
 import { rememberedModule, rememberModules, requireDatabase, resolveDbPath } from "./store.js"
@@ -129,11 +128,6 @@ const parseJson = (text: string, what: string, example: string) =>
       usage(`${what} is not valid JSON (${e instanceof Error ? e.message : String(e)}). Quote it for your shell, e.g. ${example}`)
   })
 
-const acceptsOf = (procedures: ReadonlyArray<ProcedureView>) => (s: Snapshot): ReadonlyArray<string> => {
-  const p = procedures.find((x) => x.name === s.procedure && x.version === s.version)
-  return p?.states.find((x) => x.name === s.state)?.accepts ?? []
-}
-
 /** settled: nothing more will happen without an event, a timer, or a person */
 const settled = (s: Snapshot) => s.status !== "running" && s.status !== "compensating"
 
@@ -223,10 +217,11 @@ export const run = (a: CommonArgs & {
           done: a.wait ? (s) => isTerminal(s.status) : settled,
           progress: !a.json
         })
-        const procedures = yield* op.procedures
         if (a.json) yield* Out.json(result.snapshots)
         else {
-          yield* Out.runSummary(result.snapshots, acceptsOf(procedures))
+          const definition = (s: Snapshot) =>
+            chosen.find((l) => l.procedure.name === s.procedure && l.procedure.version === s.version)?.procedure ?? { states: {} }
+          yield* Out.runSummary(result.snapshots, (s) => allowedOperations(s, definition(s)).events)
           if (result.timedOut) {
             yield* Out.line(
               `Stopped following after ${a.timeout}s. ` +
@@ -279,16 +274,12 @@ export const show = (a: CommonArgs & { readonly id: string; readonly json: boole
       const snapshot = yield* op.get(a.id)
       const [history, errors] = yield* Effect.all([op.history(a.id), op.errors(a.id)])
       if (a.json) return yield* Out.json({ snapshot, history, errors })
-      const procedures = op.remote ? yield* op.procedures : []
-      let accepts = acceptsOf(procedures)(snapshot)
-      if (!op.remote && snapshot.status === "waiting") {
-        const p = yield* procedureFor(a, snapshot)
-        if (p !== undefined) {
-          const { describe } = yield* Effect.promise(() => import("../internal/describe.js"))
-          accepts = describe(p).states.find((x) => x.name === snapshot.state)?.accepts ?? []
-        }
-      }
-      yield* Out.execution(snapshot, history, errors, yield* Clock.currentTimeMillis, accepts)
+      // what it accepts now, by the runtime's own rules: the server's answer, or computed here
+      // from its definition when that is known (without it, the commands its status allows)
+      const allowed = op.remote
+        ? yield* op.allowed(snapshot)
+        : allowedOperations(snapshot, (yield* procedureFor(a, snapshot)) ?? { states: {} })
+      yield* Out.execution(snapshot, history, errors, yield* Clock.currentTimeMillis, allowed)
     }))
 
 /** @internal */

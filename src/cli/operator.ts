@@ -18,7 +18,8 @@ import type {
   ValidationError
 } from "../Errors.js"
 import { ExecutionNotFound } from "../Errors.js"
-import type { ErrorEntry, ListFilter, Snapshot, Transition } from "../Execution.js"
+import type { AllowedOperations, ErrorEntry, ListFilter, Snapshot, Transition } from "../Execution.js"
+import { allowedOperations } from "../Execution.js"
 import type * as Procedure from "../Procedure.js"
 import type * as Runtime from "../Runtime.js"
 import { Store } from "../Store.js"
@@ -87,6 +88,8 @@ export interface OperatorService {
   ) => Effect.Effect<Snapshot, OperatorError>
   readonly skip: (id: string, state: string) => Effect.Effect<Snapshot, OperatorError>
   readonly get: (id: string) => Effect.Effect<Snapshot, OperatorError>
+  /** what the execution accepts now (`Execution.allowedOperations` by the definition it runs on) */
+  readonly allowed: (snapshot: Snapshot) => Effect.Effect<AllowedOperations, OperatorError>
   readonly list: (filter: ListFilter) => Effect.Effect<ReadonlyArray<Snapshot>, OperatorError>
   readonly history: (id: string) => Effect.Effect<ReadonlyArray<Transition>, OperatorError>
   readonly errors: (id: string) => Effect.Effect<ReadonlyArray<ErrorEntry>, OperatorError>
@@ -129,6 +132,11 @@ export const makeLocal = (
     command: (operation, id) => runtime[operation](id),
     skip: runtime.skip,
     get: runtime.get,
+    allowed: (s) =>
+      Effect.succeed(allowedOperations(
+        s,
+        runtime.procedures.find((p) => p.name === s.procedure && p.version === s.version) ?? { states: {} }
+      )),
     list: runtime.list,
     history: (id) => runtime.history(id),
     errors: runtime.errors
@@ -221,6 +229,7 @@ export const makeReader = (store: Store["Type"], where: string): OperatorService
     command: readOnly,
     skip: readOnly,
     get,
+    allowed: (s) => Effect.succeed(allowedOperations(s, { states: {} })),
     list: store.list,
     history: (id) => Effect.zipRight(get(id), store.history(id)),
     errors: (id) => Effect.zipRight(get(id), store.errors(id))

@@ -9,7 +9,7 @@ import * as Console from "effect/Console"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
+import type { AllowedOperations, ErrorEntry, Snapshot, Transition } from "../Execution.js"
 // not from Execution.js: `--help` prints through this module, and should not load the core
 import { isTerminal } from "../internal/statuses.js"
 
@@ -334,10 +334,11 @@ export const execution = (
   history: ReadonlyArray<Transition>,
   errors: ReadonlyArray<ErrorEntry>,
   now: number,
-  accepts: ReadonlyArray<string>
+  allowed: AllowedOperations
 ) =>
   Effect.flatMap(Output, (o) => {
     const b = (s: string) => o.color ? ansi.bold(s) : s
+    const accepts = allowed.events
     const fields: Array<[string, string]> = [
       ["id", snapshot.id],
       ["procedure", `${snapshot.procedure}@${snapshot.version}`],
@@ -352,7 +353,7 @@ export const execution = (
     if (snapshot.error !== undefined) fields.push(["error", `${snapshot.error.tag}: ${snapshot.error.message}`])
     if (snapshot.timerDueAt !== undefined) fields.push(["timer due", time(snapshot.timerDueAt)])
     if (snapshot.tenant !== undefined) fields.push(["tenant", snapshot.tenant])
-    if (accepts.length > 0 && snapshot.status === "waiting") fields.push(["accepts", accepts.join(", ")])
+    if (accepts.length > 0) fields.push(["accepts", accepts.join(", ")])
     let text = table(fields.map(([k, v]) => [b(k), v]))
     text += `${b("context")}\n${indent(JSON.stringify(snapshot.context, null, 2))}\n`
     text += `${b("history")}\n`
@@ -368,13 +369,13 @@ export const execution = (
     text += errors.length === 0
       ? "  none\n"
       : table(errors.map((e) => [`  ${time(e.at)}`, e.state, `attempt ${e.attempt}`, e.transient ? "transient" : "final", `${e.tag}: ${e.message}`]))
-    if (snapshot.status === "waiting" && accepts.length > 0) {
-      text += `\nIt waits for ${accepts.join(" or ")}: proctor send ${snapshot.id} ${accepts[0]} '{...}'\n`
+    if (accepts.length > 0) {
+      text += `\nIt ${snapshot.status === "paused" ? "will take" : "waits for"} ${accepts.join(" or ")}: proctor send ${snapshot.id} ${accepts[0]} '{...}'\n`
     }
-    if (snapshot.status === "needs_intervention") {
-      text += `\nIt needs a person: proctor retry ${snapshot.id}, proctor skip ${snapshot.id} <state>, proctor rollback ${snapshot.id} or proctor cancel ${snapshot.id}\n`
+    if (allowed.commands.length > 0) {
+      const command = (c: string) => c === "skip" ? `proctor skip ${snapshot.id} <state>` : `proctor ${c} ${snapshot.id}`
+      text += `${accepts.length > 0 ? "" : "\n"}It can be: ${allowed.commands.map(command).join(", ")}\n`
     }
-    if (snapshot.status === "paused") text += `\nIt is paused: proctor resume ${snapshot.id}\n`
     return o.out(text)
   })
 

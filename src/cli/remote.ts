@@ -70,6 +70,7 @@ export const makeRemote = (options: {
       command: (operation, id) => call(client.executions[operation]({ path: { id } })),
       skip: (id, state) => call(client.executions.skip({ path: { id }, payload: { state } })),
       get: (id) => call(client.executions.get({ path: { id } })),
+      allowed: (s) => call(Effect.map(client.executions.get({ path: { id: s.id } }), (view) => view.allowed)),
       list: (filter) =>
         call(client.executions.list({
           urlParams: {
