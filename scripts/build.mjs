@@ -5,6 +5,11 @@
 // dist/cli/help.json, so that the compiled `proctor --help` prints it without loading the
 // libraries the commands use (src/bin/proctor.ts). dist/ is rebuilt from scratch so a
 // source file that was removed leaves nothing behind.
+//
+// dist/mcp/serve.js, the server that `proctor mcp` runs, is then replaced with one bundle
+// of src/mcp/serve.ts and all it imports, tree-shaken by esbuild: the server loads the parts
+// of Effect it uses rather than all of them (less memory, faster start-up). better-sqlite3
+// stays outside (a native module).
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
@@ -34,3 +39,20 @@ execFileSync(process.execPath, ["--input-type=module", "-e", `
   const texts = await Effect.runPromise(Effect.provide(helpTexts, platform))
   fs.writeFileSync("dist/cli/help.json", JSON.stringify(texts))
 `], { cwd: root, stdio: "inherit" })
+
+const esbuild = await import("esbuild")
+await esbuild.build({
+  entryPoints: [path.join(root, "src/mcp/serve.ts")],
+  outfile: path.join(dist, "mcp/serve.js"),
+  allowOverwrite: true,
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  external: ["better-sqlite3"],
+  // bundled CommonJS code calls `require`, which an ES module does not have
+  banner: { js: "import { createRequire as __proctorRequire } from 'node:module'; const require = __proctorRequire(import.meta.url);" },
+  sourcemap: true,
+  sourcesContent: false,
+  logLevel: "warning"
+})

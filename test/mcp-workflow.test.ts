@@ -6,10 +6,12 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { spawnSync } from "node:child_process"
 import { PassThrough } from "node:stream"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer } from "effect"
 import { Procedure, Runtime, Store } from "proctor"
+import { serverArgv } from "../src/mcp/command.js"
 import { compileCheckpoint } from "../src/mcp/definition.js"
 import { load, loadFolder } from "../src/mcp/loader.js"
 import { loadWorkflows } from "../src/mcp/main.js"
@@ -17,7 +19,7 @@ import type { EvidenceLimits, SessionContext } from "../src/mcp/procedure.js"
 import { compile, phaseState } from "../src/mcp/procedure.js"
 import * as Protocol from "../src/mcp/protocol.js"
 import { checkTarget, depthExceeds, isSessionId, newSessionId, rawDepthExceeds } from "../src/mcp/safety.js"
-import { refusal } from "../src/mcp/tool.js"
+import { refusal } from "../src/mcp/toolSpec.js"
 import { GuardedStdioTransport } from "../src/mcp/transport.js"
 
 const fixtures = path.resolve(import.meta.dirname, "fixtures/mcp-workflows")
@@ -433,5 +435,47 @@ describe("protocol", () => {
     for (const bad of [null, [], "x", { id: 1, method: "x" }, { jsonrpc: "1.0", id: 1, method: "x" }, { jsonrpc: "2.0", id: {}, method: "x" }, { jsonrpc: "2.0", method: "x", params: [1] }, { jsonrpc: "2.0", id: 1 }]) {
       assert.isUndefined(Protocol.toMessage(bad), JSON.stringify(bad))
     }
+  })
+})
+
+describe("proctor mcp's own start", () => {
+  it("serves plain options itself and leaves help and anything malformed to the full CLI", () => {
+    const env = {}
+    const plain = ["--db", "a.db", "--workflows", "w", "--root", ".", "--max-phase-bytes", "100", "--max-session-bytes", "200"]
+    assert.deepStrictEqual(serverArgv(plain, env), plain)
+    assert.deepStrictEqual(serverArgv([], env), [])
+    for (
+      const args of [
+        ["--help"],
+        ["-h"],
+        ["--db"],
+        ["--db", "--root", "."],
+        ["--db=a.db"],
+        ["--db", "a.db", "--db", "b.db"],
+        ["--port", "1"],
+        ["--max-phase-bytes", "0"],
+        ["--max-phase-bytes", "-1"],
+        ["--max-session-bytes", "1e6"],
+        ["--max-session-bytes", "99999999999999999999"]
+      ]
+    ) assert.isUndefined(serverArgv(args, env), JSON.stringify(args))
+  })
+
+  it("takes PROCTOR_DB as the database when --db is not given", () => {
+    assert.deepStrictEqual(serverArgv(["--root", "."], { PROCTOR_DB: "env.db" }), ["--root", ".", "--db", "env.db"])
+    assert.deepStrictEqual(serverArgv(["--db", "flag.db"], { PROCTOR_DB: "env.db" }), ["--db", "flag.db"])
+    assert.deepStrictEqual(serverArgv([], { PROCTOR_DB: "" }), [])
+  })
+
+  it("this Node's V8 knows --semi-space-growth-factor, and with it the young generation stays small", () => {
+    // V8 prints an unknown flag's error on stdout, which is the protocol's: if this fails, take the Node version out of smallYoungGeneration
+    const script = `require("v8").setFlagsFromString("--semi-space-growth-factor=1");
+      let keep = []; for (let i = 0; i < 3e6; i++) { keep.push({ i }); if (keep.length > 100000) keep = [] }
+      const s = require("v8").getHeapSpaceStatistics().find((x) => x.space_name === "new_space");
+      process.stdout.write(JSON.stringify({ mb: s.physical_space_size / 1048576 }))`
+    const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8" })
+    assert.strictEqual(child.status, 0, child.stderr)
+    const { mb } = JSON.parse(child.stdout) as { mb: number }
+    assert.isAtMost(mb, 4)
   })
 })

@@ -3,6 +3,7 @@
  * against a spawned `npx tsx src/mcp/main.ts` on a temp SQLite db and a temp workspace.
  * One server serves most cases; the restart case spawns its own twice.
  */
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { NodeContext } from "@effect/platform-node"
@@ -11,7 +12,7 @@ import { Effect } from "effect"
 import { McpUnavailable, runCli } from "../src/cli/commands.js"
 import * as Out from "../src/cli/output.js"
 import type { Server, Workspace } from "./fixtures/mcpClient.js"
-import { call, closeServer, killServer, makeWorkspace, readArtifact, spawnServer } from "./fixtures/mcpClient.js"
+import { call, closeServer, killServer, makeWorkspace, readArtifact, repoRoot, spawnServer } from "./fixtures/mcpClient.js"
 import { testGenerationEvidence as evidence } from "./fixtures/mcpEvidence.js"
 
 const ACTIONS = [
@@ -581,6 +582,12 @@ describe("proctor mcp (the CLI command)", () => {
       await closeServer(viaCli)
       space.cleanup()
     }
+  })
+
+  it("answers --help as the CLI does, though the server starts without the CLI", () => {
+    const help = spawnSync("npx", ["tsx", "src/bin/proctor.ts", "mcp", "--help"], { cwd: repoRoot, encoding: "utf8", env: { ...process.env, NODE_NO_WARNINGS: "1" } })
+    assert.strictEqual(help.status, 0, help.stderr)
+    assert.include(help.stdout, "--max-session-bytes")
   })
 
   it("refuses a limit that is not a positive number of bytes as bad usage (exit 2), naming the flag", async () => {

@@ -5,6 +5,8 @@
 // program or of one command) answer before anything is loaded: the help comes from
 // dist/cli/help.json, which `npm run build` renders from the commands (src/cli/commands.ts
 // `helpTexts`); where it is missing (the sources, run through tsx) the CLI renders it.
+// `proctor mcp` loads the MCP server without the rest of the CLI (src/mcp/command.ts), for
+// a smaller process that answers sooner.
 import * as fs from "node:fs"
 
 const argv = process.argv.slice(2)
@@ -28,6 +30,8 @@ if (argv.length === 1 && (argv[0] === "-v" || argv[0] === "--version")) {
   process.stdout.write(`${pkg.version}\n`)
 } else if (help !== undefined) {
   process.stdout.write(help)
+} else if (argv[0] === "mcp") {
+  await (await import("../mcp/command.js")).main(argv.slice(1))
 } else {
   await import("../cli/main.js")
 }

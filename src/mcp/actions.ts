@@ -24,6 +24,7 @@ import { describeField } from "./definition.js"
 import { WorkflowToolError } from "./errors.js"
 import type { LoadProblem } from "./loader.js"
 import type * as Params from "./params.js"
+import type { Action } from "./toolSpec.js"
 import { integer, optionalBoolean, optionalInteger, optionalLiteral, optionalObject, optionalString, string } from "./params.js"
 import type { EvidenceLimits, EvidenceOverLimit, ErrorRecord, SessionEvent } from "./procedure.js"
 import { admitEvidence, phaseOf, phaseState, procedureName, recordedBytes, SessionContext } from "./procedure.js"
@@ -64,36 +65,6 @@ export interface Environment {
   /** what a phase and a session may hold; the workflows' procedures were compiled with the same */
   readonly limits: EvidenceLimits
 }
-
-/**
- * The actions, in the order the tool lists them.
- *
- * @since 0.1.0
- * @category constants
- */
-export const ACTIONS = [
-  "list_workflows",
-  "start",
-  "get_phase",
-  "get_task",
-  "complete_phase",
-  "get_state",
-  "get_artifact",
-  "list_sessions",
-  "get_session",
-  "delete_session",
-  "pause",
-  "resume",
-  "retry_phase",
-  "rollback",
-  "get_errors"
-] as const
-
-/**
- * @since 0.1.0
- * @category models
- */
-export type Action = typeof ACTIONS[number]
 
 /**
  * The status of a session as the tool shows it.

@@ -12,6 +12,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import type { Scope } from "effect"
 import { Deferred, Effect, Either, Layer, Logger, LogLevel, Runtime as EffectRuntime } from "effect"
 import type { DefinitionError, StoreError } from "../Errors.js"
 import * as Procedure from "../Procedure.js"
@@ -22,10 +23,10 @@ import { load } from "./loader.js"
 import type { EvidenceLimits } from "./procedure.js"
 import { compile, defaultLimits } from "./procedure.js"
 import * as Protocol from "./protocol.js"
-import { MAX_EVIDENCE_BYTES, MAX_MESSAGE_DEPTH } from "./safety.js"
 import * as McpStore from "./store.js"
-import { dispatch, refusal, tool } from "./tool.js"
-import { GuardedStdioTransport } from "./transport.js"
+import { dispatch } from "./tool.js"
+import { SERVER_INFO, tool } from "./toolSpec.js"
+import { stdio } from "./transport.js"
 
 /**
  * Options of `runMcp`.
@@ -76,9 +77,6 @@ export const defaultWorkflowsDir = (cwd: string = process.cwd()): string => {
   return fs.existsSync(local) ? local : bundledWorkflowsDir
 }
 
-/** a request line longer than this is refused unparsed: the evidence limit plus room for the envelope */
-const MAX_LINE_BYTES = MAX_EVIDENCE_BYTES + 64 * 1024
-
 /** Sends `console.log` and `console.info` to stderr while the server runs. */
 const guardStdout = Effect.acquireRelease(
   Effect.sync(() => {
@@ -121,15 +119,25 @@ export const loadWorkflows = (workflowsDir: string, limits: EvidenceLimits = def
   })
 
 /**
- * Serves the `workflow` tool over stdio (process.stdin / process.stdout) until stdin
- * closes. Sessions live in the SQLite store at `options.db`.
+ * Runs `effect` as the server runs: scoped, its logs as logfmt on stderr from Info up, and
+ * `console.log` sent to stderr, since stdout carries the protocol.
  *
  * @since 0.1.0
  * @category entry points
  */
-export const runMcp = (options: McpOptions): Effect.Effect<void, StoreError | DefinitionError> =>
+export const asServer = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>): Effect.Effect<A, E> =>
+  Effect.zipRight(guardStdout, effect).pipe(Effect.scoped, Effect.provide(stderrLogger), Logger.withMinimumLogLevel(LogLevel.Info))
+
+/**
+ * The `workflow` tool's server, ready to answer calls for the life of the scope: the
+ * workflows loaded, and the runtime built on the SQLite store at `options.db` (which
+ * resumes the sessions stored there).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeToolServer = (options: McpOptions): Effect.Effect<Protocol.ToolServer, StoreError | DefinitionError, Scope.Scope> =>
   Effect.gen(function*() {
-    yield* guardStdout
     const limits = limitsOf(options)
     const { problems, workflows } = yield* loadWorkflows(options.workflowsDir, limits)
     for (const p of problems) yield* Effect.logWarning(`Workflow not loaded: ${p.path}: ${p.problem}`)
@@ -139,33 +147,29 @@ export const runMcp = (options: McpOptions): Effect.Effect<void, StoreError | De
       }`
     )
     const procedures = [...workflows.values()].map((e) => e.procedure)
-    const runtimeLayer = Runtime.layer({ procedures }).pipe(Layer.provide(McpStore.layer(options.db)))
-    const context = yield* Layer.build(runtimeLayer)
-    yield* Effect.gen(function*() {
-      const handlers = yield* Actions.make({ workflows, problems, workspaceRoot: path.resolve(options.workspaceRoot), limits })
-      const run = EffectRuntime.runPromise(yield* Effect.runtime<never>())
-      const closed = yield* Deferred.make<void>()
-      const transport = new GuardedStdioTransport(process.stdin, process.stdout, {
-        maxLineBytes: MAX_LINE_BYTES,
-        maxDepth: MAX_MESSAGE_DEPTH,
-        refusal
-      })
-      transport.onclose = () => Deferred.unsafeDone(closed, Effect.void)
-      yield* Effect.acquireRelease(
-        Effect.promise(() =>
-          Protocol.serve(transport, {
-            name: "proctor",
-            version: "0.1.0",
-            tools: [tool],
-            call: (name, args) => run(dispatch(handlers, name, args))
-          })
-        ),
-        () => Effect.promise(() => transport.close())
-      )
-      // the server's lifetime is the client's: it ends when stdin closes (or on SIGINT/SIGTERM)
-      yield* Deferred.await(closed)
-    }).pipe(Effect.provide(context))
-  }).pipe(Effect.scoped, Effect.provide(stderrLogger), Logger.withMinimumLogLevel(LogLevel.Info))
+    const context = yield* Layer.build(Runtime.layer({ procedures }).pipe(Layer.provide(McpStore.layer(options.db))))
+    const handlers = yield* Effect.provide(Actions.make({ workflows, problems, workspaceRoot: path.resolve(options.workspaceRoot), limits }), context)
+    const run = EffectRuntime.runPromise(yield* Effect.runtime<never>())
+    return { ...SERVER_INFO, tools: [tool], call: (name, args) => run(dispatch(handlers, name, args)) }
+  })
+
+/**
+ * Serves the `workflow` tool over stdio (process.stdin / process.stdout) until stdin
+ * closes. Sessions live in the SQLite store at `options.db`.
+ *
+ * @since 0.1.0
+ * @category entry points
+ */
+export const runMcp = (options: McpOptions): Effect.Effect<void, StoreError | DefinitionError> =>
+  asServer(Effect.gen(function*() {
+    const server = yield* makeToolServer(options)
+    const transport = stdio()
+    const closed = yield* Deferred.make<void>()
+    transport.onclose = () => Deferred.unsafeDone(closed, Effect.void)
+    yield* Effect.acquireRelease(Effect.promise(() => Protocol.serve(transport, server)), () => Effect.promise(() => transport.close()))
+    // the server's lifetime is the client's: it ends when stdin closes (or on SIGINT/SIGTERM)
+    yield* Deferred.await(closed)
+  }))
 
 const flag = (argv: ReadonlyArray<string>, name: string): string | undefined => {
   const i = argv.indexOf(name)

@@ -10,7 +10,8 @@
 import type { Readable, Writable } from "node:stream"
 import type { Id, Message, Transport } from "./protocol.js"
 import { ErrorCode, toMessage } from "./protocol.js"
-import { rawDepthExceeds } from "./safety.js"
+import { MAX_EVIDENCE_BYTES, MAX_MESSAGE_DEPTH, rawDepthExceeds } from "./safety.js"
+import { refusal } from "./toolSpec.js"
 
 /**
  * @since 0.1.0
@@ -262,3 +263,15 @@ export class GuardedStdioTransport implements Transport {
     this.onclose?.()
   }
 }
+
+/** a request line longer than this is refused unparsed: the evidence limit plus room for the envelope */
+const MAX_LINE_BYTES = MAX_EVIDENCE_BYTES + 64 * 1024
+
+/**
+ * The server's transport: process.stdin and process.stdout, guarded with the tool's limits.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const stdio = (): GuardedStdioTransport =>
+  new GuardedStdioTransport(process.stdin, process.stdout, { maxLineBytes: MAX_LINE_BYTES, maxDepth: MAX_MESSAGE_DEPTH, refusal })
