@@ -127,9 +127,42 @@ export const Snapshot = Schema.Struct({
 export interface Snapshot extends Schema.Schema.Type<typeof Snapshot> {}
 
 /**
- * One committed transition of an execution's history. `cause` says what caused it:
- * `start`, `step`, `event:<Tag>`, `timer`, `failure`, `retry`, `skip`, `pause`, `resume`,
- * `cancel`, `rollback`, `compensated`, `defect`.
+ * What caused a transition: `start`, `step`, `event:<Tag>` (the event's tag follows the
+ * colon), `timer`, `failure`, `retry`, `skip`, `pause`, `resume`, `cancel`, `rollback`,
+ * `compensated`, `defect`. Stored as this string; read an event's tag with `eventOf`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Cause = Schema.Union(
+  Schema.Literal("start", "step", "timer", "failure", "retry", "skip", "pause", "resume", "cancel", "rollback", "compensated", "defect"),
+  Schema.TemplateLiteral("event:", Schema.String)
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Cause = typeof Cause.Type
+
+/**
+ * The cause of a transition made by the event tagged `tag`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const eventCause = (tag: string): Cause => `event:${tag}`
+
+/**
+ * The tag of the event that caused a transition, or `undefined` when no event did.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const eventOf = (cause: Cause | (string & {})): string | undefined => cause.startsWith("event:") ? cause.slice("event:".length) : undefined
+
+/**
+ * One committed transition of an execution's history; `cause` says what caused it.
  *
  * @since 0.1.0
  * @category models
@@ -140,7 +173,7 @@ export const Transition = Schema.Struct({
   from: Schema.String,
   to: Schema.String,
   status: Status,
-  cause: Schema.String,
+  cause: Cause,
   /** the encoded event, for `event:<Tag>` transitions */
   event: Schema.optional(Schema.Unknown),
   at: Schema.Number,
@@ -190,7 +223,8 @@ export const ExecutionEvent = Schema.Struct({
   from: Schema.String,
   state: Schema.String,
   status: Status,
-  cause: Schema.String,
+  /** the transition's cause, or `store` for a change `/events` found in the store (made by another process) */
+  cause: Schema.Union(Cause, Schema.Literal("store")),
   at: Schema.Number
 })
 

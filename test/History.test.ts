@@ -80,6 +80,23 @@ describe("history: tail, export, verify, retention", () => {
       assert.strictEqual(garbage._tag, "ValidationError")
     }).pipe(Effect.provide(runtimeLayer(all))))
 
+  it.effect("verify replays with the transition function: a compensation that ends rolled_back after a failure is caught", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Saga, { n: 0 })
+      yield* Runtime.send(id, { _tag: "Go" })
+      const ended = yield* Runtime.await(id)
+      assert.strictEqual(ended.status, "failed")
+      assert.isTrue((yield* Runtime.verify(id)).ok)
+      const lines = (yield* Runtime.exportHistory(id)).trim().split("\n")
+      // the compensations after a step failed for good end failed, never rolled_back
+      const forged = lines.map((l) =>
+        l.includes(`"cause":"compensated"`) || l.startsWith(`{"type":"execution"`) ? l.replace(`"status":"failed"`, `"status":"rolled_back"`) : l
+      ).join("\n")
+      const report = yield* Runtime.verifyExport(forged)
+      assert.isFalse(report.ok)
+      assert.isTrue(report.problems.some((p) => /\(d -> d, compensated\) ends with status rolled_back, which that transition cannot give/.test(p)), report.problems.join("; "))
+    }).pipe(Effect.provide(runtimeLayer(all))))
+
   it.effect("retention keeps the last N transitions of ended executions, and all of live ones", () =>
     Effect.gen(function*() {
       const done = yield* Runtime.start(Looping, { n: 0 })

@@ -4,11 +4,12 @@
  * an execution can be in (including cancel while compensating).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schema } from "effect"
-import { Execution, Procedure } from "proctor"
+import { Effect, Either, Schema } from "effect"
+import { Execution, Procedure, Runtime } from "proctor"
 import type { Snapshot, Status } from "proctor/Execution"
-import { compile, transition } from "../src/internal/transition.js"
+import { compile, start, transition } from "../src/internal/transition.js"
 import type { Input } from "../src/internal/transition.js"
+import { runtimeLayer } from "./fixtures/procedures.js"
 
 const Approve = Schema.TaggedStruct("Approve", { by: Schema.String })
 const Reject = Schema.TaggedStruct("Reject", {})
@@ -109,5 +110,51 @@ describe("Execution.allowedOperations", () => {
     const output = transition(compiled, { snapshot: snapshotIn("done", "succeeded"), context: {} }, { _tag: "Retry" }, 1)
     assert.strictEqual(output._tag, "Reject")
     if (output._tag === "Reject") assert.strictEqual(output.error.hint, Execution.refusal("retry", "succeeded"))
+  })
+})
+
+describe("the start of an execution comes from the transition function", () => {
+  const Timed = Procedure.make("timed-start", { version: 1, input: Schema.Struct({}), context: Schema.Struct({}), events: Approve }, {
+    initial: "review",
+    states: {
+      review: Procedure.wait({ on: { Approve: "done" }, after: { delay: "1 hour", goto: "done" } }),
+      done: Procedure.final()
+    }
+  })
+  const Ended = Procedure.make("ended-start", { version: 1, input: Schema.Struct({}), context: Schema.Struct({}) }, {
+    initial: "refused",
+    states: { refused: Procedure.final({ outcome: "failed" }) }
+  })
+
+  it.effect("Runtime.start commits the snapshot and row that start() gives", () =>
+    Effect.gen(function*() {
+      for (const p of [Timed, Ended]) {
+        const id = yield* Runtime.start(p, {}, { tenant: "t1" })
+        const expected = start(compile(p), { id, tenant: "t1" }, {}, 0)
+        assert.isTrue(Either.isRight(expected))
+        if (Either.isLeft(expected)) return
+        assert.deepStrictEqual(yield* Runtime.get(id), expected.right.machine.snapshot)
+        assert.deepStrictEqual(yield* Runtime.history(id), [expected.right.transition])
+      }
+      const timed = yield* Runtime.list({ procedure: "timed-start" })
+      assert.strictEqual(timed[0]!.status, "waiting")
+      assert.strictEqual(timed[0]!.timerDueAt, 3_600_000)
+      const ended = yield* Runtime.list({ procedure: "ended-start" })
+      assert.strictEqual(ended[0]!.status, "failed")
+      assert.strictEqual(ended[0]!.outcome, "failed")
+    }).pipe(Effect.provide(runtimeLayer([Timed, Ended]))))
+})
+
+describe("Execution.Cause", () => {
+  it("is a union of the causes the runtime writes, read with eventOf", () => {
+    assert.strictEqual(Execution.eventOf(Execution.eventCause("Approve")), "Approve")
+    assert.strictEqual(Execution.eventOf("step"), undefined)
+    const decode = Schema.decodeUnknownEither(Execution.Cause)
+    assert.isTrue(Either.isRight(decode("event:Approve")))
+    assert.isTrue(Either.isRight(decode("compensated")))
+    assert.isTrue(Either.isLeft(decode("bogus")))
+    // @ts-expect-error a cause the runtime does not write is not a Cause
+    const bogus: Execution.Cause = "bogus"
+    assert.strictEqual(bogus, "bogus")
   })
 })

@@ -565,7 +565,7 @@ describe("SqlStore: faults on the SQLite fast path", () => {
       const ids = Array.from({ length: 10 }, (_, i) => `e${i}`)
       yield* Effect.forEach(ids, (id, i) => store.create(snapshot(id, { startedAt: i }), transition(id, 0)))
       const other = new Database(file)
-      other.exec(`CREATE TRIGGER reject_boom BEFORE INSERT ON proctor_transitions WHEN NEW.cause = 'boom'
+      other.exec(`CREATE TRIGGER reject_boom BEFORE INSERT ON proctor_transitions WHEN NEW.cause = 'event:boom'
         BEGIN SELECT RAISE(ABORT, 'rejected by test trigger'); END`)
       other.close()
       const exits = yield* Effect.forEach(
@@ -574,7 +574,7 @@ describe("SqlStore: faults on the SQLite fast path", () => {
           Effect.exit(store.commit({
             snapshot: next(snapshot(id, { startedAt: i })),
             expectedVersion: 0,
-            transition: transition(id, 1, { cause: id === "e5" ? "boom" : "step" })
+            transition: transition(id, 1, { cause: id === "e5" ? "event:boom" : "step" })
           })),
         { concurrency: "unbounded" }
       )

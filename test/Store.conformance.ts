@@ -300,7 +300,7 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
             Effect.exit(store.commit({
               snapshot: advance(s, { context: { n: i } }),
               expectedVersion: 0,
-              transition: transition("e1", 1, { cause: `racer-${i}` })
+              transition: transition("e1", 1, { cause: `event:racer-${i}` })
             })))
           // an unrelated commit in the same burst is not affected by the losers
           const other = step(snapshot("e2", { startedAt: t0 + 1 }))
@@ -313,7 +313,7 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           const winner = exits.findIndex(Exit.isSuccess)
           assert.deepStrictEqual(Option.getOrThrow(yield* store.get("e1")).context, { n: winner })
           const history = yield* store.history("e1")
-          assert.deepStrictEqual(history.map((t) => t.cause), ["start", `racer-${winner}`])
+          assert.deepStrictEqual(history.map((t) => t.cause), ["start", `event:racer-${winner}`])
           assert.strictEqual((yield* store.history("e2")).length, 2)
         }))
 

@@ -1,14 +1,15 @@
 /**
- * Replays a recorded history against a procedure's definition: every transition must be
- * one the definition allows from where the previous one left, in gapless order, with the
- * status the transition function gives, and the last one must be the stored snapshot.
+ * Replays a recorded history against a procedure's definition with the transition function
+ * itself (no second table of rules): every transition must be one it gives from where the
+ * previous one left, in gapless order, with the same status, and the last one must be the
+ * stored snapshot.
  */
 import { Either, Schema } from "effect"
-import type { Status } from "../Execution.js"
-import { Snapshot, Transition } from "../Execution.js"
+import { eventOf, Snapshot, Transition } from "../Execution.js"
 import * as Procedure from "../Procedure.js"
 import { formatParseError } from "../Procedure.js"
-import type { Compiled } from "./transition.js"
+import type { Compiled, Input, Machine } from "./transition.js"
+import { start, transition } from "./transition.js"
 
 export interface VerifyReport {
   readonly executionId: string
@@ -19,24 +20,15 @@ export interface VerifyReport {
   readonly problems: ReadonlyArray<string>
 }
 
-const entered = (state: Procedure.AnyState): Status =>
-  state._tag === "Step" ? "running" : state._tag === "Wait" ? "waiting" : state.outcome === "failed" ? "failed" : "succeeded"
-
-/** The statuses a status-only transition (from = to) may give, by its cause (a Map: causes come from the history). */
-const statusOnly: ReadonlyMap<string, ReadonlyArray<Status>> = new Map([
-  ["failure", ["needs_intervention", "compensating", "failed"]],
-  ["pause", ["paused"]],
-  ["resume", ["running", "waiting"]],
-  ["cancel", ["cancelled"]],
-  ["rollback", ["compensating", "rolled_back"]],
-  ["retry", ["running"]],
-  ["compensated", ["failed", "rolled_back"]],
-  ["defect", ["failed"]]
-])
+/** A transition as a history or an export records it: its cause may be one no runtime gives. */
+export interface Recorded extends Omit<Transition, "cause"> {
+  readonly cause: string
+}
 
 const ExportLine = Schema.Union(
   Schema.Struct({ type: Schema.Literal("execution"), snapshot: Snapshot }),
-  Schema.extend(Schema.Struct({ type: Schema.Literal("transition") }), Transition),
+  // any cause is read: a forged or unknown one is for `verify` to report, not a parse error
+  Schema.Struct({ ...Transition.fields, type: Schema.Literal("transition"), cause: Schema.String }),
   Schema.Struct({ type: Schema.Literal("error") })
 )
 const decodeLine = Schema.decodeUnknownEither(Schema.parseJson(ExportLine))
@@ -48,9 +40,9 @@ const decodeLine = Schema.decodeUnknownEither(Schema.parseJson(ExportLine))
  */
 export const parseExport = (
   jsonl: string
-): Either.Either<{ readonly snapshot: Snapshot; readonly history: ReadonlyArray<Transition> }, string> => {
+): Either.Either<{ readonly snapshot: Snapshot; readonly history: ReadonlyArray<Recorded> }, string> => {
   let snapshot: Snapshot | undefined
-  const history: Array<Transition> = []
+  const history: Array<Recorded> = []
   for (const [i, line] of jsonl.split("\n").entries()) {
     if (line.trim() === "") continue
     const row = decodeLine(line)
@@ -67,10 +59,71 @@ export const parseExport = (
   return Either.right({ snapshot, history })
 }
 
+/** The machine a recorded row leaves, when the transition function does not give it. */
+const follow = (machine: Machine, t: Recorded): Machine => ({
+  snapshot: { ...machine.snapshot, state: t.to, status: t.status, seq: t.seq, visit: t.from === t.to ? machine.snapshot.visit : t.seq },
+  context: undefined
+})
+
+/**
+ * The definition with the choices a history records put in place of the functions that
+ * made them: a step goes where the row says (when the definition lets it go there), and
+ * no `update` or guard runs. Contexts are not in the history, so they are not replayed;
+ * states, statuses and causes are.
+ */
+const pinned = (compiled: Compiled, from: Procedure.AnyState, name: string, t: Recorded): Compiled => {
+  const tag = eventOf(t.cause)
+  const state: Procedure.AnyState | undefined = from._tag === "Step"
+    ? { ...from, next: t.to, targets: undefined, update: undefined }
+    : from._tag === "Wait" && tag !== undefined && Procedure.handlerOf(from, tag) !== undefined
+    ? { ...from, on: { ...from.on, [tag]: { goto: Procedure.handlerOf(from, tag)!.goto, update: undefined } } }
+    : undefined
+  return state === undefined ? compiled : { ...compiled, def: { ...compiled.def, states: { ...compiled.def.states, [name]: state } } }
+}
+
+/** The inputs that could have made a recorded row, by its cause (a status-only failure has two). */
+const inputsOf = (t: Recorded, compensable: boolean): ReadonlyArray<Input> => {
+  const error = { tag: "Replay", message: "" }
+  const tag = eventOf(t.cause)
+  if (tag !== undefined) return [{ _tag: "Event", event: { _tag: tag }, encoded: t.event }]
+  switch (t.cause) {
+    case "start":
+      return []
+    case "step":
+      return [{ _tag: "StepSucceeded", result: undefined, compensable }]
+    case "failure":
+      return [{ _tag: "StepFailed", error, compensable }, { _tag: "LoopLimit", error, compensable }]
+    case "timer":
+      return [{ _tag: "TimerFired" }]
+    case "pause":
+      return [{ _tag: "Pause" }]
+    case "resume":
+      return [{ _tag: "Resume" }]
+    case "cancel":
+      return [{ _tag: "Cancel" }]
+    case "rollback":
+      return [{ _tag: "Rollback", compensable }]
+    case "retry":
+      return [{ _tag: "Retry" }]
+    case "skip":
+      return [{ _tag: "Skip", state: t.to }]
+    case "compensated":
+      return [{ _tag: "Compensated" }]
+    case "defect":
+      return [{ _tag: "GiveUp", error }]
+  }
+  return []
+}
+
+/**
+ * Replays a history with the transition function: from the start, each row's cause is
+ * turned into the input that makes it, and the transition function must give the row's
+ * state and status.
+ */
 export const verify = (
   compiled: Compiled,
   snapshot: Snapshot,
-  history: ReadonlyArray<Transition>
+  history: ReadonlyArray<Recorded>
 ): VerifyReport => {
   const def = compiled.def
   const problems: Array<string> = []
@@ -90,48 +143,50 @@ export const verify = (
     problems.push(`the history starts at seq ${history[0]!.seq}: it was pruned, so it cannot be replayed from the start`)
     return report()
   }
-  let prev: Transition | undefined
+  // contexts are not replayed: every context is taken as storable
+  const lenient: Compiled = { ...compiled, encodeContext: Either.right }
+  let machine: Machine | undefined
+  let prev: Recorded | undefined
+  let completed = 0
   for (const t of history) {
     const where = `transition ${t.seq} (${t.from || "∅"} -> ${t.to}, ${t.cause})`
     if (t.executionId !== snapshot.id) problems.push(`${where} belongs to execution ${t.executionId}`)
     if (prev !== undefined && t.seq !== prev.seq + 1) problems.push(`${where} follows seq ${prev.seq}: a gap or a repeat`)
     const expectedFrom = prev === undefined ? "" : prev.to
     if (t.from !== expectedFrom) problems.push(`${where} starts from "${t.from}", but the previous transition ended in "${expectedFrom}"`)
-    const to = Procedure.stateOf(def, t.to)
-    if (to === undefined) {
+    prev = t
+    if (Procedure.stateOf(def, t.to) === undefined) {
       problems.push(`${where} goes to a state the procedure does not have`)
-      prev = t
+      if (machine !== undefined) machine = follow(machine, t)
       continue
     }
-    const from = prev === undefined ? undefined : Procedure.stateOf(def, t.from)
-    const legal = (() => {
-      if (t.cause === "start") return prev === undefined && t.to === def.initial
-      if (from === undefined) return false
-      if (t.cause === "skip") return true
-      if (t.cause === "step") {
-        if (from._tag !== "Step") return false
-        const out = Procedure.edges(from)
-        return out === undefined || out.some((e) => e.to === t.to)
+    const outputs = ((): ReadonlyArray<{ readonly machine: Machine; readonly transition: Transition }> => {
+      if (t.cause === "start") {
+        if (machine !== undefined) return []
+        const started = start(lenient, { id: snapshot.id }, undefined, t.at)
+        return Either.isRight(started) ? [started.right] : []
       }
-      if (t.cause === "timer") return from._tag === "Wait" && from.after?.goto === t.to
-      if (t.cause.startsWith("event:")) {
-        const tag = t.cause.slice("event:".length)
-        if (from._tag !== "Wait" || Procedure.handlerOf(from, tag)?.goto !== t.to) return false
-        if (t.event !== undefined && Either.isLeft(compiled.decodeEvent(t.event))) return false
-        return true
-      }
-      if (t.cause === "failure" && t.to !== t.from) {
-        return from._tag === "Step" && typeof from.onFailure === "object" && from.onFailure.goto === t.to
-      }
-      return t.to === t.from && statusOnly.has(t.cause)
+      const from = machine === undefined ? undefined : Procedure.stateOf(def, machine.snapshot.state)
+      if (machine === undefined || from === undefined) return []
+      const edges = from._tag === "Step" ? Procedure.edges(from) : []
+      if (t.cause === "step" && edges !== undefined && !edges.some((e) => e.to === t.to)) return []
+      if (eventOf(t.cause) !== undefined && t.event !== undefined && Either.isLeft(compiled.decodeEvent(t.event))) return []
+      const rules = pinned(lenient, from, machine.snapshot.state, t)
+      return inputsOf(t, completed > 0).flatMap((input) => {
+        const output = transition(rules, machine!, input, t.at)
+        return output._tag === "Next" ? [output] : []
+      })
     })()
-    if (!legal) problems.push(`${where} is not a transition the definition of ${def.name} v${def.version} allows`)
-    const statusOk = t.to !== t.from || t.cause === "step" || t.cause === "skip" || t.cause.startsWith("event:") ||
-        t.cause === "timer" || (t.cause === "failure" && typeof (from as Procedure.Step<any, any, any, any, any>)?.onFailure === "object")
-      ? t.status === entered(to) || (t.cause === "failure" && t.status === "failed")
-      : (statusOnly.get(t.cause) ?? []).includes(t.status)
-    if (!statusOk) problems.push(`${where} ends with status ${t.status}, which that transition cannot give`)
-    prev = t
+    const same = outputs.filter((o) => o.transition.to === t.to)
+    const match = same.find((o) => o.transition.status === t.status)
+    if (same.length === 0) {
+      problems.push(`${where} is not a transition the definition of ${def.name} v${def.version} allows`)
+    } else if (match === undefined) {
+      problems.push(`${where} ends with status ${t.status}, which that transition cannot give`)
+    }
+    if (t.cause === "step" && compiled.compensable.has(t.from)) completed++
+    // from the row the transition function gave, or, when it gave another, from the recorded one
+    machine = match?.machine ?? follow(machine ?? { snapshot, context: undefined }, t)
   }
   const last = history[history.length - 1]!
   if (last.seq !== snapshot.seq) problems.push(`the last transition is seq ${last.seq} but the execution is at seq ${snapshot.seq}`)

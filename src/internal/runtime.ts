@@ -43,7 +43,7 @@ import type * as Procedure from "../Procedure.js"
 import { checkRetries, handlerOf, stateOf, validate } from "../Procedure.js"
 import type { HistoryOptions, StoreService, TimerEntry } from "../Store.js"
 import type { Compiled, Input, Machine, Output } from "./transition.js"
-import { compile, errorInfo, procedureKey, transition } from "./transition.js"
+import { compile, errorInfo, procedureKey, start as startMachine, transition } from "./transition.js"
 import * as Deadlines from "./deadlines.js"
 import * as Replay from "./replay.js"
 import * as Spans from "./spans.js"
@@ -1201,34 +1201,13 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       } catch (error) {
         return yield* new ValidationError({ procedure: procedure.name, subject: "input", issue: `init threw: ${errorInfo(error).message}` })
       }
-      const encoded = yield* compiled.encodeContext(context)
       const now = yield* Clock.currentTimeMillis
       // a string is all an execution id is: the brand only marks where one came from
       const id = ExecutionId.make(opts?.id ?? newId(now), { disableValidation: true })
-      const initial = stateOf(procedure, procedure.initial)!
-      const status = initial._tag === "Step" ? "running" : initial._tag === "Wait" ? "waiting" : initial.outcome === "failed" ? "failed" : "succeeded"
-      const snapshot: Snapshot = {
-        id,
-        procedure: procedure.name,
-        version: procedure.version,
-        state: procedure.initial,
-        status,
-        context: encoded,
-        visit: 1,
-        attempt: 0,
-        seq: 1,
-        rowVersion: 1,
-        ...(opts?.tenant === undefined ? {} : { tenant: opts.tenant }),
-        ...(opts?.parentId === undefined ? {} : { parentId: opts.parentId }),
-        ...(opts?.idempotencyKey === undefined ? {} : { idempotencyKey: opts.idempotencyKey }),
-        fingerprint: compiled.fingerprint,
-        ...(initial._tag === "Wait" && initial.after !== undefined ? { timerDueAt: now + Duration.toMillis(initial.after.delay) } : {}),
-        ...(initial._tag === "Final" ? { outcome: initial.outcome } : {}),
-        startedAt: now,
-        enteredAt: now,
-        updatedAt: now
-      }
-      const first: Transition = { executionId: id, seq: 1, from: "", to: procedure.initial, status, cause: "start", at: now, duration: 0 }
+      // the first snapshot comes from the transition function, like every other
+      const started = yield* startMachine(compiled, { ...opts, id }, context, now)
+      const { snapshot } = started.machine
+      const first = started.transition
       const created = yield* store.create(snapshot, first)
       if (!created.created) {
         if (opts?.idempotencyKey !== undefined && created.snapshot.idempotencyKey === opts.idempotencyKey) {
@@ -1246,7 +1225,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       span?.attribute("proctor.execution.id", id)
       publish(snapshot, first)
       // the new actor starts from the snapshot just committed, without reading it back
-      if (!isTerminal(status)) yield* deliver(id, { _tag: "Inbox", cause: span }, { compiled, machine: { snapshot, context }, completed: [] })
+      if (!isTerminal(snapshot.status)) yield* deliver(id, { _tag: "Inbox", cause: span }, { compiled, machine: started.machine, completed: [] })
       return id
     })
 

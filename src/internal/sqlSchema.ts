@@ -297,7 +297,7 @@ export const rowToTransition = (r: Row): Transition => {
     from: str(r.from_state),
     to: str(r.to_state),
     status: str(r.status) as Transition["status"],
-    cause: str(r.cause),
+    cause: str(r.cause) as Transition["cause"],
     at: num(r.at),
     duration: num(r.duration)
   }

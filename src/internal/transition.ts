@@ -6,8 +6,8 @@
  */
 import { Duration, Either, Schema } from "effect"
 import type { ParseResult } from "effect"
-import type { ErrorInfo, Snapshot, Status, Transition } from "../Execution.js"
-import { refusal } from "../Execution.js"
+import type { Cause, ErrorInfo, Snapshot, Status, Transition } from "../Execution.js"
+import { eventCause, refusal } from "../Execution.js"
 import { describe, ExecutionError, InvalidTransition, ManualIntervention, ValidationError } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
 import { formatParseError, handlerOf, stateOf } from "../Procedure.js"
@@ -208,7 +208,7 @@ const statusOf = (state: Procedure.AnyState): Status =>
 const next = (
   machine: Machine,
   now: number,
-  cause: string,
+  cause: Cause,
   patch: Patch,
   context: unknown,
   event?: unknown
@@ -268,12 +268,18 @@ const enter = (
   machine: Machine,
   target: string,
   now: number,
-  cause: string,
+  cause: Cause,
   context: unknown,
-  extra: { readonly error?: ErrorInfo | undefined; readonly event?: unknown; readonly compensable?: boolean } = {}
+  extra: {
+    readonly error?: ErrorInfo | undefined
+    readonly event?: unknown
+    readonly compensable?: boolean
+    /** the context already encoded */
+    readonly encoded?: Either.Either<unknown, ValidationError>
+  } = {}
 ): Output => {
   const state = stateOf(compiled.def, target)!
-  const encoded = compiled.encodeContext(context)
+  const encoded = extra.encoded ?? compiled.encodeContext(context)
   if (Either.isLeft(encoded)) {
     return stepFailedOrDiscard(compiled, machine, now, encoded.left, cause, extra.compensable ?? false)
   }
@@ -294,13 +300,61 @@ const enter = (
   return next(machine, now, cause, patch, context, extra.event)
 }
 
+/** Who an execution is, as `Runtime.start` names it. */
+export interface Identity {
+  readonly id: string
+  readonly tenant?: string | undefined
+  readonly parentId?: string | undefined
+  readonly idempotencyKey?: string | undefined
+}
+
+/**
+ * The start of an execution: its first snapshot and history row, made by entering the
+ * initial state from nothing, by the same rules as every other entry (the status, the
+ * timer and the outcome follow from the state's kind). Fails when the context cannot be
+ * stored.
+ */
+export const start = (
+  compiled: Compiled,
+  identity: Identity,
+  context: unknown,
+  now: number
+): Either.Either<{ readonly machine: Machine; readonly transition: Transition }, ValidationError> => {
+  const encoded = compiled.encodeContext(context)
+  if (Either.isLeft(encoded)) return Either.left(encoded.left)
+  const nothing: { -readonly [K in keyof Snapshot]: Snapshot[K] } = {
+    id: identity.id,
+    procedure: compiled.def.name,
+    version: compiled.def.version,
+    state: "",
+    status: "running",
+    context: undefined,
+    visit: 0,
+    attempt: 0,
+    seq: 0,
+    rowVersion: 0,
+    fingerprint: compiled.fingerprint,
+    startedAt: now,
+    enteredAt: now,
+    updatedAt: now
+  }
+  if (identity.tenant !== undefined) nothing.tenant = identity.tenant
+  if (identity.parentId !== undefined) nothing.parentId = identity.parentId
+  if (identity.idempotencyKey !== undefined) nothing.idempotencyKey = identity.idempotencyKey
+  const output = enter(compiled, { snapshot: nothing, context }, compiled.def.initial, now, "start", context, { encoded })
+  if (output._tag === "Next") return Either.right(output)
+  // not reached: with the context encoded, entering a state gives a transition
+  const issue = output._tag === "Discard" ? output.reason.message : output.error.message
+  return Either.left(new ValidationError({ procedure: compiled.def.name, subject: "context", issue }))
+}
+
 /** A user function failed or produced a context its Schema rejects. */
 const stepFailedOrDiscard = (
   compiled: Compiled,
   machine: Machine,
   now: number,
   error: unknown,
-  cause: string,
+  cause: Cause,
   compensable: boolean
 ): Output => {
   if (cause !== "step") return { _tag: "Discard", reason: errorInfo(error) }
@@ -399,7 +453,7 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       } catch (error) {
         return { _tag: "Discard", reason: errorInfo(error) }
       }
-      return enter(compiled, machine, handler.goto, now, `event:${input.event._tag}`, context, { event: input.encoded })
+      return enter(compiled, machine, handler.goto, now, eventCause(input.event._tag), context, { event: input.encoded })
     }
     case "TimerFired": {
       if (state._tag !== "Wait" || state.after === undefined || s.status !== "waiting") {
