@@ -358,6 +358,44 @@ describe("HTTP API", () => {
       assert.notMatch(docs.body, /<(script|link)[^>]+(src|href)="https?:/)
     }).pipe(Effect.provide(serverWith())))
 
+  it.effect("OpenAPI: a bearer security scheme for /docs' Authorize button; limit, offset and tail are integers", () =>
+    Effect.gen(function*() {
+      const spec = (yield* raw(HttpClientRequest.get("/openapi.json"))).body
+      assert.deepInclude(spec.components.securitySchemes.bearer, { type: "http", scheme: "bearer" })
+      // the token applies to every operation, and a server without one needs none
+      assert.deepStrictEqual(spec.security, [{ bearer: [] }, {}])
+      for (const [path, item] of Object.entries<Record<string, { security?: unknown }>>(spec.paths)) {
+        for (const [method, op] of Object.entries(item)) assert.isUndefined(op.security, `${method} ${path} overrides the security`)
+      }
+      const param = (path: string, name: string) => spec.paths[path].get.parameters.find((p: { name: string }) => p.name === name).schema
+      assert.deepInclude(param("/api/executions", "limit"), { type: "integer", minimum: 0, maximum: 1000 })
+      assert.deepInclude(param("/api/executions", "offset"), { type: "integer", minimum: 0 })
+      assert.deepInclude(param("/api/executions/{id}/history", "tail"), { type: "integer", minimum: 0 })
+    }).pipe(Effect.provide(serverWith())))
+
+  it.effect("integer query parameters: whole numbers only; an empty one is absent", () =>
+    Effect.gen(function*() {
+      const a = yield* startApproval("a.pdf")
+      yield* startApproval("b.pdf")
+      for (const bad of ["1.5", "1e1", "0x10", "-3", "ten", " 1", "1001"]) {
+        const r = yield* raw(HttpClientRequest.get(`/api/executions?limit=${encodeURIComponent(bad)}`))
+        assert.strictEqual(r.status, 400, `limit=${bad}`)
+        assert.strictEqual(r.body._tag, "HttpApiDecodeError", `limit=${bad}`)
+      }
+      assert.strictEqual((yield* raw(HttpClientRequest.get("/api/executions?limit=1&offset=1"))).body.length, 1)
+      // a form that leaves a field empty sends `?limit=`: no limit, not an error
+      const empty = yield* raw(HttpClientRequest.get("/api/executions?limit=&offset="))
+      assert.strictEqual(empty.status, 200)
+      assert.strictEqual(empty.body.length, 2)
+      const history = yield* raw(HttpClientRequest.get(`/api/executions/${a.id}/history?tail=`))
+      assert.strictEqual(history.status, 200)
+      assert.strictEqual(history.body.length, (yield* Runtime.history(a.id)).length)
+      assert.strictEqual((yield* raw(HttpClientRequest.get(`/api/executions/${a.id}/history?tail=1.0`))).status, 400)
+      // the typed client sends numbers and gets them back as numbers
+      const api = yield* client
+      assert.strictEqual((yield* api.executions.list({ urlParams: { limit: 1, offset: 0 } })).length, 1)
+    }).pipe(Effect.provide(serverWith())))
+
   it.effect("streams execution changes as Server-Sent Events, for all executions or one", () =>
     Effect.gen(function*() {
       const http = yield* HttpClient.HttpClient

@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
-import { Option, Schema, SchemaAST } from "effect"
+import { identity, Option, Schema, SchemaAST } from "effect"
 import {
   DefinitionError,
   ExecutionNotFound,
@@ -169,7 +169,20 @@ export const SendResult = Schema.Struct({
 const statusList = Schema.compose(Schema.split(","), Schema.Array(Status)).annotations({
   description: "one status or several separated by commas, e.g. running,waiting"
 })
-const positiveInt = (max: number) => Schema.NumberFromString.pipe(Schema.int(), Schema.between(0, max))
+/**
+ * An optional query parameter that is a whole number from 0 to `max`: an integer in the
+ * OpenAPI document, decoded from digits only ("1.5", "1e3", "0x10" and "-3" are refused
+ * with a 400), and absent when empty (`?limit=` is no limit, as a form leaves it).
+ */
+const intParam = (max: number, description: string) =>
+  Schema.optionalToOptional(
+    Schema.String.annotations({ jsonSchema: { type: "integer", minimum: 0, maximum: max, description } }),
+    Schema.compose(
+      Schema.String.pipe(Schema.pattern(/^[0-9]{1,16}$/, { message: () => "expected a whole number, e.g. 10", description })),
+      Schema.NumberFromString
+    ).pipe(Schema.between(0, max, { message: () => `expected a whole number from 0 to ${max}` })),
+    { decode: Option.filter((s) => s !== ""), encode: identity }
+  )
 
 /**
  * The filters of `GET /api/executions`.
@@ -182,8 +195,8 @@ export const ListParams = Schema.Struct({
   procedure: Schema.optional(Schema.String),
   state: Schema.optional(Schema.String),
   tenant: Schema.optional(Schema.String),
-  limit: Schema.optional(positiveInt(1000)),
-  offset: Schema.optional(positiveInt(1_000_000_000))
+  limit: intParam(1000, "at most this many executions"),
+  offset: intParam(1_000_000_000, "skip this many executions first")
 })
 
 const operation = <const N extends "pause" | "resume" | "cancel" | "rollback" | "retry">(opName: N, summary: string) =>
@@ -250,7 +263,7 @@ export class ExecutionsGroup extends HttpApiGroup.make("executions")
   )
   .add(
     HttpApiEndpoint.get("history")`/executions/${id}/history`
-      .setUrlParams(Schema.Struct({ tail: Schema.optional(positiveInt(1_000_000)) }))
+      .setUrlParams(Schema.Struct({ tail: intParam(1_000_000, "only the last `tail` transitions") }))
       .addSuccess(Schema.Array(Transition))
       .addError(ExecutionNotFoundWire)
       .addError(StoreErrorWire)
@@ -291,6 +304,37 @@ export class ExecutionsGroup extends HttpApiGroup.make("executions")
 {}
 
 /**
+ * The bearer token of a server started with one (`--token`, `PROCTOR_TOKEN`), as an
+ * OpenAPI security scheme: `/docs` shows an Authorize button and "try it out" sends the
+ * token. The empty requirement beside it says a server may also run without one. The
+ * operations' own empty `security` lists (which would say "no auth" and hide the button's
+ * token from them) are dropped, so that the document's requirement applies to each.
+ */
+const bearerAuth = (spec: Record<string, any>): Record<string, any> => ({
+  ...spec,
+  paths: Object.fromEntries(Object.entries(spec.paths ?? {}).map(([path, item]) => [
+    path,
+    Object.fromEntries(Object.entries(item as Record<string, any>).map(([method, op]) => {
+      if (typeof op !== "object" || op === null || !Array.isArray(op.security) || op.security.length > 0) return [method, op]
+      const { security: _, ...rest } = op
+      return [method, rest]
+    }))
+  ])),
+  components: {
+    ...spec.components,
+    securitySchemes: {
+      ...spec.components?.securitySchemes,
+      bearer: {
+        type: "http",
+        scheme: "bearer",
+        description: "The server's token (`proctor serve --token`, or PROCTOR_TOKEN); needed when the server was started with one."
+      }
+    }
+  },
+  security: [{ bearer: [] }, {}]
+})
+
+/**
  * The whole API.
  *
  * @since 0.1.0
@@ -302,6 +346,7 @@ export class ProctorApi extends HttpApi.make("proctor")
   .addError(UnauthorizedWire)
   .addError(PayloadTooLargeWire)
   .annotate(OpenApi.Title, "Proctor")
+  .annotate(OpenApi.Transform, bearerAuth)
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(
     OpenApi.Description,
