@@ -1,14 +1,16 @@
 /**
- * MCP server benchmark: per-action latency (p50/p99) of the `workflow` tool over stdio
- * with 100 concurrent sessions, and the server's resident memory with 50 active sessions.
+ * MCP server benchmark, on the shipped command (`npm run build`, then
+ * `node dist/bin/proctor.js mcp`, which is what `npx proctor mcp` runs): start-up to the
+ * first answer, resident memory idle and with 50 active sessions against Node's own
+ * baseline, and per-action latency (p50/p99) of the `workflow` tool over stdio with 100
+ * sessions, one call at a time and all at once.
  *
- *   npx tsx bench/mcp.ts [--json FILE] [--sessions 100]
+ *   npx tsx bench/mcp.ts [--json FILE] [--sessions 100] [--no-build]
  *
- * The server runs as `node --import tsx src/mcp/main.ts` (one process, so its RSS is the
- * server's own) on a temp SQLite db. Memory is also measured for the server bundled with
- * esbuild and run on plain node, as it would ship. Prints figures; asserts nothing.
+ * Each server runs on a temp SQLite db. Node's baseline is `node -e "process.stdin.resume()"`
+ * (a process that does nothing but wait on stdin). Prints figures; asserts nothing.
  */
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawn as spawnChild } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -22,14 +24,18 @@ const flag = (name: string) => {
   return i >= 0 ? argv[i + 1] : undefined
 }
 const jsonOut = flag("--json")
+const build = !argv.includes("--no-build")
 const SESSIONS = Number(flag("--sessions") ?? 100)
 const RSS_SESSIONS = 50
 const repoRoot = path.resolve(import.meta.dirname, "..")
+const shipped = ["dist/bin/proctor.js", "mcp"]
 
 interface Server {
   readonly client: Client
   readonly pid: number
   readonly close: () => Promise<void>
+  /** from spawn to the answer of initialize */
+  readonly initializeMs: number
 }
 
 const spawn = async (dir: string, command: ReadonlyArray<string>): Promise<Server> => {
@@ -44,14 +50,43 @@ const spawn = async (dir: string, command: ReadonlyArray<string>): Promise<Serve
     env: { ...process.env, NODE_NO_WARNINGS: "1" } as Record<string, string>
   })
   const client = new Client({ name: "proctor-bench", version: "0.0.0" })
+  const t0 = performance.now()
   await client.connect(transport)
-  return { client, pid: transport.pid!, close: () => client.close() }
+  return { client, pid: transport.pid!, close: () => client.close(), initializeMs: performance.now() - t0 }
 }
 
 const rssMb = (pid: number) => {
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8")
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)![1])
   return Math.round(kb / 102.4) / 10
+}
+
+/** CPU time (user + system) the process has used, in ms */
+const cpuMs = (pid: number) => {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return (Number(fields[11]) + Number(fields[12])) * 1000 / 100
+}
+
+/** RSS of a Node process that only waits on stdin: what any Node server costs */
+const nodeBaselineMb = async () => {
+  const child = spawnChild(process.execPath, ["-e", "process.stdin.resume()"], { stdio: ["pipe", "ignore", "ignore"] })
+  await new Promise((r) => setTimeout(r, 500))
+  const mb = rssMb(child.pid!)
+  child.stdin!.end()
+  await new Promise((r) => child.once("exit", r))
+  return mb
+}
+
+/** Start-up of a fresh server: to the answer of initialize, and to the first tool answer (list_workflows) */
+const startup = async (dir: string) => {
+  const t0 = performance.now()
+  const server = await spawn(dir, shipped)
+  await call(server, undefined, "list_workflows")
+  const firstToolMs = performance.now() - t0
+  const cpu = cpuMs(server.pid)
+  await server.close()
+  return { initialize_ms: round(server.initializeMs), first_tool_answer_ms: round(firstToolMs), cpu_ms_to_first_tool_answer: cpu }
 }
 
 type Mode = "sequential" | "concurrent"
@@ -131,25 +166,17 @@ const memory = async (dir: string, command: ReadonlyArray<string>) => {
 const main = async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "proctor-bench-mcp-"))
   try {
-    // ---- memory, as run in development (tsx) and as shipped (one esbuild bundle on plain node)
-    const bundle = path.join(repoRoot, "node_modules", ".cache", "proctor-bench-mcp", "main.mjs")
-    execFileSync(path.join(repoRoot, "node_modules", ".bin", "esbuild"), [
-      "src/mcp/main.ts",
-      "--bundle",
-      "--platform=node",
-      "--format=esm",
-      "--target=node20",
-      "--external:better-sqlite3",
-      `--outfile=${bundle}`,
-      "--log-level=error",
-      "--banner:js=import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
-    ], { cwd: repoRoot })
-    const tsxMemory = await memory(path.join(dir, "mem-tsx"), ["--import", "tsx", "src/mcp/main.ts"])
-    const bundledMemory = await memory(path.join(dir, "mem-bundle"), [bundle])
-    const bundledSmallMemory = await memory(path.join(dir, "mem-bundle-small"), ["--max-semi-space-size=2", bundle])
+    if (build) execFileSync("npm", ["run", "build"], { cwd: repoRoot, stdio: "ignore" })
+    // ---- start-up and memory of the shipped command, against Node's own baseline
+    const baseline = await nodeBaselineMb()
+    const starts: Array<Awaited<ReturnType<typeof startup>>> = []
+    for (let i = 0; i < 5; i++) starts.push(await startup(path.join(dir, `start-${i}`)))
+    const median = (k: keyof (typeof starts)[number]) => starts.map((x) => x[k]).sort((a, b) => a - b)[2]!
+    const start = { initialize_ms: median("initialize_ms"), first_tool_answer_ms: median("first_tool_answer_ms"), cpu_ms_to_first_tool_answer: median("cpu_ms_to_first_tool_answer") }
+    const shippedMemory = await memory(path.join(dir, "mem"), shipped)
 
     // ---- latency: SESSIONS sessions, one call at a time, then all at once
-    const server = await spawn(path.join(dir, "lat"), ["--import", "tsx", "src/mcp/main.ts"])
+    const server = await spawn(path.join(dir, "lat"), shipped)
     await scenario(server, "sequential", SESSIONS)
     await scenario(server, "concurrent", SESSIONS)
     await server.close()
@@ -171,8 +198,11 @@ const main = async () => {
       node: process.version,
       cpus: os.cpus().length,
       sessions: SESSIONS,
-      latency: rows,
-      memory: { tsx: tsxMemory, bundled: bundledMemory, bundled_small_young_generation: bundledSmallMemory }
+      command: `node ${shipped.join(" ")}`,
+      load_average: os.loadavg().map(round),
+      startup_median_of_5: start,
+      memory: { node_baseline_rss_mb: baseline, ...shippedMemory, above_node_baseline_with_50_sessions_mb: round(shippedMemory.rss_with_50_active_sessions_mb - baseline) },
+      latency: rows
     }
     console.log(`MCP server over stdio (node ${process.version}, ${os.cpus().length} cpus), ${SESSIONS} sessions`)
     console.log("action            calls errors | one at a time: p50 ms  p99 ms | all at once: p50 ms  p99 ms   max ms")
@@ -188,11 +218,14 @@ const main = async () => {
           } ${String(c.max_ms).padStart(8)}`
       )
     }
-    for (const [name, m] of [["tsx (development)", tsxMemory], ["bundled, plain node", bundledMemory], ["bundled, --max-semi-space-size=2", bundledSmallMemory]] as const) {
-      console.log(
-        `RSS ${name}: idle ${m.idle_rss_mb} MB; with ${RSS_SESSIONS} active sessions ${m.rss_with_50_active_sessions_mb} MB (+${m.growth_for_50_sessions_mb} MB)`
-      )
-    }
+    const m = report.memory
+    console.log(`command: node ${shipped.join(" ")} (load average ${report.load_average.join(", ")})`)
+    console.log(
+      `start-up (median of 5): initialize answered in ${start.initialize_ms} ms, first tool answer in ${start.first_tool_answer_ms} ms (${start.cpu_ms_to_first_tool_answer} ms of CPU)`
+    )
+    console.log(
+      `RSS: Node's baseline ${m.node_baseline_rss_mb} MB; server idle ${m.idle_rss_mb} MB; with ${RSS_SESSIONS} active sessions ${m.rss_with_50_active_sessions_mb} MB (${m.above_node_baseline_with_50_sessions_mb} MB above the baseline)`
+    )
     if (jsonOut !== undefined) fs.writeFileSync(jsonOut, JSON.stringify(report, null, 2))
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
