@@ -1,0 +1,164 @@
+/**
+ * A procedure prepared for the runtime: its Schema codecs made once (what is encoded must
+ * come back from JSON as it went in, on every store), its compensable states, and the
+ * fingerprint of its shape stored with each execution.
+ */
+import { Either, Schema } from "effect"
+import type { ParseResult } from "effect"
+import { ValidationError } from "../Errors.js"
+import type * as Procedure from "../Procedure.js"
+import { formatParseError } from "../Procedure.js"
+
+/** A procedure with its Schema codecs prepared once. */
+export interface Compiled {
+  readonly def: Procedure.Any
+  readonly key: string
+  readonly decodeInput: (u: unknown) => Either.Either<unknown, ValidationError>
+  readonly encodeContext: (c: unknown) => Either.Either<unknown, ValidationError>
+  readonly decodeContext: (u: unknown) => Either.Either<unknown, ValidationError>
+  readonly decodeEvent: (u: unknown) => Either.Either<{ readonly _tag: string }, ValidationError>
+  readonly encodeEvent: (e: unknown) => Either.Either<unknown, ValidationError>
+  /** states whose steps have a compensation */
+  readonly compensable: ReadonlySet<string>
+  /** the definition's shape, stored with each execution (see `fingerprint`) */
+  readonly fingerprint: string
+}
+
+export const procedureKey = (name: string, version: number) => `${name}@${version}`
+
+export const compile = (def: Procedure.Any): Compiled => {
+  const codec = (schema: Schema.Schema<any, any, never>, subject: ValidationError["subject"], encode: boolean) => {
+    const run: (u: unknown) => Either.Either<any, ParseResult.ParseError> = encode
+      ? Schema.encodeUnknownEither(schema)
+      : Schema.decodeUnknownEither(schema)
+    const invalid = (u: unknown): Either.Either<any, ValidationError> =>
+      Either.mapLeft(run(u), (e) => new ValidationError({ procedure: def.name, subject, issue: formatParseError(e) }))
+    if (!encode) return invalid
+    // what is encoded is what the store keeps: it must come back from JSON as it went in, on every store
+    return (u: unknown): Either.Either<any, ValidationError> =>
+      Either.flatMap(invalid(u), (encoded) => {
+        const issue = jsonIssue(encoded, subject)
+        return issue === undefined ? Either.right(encoded) : Either.left(new ValidationError({ procedure: def.name, subject, issue, kind: "JSON" }))
+      })
+  }
+  const compensable = new Set<string>()
+  for (const [name, state] of Object.entries(def.states)) {
+    if (state._tag === "Step" && state.compensate !== undefined) compensable.add(name)
+  }
+  return {
+    def,
+    key: procedureKey(def.name, def.version),
+    decodeInput: codec(def.input, "input", false),
+    encodeContext: codec(def.context, "context", true),
+    decodeContext: codec(def.context, "context", false),
+    decodeEvent: codec(def.events, "event", false),
+    encodeEvent: codec(def.events, "event", true),
+    compensable,
+    fingerprint: fingerprint(def)
+  }
+}
+
+/**
+ * A hash of a definition's shape: the initial state, each state's name and kind, where it
+ * can go (a fixed `next`, declared `targets`, `onFailure`, each event tag's target, the
+ * timer's target), whether a step compensates, and a final's outcome. Function bodies,
+ * durations and Schemas are left out: changing them does not strand an execution in a
+ * state that is gone. An execution stores the fingerprint it started with; a runtime whose
+ * definition of that name and version has another one leaves the execution alone.
+ */
+export const fingerprint = (def: Procedure.Any): string => {
+  const shape = [`initial ${def.initial}`]
+  for (const name of Object.keys(def.states).sort()) {
+    const state = def.states[name]!
+    switch (state._tag) {
+      case "Step": {
+        const next = typeof state.next === "string" ? state.next : state.targets === undefined ? "*" : [...state.targets].sort().join(",")
+        const onFailure = typeof state.onFailure === "string" ? state.onFailure : `goto ${state.onFailure.goto}`
+        shape.push(`step ${name} -> ${next} | ${onFailure}${state.compensate === undefined ? "" : " | compensate"}`)
+        break
+      }
+      case "Wait": {
+        const on = Object.keys(state.on).sort().map((tag) => `${tag}:${state.on[tag]!.goto}`).join(",")
+        shape.push(`wait ${name} on ${on}${state.after === undefined ? "" : ` | after ${state.after.goto}`}`)
+        break
+      }
+      case "Final":
+        shape.push(`final ${name} ${state.outcome}`)
+    }
+  }
+  return hash(JSON.stringify(shape))
+}
+
+/** cyrb53: a fast 53-bit string hash, as 14 hex digits (not cryptographic: it only tells shapes apart) */
+const hash = (text: string): string => {
+  let h1 = 0xdeadbeef
+  let h2 = 0x41c6ce57
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    h1 = Math.imul(h1 ^ c, 2654435761)
+    h2 = Math.imul(h2 ^ c, 1597334677)
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909)
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909)
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(16).padStart(14, "0")
+}
+
+const identifier = /^[A-Za-z_$][A-Za-z0-9_$]*$/
+
+/**
+ * Where an encoded value would not come back from JSON as it is, and why (`undefined` when
+ * it would): the SQL stores keep JSON, and the memory store must refuse what they cannot
+ * keep, so that every store gives the same outcome. A property whose value is `undefined`
+ * (or the whole value) is allowed (JSON leaves it out, as an optional field would be); `-0` is allowed and comes
+ * back as `0` (the two are `===`).
+ */
+export const jsonIssue = (value: unknown, path: string): string | undefined => {
+  const ancestors = new Set<object>()
+  const visit = (v: unknown, at: string, inArray = false): string | undefined => {
+    switch (typeof v) {
+      case "string":
+      case "boolean":
+        return undefined
+      case "number":
+        return Number.isFinite(v) ? undefined : `${at}: ${v} cannot be stored (JSON has no ${Number.isNaN(v) ? "NaN" : "infinite numbers"})`
+      case "bigint":
+        return `${at}: the bigint ${v}n cannot be stored (JSON has no bigint)`
+      case "object": {
+        if (v === null) return undefined
+        if (ancestors.has(v)) return `${at}: a cycle cannot be stored`
+        ancestors.add(v)
+        const issue = Array.isArray(v) ? visitArray(v, at) : visitObject(v, at)
+        ancestors.delete(v)
+        return issue
+      }
+      default:
+        return `${at}: ${typeof v === "undefined" ? "undefined" : `a ${typeof v}`} cannot be stored (JSON ${
+          inArray ? "turns it into null" : "has none"
+        })`
+    }
+  }
+  const visitArray = (array: ReadonlyArray<unknown>, at: string): string | undefined => {
+    for (let i = 0; i < array.length; i++) {
+      const issue = visit(array[i], `${at}[${i}]`, true)
+      if (issue !== undefined) return issue
+    }
+    return undefined
+  }
+  const visitObject = (object: object, at: string): string | undefined => {
+    const proto = Object.getPrototypeOf(object)
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (proto as { constructor?: { name?: unknown } }).constructor?.name
+      return `${at}: ${typeof name === "string" && name !== "" ? `a ${name}` : "an object that is not plain"} cannot be stored ` +
+        `as it is (JSON keeps only plain objects and arrays)`
+    }
+    for (const key of Object.keys(object)) {
+      const field = (object as Record<string, unknown>)[key]
+      if (field === undefined) continue
+      const issue = visit(field, identifier.test(key) ? `${at}.${key}` : `${at}[${JSON.stringify(key)}]`)
+      if (issue !== undefined) return issue
+    }
+    return undefined
+  }
+  // a whole value that is undefined is stored as no value (a NULL column) and read back as undefined
+  return value === undefined ? undefined : visit(value, path)
+}
