@@ -304,7 +304,7 @@ const hash = (s: string) => {
 }
 
 /** How long an action waits for the runtime to apply its event. */
-const CONFIRM_TIMEOUT_MS = 15_000
+const CONFIRM_TIMEOUT = Duration.seconds(15)
 
 /**
  * Builds the action handlers.
@@ -382,42 +382,33 @@ export const make = (env: Environment) =>
 
     const draftOf = (s: Session, phase: number): Draft | undefined => s.context.drafts.find((d) => d.phase === phase)
 
-    /** Sends an event and waits until the runtime applied it (or discarded it). */
+    /** Sends an event and waits until the runtime applied it, or discarded it (a conflict). */
     const deliver = (s: Session, make: (requestId: string, at: number) => SessionEvent) =>
       Effect.gen(function*() {
         const requestId = crypto.randomUUID()
         const event = make(requestId, yield* Clock.currentTimeMillis)
-        yield* runtime.send(s.id, event).pipe(Effect.mapError(fromRuntime(s.id)))
-        const marker = `[request ${requestId}]`
-        let delay = 1
-        let waited = 0
-        while (waited < CONFIRM_TIMEOUT_MS) {
-          const snapshot = yield* runtime.get(s.id).pipe(Effect.mapError(fromRuntime(s.id)))
-          const context = (snapshot.context as { last_request?: unknown }).last_request
-          if (context === requestId) return snapshot
-          if (snapshot.rowVersion !== s.snapshot.rowVersion) {
-            const errors = yield* runtime.errors(s.id).pipe(Effect.mapError(fromRuntime(s.id)))
-            const discarded = errors.find((e) => e.message.includes(marker))
-            if (discarded !== undefined) {
-              return yield* fail(
-                "CONFLICT",
-                `Another client changed session ${s.id} first: ${discarded.message.replace(marker, "").trim()}.`,
-                "Call get_state to see where the session is now, then continue from there.",
-                { error_type: discarded.tag }
-              )
-            }
-            if (isTerminal(snapshot.status)) {
-              return yield* fail("CONFLICT", `Session ${s.id} ended (${snapshot.status}) before the request was applied.`, "Call get_session to read its record.")
-            }
-          }
-          yield* Effect.sleep(Duration.millis(delay))
-          waited += delay
-          delay = Math.min(delay * 2, 20)
+        const result = yield* runtime.sendAndWait(s.id, event, { timeout: CONFIRM_TIMEOUT }).pipe(
+          Effect.catchTags({
+            SendTimeout: () =>
+              fail(
+                "INTERNAL",
+                `The request was stored but not applied within ${Duration.format(CONFIRM_TIMEOUT)}.`,
+                "Call get_state in a moment: the runtime applies it when it catches up."
+              ),
+            VersionConflict: (e) =>
+              fail("CONFLICT", `Another client changed session ${s.id} first (${e.message}).`, "Call get_state to see where the session is now, then continue from there.")
+          }),
+          Effect.mapError((e) => e._tag === "WorkflowToolError" ? e : fromRuntime(s.id)(e))
+        )
+        if (result._tag === "Consumed") return result.snapshot
+        if (isTerminal(result.snapshot.status) && result.reason.tag === "EventDiscarded") {
+          return yield* fail("CONFLICT", `Session ${s.id} ended (${result.snapshot.status}) before the request was applied.`, "Call get_session to read its record.")
         }
         return yield* fail(
-          "INTERNAL",
-          `The request was stored but not applied within ${CONFIRM_TIMEOUT_MS / 1000} seconds.`,
-          "Call get_state in a moment: the runtime applies it when it catches up."
+          "CONFLICT",
+          `Another client changed session ${s.id} first: ${result.reason.message.replace(`[request ${requestId}]`, "").trim()}.`,
+          "Call get_state to see where the session is now, then continue from there.",
+          { error_type: result.reason.tag }
         )
       })
 
