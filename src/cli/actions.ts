@@ -298,6 +298,14 @@ export const send = (a: CommonArgs & {
     yield* withOperator(a, "send", { read: false, forId: a.id }, (op) =>
       Effect.gen(function*() {
         const before = yield* op.get(a.id)
+        // an event its wait does not handle would be discarded: refuse it, by the runtime's rules
+        const events = (yield* op.allowed(before)).events
+        if (events.length > 0 && !events.includes(a.tag)) {
+          return yield* usage(
+            `${a.id} waits in "${before.state}" for ${events.join(" or ")}, not ${a.tag} (which it would discard). ` +
+              `Send one of those, e.g. proctor send ${a.id} ${events[0]} '{...}'`
+          )
+        }
         yield* op.send(a.id, { ...(fields as Record<string, unknown>), _tag: a.tag })
         const result = yield* follow(op, [a.id], {
           seconds: a.timeout,
