@@ -7,8 +7,9 @@
  *   npm run build && npx tsx bench/cli.ts [--runs 7] [--bin dist/bin/proctor.js] [--json FILE]
  *
  * Each command runs `--runs` times one after another; it prints the median and the
- * fastest run, and the load average before and after (the figures mean little on a busy
- * machine: compare them with `node -e 0` measured the same way). Asserts nothing.
+ * fastest wall time, the median CPU time of the process (user + system, through bash's
+ * `time`; less sensitive than wall time to other work on the machine), and the load
+ * average before and after. Compare with `node -e 0` measured the same way. Asserts nothing.
  */
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -70,21 +71,36 @@ interface Row {
   readonly command: string
   readonly medianMs: number
   readonly minMs: number
+  readonly cpuMedianMs: number
   readonly exit: number | null
+}
+
+/** runs `node ...argv` under bash's `time`: the child's CPU time, user + system, in ms */
+const runTimed = (argv: ReadonlyArray<string>) => {
+  const r = spawnSync("bash", ["-c", `TIMEFORMAT='@@cpu %3U %3S'; time "$@" >/dev/null 2>"$ERR_FILE"`, "bash", process.execPath, ...argv], {
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1", ERR_FILE: path.join(dir, "stderr.txt") }
+  })
+  const m = /@@cpu ([\d.]+) ([\d.]+)/.exec(r.stderr)
+  return { status: r.status, cpuMs: m === null ? NaN : (Number(m[1]) + Number(m[2])) * 1000 }
 }
 
 const time = (label: string, args: ReadonlyArray<string>, program: ReadonlyArray<string> = [bin]): Row => {
   const ms: Array<number> = []
+  const cpu: Array<number> = []
   let exit: number | null = 0
   for (let i = 0; i < RUNS; i++) {
     const start = process.hrtime.bigint()
-    const r = spawnSync(process.execPath, [...program, ...args], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } })
+    const r = runTimed([...program, ...args])
     ms.push(Number(process.hrtime.bigint() - start) / 1e6)
+    cpu.push(r.cpuMs)
     exit = r.status
-    if (r.status !== 0) process.stderr.write(`${label} exited ${r.status}: ${r.stderr.slice(0, 400)}\n`)
+    if (r.status !== 0) process.stderr.write(`${label} exited ${r.status}: ${fs.readFileSync(path.join(dir, "stderr.txt"), "utf8").slice(0, 400)}\n`)
   }
-  const row = { command: label, medianMs: Math.round(median(ms)), minMs: Math.round(Math.min(...ms)), exit }
-  process.stdout.write(`${label.padEnd(44)} median ${String(row.medianMs).padStart(5)} ms   fastest ${String(row.minMs).padStart(5)} ms\n`)
+  const row = { command: label, medianMs: Math.round(median(ms)), minMs: Math.round(Math.min(...ms)), cpuMedianMs: Math.round(median(cpu)), exit }
+  process.stdout.write(
+    `${label.padEnd(40)} wall median ${String(row.medianMs).padStart(5)} ms, fastest ${String(row.minMs).padStart(5)} ms; cpu median ${String(row.cpuMedianMs).padStart(5)} ms\n`
+  )
   return row
 }
 
