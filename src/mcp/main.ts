@@ -107,13 +107,16 @@ export const loadWorkflows = (workflowsDir: string, limits: EvidenceLimits = def
     const workflows = new Map<string, Actions.Entry>()
     const problems: Array<LoadProblem> = [...loaded.problems]
     for (const workflow of loaded.workflows) {
-      const procedure = compile(workflow, limits)
-      const valid = Procedure.validate(procedure)
+      // makeUnsafe throws the first DefinitionError it finds; validate finds the others
+      const valid = Either.flatMap(
+        Either.try({ try: () => compile(workflow, limits), catch: (e) => (e instanceof Error ? e : new Error(String(e))) }),
+        (procedure) => Either.map(Procedure.validate(procedure), () => procedure)
+      )
       if (Either.isLeft(valid)) {
         problems.push({ path: path.join(workflow.path, "workflow.json"), problem: valid.left.message })
         continue
       }
-      workflows.set(workflow.name, { workflow, procedure })
+      workflows.set(workflow.name, { workflow, procedure: valid.right })
     }
     return { workflows, problems }
   })

@@ -346,14 +346,15 @@ type Ctx = SessionContext
 type Handler = { readonly goto: string; readonly update: (event: any, context: Ctx) => Ctx }
 
 /**
- * Compiles a workflow into a procedure whose phases hold at most `limits` of evidence.
+ * Compiles a workflow into a procedure whose phases hold at most `limits` of evidence
+ * (`Procedure.makeUnsafe`: it throws a `DefinitionError` when the workflow makes a wrong one).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const compile = (workflow: Workflow, limits: EvidenceLimits = defaultLimits): Procedure.Any => {
   const total = workflow.phases.length
-  const states: Record<string, Procedure.AnyState> = {}
+  const states: Record<string, Procedure.StateDescription> = {}
   for (const phase of workflow.phases) {
     const k = phase.number
     const self = phaseState(k)
@@ -428,16 +429,17 @@ export const compile = (workflow: Workflow, limits: EvidenceLimits = defaultLimi
         })
       }
     }
-    states[self] = { _tag: "Wait", on, after: undefined }
+    states[self] = { type: "wait", on }
   }
-  states[COMPLETED] = Procedure.final({ outcome: "succeeded" })
-  return Procedure.make(procedureName(workflow.name), {
+  states[COMPLETED] = { type: "final", outcome: "succeeded" }
+  return Procedure.makeUnsafe({
+    name: procedureName(workflow.name),
     version: workflow.version,
     description: workflow.description,
     input: SessionInput,
     context: SessionContext,
     events: SessionEvent,
-    init: (input): SessionContext => ({
+    init: (input: typeof SessionInput.Type): SessionContext => ({
       workflow_type: input.workflow_type,
       target_file: input.target_file,
       options: input.options,
@@ -448,9 +450,8 @@ export const compile = (workflow: Workflow, limits: EvidenceLimits = defaultLimi
       retries: [],
       rollbacks: [],
       evidence_bytes: 0
-    })
-  }, {
+    }),
     initial: phaseState(1),
-    states: states as any
-  }) as unknown as Procedure.Any
+    states
+  })
 }
