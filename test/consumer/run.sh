@@ -5,7 +5,8 @@
 #   - a strict TypeScript project (default flags otherwise, skipLibCheck off) type-checks the
 #     quick start, the examples and a misspelt target (`@ts-expect-error`) against the
 #     tarball's declarations, with `nodenext` and with `bundler` resolution;
-#   - `npx proctor --help` works, and `npx proctor run flow.ts` runs a user's TypeScript
+#   - `npx proctor --help`, `list --help` and `-v` work, `procedures` lists none of Proctor's
+#     own examples, and `npx proctor run flow.ts` runs a user's TypeScript
 #     module in a `"type": "module"` project and in a CommonJS one.
 # Prints one PASS/FAIL line per check; exits 1 when one fails. Called by .ci/run; run it
 # alone with `test/consumer/run.sh` (it uses the npm registry, through npm's cache).
@@ -99,6 +100,9 @@ EOF
 done
 
 check "npx proctor --help" expect "proctor run" npx --no -- proctor --help
+check "npx proctor list --help (rendered at build time)" expect '$ proctor list' npx --no -- proctor list --help
+check "npx proctor -v" expect "$(node -p "require('$repo/package.json').version")" npx --no -- proctor -v
+check "an installed Proctor offers none of its own examples" expect '[]' npx --no -- proctor procedures --json
 cp "$here/flow.ts" flow.ts
 check "npx proctor run flow.ts in a \"type\": \"module\" project" \
   expect '"status": "succeeded"' npx --no -- proctor run flow.ts --input '{"name":"esm"}' --db .proctor/esm.db --json
