@@ -1,0 +1,281 @@
+/**
+ * The supervisor of the actors: it finds or creates an execution's handle and delivers
+ * messages to it, starts runs of the actor's loop (`actor.ts`) and decides what follows
+ * one (park, leave memory, restart after a failure within the intensity limit, wait for
+ * the store during an outage, give up), and resumes executions after a restart of the
+ * runtime, a window at a time.
+ */
+import type { Tracer } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Option } from "effect"
+import { ExecutionNotFound, StoreError } from "../Errors.js"
+import { isTerminal } from "../Execution.js"
+import type { Restore } from "./actor.js"
+import * as Deadlines from "./deadlines.js"
+import type { Cached, CommandError, Handle, Msg } from "./handle.js"
+import { Mailbox } from "./handle.js"
+import { activeActors, finishedBy, restartsTotal } from "./metrics.js"
+import type { Shared } from "./shared.js"
+import { shuttingDown, waitForStoreSchedule } from "./shared.js"
+import * as StoreHealth from "./storeHealth.js"
+import type { Input } from "./transition.js"
+import { errorInfo, transition } from "./transition.js"
+
+export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore) => Effect.Effect<void, StoreError>) => {
+  const { store, outage, fork, handles, deadlines, publish, lookup, counts } = shared
+  const { maxRestarts, within, backoff, recoverWindow } = shared.settings
+  const getSnapshot = (id: string) =>
+    Effect.flatMap(store.get(id), Option.match({ onNone: () => Effect.fail(new ExecutionNotFound({ executionId: id })), onSome: Effect.succeed }))
+
+  const drainMailbox = (handle: Handle, error: CommandError) =>
+    Effect.gen(function*() {
+      const msgs = yield* Effect.sync(() => {
+        if (handles.get(handle.id) === handle) handles.delete(handle.id)
+        return handle.mailbox.drain()
+      })
+      for (const msg of msgs) if (msg._tag === "Command") yield* Deferred.fail(msg.reply, error)
+    })
+
+  /**
+   * Starts a run of an actor: one fiber in the FiberSet. A run we interrupted (a command
+   * or a timeout) is followed at once by a new one; a run that failed (a defect in the
+   * runtime's machinery, a store error) by a new one that reloads from the store after a
+   * backoff, within the intensity limit. A run that ends by itself ends the activation.
+   */
+  const startRun = (handle: Handle, delay: number, waitsForStore = false) => {
+    handle.interruptible = false
+    handle.fiber = fork(
+      Effect.uninterruptibleMask((restore) =>
+        delay > 0
+          ? Effect.zipRight(waitsForStore ? waitForStoreBackoff(handle, delay, restore) : restore(Deadlines.sleepMillis(delay)), runActor(handle, restore))
+          : runActor(handle, restore)
+      ).pipe(Effect.onExit((exit) => Effect.withFiberRuntime((fiber) => handle.fiber === fiber ? afterRun(handle, exit) : Effect.void))),
+      // not on the caller's stack: a restart is started from the finalizer of the run before it
+      { immediate: false }
+    )
+  }
+
+  /**
+   * The backoff of an actor that waits for the store; it ends early when the store is
+   * back, and a command cuts it short (the command is tried on the store at once). It is
+   * made interruptible from inside the run: an interrupt sent before the run fiber starts
+   * would skip the run, and `afterRun` with it.
+   */
+  const waitForStoreBackoff = (handle: Handle, delay: number, restore: Restore) =>
+    Effect.withFiberRuntime<void>((fiber) => {
+      if (handle.mailbox.hasCommand()) return Effect.void
+      handle.interruptible = true
+      return Effect.ensuring(
+        restore(Effect.race(Deadlines.sleepMillis(delay), outage.back())),
+        Effect.sync(() => {
+          if (handle.fiber === fiber) handle.interruptible = false
+        })
+      )
+    })
+
+  const afterRun = (handle: Handle, exit: Exit.Exit<void, StoreError>) =>
+    Effect.gen(function*() {
+      handle.fiber = undefined
+      const parking = handle.parking
+      handle.parking = false
+      const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+      if (handle.current !== undefined && Exit.isFailure(exit)) {
+        // the command whose commit the store refused gets the store's error; any other failure is a defect
+        yield* Deferred.failCause(handle.current, error instanceof StoreError ? Cause.fail(error) : Cause.die(error))
+        handle.current = undefined
+      }
+      if (StoreHealth.isOutage(error)) {
+        return yield* counts.closed ? Effect.zipRight(drainMailbox(handle, shuttingDown), endActivation(handle)) : waitForStore(handle, error)
+      }
+      // the current run is interrupted only when the runtime closes (a command or a timeout
+      // replaces the run instead: `restartNow`)
+      if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) return yield* endActivation(handle)
+      if (Exit.isSuccess(exit) && parking) {
+        // park, unless a message came while the run was ending
+        if (handle.mailbox.size === 0) {
+          handle.parked = true
+          counts.parked++
+          resumeMore()
+        } else if (!counts.closed) startRun(handle, 0)
+        else {
+          yield* drainMailbox(handle, shuttingDown)
+          yield* endActivation(handle)
+        }
+        return
+      }
+      if (Exit.isSuccess(exit)) return yield* endActivation(handle)
+      handle.cached = undefined
+      outage.done(handle.id)
+      const now = yield* Clock.currentTimeMillis
+      while (handle.restarts.length > 0 && handle.restarts[0]! <= now - within) handle.restarts.shift()
+      if (handle.restarts.length >= maxRestarts || counts.closed) {
+        yield* Effect.logError(`Execution ${handle.id}: giving up after ${handle.restarts.length} restarts`, exit.cause)
+        return startGiveUp(handle, error, handle.restarts.length)
+      }
+      handle.restarts.push(now)
+      restartsTotal.unsafeUpdate(1, [])
+      yield* Effect.logWarning(`Execution ${handle.id}: actor failed, restarting (${handle.restarts.length}/${maxRestarts})`, exit.cause)
+      startRun(handle, backoff * 2 ** (handle.restarts.length - 1))
+    })
+
+  /**
+   * A store outage is not a defect and does not count against the intensity limit: the
+   * actor runs again from the last committed state after a backoff (100 ms doubling to
+   * 30 s), or as soon as the store is back, however long that takes.
+   */
+  const waitForStore = (handle: Handle, error: StoreError) =>
+    Effect.gen(function*() {
+      handle.cached = undefined
+      // commands queued meanwhile are answered now, with the store's error, not when the store is back;
+      // the other messages are nudges that the next run finds again in the store
+      for (const msg of handle.mailbox.drain()) if (msg._tag === "Command") yield* Deferred.fail(msg.reply, error)
+      const attempt = outage.wait(handle.id)
+      yield* Effect.logDebug(`Execution ${handle.id}: waiting for the store (attempt ${attempt})`)
+      startRun(handle, StoreHealth.backoffMillis(attempt), true)
+    })
+
+  /**
+   * Records that the supervisor gave up, in a run of the actor (closing the runtime
+   * interrupts it: the next runtime resumes the execution). A store outage is waited out:
+   * the record is tried again, with the backoff of `waitForStore`, until it commits.
+   */
+  const startGiveUp = (handle: Handle, error: unknown, restarts: number) => {
+    handle.interruptible = false
+    handle.fiber = fork(
+      giveUp(handle, error, restarts).pipe(
+        Effect.tapError((e) => Effect.sync(() => StoreHealth.isOutage(e) && outage.wait(handle.id))),
+        Effect.retry({ schedule: waitForStoreSchedule, while: StoreHealth.isOutage }),
+        Effect.catchAllCause((cause) => Effect.logError(`Execution ${handle.id}: could not record the failure`, cause)),
+        Effect.onExit(() =>
+          Effect.zipRight(
+            drainMailbox(handle, new StoreError({ kind: "Unknown", operation: "run", detail: errorInfo(error).message })),
+            endActivation(handle)
+          )
+        )
+      ),
+      { immediate: false }
+    )
+  }
+
+  const endActivation = (handle: Handle) =>
+    Effect.suspend(() => {
+      outage.done(handle.id)
+      if (handles.get(handle.id) === handle) handles.delete(handle.id)
+      if (handle.timer !== undefined) deadlines.remove(handle.timer.deadline)
+      if (handle.stepping !== undefined) deadlines.remove(handle.stepping)
+      counts.active--
+      activeActors.unsafeUpdate(counts.active, [])
+      resumeMore()
+      return Effect.void
+    })
+
+  const giveUp = (handle: Handle, error: unknown, restarts: number) =>
+    Effect.gen(function*() {
+      const loaded = yield* getSnapshot(handle.id)
+      const compiled = lookup(loaded)
+      if (compiled === undefined || isTerminal(loaded.status)) return
+      const now = yield* Clock.currentTimeMillis
+      const info = errorInfo(error)
+      const output = transition(compiled, { snapshot: loaded, context: undefined }, {
+        _tag: "GiveUp",
+        error: { tag: "RuntimeDefect", message: `the runtime failed ${restarts} times within ${Duration.format(Duration.millis(within))} and gave up: ${info.message}` }
+      }, now)
+      if (output._tag !== "Next") return
+      yield* store.commit({ snapshot: output.machine.snapshot, expectedVersion: loaded.rowVersion, transition: output.transition })
+      finishedBy("failed").unsafeUpdate(1, [])
+      publish(output.machine.snapshot, output.transition)
+    })
+
+  /**
+   * Delivers a message to an execution's actor, starting the actor when it is not in
+   * memory. Finding (or registering) the actor and offering happen in one synchronous step.
+   */
+  const deliver = (id: string, msg: Msg, cached?: Cached): Effect.Effect<void> => Effect.sync(() => deliverNow(id, msg, cached))
+
+  const deliverNow = (id: string, msg: Msg, cached?: Cached): void => {
+    const existing = handles.get(id)
+    if (existing !== undefined) return post(existing, msg)
+    if (counts.closed) {
+      if (msg._tag === "Command") Deferred.unsafeDone(msg.reply, Exit.fail(shuttingDown))
+      return
+    }
+    const handle: Handle = { id, mailbox: new Mailbox(), parked: false, parking: false, interruptible: false, restarts: [], spins: 0, cached }
+    handle.mailbox.offer(msg)
+    handles.set(id, handle)
+    counts.active++
+    activeActors.unsafeUpdate(counts.active, [])
+    startRun(handle, 0)
+  }
+
+  /** Queues a message for an actor in memory; starts a run of a counts.parked one. */
+  const post = (handle: Handle, msg: Msg) => {
+    if (msg._tag === "Command" && handle.compensating && refusedNow(handle, msg)) return
+    handle.mailbox.offer(msg)
+    if (handle.parked) {
+      if (counts.closed) {
+        if (msg._tag === "Command") Deferred.unsafeDone(msg.reply, Exit.fail(shuttingDown))
+        return
+      }
+      handle.parked = false
+      counts.parked--
+      startRun(handle, 0)
+    } else if (msg._tag === "Command" && handle.interruptible && handle.fiber !== undefined) {
+      // a command stops a running step or backoff: a new run serves it first
+      restartNow(handle)
+    }
+  }
+
+  /**
+   * Replaces the current run, which is in a step, a compensation or a backoff, by a new
+   * one from the last committed state, at once. The old run is interrupted but not waited
+   * for: a step that cannot be interrupted (`Effect.uninterruptible`) keeps it going until
+   * the step gives control back. From then on it is stale (no longer `handle.fiber`); where
+   * it comes back from the step (or a compensation, a sleep) it sees that and stops without
+   * touching the handle, so the step's late result is never committed. It stays in the
+   * runtime's FiberSet until it ends. This costs nothing per step: no fiber per attempt.
+   */
+  const restartNow = (handle: Handle) => {
+    const stale = handle.fiber
+    handle.interruptible = false
+    if (handle.stepping !== undefined) {
+      deadlines.remove(handle.stepping)
+      handle.stepping = undefined
+    }
+    // a closing runtime ends the activation in the interrupted run's `afterRun`
+    if (!counts.closed) startRun(handle, 0)
+    stale?.unsafeInterruptAsFork(FiberId.none)
+  }
+
+  /** Answers a command the execution's status refuses, from its cached state (a pure check, no commit). */
+  const refusedNow = (handle: Handle, msg: Extract<Msg, { readonly _tag: "Command" }>) => {
+    const cached = handle.cached
+    if (cached === undefined) return false
+    const input: Input = msg.input._tag === "Rollback" ? { _tag: "Rollback", compensable: cached.completed.length > 0 } : msg.input
+    const output = transition(cached.compiled, cached.machine, input, cached.machine.snapshot.updatedAt)
+    if (output._tag !== "Reject") return false
+    Deferred.unsafeDone(msg.reply, Exit.fail(output.error))
+    return true
+  }
+
+  const activate = (id: string, cause?: Tracer.Span) => deliver(id, { _tag: "Inbox", cause })
+
+  // Recovery: the executions still to resume, oldest first, started while fewer than
+  // `recoverWindow` executions run (called again whenever one ends or parks)
+  let toResume: ReadonlyArray<string> = []
+  let resumed = 0
+  const resumeMore = () => {
+    while (resumed < toResume.length && counts.active - counts.parked < recoverWindow && !counts.closed) {
+      const id = toResume[resumed++]!
+      if (!handles.has(id)) deliverNow(id, { _tag: "Inbox" })
+    }
+    if (resumed >= toResume.length) toResume = []
+  }
+
+  /** Resumes these executions (recovery), oldest first, a window at a time. */
+  const resume = (ids: ReadonlyArray<string>) => {
+    toResume = ids
+    resumed = 0
+    resumeMore()
+  }
+
+  return { deliver, deliverNow, post, restartNow, drainMailbox, activate, resumeMore, resume }
+}
