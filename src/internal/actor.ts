@@ -17,6 +17,7 @@ import * as Deadlines from "./deadlines.js"
 import type { Deadline } from "./deadlines.js"
 import { settle as settleWaiter } from "./eventWaiters.js"
 import type { CommandError, Handle, Msg } from "./handle.js"
+import { runFiber } from "./handle.js"
 import { finishedBy, retriesTotal, stateDuration, transitionsTotal } from "./metrics.js"
 import { fairTurn, roundsPerLook } from "./fairness.js"
 import * as Load from "./load.js"
@@ -73,7 +74,7 @@ export const make = (shared: Shared, supervisor: SupervisorOps) => {
 
   const runLoaded = (
     handle: Handle,
-    /** this run's fiber: once it is no longer `handle.fiber`, the run is stale (see `restartNow`) */
+    /** this run's fiber: once it is no longer the handle's, the run is stale (see `restartNow`) */
     self: Fiber.RuntimeFiber<void, StoreError>,
     restore: Restore,
     spans: Spans.Spans,
@@ -138,8 +139,7 @@ export const make = (shared: Shared, supervisor: SupervisorOps) => {
             `raise the step's compensateTimeout, or make the compensation return sooner`
         }
         const span = spans.make("proctor.compensate", stateSpan ?? executionSpan, { "proctor.execution.id": id, "proctor.state.name": state })
-        handle.compensating = true
-        handle.interruptible = true
+        handle.phase = { _tag: "Compensating", fiber: self }
         // a compensation that throws instead of returning an Effect fails like one that fails;
         // one that runs past its timeout fails then, even if it cannot be interrupted
         const attempt = detach(
@@ -150,9 +150,8 @@ export const make = (shared: Shared, supervisor: SupervisorOps) => {
         )
         return Effect.flatMap(Effect.onInterrupt(attempt, () => Effect.sync(() => span.end(spans.now(), Exit.interrupt(FiberId.none)))), (result) => {
           span.end(spans.now(), result)
-          if (handle.fiber !== self) return Effect.interrupt
-          handle.compensating = false
-          handle.interruptible = false
+          if (runFiber(handle) !== self) return Effect.interrupt
+          handle.phase = { _tag: "Busy", fiber: self }
           if (Exit.isFailure(result) && Cause.isInterruptedOnly(result.cause)) return Effect.interrupt
           const now = clock.unsafeCurrentTimeMillis()
           const s = cached.machine.snapshot
@@ -269,11 +268,11 @@ export const make = (shared: Shared, supervisor: SupervisorOps) => {
           yield* store.commit({ snapshot, expectedVersion: s.rowVersion, errors: [entry] })
           cached.machine = { ...cached.machine, snapshot }
           retriesTotal.unsafeUpdate(1, [])
-          // the backoff sleeps in the run fiber: a command may interrupt it
-          handle.interruptible = true
+          // the backoff sleeps in the run fiber: a command may replace the run
+          handle.phase = { _tag: "Sleeping", fiber: self }
           yield* Spans.within(spans, "proctor.retry", stateSpan ?? executionSpan, { "proctor.execution.id": id, "proctor.state.name": s.state, "proctor.step.attempt": attempt }, restore(Deadlines.sleepMillis(retryIn.value)))
-          if (handle.fiber !== self) return yield* Effect.interrupt
-          handle.interruptible = false
+          if (runFiber(handle) !== self) return yield* Effect.interrupt
+          handle.phase = { _tag: "Busy", fiber: self }
         })
 
       /**
@@ -320,14 +319,13 @@ export const make = (shared: Shared, supervisor: SupervisorOps) => {
           const deadline: Deadline = {
             at: clock.unsafeCurrentTimeMillis() + Duration.toMillis(state.timeout),
             fire: () => {
-              if (handle.stepping !== deadline) return
+              if (handle.phase._tag !== "Stepping" || handle.phase.deadline !== deadline) return
               handle.timedOut = { visit: s.visit, attempt }
               restartNow(handle)
             }
           }
           deadlines.add(deadline)
-          handle.stepping = deadline
-          handle.interruptible = true
+          handle.phase = { _tag: "Stepping", fiber: self, deadline }
           // the attempt's span and log annotations are set on the run fiber (dedicated to this
           // execution) rather than scoped around the step: the same effect for much less work
           const span = spans.make("proctor.step", stateSpan ?? executionSpan, {
@@ -350,9 +348,8 @@ export const make = (shared: Shared, supervisor: SupervisorOps) => {
             // a command or the timeout gave up on this run while the step would not stop: the
             // new run owns the handle, and what the step returned goes nowhere
             span.end(spans.now(), exit)
-            if (handle.fiber !== fiber) return Effect.interrupt
-            handle.interruptible = false
-            handle.stepping = undefined
+            if (runFiber(handle) !== self) return Effect.interrupt
+            handle.phase = { _tag: "Busy", fiber: self }
             deadlines.remove(deadline)
             if (Exit.isSuccess(exit)) {
               return apply(transition(compiled, cached.machine, {
@@ -533,7 +530,7 @@ export const make = (shared: Shared, supervisor: SupervisorOps) => {
           // nothing to do until a message comes: leave memory (passivate) or park; either only when
           // no message is waiting (checked and done in one synchronous step)
           if (next === "wait" && mailbox.size === 0) {
-            handle.parking = true
+            handle.phase = { _tag: "Parking", fiber: self }
             return
           }
           if (next === "idle" && mailbox.size === 0) {

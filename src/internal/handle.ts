@@ -62,24 +62,48 @@ export interface Cached {
   readonly completed: Array<{ readonly stepSeq: number; readonly state: string }>
 }
 
+export type RunFiber = Fiber.RuntimeFiber<void, StoreError>
+
+/**
+ * Where an execution in memory is, with what each phase needs; one field instead of flags
+ * whose combinations could contradict each other. Every phase of a run holds its fiber:
+ * a run the supervisor replaced (`restartNow`) is stale as soon as it is no longer the
+ * handle's, and checks that where it comes back from a step.
+ */
+export type Phase =
+  /** between runs (the supervisor decides what follows one), or the activation ended */
+  | { readonly _tag: "Idle" }
+  /** waiting in memory with no run fiber, its state cached and its timer set: the next message starts a run */
+  | { readonly _tag: "Parked" }
+  /** a run that commits or decides: messages wait in the mailbox for the loop */
+  | { readonly _tag: "Busy"; readonly fiber: RunFiber }
+  /** a run in a step's attempt, which must end by `deadline`: a command or the deadline replaces the run */
+  | { readonly _tag: "Stepping"; readonly fiber: RunFiber; readonly deadline: Deadline }
+  /** a run in a backoff (a retry's, or waiting for the store): a command replaces the run */
+  | { readonly _tag: "Sleeping"; readonly fiber: RunFiber }
+  /** a run in a compensation: a command the status refuses is answered at once; `cancel` replaces the run */
+  | { readonly _tag: "Compensating"; readonly fiber: RunFiber }
+  /** a run that ends so that the execution parks */
+  | { readonly _tag: "Parking"; readonly fiber: RunFiber }
+
+export const idle: Phase = { _tag: "Idle" }
+export const parked: Phase = { _tag: "Parked" }
+
+/** The handle's current run fiber, if it is in a run. */
+export const runFiber = (handle: Handle): RunFiber | undefined =>
+  handle.phase._tag === "Idle" || handle.phase._tag === "Parked" ? undefined : handle.phase.fiber
+
+/** Whether a command must stop the run to be served now (a step, a backoff, a compensation). */
+export const stoppable = (phase: Phase): boolean =>
+  phase._tag === "Stepping" || phase._tag === "Sleeping" || phase._tag === "Compensating"
+
 export interface Handle {
   readonly id: string
   readonly mailbox: Mailbox
-  /** the current run fiber */
-  fiber?: Fiber.RuntimeFiber<void, StoreError> | undefined
-  /**
-   * set while the execution waits in memory with no run fiber (its state stays cached
-   * here, its timer stays set): the next message starts a run
-   */
-  parked: boolean
-  /** set by a run that ends to park; the run's end (`afterRun`) parks it */
-  parking: boolean
+  /** where it is: between runs, parked, or in a run (and what the run does) */
+  phase: Phase
   /** the committed state, kept between runs of one activation */
   cached?: Cached | undefined
-  /** true while the run fiber may be interrupted to serve a command (a step or a backoff) */
-  interruptible: boolean
-  /** the deadline of the attempt that is running */
-  stepping?: Deadline | undefined
   /** set when an attempt ran past its timeout */
   timedOut?: { readonly visit: number; readonly attempt: number } | undefined
   /** the retry Schedule's state for the current visit */
@@ -88,8 +112,6 @@ export interface Handle {
   timer?: { readonly visit: number; readonly deadline: Deadline } | undefined
   /** when the recent restarts after failures happened (for the intensity limit) */
   readonly restarts: Array<number>
-  /** set while a compensation runs: a command it refuses is answered at once, without stopping it */
-  compensating?: boolean | undefined
   /** transitions in a row without waiting for an event, a timer or a person (the runaway-loop guard) */
   spins: number
   /** the reply of the command being applied */

@@ -12,7 +12,7 @@ import { isTerminal } from "../Execution.js"
 import type { Restore } from "./actor.js"
 import * as Deadlines from "./deadlines.js"
 import type { Cached, CommandError, Handle, Msg } from "./handle.js"
-import { Mailbox } from "./handle.js"
+import { idle, Mailbox, parked, runFiber, stoppable } from "./handle.js"
 import { activeActors, finishedBy, restartsTotal } from "./metrics.js"
 import type { Shared } from "./shared.js"
 import { shuttingDown, waitForStoreSchedule } from "./shared.js"
@@ -42,16 +42,16 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
    * backoff, within the intensity limit. A run that ends by itself ends the activation.
    */
   const startRun = (handle: Handle, delay: number, waitsForStore = false) => {
-    handle.interruptible = false
-    handle.fiber = fork(
+    const fiber = fork(
       Effect.uninterruptibleMask((restore) =>
         delay > 0
           ? Effect.zipRight(waitsForStore ? waitForStoreBackoff(handle, delay, restore) : restore(Deadlines.sleepMillis(delay)), runActor(handle, restore))
           : runActor(handle, restore)
-      ).pipe(Effect.onExit((exit) => Effect.withFiberRuntime((fiber) => handle.fiber === fiber ? afterRun(handle, exit) : Effect.void))),
+      ).pipe(Effect.onExit((exit) => Effect.withFiberRuntime((fiber) => runFiber(handle) === fiber ? afterRun(handle, exit) : Effect.void))),
       // not on the caller's stack: a restart is started from the finalizer of the run before it
       { immediate: false }
     )
+    handle.phase = { _tag: "Busy", fiber }
   }
 
   /**
@@ -61,22 +61,21 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
    * would skip the run, and `afterRun` with it.
    */
   const waitForStoreBackoff = (handle: Handle, delay: number, restore: Restore) =>
-    Effect.withFiberRuntime<void>((fiber) => {
+    Effect.withFiberRuntime<void, StoreError>((fiber) => {
       if (handle.mailbox.hasCommand()) return Effect.void
-      handle.interruptible = true
+      handle.phase = { _tag: "Sleeping", fiber }
       return Effect.ensuring(
         restore(Effect.race(Deadlines.sleepMillis(delay), outage.back())),
         Effect.sync(() => {
-          if (handle.fiber === fiber) handle.interruptible = false
+          if (runFiber(handle) === fiber) handle.phase = { _tag: "Busy", fiber }
         })
       )
     })
 
   const afterRun = (handle: Handle, exit: Exit.Exit<void, StoreError>) =>
     Effect.gen(function*() {
-      handle.fiber = undefined
-      const parking = handle.parking
-      handle.parking = false
+      const parking = handle.phase._tag === "Parking"
+      handle.phase = idle
       const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
       if (handle.current !== undefined && Exit.isFailure(exit)) {
         // the command whose commit the store refused gets the store's error; any other failure is a defect
@@ -92,7 +91,7 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
       if (Exit.isSuccess(exit) && parking) {
         // park, unless a message came while the run was ending
         if (handle.mailbox.size === 0) {
-          handle.parked = true
+          handle.phase = parked
           counts.parked++
           resumeMore()
         } else if (!counts.closed) startRun(handle, 0)
@@ -139,8 +138,7 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
    * the record is tried again, with the backoff of `waitForStore`, until it commits.
    */
   const startGiveUp = (handle: Handle, error: unknown, restarts: number) => {
-    handle.interruptible = false
-    handle.fiber = fork(
+    const fiber = fork(
       giveUp(handle, error, restarts).pipe(
         Effect.tapError((e) => Effect.sync(() => StoreHealth.isOutage(e) && outage.wait(handle.id))),
         Effect.retry({ schedule: waitForStoreSchedule, while: StoreHealth.isOutage }),
@@ -154,6 +152,7 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
       ),
       { immediate: false }
     )
+    handle.phase = { _tag: "Busy", fiber }
   }
 
   const endActivation = (handle: Handle) =>
@@ -161,7 +160,8 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
       outage.done(handle.id)
       if (handles.get(handle.id) === handle) handles.delete(handle.id)
       if (handle.timer !== undefined) deadlines.remove(handle.timer.deadline)
-      if (handle.stepping !== undefined) deadlines.remove(handle.stepping)
+      if (handle.phase._tag === "Stepping") deadlines.remove(handle.phase.deadline)
+      handle.phase = idle
       counts.active--
       activeActors.unsafeUpdate(counts.active, [])
       resumeMore()
@@ -198,7 +198,7 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
       if (msg._tag === "Command") Deferred.unsafeDone(msg.reply, Exit.fail(shuttingDown))
       return
     }
-    const handle: Handle = { id, mailbox: new Mailbox(), parked: false, parking: false, interruptible: false, restarts: [], spins: 0, cached }
+    const handle: Handle = { id, mailbox: new Mailbox(), phase: idle, restarts: [], spins: 0, cached }
     handle.mailbox.offer(msg)
     handles.set(id, handle)
     counts.active++
@@ -206,19 +206,18 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
     startRun(handle, 0)
   }
 
-  /** Queues a message for an actor in memory; starts a run of a counts.parked one. */
+  /** Queues a message for an actor in memory; starts a run of a parked one. */
   const post = (handle: Handle, msg: Msg) => {
-    if (msg._tag === "Command" && handle.compensating && refusedNow(handle, msg)) return
+    if (msg._tag === "Command" && handle.phase._tag === "Compensating" && refusedNow(handle, msg)) return
     handle.mailbox.offer(msg)
-    if (handle.parked) {
+    if (handle.phase._tag === "Parked") {
       if (counts.closed) {
         if (msg._tag === "Command") Deferred.unsafeDone(msg.reply, Exit.fail(shuttingDown))
         return
       }
-      handle.parked = false
       counts.parked--
       startRun(handle, 0)
-    } else if (msg._tag === "Command" && handle.interruptible && handle.fiber !== undefined) {
+    } else if (msg._tag === "Command" && stoppable(handle.phase)) {
       // a command stops a running step or backoff: a new run serves it first
       restartNow(handle)
     }
@@ -234,15 +233,14 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
    * runtime's FiberSet until it ends. This costs nothing per step: no fiber per attempt.
    */
   const restartNow = (handle: Handle) => {
-    const stale = handle.fiber
-    handle.interruptible = false
-    if (handle.stepping !== undefined) {
-      deadlines.remove(handle.stepping)
-      handle.stepping = undefined
-    }
+    const phase = handle.phase
+    const stale = runFiber(handle)
+    if (phase._tag === "Stepping") deadlines.remove(phase.deadline)
+    if (stale === undefined) return
     // a closing runtime ends the activation in the interrupted run's `afterRun`
-    if (!counts.closed) startRun(handle, 0)
-    stale?.unsafeInterruptAsFork(FiberId.none)
+    if (counts.closed) handle.phase = { _tag: "Busy", fiber: stale }
+    else startRun(handle, 0)
+    stale.unsafeInterruptAsFork(FiberId.none)
   }
 
   /** Answers a command the execution's status refuses, from its cached state (a pure check, no commit). */
