@@ -404,7 +404,7 @@ export const makeSqlite = (options: SqliteOptions): Effect.Effect<StoreService, 
       )
     }
     yield* Effect.try({
-      try: () => fs.mkdirSync(path.dirname(file), { recursive: true }),
+      try: () => makeFolder(path.dirname(file)),
       catch: (error) => storeError("open", error, `${what}: cannot create its folder ${path.dirname(file)}`)
     })
     // one lock per file, however it is named (symlinks, relative paths)
@@ -425,6 +425,21 @@ export const makeSqlite = (options: SqliteOptions): Effect.Effect<StoreService, 
         })
     }).pipe(Effect.provideService(SqlClient.SqlClient, client))
   })
+
+/**
+ * `mkdir -p`, one level at a time: Node's own recursive `mkdirSync` never returns for a
+ * folder that cannot exist under a virtual file system (`/proc/nope` loops in Node 20 and 22).
+ */
+const makeFolder = (dir: string): void => {
+  if (fs.existsSync(dir)) return
+  const parent = path.dirname(dir)
+  if (parent !== dir) makeFolder(parent)
+  try {
+    fs.mkdirSync(dir)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+  }
+}
 
 const canonical = (file: string): string => {
   try {

@@ -249,6 +249,13 @@ describe("SqlStore.layerSqlite", () => {
 })
 
 describe("SqlStore: bad files", () => {
+  it.scoped("a folder that cannot be created fails at once, naming it (Node's recursive mkdir never returns under /proc)", () =>
+    Effect.gen(function*() {
+      const error = yield* openError({ filename: "/proc/proctor-nope/x.db" })
+      assert.strictEqual(error.operation, "open")
+      assert.include(error.detail, "cannot create its folder /proc/proctor-nope")
+    }))
+
   it.scoped("a file that is not a database fails with Corrupt, naming the file", () =>
     Effect.gen(function*() {
       const file = path.join(yield* tempDir, "garbage.db")
