@@ -134,24 +134,30 @@ class LocalSpan implements Tracer.Span {
   }
 }
 
-/** tracing is off (`Effect.withTracerEnabled(false)`): spans that record nothing */
-const noop = (name: string, parent: Tracer.AnySpan | undefined): Tracer.Span => ({
+/**
+ * Tracing is off (`tracing: false`, or `Effect.withTracerEnabled(false)`): one span that
+ * records nothing, shared, so that a run makes no object (and no closures) per span.
+ * It is never made a parent (`setParentAndAnnotations` skips it).
+ */
+const nothing = () => {}
+const noopSpan: Tracer.Span = {
   _tag: "Span",
-  name,
+  name: "noop",
   spanId: "noop",
   traceId: "noop",
-  parent: Option.fromNullable(parent),
+  parent: Option.none(),
   context: Context.empty(),
   status: { _tag: "Started", startTime: bigint0 },
   attributes: new Map(),
   links: [],
   sampled: false,
   kind: "internal",
-  end: () => {},
-  attribute: () => {},
-  event: () => {},
-  addLinks: () => {}
-})
+  end: nothing,
+  attribute: nothing,
+  event: nothing,
+  addLinks: nothing
+}
+const noop = (): Tracer.Span => noopSpan
 
 /**
  * Sets the parent span (unless tracing is off) and the log annotations of the fiber's
@@ -212,7 +218,7 @@ export const checkInternals: Effect.Effect<Internals> = Effect.flatMap(
     const publicApi = (reason: string): Effect.Effect<Internals> => Effect.succeed({ _tag: "Public", reason })
     if (typeof internals.setFiberRefs !== "function") return publicApi("a fiber has no setFiberRefs method")
     if (!(internals._fiberRefs?.locals instanceof Map)) return publicApi("a fiber has no _fiberRefs with a locals Map")
-    const span = noop("proctor.check", undefined)
+    const span = new LocalSpan("proctor.check", undefined, [], bigint0)
     const annotations = HashMap.make(["proctor.check", true])
     try {
       setFast(fiber, span, annotations)
