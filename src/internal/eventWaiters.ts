@@ -15,7 +15,11 @@ import { Deferred, Exit } from "effect"
 import type { StoreError, VersionConflict } from "../Errors.js"
 import type { Snapshot } from "../Execution.js"
 
-/** What became of an event sent with `sendAndWait`. */
+/**
+ * What became of an event sent with `sendAndWait`.
+ *
+ * @inline
+ */
 export type SendResult =
   | {
     /** the event was applied: `snapshot` is the execution right after its transition */

@@ -11,6 +11,7 @@ import { formatParseError } from "../Procedure.js"
 import type { Compiled, Input, Machine } from "./transition.js"
 import { start, transition } from "./transition.js"
 
+/** @inline */
 export interface VerifyReport {
   readonly executionId: string
   readonly procedure: string

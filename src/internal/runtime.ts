@@ -40,7 +40,11 @@ import * as Supervisor from "./supervisor.js"
 import type { Compiled } from "./transition.js"
 import { compile, errorInfo, procedureKey, start as startMachine, transition } from "./transition.js"
 
-/** Options of `Runtime.layer`. */
+/**
+ * Options of `Runtime.layer`.
+ *
+ * @inline
+ */
 export interface RuntimeOptions {
   readonly procedures: ReadonlyArray<Procedure.Any>
   readonly supervision?: {
@@ -90,7 +94,11 @@ export interface RuntimeOptions {
   } | undefined
 }
 
-/** Options of `Runtime.sendAndWait`. */
+/**
+ * Options of `Runtime.sendAndWait`.
+ *
+ * @inline
+ */
 export interface SendAndWaitOptions {
   /**
    * the snapshot `seq` the caller last saw: the event is refused (`VersionConflict`) if the
@@ -101,6 +109,7 @@ export interface SendAndWaitOptions {
   readonly timeout?: Duration.DurationInput | undefined
 }
 
+/** @inline */
 export interface StartOptions {
   readonly id?: string | undefined
   readonly tenant?: string | undefined

@@ -9,7 +9,11 @@ import type { StoreService } from "../Store.js"
 import { errorCode } from "./sqlErrors.js"
 import { storeErrors, storeUnavailable } from "./metrics.js"
 
-/** What the runtime knows of its store; see `Runtime.health`. */
+/**
+ * What the runtime knows of its store; see `Runtime.health`.
+ *
+ * @inline
+ */
 export interface Health {
   /** false from the first failed write of an outage until a write succeeds again */
   readonly storeReachable: boolean
