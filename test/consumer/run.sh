@@ -78,6 +78,8 @@ check "require(\"proctor\") from CommonJS (require(esm))" node cjs-require/index
 mkdir -p ts
 cp quickstart.mjs ts/quickstart.ts
 cp "$repo"/examples/*.ts "$here/misspelt.ts" ts/
+# otel.ts needs @effect/opentelemetry and the OpenTelemetry SDK, which an app installs itself
+rm ts/otel.ts
 for resolution in nodenext bundler; do
   module="$resolution"
   [[ "$resolution" == "bundler" ]] && module="preserve"
