@@ -63,9 +63,9 @@ fs.writeFileSync(path.join(out, "tsconfig.json"), JSON.stringify({
 const tsc = spawnSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "--noEmit", "-p", out], { encoding: "utf8" })
 const byName = new Map(files.map((f) => [f.name, f]))
 const errors = tsc.stdout.split("\n").filter((l) => l.trim() !== "").map((l) => {
-  const m = /^\.examples-check\/([^(]+)\((\d+),(\d+)\): (.*)$/.exec(path.relative(root, path.resolve(out, "..", l)).replace(/^\.\.\//, "")) ??
-    /^([^(]+)\((\d+),(\d+)\): (.*)$/.exec(l)
-  const block = m && byName.get(path.basename(m[1]))
+  // tsc names each file by its path from the working directory: its base name is enough
+  const m = /([^/\\(]+\.ts)\((\d+),(\d+)\): (.*)$/.exec(l)
+  const block = m && byName.get(m[1])
   return block ? `${block.from}:${block.line + Number(m[2]) - 1}:${m[3]} ${m[4]}` : l
 })
 if (tsc.status !== 0) {
