@@ -282,12 +282,20 @@ const executionView = async (id) => {
   return h("div", {}, h("p", {}, h("a", { href: "/", "data-link": true }, "← all executions")), h("div", { class: "grid" }, left, right))
 }
 
+// the state picked to skip to, per execution: a live update redraws the page and must not reset it
+const skipChoice = new Map()
+
 const actions = (s, procedure) => {
   const button = (op, label, cls) =>
     h("button", { class: cls, "data-testid": `action-${op}`, disabled: !can(s, op), onclick: () => operate(s.id, op) }, label)
   const states = procedure ? procedure.states.map((x) => x.name) : []
-  const picker = h("select", { "data-testid": "skip-state", "aria-label": "state to skip to", disabled: !can(s, "skip") },
-    states.map((n) => h("option", { value: n, selected: n === s.state }, n)))
+  const chosen = skipChoice.get(s.id) ?? s.state
+  const picker = h("select", {
+    "data-testid": "skip-state",
+    "aria-label": "state to skip to",
+    disabled: !can(s, "skip"),
+    onchange: () => skipChoice.set(s.id, picker.value)
+  }, states.map((n) => h("option", { value: n, selected: n === chosen }, n)))
   return h("div", { class: "actions" },
     button("pause", "Pause"),
     button("resume", "Resume"),
@@ -295,7 +303,10 @@ const actions = (s, procedure) => {
     button("rollback", "Roll back", "danger"),
     button("cancel", "Cancel", "danger"),
     h("span", { class: "hint" }, "skip to"), picker,
-    h("button", { "data-testid": "action-skip", disabled: !can(s, "skip"), onclick: () => operate(s.id, "skip", { state: picker.value }) }, "Skip"))
+    h("button", { "data-testid": "action-skip", disabled: !can(s, "skip"), onclick: () => {
+      skipChoice.delete(s.id)
+      operate(s.id, "skip", { state: picker.value })
+    } }, "Skip"))
 }
 
 const diagramOf = (procedure, s, history) => {
