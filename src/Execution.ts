@@ -176,6 +176,8 @@ export const Transition = Schema.Struct({
   cause: Cause,
   /** the encoded event, for `event:<Tag>` transitions */
   event: Schema.optional(Schema.Unknown),
+  /** why the execution was cancelled, for `cancel` transitions given one (`Runtime.cancel(id, { reason })`) */
+  reason: Schema.optional(Schema.String),
   at: Schema.Number,
   /** milliseconds spent in `from` */
   duration: Schema.Number

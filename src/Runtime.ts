@@ -44,6 +44,15 @@ export type Options = internal.RuntimeOptions
 export type StartOptions = internal.StartOptions
 
 /**
+ * Options of `Runtime.cancel`: `reason`, why it is cancelled, recorded on the history's
+ * `cancel` row (`Transition.reason`), in the same commit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CancelOptions = internal.CancelOptions
+
+/**
  * Options of `Runtime.sendAndWait`: `expectVersion`, the snapshot `seq` the caller last saw
  * (the event is refused with `VersionConflict` if the execution is at another seq when it is
  * sent or when it is to be applied), and `timeout`, how long to wait (`SendTimeout`; the event
@@ -115,8 +124,8 @@ export interface RuntimeService {
   readonly pause: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | InvalidTransition | StoreError>
   /** Continues a paused execution. */
   readonly resume: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | InvalidTransition | StoreError>
-  /** Ends an execution as `cancelled`, without compensation. */
-  readonly cancel: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | InvalidTransition | StoreError>
+  /** Ends an execution as `cancelled`, without compensation; a `reason` is recorded on the `cancel` history row. */
+  readonly cancel: (id: string, options?: CancelOptions) => Effect.Effect<Snapshot, ExecutionNotFound | InvalidTransition | StoreError>
   /** Runs the compensations of completed steps in reverse order, then ends `rolled_back`. */
   readonly rollback: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | InvalidTransition | StoreError>
   /** Runs the current step again, for an execution in `needs_intervention`. */
@@ -209,7 +218,7 @@ export const pause = (id: string) => Effect.flatMap(Runtime, (r) => r.pause(id))
 /** @since 0.1.0 @category accessors */
 export const resume = (id: string) => Effect.flatMap(Runtime, (r) => r.resume(id))
 /** @since 0.1.0 @category accessors */
-export const cancel = (id: string) => Effect.flatMap(Runtime, (r) => r.cancel(id))
+export const cancel = (id: string, options?: CancelOptions) => Effect.flatMap(Runtime, (r) => r.cancel(id, options))
 /** @since 0.1.0 @category accessors */
 export const rollback = (id: string) => Effect.flatMap(Runtime, (r) => r.rollback(id))
 /** @since 0.1.0 @category accessors */

@@ -49,6 +49,24 @@ describe("history: tail, export, verify, retention", () => {
       }
     }).pipe(Effect.provide(runtimeLayer(all))))
 
+  it.effect("cancel with a reason records it on the cancel row, in the export too, and the history still verifies", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Approval, { doc: "x" })
+      const plain = yield* Runtime.start(Approval, { doc: "y" })
+      const ended = yield* Runtime.cancel(id, { reason: "the document was withdrawn" })
+      yield* Runtime.cancel(plain)
+      assert.strictEqual(ended.status, "cancelled")
+      const [row] = yield* Runtime.history(id, { tail: 1 })
+      assert.deepInclude(row, { cause: "cancel", status: "cancelled", seq: ended.seq, reason: "the document was withdrawn" })
+      const [bare] = yield* Runtime.history(plain, { tail: 1 })
+      assert.strictEqual(bare!.cause, "cancel")
+      assert.isFalse("reason" in bare!)
+      const lines = (yield* Runtime.exportHistory(id)).trim().split("\n").map((l) => JSON.parse(l))
+      assert.strictEqual(lines.at(-1).reason, "the document was withdrawn")
+      assert.isTrue((yield* Runtime.verify(id)).ok)
+      assert.isTrue((yield* Runtime.verifyExport(yield* Runtime.exportHistory(id))).ok)
+    }).pipe(Effect.provide(runtimeLayer(all))))
+
   it.effect("the export is JSON Lines: the execution, its transitions and its errors", () =>
     Effect.gen(function*() {
       const id = yield* Runtime.start(Manual, { n: 1 })

@@ -191,6 +191,15 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           assert.deepStrictEqual(history, [transition("full", 3, { event: { _tag: "Approve", by: "ann", n: [1, { a: null }] } })])
         }))
 
+      test("a cancel row keeps its reason, quotes and newlines included", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          yield* create(snapshot("c"))
+          const row = transition("c", 1, { from: "s0", to: "s0", status: "cancelled", cause: "cancel", reason: "duplicate of \"x\",\n see #12" })
+          yield* store.commit({ snapshot: advance(snapshot("c"), { status: "cancelled" }), expectedVersion: 0, transition: row })
+          assert.deepStrictEqual((yield* store.history("c"))[1], row)
+        }))
+
       test("optional fields that are not set stay absent (not null, not undefined)", () =>
         Effect.gen(function*() {
           const store = yield* Store.Store
@@ -201,6 +210,7 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           }
           const [t] = yield* store.history("bare")
           assert.isFalse("event" in t!, "event should be absent")
+          assert.isFalse("reason" in t!, "reason should be absent")
           // and a commit that clears a field clears it
           const waiting = advance(snapshot("bare"), { status: "waiting", timerDueAt: t0 + 10, tenant: "t" })
           yield* store.commit({ snapshot: waiting, expectedVersion: 0 })

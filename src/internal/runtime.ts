@@ -110,6 +110,12 @@ export interface SendAndWaitOptions {
 }
 
 /** @inline */
+export interface CancelOptions {
+  /** why: recorded on the history's `cancel` row (`Transition.reason`) */
+  readonly reason?: string | undefined
+}
+
+/** @inline */
 export interface StartOptions {
   readonly id?: string | undefined
   readonly tenant?: string | undefined
@@ -474,7 +480,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     sendAndWait,
     pause: (id: string) => command(id, { _tag: "Pause" }),
     resume: (id: string) => command(id, { _tag: "Resume" }),
-    cancel: (id: string) => command(id, { _tag: "Cancel" }),
+    cancel: (id: string, options?: CancelOptions) => command(id, { _tag: "Cancel", reason: options?.reason }),
     rollback: (id: string) => command(id, { _tag: "Rollback", compensable: true }),
     retry: (id: string) => command(id, { _tag: "Retry" }),
     skip: (id: string, state: string) => command(id, { _tag: "Skip", state }),

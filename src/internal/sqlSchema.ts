@@ -64,11 +64,11 @@ export const executionColumns = [
   "fingerprint"
 ] as const
 
-export const transitionColumns = ["execution_id", "seq", "from_state", "to_state", "status", "cause", "event", "at", "duration"] as const
+export const transitionColumns = ["execution_id", "seq", "from_state", "to_state", "status", "cause", "event", "at", "duration", "reason"] as const
 export const errorColumns = ["execution_id", "state", "attempt", "tag", "message", "transient", "at"] as const
 
 /** The highest migration id this version knows; a database with a higher one was written by a newer version. */
-export const latestMigration = 2
+export const latestMigration = 3
 
 /**
  * The migrations, keyed `<id>_<name>` for `Migrator.fromRecord`. SQLite and Postgres get
@@ -95,6 +95,11 @@ export const migrations = (t: Tables): Migrator.Loader =>
     "0002_fingerprint": Effect.gen(function*() {
       const sql = (yield* SqlClient.SqlClient).withoutTransforms()
       yield* sql.unsafe(`ALTER TABLE ${t.executions} ADD COLUMN fingerprint TEXT`)
+    }),
+    // why an execution was cancelled (`Runtime.cancel(id, { reason })`), on its cancel row; NULL elsewhere
+    "0003_transition_reason": Effect.gen(function*() {
+      const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+      yield* sql.unsafe(`ALTER TABLE ${t.transitions} ADD COLUMN reason TEXT`)
     })
   })
 
@@ -234,7 +239,8 @@ export const transitionParams = (t: Transition): Array<Param> => [
   t.cause,
   json(t.event),
   t.at,
-  t.duration
+  t.duration,
+  opt(t.reason)
 ]
 
 export const errorParams = (e: ErrorEntry): Array<Param> => [
@@ -302,6 +308,7 @@ export const rowToTransition = (r: Row): Transition => {
     duration: num(r.duration)
   }
   if (r.event != null) t.event = unjson(r.event)
+  if (r.reason != null) t.reason = str(r.reason)
   return t
 }
 

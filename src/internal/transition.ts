@@ -29,7 +29,7 @@ export type Input =
   | { readonly _tag: "TimerFired" }
   | { readonly _tag: "Pause" }
   | { readonly _tag: "Resume" }
-  | { readonly _tag: "Cancel" }
+  | { readonly _tag: "Cancel"; readonly reason?: string | undefined }
   | { readonly _tag: "Rollback"; readonly compensable: boolean }
   | { readonly _tag: "Retry" }
   | { readonly _tag: "Skip"; readonly state: string }
@@ -61,7 +61,8 @@ const next = (
   cause: Cause,
   patch: Patch,
   context: unknown,
-  event?: unknown
+  event?: unknown,
+  reason?: string
 ): Output => {
   const s = machine.snapshot
   const p = patch as Readonly<Record<string, unknown>>
@@ -106,6 +107,7 @@ const next = (
     duration: Math.max(0, now - s.enteredAt)
   }
   if (event !== undefined) transition.event = event
+  if (reason !== undefined) transition.reason = reason
   return { _tag: "Next", machine: { snapshot, context }, transition }
 }
 
@@ -359,7 +361,7 @@ const command = (
     case "Resume":
       return next(machine, now, "resume", { status: statusOf(stateOf(compiled.def, s.state)!) }, machine.context)
     case "Cancel":
-      return next(machine, now, "cancel", { status: "cancelled", timerDueAt: undefined, ...handled(s.status) }, machine.context)
+      return next(machine, now, "cancel", { status: "cancelled", timerDueAt: undefined, ...handled(s.status) }, machine.context, undefined, input.reason)
     case "Rollback":
       return next(
         machine,
