@@ -9,7 +9,10 @@
 // dist/mcp/serve.js, the server that `proctor mcp` runs, is then replaced with one bundle
 // of src/mcp/serve.ts and all it imports, tree-shaken by esbuild: the server loads the parts
 // of Effect it uses rather than all of them (less memory, faster start-up). better-sqlite3
-// stays outside (a native module).
+// stays outside (a native module). dist/cli/read.js, which `proctor list` and `proctor show`
+// run (src/cli/read.ts), is replaced the same way with a bundle of the CLI, split into
+// chunks (dist/cli/read-*.js) so that a read loads only its own. Both come with source
+// maps (`node --enable-source-maps` shows the TypeScript sources' lines in stack traces).
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
@@ -41,18 +44,53 @@ execFileSync(process.execPath, ["--input-type=module", "-e", `
 `], { cwd: root, stdio: "inherit" })
 
 const esbuild = await import("esbuild")
-await esbuild.build({
-  entryPoints: [path.join(root, "src/mcp/serve.ts")],
-  outfile: path.join(dist, "mcp/serve.js"),
-  allowOverwrite: true,
+const bundled = {
   bundle: true,
   platform: "node",
   format: "esm",
   target: "node20",
-  external: ["better-sqlite3"],
   // bundled CommonJS code calls `require`, which an ES module does not have
   banner: { js: "import { createRequire as __proctorRequire } from 'node:module'; const require = __proctorRequire(import.meta.url);" },
   sourcemap: true,
   sourcesContent: false,
   logLevel: "warning"
+}
+await esbuild.build({
+  ...bundled,
+  entryPoints: [path.join(root, "src/mcp/serve.ts")],
+  outfile: path.join(dist, "mcp/serve.js"),
+  allowOverwrite: true,
+  external: ["better-sqlite3"]
 })
+
+// The CLI's modules import the ones of the commands that change something only when such a
+// command runs (`import()`); in the read bundle those imports load the unbundled modules
+// instead (dist/Runtime.js...), so that the bundle holds no second runtime. `list` and
+// `show` never take them.
+const cli = path.join(root, "src/cli")
+const unbundled = new Set(["../Runtime.js", "./serve.js", "../internal/diagram.js"])
+const writePath = {
+  name: "write-path",
+  setup(build) {
+    build.onResolve({ filter: /\.js$/ }, (args) =>
+      args.kind === "dynamic-import" && path.dirname(args.importer) === cli && unbundled.has(args.path)
+        ? { path: args.path, external: true }
+        : undefined)
+  }
+}
+await esbuild.build({
+  ...bundled,
+  // main.ts itself: src/cli/read.ts only imports it, and esbuild would drop that import
+  // (package.json "sideEffects" does not name the sources)
+  entryPoints: { read: path.join(cli, "main.ts") },
+  outdir: path.join(dist, "cli"),
+  allowOverwrite: true,
+  splitting: true,
+  // next to the entry: `import.meta.url` finds ../../package.json and ../../examples from dist/cli/
+  chunkNames: "read-[hash]",
+  // tsx registers its loader with the unbundled files of its own package
+  external: ["better-sqlite3", "tsx", "tsx/*"],
+  plugins: [writePath]
+})
+const missing = [...unbundled].filter((p) => !fs.existsSync(path.join(dist, "cli", p)))
+if (missing.length > 0) throw new Error(`the read bundle imports ${missing.join(", ")}, which tsc did not emit`)

@@ -7,7 +7,8 @@
 #     tarball's declarations, with `nodenext` and with `bundler` resolution;
 #   - `npx proctor --help`, `list --help` and `-v` work, `procedures` lists none of Proctor's
 #     own examples, and `npx proctor run flow.ts` runs a user's TypeScript
-#     module in a `"type": "module"` project and in a CommonJS one.
+#     module in a `"type": "module"` project and in a CommonJS one; `list` and `show` (their
+#     bundle) read what it ran, and an unknown id exits 1.
 # Prints one PASS/FAIL line per check; exits 1 when one fails. Called by .ci/run; run it
 # alone with `test/consumer/run.sh` (it uses the npm registry, through npm's cache).
 set -uo pipefail
@@ -108,6 +109,11 @@ check "an installed Proctor offers none of its own examples" expect '[]' npx --n
 cp "$here/flow.ts" flow.ts
 check "npx proctor run flow.ts in a \"type\": \"module\" project" \
   expect '"status": "succeeded"' npx --no -- proctor run flow.ts --input '{"name":"esm"}' --db .proctor/esm.db --json
+# list and show run from their bundle (dist/cli/read.js); show loads flow.ts again, recorded by run
+check "npx proctor list (the read bundle) shows what run started" expect "greeting@1" npx --no -- proctor list --db .proctor/esm.db
+id="$(npx --no -- proctor list --db .proctor/esm.db --json | node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8"))[0]?.id ?? "")')"
+check "npx proctor show <id> (the read bundle)" expect '"text": "hello esm"' npx --no -- proctor show "$id" --db .proctor/esm.db
+check "npx proctor show of an unknown id exits 1" bash -c 'npx --no -- proctor show nope --db .proctor/esm.db; test $? -eq 1'
 
 # a CommonJS project (no "type") on the same install
 cjs="$work/app-cjs"
