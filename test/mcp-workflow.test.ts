@@ -10,13 +10,15 @@ import { spawnSync } from "node:child_process"
 import { PassThrough } from "node:stream"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer } from "effect"
-import { Procedure, Runtime, Store } from "proctor"
+import { Procedure, Runtime, Store, VersionConflict } from "proctor"
+import * as Actions from "../src/mcp/actions.js"
 import { serverArgv } from "../src/mcp/command.js"
 import { compileCheckpoint } from "../src/mcp/definition.js"
+import type { WorkflowToolError } from "../src/mcp/errors.js"
 import { load, loadFolder } from "../src/mcp/loader.js"
 import { loadWorkflows } from "../src/mcp/main.js"
 import type { EvidenceLimits, SessionContext } from "../src/mcp/procedure.js"
-import { compile, phaseState } from "../src/mcp/procedure.js"
+import { compile, defaultLimits, phaseState } from "../src/mcp/procedure.js"
 import * as Protocol from "../src/mcp/protocol.js"
 import { checkTarget, depthExceeds, isSessionId, newSessionId, rawDepthExceeds } from "../src/mcp/safety.js"
 import { refusal } from "../src/mcp/toolSpec.js"
@@ -137,7 +139,7 @@ describe("checkpoints", () => {
 })
 
 describe("phase guard inside the transition", () => {
-  it.effect("applies one of two completions of the same phase and discards the other as a PhaseConflict", () =>
+  it.effect("applies one of two completions of the same phase; the guard refuses the other (GuardRefused)", () =>
     Effect.gen(function*() {
       const loaded = yield* load(fixtures)
       const mini = loaded.workflows.find((w) => w.name === "mini")!
@@ -159,8 +161,8 @@ describe("phase guard inside the transition", () => {
         assert.strictEqual(s.state, phaseState(2))
         assert.strictEqual((s.context as { last_request: string }).last_request, "first")
         assert.strictEqual(errors.length, 1)
-        assert.strictEqual(errors[0]!.tag, "PhaseConflict")
-        assert.include(errors[0]!.message, "[request second]")
+        assert.strictEqual(errors[0]!.tag, "GuardRefused")
+        assert.include(errors[0]!.message, "completesThisPhase")
         const history = yield* Runtime.history(id)
         assert.deepStrictEqual(history.map((t) => t.to), [phaseState(1), phaseState(2)])
       }).pipe(Effect.provide(layer))
@@ -180,7 +182,8 @@ describe("phase guard inside the transition", () => {
           yield* Effect.yieldNow()
           errors = yield* Runtime.errors(id)
         }
-        assert.strictEqual(errors[0]!.tag, "CheckpointRejected")
+        assert.strictEqual(errors[0]!.tag, "GuardRefused")
+        assert.include(errors[0]!.message, "completesThisPhase")
         assert.strictEqual((yield* Runtime.get(id)).state, phaseState(1))
       }).pipe(Effect.provide(layer))
     }))
@@ -228,7 +231,7 @@ describe("evidence limits inside the transition", () => {
         assert.strictEqual(yield* sendAndSettle(id, failed("a", 1000, "r1")), "applied")
         assert.strictEqual(yield* sendAndSettle(id, failed("b", 1000, "r2")), "applied")
         // a third field would take the merged draft past 2500 bytes
-        assert.strictEqual(yield* sendAndSettle(id, failed("c", 1000, "r3")), "EvidenceLimitExceeded")
+        assert.strictEqual(yield* sendAndSettle(id, failed("c", 1000, "r3")), "GuardRefused")
         const s = yield* Runtime.get(id)
         const draft = (s.context as SessionContext).drafts[0]!.evidence as Record<string, string>
         assert.deepStrictEqual(Object.keys(draft).sort(), ["a", "b"])
@@ -239,7 +242,7 @@ describe("evidence limits inside the transition", () => {
           assert.strictEqual(Object.keys((t.event as { draft: object }).draft).length, 1, "the history keeps the submission, not the merged draft")
         }
         const errors = yield* Runtime.errors(id)
-        assert.include(errors[0]!.message, "limit is 2500 bytes")
+        assert.include(errors[0]!.message, "forThisPhaseWithinLimits")
       })))
 
   it.effect("a session records at most its limit of evidence over its life, passed or failed", () =>
@@ -247,7 +250,7 @@ describe("evidence limits inside the transition", () => {
       Effect.gen(function*() {
         // the same field again and again: the draft stays small, the history grows
         for (let i = 0; i < 4; i++) assert.strictEqual(yield* sendAndSettle(id, failed("a", 1000, `r${i}`)), "applied")
-        assert.strictEqual(yield* sendAndSettle(id, failed("a", 1000, "r5")), "EvidenceLimitExceeded")
+        assert.strictEqual(yield* sendAndSettle(id, failed("a", 1000, "r5")), "GuardRefused")
         const complete = { _tag: "CompletePhase", phase: 1, evidence: { count: 2, label: "ab" }, request_id: "done", at: 0 }
         assert.strictEqual(yield* sendAndSettle(id, complete), "applied")
         const s = yield* Runtime.get(id)
@@ -477,5 +480,113 @@ describe("proctor mcp's own start", () => {
     assert.strictEqual(child.status, 0, child.stderr)
     const { mb } = JSON.parse(child.stdout) as { mb: number }
     assert.isAtMost(mb, 4)
+  })
+})
+
+describe("the actions in process: one commit per change, optimistic concurrency instead of locks", () => {
+  type Handlers = Effect.Effect.Success<ReturnType<typeof Actions.make>>
+  /** the action handlers over a memory store; `wrap` may replace runtime operations */
+  const withActions = <A, E>(
+    body: (actions: Handlers) => Effect.Effect<A, E, Runtime.Runtime>,
+    wrap: (runtime: Runtime.RuntimeService) => Runtime.RuntimeService = (r) => r
+  ) =>
+    Effect.gen(function*() {
+      const { problems, workflows } = yield* loadWorkflows(fixtures)
+      const base = Runtime.layer({ procedures: [...workflows.values()].map((e) => e.procedure) }).pipe(Layer.provide(Store.layerMemory))
+      const layer = Layer.effect(Runtime.Runtime, Effect.map(Runtime.Runtime, wrap)).pipe(Layer.provide(base))
+      return yield* Effect.flatMap(
+        Actions.make({ workflows, problems, workspaceRoot: fixtures, limits: defaultLimits }),
+        body
+      ).pipe(Effect.provide(layer))
+    })
+  /** an action's reply, or its error */
+  const call = (actions: Handlers, action: keyof Handlers, args: Record<string, unknown>) =>
+    Effect.either(actions[action](args)) as Effect.Effect<Either.Either<any, WorkflowToolError>>
+  const started = (actions: Handlers) =>
+    Effect.map(actions.start({ workflow_type: "mini", target_file: "mini/workflow.json" }), (r) => (r as { session_id: string }).session_id)
+
+  it.effect("delete_session is one commit: the history's cancel row, with the reason, which get_session and a second delete read", () =>
+    withActions((actions) =>
+      Effect.gen(function*() {
+        const id = yield* started(actions)
+        const deleted = yield* call(actions, "delete_session", { session_id: id, reason: "test over" })
+        assert.deepInclude(Either.getOrThrow(deleted), { deleted: true, already_deleted: false, reason: "test over" })
+        const history = yield* Runtime.history(id)
+        assert.deepStrictEqual(history.map((t) => t.cause), ["start", "cancel"])
+        assert.strictEqual(history[1]!.reason, "test over")
+        const record = Either.getOrThrow(yield* call(actions, "get_session", { session_id: id }))
+        assert.strictEqual(record.status, "deleted")
+        assert.deepStrictEqual(record.deleted, { at: new Date(history[1]!.at).toISOString(), reason: "test over" })
+        const again = Either.getOrThrow(yield* call(actions, "delete_session", { session_id: id }))
+        assert.deepInclude(again, { already_deleted: true, reason: "test over" })
+        // a paused session is cancelled as it is: no resume first
+        const paused = yield* started(actions)
+        yield* call(actions, "pause", { session_id: paused })
+        yield* call(actions, "delete_session", { session_id: paused })
+        assert.deepStrictEqual((yield* Runtime.history(paused)).map((t) => t.cause), ["start", "pause", "cancel"])
+      })))
+
+  it.effect("a session deleted the old way (MarkDeleted, then cancel) still shows its reason", () =>
+    withActions((actions) =>
+      Effect.gen(function*() {
+        const id = yield* started(actions)
+        yield* Runtime.sendAndWait(id, { _tag: "MarkDeleted", reason: "old way", request_id: "r", at: 5 })
+        yield* Runtime.cancel(id)
+        const record = Either.getOrThrow(yield* call(actions, "get_session", { session_id: id }))
+        assert.strictEqual(record.deleted.reason, "old way")
+        assert.strictEqual(Either.getOrThrow(yield* call(actions, "delete_session", { session_id: id })).reason, "old way")
+      })))
+
+  it.effect("concurrent completions of one phase: one applies, the others read the session again and answer CONFLICT", () =>
+    withActions((actions) =>
+      Effect.gen(function*() {
+        const id = yield* started(actions)
+        const evidence = { count: 2, label: "ab" }
+        const results = yield* Effect.all(
+          Array.from({ length: 3 }, () => call(actions, "complete_phase", { session_id: id, phase: 1, evidence })),
+          { concurrency: "unbounded" }
+        )
+        assert.strictEqual(results.filter(Either.isRight).length, 1)
+        for (const lost of results.filter(Either.isLeft)) {
+          assert.strictEqual(lost.left.code, "CONFLICT")
+          assert.include(lost.left.problem, "already completed")
+        }
+        const history = yield* Runtime.history(id)
+        assert.deepStrictEqual(history.map((t) => t.cause), ["start", "event:CompletePhase"])
+        // an overtaken request is refused when sent, or discarded from the inbox into the
+        // error log (whichever the scheduling gives), before any guard runs
+        const logged = yield* Runtime.errors(id)
+        assert.isAtMost(logged.length, 2)
+        for (const e of logged) assert.strictEqual(e.tag, "VersionConflict")
+        const errors = Either.getOrThrow(yield* call(actions, "get_errors", { session_id: id }))
+        assert.deepStrictEqual(errors.errors.map((e: { error_type: string }) => e.error_type), logged.map(() => "conflict"))
+      })))
+
+  it.effect("a session that keeps changing under a call: it tries a bounded number of times, then says to call again", () => {
+    let sends = 0
+    return withActions(
+      (actions) =>
+        Effect.gen(function*() {
+          const id = yield* started(actions)
+          const result = yield* call(actions, "complete_phase", { session_id: id, phase: 1, evidence: { count: 2, label: "ab" } })
+          assert.isTrue(Either.isLeft(result))
+          if (Either.isRight(result)) return
+          assert.strictEqual(result.left.code, "CONFLICT")
+          assert.include(result.left.problem, "changed nothing")
+          assert.include(result.left.fix, "make the call again")
+          assert.strictEqual(sends, 3)
+          assert.strictEqual((yield* Runtime.get(id)).state, phaseState(1))
+        }),
+      (runtime) => ({
+        ...runtime,
+        sendAndWait: (id, _event, options) =>
+          Effect.flatMap(runtime.get(id), (s) => {
+            sends++
+            return Effect.fail(
+              new VersionConflict({ executionId: id, expected: options?.expectVersion ?? -1, actual: s.seq + 1, state: s.state, status: s.status })
+            )
+          })
+      })
+    )
   })
 })

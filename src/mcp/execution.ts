@@ -54,7 +54,7 @@ const MAX_PAGE_CHARS = 65_536
  * @category constructors
  */
 export const make = (sessions: Sessions) => {
-  const { runtime, env, withLock, workflowNames, sessionIdOf, loadSession, requireActive, deliver, phaseEnteredAt } = sessions
+  const { runtime, env, workflowNames, sessionIdOf, loadSession, require, changing, deliver, phaseEnteredAt } = sessions
   // -------------------------------------------------------------------------
   // discovery
 
@@ -206,83 +206,83 @@ export const make = (sessions: Sessions) => {
           fix: "Send a summary and file paths instead of whole file contents."
         })
       }
-      return yield* withLock(id, Effect.gen(function*() {
-        const s = yield* loadSession(id)
-        yield* requireActive(s, "complete a phase")
-        const current = s.phase!
-        if (phase !== current) {
-          return yield* new WorkflowToolError({
-            code: phase < current ? "CONFLICT" : "PHASE_MISMATCH",
-            parameter: "phase",
-            problem: phase < current
-              ? `Phase ${phase} of session ${id} was already completed (by another client or an earlier call); the session is at phase ${current}.`
-              : `Session ${id} is at phase ${current}; phase ${phase} cannot be completed before it.`,
-            fix: phase < current
-              ? `Complete phase ${current} next, or call rollback with to_phase ${phase} to redo phase ${phase}.`
-              : `Call complete_phase with phase ${current} first.`,
-            details: { current_phase: current }
-          })
-        }
-        const total = s.entry.workflow.phases.length
-        const spec = s.entry.workflow.phases[current - 1]!
-        const admitted = admitEvidence(env.limits, s.context, current, evidence)
-        if (Either.isLeft(admitted)) return yield* overLimit(id, current, admitted.left)
-        const merged = admitted.right.merged
-        const result = spec.checkpoint.check(merged)
-        if (!result.passed) {
-          const now = yield* Clock.currentTimeMillis
-          const error: ErrorRecord = {
-            phase: current,
-            timestamp: now,
-            error_type: "checkpoint_failed",
-            message: `Checkpoint of phase ${current} failed: ${
-              [
-                result.missing.length > 0 ? `missing ${result.missing.join(", ")}` : "",
-                result.invalid.length > 0 ? `invalid ${result.invalid.map((i) => i.field).join(", ")}` : ""
-              ].filter((x) => x !== "").join("; ")
-            }`,
-            details: { missing_evidence: result.missing, invalid_evidence: result.invalid }
+      return yield* changing(id, (s) =>
+        Effect.gen(function*() {
+          yield* require(s, "complete a phase", { event: "CompletePhase" })
+          const current = s.phase!
+          if (phase !== current) {
+            return yield* new WorkflowToolError({
+              code: phase < current ? "CONFLICT" : "PHASE_MISMATCH",
+              parameter: "phase",
+              problem: phase < current
+                ? `Phase ${phase} of session ${id} was already completed (by another client or an earlier call); the session is at phase ${current}.`
+                : `Session ${id} is at phase ${current}; phase ${phase} cannot be completed before it.`,
+              fix: phase < current
+                ? `Complete phase ${current} next, or call rollback with to_phase ${phase} to redo phase ${phase}.`
+                : `Call complete_phase with phase ${current} first.`,
+              details: { current_phase: current }
+            })
           }
-          yield* deliver(s, (request_id, at) => ({ _tag: "CheckpointFailed", phase: current, draft: evidence, error, request_id, at }))
-          const failures = s.context.errors.filter((e) => e.phase === current && e.error_type === "checkpoint_failed").length + 1
+          const total = s.entry.workflow.phases.length
+          const spec = s.entry.workflow.phases[current - 1]!
+          const admitted = admitEvidence(env.limits, s.context, current, evidence)
+          if (Either.isLeft(admitted)) return yield* overLimit(id, current, admitted.left)
+          const merged = admitted.right.merged
+          const result = spec.checkpoint.check(merged)
+          if (!result.passed) {
+            const now = yield* Clock.currentTimeMillis
+            const error: ErrorRecord = {
+              phase: current,
+              timestamp: now,
+              error_type: "checkpoint_failed",
+              message: `Checkpoint of phase ${current} failed: ${
+                [
+                  result.missing.length > 0 ? `missing ${result.missing.join(", ")}` : "",
+                  result.invalid.length > 0 ? `invalid ${result.invalid.map((i) => i.field).join(", ")}` : ""
+                ].filter((x) => x !== "").join("; ")
+              }`,
+              details: { missing_evidence: result.missing, invalid_evidence: result.invalid }
+            }
+            yield* deliver(s, (request_id, at) => ({ _tag: "CheckpointFailed", phase: current, draft: evidence, error, request_id, at }))
+            const failures = s.context.errors.filter((e) => e.phase === current && e.error_type === "checkpoint_failed").length + 1
+            return {
+              session_id: id,
+              checkpoint_passed: false,
+              phase: current,
+              current_phase: current,
+              phase_completed: false,
+              missing_evidence: result.missing,
+              invalid_evidence: result.invalid,
+              expected_evidence: Object.fromEntries(Object.entries(spec.checkpoint.fields).map(([n, f]) => [n, fieldView(f)])),
+              kept_as_draft: Object.keys(merged as object).slice(0, MAX_LISTED_FIELDS),
+              kept_as_draft_count: Object.keys(merged as object).length,
+              failed_attempts: failures,
+              what_to_do:
+                `The phase did not advance. Provide ${
+                  result.missing.length > 0 ? `the missing fields (${result.missing.join(", ")})` : ""
+                }${result.missing.length > 0 && result.invalid.length > 0 ? " and " : ""}${
+                  result.invalid.length > 0 ? `valid values for ${result.invalid.map((i) => i.field).join(", ")}` : ""
+                }, then call complete_phase again with phase ${current}. Fields you sent are kept as a draft and merged ` +
+                `with your next submission; call retry_phase with reset_evidence true to start the evidence over.`
+            }
+          }
+          const snapshot = yield* deliver(s, (request_id, at) => ({ _tag: "CompletePhase", phase: current, evidence, request_id, at }))
+          const done = phaseOf(snapshot.state) === undefined
+          const next = done ? undefined : s.entry.workflow.phases[current]!
           return {
             session_id: id,
-            checkpoint_passed: false,
-            phase: current,
-            current_phase: current,
-            phase_completed: false,
-            missing_evidence: result.missing,
-            invalid_evidence: result.invalid,
-            expected_evidence: Object.fromEntries(Object.entries(spec.checkpoint.fields).map(([n, f]) => [n, fieldView(f)])),
-            kept_as_draft: Object.keys(merged as object).slice(0, MAX_LISTED_FIELDS),
-            kept_as_draft_count: Object.keys(merged as object).length,
-            failed_attempts: failures,
-            what_to_do:
-              `The phase did not advance. Provide ${
-                result.missing.length > 0 ? `the missing fields (${result.missing.join(", ")})` : ""
-              }${result.missing.length > 0 && result.invalid.length > 0 ? " and " : ""}${
-                result.invalid.length > 0 ? `valid values for ${result.invalid.map((i) => i.field).join(", ")}` : ""
-              }, then call complete_phase again with phase ${current}. Fields you sent are kept as a draft and merged ` +
-              `with your next submission; call retry_phase with reset_evidence true to start the evidence over.`
+            checkpoint_passed: true,
+            phase_completed: current,
+            status: done ? "completed" as const : "active" as const,
+            current_phase: done ? null : current + 1,
+            total_phases: total,
+            workflow_completed: done,
+            next_phase: next === undefined ? null : phaseView(next, total),
+            next_action: done
+              ? `All ${total} phases are complete. get_session shows the full record.`
+              : `Continue with phase ${current + 1}: ${next!.title}.`
           }
-        }
-        const snapshot = yield* deliver(s, (request_id, at) => ({ _tag: "CompletePhase", phase: current, evidence, request_id, at }))
-        const done = phaseOf(snapshot.state) === undefined
-        const next = done ? undefined : s.entry.workflow.phases[current]!
-        return {
-          session_id: id,
-          checkpoint_passed: true,
-          phase_completed: current,
-          status: done ? "completed" as const : "active" as const,
-          current_phase: done ? null : current + 1,
-          total_phases: total,
-          workflow_completed: done,
-          next_phase: next === undefined ? null : phaseView(next, total),
-          next_action: done
-            ? `All ${total} phases are complete. get_session shows the full record.`
-            : `Continue with phase ${current + 1}: ${next!.title}.`
-        }
-      }))
+        }))
     })
 
   const getState = (args: Params.Args) =>

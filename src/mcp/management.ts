@@ -4,9 +4,9 @@
  *
  * @since 0.1.0
  */
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Either } from "effect"
 import type { Status } from "../Execution.js"
-import { isTerminal } from "../Execution.js"
+import { refusal } from "../Execution.js"
 import type * as Params from "./params.js"
 import { optionalInteger, optionalLiteral, optionalString } from "./params.js"
 import type { SessionContext } from "./procedure.js"
@@ -36,7 +36,7 @@ import {
  * @category constructors
  */
 export const make = (sessions: Sessions) => {
-  const { runtime, env, withLock, sessionIdOf, loadSession, requireUsable, requireActive, deliver } = sessions
+  const { runtime, env, sessionIdOf, loadSession, require, changing, deliver, deletionOf } = sessions
   // -------------------------------------------------------------------------
   // management
 
@@ -105,103 +105,95 @@ export const make = (sessions: Sessions) => {
         rollbacks: latest(s.context.rollbacks, LATEST_ENTRIES).map((r) => ({ from_phase: r.from_phase, to_phase: r.to_phase, at: iso(r.at) })),
         rollbacks_count: s.context.rollbacks.length,
         error_count: s.context.errors.length,
-        ...(s.context.deleted === undefined
-          ? {}
-          : { deleted: { at: iso(s.context.deleted.at), ...(s.context.deleted.reason === undefined ? {} : { reason: s.context.deleted.reason }) } }),
+        ...(s.snapshot.status === "cancelled" ? { deleted: yield* Effect.map(deletionOf(s, history), (d) => ({ ...d, at: iso(d.at) })) } : {}),
         resume_capable: status === "active" || status === "paused"
       }
     })
 
+  /** One commit: `Runtime.cancel` records the reason on the history's cancel row. */
   const deleteSession = (args: Params.Args) =>
     Effect.gen(function*() {
       const id = yield* sessionIdOf(args)
       const reason = yield* optionalString(args, "reason", "no longer needed", 1000)
-      return yield* withLock(id, Effect.gen(function*() {
-        let s = yield* loadSession(id)
-        if (s.snapshot.status === "cancelled") {
+      const s = yield* loadSession(id)
+      if (refusal("cancel", s.snapshot.status) === undefined) {
+        const cancelled = yield* Effect.either(runtime.cancel(id, reason === undefined ? undefined : { reason }))
+        if (Either.isRight(cancelled)) {
           return {
             session_id: id,
             deleted: true,
-            already_deleted: true,
-            ...(s.context.deleted?.reason === undefined ? {} : { reason: s.context.deleted.reason }),
-            deleted_at: iso(s.context.deleted?.at ?? s.snapshot.updatedAt)
+            already_deleted: false,
+            ...(reason === undefined ? {} : { reason }),
+            deleted_at: iso(cancelled.right.updatedAt)
           }
         }
-        if (isTerminal(s.snapshot.status)) {
-          return yield* fail(
-            "INVALID_STATE",
-            `Session ${id} has ended (${sessionStatus(s.snapshot.status)}); ended sessions are kept as a record and cannot be deleted.`,
-            "Nothing to do: it no longer shows as active in list_sessions."
-          )
-        }
-        if (s.snapshot.status === "paused") {
-          yield* runtime.resume(id).pipe(Effect.mapError(fromRuntime(id)))
-          s = yield* loadSession(id)
-        }
-        if (s.context.deleted === undefined) {
-          yield* deliver(s, (request_id, at) => ({ _tag: "MarkDeleted", ...(reason === undefined ? {} : { reason }), request_id, at }))
-        }
-        const snapshot = yield* runtime.cancel(id).pipe(Effect.mapError(fromRuntime(id)))
-        return {
-          session_id: id,
-          deleted: true,
-          already_deleted: false,
-          ...(reason === undefined ? {} : { reason }),
-          deleted_at: iso(snapshot.updatedAt)
-        }
-      }))
+        // refused because it ended meanwhile (deleted by another call, say): answer from what it is now
+        if (cancelled.left._tag !== "InvalidTransition") return yield* Effect.fail(fromRuntime(id)(cancelled.left))
+      }
+      const ended = s.snapshot.status === "cancelled" ? s : yield* loadSession(id)
+      if (ended.snapshot.status !== "cancelled") {
+        return yield* fail(
+          "INVALID_STATE",
+          `Session ${id} has ended (${sessionStatus(ended.snapshot.status)}); ended sessions are kept as a record and cannot be deleted.`,
+          "Nothing to do: it no longer shows as active in list_sessions."
+        )
+      }
+      const deletion = yield* deletionOf(ended)
+      return {
+        session_id: id,
+        deleted: true,
+        already_deleted: true,
+        ...(deletion.reason === undefined ? {} : { reason: deletion.reason }),
+        deleted_at: iso(deletion.at)
+      }
     })
 
   const pause = (args: Params.Args) =>
     Effect.gen(function*() {
       const id = yield* sessionIdOf(args)
       const note = yield* optionalString(args, "checkpoint_note", "stopped after writing half the tests", 4000)
-      return yield* withLock(id, Effect.gen(function*() {
-        const s = yield* loadSession(id)
-        yield* requireActive(s, "be paused")
-        if (note !== undefined) {
-          yield* deliver(s, (request_id, at) => ({ _tag: "AddNote", phase: s.phase!, note, request_id, at }))
-        }
-        const snapshot = yield* runtime.pause(id).pipe(Effect.mapError(fromRuntime(id)))
-        return {
-          session_id: id,
-          status: "paused" as const,
-          paused_at: iso(snapshot.updatedAt),
-          current_phase: s.phase!,
-          ...(note === undefined ? {} : { checkpoint_note: note }),
-          next_action: "Call resume with this session_id to continue where you stopped."
-        }
-      }))
+      const s = yield* changing(id, (s) =>
+        Effect.gen(function*() {
+          yield* require(s, "be paused", { command: "pause" })
+          if (note !== undefined) {
+            yield* require(s, "take a checkpoint note", { event: "AddNote" })
+            yield* deliver(s, (request_id, at) => ({ _tag: "AddNote", phase: s.phase!, note, request_id, at }))
+          }
+          return s
+        }))
+      const snapshot = yield* runtime.pause(id).pipe(Effect.mapError(fromRuntime(id)))
+      return {
+        session_id: id,
+        status: "paused" as const,
+        paused_at: iso(snapshot.updatedAt),
+        current_phase: s.phase!,
+        ...(note === undefined ? {} : { checkpoint_note: note }),
+        next_action: "Call resume with this session_id to continue where you stopped."
+      }
     })
 
   const resume = (args: Params.Args) =>
     Effect.gen(function*() {
       const id = yield* sessionIdOf(args)
-      return yield* withLock(id, Effect.gen(function*() {
-        const s = yield* loadSession(id)
-        yield* requireUsable(s, "be resumed")
-        if (s.snapshot.status !== "paused") {
-          return yield* fail("INVALID_STATE", `Session ${id} is not paused (it is ${sessionStatus(s.snapshot.status)}).`, "Only a paused session can be resumed; continue it with get_phase.")
-        }
-        const pauses = yield* runtime.history(id, { tail: 50 }).pipe(Effect.mapError(fromRuntime(id)))
-        const pausedAt = [...pauses].reverse().find((t) => t.cause === "pause")?.at ?? s.snapshot.updatedAt
-        const snapshot = yield* runtime.resume(id).pipe(Effect.mapError(fromRuntime(id)))
-        const lastNote = [...s.context.notes].reverse().find((n) => n.phase === s.phase)
-        const total = s.entry.workflow.phases.length
-        return {
-          session_id: id,
-          status: "active" as const,
-          resumed_at: iso(snapshot.updatedAt),
-          paused_duration_seconds: Math.max(0, Math.round((snapshot.updatedAt - pausedAt) / 10) / 100),
-          current_phase: s.phase!,
-          ...(lastNote === undefined ? {} : { checkpoint_note: lastNote.note }),
-          phase_content: phaseView(s.entry.workflow.phases[s.phase! - 1]!, total, draftOf(s, s.phase!)),
-          completed_artifacts: completedArtifacts(s),
-          read_evidence: READ_EVIDENCE
-        }
-      }))
+      const s = yield* loadSession(id)
+      yield* require(s, "be resumed", { command: "resume" })
+      const pauses = yield* runtime.history(id, { tail: 50 }).pipe(Effect.mapError(fromRuntime(id)))
+      const pausedAt = [...pauses].reverse().find((t) => t.cause === "pause")?.at ?? s.snapshot.updatedAt
+      const snapshot = yield* runtime.resume(id).pipe(Effect.mapError(fromRuntime(id)))
+      const lastNote = [...s.context.notes].reverse().find((n) => n.phase === s.phase)
+      const total = s.entry.workflow.phases.length
+      return {
+        session_id: id,
+        status: "active" as const,
+        resumed_at: iso(snapshot.updatedAt),
+        paused_duration_seconds: Math.max(0, Math.round((snapshot.updatedAt - pausedAt) / 10) / 100),
+        current_phase: s.phase!,
+        ...(lastNote === undefined ? {} : { checkpoint_note: lastNote.note }),
+        phase_content: phaseView(s.entry.workflow.phases[s.phase! - 1]!, total, draftOf(s, s.phase!)),
+        completed_artifacts: completedArtifacts(s),
+        read_evidence: READ_EVIDENCE
+      }
     })
-
 
   return { list_sessions: listSessions, get_session: getSession, delete_session: deleteSession, pause, resume }
 }

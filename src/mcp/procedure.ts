@@ -3,13 +3,15 @@
  * (`phase_1`, `phase_2`, ...) and the last one leads to the final state `completed`.
  *
  * Every phase state accepts:
- * - `CompletePhase`: goes to the next phase. Its handler checks, inside the transition,
- *   that the event names this phase (a stale or concurrent completion is discarded and
- *   lands in the error log as a `PhaseConflict`) and that the evidence passes the
- *   checkpoint, then stores the evidence as the phase's artifact.
- * - `CheckpointFailed`, `RetryPhase`, `AddNote`, `RolledBack`, `MarkDeleted`: stay in the
- *   phase (a new visit) and record what happened in the context, so a failed
- *   checkpoint, a retry, a pause note, a rollback and a deletion are durable and in the history.
+ * - `CompletePhase`: goes to the next phase. Its guard checks, inside the transition,
+ *   that the event names this phase (a stale completion is discarded as `GuardRefused`),
+ *   that the evidence fits the limits and passes the checkpoint; the evidence becomes the
+ *   phase's artifact.
+ * - `CheckpointFailed`, `RetryPhase`, `AddNote`, `RolledBack`: stay in the phase (a new
+ *   visit) and record what happened in the context, so a failed checkpoint, a retry, a
+ *   pause note and a rollback are durable and in the history. A deletion is the history's
+ *   `cancel` row, with its reason (`Runtime.cancel(id, { reason })`); `MarkDeleted` is
+ *   what sessions deleted before that were sent.
  *
  * @since 0.1.0
  */
@@ -251,6 +253,12 @@ export const recordedBytes = (context: SessionContext): number =>
 
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
+/** The phase's draft with `submitted` merged over it (top-level fields). */
+const mergeDraft = (context: SessionContext, phase: number, submitted: unknown): unknown => {
+  const draft = context.drafts.find((d) => d.phase === phase)?.evidence
+  return isRecord(draft) && isRecord(submitted) ? { ...draft, ...submitted } : submitted
+}
+
 /**
  * The phase's draft with `submitted` merged over it (top-level fields), and the session's new
  * recorded total; or why the submission is refused. The action asks first, to answer with a
@@ -266,7 +274,7 @@ export const admitEvidence = (
   submitted: unknown
 ): Either.Either<{ readonly merged: unknown; readonly recorded: number }, EvidenceOverLimit> => {
   const draft = context.drafts.find((d) => d.phase === phase)?.evidence
-  const merged = isRecord(draft) && isRecord(submitted) ? { ...draft, ...submitted } : submitted
+  const merged = mergeDraft(context, phase, submitted)
   const mergedBytes = jsonBytes(merged)
   if (mergedBytes > limits.phaseBytes) {
     return Either.left({
@@ -290,64 +298,23 @@ const push = <A>(log: ReadonlyArray<A>, item: A): ReadonlyArray<A> => {
   return out
 }
 
-/**
- * Thrown inside a transition when an event names another phase than the session is in:
- * the runtime discards the event and logs this error.
- *
- * @since 0.1.0
- * @category errors
- */
-export class PhaseConflict extends Error {
-  override readonly name = "PhaseConflict"
-  constructor(readonly requestId: string, readonly expected: number, readonly got: number) {
-    super(`[request ${requestId}] the event is for phase ${got} but the session is at phase ${expected}; another client moved it first`)
-  }
-}
-
-/**
- * Thrown inside a transition when the evidence of a `CompletePhase` fails the checkpoint.
- *
- * @since 0.1.0
- * @category errors
- */
-export class CheckpointRejected extends Error {
-  override readonly name = "CheckpointRejected"
-  constructor(readonly requestId: string, readonly phase: number) {
-    super(`[request ${requestId}] the evidence for phase ${phase} does not pass its checkpoint`)
-  }
-}
-
-/**
- * Thrown inside a transition when a submission would take the phase or the session past
- * its evidence limit: the runtime discards the event and logs this error.
- *
- * @since 0.1.0
- * @category errors
- */
-export class EvidenceLimitExceeded extends Error {
-  override readonly name = "EvidenceLimitExceeded"
-  constructor(readonly requestId: string, readonly over: EvidenceOverLimit) {
-    const total = over.scope === "phase" ? over.wouldBeBytes : over.currentBytes + over.wouldBeBytes
-    super(`[request ${requestId}] the ${over.scope} would hold ${total} bytes of evidence; its limit is ${over.limitBytes} bytes`)
-  }
-}
-
-const guard = (requestId: string, expected: number, got: number) => {
-  if (expected !== got) throw new PhaseConflict(requestId, expected, got)
-}
-
-const admit = (limits: EvidenceLimits, requestId: string, context: SessionContext, phase: number, submitted: unknown) => {
-  const admitted = admitEvidence(limits, context, phase, submitted)
-  if (Either.isLeft(admitted)) throw new EvidenceLimitExceeded(requestId, admitted.left)
-  return admitted.right
-}
-
 type Ctx = SessionContext
-type Handler = { readonly goto: string; readonly update: (event: any, context: Ctx) => Ctx }
+type Handler = {
+  readonly goto: string
+  readonly guard?: (event: any, context: Ctx) => boolean
+  readonly update: (event: any, context: Ctx) => Ctx
+}
 
 /**
  * Compiles a workflow into a procedure whose phases hold at most `limits` of evidence
  * (`Procedure.makeUnsafe`: it throws a `DefinitionError` when the workflow makes a wrong one).
+ *
+ * The rules are the handlers' guards, so the runtime is their authority: an event that
+ * names another phase, would take the phase or the session past its limits, or (for
+ * `CompletePhase`) does not pass the checkpoint is discarded with a `GuardRefused` entry
+ * in the error log that names the guard, and the session still waits. The actions check
+ * the same first, to answer with a clear error, and send with the snapshot's seq as
+ * `expectVersion`, so a guard refuses only an event sent around them.
  *
  * @since 0.1.0
  * @category constructors
@@ -358,68 +325,67 @@ export const compile = (workflow: Workflow, limits: EvidenceLimits = defaultLimi
   for (const phase of workflow.phases) {
     const k = phase.number
     const self = phaseState(k)
+    const forThisPhase = (e: { readonly phase: number }) => e.phase === k
+    const forThisPhaseWithinLimits = (e: typeof CheckpointFailed.Type, c: Ctx) =>
+      e.phase === k && Either.isRight(admitEvidence(limits, c, k, e.draft))
+    const completesThisPhase = (e: typeof CompletePhase.Type, c: Ctx) =>
+      e.phase === k &&
+      Either.match(admitEvidence(limits, c, k, e.evidence), {
+        onLeft: () => false,
+        onRight: ({ merged }) => phase.checkpoint.check(merged).passed
+      })
+    const rolledBackHere = (e: typeof RolledBack.Type) => e.to_phase === k
     const on: Record<string, Handler> = {
       CompletePhase: {
         goto: k < total ? phaseState(k + 1) : COMPLETED,
-        update: (e: typeof CompletePhase.Type, c) => {
-          guard(e.request_id, k, e.phase)
-          const { merged, recorded } = admit(limits, e.request_id, c, k, e.evidence)
-          if (!phase.checkpoint.check(merged).passed) throw new CheckpointRejected(e.request_id, k)
-          return {
-            ...c,
-            artifacts: [...c.artifacts.filter((a) => a.phase < k), { phase: k, evidence: merged, completed_at: e.at }],
-            drafts: c.drafts.filter((d) => d.phase < k),
-            last_request: e.request_id,
-            evidence_bytes: recorded
-          }
-        }
+        guard: completesThisPhase,
+        update: (e: typeof CompletePhase.Type, c) => ({
+          ...c,
+          artifacts: [...c.artifacts.filter((a) => a.phase < k), { phase: k, evidence: mergeDraft(c, k, e.evidence), completed_at: e.at }],
+          drafts: c.drafts.filter((d) => d.phase < k),
+          last_request: e.request_id,
+          evidence_bytes: recordedBytes(c) + jsonBytes(e.evidence)
+        })
       },
       CheckpointFailed: {
         goto: self,
-        update: (e: typeof CheckpointFailed.Type, c) => {
-          guard(e.request_id, k, e.phase)
-          const { merged, recorded } = admit(limits, e.request_id, c, k, e.draft)
-          return {
-            ...c,
-            errors: push(c.errors, e.error),
-            drafts: [...c.drafts.filter((d) => d.phase !== k), { phase: k, evidence: merged, at: e.at }],
-            last_request: e.request_id,
-            evidence_bytes: recorded
-          }
-        }
+        guard: forThisPhaseWithinLimits,
+        update: (e: typeof CheckpointFailed.Type, c) => ({
+          ...c,
+          errors: push(c.errors, e.error),
+          drafts: [...c.drafts.filter((d) => d.phase !== k), { phase: k, evidence: mergeDraft(c, k, e.draft), at: e.at }],
+          last_request: e.request_id,
+          evidence_bytes: recordedBytes(c) + jsonBytes(e.draft)
+        })
       },
       RetryPhase: {
         goto: self,
-        update: (e: typeof RetryPhase.Type, c) => {
-          guard(e.request_id, k, e.phase)
-          return {
-            ...c,
-            retries: push(c.retries, { phase: k, reset_evidence: e.reset_evidence, at: e.at }),
-            drafts: e.reset_evidence ? c.drafts.filter((d) => d.phase !== k) : c.drafts,
-            last_request: e.request_id
-          }
-        }
+        guard: forThisPhase,
+        update: (e: typeof RetryPhase.Type, c) => ({
+          ...c,
+          retries: push(c.retries, { phase: k, reset_evidence: e.reset_evidence, at: e.at }),
+          drafts: e.reset_evidence ? c.drafts.filter((d) => d.phase !== k) : c.drafts,
+          last_request: e.request_id
+        })
       },
       AddNote: {
         goto: self,
-        update: (e: typeof AddNote.Type, c) => {
-          guard(e.request_id, k, e.phase)
-          return { ...c, notes: push(c.notes, { phase: k, note: e.note, at: e.at }), last_request: e.request_id }
-        }
+        guard: forThisPhase,
+        update: (e: typeof AddNote.Type, c) => ({ ...c, notes: push(c.notes, { phase: k, note: e.note, at: e.at }), last_request: e.request_id })
       },
       RolledBack: {
         goto: self,
-        update: (e: typeof RolledBack.Type, c) => {
-          guard(e.request_id, k, e.to_phase)
-          return {
-            ...c,
-            artifacts: c.artifacts.filter((a) => a.phase < k),
-            drafts: c.drafts.filter((d) => d.phase < k),
-            rollbacks: push(c.rollbacks, { from_phase: e.from_phase, to_phase: k, at: e.at }),
-            last_request: e.request_id
-          }
-        }
+        guard: rolledBackHere,
+        update: (e: typeof RolledBack.Type, c) => ({
+          ...c,
+          artifacts: c.artifacts.filter((a) => a.phase < k),
+          drafts: c.drafts.filter((d) => d.phase < k),
+          rollbacks: push(c.rollbacks, { from_phase: e.from_phase, to_phase: k, at: e.at }),
+          last_request: e.request_id
+        })
       },
+      // sent by delete_session before it was one `Runtime.cancel` with the reason; kept so
+      // that those sessions' histories replay and their event tags (the fingerprint) stay
       MarkDeleted: {
         goto: self,
         update: (e: typeof MarkDeleted.Type, c) => ({

@@ -5,17 +5,17 @@
  * applied it, or discarded it (a conflict). Runtime errors become tool errors that say what
  * to do. A session is an execution of a workflow's procedure; its id is the execution id.
  *
- * Changes to one session are serialized in this process (a lock per session) and each
- * event is confirmed: the action waits until the event's request id shows in the
- * session's context (applied) or in its error log (discarded by the transition, e.g. a
- * `PhaseConflict` when another process moved the session first).
+ * Actions hold no lock and no rule of their own: an action reads the session, decides by
+ * the core's rules, and sends its event with the seq it read as `expectVersion`; if another
+ * client changed the session meanwhile, the action reads it again and decides anew
+ * (`changing`). The procedure's guards are the authority on what an event may do.
  *
  * @since 0.1.0
  */
 import { Clock, Duration, Effect, Either, Schema } from "effect"
-import type { ExecutionNotFound, InvalidTransition, StoreError, ValidationError } from "../Errors.js"
-import type { Snapshot } from "../Execution.js"
-import { isTerminal } from "../Execution.js"
+import type { ExecutionNotFound, InvalidTransition, StoreError, ValidationError, VersionConflict } from "../Errors.js"
+import type { Command, Snapshot, Transition } from "../Execution.js"
+import { allowedOperations, isTerminal, refusal } from "../Execution.js"
 import type * as Procedure from "../Procedure.js"
 import { Runtime } from "../Runtime.js"
 import type { Workflow } from "./definition.js"
@@ -98,16 +98,14 @@ export interface Session {
   readonly phase: number | undefined
 }
 
-const LOCK_STRIPES = 64
-
-const hash = (s: string) => {
-  let h = 0
-  for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0
-  return Math.abs(h)
-}
-
 /** How long an action waits for the runtime to apply its event. */
 const CONFIRM_TIMEOUT = Duration.seconds(15)
+
+/** How many times an action reads a session anew after another client changed it under the action. */
+const ATTEMPTS = 3
+
+/** What an action asks of a session: an operator command, or one of the session's events. */
+export type Request = { readonly command: Command } | { readonly event: SessionEvent["_tag"] }
 
 /**
  * The session operations the actions share, over the Runtime.
@@ -118,8 +116,6 @@ const CONFIRM_TIMEOUT = Duration.seconds(15)
 export const make = (env: Environment) =>
   Effect.gen(function*() {
     const runtime = yield* Runtime
-    const locks = yield* Effect.all(Array.from({ length: LOCK_STRIPES }, () => Effect.makeSemaphore(1)))
-    const withLock = <A, E, R>(id: string, effect: Effect.Effect<A, E, R>) => locks[hash(id) % LOCK_STRIPES]!.withPermits(1)(effect)
 
     const workflowNames = () => [...env.workflows.keys()].join(", ") || "(none loaded)"
 
@@ -159,47 +155,68 @@ export const make = (env: Environment) =>
         return { id, snapshot, context: context.right, entry, phase: phaseOf(snapshot.state) } satisfies Session
       })
 
-    const requireUsable = (s: Session, operation: string) => {
-      const status = sessionStatus(s.snapshot.status)
-      if (status === "deleted") {
-        return fail("SESSION_DELETED", `Session ${s.id} was deleted; it cannot ${operation}.`, "Call start to begin a new session.")
+    /**
+     * Refuses what the session does not accept now, by the core's rules (`Execution.refusal`
+     * for a command, `Execution.allowedOperations` for an event), in the tool's words. An
+     * event is refused while paused too: the runtime would keep it until resume, and the
+     * action waits for it to be applied.
+     */
+    const require = (s: Session, operation: string, request: Request) => {
+      const status = s.snapshot.status
+      if (isTerminal(status)) {
+        const shown = sessionStatus(status)
+        return shown === "deleted"
+          ? fail("SESSION_DELETED", `Session ${s.id} was deleted; it cannot ${operation}.`, "Call start to begin a new session.")
+          : shown === "completed"
+          ? fail("INVALID_STATE", `Session ${s.id} has completed all its phases; it cannot ${operation}.`, "Call get_session to read its record, or start a new session.")
+          : fail("INVALID_STATE", `Session ${s.id} has failed; it cannot ${operation}.`, "Call get_errors to see why, then start a new session.")
       }
-      if (status === "completed") {
-        return fail("INVALID_STATE", `Session ${s.id} has completed all its phases; it cannot ${operation}.`, "Call get_session to read its record, or start a new session.")
+      if ("command" in request) {
+        const hint = refusal(request.command, status)
+        return hint === undefined
+          ? Effect.void
+          : fail("INVALID_STATE", `Session ${s.id} cannot ${operation} now: ${hint}`, "Call get_state to see its status and what to do next.")
       }
-      if (status === "failed") {
-        return fail("INVALID_STATE", `Session ${s.id} has failed; it cannot ${operation}.`, "Call get_errors to see why, then start a new session.")
-      }
-      return Effect.void
+      if (status === "paused") return fail("INVALID_STATE", `Session ${s.id} is paused; it cannot ${operation}.`, "Call resume first, then try again.")
+      return allowedOperations(s.snapshot, s.entry.procedure).events.includes(request.event)
+        ? Effect.void
+        : fail("INVALID_STATE", `Session ${s.id} is ${status}; it cannot ${operation}.`, "Try again in a moment; get_state shows its status.")
     }
 
-    const requireActive = (s: Session, operation: string) =>
-      Effect.zipRight(
-        requireUsable(s, operation),
-        s.snapshot.status === "paused"
-          ? fail("INVALID_STATE", `Session ${s.id} is paused; it cannot ${operation}.`, "Call resume first, then try again.")
-          : s.snapshot.status !== "waiting"
-          ? fail("INVALID_STATE", `Session ${s.id} is ${s.snapshot.status}; it cannot ${operation}.`, "Try again in a moment; get_state shows its status.")
-          : Effect.void
+    /**
+     * Runs `body` on the session as it is now: `body` reads it, decides, and changes it with
+     * `deliver`, which the runtime applies only if nothing changed the session since the read
+     * (optimistic concurrency). When something did, the session is read again and `body`
+     * decides anew, up to `ATTEMPTS` times; then the action answers CONFLICT, and nothing was
+     * changed by it.
+     */
+    const changing = <A>(id: string, body: (s: Session) => Effect.Effect<A, WorkflowToolError | VersionConflict>) =>
+      Effect.flatMap(loadSession(id), body).pipe(
+        Effect.retry({ times: ATTEMPTS - 1, while: (e) => e._tag === "VersionConflict" }),
+        Effect.catchTag("VersionConflict", () =>
+          fail(
+            "CONFLICT",
+            `Session ${id} was changed by other calls ${ATTEMPTS} times while this call tried to apply; this call changed nothing.`,
+            "Call get_state to see where the session is now, then make the call again if it still applies."
+          ))
       )
 
-    /** Sends an event and waits until the runtime applied it, or discarded it (a conflict). */
+    /**
+     * Sends an event and waits until the runtime applied it, or discarded it, provided the
+     * session is still as `s` shows it (`expectVersion`); a `VersionConflict` is for `changing`.
+     */
     const deliver = (s: Session, make: (requestId: string, at: number) => SessionEvent) =>
       Effect.gen(function*() {
         const requestId = crypto.randomUUID()
         const event = make(requestId, yield* Clock.currentTimeMillis)
-        const result = yield* runtime.sendAndWait(s.id, event, { timeout: CONFIRM_TIMEOUT }).pipe(
-          Effect.catchTags({
-            SendTimeout: () =>
-              fail(
-                "INTERNAL",
-                `The request was stored but not applied within ${Duration.format(CONFIRM_TIMEOUT)}.`,
-                "Call get_state in a moment: the runtime applies it when it catches up."
-              ),
-            VersionConflict: (e) =>
-              fail("CONFLICT", `Another client changed session ${s.id} first (${e.message}).`, "Call get_state to see where the session is now, then continue from there.")
-          }),
-          Effect.mapError((e) => e._tag === "WorkflowToolError" ? e : fromRuntime(s.id)(e))
+        const result = yield* runtime.sendAndWait(s.id, event, { timeout: CONFIRM_TIMEOUT, expectVersion: s.snapshot.seq }).pipe(
+          Effect.catchTag("SendTimeout", () =>
+            fail(
+              "INTERNAL",
+              `The request was stored but not applied within ${Duration.format(CONFIRM_TIMEOUT)}.`,
+              "Call get_state in a moment: the runtime applies it when it catches up."
+            )),
+          Effect.mapError((e) => e._tag === "WorkflowToolError" || e._tag === "VersionConflict" ? e : fromRuntime(s.id)(e))
         )
         if (result._tag === "Consumed") return result.snapshot
         if (isTerminal(result.snapshot.status) && result.reason.tag === "EventDiscarded") {
@@ -207,11 +224,25 @@ export const make = (env: Environment) =>
         }
         return yield* fail(
           "CONFLICT",
-          `Another client changed session ${s.id} first: ${result.reason.message.replace(`[request ${requestId}]`, "").trim()}.`,
+          `Session ${s.id} did not apply the request: ${result.reason.message}.`,
           "Call get_state to see where the session is now, then continue from there.",
           { error_type: result.reason.tag }
         )
       })
+
+    /**
+     * When a deleted session was deleted, and why: its history's `cancel` row, or, for one
+     * deleted before the reason was kept there, what `MarkDeleted` put in its context.
+     */
+    const deletionOf = (s: Session, history?: ReadonlyArray<Transition>) =>
+      Effect.map(
+        history === undefined ? runtime.history(s.id, { tail: 1 }).pipe(Effect.mapError(fromRuntime(s.id))) : Effect.succeed(history),
+        (rows) => {
+          const row = [...rows].reverse().find((t) => t.cause === "cancel")
+          const reason = row?.reason ?? s.context.deleted?.reason
+          return { at: row?.at ?? s.context.deleted?.at ?? s.snapshot.updatedAt, ...(reason === undefined ? {} : { reason }) }
+        }
+      )
 
     /** When the current phase was entered: self-transitions (a failed checkpoint, a note) stay in the phase. */
     const phaseEnteredAt = (s: Session) =>
@@ -223,7 +254,7 @@ export const make = (env: Environment) =>
         return history[0]?.at ?? s.snapshot.startedAt
       })
 
-    return { runtime, env, withLock, workflowNames, sessionIdOf, loadSession, requireUsable, requireActive, deliver, phaseEnteredAt }
+    return { runtime, env, workflowNames, sessionIdOf, loadSession, require, changing, deliver, deletionOf, phaseEnteredAt }
   })
 
 /**
