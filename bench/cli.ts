@@ -10,6 +10,8 @@
  * fastest wall time, the median CPU time of the process (user + system, through bash's
  * `time`; less sensitive than wall time to other work on the machine), and the load
  * average before and after. Compare with `node -e 0` measured the same way. Asserts nothing.
+ * `--bin dist/cli/main.js` times the unbundled CLI, for a comparison with the bundle that
+ * `list` and `show` run from (dist/cli/read.js) under the same load.
  */
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
