@@ -116,6 +116,19 @@ describe("proctor CLI", () => {
       assert.deepStrictEqual(shown.errors, [])
     }))
 
+  it.live("show prints the reason a cancel was given (Runtime.cancel(id, { reason })) on the cancel row", () =>
+    Effect.gen(function*() {
+      const id = yield* startApproval("withdrawn")
+      yield* Runtime.cancel(id, { reason: "the document was withdrawn" }).pipe(
+        Effect.provide(Runtime.layer({ procedures: [Approval, Gated, Broken] }).pipe(Layer.provide(SqlStore.layerSqlite({ filename: db })))),
+        Effect.scoped
+      )
+      const text = yield* cli("show", id, ...local())
+      assert.match(text.out, /review → review\s+cancelled\s+cancel: the document was withdrawn/)
+      const shown = JSON.parse((yield* cli("show", id, "--json", ...local())).out)
+      assert.strictEqual(shown.history.at(-1).reason, "the document was withdrawn")
+    }))
+
   it.live("send delivers an event and follows the execution to its end; exit codes say what went wrong", () =>
     Effect.gen(function*() {
       const id = yield* startApproval("to approve")

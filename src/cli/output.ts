@@ -362,7 +362,7 @@ export const execution = (
       time(t.at),
       t.from === "" ? `→ ${t.to}` : `${t.from} → ${t.to}`,
       paint(o.color, t.status),
-      t.cause,
+      t.reason === undefined ? t.cause : `${t.cause}: ${t.reason}`,
       t.seq === 1 ? "" : `after ${formatElapsed(t.duration)}`
     ]))
     text += `${b("errors")}\n`
