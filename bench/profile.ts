@@ -58,6 +58,7 @@ const shortUrl = (url: string) => {
   const root = path.resolve(import.meta.dirname, "..")
   return url.replace(`file://${root}/`, "")
 }
+const realBuildDir = fs.existsSync(buildDir) ? fs.realpathSync(buildDir) : buildDir
 /** the source map next to a bundled file (`<file>.map`), if any */
 const maps = new Map<string, SourceMap | undefined>()
 const mapOf = (url: string) => {
@@ -73,7 +74,9 @@ const origin = (n: Node): { file: string; line: number } | undefined => {
   if (map === undefined) return undefined
   const entry = map.findEntry(n.callFrame.lineNumber, n.callFrame.columnNumber) as { originalSource?: string; originalLine?: number }
   if (entry.originalSource === undefined) return undefined
-  const dir = path.dirname(n.callFrame.url.replace(/^file:\/\//, ""))
+  // the profile names the bundle by its real path; node_modules may be a symlink into another
+  // checkout, so the map's relative sources are resolved from the build folder of this one
+  const dir = path.dirname(n.callFrame.url.replace(/^file:\/\//, "").replace(realBuildDir, buildDir))
   const abs = path.resolve(dir, entry.originalSource.replace(/^file:\/\//, ""))
   return { file: path.relative(repoRoot, abs), line: (entry.originalLine ?? 0) + 1 }
 }

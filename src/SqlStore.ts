@@ -211,7 +211,8 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
   return Store.of({
     create: (snapshot, transition) =>
       writer.submit({ _tag: "Create", snapshot, transition }) as Effect.Effect<CreateResult, StoreError>,
-    commit: (commit) => Effect.asVoid(writer.submit({ _tag: "Commit", commit })),
+    // a commit's result is `undefined` (the writer's `done`): no `asVoid` step on the hot path
+    commit: (commit) => writer.submit({ _tag: "Commit", commit }) as Effect.Effect<void, StoreError>,
     get: (id) =>
       fastRead !== undefined
         ? readNow("get", () => {

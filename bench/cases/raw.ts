@@ -97,6 +97,7 @@ export const main = async (args: Args) => {
       const begin = conn.prepare("BEGIN IMMEDIATE")
       const commit = conn.prepare("COMMIT")
       const t0 = performance.now()
+      const cpu0 = process.cpuUsage()
       ids = Array.from({ length: n }, () => newId(Date.now()))
       // round 1 creates, rounds 2..11 are the ten step transitions
       for (let k = 1; k <= STEPS + 1; k++) {
@@ -115,9 +116,10 @@ export const main = async (args: Args) => {
         }
       }
       const seconds = (performance.now() - t0) / 1000
+      const cpu = process.cpuUsage(cpu0)
       conn.close()
       db.remove()
-      progress(`  ${system}: N=${n} ${Math.round((n * STEPS) / seconds)} transitions/s`)
+      progress(`  ${system}: N=${n} ${Math.round((n * STEPS) / seconds)} transitions/s, CPU ${round((cpu.user + cpu.system) / (n * STEPS))} µs per transition`)
       return { seconds }
     }
     const { runs, seconds } = await bestOf(pass === 0 && warmup > 0 ? 1 : args.reps ?? 1, args.repBudget ?? 20, once)

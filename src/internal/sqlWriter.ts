@@ -1,11 +1,11 @@
 /**
  * Group commit: every write of the store (commits, creates, enqueued events, error
- * entries) goes through ONE writer fiber fed by a bounded queue. The writer takes all
+ * entries) goes through ONE writer fiber fed by a queue. The writer takes all
  * that is queued (up to `maxBatchSize`), writes it in one transaction, and completes each
  * caller only after that transaction committed. When the writer is idle a
  * single write goes at once: there is no wait window.
  */
-import { Effect, Exit, Fiber, Metric, MetricBoundaries, Queue } from "effect"
+import { Effect, Exit, Fiber, Metric, MetricBoundaries } from "effect"
 import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
 import { StoreError } from "../Errors.js"
 import type { Commit } from "../Store.js"
@@ -62,27 +62,21 @@ export const batchSize = Metric.histogram(
 )
 
 /**
- * A queued write and its caller. Not a `Deferred`: on the hot path its allocation (it copies
- * the Effect prototype into every instance) and the garbage were a third of the writer's cost.
+ * A queued write and its caller, resumed through the callback of its `Effect.async`. Not a
+ * `Deferred`: on the hot path its allocation (it copies the Effect prototype into every
+ * instance) and the garbage were a third of the writer's cost.
  */
 interface Item {
   readonly op: Op
-  /** the outcome, once the writer has it */
-  exit: Exit.Exit<unknown, StoreError> | undefined
-  /** resumes the waiting caller, once it waits */
+  /** resumes the waiting caller; cleared once called, so a write is acknowledged once */
   resume: ((exit: Exit.Exit<unknown, StoreError>) => void) | undefined
 }
 
 const complete = (item: Item, exit: Exit.Exit<unknown, StoreError>): void => {
-  if (item.exit !== undefined) return
-  item.exit = exit
   const resume = item.resume
   item.resume = undefined
   if (resume !== undefined) resume(exit)
 }
-
-/** Queued by the close to wake an idle writer. */
-const stop: unique symbol = Symbol("proctor/SqlStore/stop")
 
 export interface Writer {
   readonly submit: (op: Op) => Effect.Effect<unknown, StoreError>
@@ -104,9 +98,15 @@ const operationOf = (op: Op): string =>
  * writes, writes what is already queued, then fails whatever could not be written.
  */
 export const make = Effect.fnUntraced(function*(backend: Backend, options: WriterOptions) {
-  const queue = yield* Queue.bounded<Item | typeof stop>(options.queueCapacity)
-  // every submitted write until it is completed: nothing is left waiting at close
-  const pending = new Set<Item>()
+  // the writes waiting for the writer, oldest first (at most `queueCapacity`), and past that
+  // the ones waiting for room. Plain arrays, not an Effect `Queue`: its `Chunk`s per batch and
+  // an Effect per offer were garbage on the hot path.
+  let queue: Array<Item> = []
+  let overflow: Array<Item> = []
+  // the batch being written; failed with the rest if the writer ends without writing it
+  let current: ReadonlyArray<Item> = []
+  // resumes the writer when it waits for work
+  let wake: (() => void) | undefined
   let closed = false
 
   const write = (items: ReadonlyArray<Item>): Effect.Effect<void> =>
@@ -149,7 +149,6 @@ export const make = Effect.fnUntraced(function*(backend: Backend, options: Write
               } else {
                 result = exit as Exit.Exit<never, StoreError>
               }
-              pending.delete(item)
               complete(item, result)
             }
           })
@@ -157,18 +156,49 @@ export const make = Effect.fnUntraced(function*(backend: Backend, options: Write
       )
     })
 
-  // wait for one write, then take whatever else is queued by now (the callers resumed by the
+  /** takes the next batch: up to `maxBatchSize` writes, oldest first */
+  const take = (): ReadonlyArray<Item> => {
+    const n = Math.min(queue.length, options.maxBatchSize)
+    let batch: Array<Item>
+    if (n === queue.length) {
+      batch = queue
+      queue = []
+    } else {
+      batch = queue.splice(0, n)
+    }
+    // writers waiting for room come in, in their order
+    if (overflow.length > 0) {
+      const room = options.queueCapacity - queue.length
+      if (room >= overflow.length) {
+        for (const item of overflow) queue.push(item)
+        overflow = []
+      } else if (room > 0) {
+        for (const item of overflow.splice(0, room)) queue.push(item)
+      }
+    }
+    return batch
+  }
+
+  // waits for one write, then takes whatever else is queued by now (the callers resumed by the
   // last batch have run and queued their next writes before the writer resumes)
-  const takeBatch = Effect.flatMap(Queue.take(queue), (first) =>
-    Effect.map(Queue.takeUpTo(queue, options.maxBatchSize - 1), (rest) => [first, ...rest]))
+  const takeBatch = Effect.async<ReadonlyArray<Item>>((resume) => {
+    if (queue.length > 0 || closed) return resume(Effect.sync(take))
+    wake = () => resume(Effect.sync(take))
+    return Effect.sync(() => {
+      wake = undefined
+    })
+  })
   const step = Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
       // only the wait for work is interruptible: a batch, once taken, is written and acknowledged whole
       const batch = yield* restore(takeBatch)
-      const items = batch.filter((item): item is Item => item !== stop)
-      if (items.length > 0) yield* write(items)
+      if (batch.length > 0) {
+        current = batch
+        yield* write(batch)
+        current = []
+      }
       // once closed, the writer ends when the queue is empty (nothing new is admitted)
-      return closed && (yield* Queue.size(queue)) <= 0
+      return closed && queue.length === 0
     })
   )
   const loop = Effect.iterate(false, { while: (done) => !done, body: () => step })
@@ -179,25 +209,30 @@ export const make = Effect.fnUntraced(function*(backend: Backend, options: Write
   yield* Effect.addFinalizer(() =>
     Effect.gen(function*() {
       closed = true
-      queue.unsafeOffer(stop) // wakes an idle writer; a full queue means it is busy and sees `closed`
+      const idle = wake
+      wake = undefined
+      idle?.()
       yield* Fiber.await(fiber)
-      yield* Queue.shutdown(queue)
-      for (const item of pending) complete(item, Exit.fail(closedError(operationOf(item.op))))
-      pending.clear()
+      for (const items of [current, queue, overflow]) {
+        for (const item of items) complete(item, Exit.fail(closedError(operationOf(item.op))))
+      }
+      current = []
+      queue = []
+      overflow = []
     })
   )
 
   const submit = (op: Op): Effect.Effect<unknown, StoreError> =>
-    Effect.suspend(() => {
-      if (closed) return Effect.fail(closedError(operationOf(op)))
-      const item: Item = { op, exit: undefined, resume: undefined }
-      pending.add(item)
-      const wait = Effect.async<unknown, StoreError>((resume) => {
-        if (item.exit !== undefined) resume(item.exit)
-        else item.resume = resume
-      })
-      // fast path: room in the queue; otherwise wait for room (back-pressure)
-      return queue.unsafeOffer(item) ? wait : Effect.zipRight(Queue.offer(queue, item), wait)
+    Effect.async<unknown, StoreError>((resume) => {
+      if (closed) return resume(Exit.fail(closedError(operationOf(op))))
+      const item: Item = { op, resume }
+      if (queue.length < options.queueCapacity) queue.push(item)
+      else overflow.push(item) // back-pressure: it waits for room
+      const idle = wake
+      if (idle !== undefined) {
+        wake = undefined
+        idle()
+      }
     })
 
   return { submit } satisfies Writer
