@@ -79,9 +79,14 @@ export const make = (fiber: Fiber.RuntimeFiber<unknown, unknown>, enabled = true
   const links = Chunk.toReadonlyArray(fiber.getFiberRef(FiberRef.currentTracerSpanLinks))
   const make = (name: string, parent: Tracer.AnySpan | undefined, attributes: Record<string, unknown>) => {
     const startTime = timing ? now() : bigint0
-    const span = tracer === nativeTracer
-      ? new LocalSpan(name, parent, links, startTime)
-      : tracer.span(name, Option.fromNullable(parent), Context.empty(), links, startTime, "internal")
+    if (tracer === nativeTracer) {
+      if (annotations.length === 0) return new LocalSpan(name, parent, links, startTime, attributes)
+      const span = new LocalSpan(name, parent, links, startTime)
+      for (let i = 0; i < annotations.length; i++) span.attribute(annotations[i]![0], annotations[i]![1])
+      for (const k in attributes) span.attribute(k, attributes[k])
+      return span
+    }
+    const span = tracer.span(name, Option.fromNullable(parent), Context.empty(), links, startTime, "internal")
     for (let i = 0; i < annotations.length; i++) span.attribute(annotations[i]![0], annotations[i]![1])
     for (const k in attributes) span.attribute(k, attributes[k])
     return span
@@ -91,46 +96,77 @@ export const make = (fiber: Fiber.RuntimeFiber<unknown, unknown>, enabled = true
 
 let lastSpanId = 0
 
+const noLinks: ReadonlyArray<Tracer.SpanLink> = Object.freeze([])
+
 /**
  * What Effect's native tracer would make (its `NativeSpan`), for less: with no tracer
  * installed a span is only ever read in this process (`Effect.currentSpan`, a parent), so
- * its ids come from a counter instead of 48 calls to `Math.random`, and its attribute map
- * and event list are made when first written. Made twice per transition, `NativeSpan` was
- * about 5% of the in-memory W1 profile (bench/profile.ts).
+ * its ids come from a counter instead of 48 calls to `Math.random`, and what is rarely
+ * read (its ids as strings, its status, its attributes as a Map, its parent as an Option)
+ * is made when read. Made twice per transition, `NativeSpan` was about 5% of the
+ * in-memory W1 profile (bench/profile.ts); an execution half-way through a step keeps
+ * four spans (the start's, the execution's, the state's and the step's).
  */
 class LocalSpan implements Tracer.Span {
-  readonly _tag = "Span"
-  readonly spanId: string
-  readonly traceId: string
-  readonly sampled = true
-  readonly kind = "internal"
-  readonly context = Context.empty()
-  readonly parent: Option.Option<Tracer.AnySpan>
-  status: Tracer.SpanStatus
-  private attrs: Map<string, unknown> | undefined = undefined
-  events: Array<[name: string, startTime: bigint, attributes: Record<string, unknown>]> | undefined = undefined
-  links: Array<Tracer.SpanLink>
-  constructor(readonly name: string, parent: Tracer.AnySpan | undefined, links: ReadonlyArray<Tracer.SpanLink>, startTime: bigint) {
-    this.parent = Option.fromNullable(parent)
-    this.status = { _tag: "Started", startTime }
-    this.spanId = (++lastSpanId).toString(16).padStart(16, "0")
-    this.traceId = parent !== undefined ? parent.traceId : this.spanId.padStart(32, "0")
-    this.links = links.length === 0 ? [] : [...links]
+  private readonly id: number
+  private readonly parentSpan: Tracer.AnySpan | undefined
+  private readonly startTime: bigint
+  private ended: { readonly endTime: bigint; readonly exit: Exit.Exit<unknown, unknown> } | undefined = undefined
+  private attrs: Record<string, unknown>
+  private eventList: Array<[name: string, startTime: bigint, attributes: Record<string, unknown>]> | undefined = undefined
+  links: ReadonlyArray<Tracer.SpanLink>
+  /** `attributes` is kept as it is given (a fresh object), not copied */
+  constructor(readonly name: string, parent: Tracer.AnySpan | undefined, links: ReadonlyArray<Tracer.SpanLink>, startTime: bigint, attributes: Record<string, unknown> = {}) {
+    this.id = ++lastSpanId
+    this.parentSpan = parent
+    this.startTime = startTime
+    this.links = links.length === 0 ? noLinks : [...links]
+    this.attrs = attributes
+  }
+  get _tag(): "Span" {
+    return "Span"
+  }
+  get sampled() {
+    return true
+  }
+  get kind(): Tracer.SpanKind {
+    return "internal"
+  }
+  get context() {
+    return Context.empty()
+  }
+  get spanId() {
+    return this.id.toString(16).padStart(16, "0")
+  }
+  get traceId(): string {
+    return this.parentSpan !== undefined ? this.parentSpan.traceId : this.spanId.padStart(32, "0")
+  }
+  get parent() {
+    return Option.fromNullable(this.parentSpan)
+  }
+  get status(): Tracer.SpanStatus {
+    return this.ended === undefined
+      ? { _tag: "Started", startTime: this.startTime }
+      : { _tag: "Ended", startTime: this.startTime, endTime: this.ended.endTime, exit: this.ended.exit }
   }
   get attributes(): ReadonlyMap<string, unknown> {
-    return this.attrs ??= new Map()
+    return new Map(Object.entries(this.attrs))
+  }
+  get events(): ReadonlyArray<[name: string, startTime: bigint, attributes: Record<string, unknown>]> {
+    return this.eventList ?? []
   }
   end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
-    this.status = { _tag: "Ended", endTime, exit, startTime: this.status.startTime }
+    this.ended = { endTime, exit }
   }
   attribute(key: string, value: unknown): void {
-    ;(this.attrs ??= new Map()).set(key, value)
+    // a plain object: `__proto__` must not set its prototype
+    Object.defineProperty(this.attrs, key, { value, writable: true, enumerable: true, configurable: true })
   }
   event(name: string, startTime: bigint, attributes?: Record<string, unknown>): void {
-    ;(this.events ??= []).push([name, startTime, attributes ?? {}])
+    ;(this.eventList ??= []).push([name, startTime, attributes ?? {}])
   }
   addLinks(links: ReadonlyArray<Tracer.SpanLink>): void {
-    this.links.push(...links)
+    this.links = [...this.links, ...links]
   }
 }
 

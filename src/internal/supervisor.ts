@@ -9,7 +9,7 @@ import type { Tracer } from "effect"
 import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Option } from "effect"
 import { ExecutionNotFound, StoreError } from "../Errors.js"
 import { isTerminal } from "../Execution.js"
-import type { Restore } from "./actor.js"
+import type { Restore } from "./run.js"
 import * as Deadlines from "./deadlines.js"
 import type { Cached, CommandError, Handle, Msg } from "./handle.js"
 import { idle, Mailbox, parked, runFiber, stoppable } from "./handle.js"
@@ -42,12 +42,19 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
    * backoff, within the intensity limit. A run that ends by itself ends the activation.
    */
   const startRun = (handle: Handle, delay: number, waitsForStore = false) => {
+    // what follows the run is decided in its fiber, uninterruptibly (one frame on the
+    // fiber's stack, where `Effect.onExit` makes three); a stale run decides nothing
+    const after = (exit: Exit.Exit<void, StoreError>) =>
+      Effect.withFiberRuntime<void>((fiber) => runFiber(handle) === fiber ? afterRun(handle, exit) : Effect.void)
     const fiber = fork(
       Effect.uninterruptibleMask((restore) =>
-        delay > 0
-          ? Effect.zipRight(waitsForStore ? waitForStoreBackoff(handle, delay, restore) : restore(Deadlines.sleepMillis(delay)), runActor(handle, restore))
-          : runActor(handle, restore)
-      ).pipe(Effect.onExit((exit) => Effect.withFiberRuntime((fiber) => runFiber(handle) === fiber ? afterRun(handle, exit) : Effect.void))),
+        Effect.matchCauseEffect(
+          delay > 0
+            ? Effect.zipRight(waitsForStore ? waitForStoreBackoff(handle, delay, restore) : restore(Deadlines.sleepMillis(delay)), runActor(handle, restore))
+            : runActor(handle, restore),
+          { onFailure: (cause) => after(Exit.failCause(cause)), onSuccess: () => after(Exit.void) }
+        )
+      ),
       // not on the caller's stack: a restart is started from the finalizer of the run before it
       { immediate: false }
     )

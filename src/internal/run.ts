@@ -1,0 +1,421 @@
+/**
+ * One run of an execution's actor: the loop that handles queued messages, then does what
+ * the committed snapshot calls for (a step's attempt, an event from the inbox, a timer, a
+ * compensation), committing each outcome before the next step. It ends when the execution
+ * ends, parks, or leaves memory; `actor.ts` starts it, the supervisor decides what follows.
+ *
+ * A run is an object whose methods are shared by every run, not a closure per function
+ * per run: an execution half-way through a step keeps its `Run`, the fiber's few stack
+ * frames, and nothing else of the loop (see docs/architecture.md). Each method is called
+ * from the run fiber when the effect before it has finished, and returns what the fiber
+ * does next.
+ */
+import type { Clock, Tracer } from "effect"
+import { Cause, Deferred, Duration, Effect, Either, Exit, HashMap, Option } from "effect"
+import type { InvalidTransition, StoreError } from "../Errors.js"
+import { TimeoutError, VersionConflict } from "../Errors.js"
+import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
+import { isTerminal } from "../Execution.js"
+import type * as Procedure from "../Procedure.js"
+import { stateOf } from "../Procedure.js"
+import type { Deadline } from "./deadlines.js"
+import { settle as settleWaiter } from "./eventWaiters.js"
+import { fairTurn, roundsPerLook } from "./fairness.js"
+import * as Failures from "./failures.js"
+import type { Cached, CommandError, Handle, Mailbox, Msg, Phase, RunFiber } from "./handle.js"
+import { runFiber } from "./handle.js"
+import { finishedBy, stateDuration, transitionsTotal } from "./metrics.js"
+import type { Shared } from "./shared.js"
+import * as Spans from "./spans.js"
+import type { Compiled, Input, Machine, Output } from "./transition.js"
+import { errorInfo, transition } from "./transition.js"
+
+export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+/** What the run loop asks of the supervisor. */
+export interface SupervisorOps {
+  readonly post: (handle: Handle, msg: Msg) => void
+  readonly restartNow: (handle: Handle) => void
+  readonly drainMailbox: (handle: Handle, error: CommandError) => Effect.Effect<void>
+}
+
+/** What the runs of one runtime share. */
+export interface Env {
+  readonly shared: Shared
+  readonly supervisor: SupervisorOps
+  readonly detach: Failures.Detach
+}
+
+export type StepState = Procedure.Step<string, unknown, unknown, unknown, unknown>
+
+/** What a turn of the loop leads to: another turn, or the end of the run and why. */
+type Signal = "continue" | "wait" | "idle" | "done"
+
+const toWait = Effect.succeed<Signal>("wait")
+const toIdle = Effect.succeed<Signal>("idle")
+const toDone = Effect.succeed<Signal>("done")
+const noRejection = Effect.succeed(Option.none<InvalidTransition>())
+
+export const versionConflict = (snapshot: Snapshot, expected: number) =>
+  new VersionConflict({ executionId: snapshot.id, expected, actual: snapshot.seq, state: snapshot.state, status: snapshot.status })
+
+/** A step attempt's timeout: firing it replaces the run, if the attempt is still running. */
+class StepDeadline implements Deadline {
+  constructor(readonly at: number, readonly run: Run, readonly visit: number, readonly attempt: number) {}
+  fire() {
+    const handle = this.run.handle
+    if (handle.phase._tag !== "Stepping" || handle.phase.deadline !== this) return
+    handle.timedOut = { visit: this.visit, attempt: this.attempt }
+    this.run.env.supervisor.restartNow(handle)
+  }
+}
+
+/** The timer of a wait state held in memory: firing it posts a `Timer` message. */
+class WaitTimer implements Deadline {
+  constructor(readonly at: number, readonly run: Run, readonly visit: number) {}
+  fire() {
+    this.run.env.supervisor.post(this.run.handle, { _tag: "Timer", visit: this.visit })
+  }
+}
+
+export class Run {
+  readonly id: string
+  readonly mailbox: Mailbox
+  readonly compiled: Compiled
+  readonly def: Procedure.Any
+  readonly loopLimit: number
+  /** the span of the request that started this run, if any: the others are linked */
+  readonly parent: Tracer.AnySpan | undefined
+  /** the phase of this run between steps (made once) */
+  readonly busy: Phase
+  /** the span of the current visit of a state, ended when the execution leaves it (or this run ends) */
+  stateSpan: Tracer.Span | undefined = undefined
+  /** loop rounds since the last look at the fairness budget */
+  private sinceTurn = 0
+  /** the attempt in flight (a run makes one at a time) */
+  private step: StepState | undefined = undefined
+  private stepSpan: Tracer.Span = undefined as never
+  private stepDeadline: StepDeadline = undefined as never
+  private stepAttempt = 0
+  /** the loop's continuations, made once per run: after a turn's signal, and after an effect whose result is ignored */
+  private readonly next: (signal: Signal) => Effect.Effect<void, StoreError>
+  private readonly again: () => Effect.Effect<void, StoreError>
+  private readonly stepEnded: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void, StoreError>
+
+  constructor(
+    readonly env: Env,
+    readonly handle: Handle,
+    /** this run's fiber: once it is no longer the handle's, the run is stale (see `restartNow`) */
+    readonly self: RunFiber,
+    readonly restore: Restore,
+    readonly spans: Spans.Spans,
+    readonly executionSpan: Tracer.Span,
+    /** the fiber's log annotations, with the execution's id and procedure */
+    readonly annotations: HashMap.HashMap<string, unknown>,
+    readonly cached: Cached,
+    readonly clock: Clock.Clock
+  ) {
+    this.id = handle.id
+    this.mailbox = handle.mailbox
+    this.compiled = cached.compiled
+    this.def = cached.compiled.def
+    this.loopLimit = this.def.maxTransitionsWithoutWaiting ?? 10_000
+    this.parent = Option.getOrUndefined(executionSpan.parent)
+    this.busy = { _tag: "Busy", fiber: self }
+    this.next = (signal) => signal === "continue" ? this.loop() : this.settle(signal)
+    this.again = () => this.loop()
+    this.stepEnded = (exit) => this.afterStep(exit)
+    this.enterStateSpan(cached.machine.snapshot)
+  }
+
+  now() {
+    return this.clock.unsafeCurrentTimeMillis()
+  }
+
+  /** Whether a command or a timeout replaced this run (it must stop where it is). */
+  stale() {
+    return runFiber(this.handle) !== this.self
+  }
+
+  annotationsOf(state: string, attempt: number) {
+    return HashMap.set(HashMap.set(this.annotations, "state", state), "attempt", attempt)
+  }
+
+  /** One round of the loop: queued messages first, then what the snapshot calls for. */
+  loop(): Effect.Effect<void, StoreError> {
+    if (++this.sinceTurn >= roundsPerLook) {
+      this.sinceTurn = 0
+      return Effect.flatMap(fairTurn, this.again)
+    }
+    for (let msg = this.mailbox.poll(); msg !== undefined; msg = this.mailbox.poll()) {
+      if (msg._tag !== "Inbox") return Effect.flatMap(this.handleMessage(msg), this.again)
+      if (msg.cause !== undefined && msg.cause !== this.parent) this.executionSpan.addLinks([{ _tag: "SpanLink", span: msg.cause, attributes: {} }])
+    }
+    // the hot path: the next attempt of a running step
+    const current = this.cached.machine.snapshot
+    const state = stateOf(this.def, current.state)!
+    if (current.status === "running" && state._tag === "Step" && this.handle.timedOut === undefined) {
+      return Effect.flatMap(this.stepOrStop(state), this.again)
+    }
+    return Effect.flatMap(this.reconcile(state), this.next)
+  }
+
+  /** The next attempt of the current step, unless the execution has looped too long. */
+  stepOrStop(state: StepState): Effect.Effect<void, StoreError> {
+    return this.handle.spins >= this.loopLimit ? Failures.stopLoop(this) : this.runStep(state)
+  }
+
+  /** Runs one attempt of the current step, inline, interruptible only inside `restore`. */
+  private runStep(state: StepState): Effect.Effect<void, StoreError> {
+    // a command that came in meanwhile goes first
+    if (this.mailbox.hasCommand()) return Effect.void
+    const s = this.cached.machine.snapshot
+    const attempt = s.attempt + 1
+    const stateName = s.state
+    const deadline = new StepDeadline(this.now() + Duration.toMillis(state.timeout), this, s.visit, attempt)
+    this.env.shared.deadlines.add(deadline)
+    this.handle.phase = { _tag: "Stepping", fiber: this.self, deadline }
+    // the attempt's span and log annotations are set on the run fiber (dedicated to this
+    // execution) rather than scoped around the step: the same effect for much less work
+    const span = this.spans.make("proctor.step", this.stateSpan ?? this.executionSpan, {
+      "proctor.execution.id": this.id,
+      "proctor.state.name": stateName,
+      "proctor.step.attempt": attempt
+    })
+    this.step = state
+    this.stepSpan = span
+    this.stepDeadline = deadline
+    this.stepAttempt = attempt
+    const context = this.cached.machine.context
+    const id = this.id
+    // a `run` that throws instead of returning an Effect fails the attempt (a defect)
+    const run = Effect.suspend(() =>
+      state.run({ context, executionId: id, state: stateName, attempt, idempotencyKey: `${id}/${stateName}/${s.visit}` }) as Effect.Effect<unknown, unknown>
+    )
+    return Spans.setParentAndAnnotations(
+      this.self,
+      this.spans,
+      span,
+      this.annotationsOf(stateName, attempt),
+      Effect.matchCauseEffect(this.restore(run), { onFailure: (cause) => this.stepEnded(Exit.failCause(cause)), onSuccess: (value) => this.stepEnded(Exit.succeed(value)) })
+    )
+  }
+
+  private afterStep(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void, StoreError> {
+    const state = this.step!
+    this.step = undefined
+    this.stepSpan.end(this.spans.now(), exit)
+    // a command or the timeout gave up on this run while the step would not stop: the
+    // new run owns the handle, and what the step returned goes nowhere
+    if (this.stale()) return Effect.interrupt
+    this.handle.phase = this.busy
+    this.env.shared.deadlines.remove(this.stepDeadline)
+    if (Exit.isSuccess(exit)) {
+      return Effect.asVoid(this.apply(transition(this.compiled, this.cached.machine, {
+        _tag: "StepSucceeded",
+        result: exit.value,
+        compensable: this.cached.completed.length > 0
+      }, this.now())))
+    }
+    if (Cause.isInterruptedOnly(exit.cause)) return Effect.interrupt
+    const failure = Cause.failureOption(exit.cause)
+    return Failures.attemptFailed(this, state, this.stepAttempt, Option.isSome(failure) ? failure.value : Cause.squash(exit.cause), Option.isSome(failure))
+  }
+
+  /** Commits the outcome of the transition function; returns the error of a rejection. */
+  apply(output: Output, consumed?: number, errors?: ReadonlyArray<ErrorEntry>): Effect.Effect<Option.Option<InvalidTransition>, StoreError> {
+    if (output._tag === "Reject") return Effect.succeed(Option.some(output.error))
+    const s = this.cached.machine.snapshot
+    if (output._tag === "Discard") {
+      const now = this.now()
+      const snapshot: Snapshot = { ...s, rowVersion: s.rowVersion + 1, updatedAt: now }
+      const entry: ErrorEntry = { executionId: this.id, state: s.state, attempt: s.attempt, tag: output.reason.tag, message: output.reason.message, transient: false, at: now }
+      return Effect.map(this.env.shared.store.commit({ snapshot, expectedVersion: s.rowVersion, consumed, errors: [entry] }), () => {
+        this.cached.machine = { ...this.cached.machine, snapshot }
+        return Option.none()
+      })
+    }
+    const next = output.machine
+    const t = output.transition
+    return Effect.flatMap(
+      this.env.shared.store.commit({ snapshot: next.snapshot, expectedVersion: s.rowVersion, transition: t, consumed, errors }),
+      () => this.committed(s, next, t)
+    )
+  }
+
+  private committed(s: Snapshot, next: Machine, t: Transition) {
+    const { cached, handle } = this
+    cached.machine = next
+    const status = next.snapshot.status
+    handle.spins = status === "running" || status === "compensating" ? handle.spins + 1 : 0
+    stateDuration.unsafeUpdate(t.duration, [])
+    transitionsTotal.unsafeUpdate(1, [])
+    if (next.snapshot.visit !== s.visit) handle.retry = undefined
+    if (next.snapshot.visit !== s.visit || isTerminal(status)) this.enterStateSpan(next.snapshot)
+    if (isTerminal(status) && !isTerminal(s.status)) finishedBy(status).unsafeUpdate(1, [])
+    if (t.cause === "step" && this.compiled.compensable.has(t.from)) cached.completed.push({ stepSeq: t.seq, state: t.from })
+    this.env.shared.publish(next.snapshot, t)
+    return noRejection
+  }
+
+  /** Commits a snapshot that only counts (a failed attempt, a compensation's record) with what goes with it. */
+  commitCount(snapshot: Snapshot, extra: Omit<Parameters<Shared["store"]["commit"]>[0], "snapshot" | "expectedVersion">) {
+    const s = this.cached.machine.snapshot
+    return Effect.map(this.env.shared.store.commit({ ...extra, snapshot, expectedVersion: s.rowVersion }), () => {
+      this.cached.machine = { ...this.cached.machine, snapshot }
+    })
+  }
+
+  private endStateSpan(exit: Exit.Exit<unknown, unknown>) {
+    this.stateSpan?.end(this.spans.now(), exit)
+    this.stateSpan = undefined
+  }
+
+  private enterStateSpan(snapshot: Snapshot) {
+    this.endStateSpan(Exit.void)
+    if (isTerminal(snapshot.status)) return
+    this.stateSpan = this.spans.make("proctor.state", this.executionSpan, {
+      "proctor.execution.id": this.id,
+      "proctor.procedure.name": this.def.name,
+      "proctor.state.name": snapshot.state,
+      "proctor.state.visit": snapshot.visit
+    })
+  }
+
+  /** When the run ends, so does the state's span. */
+  end(exit: Exit.Exit<unknown, unknown>) {
+    this.endStateSpan(exit)
+    this.executionSpan.attribute("proctor.execution.status", this.cached.machine.snapshot.status)
+  }
+
+  /** Does what the committed snapshot calls for, when it is not the next attempt of a step. */
+  private reconcile(state: Procedure.AnyState): Effect.Effect<Signal, StoreError> {
+    const s = this.cached.machine.snapshot
+    const { passivate } = this.env.shared.settings
+    switch (s.status) {
+      case "running": {
+        if (state._tag !== "Step") return toIdle
+        const timedOut = this.handle.timedOut
+        this.handle.timedOut = undefined
+        if (timedOut !== undefined && timedOut.visit === s.visit && timedOut.attempt === s.attempt + 1) {
+          const timeout = new TimeoutError({ executionId: this.id, state: s.state, timeout: Duration.format(state.timeout) })
+          return Effect.as(Failures.attemptFailed(this, state, timedOut.attempt, timeout, true), "continue")
+        }
+        return Effect.as(this.stepOrStop(state), "continue")
+      }
+      case "waiting":
+        return Effect.flatMap(this.env.shared.store.inbox(this.id, 1), (pending) => this.waiting(pending))
+      case "paused":
+      case "needs_intervention":
+        return passivate ? toIdle : toWait
+      case "compensating": {
+        if (this.cached.completed.length > 0) return Effect.as(Failures.compensateLast(this), "continue")
+        return Effect.as(this.apply(transition(this.compiled, this.cached.machine, { _tag: "Compensated" }, this.now())), "done")
+      }
+      default:
+        return toDone
+    }
+  }
+
+  /** A wait state: consume the oldest event of the inbox, fire a timer that is due, or set it. */
+  private waiting(pending: ReadonlyArray<{ readonly seq: number; readonly event: unknown }>): Effect.Effect<Signal, StoreError> {
+    const { eventWaiters, deadlines, settings } = this.env.shared
+    const s = this.cached.machine.snapshot
+    // a sendAndWait whose event may be this one has not registered its waiter yet: it
+    // wakes the actor when it has
+    if (pending.length > 0 && !eventWaiters.isEnqueuing(this.id)) {
+      const entry = pending[0]!
+      const decodedEvent = this.compiled.decodeEvent(entry.event)
+      const waiter = eventWaiters.take(this.id, entry.seq)
+      const expected = waiter?.expectVersion
+      const conflict = expected !== undefined && expected !== s.seq ? versionConflict(s, expected) : undefined
+      const output: Output = conflict !== undefined
+        ? { _tag: "Discard", reason: { tag: conflict._tag, message: conflict.message } }
+        : Either.isLeft(decodedEvent)
+        ? { _tag: "Discard", reason: errorInfo(decodedEvent.left) }
+        : transition(this.compiled, this.cached.machine, { _tag: "Event", event: decodedEvent.right, encoded: entry.event }, this.now())
+      if (waiter === undefined) return Effect.as(this.apply(output, entry.seq), "continue")
+      return Effect.onError(this.apply(output, entry.seq), () => Effect.sync(() => eventWaiters.put(this.id, entry.seq, waiter))).pipe(
+        Effect.map(() => {
+          settleWaiter(waiter, conflict ?? (output._tag === "Discard"
+            ? { _tag: "Discarded", snapshot: this.cached.machine.snapshot, reason: output.reason }
+            : { _tag: "Consumed", snapshot: this.cached.machine.snapshot }))
+          return "continue"
+        })
+      )
+    }
+    if (s.timerDueAt !== undefined) {
+      const now = this.now()
+      if (s.timerDueAt <= now) return Effect.as(this.apply(transition(this.compiled, this.cached.machine, { _tag: "TimerFired" }, now)), "continue")
+      if (!settings.passivate || s.timerDueAt - now <= settings.horizon) {
+        const timer = this.handle.timer
+        if (timer === undefined || timer.visit !== s.visit) {
+          if (timer !== undefined) deadlines.remove(timer.deadline)
+          const deadline = new WaitTimer(s.timerDueAt, this, s.visit)
+          this.handle.timer = { visit: s.visit, deadline }
+          deadlines.add(deadline)
+        }
+        return toWait
+      }
+    }
+    return settings.passivate ? toIdle : toWait
+  }
+
+  /** A command (pause, cancel, ...) or a wait state's timer. */
+  private handleMessage(msg: Exclude<Msg, { readonly _tag: "Inbox" }>): Effect.Effect<void, StoreError> {
+    const now = this.now()
+    const { cached, handle } = this
+    if (msg._tag === "Timer") {
+      const s = cached.machine.snapshot
+      if (msg.visit !== s.visit || s.status !== "waiting") return Effect.void
+      handle.timer = undefined
+      return Effect.asVoid(this.apply(transition(this.compiled, cached.machine, { _tag: "TimerFired" }, now)))
+    }
+    const input: Input = msg.input._tag === "Rollback" ? { _tag: "Rollback", compensable: cached.completed.length > 0 } : msg.input
+    if (input._tag === "Retry" || input._tag === "Resume") handle.retry = undefined
+    // a person acted: what follows is not a runaway loop
+    handle.spins = 0
+    handle.current = msg.reply
+    return Effect.flatMap(this.apply(transition(this.compiled, cached.machine, input, now)), (rejected) => {
+      handle.current = undefined
+      return Option.isSome(rejected) ? Deferred.fail(msg.reply, rejected.value) : Deferred.succeed(msg.reply, cached.machine.snapshot)
+    })
+  }
+
+  /** The run ends: the execution ended, parks, or leaves memory. */
+  private settle(signal: Exclude<Signal, "continue">): Effect.Effect<void, StoreError> {
+    const { handle, cached } = this
+    const { deadlines, handles, timerPoll, settings } = this.env.shared
+    const s = cached.machine.snapshot
+    if (handle.timer !== undefined && (s.status !== "waiting" || handle.timer.visit !== s.visit)) {
+      deadlines.remove(handle.timer.deadline)
+      handle.timer = undefined
+    }
+    if (signal === "done") {
+      // ended: leave memory, then refuse what is still queued from the terminal snapshot
+      handles.delete(this.id)
+      const now = this.now()
+      const replies: Array<Effect.Effect<boolean>> = []
+      for (const msg of this.mailbox.drain()) {
+        if (msg._tag !== "Command") continue
+        const output = transition(this.compiled, cached.machine, msg.input, now)
+        replies.push(output._tag === "Reject" ? Deferred.fail(msg.reply, output.error) : Deferred.succeed(msg.reply, s))
+      }
+      return replies.length === 0 ? Effect.void : Effect.asVoid(Effect.all(replies))
+    }
+    // nothing to do until a message comes: leave memory (passivate) or park; either only when
+    // no message is waiting (checked and done in one synchronous step)
+    if (this.mailbox.size > 0) return this.loop()
+    if (signal === "wait") {
+      handle.phase = { _tag: "Parking", fiber: this.self }
+      return Effect.void
+    }
+    handles.delete(this.id)
+    const due = s.status === "waiting" ? s.timerDueAt : undefined
+    if (due !== undefined && due - settings.horizon < timerPoll.planned) {
+      timerPoll.planned = due - settings.horizon
+      Deferred.unsafeDone(timerPoll.wake, Exit.void)
+    }
+    return Effect.void
+  }
+}
