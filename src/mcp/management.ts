@@ -5,7 +5,6 @@
  * @since 0.1.0
  */
 import { Clock, Effect, Either } from "effect"
-import type { Status } from "../Execution.js"
 import { refusal } from "../Execution.js"
 import type * as Params from "./params.js"
 import { optionalInteger, optionalLiteral, optionalString } from "./params.js"
@@ -45,9 +44,8 @@ export const make = (sessions: Sessions) => {
       const status = yield* optionalLiteral(args, "status", SESSION_STATUSES)
       const type = yield* optionalString(args, "workflow_type", "test_generation", 100)
       const limit = (yield* optionalInteger(args, "limit", 1, 1000)) ?? 100
-      const statuses: ReadonlyArray<Status> = status === undefined
-        ? ["waiting", "running", "needs_intervention", "compensating", "paused", "succeeded", "failed", "rolled_back"]
-        : runtimeStatuses(status)
+      // deleted sessions are listed only when asked for
+      const statuses = runtimeStatuses(status === undefined ? SESSION_STATUSES.filter((s) => s !== "deleted") : [status])
       const entries = [...env.workflows.values()].filter((e) => type === undefined || e.workflow.name === type)
       const lists = yield* Effect.forEach(entries, (e) =>
         runtime.list({ procedure: procedureName(e.workflow.name), status: statuses, limit: 1000 }).pipe(

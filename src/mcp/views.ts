@@ -6,7 +6,8 @@
  *
  * @since 0.1.0
  */
-import type { Status, Transition } from "../Execution.js"
+import type { Transition } from "../Execution.js"
+import { Status } from "../Execution.js"
 import type { FieldSpec, Phase, Workflow } from "./definition.js"
 import { describeField } from "./definition.js"
 import type { SessionContext } from "./procedure.js"
@@ -36,16 +37,9 @@ export const sessionStatus = (status: Status): SessionStatus =>
     ? "failed"
     : "active"
 
-export const runtimeStatuses = (status: SessionStatus): ReadonlyArray<Status> =>
-  status === "active"
-    ? ["waiting", "running", "needs_intervention", "compensating"]
-    : status === "paused"
-    ? ["paused"]
-    : status === "completed"
-    ? ["succeeded"]
-    : status === "deleted"
-    ? ["cancelled"]
-    : ["failed", "rolled_back"]
+/** The runtime's statuses a session shows as any of `shown`: the inverse of `sessionStatus`. */
+export const runtimeStatuses = (shown: ReadonlyArray<SessionStatus>): ReadonlyArray<Status> =>
+  Status.literals.filter((status) => shown.includes(sessionStatus(status)))
 
 export const iso = (ms: number) => new Date(ms).toISOString()
 
