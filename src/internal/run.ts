@@ -100,7 +100,11 @@ export class Run {
   /** the loop's continuations, made once per run: after a turn's signal, and after an effect whose result is ignored */
   private readonly next: (signal: Signal) => Effect.Effect<void, StoreError>
   private readonly again: () => Effect.Effect<void, StoreError>
-  private readonly stepEnded: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void, StoreError>
+  /** what follows an attempt, made once per run */
+  private readonly stepEnded: {
+    readonly onFailure: (cause: Cause.Cause<unknown>) => Effect.Effect<void, StoreError>
+    readonly onSuccess: (value: unknown) => Effect.Effect<void, StoreError>
+  }
 
   constructor(
     readonly env: Env,
@@ -124,7 +128,7 @@ export class Run {
     this.busy = { _tag: "Busy", fiber: self }
     this.next = (signal) => signal === "continue" ? this.loop() : this.settle(signal)
     this.again = () => this.loop()
-    this.stepEnded = (exit) => this.afterStep(exit)
+    this.stepEnded = { onFailure: (cause) => this.afterStep(Exit.failCause(cause)), onSuccess: (value) => this.afterStep(Exit.succeed(value)) }
     this.enterStateSpan(cached.machine.snapshot)
   }
 
@@ -197,7 +201,7 @@ export class Run {
       this.spans,
       span,
       this.annotationsOf(stateName, attempt),
-      Effect.matchCauseEffect(this.restore(run), { onFailure: (cause) => this.stepEnded(Exit.failCause(cause)), onSuccess: (value) => this.stepEnded(Exit.succeed(value)) })
+      Effect.matchCauseEffect(this.restore(run), this.stepEnded)
     )
   }
 

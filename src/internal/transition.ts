@@ -127,7 +127,7 @@ const enter = (
     readonly event?: unknown
     readonly compensable?: boolean
     /** the context already encoded */
-    readonly encoded?: Either.Either<unknown, ValidationError>
+    readonly encoded?: Either.Either<unknown, ValidationError> | undefined
   } = {}
 ): Output => {
   const state = stateOf(compiled.def, target)!
@@ -264,7 +264,10 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
           input.compensable
         )
       }
-      return enter(compiled, machine, target, now, "step", context, { compensable: input.compensable })
+      // a step without `update` keeps the context: it is stored as it already is, not encoded again
+      // (and checked for JSON) on every transition
+      const kept = state.update === undefined && s.context !== undefined ? Either.right(s.context) : undefined
+      return enter(compiled, machine, target, now, "step", context, { compensable: input.compensable, encoded: kept })
     }
     case "StepFailed": {
       if (state._tag !== "Step") return reject(machine, "fail the step of", "Only a step fails.")
