@@ -1,7 +1,7 @@
 /**
  * The runtime: the registry of procedures, the public operations (start, send, commands,
  * queries), and the wiring of its parts: the supervisor (`supervisor.ts`) and the actors'
- * run loop (`actor.ts`), one actor fiber per active execution in a FiberSet owned by the
+ * run loop (`actor.ts`, `run.ts`), one actor fiber per active execution in a FiberSet owned by the
  * runtime's scope, each reading its own mailbox and committing through the Store.
  */
 import type { Tracer } from "effect"
