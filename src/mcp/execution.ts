@@ -371,6 +371,5 @@ export const make = (sessions: Sessions) => {
       }
     })
 
-
   return { list_workflows: listWorkflows, start, get_phase: getPhase, get_task: getTask, complete_phase: completePhase, get_state: getState, get_artifact: getArtifact }
 }

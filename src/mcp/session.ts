@@ -28,7 +28,6 @@ import { phaseOf, SessionContext } from "./procedure.js"
 import { isSessionId, SESSION_ID_FORMAT } from "./safety.js"
 import { sessionStatus } from "./views.js"
 
-
 /**
  * A loaded workflow with the procedure it compiles to.
  *
@@ -84,7 +83,6 @@ export const fromRuntime = (sessionId: string) =>
       })
   }
 }
-
 
 const decodeContext = Schema.decodeUnknownEither(SessionContext)
 

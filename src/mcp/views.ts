@@ -15,7 +15,6 @@ import { phaseOf } from "./procedure.js"
 import { jsonBytes } from "./safety.js"
 import type { Session } from "./session.js"
 
-
 /**
  * The status of a session as the tool shows it.
  *
@@ -166,7 +165,6 @@ export const phaseHistory = (workflow: Workflow, history: ReadonlyArray<Transiti
     }
   })
 }
-
 
 /** get_session shows the latest entries of each log, with its count */
 export const LATEST_NOTES = 10
