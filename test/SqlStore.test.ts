@@ -172,7 +172,7 @@ describe("SqlStore.layerSqlite", () => {
 
       const second = yield* open({ filename: file })
       assert.deepStrictEqual(yield* dump(second.store, "e1"), before)
-      assert.deepStrictEqual(yield* second.store.inbox("e1", 10), [queued])
+      assert.deepStrictEqual(yield* second.store.inbox("e1", 100), [queued])
       assert.deepStrictEqual(yield* second.store.dueTimers({ until: 10, limit: 10 }), [{ id: "e1", dueAt: 5 }])
       yield* second.close
     }))
@@ -245,6 +245,43 @@ describe("SqlStore.layerSqlite", () => {
       const error = yield* storeFailure(store.commit({ snapshot: next(snapshot("e1")), expectedVersion: 0 }))
       assert.strictEqual(error.kind, "Unavailable")
       assert.include(error.detail, "closed")
+    }))
+})
+
+describe("SqlStore: reads in a shared read transaction", () => {
+  it.scoped("a read right after a commit sees it, read after read, in the same turn of the event loop", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "reads.db")
+      const { close, store } = yield* open({ filename: file })
+      let s = snapshot("e1")
+      yield* store.create(s, transition("e1", 0))
+      for (let i = 1; i <= 20; i++) {
+        // the first read opens the read transaction; the commit's batch must end it first
+        assert.strictEqual(Option.getOrThrow(yield* store.get("e1")).rowVersion, s.rowVersion)
+        assert.strictEqual((yield* store.inbox("e1", 100)).length, i - 1)
+        const entry = yield* store.enqueue("e1", { _tag: "Go", i }, i)
+        assert.strictEqual((yield* store.inbox("e1", 100)).at(-1)?.seq, entry.seq)
+        const n = next(s)
+        yield* store.commit({ snapshot: n, expectedVersion: s.rowVersion, transition: transition("e1", n.seq) })
+        s = n
+        assert.strictEqual(Option.getOrThrow(yield* store.get("e1")).rowVersion, s.rowVersion)
+      }
+      yield* close
+    }))
+
+  it.scoped("closing the store with a read transaction open leaves nothing behind", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "close-read.db")
+      const first = yield* open({ filename: file })
+      yield* first.store.create(snapshot("e1"), transition("e1", 0))
+      // a read and the close in the same turn: the read transaction is still open when the file closes
+      assert.isTrue(Option.isSome(yield* first.store.get("e1")))
+      yield* first.close
+      yield* nextTurn
+      const second = yield* open({ filename: file })
+      assert.isTrue(Option.isSome(yield* second.store.get("e1")))
+      yield* second.store.create(snapshot("e2"), transition("e2", 0))
+      yield* second.close
     }))
 })
 
@@ -635,7 +672,7 @@ describe("SqlStore: bad input and group commit, on both write paths", () => {
         // an event that cannot be encoded is refused the same way
         const error = yield* storeFailure(store.enqueue("e1", { at: BigInt(1) }, 1))
         assert.strictEqual(error._tag, "StoreError")
-        assert.deepStrictEqual(yield* store.inbox("e1", 10), [])
+        assert.deepStrictEqual(yield* store.inbox("e1", 100), [])
       }).pipe(Effect.provide(layer)))
 
     it.effect(`${name}: a lone write goes at once; concurrent writes share transactions`, () =>

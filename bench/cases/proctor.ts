@@ -182,10 +182,12 @@ const w2 = async (args: Args, system: string) => {
       out(n, "RSS per waiting execution", round(((rss - rssBase) * 1048576) / n), "B")
       out(n, "RSS", round(rss), "MB", `whole process, ${n} waiting (before any started: ${Math.round(rss0)} MB)`)
       const t1 = performance.now()
+      const cpu0 = process.cpuUsage()
       await callAll(n, (i) => runtime.send(`w-${i}`, { _tag: "Go" }))
       await done.promise
+      const cpu = process.cpuUsage(cpu0)
       const wake = (done.doneAt - t1) / 1000
-      progress(`  ${system}: N=${n} woke all in ${round(wake)} s`)
+      progress(`  ${system}: N=${n} woke all in ${round(wake)} s, CPU ${round((cpu.user + cpu.system) / n)} µs per wake`)
       out(n, "wake all (one event each)", round(wake), "s")
       out(n, "wake rate", round(n / wake), "1/s")
     })

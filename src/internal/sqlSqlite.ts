@@ -134,6 +134,7 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
 
   const writeBatch = (ops: ReadonlyArray<Op>, isolated: boolean): Effect.Effect<ReadonlyArray<OpResult>, StoreError> =>
     Effect.suspend(() => {
+      endRead()
       const gone = files?.lost()
       if (gone !== undefined) return Effect.fail(gone)
       try {
@@ -164,12 +165,41 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
       }
     })
 
-  // the hot reads on this connection too: synchronous, prepared once, no Effect per row. A
-  // batch is one synchronous call, so a read never lands inside a transaction.
+  // The hot reads (an actor's row, its inbox) on this connection too: synchronous, prepared
+  // once, no Effect per row. They share a read transaction that ends on the next microtask or
+  // at the next batch, whichever is first: a statement outside a transaction opens and closes
+  // one of its own, and on a WAL database that takes and drops a lock on the shared-memory
+  // index (system calls): 11 µs of CPU per read on the development machine, 3 µs inside a
+  // transaction. Recovery and a wave of wakes make two reads per execution, one after another
+  // in the same turn of the event loop. Every write of this process goes through this
+  // connection and ends the read transaction first, so a read never misses a commit.
   const inboxOf = db.prepare(`SELECT * FROM ${t.inbox} WHERE execution_id = ? ORDER BY seq LIMIT ?`)
+  const beginRead = db.prepare("BEGIN")
+  let reading = false
+  const endRead = () => {
+    if (!reading) return
+    reading = false
+    try {
+      if (db.open && db.inTransaction) commit.run()
+    } catch {
+      // a read transaction has nothing to lose; a broken connection fails the next batch
+    }
+  }
+  const startRead = () => {
+    if (reading || db.inTransaction) return
+    beginRead.run()
+    reading = true
+    queueMicrotask(endRead)
+  }
   const reads = {
-    get: (id: string) => byId.get(id) as Row | undefined,
-    inbox: (id: string, limit: number) => inboxOf.all(id, limit) as ReadonlyArray<Row>
+    get: (id: string) => {
+      startRead()
+      return byId.get(id) as Row | undefined
+    },
+    inbox: (id: string, limit: number) => {
+      startRead()
+      return inboxOf.all(id, limit) as ReadonlyArray<Row>
+    }
   }
 
   return { writeBatch, reads }
