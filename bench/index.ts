@@ -61,6 +61,8 @@ const plan: ReadonlyArray<Job> = [
   // W1 (and the peers' W3 at low load: it measures no memory, so it shares their child)
   { workload: "W1", label: "Proctor, memory store", case: "proctor", args: { workload: "w1", store: "memory", sizes: w1Sizes, heap: heapAt, warmup, ...best }, timeoutSeconds: T },
   { workload: "W1", label: "XState v5 (and W3)", case: "xstate", args: { tasks: [{ workload: "w1", sizes: w1Sizes, heap: heapAt, warmup, ...best }, { workload: "w3", samples: w3.samples }] }, timeoutSeconds: T },
+  // the least an execution with an Effect fiber of its own can take (heap only)
+  { workload: "W1", label: "Effect fiber parked on a Deferred (the heap floor)", case: "fiber", args: { heap: heapAt }, timeoutSeconds: q(60, 600) },
   // @effect/workflow's memory engine makes ~1-2k transitions/s: 100k executions would take ~10 minutes
   {
     workload: "W1",

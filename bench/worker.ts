@@ -10,6 +10,7 @@ const name = process.argv[2]
 const cases: Record<string, () => Promise<{ readonly main: (args: any) => Promise<unknown> }>> = {
   proctor: () => import("./cases/proctor.js"),
   xstate: () => import("./cases/xstate.js"),
+  fiber: () => import("./cases/fiber.js"),
   workflow: () => import("./cases/workflow.js"),
   raw: () => import("./cases/raw.js"),
   recovery: () => import("./cases/recovery.js")
