@@ -183,6 +183,27 @@ describe("proctor CLI", () => {
       assert.strictEqual(JSON.parse(rolled.out).status, "rolled_back")
     }))
 
+  it.live("cancel --reason records why on the history's cancel row; an empty or too long one is refused with exit code 2", () =>
+    Effect.gen(function*() {
+      const id = yield* startApproval("cancelled with a reason")
+      const empty = yield* cli("cancel", id, "--reason", "", ...local())
+      assert.strictEqual(empty.code, 2)
+      assert.include(empty.err, "--reason must have 1 to 1000 characters (it has 0)")
+      const long = yield* cli("cancel", id, "--reason", "x".repeat(1001), "--json", ...local())
+      assert.strictEqual(long.code, 2)
+      assert.deepInclude(JSON.parse(long.out).error, { tag: "UsageError", exitCode: 2 })
+      assert.include(JSON.parse(long.out).error.message, "--reason must have 1 to 1000 characters (it has 1001)")
+      const refused = JSON.parse((yield* cli("show", id, "--json", ...local())).out)
+      assert.strictEqual(refused.snapshot.status, "waiting", "a refused --reason cancels nothing")
+      const cancelled = yield* cli("cancel", id, "--reason", "the document was withdrawn", ...local())
+      assert.strictEqual(cancelled.code, 0, cancelled.err)
+      assert.include(cancelled.out, `Cancelled ${id}: now cancelled`)
+      const shown = yield* cli("show", id, ...local())
+      assert.match(shown.out, /review → review\s+cancelled\s+cancel: the document was withdrawn/)
+      const json = JSON.parse((yield* cli("show", id, "--json", ...local())).out)
+      assert.strictEqual(json.history.at(-1).reason, "the document was withdrawn")
+    }))
+
   it.live("a step that needs a person: run exits 1, retry runs it again, skip moves on", () =>
     Effect.gen(function*() {
       const run = yield* cli("run", fixture, "--procedure", "ops-broken", "--json", "--db", db, "--no-examples")
@@ -314,6 +335,14 @@ describe("proctor CLI against a server", () => {
       const sent = yield* cli("send", s.id, "Approve", `{"by":"bob"}`, "--server", url)
       assert.strictEqual(sent.code, 0, sent.err)
       assert.include(sent.out, "now succeeded")
+      // cancel --reason goes through the API's cancel body; the server records it
+      const other = yield* cli("run", fixture, "--procedure", "ops-approval", "--input", `{"doc":"withdrawn"}`, "--json", "--server", url)
+      const [o] = JSON.parse(other.out)
+      const cancelled = yield* cli("cancel", o.id, "--reason", "the document was withdrawn", "--server", url)
+      assert.strictEqual(cancelled.code, 0, cancelled.err)
+      assert.match((yield* cli("show", o.id, "--server", url)).out, /cancelled\s+cancel: the document was withdrawn/)
+      const plain = JSON.parse((yield* cli("run", fixture, "--procedure", "ops-approval", "--input", `{"doc":"plain"}`, "--json", "--server", url)).out)
+      assert.strictEqual((yield* cli("cancel", plain[0].id, "--server", url)).code, 0, "a cancel without --reason")
       const missing = yield* cli("show", "nope", "--server", url)
       assert.strictEqual(missing.code, 1)
       assert.include(missing.err, `No execution with id "nope"`)

@@ -279,7 +279,7 @@ describe("HTTP API", () => {
     Effect.gen(function*() {
       const api = yield* client
       const a = yield* startApproval("a")
-      assert.strictEqual((yield* api.executions.cancel({ path: { id: a.id } })).status, "cancelled")
+      assert.strictEqual((yield* api.executions.cancel({ path: { id: a.id }, payload: {} })).status, "cancelled")
       const b = yield* startApproval("b")
       const rolled = yield* api.executions.rollback({ path: { id: b.id } })
       assert.include(["rolled_back", "compensating"], rolled.status)
@@ -301,6 +301,56 @@ describe("HTTP API", () => {
       assert.strictEqual(skipped.state, "manual")
       assert.strictEqual(skipped.status, "succeeded")
       assert.strictEqual(skipped.outcome, "handled-by-hand")
+    }).pipe(Effect.provide(serverWith())))
+
+  it.effect("cancel takes an optional reason, kept on the history's cancel row; a missing, empty or null body is no reason", () =>
+    Effect.gen(function*() {
+      const api = yield* client
+      const a = yield* startApproval("withdrawn.pdf")
+      const cancelled = yield* api.executions.cancel({ path: { id: a.id }, payload: { reason: "the document was withdrawn" } })
+      assert.strictEqual(cancelled.status, "cancelled")
+      const last = (yield* api.executions.history({ path: { id: a.id }, urlParams: {} })).at(-1)!
+      assert.strictEqual(last.cause, "cancel")
+      assert.strictEqual(last.reason, "the document was withdrawn")
+      // the wire carries it: a raw read of the history
+      const rawHistory = yield* raw(HttpClientRequest.get(`/api/executions/${a.id}/history`))
+      assert.strictEqual(rawHistory.body.at(-1).reason, "the document was withdrawn")
+
+      const bodies = [
+        ["no body", (r: HttpClientRequest.HttpClientRequest) => r],
+        ["an empty JSON body", HttpClientRequest.bodyText("", "application/json")],
+        ["null", HttpClientRequest.bodyUnsafeJson(null)],
+        ["{}", HttpClientRequest.bodyUnsafeJson({})]
+      ] as const
+      for (const [name, body] of bodies) {
+        const s = yield* startApproval(name)
+        const r = yield* raw(HttpClientRequest.post(`/api/executions/${s.id}/cancel`).pipe(body))
+        assert.strictEqual(r.status, 200, `${name}: ${JSON.stringify(r.body)}`)
+        assert.strictEqual(r.body.status, "cancelled", name)
+        const row = (yield* Runtime.history(s.id)).at(-1)!
+        assert.strictEqual(row.cause, "cancel", name)
+        assert.isUndefined(row.reason, name)
+      }
+    }).pipe(Effect.provide(serverWith())))
+
+  it.effect("cancel refuses an empty, too long or mistyped reason with a 400 that says what to send, and cancels nothing", () =>
+    Effect.gen(function*() {
+      const s = yield* startApproval("kept.pdf")
+      const cancel = (body: unknown) => HttpClientRequest.post(`/api/executions/${s.id}/cancel`).pipe(HttpClientRequest.bodyUnsafeJson(body))
+      yield* expectJsonErrors([
+        ["a reason over 1000 characters", cancel({ reason: "x".repeat(1001) }), 400, "HttpApiDecodeError"],
+        ["an empty reason", cancel({ reason: "" }), 400, "HttpApiDecodeError"],
+        ["a reason that is not a string", cancel({ reason: 42 }), 400, "HttpApiDecodeError"]
+      ])
+      const long = yield* raw(cancel({ reason: "x".repeat(1001) }))
+      assert.include(long.body.message, "longer than 1000 characters: send a shorter one")
+      const empty = yield* raw(cancel({ reason: "" }))
+      assert.include(empty.body.message, "leave it out")
+      assert.strictEqual((yield* Runtime.get(s.id)).status, "waiting")
+      // exactly 1000 characters is accepted
+      const r = yield* raw(cancel({ reason: "y".repeat(1000) }))
+      assert.strictEqual(r.status, 200)
+      assert.strictEqual((yield* Runtime.history(s.id)).at(-1)!.reason, "y".repeat(1000))
     }).pipe(Effect.provide(serverWith())))
 
   it.effect("refuses bodies over the limit with 413, declared or chunked", () =>
@@ -352,6 +402,16 @@ describe("HTTP API", () => {
         "ProcedureInfo"
       ])
       assert.include(Object.keys(spec.body.components.schemas.InvalidTransition.properties), "message")
+      // cancel: an optional body with an optional reason; history rows carry it
+      const cancelBody = spec.body.paths["/api/executions/{id}/cancel"].post.requestBody
+      assert.strictEqual(cancelBody.required, false)
+      assert.deepInclude(cancelBody.content["application/json"].schema.anyOf, { $ref: "#/components/schemas/CancelRequest" })
+      assert.deepInclude(spec.body.components.schemas.CancelRequest.properties.reason, { type: "string", maxLength: 1000 })
+      assert.notInclude(spec.body.components.schemas.CancelRequest.required ?? [], "reason")
+      assert.strictEqual(spec.body.paths["/api/executions/{id}/pause"].post.requestBody, undefined)
+      const history = spec.body.paths["/api/executions/{id}/history"].get.responses["200"].content["application/json"].schema
+      assert.deepStrictEqual(history.items.properties.reason, { type: "string" })
+      assert.notInclude(history.items.required, "reason")
       const docs = yield* raw(HttpClientRequest.get("/docs"))
       assert.strictEqual(docs.status, 200)
       assert.include(docs.body, "SwaggerUIBundle")

@@ -321,15 +321,17 @@ export const send = (a: CommonArgs & {
       }))
   })
 
-/** @internal pause and cancel: done when the command returns */
+/** @internal pause and cancel (with its reason, if given): done when the command returns */
 export const immediate = (
   name: "pause" | "cancel",
   verb: string,
-  a: CommonArgs & { readonly id: string; readonly json: boolean }
+  a: CommonArgs & { readonly id: string; readonly json: boolean; readonly reason?: string | undefined }
 ) =>
   withOperator(a, name, { read: false, forId: a.id }, (op) =>
     Effect.gen(function*() {
-      const after = yield* op.command(name, a.id)
+      const after = name === "pause"
+        ? yield* op.command(name, a.id)
+        : yield* op.cancel(a.id, a.reason === undefined ? undefined : { reason: a.reason })
       if (a.json) return yield* Out.json(after)
       yield* Out.outcome(verb, after)
     }))

@@ -189,6 +189,35 @@ const immediateCommand = <N extends "pause" | "cancel">(name: N, verb: string, d
     Command.withDescription(`${description} Example: proctor ${name} 3f2c…`)
   )
 
+/** the longest `--reason`: the bound the HTTP API (`maxCancelReason`) and the MCP server keep */
+const maxReason = 1000
+
+const cancelCommand = Command.make(
+  "cancel",
+  {
+    id: idArg,
+    reason: Options.text("reason").pipe(
+      Options.withDescription(`why, recorded on the history's cancel row (1 to ${maxReason} characters; \`proctor show\` prints it)`),
+      Options.optional
+    ),
+    json,
+    ...common
+  },
+  (a) =>
+    Effect.gen(function*() {
+      const reason = Option.getOrUndefined(a.reason)
+      if (reason !== undefined && (reason.length === 0 || reason.length > maxReason)) {
+        return yield* usage(
+          `--reason must have 1 to ${maxReason} characters (it has ${reason.length}); say why briefly, e.g. --reason "the document was withdrawn", or leave it out`
+        )
+      }
+      yield* Effect.flatMap(actions, (m) => m.immediate("cancel", "Cancelled", { ...a, reason }))
+    })
+).pipe(Command.withDescription(
+  "Cancel an execution (no compensation runs), with an optional reason kept in its history. " +
+    "Example: proctor cancel 3f2c… --reason \"the document was withdrawn\""
+))
+
 /** resume, rollback and retry: the execution moves on; the command follows it until it settles */
 const followingCommand = <N extends "resume" | "rollback" | "retry">(name: N, verb: string, description: string) =>
   Command.make(
@@ -267,7 +296,7 @@ export const commands = {
   send: sendCommand,
   pause: immediateCommand("pause", "Paused", "Pause a running or waiting execution (a running step is interrupted and re-runs on resume)."),
   resume: followingCommand("resume", "Resumed", "Resume a paused execution."),
-  cancel: immediateCommand("cancel", "Cancelled", "Cancel an execution (no compensation runs)."),
+  cancel: cancelCommand,
   rollback: followingCommand("rollback", "Rolled back", "Run the compensations of completed steps in reverse order, then end rolled_back."),
   retry: followingCommand("retry", "Retried", "Run the current step again, for an execution that needs intervention."),
   skip: skipCommand,

@@ -83,9 +83,11 @@ export interface OperatorService {
   readonly start: (procedure: Procedure.Any, input: unknown) => Effect.Effect<Snapshot, OperatorError>
   readonly send: (id: string, event: { readonly _tag: string }) => Effect.Effect<void, OperatorError>
   readonly command: (
-    operation: "pause" | "resume" | "cancel" | "rollback" | "retry",
+    operation: "pause" | "resume" | "rollback" | "retry",
     id: string
   ) => Effect.Effect<Snapshot, OperatorError>
+  /** `options.reason` is recorded on the history's `cancel` row */
+  readonly cancel: (id: string, options?: Runtime.CancelOptions) => Effect.Effect<Snapshot, OperatorError>
   readonly skip: (id: string, state: string) => Effect.Effect<Snapshot, OperatorError>
   readonly get: (id: string) => Effect.Effect<Snapshot, OperatorError>
   /** what the execution accepts now (`Execution.allowedOperations` by the definition it runs on) */
@@ -130,6 +132,7 @@ export const makeLocal = (
     start: (procedure, input) => Effect.flatMap(runtime.start(procedure, input), runtime.get),
     send: runtime.send,
     command: (operation, id) => runtime[operation](id),
+    cancel: runtime.cancel,
     skip: runtime.skip,
     get: runtime.get,
     allowed: (s) =>
@@ -227,6 +230,7 @@ export const makeReader = (store: Store["Type"], where: string): OperatorService
     start: readOnly,
     send: readOnly,
     command: readOnly,
+    cancel: readOnly,
     skip: readOnly,
     get,
     allowed: (s) => Effect.succeed(allowedOperations(s, { states: {} })),

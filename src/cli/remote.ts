@@ -68,6 +68,8 @@ export const makeRemote = (options: {
         })),
       send: (id, event) => call(Effect.asVoid(client.executions.send({ path: { id }, payload: event }))),
       command: (operation, id) => call(client.executions[operation]({ path: { id } })),
+      cancel: (id, options) =>
+        call(client.executions.cancel({ path: { id }, payload: options?.reason === undefined ? {} : { reason: options.reason } })),
       skip: (id, state) => call(client.executions.skip({ path: { id }, payload: { state } })),
       get: (id) => call(client.executions.get({ path: { id } })),
       allowed: (s) => call(Effect.map(client.executions.get({ path: { id: s.id } }), (view) => view.allowed)),

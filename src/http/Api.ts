@@ -199,6 +199,38 @@ export const ListParams = Schema.Struct({
   offset: intParam(1_000_000_000, "skip this many executions first")
 })
 
+/**
+ * The longest `reason` `POST /api/executions/:id/cancel` takes, in characters (the MCP
+ * server's `delete_session` keeps the same bound).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxCancelReason = 1000
+
+/**
+ * What `POST /api/executions/:id/cancel` takes, optionally (no body, an empty body or
+ * `null` is no reason): `reason`, why it is cancelled, recorded on the history's `cancel`
+ * row (`Transition.reason`) in the cancel's own commit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const CancelRequest = Schema.Struct({
+  reason: Schema.optional(
+    Schema.String.pipe(
+      Schema.minLength(1, { message: () => "reason is empty: leave it out, or say why, e.g. {\"reason\":\"the document was withdrawn\"}" }),
+      Schema.maxLength(maxCancelReason, {
+        message: () => `reason is longer than ${maxCancelReason} characters: send a shorter one`
+      })
+    ).annotations({ title: "reason", description: `why it is cancelled (1 to ${maxCancelReason} characters), recorded on the history's cancel row` })
+  )
+}).annotations({ identifier: "CancelRequest" })
+
+/** The platform marks every request body required; the cancel's may be left out. */
+const optionalBody = (op: Record<string, any>): Record<string, any> =>
+  op.requestBody === undefined ? op : { ...op, requestBody: { ...op.requestBody, required: false } }
+
 const operation = <const N extends "pause" | "resume" | "cancel" | "rollback" | "retry">(opName: N, summary: string) =>
   HttpApiEndpoint.post(opName, `/executions/:id/${opName}`)
     .setPath(Schema.Struct({ id: Schema.String }))
@@ -288,7 +320,11 @@ export class ExecutionsGroup extends HttpApiGroup.make("executions")
   )
   .add(operation("pause", "Pause a running or waiting execution"))
   .add(operation("resume", "Resume a paused execution"))
-  .add(operation("cancel", "Cancel an execution (no compensation)"))
+  .add(
+    operation("cancel", "Cancel an execution (no compensation), with an optional reason")
+      .setPayload(Schema.NullOr(CancelRequest))
+      .annotate(OpenApi.Transform, optionalBody)
+  )
   .add(operation("rollback", "Run the compensations of completed steps, then end rolled_back"))
   .add(operation("retry", "Run the current step again (an execution that needs intervention)"))
   .add(
