@@ -273,7 +273,8 @@ const executionView = async (id) => {
       h("ol", { class: "timeline", "data-testid": "timeline" }, history.map((t) =>
         h("li", { "data-seq": t.seq },
           h("div", {}, h("strong", {}, t.from === "" ? `→ ${t.to}` : `${t.from} → ${t.to}`), " ", badge(t.status)),
-          h("div", { class: "when" }, `#${t.seq} · ${when(t.at)} · ${t.cause}${t.seq > 1 ? ` · after ${Math.round(t.duration)}ms` : ""}`))))),
+          h("div", { class: "when" }, `#${t.seq} · ${when(t.at)} · ${t.cause}${t.seq > 1 ? ` · after ${Math.round(t.duration)}ms` : ""}`),
+          t.reason === undefined ? null : h("div", { class: "reason", "data-testid": "transition-reason" }, `${t.cause}: ${t.reason}`))))),
     h("div", { class: "card" }, h("h2", {}, `Errors (${errors.length})`),
       errors.length === 0
         ? h("p", { class: "hint" }, "none")
@@ -284,6 +285,8 @@ const executionView = async (id) => {
 
 // the state picked to skip to, per execution: a live update redraws the page and must not reset it
 const skipChoice = new Map()
+// the reason typed for a cancel, per execution, kept the same way
+const cancelReason = new Map()
 
 const actions = (s, procedure) => {
   const button = (op, label, cls) =>
@@ -301,12 +304,42 @@ const actions = (s, procedure) => {
     button("resume", "Resume"),
     button("retry", "Retry"),
     button("rollback", "Roll back", "danger"),
-    button("cancel", "Cancel", "danger"),
+    cancelForm(s),
     h("span", { class: "hint" }, "skip to"), picker,
     h("button", { "data-testid": "action-skip", disabled: !can(s, "skip"), onclick: () => {
       skipChoice.delete(s.id)
       operate(s.id, "skip", { state: picker.value })
     } }, "Skip"))
+}
+
+/**
+ * Cancel, with an optional reason the runtime records on the history's cancel row. A form,
+ * so that a live update does not redraw the field while someone types in it.
+ */
+const cancelForm = (s) => {
+  const allowed = can(s, "cancel")
+  const reason = h("input", {
+    type: "text",
+    name: "reason",
+    "data-testid": "cancel-reason",
+    "aria-label": "why cancel (optional)",
+    placeholder: "reason (optional)",
+    maxlength: 1000,
+    disabled: !allowed,
+    value: cancelReason.get(s.id) ?? "",
+    oninput: () => cancelReason.set(s.id, reason.value)
+  })
+  return h("form", {
+    class: "cancel",
+    "data-testid": "cancel-form",
+    onsubmit: (e) => {
+      e.preventDefault()
+      const why = reason.value.trim()
+      cancelReason.delete(s.id)
+      reason.blur()
+      operate(s.id, "cancel", why === "" ? undefined : { reason: why })
+    }
+  }, reason, h("button", { type: "submit", class: "danger", "data-testid": "action-cancel", disabled: !allowed }, "Cancel"))
 }
 
 const diagramOf = (procedure, s, history) => {
