@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import { maxReasonLength as maxReason } from "./internal/limits.js"
 import { isTerminal as isTerminalStatus, statuses, terminal } from "./internal/statuses.js"
 import type * as Procedure from "./Procedure.js"
 
@@ -353,3 +354,12 @@ export const allowedOperations = (
     events: handles ? Object.keys(state.on) : []
   }
 }
+
+/**
+ * The longest reason a cancel may record (`Runtime.cancel(id, { reason })`), in
+ * characters; an empty one is refused too. Front ends check it before they send.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxReasonLength: number = maxReason

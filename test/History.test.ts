@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, TestClock } from "effect"
-import { Runtime } from "proctor"
+import { Execution, Runtime } from "proctor"
 import { all, Approval, Linear, Looping, Manual, Saga, runtimeLayer } from "./fixtures/procedures.js"
 
 const finished = Effect.gen(function*() {
@@ -65,6 +65,21 @@ describe("history: tail, export, verify, retention", () => {
       assert.strictEqual(lines.at(-1).reason, "the document was withdrawn")
       assert.isTrue((yield* Runtime.verify(id)).ok)
       assert.isTrue((yield* Runtime.verifyExport(yield* Runtime.exportHistory(id))).ok)
+    }).pipe(Effect.provide(runtimeLayer(all))))
+
+  it.effect("the core refuses a cancel reason that is empty or longer than Execution.maxReasonLength, and changes nothing", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Approval, { doc: "x" })
+      const before = yield* Runtime.get(id)
+      for (const reason of ["", "x".repeat(Execution.maxReasonLength + 1)]) {
+        const refused = yield* Effect.flip(Runtime.cancel(id, { reason }))
+        assert.strictEqual(refused._tag, "InvalidTransition")
+        assert.include(refused.message, `1 to ${Execution.maxReasonLength} characters`)
+      }
+      assert.deepStrictEqual(yield* Runtime.get(id), before)
+      const longest = "x".repeat(Execution.maxReasonLength)
+      assert.strictEqual((yield* Runtime.cancel(id, { reason: longest })).status, "cancelled")
+      assert.strictEqual((yield* Runtime.history(id, { tail: 1 }))[0]!.reason, longest)
     }).pipe(Effect.provide(runtimeLayer(all))))
 
   it.effect("the export is JSON Lines: the execution, its transitions and its errors", () =>

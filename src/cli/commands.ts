@@ -19,6 +19,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { Status } from "../Execution.js"
+import { maxReasonLength } from "../internal/limits.js"
 import { statuses } from "../internal/statuses.js"
 import * as Out from "./output.js"
 
@@ -189,8 +190,8 @@ const immediateCommand = <N extends "pause" | "cancel">(name: N, verb: string, d
     Command.withDescription(`${description} Example: proctor ${name} 3f2c…`)
   )
 
-/** the longest `--reason`: the bound the HTTP API (`maxCancelReason`) and the MCP server keep */
-const maxReason = 1000
+/** the longest `--reason`: the core's bound (`Execution.maxReasonLength`), checked before anything is loaded */
+const maxReason = maxReasonLength
 
 const cancelCommand = Command.make(
   "cancel",

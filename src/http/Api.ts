@@ -16,7 +16,7 @@ import {
   StoreError,
   ValidationError
 } from "../Errors.js"
-import { AllowedOperations, ErrorEntry, Snapshot, Status, Transition } from "../Execution.js"
+import { AllowedOperations, ErrorEntry, maxReasonLength, Snapshot, Status, Transition } from "../Execution.js"
 import { ProcedureInfo } from "../internal/describe.js"
 
 /**
@@ -200,13 +200,13 @@ export const ListParams = Schema.Struct({
 })
 
 /**
- * The longest `reason` `POST /api/executions/:id/cancel` takes, in characters (the MCP
- * server's `delete_session` keeps the same bound).
+ * The longest `reason` `POST /api/executions/:id/cancel` takes, in characters: the core's
+ * bound (`Execution.maxReasonLength`).
  *
  * @since 0.1.0
  * @category constants
  */
-export const maxCancelReason = 1000
+export const maxCancelReason = maxReasonLength
 
 /**
  * What `POST /api/executions/:id/cancel` takes, optionally (no body, an empty body or

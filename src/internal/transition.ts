@@ -11,6 +11,7 @@ import { describe, ExecutionError, InvalidTransition, ManualIntervention, Valida
 import type * as Procedure from "../Procedure.js"
 import { handlerOf, stateOf } from "../Procedure.js"
 import type { Compiled } from "./compile.js"
+import { maxReasonLength } from "./limits.js"
 
 // the prepared procedure the transition function reads lives in compile.ts
 export type { Compiled } from "./compile.js"
@@ -364,6 +365,13 @@ const command = (
     case "Resume":
       return next(machine, now, "resume", { status: statusOf(stateOf(compiled.def, s.state)!) }, machine.context)
     case "Cancel":
+      if (input.reason !== undefined && (input.reason.length === 0 || input.reason.length > maxReasonLength)) {
+        return reject(
+          machine,
+          "cancel",
+          `A cancel's reason must have 1 to ${maxReasonLength} characters (this one has ${input.reason.length}): say why briefly, or leave it out. Nothing changed.`
+        )
+      }
       return next(machine, now, "cancel", { status: "cancelled", timerDueAt: undefined, ...handled(s.status) }, machine.context, undefined, input.reason)
     case "Rollback":
       return next(

@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { Clock, Effect, Either } from "effect"
-import { refusal } from "../Execution.js"
+import { maxReasonLength, refusal } from "../Execution.js"
 import type * as Params from "./params.js"
 import { optionalInteger, optionalLiteral, optionalString } from "./params.js"
 import type { SessionContext } from "./procedure.js"
@@ -112,7 +112,7 @@ export const make = (sessions: Sessions) => {
   const deleteSession = (args: Params.Args) =>
     Effect.gen(function*() {
       const id = yield* sessionIdOf(args)
-      const reason = yield* optionalString(args, "reason", "no longer needed", 1000)
+      const reason = yield* optionalString(args, "reason", "no longer needed", maxReasonLength)
       const s = yield* loadSession(id)
       if (refusal("cancel", s.snapshot.status) === undefined) {
         const cancelled = yield* Effect.either(runtime.cancel(id, reason === undefined ? undefined : { reason }))
