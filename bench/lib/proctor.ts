@@ -28,6 +28,8 @@ export const probe = {
   arrivals: 0,
   target: 0,
   allArrivedAt: 0,
+  /** called when the `target`-th execution reaches the `gateAt` step (W4: stop there, to profile recovery alone) */
+  onAllArrived: undefined as (() => void) | undefined,
   /** time of the first step's start, per execution (W3) */
   firstStep: new Float64Array(0),
   /** called when the first step of execution `i` starts (W3) */
@@ -42,6 +44,7 @@ export const probe = {
     this.arrivals = 0
     this.target = n
     this.allArrivedAt = 0
+    this.onAllArrived = undefined
   }
 }
 
@@ -59,7 +62,10 @@ const benchStep = (k: number) =>
         }
         else probe.overhead.record(t - probe.last[i]!)
         if (k === probe.gateAt) {
-          if (++probe.arrivals === probe.target) probe.allArrivedAt = t
+          if (++probe.arrivals === probe.target) {
+            probe.allArrivedAt = t
+            probe.onAllArrived?.()
+          }
           if (probe.gate !== undefined) {
             const gate = probe.gate
             return Effect.map(Deferred.await(gate), () => void (probe.last[i] = performance.now()))
