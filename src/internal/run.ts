@@ -10,7 +10,7 @@
  * from the run fiber when the effect before it has finished, and returns what the fiber
  * does next.
  */
-import type { Clock, Tracer } from "effect"
+import type { Clock, FiberRefs, Tracer } from "effect"
 import { Cause, Deferred, Duration, Effect, Either, Exit, HashMap, Option } from "effect"
 import type { InvalidTransition, StoreError } from "../Errors.js"
 import { TimeoutError, VersionConflict } from "../Errors.js"
@@ -94,9 +94,11 @@ export class Run {
   private sinceTurn = 0
   /** the attempt in flight (a run makes one at a time) */
   private step: StepState | undefined = undefined
-  private stepSpan: Tracer.Span = undefined as never
-  private stepDeadline: StepDeadline = undefined as never
+  private stepSpan: Tracer.Span | undefined = undefined
+  private stepDeadline: StepDeadline | undefined = undefined
   private stepAttempt = 0
+  /** the run fiber's FiberRefs between attempts (see `Spans.currentRefs`), taken before the first */
+  private runRefs: FiberRefs.FiberRefs | undefined = undefined
   /** the loop's continuations, made once per run: after a turn's signal, and after an effect whose result is ignored */
   private readonly next: (signal: Signal) => Effect.Effect<void, StoreError>
   private readonly again: () => Effect.Effect<void, StoreError>
@@ -186,6 +188,7 @@ export class Run {
       "proctor.state.name": stateName,
       "proctor.step.attempt": attempt
     })
+    if (this.runRefs === undefined) this.runRefs = Spans.currentRefs(this.self, this.spans)
     this.step = state
     this.stepSpan = span
     this.stepDeadline = deadline
@@ -207,13 +210,18 @@ export class Run {
 
   private afterStep(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void, StoreError> {
     const state = this.step!
+    const deadline = this.stepDeadline!
+    this.stepSpan!.end(this.spans.now(), exit)
+    // what the attempt made is garbage from here on (see `Spans.currentRefs`)
     this.step = undefined
-    this.stepSpan.end(this.spans.now(), exit)
+    this.stepSpan = undefined
+    this.stepDeadline = undefined
+    Spans.restoreRefs(this.self, this.runRefs)
     // a command or the timeout gave up on this run while the step would not stop: the
     // new run owns the handle, and what the step returned goes nowhere
     if (this.stale()) return Effect.interrupt
     this.handle.phase = this.busy
-    this.env.shared.deadlines.remove(this.stepDeadline)
+    this.env.shared.deadlines.remove(deadline)
     if (Exit.isSuccess(exit)) {
       return Effect.asVoid(this.apply(transition(this.compiled, this.cached.machine, {
         _tag: "StepSucceeded",

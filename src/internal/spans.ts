@@ -229,6 +229,21 @@ export const setParentAndAnnotations = <A, E, R>(
 }
 
 /**
+ * The fiber's FiberRefs as they are now, to be put back with `restoreRefs` (with
+ * `spans.fast` only; otherwise undefined). A run puts back its own after each step
+ * attempt, so that the attempt's span, log annotations and the copies `setFast` made for
+ * them are garbage before the run waits for its commit, instead of living (and being
+ * promoted by the GC) until the next attempt replaces them.
+ */
+export const currentRefs = (fiber: Fiber.RuntimeFiber<unknown, unknown>, spans: Spans): FiberRefs.FiberRefs | undefined =>
+  spans.fast ? (fiber as unknown as FiberInternals)._fiberRefs : undefined
+
+/** Puts back FiberRefs taken by `currentRefs`. */
+export const restoreRefs = (fiber: Fiber.RuntimeFiber<unknown, unknown>, refs: FiberRefs.FiberRefs | undefined) => {
+  if (refs !== undefined) (fiber as unknown as FiberInternals).setFiberRefs!(refs)
+}
+
+/**
  * What `checkInternals` found: the fiber internals `setFast` uses behave as it expects
  * (`Fast`), or not, and then spans and log annotations are set with the public API.
  */
