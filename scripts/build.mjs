@@ -11,8 +11,9 @@
 // of Effect it uses rather than all of them (less memory, faster start-up). better-sqlite3
 // stays outside (a native module). dist/cli/read.js, which `proctor list` and `proctor show`
 // run (src/cli/read.ts), is replaced the same way with a bundle of the CLI, split into
-// chunks (dist/cli/read-*.js) so that a read loads only its own. Both come with source
-// maps (`node --enable-source-maps` shows the TypeScript sources' lines in stack traces).
+// chunks (dist/cli/read-*.js) so that a read loads only its own, and minified. Both come
+// with source maps (`node --enable-source-maps` shows the TypeScript sources' lines in stack
+// traces).
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
@@ -90,7 +91,11 @@ await esbuild.build({
   chunkNames: "read-[hash]",
   // tsx registers its loader with the unbundled files of its own package
   external: ["better-sqlite3", "tsx", "tsx/*"],
-  plugins: [writePath]
+  plugins: [writePath],
+  // a read spends most of its time compiling the bundle: minified, its 1.6 MB become 0.8 MB
+  // and `list` starts about 7% sooner. The source maps give the names back
+  // (`node --enable-source-maps`); errors are reported by message, not by stack
+  minify: true
 })
 const missing = [...unbundled].filter((p) => !fs.existsSync(path.join(dist, "cli", p)))
 if (missing.length > 0) throw new Error(`the read bundle imports ${missing.join(", ")}, which tsc did not emit`)
