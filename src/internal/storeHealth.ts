@@ -3,7 +3,7 @@
  * unreachable) rather than a defect, the backoff of executions that wait for the store,
  * and the runtime's view of the store's health (for `Runtime.health`, metrics and logs).
  */
-import { Clock, Deferred, Effect, Exit, FiberId } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, FiberId, Option } from "effect"
 import { StoreError } from "../Errors.js"
 import type { StoreService } from "../Store.js"
 import { errorCode } from "./sqlErrors.js"
@@ -89,8 +89,19 @@ export const make = (inner: StoreService): StoreHealth => {
         Effect.logWarning(`The store is available again after ${now - lasted} ms; executions carry on`))
     })
 
+  // made once, not a closure per operation: a durable run waits on every commit with this
+  // frame on its stack, and what it holds is promoted by the GC if the wait is long
+  const seeing = (write: boolean) => ({
+    onFailure: (cause: Cause.Cause<StoreError>) => {
+      const error = Cause.failureOption(cause)
+      return Option.isSome(error) && isOutage(error.value) ? Effect.zipRight(failed(write, error.value), Effect.failCause(cause)) : Effect.failCause(cause)
+    },
+    onSuccess: Effect.succeed
+  })
+  const writes = seeing(true)
+  const reads = seeing(false)
   const watch = <A>(write: boolean, effect: Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> => {
-    const watched = Effect.tapError(effect, (error) => isOutage(error) ? failed(write, error) : Effect.void)
+    const watched = Effect.matchCauseEffect(effect, write ? writes : reads) as Effect.Effect<A, StoreError>
     // in the usual case (no outage) a success costs nothing more
     return since === undefined ? watched : Effect.tap(watched, () => succeeded(write))
   }
