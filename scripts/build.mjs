@@ -11,7 +11,8 @@
 // of Effect it uses rather than all of them (less memory, faster start-up). better-sqlite3
 // stays outside (a native module). dist/cli/read.js, which `proctor list` and `proctor show`
 // run (src/cli/read.ts), is replaced the same way with a bundle of the CLI, split into
-// chunks (dist/cli/read-*.js) so that a read loads only its own, and minified. Both come
+// chunks (dist/cli/read-*.js) so that a read loads only its own (the full CLI's parser
+// only for arguments its quick path does not take), and minified. Both come
 // with source maps (`node --enable-source-maps` shows the TypeScript sources' lines in stack
 // traces).
 import { execFileSync } from "node:child_process"
@@ -81,9 +82,7 @@ const writePath = {
 }
 await esbuild.build({
   ...bundled,
-  // main.ts itself: src/cli/read.ts only imports it, and esbuild would drop that import
-  // (package.json "sideEffects" does not name the sources)
-  entryPoints: { read: path.join(cli, "main.ts") },
+  entryPoints: [path.join(cli, "read.ts")],
   outdir: path.join(dist, "cli"),
   allowOverwrite: true,
   splitting: true,

@@ -6,11 +6,10 @@
  */
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { HttpServer } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
 import { Execution, Runtime, SqlStore, Store } from "proctor"
 import { Status } from "../src/Execution.js"
@@ -19,24 +18,15 @@ import * as Modules from "../src/cli/modules.js"
 import * as Op from "../src/cli/operator.js"
 import * as Out from "../src/cli/output.js"
 import * as Server from "../src/http/Server.js"
+import { cliSandbox } from "./fixtures/cliSandbox.js"
 import { Approval, Broken, Gated } from "./fixtures/ops.js"
 
 const fixture = "test/fixtures/ops.ts"
 let dir = ""
 let db = ""
-const saved: Record<string, string | undefined> = {}
-
-beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "proctor-cli-"))
-  db = path.join(dir, "proctor.db")
-  for (const k of ["PROCTOR_DB", "PROCTOR_SERVER", "PROCTOR_TOKEN", "PROCTOR_MODULES", "PROCTOR_EXAMPLES"]) {
-    saved[k] = process.env[k]
-    delete process.env[k]
-  }
-})
-afterAll(() => {
-  for (const [k, v] of Object.entries(saved)) if (v !== undefined) process.env[k] = v
-  fs.rmSync(dir, { recursive: true, force: true })
+cliSandbox("proctor-cli-", (d) => {
+  dir = d
+  db = path.join(d, "proctor.db")
 })
 
 /** runs the CLI in this process; returns its exit code and what it printed */

@@ -18,20 +18,12 @@ import * as fs from "node:fs"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { Status } from "../Execution.js"
 import { maxReasonLength } from "../internal/limits.js"
-import { statuses } from "../internal/statuses.js"
+import { listStatuses, statusNames, usage } from "./args.js"
 import * as Out from "./output.js"
+import * as Report from "./report.js"
 
-/**
- * A command was used wrongly; `message` says what to type instead. Exit code 2.
- *
- * @since 0.1.0
- * @category errors
- */
-export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
-
-const usage = (message: string) => new UsageError({ message })
+export { type CommonArgs, statusNames, UsageError } from "./args.js"
 
 /**
  * `proctor mcp` could not load the MCP server's modules; `cause` is why. Exit code 1.
@@ -90,24 +82,7 @@ const timeout = (seconds: number, what: string) =>
 
 const common = { db, module: moduleOption, noExamples, server, token }
 
-/**
- * The options most commands share, as a command receives them.
- *
- * @since 0.1.0
- * @category models
- */
-export interface CommonArgs {
-  readonly db: Option.Option<string>
-  readonly module: ReadonlyArray<string>
-  readonly noExamples: boolean
-  readonly server: Option.Option<string>
-  readonly token: Option.Option<string>
-}
-
 const idArg = Args.text({ name: "id" }).pipe(Args.withDescription("the execution's id (see `proctor list`)"))
-
-/** the statuses `--status` takes (`Execution.Status`, without loading it for `--help`) */
-export const statusNames: ReadonlyArray<Status> = statuses
 
 // ---------------------------------------------------------------------------
 // commands
@@ -150,16 +125,7 @@ const listCommand = Command.make(
     json,
     ...common
   },
-  (a) =>
-    Effect.gen(function*() {
-      const statuses = Option.isSome(a.status) ? a.status.value.split(",").map((s) => s.trim()).filter((s) => s !== "") : []
-      const bad = statuses.filter((s) => !(statusNames as ReadonlyArray<string>).includes(s))
-      if (bad.length > 0) {
-        return yield* usage(`unknown status ${bad.join(", ")}; use one of ${statusNames.join(", ")}, e.g. --status waiting,paused`)
-      }
-      if (a.limit < 1 || a.limit > 1000) return yield* usage("--limit must be between 1 and 1000, e.g. --limit 20")
-      yield* Effect.flatMap(actions, (m) => m.list({ ...a, statuses: statuses as Array<Status> }))
-    })
+  (a) => Effect.flatMap(listStatuses(a.status, a.limit), (statuses) => Effect.flatMap(actions, (m) => m.list({ ...a, statuses })))
 ).pipe(Command.withDescription(
   "List executions, filtered by status, procedure or state. Reads the database read-only, so it works while " +
     "another process owns it. Example: proctor list --status waiting --procedure expense"
@@ -330,9 +296,6 @@ const root = Command.make("proctor", {}, () =>
 
 const cli = Command.run(root, { name: "proctor", version })
 
-/** Exit code 2: the user typed something wrong. */
-const usageTags = new Set(["UsageError", "ValidationError", "ModuleLoadError", "TokenRequired"])
-
 const commandOf = (argv: ReadonlyArray<string>) => argv.find((a) => Object.hasOwn(commands, a))
 
 /**
@@ -355,44 +318,24 @@ const hoistLogLevel = (argv: ReadonlyArray<string>): ReadonlyArray<string> => {
  */
 export const runCli = (argv: ReadonlyArray<string>) =>
   Effect.gen(function*() {
-    const output = yield* Out.Output
     if (argv.length === 1 && (argv[0] === "-v" || argv[0] === "--version")) {
       yield* Out.line(version)
       return 0
     }
-    // under --json, stdout holds one JSON document: the error's, unless the command already
-    // printed its result (`run` prints the executions, then fails when some did not succeed)
-    let printed = false
-    const tracked: Out.OutputService = { ...output, out: (text) => Effect.zipRight(Effect.sync(() => void (printed = true)), output.out(text)) }
-    const jsonErrors = argv.includes("--json")
-    return yield* cli(["node", "proctor", ...hoistLogLevel(argv)]).pipe(
-      Effect.as(0),
-      Effect.catchAll((e) =>
-        Effect.gen(function*() {
-          if (CliValidationError.isValidationError(e)) {
-            const cmd = commandOf(argv)
-            const hint = `Run \`proctor ${cmd === undefined ? "" : `${cmd} `}--help\` to see how to use it.`
-            if (jsonErrors && !printed) {
-              const text = Out.stripAnsi(HelpDoc.toAnsiText(e.error)).trim()
-              yield* Out.jsonError("ValidationError", `${text} ${hint}`.trim(), 2)
-            }
-            yield* Out.errorLine(hint)
-            return 2
+    const json = argv.includes("--json")
+    return yield* Report.reporting(cli(["node", "proctor", ...hoistLogLevel(argv)]), (e, printed) =>
+      CliValidationError.isValidationError(e)
+        ? Effect.gen(function*() {
+          const cmd = commandOf(argv)
+          const hint = `Run \`proctor ${cmd === undefined ? "" : `${cmd} `}--help\` to see how to use it.`
+          if (json && !printed) {
+            const text = Out.stripAnsi(HelpDoc.toAnsiText(e.error)).trim()
+            yield* Out.jsonError("ValidationError", `${text} ${hint}`.trim(), 2)
           }
-          const error = e as { readonly message?: unknown; readonly _tag?: unknown }
-          const tag = typeof error._tag === "string" ? error._tag : "Error"
-          const raw = typeof error.message === "string" && error.message !== "" ? error.message : typeof error._tag === "string" ? error._tag : String(e)
-          const message = Out.cliWords(raw, tag)
-          const code = usageTags.has(tag) ? 2 : 1
-          if (jsonErrors && !printed) yield* Out.jsonError(tag, message, code)
-          yield* Out.errorLine(`Error: ${message}`)
-          return code
+          yield* Out.errorLine(hint)
+          return 2
         })
-      ),
-      Effect.withConsole(Out.consoleFor(tracked)),
-      Effect.provideService(Out.Output, tracked),
-      Effect.provide(CliConfig.layer({ showBuiltIns: false }))
-    )
+        : Report.failure(e, json, printed)).pipe(Effect.provide(CliConfig.layer({ showBuiltIns: false })))
   })
 
 /**

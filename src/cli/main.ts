@@ -10,27 +10,18 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
-import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import { runCli } from "./commands.js"
 import * as Out from "./output.js"
+import * as Report from "./report.js"
 
 /** what `@effect/cli` needs from the platform (files for its config, the terminal for prompts) */
 const platform = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer, Out.layerProcess)
 
 NodeRuntime.runMain(
   runCli(process.argv.slice(2)).pipe(Effect.provide(platform)),
-  {
-    disableErrorReporting: true,
-    // Ctrl-C interrupts the command (`serve`, a long `run`): it stops cleanly, and the
-    // exit code says it was interrupted (128 + SIGINT), as shells expect
-    teardown: (exit, onExit) =>
-      onExit(
-        Exit.isSuccess(exit)
-          ? (typeof exit.value === "number" ? exit.value : 0)
-          : Cause.isInterruptedOnly(exit.cause) ? 130 : 1
-      )
-  }
+  // Ctrl-C interrupts the command (`serve`, a long `run`): it stops cleanly, and the exit
+  // code says it was interrupted
+  { disableErrorReporting: true, teardown: Report.teardown }
 )
