@@ -25,6 +25,7 @@ import * as Failures from "./failures.js"
 import type { Cached, CommandError, Handle, Mailbox, Msg, Phase, RunFiber } from "./handle.js"
 import { runFiber } from "./handle.js"
 import { finishedBy, stateDuration, transitionsTotal } from "./metrics.js"
+import type { Commit } from "../Store.js"
 import type { Shared } from "./shared.js"
 import * as Spans from "./spans.js"
 import type { Compiled, Input, Machine, Output } from "./transition.js"
@@ -242,10 +243,7 @@ export class Run {
       const now = this.now()
       const snapshot: Snapshot = { ...s, rowVersion: s.rowVersion + 1, updatedAt: now }
       const entry: ErrorEntry = { executionId: this.id, state: s.state, attempt: s.attempt, tag: output.reason.tag, message: output.reason.message, transient: false, at: now }
-      return Effect.map(this.env.shared.store.commit({ snapshot, expectedVersion: s.rowVersion, consumed, errors: [entry] }), () => {
-        this.cached.machine = { ...this.cached.machine, snapshot }
-        return Option.none()
-      })
+      return Effect.as(this.commitCount(snapshot, { consumed, errors: [entry] }), Option.none())
     }
     const next = output.machine
     const t = output.transition
@@ -270,8 +268,8 @@ export class Run {
     return noRejection
   }
 
-  /** Commits a snapshot that only counts (a failed attempt, a compensation's record) with what goes with it. */
-  commitCount(snapshot: Snapshot, extra: Omit<Parameters<Shared["store"]["commit"]>[0], "snapshot" | "expectedVersion">) {
+  /** Commits a snapshot that only counts (a discarded event, a failed attempt, a compensation's record) with what goes with it. */
+  commitCount(snapshot: Snapshot, extra: Omit<Commit, "snapshot" | "expectedVersion">) {
     const s = this.cached.machine.snapshot
     return Effect.map(this.env.shared.store.commit({ ...extra, snapshot, expectedVersion: s.rowVersion }), () => {
       this.cached.machine = { ...this.cached.machine, snapshot }
