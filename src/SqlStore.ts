@@ -207,6 +207,7 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
     )
   const getDecode = (rows: ReadonlyArray<Row>) => Option.map(Option.fromNullable(rows[0]), rowToSnapshot)
   const inboxDecode = (rows: ReadonlyArray<Row>) => rows.map(rowToInbox)
+  const manyDecode = (rows: ReadonlyArray<Row>): ReadonlyArray<Snapshot> => rows.map(rowToSnapshot)
 
   return Store.of({
     create: (snapshot, transition) =>
@@ -220,6 +221,14 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
           return row === undefined ? [] : [row]
         }, getDecode)
         : read("get", sql<Row>`SELECT * FROM ${E} WHERE execution_id = ${id}`, getDecode),
+    getMany: (ids) =>
+      fastRead !== undefined
+        ? readNow("getMany", () => fastRead.many(ids), manyDecode)
+        : Effect.map(
+          Effect.forEach(chunks(ids, 500), (part) =>
+            read("getMany", sql<Row>`SELECT * FROM ${E} WHERE ${sql.in("execution_id", part)}`, manyDecode)),
+          (parts) => parts.flat()
+        ),
     list: (filter) => {
       const where = []
       if (filter.status !== undefined) {
@@ -326,6 +335,12 @@ const unreadable = (found: number, t: Tables, what: string) =>
           `open it once with a runtime (which upgrades it), then read it`
     })
   )
+
+const chunks = <A>(all: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
+  const out: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < all.length; i += size) out.push(all.slice(i, i + size))
+  return out
+}
 
 /** rows a DELETE removed, from the raw result of either driver */
 const changes = (raw: unknown): number => {

@@ -116,6 +116,12 @@ export interface StoreService {
    */
   readonly commit: (commit: Commit) => Effect.Effect<void, StoreError>
   readonly get: (id: string) => Effect.Effect<Option.Option<Snapshot>, StoreError>
+  /**
+   * The snapshots of these executions (those that exist, in any order), in as few reads as
+   * the store can. Optional: recovery loads the executions it resumes with it, in bulk,
+   * instead of one `get` per execution.
+   */
+  readonly getMany?: ((ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Snapshot>, StoreError>) | undefined
   readonly list: (filter: ListFilter) => Effect.Effect<ReadonlyArray<Snapshot>, StoreError>
   /** the transitions in `seq` order (the last `tail` of them, if given) */
   readonly history: (id: string, options?: HistoryOptions) => Effect.Effect<ReadonlyArray<Transition>, StoreError>
@@ -277,6 +283,15 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
         return Effect.void
       }),
     get: (id) => Effect.sync(() => Option.map(Option.fromNullable(lookup(id)), (e) => e.snapshot)),
+    getMany: (ids) =>
+      Effect.sync(() => {
+        const out: Array<Snapshot> = []
+        for (const id of ids) {
+          const e = lookup(id)
+          if (e !== undefined) out.push(e.snapshot)
+        }
+        return out
+      }),
     list: (filter) =>
       Effect.sync(() => {
         const out: Array<Snapshot> = []

@@ -546,6 +546,16 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           assert.deepStrictEqual(yield* store.active(), ["e2", "e8"])
         }))
 
+      test("getMany gives the snapshots of the ids that exist, past a chunk of 500 too", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const ids = Array.from({ length: 510 }, (_, i) => `m${String(i).padStart(3, "0")}`)
+          for (const [i, id] of ids.entries()) yield* create(snapshot(id, { startedAt: t0 + i }))
+          assert.deepStrictEqual(yield* store.getMany!([]), [])
+          const found = yield* store.getMany!([...ids, "missing"])
+          assert.deepStrictEqual([...found].sort((a, b) => a.id.localeCompare(b.id)), yield* Effect.forEach(ids, (id) => Effect.map(store.get(id), Option.getOrThrow)))
+        }))
+
       test("dueTimers gives waiting executions in (dueAt, id) order, up to until, from a cursor, at most limit", () =>
         Effect.gen(function*() {
           const store = yield* Store.Store

@@ -465,13 +465,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     Effect.catchTag("ValidationError", (e) => Effect.die(e))
   )
 
-  if (options.recover ?? true) {
-    const ids = yield* store.active()
-    // in one synchronous step: the actors of the window are forked before any of them runs,
-    // so all are running again (each in its first step) before the first ones move on and
-    // compete for the CPU with the rest still waiting to start
-    yield* Effect.sync(() => supervisor.resume(ids))
-  }
+  if (options.recover ?? true) yield* supervisor.recover
 
   const service: RuntimeService = {
     procedures: [...registry.values()].map((c) => c.def),

@@ -191,10 +191,24 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
     reading = true
     queueMicrotask(endRead)
   }
+  // recovery reads the executions it resumes a chunk per statement
+  const chunk = 500
+  const inList = (n: number) => `SELECT * FROM ${t.executions} WHERE execution_id IN (${new Array(n).fill("?").join(", ")})`
+  const byIds = db.prepare(inList(chunk))
   const reads = {
     get: (id: string) => {
       startRead()
       return byId.get(id) as Row | undefined
+    },
+    many: (ids: ReadonlyArray<string>) => {
+      startRead()
+      const rows: Array<Row> = []
+      for (let i = 0; i < ids.length; i += chunk) {
+        const part = ids.slice(i, i + chunk)
+        const statement = part.length === chunk ? byIds : db.prepare(inList(part.length))
+        for (const row of statement.all(part) as ReadonlyArray<Row>) rows.push(row)
+      }
+      return rows
     },
     inbox: (id: string, limit: number) => {
       startRead()

@@ -44,6 +44,8 @@ export interface Backend {
   readonly reads?: {
     readonly get: (id: string) => Row | undefined
     readonly inbox: (id: string, limit: number) => ReadonlyArray<Row>
+    /** the rows of these executions (those that exist), in any order */
+    readonly many: (ids: ReadonlyArray<string>) => ReadonlyArray<Row>
   } | undefined
 }
 

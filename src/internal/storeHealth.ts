@@ -115,6 +115,7 @@ export const make = (inner: StoreService): StoreHealth => {
     enqueue: (id, event, at) => watch(true, inner.enqueue(id, event, at)),
     prune: (options) => watch(true, inner.prune(options)),
     get: (id) => watch(false, inner.get(id)),
+    getMany: inner.getMany === undefined ? undefined : (ids) => watch(false, inner.getMany!(ids)),
     list: (filter) => watch(false, inner.list(filter)),
     history: (id, options) => watch(false, inner.history(id, options)),
     errors: (id) => watch(false, inner.errors(id)),

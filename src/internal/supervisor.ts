@@ -6,8 +6,9 @@
  * runtime, a window at a time.
  */
 import type { Tracer } from "effect"
-import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Option } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Either, Exit, FiberId, Option } from "effect"
 import { ExecutionNotFound, StoreError } from "../Errors.js"
+import type { Snapshot } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import type { Restore } from "./run.js"
 import * as Deadlines from "./deadlines.js"
@@ -208,6 +209,7 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
     const handle: Handle = { id, mailbox: new Mailbox(), phase: idle, restarts: [], spins: 0, cached }
     handle.mailbox.offer(msg)
     handles.set(id, handle)
+    created++
     counts.active++
     activeActors.unsafeUpdate(counts.active, [])
     startRun(handle, 0)
@@ -263,24 +265,53 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
 
   const activate = (id: string, cause?: Tracer.Span) => deliver(id, { _tag: "Inbox", cause })
 
+  /** handles created so far: while it stays the same and none is in memory, no actor commits (see `recover`) */
+  let created = 0
+
   // Recovery: the executions still to resume, oldest first, started while fewer than
   // `recoverWindow` executions run (called again whenever one ends or parks)
   let toResume: ReadonlyArray<string> = []
   let resumed = 0
-  const resumeMore = () => {
+  const resumeMore = (preloaded?: ReadonlyMap<string, Snapshot>) => {
     while (resumed < toResume.length && counts.active - counts.parked < recoverWindow && !counts.closed) {
       const id = toResume[resumed++]!
-      if (!handles.has(id)) deliverNow(id, { _tag: "Inbox" })
+      if (!handles.has(id)) deliverNow(id, { _tag: "Inbox" }, preloaded === undefined ? undefined : cachedOf(preloaded.get(id)))
     }
     if (resumed >= toResume.length) toResume = []
   }
 
-  /** Resumes these executions (recovery), oldest first, a window at a time. */
-  const resume = (ids: ReadonlyArray<string>) => {
-    toResume = ids
-    resumed = 0
-    resumeMore()
+  /**
+   * What a run would load for this snapshot, when it needs nothing more (a procedure with
+   * compensations also reads the history: its run loads it as usual).
+   */
+  const cachedOf = (snapshot: Snapshot | undefined): Cached | undefined => {
+    const compiled = snapshot === undefined ? undefined : lookup(snapshot)
+    if (compiled === undefined || compiled.compensable.size > 0) return undefined
+    const context = compiled.decodeContext(snapshot!.context)
+    return Either.isRight(context) ? { compiled, machine: { snapshot: snapshot!, context: context.right }, completed: [] } : undefined
   }
 
-  return { deliver, deliverNow, post, restartNow, drainMailbox, activate, resumeMore, resume }
+  /**
+   * Resumes the executions that were in flight or had events waiting (recovery), oldest
+   * first, a window at a time. The first window's executions are read in bulk, when the
+   * store can (`getMany`), instead of one read per actor. Only actors change an
+   * execution's row, so those snapshots are current if no actor was in memory from the
+   * read to the start of the window (the passivated timers' fiber may wake one meanwhile):
+   * otherwise each run loads its own, as the later windows' do.
+   */
+  const recover = Effect.gen(function*() {
+    const ids = yield* store.active()
+    const before = handles.size === 0 ? created : -1
+    const first = ids.length === 0 || store.getMany === undefined ? [] : yield* store.getMany(ids.slice(0, recoverWindow))
+    // in one synchronous step: the actors of the window are forked before any of them runs,
+    // so all are running again (each in its first step) before the first ones move on and
+    // compete for the CPU with the rest still waiting to start
+    yield* Effect.sync(() => {
+      toResume = ids
+      resumed = 0
+      resumeMore(first.length > 0 && before === created ? new Map(first.map((s) => [s.id, s])) : undefined)
+    })
+  })
+
+  return { deliver, deliverNow, post, restartNow, drainMailbox, activate, resumeMore, recover }
 }
