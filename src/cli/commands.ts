@@ -225,6 +225,12 @@ const proceduresCommand = Command.make("procedures", { json, ...common }, (a) =>
 /** the port `serve` listens on unless told otherwise */
 const defaultPort = 7878
 
+const workflowsOption = Options.text("workflows").pipe(
+  Options.withDescription("the folder of workflow folders the MCP tool runs (default ./workflows, else the bundled ones)"),
+  Options.optional
+)
+const rootOption = Options.text("root").pipe(Options.withDescription("the MCP tool's target files must stay inside this folder (default: the current folder)"), Options.optional)
+
 const serveCommand = Command.make(
   "serve",
   {
@@ -233,17 +239,23 @@ const serveCommand = Command.make(
     db,
     module: moduleOption,
     noExamples,
-    token
+    token,
+    workflows: workflowsOption,
+    root: rootOption
   },
   (a) => Effect.flatMap(servers, (m) => m.serve(a))
-).pipe(Command.withDescription("Serve the HTTP API, its docs and the live dashboard. Example: proctor serve --port 7878 (then open http://127.0.0.1:7878/)"))
+).pipe(
+  Command.withDescription(
+    "Serve the HTTP API, its docs, the live dashboard and the MCP tool (at /mcp, for several agents at once). Example: proctor serve --port 7878 (then open http://127.0.0.1:7878/)"
+  )
+)
 
 const mcpCommand = Command.make(
   "mcp",
   {
     db,
-    workflows: Options.text("workflows").pipe(Options.withDescription("the folder of workflow folders"), Options.optional),
-    root: Options.text("root").pipe(Options.withDescription("target files must stay inside this folder (default: the current folder)"), Options.optional),
+    workflows: workflowsOption,
+    root: rootOption,
     maxPhaseBytes: Options.integer("max-phase-bytes").pipe(Options.withDescription("the most evidence one phase may hold, in bytes of JSON (default 10485760)"), Options.optional),
     maxSessionBytes: Options.integer("max-session-bytes").pipe(Options.withDescription("the most evidence one session may record, in bytes of JSON (default 16777216)"), Options.optional)
   },

@@ -47,6 +47,8 @@ export const serve = (a: {
   readonly module: ReadonlyArray<string>
   readonly noExamples: boolean
   readonly token: Option.Option<string>
+  readonly workflows: Option.Option<string>
+  readonly root: Option.Option<string>
 }) =>
   Effect.gen(function*() {
     const secret = Option.getOrUndefined(a.token) ?? env("PROCTOR_TOKEN")
@@ -61,8 +63,21 @@ export const serve = (a: {
       })
     }
     const loaded = yield* loadNamed(a)
-    const runtime = Runtime.layer({ procedures: loaded.map((l) => l.procedure) }).pipe(Layer.provide(storeLayer(dbPath)))
-    const app = Server.layerNode({ host: a.host, port: a.port, token: secret }).pipe(Layer.provide(runtime))
+    // the MCP tool at /mcp: its workflows run on the same Runtime and store as the API's procedures
+    const [tools, mcp] = yield* Effect.tryPromise({
+      try: () => Promise.all([import("../mcp/main.js"), import("../mcp/http.js")]),
+      catch: (cause) => new McpUnavailable({ cause })
+    })
+    const tool = yield* tools.loadEnvironment({
+      workflowsDir: Option.getOrElse(a.workflows, () => tools.defaultWorkflowsDir()),
+      workspaceRoot: Option.getOrElse(a.root, () => process.cwd())
+    })
+    for (const p of tool.problems) yield* Out.errorLine(`warning: MCP workflow not loaded: ${p.path}: ${p.problem}`)
+    const runtime = Runtime.layer({ procedures: [...loaded.map((l) => l.procedure), ...tools.proceduresOf(tool)] }).pipe(
+      Layer.provide(storeLayer(dbPath))
+    )
+    const extraRoutes = { layer: mcp.routes(tool), ownBodies: [mcp.PATH] }
+    const app = Server.layerNode({ host: a.host, port: a.port, token: secret, extraRoutes }).pipe(Layer.provide(runtime))
     yield* Effect.scoped(Effect.gen(function*() {
       const context = yield* Layer.build(app).pipe(
         Effect.catchTag("ServeError", (e) => Effect.fail(new ListenFailed({ host: a.host, port: a.port, cause: e.cause })))
@@ -78,6 +93,7 @@ export const serve = (a: {
       yield* Out.line(`  API docs   ${url}/docs`)
       yield* Out.line(`  OpenAPI    ${url}/openapi.json`)
       yield* Out.line(`  events     ${url}/events`)
+      yield* Out.line(`  MCP        ${url}${mcp.PATH} (the workflow tool, ${tool.workflows.size} workflow${tool.workflows.size === 1 ? "" : "s"}, for several agents at once)`)
       yield* Out.line(`Press Ctrl-C to stop.`)
       // serves until the process is interrupted (Ctrl-C / SIGTERM)
       return yield* Effect.never

@@ -51,6 +51,23 @@ export interface Options {
    * Loopback names are always accepted. @default []
    */
   readonly allowedHosts?: ReadonlyArray<string> | undefined
+  /**
+   * Routes served beside the API's, behind the same guard (token, `Host` and `Origin`
+   * checks): `proctor serve` serves the MCP tool at `/mcp` this way.
+   */
+  readonly extraRoutes?: ExtraRoutes | undefined
+}
+
+/**
+ * Routes served beside the API's (see `Options.extraRoutes`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ExtraRoutes {
+  readonly layer: Layer.Layer<never, never, HttpLayerRouter.HttpRouter | Runtime>
+  /** the paths whose request bodies the routes read under a limit of their own: the guard leaves those alone */
+  readonly ownBodies: ReadonlyArray<string>
 }
 
 /**
@@ -132,6 +149,7 @@ const guard = (options: Options) => {
   const limit = options.maxBodyBytes ?? 1024 * 1024
   const token = options.token === "" ? undefined : options.token
   const allowed = new Set((options.allowedHosts ?? []).map((h) => h.toLowerCase()))
+  const ownBodies = new Set(options.extraRoutes?.ownBodies ?? [])
   return HttpLayerRouter.middleware((effect) =>
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
@@ -177,6 +195,7 @@ const guard = (options: Options) => {
             })
           }
         }
+        if (ownBodies.has(url.pathname)) return yield* respond(effect)
         const tooLarge = jsonError(413, { _tag: "PayloadTooLarge", limit, message: new PayloadTooLarge({ limit }).message })
         const declared = request.headers["content-length"]
         if (declared !== undefined) {
@@ -300,7 +319,8 @@ export const eventStream = (
 }
 
 /**
- * The routes (API, OpenAPI, docs, events, dashboard) and the guard, as a router layer.
+ * The routes (API, OpenAPI, docs, events, dashboard, and the extra routes of the options)
+ * and the guard, as a router layer.
  *
  * @since 0.1.0
  * @category layers
@@ -351,7 +371,8 @@ export const routes = (options: Options = {}) => {
       })
     })
   )
-  return Layer.mergeAll(api, docs, extra).pipe(Layer.provide(guard(options)))
+  const served = options.extraRoutes === undefined ? Layer.mergeAll(api, docs, extra) : Layer.mergeAll(api, docs, extra, options.extraRoutes.layer)
+  return served.pipe(Layer.provide(guard(options)))
 }
 
 /**

@@ -25,6 +25,7 @@ import { compile, defaultLimits } from "./procedure.js"
 import * as Protocol from "./protocol.js"
 import * as McpStore from "./store.js"
 import { dispatch } from "./tool.js"
+import type { ToolResult } from "./toolSpec.js"
 import { SERVER_INFO, tool } from "./toolSpec.js"
 import { stdio } from "./transport.js"
 
@@ -132,6 +133,42 @@ export const asServer = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>): Effect
   Effect.zipRight(guardStdout, effect).pipe(Effect.scoped, Effect.provide(stderrLogger), Logger.withMinimumLogLevel(LogLevel.Info))
 
 /**
+ * What the tool's actions need besides the Runtime, from the options: the workflows loaded
+ * (a workflow that does not load is left out, and listed in `problems`), the workspace root
+ * and the evidence limits.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const loadEnvironment = (
+  options: Pick<McpOptions, "workflowsDir" | "workspaceRoot" | "maxPhaseEvidenceBytes" | "maxSessionEvidenceBytes">
+): Effect.Effect<Actions.Environment> =>
+  Effect.gen(function*() {
+    const limits = limitsOf(options)
+    const { problems, workflows } = yield* loadWorkflows(options.workflowsDir, limits)
+    return { workflows, problems, workspaceRoot: path.resolve(options.workspaceRoot), limits }
+  })
+
+/**
+ * The procedures of the environment's workflows, for the Runtime that serves their sessions.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const proceduresOf = (environment: Actions.Environment): ReadonlyArray<Procedure.Any> =>
+  [...environment.workflows.values()].map((e) => e.procedure)
+
+/**
+ * The `workflow` tool's call over the Runtime in context: every transport (stdio, Streamable
+ * HTTP) runs this one. It never fails: a failure is a result with `isError`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeToolCall = (environment: Actions.Environment): Effect.Effect<(name: string, args: unknown) => Effect.Effect<ToolResult>, never, Runtime.Runtime> =>
+  Effect.map(Actions.make(environment), (handlers) => (name, args) => dispatch(handlers, name, args))
+
+/**
  * The `workflow` tool's server, ready to answer calls for the life of the scope: the
  * workflows loaded, and the runtime built on the SQLite store at `options.db` (which
  * resumes the sessions stored there).
@@ -141,19 +178,15 @@ export const asServer = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>): Effect
  */
 export const makeToolServer = (options: McpOptions): Effect.Effect<Protocol.ToolServer, StoreError | DefinitionError, Scope.Scope> =>
   Effect.gen(function*() {
-    const limits = limitsOf(options)
-    const { problems, workflows } = yield* loadWorkflows(options.workflowsDir, limits)
-    for (const p of problems) yield* Effect.logWarning(`Workflow not loaded: ${p.path}: ${p.problem}`)
+    const environment = yield* loadEnvironment(options)
+    for (const p of environment.problems) yield* Effect.logWarning(`Workflow not loaded: ${p.path}: ${p.problem}`)
     yield* Effect.logInfo(
-      `Proctor MCP server: ${workflows.size} workflow(s) from ${path.resolve(options.workflowsDir)}, db ${options.db}, root ${
-        path.resolve(options.workspaceRoot)
-      }`
+      `Proctor MCP server: ${environment.workflows.size} workflow(s) from ${path.resolve(options.workflowsDir)}, db ${options.db}, root ${environment.workspaceRoot}`
     )
-    const procedures = [...workflows.values()].map((e) => e.procedure)
-    const context = yield* Layer.build(Runtime.layer({ procedures }).pipe(Layer.provide(McpStore.layer(options.db))))
-    const handlers = yield* Effect.provide(Actions.make({ workflows, problems, workspaceRoot: path.resolve(options.workspaceRoot), limits }), context)
+    const context = yield* Layer.build(Runtime.layer({ procedures: proceduresOf(environment) }).pipe(Layer.provide(McpStore.layer(options.db))))
+    const call = yield* Effect.provide(makeToolCall(environment), context)
     const run = EffectRuntime.runPromise(yield* Effect.runtime<never>())
-    return { ...SERVER_INFO, tools: [tool], call: (name, args) => run(dispatch(handlers, name, args)) }
+    return { ...SERVER_INFO, tools: [tool], call: (name, args) => run(call(name, args)) }
   })
 
 /**

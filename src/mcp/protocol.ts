@@ -1,7 +1,9 @@
 /**
  * The server's side of the MCP protocol, for a server that offers tools and nothing else:
- * the JSON-RPC 2.0 message shapes, and `serve`, which answers `initialize`, `ping`,
- * `tools/list` and `tools/call` and refuses any other request as "method not found".
+ * the JSON-RPC 2.0 message shapes, `step`, which says how to answer `initialize`, `ping`,
+ * `tools/list` and `tools/call` and refuses any other request as "method not found", and
+ * `serve`, which answers them on a transport of messages (stdio). The Streamable HTTP
+ * transport (http.ts) answers with the same `step`.
  *
  * The SDK's `Server` does the same, but it loads zod and ajv for capabilities this server
  * does not offer (sampling, elicitation, tasks, logging): a third of the server's memory
@@ -102,29 +104,61 @@ export interface ToolServer {
 
 const failure = (id: Id, code: number, message: string): Message => ({ jsonrpc: "2.0", id, error: { code, message } })
 
-const answer = (server: ToolServer, id: Id, method: string, params: Record<string, unknown> | undefined): Promise<Message> => {
+/**
+ * What a request asks of the server: an answer it has at once, or a call of one of its tools.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Step =
+  | { readonly _tag: "Reply"; readonly reply: Message }
+  | {
+    readonly _tag: "Call"
+    readonly name: string
+    readonly args: Record<string, unknown> | undefined
+    /** the answer carrying the tool's result */
+    readonly reply: (result: object) => Message
+  }
+
+/**
+ * The protocol's answer to one request, for every transport: `initialize`, `ping` and
+ * `tools/list` are answered at once; `tools/call` is a `Call` for the transport to run
+ * its own way (a Promise on stdio, an Effect in the HTTP request's fiber); any other method
+ * is "method not found".
+ *
+ * @since 0.1.0
+ * @category dispatch
+ */
+export const step = (server: Pick<ToolServer, "name" | "version" | "tools">, id: Id, method: string, params: Record<string, unknown> | undefined): Step => {
   const result = (r: object): Message => ({ jsonrpc: "2.0", id, result: r })
+  const reply = (message: Message): Step => ({ _tag: "Reply", reply: message })
   switch (method) {
     case "initialize": {
       const asked = params?.protocolVersion
       const protocolVersion = typeof asked === "string" && PROTOCOL_VERSIONS.includes(asked) ? asked : PROTOCOL_VERSIONS[0]
-      return Promise.resolve(result({ protocolVersion, capabilities: { tools: {} }, serverInfo: { name: server.name, version: server.version } }))
+      return reply(result({ protocolVersion, capabilities: { tools: {} }, serverInfo: { name: server.name, version: server.version } }))
     }
     case "ping":
-      return Promise.resolve(result({}))
+      return reply(result({}))
     case "tools/list":
-      return Promise.resolve(result({ tools: server.tools }))
+      return reply(result({ tools: server.tools }))
     case "tools/call": {
       const args = params?.arguments
       if (typeof params?.name !== "string" || (args !== undefined && !isRecord(args))) {
-        return Promise.resolve(failure(id, ErrorCode.InvalidParams, "Invalid params: tools/call takes { name: string, arguments?: object }"))
+        return reply(failure(id, ErrorCode.InvalidParams, "Invalid params: tools/call takes { name: string, arguments?: object }"))
       }
-      return server.call(params.name, args).then(result, (error: unknown) =>
-        failure(id, ErrorCode.InternalError, `Internal error: ${error instanceof Error ? error.message : String(error)}`))
+      return { _tag: "Call", name: params.name, args, reply: result }
     }
     default:
-      return Promise.resolve(failure(id, ErrorCode.MethodNotFound, `Method not found: ${method}`))
+      return reply(failure(id, ErrorCode.MethodNotFound, `Method not found: ${method}`))
   }
+}
+
+const answer = (server: ToolServer, id: Id, method: string, params: Record<string, unknown> | undefined): Promise<Message> => {
+  const next = step(server, id, method, params)
+  if (next._tag === "Reply") return Promise.resolve(next.reply)
+  return server.call(next.name, next.args).then(next.reply, (error: unknown) =>
+    failure(id, ErrorCode.InternalError, `Internal error: ${error instanceof Error ? error.message : String(error)}`))
 }
 
 /**
