@@ -52,6 +52,8 @@ export default tseslint.config(
       "test-results/**",
       "bench/results/**",
       "coverage/**",
+      // downloaded test data (scripts/scxml-tests.mjs)
+      ".cache/**",
       "dist/**",
       "**/*.d.ts",
       // personal scratch space, never committed
