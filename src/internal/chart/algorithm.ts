@@ -298,6 +298,13 @@ const snapshotOf = <A, G>(w: Work<A, G>): Snapshot => ({
   )
 })
 
+/** Plans leaving every active state (from the inside out), when a session ends or is cancelled. */
+export const planExit = <A, G>(chart: Chart<A, G>, snapshot: Snapshot): ReadonlyArray<PlanStep<A>> =>
+  toIndices(chart, snapshot.configuration).sort((a, b) => b - a).flatMap((s) => {
+    const state = chart.states[s]!
+    return [...state.onExit.map((action): PlanStep<A> => ({ kind: "exit", state: state.id, action })), { kind: "exited", state: state.id }]
+  })
+
 /** Plans the chart's first microstep: entering its initial configuration from nothing. */
 export const planStart = <A, G>(chart: Chart<A, G>): Plan<A> => planMicrostep(chart, emptySnapshot, [chart.states[0]!.initial!])
 

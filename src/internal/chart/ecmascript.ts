@@ -22,8 +22,11 @@ export interface ScxmlEvent {
 export interface Host {
   readonly sessionId: string
   raise(event: ScxmlEvent): void
-  /** Queues an external event for this session after `delay` ms (0: at once); `id` lets `cancel` find it. */
-  send(event: ScxmlEvent, delay: number, id: string): void
+  /**
+   * Queues an external event for `target` (undefined: this session) after `delay` ms;
+   * `id` lets `cancel` find it. False when no session answers to `target`.
+   */
+  send(event: ScxmlEvent, delay: number, id: string, target: string | undefined): boolean
   cancel(id: string): void
   isActive(state: string): boolean
   log(label: string | undefined, value: unknown): void
@@ -256,9 +259,9 @@ export class EcmaDataModel {
     const origin = `#_scxml_${this.host.sessionId}`
     const event = makeEvent(name ?? "", "external", { sendid, origin, origintype: scxmlProcessor, data })
     if (target === "#_internal") return this.host.raise({ ...event, type: "internal" })
-    if (target === undefined || target === origin) return this.host.send(event, delay, id)
-    // a session, parent or invoked child this engine cannot reach; any other target is not a valid one
-    if (target.startsWith("#_")) return failed("error.communication", `the send target "${target}" cannot be reached`)
+    if (this.host.send(event, delay, id, target)) return
+    // a session, parent or invoked child that is not there; any other target is not a valid one
+    if (target!.startsWith("#_")) return failed("error.communication", `the send target "${target}" cannot be reached`)
     return failed("error.execution", `the send target "${target}" is not valid`)
   }
 }

@@ -8,7 +8,7 @@
  */
 import { Data } from "effect"
 import type { ChartDefinition, StateDefinition, TransitionDefinition } from "./model.js"
-import { textOf, type XmlElement, type XmlLimits, parseXml } from "./xml.js"
+import { parseXml, serializeXml, textOf, type XmlElement, type XmlLimits } from "./xml.js"
 
 export const scxmlNamespace = "http://www.w3.org/2005/07/scxml"
 
@@ -85,6 +85,24 @@ export interface DoneData {
   readonly content: Content | undefined
 }
 
+/** An `<invoke>` of a child SCXML session. */
+export interface Invoke {
+  readonly type: string | undefined
+  readonly typeexpr: Expr | undefined
+  readonly src: string | undefined
+  readonly srcexpr: Expr | undefined
+  readonly id: string | undefined
+  readonly idlocation: Expr | undefined
+  readonly namelist: ReadonlyArray<string>
+  readonly params: ReadonlyArray<Param>
+  readonly autoforward: boolean
+  /** Inline `<content>`: a child document, or an expression giving its text. */
+  readonly content: { readonly document: ScxmlDocument } | { readonly expr: Expr } | undefined
+  readonly finalize: Block | undefined
+  readonly line: number
+  readonly column: number
+}
+
 export interface ScxmlDocument {
   readonly name: string | undefined
   readonly binding: "early" | "late"
@@ -92,8 +110,8 @@ export interface ScxmlDocument {
   readonly data: ReadonlyArray<DataDeclaration>
   readonly scripts: ReadonlyArray<Block>
   readonly doneData: ReadonlyMap<string, DoneData>
-  /** Elements the document uses that this engine ignores (e.g. `invoke`), by name. */
-  readonly unsupported: ReadonlyArray<string>
+  /** The `<invoke>`s of each state, by state id, in document order. */
+  readonly invokes: ReadonlyMap<string, ReadonlyArray<Invoke>>
 }
 
 export interface ScxmlOptions extends XmlLimits {
@@ -105,7 +123,7 @@ interface Context {
   readonly options: ScxmlOptions
   readonly data: Array<DataDeclaration>
   readonly doneData: Map<string, DoneData>
-  readonly unsupported: Set<string>
+  readonly invokes: Map<string, Array<Invoke>>
 }
 
 const fail = (at: XmlElement, reason: string): never => {
@@ -118,8 +136,9 @@ const scxmlChildren = (el: XmlElement): ReadonlyArray<XmlElement> =>
   el.children.filter((c): c is XmlElement => c.kind === "element" && c.namespace === scxmlNamespace)
 
 /** Parses an SCXML document; throws an `XmlError` or `ScxmlError` with the line and column of the problem. */
-export const parseScxml = (text: string, options: ScxmlOptions = {}): ScxmlDocument => {
-  const root = parseXml(text, options)
+export const parseScxml = (text: string, options: ScxmlOptions = {}): ScxmlDocument => documentOf(parseXml(text, options), options)
+
+const documentOf = (root: XmlElement, options: ScxmlOptions): ScxmlDocument => {
   if (root.name !== "scxml" || root.namespace !== scxmlNamespace) {
     fail(root, `the root element must be <scxml xmlns="${scxmlNamespace}">, found <${root.name}>`)
   }
@@ -130,7 +149,7 @@ export const parseScxml = (text: string, options: ScxmlOptions = {}): ScxmlDocum
   }
   const binding = attr(root, "binding") ?? "early"
   if (binding !== "early" && binding !== "late") fail(root, `binding must be "early" or "late", not "${binding}"`)
-  const ctx: Context = { options, data: [], doneData: new Map(), unsupported: new Set() }
+  const ctx: Context = { options, data: [], doneData: new Map(), invokes: new Map() }
   const children: Array<StateDefinition<Block, Expr>> = []
   const scripts: Array<Block> = []
   for (const child of scxmlChildren(root)) {
@@ -157,7 +176,7 @@ export const parseScxml = (text: string, options: ScxmlOptions = {}): ScxmlDocum
     data: ctx.data,
     scripts,
     doneData: ctx.doneData,
-    unsupported: [...ctx.unsupported]
+    invokes: ctx.invokes
   }
 }
 
@@ -167,7 +186,8 @@ const state = (ctx: Context, el: XmlElement): StateDefinition<Block, Expr> => {
   const transitions: Array<TransitionDefinition<Block, Expr>> = []
   const children: Array<StateDefinition<Block, Expr>> = []
   let initialTransition: StateDefinition<Block, Expr>["initialTransition"]
-  const id = attr(el, "id")
+  // a state that invokes needs an id to be found again when it is entered and exited
+  const id = attr(el, "id") ?? (scxmlChildren(el).some((c) => c.name === "invoke") ? `#invoker${ctx.invokes.size + 1}` : undefined)
   for (const child of scxmlChildren(el)) {
     switch (child.name) {
       case "onentry":
@@ -209,9 +229,12 @@ const state = (ctx: Context, el: XmlElement): StateDefinition<Block, Expr> => {
         if (el.name !== "final" || id === undefined) fail(child, "<donedata> belongs in a <final> state with an id")
         ctx.doneData.set(id!, { params: params(ctx, child), content: contentOf(ctx, child) })
         break
-      case "invoke":
-        ctx.unsupported.add("invoke")
+      case "invoke": {
+        const list = ctx.invokes.get(id!) ?? []
+        list.push(invoke(ctx, child))
+        ctx.invokes.set(id!, list)
         break
+      }
       default:
         fail(child, `<${child.name}> cannot be a child of <${el.name}>`)
     }
@@ -283,7 +306,7 @@ const element = (ctx: Context, el: XmlElement): ExecutableElement => {
     case "log":
       return { kind: "log", label: attr(el, "label"), expr: attr(el, "expr") }
     case "assign":
-      return { kind: "assign", location: required(el, "location"), expr: attr(el, "expr"), content: el.children.length > 0 ? { text: textOf(el) } : undefined }
+      return { kind: "assign", location: required(el, "location"), expr: attr(el, "expr"), content: el.children.length > 0 ? { text: inline(el) } : undefined }
     case "script":
       return script(ctx, el)
     case "if": {
@@ -321,6 +344,31 @@ const element = (ctx: Context, el: XmlElement): ExecutableElement => {
   }
 }
 
+const invoke = (ctx: Context, el: XmlElement): Invoke => {
+  const content = scxmlChildren(el).find((c) => c.name === "content")
+  const child = content === undefined ? undefined : scxmlChildren(content).find((c) => c.name === "scxml")
+  const finalize = scxmlChildren(el).find((c) => c.name === "finalize")
+  return {
+    type: attr(el, "type"),
+    typeexpr: attr(el, "typeexpr"),
+    src: attr(el, "src"),
+    srcexpr: attr(el, "srcexpr"),
+    id: attr(el, "id"),
+    idlocation: attr(el, "idlocation"),
+    namelist: ids(attr(el, "namelist")) ?? [],
+    params: params(ctx, el),
+    autoforward: attr(el, "autoforward") === "true",
+    content: child !== undefined
+      ? { document: documentOf(child, ctx.options) }
+      : content !== undefined
+      ? { expr: attr(content, "expr") ?? JSON.stringify(textOf(content)) }
+      : undefined,
+    finalize: finalize === undefined ? undefined : block(ctx, finalize),
+    line: el.line,
+    column: el.column
+  }
+}
+
 const params = (_ctx: Context, el: XmlElement): ReadonlyArray<Param> =>
   scxmlChildren(el).filter((c) => c.name === "param").map((p) => ({
     name: required(p, "name"),
@@ -332,5 +380,9 @@ const contentOf = (_ctx: Context, el: XmlElement): Content | undefined => {
   const content = scxmlChildren(el).find((c) => c.name === "content")
   if (content === undefined) return undefined
   const expr = attr(content, "expr")
-  return expr !== undefined ? { expr } : { text: textOf(content) }
+  return expr !== undefined ? { expr } : { text: inline(content) }
 }
+
+/** Inline content: its text, or its XML written back as text when it holds elements. */
+const inline = (el: XmlElement): string =>
+  el.children.some((c) => c.kind === "element") ? el.children.map((c) => serializeXml(c)).join("").trim() : textOf(el)

@@ -1,16 +1,17 @@
 /**
  * An in-memory SCXML session: one parsed document run by the pure algorithm, with the
- * ECMAScript data model, the internal and external event queues and a VIRTUAL clock for
- * delayed `<send>`s (time moves only when the caller calls `advance`, so tests are
- * deterministic and never sleep). This is the conformance harness's interpreter and the
- * reference for how the durable runtime will drive the same plans.
+ * ECMAScript data model, the internal and external event queues, `<invoke>`d child
+ * sessions, and a VIRTUAL clock for delayed `<send>`s (time moves only when the caller
+ * calls `advance`, so tests are deterministic and never sleep). This is the conformance
+ * harness's interpreter and the reference for how the durable runtime will drive plans.
  */
 import { Data } from "effect"
 import type { MacrostepHost, PlanStep, Snapshot } from "./algorithm.js"
-import { atomicStates, emptySnapshot, macrostep, planStart, runPlan, selectTransitions } from "./algorithm.js"
-import { EcmaDataModel, type Host, makeEvent, type ScxmlEvent } from "./ecmascript.js"
+import { atomicStates, emptySnapshot, macrostep, planExit, planStart, runPlan, selectTransitions } from "./algorithm.js"
+import { EcmaDataModel, type Host, makeEvent, type ScxmlEvent, scxmlProcessor } from "./ecmascript.js"
 import { type Chart, makeChart } from "./model.js"
-import type { Block, DataDeclaration, Expr, ScxmlDocument } from "./scxml.js"
+import type { Block, DataDeclaration, Expr, Invoke, ScxmlDocument } from "./scxml.js"
+import { parseScxml } from "./scxml.js"
 
 export interface SessionOptions {
   readonly sessionId?: string
@@ -18,7 +19,11 @@ export interface SessionOptions {
   readonly maxMicrosteps?: number
   /** External events handled in one `send`/`advance` call before `EventLimitError`. @default 10_000 */
   readonly maxEvents?: number
+  /** Invoked sessions nested in each other before an invoke fails with `error.execution`. @default 10 */
+  readonly maxInvokeDepth?: number
   readonly log?: (label: string | undefined, value: unknown) => void
+  /** Loads the text of an `<invoke src>` (the parser has its own `load` for `<script src>` and `<data src>`). */
+  readonly load?: (src: string) => string | undefined
 }
 
 /** Delayed or self-sent events kept coming back past `maxEvents` in one call: a `<send>` loop. */
@@ -29,43 +34,64 @@ export class EventLimitError extends Data.TaggedError("EventLimitError")<{ reado
   }
 }
 
-interface Pending {
+interface Queued {
+  readonly to: ScxmlSession
+  readonly from: ScxmlSession
   readonly event: ScxmlEvent
   readonly due: number
   readonly seq: number
   readonly id: string
 }
 
+/** The clock and the external queues of a session and the sessions it invoked. */
+class Scheduler {
+  now = 0
+  seq = 0
+  queue: Array<Queued> = []
+  readonly sessions = new Map<string, ScxmlSession>()
+}
+
+interface Invocation {
+  readonly child: ScxmlSession
+  readonly invoke: Invoke
+  readonly state: string
+}
+
+const scxmlTypes = new Set(["http://www.w3.org/TR/scxml/", "http://www.w3.org/TR/scxml", "scxml", scxmlProcessor])
+
 export class ScxmlSession {
   readonly chart: Chart<Block, Expr>
   snapshot: Snapshot = emptySnapshot
   halted = false
-  /** Virtual time in milliseconds since `start`. */
-  now = 0
+  readonly sessionId: string
   private readonly dm: EcmaDataModel
   private readonly internal: Array<ScxmlEvent> = []
-  private pending: Array<Pending> = []
-  private seq = 0
   private readonly live = new Set<string>()
   private readonly initialised = new Set<string>()
+  private readonly toInvoke = new Set<string>()
+  private readonly invocations = new Map<string, Invocation>()
   private readonly host: MacrostepHost<Block, Expr>
-  private readonly maxMicrosteps: number
-  private readonly maxEvents: number
+  private readonly scheduler: Scheduler
+  private cancelled = false
 
-  constructor(readonly document: ScxmlDocument, options: SessionOptions = {}) {
+  constructor(
+    readonly document: ScxmlDocument,
+    private readonly options: SessionOptions = {},
+    private readonly parent?: { readonly session: ScxmlSession; readonly invokeid: string; readonly depth: number; readonly data: Record<string, unknown> }
+  ) {
     this.chart = makeChart(document.chart)
-    this.maxMicrosteps = options.maxMicrosteps ?? 10_000
-    this.maxEvents = options.maxEvents ?? 10_000
-    const log = options.log ?? (() => {})
+    this.scheduler = parent?.session.scheduler ?? new Scheduler()
+    this.sessionId = parent === undefined ? options.sessionId ?? "session" : `${parent.session.sessionId}.${parent.invokeid}`
+    this.scheduler.sessions.set(this.sessionId, this)
     const contentHost: Host = {
-      sessionId: options.sessionId ?? "session",
+      sessionId: this.sessionId,
       raise: (event) => this.internal.push(event),
-      send: (event, delay, id) => this.pending.push({ event, due: this.now + delay, seq: this.seq++, id }),
+      send: (event, delay, id, target) => this.route(event, delay, id, target),
       cancel: (id) => {
-        this.pending = this.pending.filter((p) => p.id !== id)
+        this.scheduler.queue = this.scheduler.queue.filter((q) => q.id !== id || q.from !== this)
       },
       isActive: (state) => this.live.has(state),
-      log
+      log: options.log ?? (() => {})
     }
     this.dm = new EcmaDataModel(contentHost, document.name)
     this.host = {
@@ -78,6 +104,11 @@ export class ScxmlSession {
         return event.name
       }
     }
+  }
+
+  /** Virtual time in milliseconds since `start`. */
+  get now(): number {
+    return this.scheduler.now
   }
 
   /** The data model's variables (read them in tests; the session owns them). */
@@ -94,7 +125,9 @@ export class ScxmlSession {
   start(): void {
     const late = this.document.binding === "late"
     for (const data of this.document.data) {
-      if (!late || data.state === undefined) this.initialise(data)
+      if (data.state === undefined && this.parent !== undefined && data.id in this.parent.data) {
+        this.dm.declare(data.id, this.parent.data[data.id])
+      } else if (!late || data.state === undefined) this.initialise(data)
       else this.dm.declare(data.id, undefined)
     }
     for (const script of this.document.scripts) this.dm.run(script)
@@ -112,49 +145,160 @@ export class ScxmlSession {
     if (!this.halted) this.external(makeEvent(name, "external", { data }))
   }
 
-  /** Moves the virtual clock forward, delivering the events the chart sent itself at their due time, in order. */
+  /** Moves the virtual clock forward, delivering queued events at their due time, in order. */
   advance(ms: number): void {
-    this.drain(this.now + ms)
-  }
-
-  private drain(until: number) {
+    const s = this.scheduler
+    const until = s.now + ms
+    const maxEvents = this.options.maxEvents ?? 10_000
     let handled = 0
-    while (!this.halted) {
-      let next: Pending | undefined
-      for (const p of this.pending) {
-        if (p.due <= until && (next === undefined || p.due < next.due || (p.due === next.due && p.seq < next.seq))) next = p
+    while (true) {
+      let next: Queued | undefined
+      for (const q of s.queue) {
+        if (q.due <= until && (next === undefined || q.due < next.due || (q.due === next.due && q.seq < next.seq))) next = q
       }
       if (next === undefined) break
-      if (++handled > this.maxEvents) throw new EventLimitError({ maxEvents: this.maxEvents })
-      this.pending = this.pending.filter((p) => p !== next)
-      this.now = Math.max(this.now, next.due)
-      this.external(next.event)
+      if (++handled > maxEvents) throw new EventLimitError({ maxEvents })
+      s.queue = s.queue.filter((q) => q !== next)
+      s.now = Math.max(s.now, next.due)
+      if (!next.to.halted && !next.to.cancelled && !next.from.cancelled) next.to.external(next.event)
     }
-    this.now = Math.max(this.now, until)
+    s.now = Math.max(s.now, until)
+  }
+
+  private enqueue(to: ScxmlSession, event: ScxmlEvent, delay = 0, id = "") {
+    const s = this.scheduler
+    s.queue.push({ to, from: this, event, due: s.now + delay, seq: s.seq++, id })
+  }
+
+  /** Where a `<send>` goes: this session, its parent, an invoked child, or a session by its id. */
+  private route(event: ScxmlEvent, delay: number, id: string, target: string | undefined): boolean {
+    const to = target === undefined
+      ? this
+      : target === "#_parent"
+      ? this.parent?.session
+      : target.startsWith("#_scxml_")
+      ? this.scheduler.sessions.get(target.slice("#_scxml_".length))
+      : target.startsWith("#_")
+      ? this.invocations.get(target.slice(2))?.child
+      : undefined
+    if (to === undefined) return false
+    this.enqueue(to, to === this.parent?.session ? { ...event, invokeid: this.parent.invokeid } : event, delay, id)
+    return true
   }
 
   private external(event: ScxmlEvent) {
+    const from = event.invokeid === undefined ? undefined : this.invocations.get(event.invokeid)
+    if (from?.invoke.finalize !== undefined) {
+      this.dm.event = event
+      this.dm.run(from.invoke.finalize)
+    }
+    for (const { child, invoke } of this.invocations.values()) {
+      if (invoke.autoforward && !child.halted) this.enqueue(child, event)
+    }
     this.dm.event = event
     // a macrostep starts with the event's microstep, then runs eventless transitions and internal events
     const enabled = selectTransitions(this.chart, this.snapshot, event.name, this.host.cond)
-    const result = macrostep(this.chart, { snapshot: this.snapshot, halted: this.halted }, this.host, this.maxMicrosteps, enabled)
-    this.snapshot = result.snapshot
-    this.halted = result.halted
+    this.settle(enabled)
   }
 
   private complete() {
-    const result = macrostep(this.chart, { snapshot: this.snapshot, halted: this.halted }, this.host, this.maxMicrosteps)
+    this.settle([])
+  }
+
+  /** Runs a macrostep, then starts the invokes of the states it entered; again while that raised events. */
+  private settle(first: Parameters<typeof macrostep<Block, Expr>>[4]) {
+    const max = this.options.maxMicrosteps ?? 10_000
+    let result = macrostep(this.chart, { snapshot: this.snapshot, halted: this.halted }, this.host, max, first)
     this.snapshot = result.snapshot
     this.halted = result.halted
+    while (!this.halted && this.toInvoke.size > 0) {
+      const states = [...this.toInvoke].sort((a, b) => this.chart.byId.get(a)! - this.chart.byId.get(b)!)
+      this.toInvoke.clear()
+      for (const state of states) for (const invoke of this.document.invokes.get(state) ?? []) this.invoke(state, invoke)
+      result = macrostep(this.chart, { snapshot: this.snapshot, halted: this.halted }, this.host, max)
+      this.snapshot = result.snapshot
+      this.halted = result.halted
+    }
+    if (this.halted) this.finish()
+  }
+
+  /** The session ended: leave every state (their onexit content runs), cancel its children and its delayed sends. */
+  private finish() {
+    // the snapshot keeps the final configuration: it is what the session ended in
+    for (const step of planExit(this.chart, this.snapshot)) this.execute(step)
+    this.scheduler.queue = this.scheduler.queue.filter((q) => q.from !== this || q.due <= this.scheduler.now)
+    const parent = this.parent
+    if (parent === undefined || this.cancelled) return
+    // done.invoke carries the <donedata> of the top-level final state the session ended in
+    const final = this.snapshot.configuration.find((id) => this.chart.states[this.chart.byId.get(id)!]!.parent === 0)
+    const doneData = final === undefined ? undefined : this.document.doneData.get(final)
+    let data: unknown
+    try {
+      data = doneData === undefined ? undefined : this.dm.eventData([], doneData.params, doneData.content)
+    } catch {
+      data = undefined
+    }
+    this.enqueue(parent.session, makeEvent(`done.invoke.${parent.invokeid}`, "external", { invokeid: parent.invokeid, data }))
+  }
+
+  private invoke(state: string, invoke: Invoke) {
+    let invokeid = invoke.id
+    try {
+      const type = invoke.type ?? (invoke.typeexpr !== undefined ? String(this.dm.evaluate(invoke.typeexpr)) : "scxml")
+      if (!scxmlTypes.has(type)) throw new Error(`the invoke type "${type}" is not supported (only SCXML sessions)`)
+      if (invokeid === undefined) {
+        invokeid = `${state}.${this.scheduler.seq++}`
+        if (invoke.idlocation !== undefined) this.dm.assign(invoke.idlocation, invokeid)
+      }
+      const depth = (this.parent?.depth ?? 0) + 1
+      if (depth > (this.options.maxInvokeDepth ?? 10)) throw new Error(`invoked sessions nest more than ${this.options.maxInvokeDepth ?? 10} deep`)
+      const document = this.childDocument(invoke)
+      const data = this.dm.eventData(invoke.namelist, invoke.params, undefined) as Record<string, unknown> | undefined
+      const child = new ScxmlSession(document, this.options, { session: this, invokeid, depth, data: data ?? {} })
+      this.invocations.set(invokeid, { child, invoke, state })
+      child.start()
+    } catch (error) {
+      const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+      this.internal.push(makeEvent("error.execution", "platform", { invokeid, data: { tagname: "invoke", line: invoke.line, column: invoke.column, reason } }))
+    }
+  }
+
+  private childDocument(invoke: Invoke): ScxmlDocument {
+    if (invoke.content !== undefined) {
+      return "document" in invoke.content ? invoke.content.document : parseScxml(String(this.dm.evaluate(invoke.content.expr)), this.options)
+    }
+    const src = invoke.src ?? (invoke.srcexpr !== undefined ? String(this.dm.evaluate(invoke.srcexpr)) : undefined)
+    if (src === undefined) throw new Error("an <invoke> needs src, srcexpr or <content>")
+    const text = this.options.load?.(src)
+    if (text === undefined) throw new Error(`cannot load the invoked document "${src}"`)
+    return parseScxml(text, this.options)
+  }
+
+  private cancelInvocation(invokeid: string) {
+    const invocation = this.invocations.get(invokeid)
+    if (invocation === undefined) return
+    this.invocations.delete(invokeid)
+    // a child that already ended is not cancelled: its last events (done.invoke) still arrive
+    if (!invocation.child.halted) invocation.child.cancel()
+  }
+
+  private cancel() {
+    this.cancelled = true
+    for (const id of [...this.invocations.keys()]) this.cancelInvocation(id)
+    this.scheduler.queue = this.scheduler.queue.filter((q) => q.to !== this && q.from !== this)
+    this.scheduler.sessions.delete(this.sessionId)
   }
 
   private execute(step: PlanStep<Block>) {
     switch (step.kind) {
       case "exited":
         this.live.delete(step.state)
+        this.toInvoke.delete(step.state)
+        for (const [id, invocation] of [...this.invocations]) if (invocation.state === step.state) this.cancelInvocation(id)
         return
       case "entered":
         this.live.add(step.state)
+        this.toInvoke.add(step.state)
         if (this.document.binding === "late" && !this.initialised.has(step.state)) {
           this.initialised.add(step.state)
           for (const data of this.document.data) if (data.state === step.state) this.initialise(data)

@@ -256,3 +256,15 @@ const describe = (c: string | undefined) => (c === undefined ? "the end of the d
 /** The concatenated text of an element's children (text and CDATA). */
 export const textOf = (element: XmlElement): string =>
   element.children.map((child) => (child.kind === "text" ? child.text : textOf(child))).join("")
+
+const escapeText = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+
+/** Writes a node back as XML text, declaring each element's namespace where it changes. */
+export const serializeXml = (node: XmlNode, inherited?: string): string => {
+  if (node.kind === "text") return escapeText(node.text)
+  const attributes = [...node.attributes].filter(([name]) => name !== "xmlns" && !name.startsWith("xmlns:") && !name.includes(":"))
+  if (node.namespace !== inherited) attributes.unshift(["xmlns", node.namespace ?? ""])
+  const open = [node.name, ...attributes.map(([name, value]) => `${name}="${escapeText(value).replace(/"/g, "&quot;")}"`)].join(" ")
+  if (node.children.length === 0) return `<${open}/>`
+  return `<${open}>${node.children.map((c) => serializeXml(c, node.namespace)).join("")}</${node.name}>`
+}
