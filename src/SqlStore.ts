@@ -186,25 +186,40 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
       Effect.withTracerEnabled(false)
     )
 
-  const decodeRows = <A>(operation: string, rows: ReadonlyArray<Row>, decode: (rows: ReadonlyArray<Row>) => A) =>
-    Effect.try({
-      try: () => decode(rows),
-      catch: (error) =>
-        new StoreError({
-          kind: "Corrupt",
-          operation,
-          detail: `${what}: a stored row cannot be read (${errorMessage(error)}). ` +
-            `The row was changed outside proctor or damaged; restore the database from a backup.`,
-          cause: error
-        })
+  const corrupt = (operation: string, error: unknown) =>
+    new StoreError({
+      kind: "Corrupt",
+      operation,
+      detail: `${what}: a stored row cannot be read (${errorMessage(error)}). ` +
+        `The row was changed outside proctor or damaged; restore the database from a backup.`,
+      cause: error
     })
+  const decodeRows = <A>(operation: string, rows: ReadonlyArray<Row>, decode: (rows: ReadonlyArray<Row>) => A) =>
+    Effect.try({ try: () => decode(rows), catch: (error) => corrupt(operation, error) })
   /** a read through the backend's own synchronous statements, when it has them */
   const fastRead = backend?.reads
+  /**
+   * One Effect for the usual read (the rows, decoded): an actor wakes with two such reads,
+   * and an event's `send` makes one. A database locked by another connection is waited for
+   * as `lockWait` says.
+   */
   const readNow = <A>(operation: string, query: () => ReadonlyArray<Row>, decode: (rows: ReadonlyArray<Row>) => A) =>
-    Effect.flatMap(
-      lockWait(Effect.try({ try: query, catch: (error) => storeError(operation, error, what) })),
-      (rows) => decodeRows(operation, rows, decode)
-    )
+    Effect.suspend(() => {
+      let rows: ReadonlyArray<Row>
+      try {
+        rows = query()
+      } catch (error) {
+        const e = storeError(operation, error, what)
+        if (!LockWaits.isBusy(e)) return Effect.fail(e)
+        const again = Effect.try({ try: query, catch: (error) => storeError(operation, error, what) })
+        return Effect.flatMap(lockWait(again), (rows) => decodeRows(operation, rows, decode))
+      }
+      try {
+        return Effect.succeed(decode(rows))
+      } catch (error) {
+        return Effect.fail(corrupt(operation, error))
+      }
+    })
   const getDecode = (rows: ReadonlyArray<Row>) => Option.map(Option.fromNullable(rows[0]), rowToSnapshot)
   const inboxDecode = (rows: ReadonlyArray<Row>) => rows.map(rowToInbox)
   const manyDecode = (rows: ReadonlyArray<Row>): ReadonlyArray<Snapshot> => rows.map(rowToSnapshot)

@@ -224,6 +224,28 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           assert.isFalse("tenant" in after)
         }))
 
+      test("a read after each kind of write gives the row as last committed (reads the store keeps are dropped on writes)", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const read = (id: string) => Effect.map(store.get(id), Option.getOrThrow)
+          const s = snapshot("r")
+          yield* create(s)
+          assert.deepStrictEqual(yield* read("r"), s)
+          yield* store.enqueue("r", { _tag: "Go" }, t0)
+          assert.deepStrictEqual(yield* read("r"), s)
+          const next = advance(s, { status: "waiting", context: { n: 1 } })
+          yield* store.commit({ snapshot: next, expectedVersion: 0 })
+          assert.deepStrictEqual(yield* read("r"), next)
+          // refused writes change nothing
+          yield* Effect.exit(store.commit({ snapshot: advance(next), expectedVersion: 0 }))
+          assert.deepStrictEqual(yield* read("r"), next)
+          yield* store.create(advance(s, { context: { n: 2 } }), transition("r", 1))
+          assert.deepStrictEqual(yield* read("r"), next)
+          const last = advance(next, { status: "succeeded", outcome: "succeeded" })
+          yield* store.commit({ snapshot: last, expectedVersion: next.rowVersion })
+          assert.deepStrictEqual(yield* read("r"), last)
+        }))
+
       test("contexts of every JSON kind round-trip", () =>
         Effect.gen(function*() {
           const store = yield* Store.Store

@@ -65,10 +65,18 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
   const release = db.prepare("RELEASE proctor_op")
   const rollbackTo = db.prepare("ROLLBACK TO proctor_op")
 
+  // The execution rows read lately, until a write of that execution: an event's `send` reads
+  // the row, enqueues (which leaves the row as it is), and wakes the actor, whose first run
+  // reads the row again. Every write of an execution row goes through `apply` on this
+  // connection (the file has one owner), and drops the row from here first.
+  const recent = new Map<string, Row>()
+  const maxRecent = 4096
+
   const apply = (op: Op): OpResult => {
     switch (op._tag) {
       case "Commit": {
         const c = op.commit
+        recent.delete(c.snapshot.id)
         if (updateExecution.run(snapshotUpdateParams(c.snapshot, c.expectedVersion)).changes === 0) {
           const actual = versionOf.get(c.snapshot.id) as number | undefined
           return fail(conflict("commit", c.snapshot.id, c.expectedVersion, actual))
@@ -88,6 +96,7 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
       }
       case "Create": {
         const s = op.snapshot
+        recent.delete(s.id)
         if (insertExecution.run(snapshotParams(s)).changes === 1) {
           insertTransition.run(transitionParams(op.transition))
           return succeed({ created: true, snapshot: s })
@@ -197,8 +206,15 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
   const byIds = db.prepare(inList(chunk))
   const reads = {
     get: (id: string) => {
+      const known = recent.get(id)
+      if (known !== undefined) return known
       startRead()
-      return byId.get(id) as Row | undefined
+      const row = byId.get(id) as Row | undefined
+      if (row !== undefined) {
+        if (recent.size >= maxRecent) recent.clear()
+        recent.set(id, row)
+      }
+      return row
     },
     many: (ids: ReadonlyArray<string>) => {
       startRead()
