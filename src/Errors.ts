@@ -208,6 +208,29 @@ export class ExecutionNotFound extends Schema.TaggedError<ExecutionNotFound>()("
 }
 
 /**
+ * A child execution (a `Procedure.child` state) ended without succeeding: it failed, was
+ * cancelled or rolled back. The parent's state fails with this error (it is not transient,
+ * so it is not retried); the state's `onFailure` decides what follows.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ChildFailed extends Schema.TaggedError<ChildFailed>()("ChildFailed", {
+  executionId: Schema.String,
+  state: Schema.String,
+  childId: Schema.String,
+  procedure: Schema.String,
+  status: Schema.String,
+  error: Schema.optional(Schema.String)
+}) {
+  override get message(): string {
+    return `Child execution ${this.childId} (procedure "${this.procedure}") of state "${this.state}" of execution ` +
+      `${this.executionId} ended ${this.status}${this.error === undefined ? "" : `: ${this.error}`}. ` +
+      `Its history says why (Runtime.history or \`proctor show ${this.childId}\`); the state's \`onFailure\` decides what follows.`
+  }
+}
+
+/**
  * A procedure definition is wrong in a way its types cannot show: an unknown initial
  * state, an unreachable state, or no way to reach a final state.
  *

@@ -3,7 +3,7 @@
  * loading an execution from the store (its committed snapshot, decoded context, and the
  * completed steps whose compensation has not run), and `detach` for compensations.
  */
-import { Effect, Either, Exit, FiberId, Option } from "effect"
+import { Deferred, Effect, Either, Exit, FiberId, Option } from "effect"
 import type { Fiber } from "effect"
 import type { Restore } from "./actor.js"
 import * as Deadlines from "./deadlines.js"
@@ -35,6 +35,9 @@ export const make = (shared: Shared) => {
         }
       }
       const cached: Cached = { compiled, machine: { snapshot: loaded.value, context: decoded.right }, completed }
+      // a child whose parent no longer waits for it (a crash came in between) ends first
+      const end = yield* shared.children.orphanCommand(loaded.value)
+      if (end !== undefined) handle.mailbox.offer({ _tag: "Command", input: end, reply: Deferred.unsafeMake(FiberId.none) })
       handle.cached = cached
       return cached
     })

@@ -264,6 +264,11 @@ export class Run {
     if (next.snapshot.visit !== s.visit || isTerminal(status)) this.enterStateSpan(next.snapshot)
     if (isTerminal(status) && !isTerminal(s.status)) finishedBy(status).unsafeUpdate(1, [])
     if (t.cause === "step" && this.compiled.compensable.has(t.from)) cached.completed.push({ stepSeq: t.seq, state: t.from })
+    // a child state left otherwise than by its child's success: the child ends too
+    if (t.cause !== "step" && (next.snapshot.visit !== s.visit || isTerminal(status) || status === "compensating")) {
+      const from = stateOf(this.def, s.state)
+      if (from?._tag === "Step" && from.child !== undefined) this.env.shared.children.left(next.snapshot, { state: s.state, visit: s.visit })
+    }
     this.env.shared.publish(next.snapshot, t)
     return noRejection
   }

@@ -25,6 +25,8 @@ import type { RuntimeService } from "../Runtime.js"
 import type { HistoryOptions, StoreService } from "../Store.js"
 import * as Actor from "./actor.js"
 import * as Background from "./background.js"
+import * as Child from "./child.js"
+import * as Children from "./children.js"
 import { versionConflict } from "./actor.js"
 import * as Deadlines from "./deadlines.js"
 import type { SendResult } from "./eventWaiters.js"
@@ -153,6 +155,8 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     }
     registry.set(compiled.key, compiled)
   }
+  const unregistered = Children.checkRegistered(registry)
+  if (Either.isLeft(unregistered)) return yield* unregistered.left
 
   const maxRestarts = options.supervision?.maxRestarts ?? 5
   const within = Duration.toMillis(options.supervision?.within ?? "1 minute")
@@ -174,8 +178,17 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const attempts = yield* FiberSet.make<Exit.Exit<unknown, unknown>>()
   const forkAttempt = yield* FiberSet.runtime(attempts)<never>()
   const fibers = yield* FiberSet.make<void, StoreError>()
-  // actors run with the runtime's own context (the services its procedures need), whoever wakes them
-  const fork = yield* FiberSet.runtime(fibers)<never>()
+  // actors run with the runtime's own context (the services its procedures need, and what
+  // child states need of the runtime), whoever wakes them
+  const children = Children.make({
+    store,
+    registry,
+    start: (procedure, input, opts) => start(procedure, input, opts),
+    await: (id) => awaitExecution(id),
+    command: (id, input) => command(id, input),
+    fork: (effect) => fork(effect)
+  })
+  const fork = yield* FiberSet.runtime(fibers)<never>().pipe(Effect.provideService(Child.Children, children.ops))
   const counts = { closed: false, active: 0, parked: 0 }
   yield* Effect.addFinalizer(() => Effect.sync(() => void (counts.closed = true)))
   const handles = new Map<string, Handle>()
@@ -236,7 +249,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
 
   const loads = yield* Effect.makeSemaphore(options.loadConcurrency ?? 64)
   const shared: Shared = {
-    store, outage, fork, forkAttempt, handles, deadlines, timerPoll, eventWaiters, loads, publish, lookup, unavailable, reported, counts, tracing, fast,
+    store, outage, fork, forkAttempt, children, handles, deadlines, timerPoll, eventWaiters, loads, publish, lookup, unavailable, reported, counts, tracing, fast,
     settings: { maxRestarts, within, backoff, passivate, horizon, recoverWindow: Math.max(1, options.recoverWindow ?? 100_000) }
   }
   const supervisor = Supervisor.make(shared, (handle, restore) => actor.runActor(handle, restore))

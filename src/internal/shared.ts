@@ -10,7 +10,7 @@ import type { Snapshot, Transition } from "../Execution.js"
 import type { StoreService } from "../Store.js"
 import type { Deadlines } from "./deadlines.js"
 import type { EventWaiters } from "./eventWaiters.js"
-import type { Handle } from "./handle.js"
+import type { CommandInput, Handle } from "./handle.js"
 import type { StoreHealth } from "./storeHealth.js"
 import type { Compiled } from "./transition.js"
 
@@ -32,6 +32,11 @@ export interface Shared {
   readonly fork: (effect: Effect.Effect<void, StoreError>, options?: { readonly immediate?: boolean }) => Fiber.RuntimeFiber<void, StoreError>
   /** forks an attempt of a compensation into the runtime's other FiberSet (see `detach`) */
   readonly forkAttempt: (effect: Effect.Effect<Exit.Exit<unknown, unknown>>) => Fiber.RuntimeFiber<Exit.Exit<unknown, unknown>>
+  /** child procedures: ending a child its parent left, checking a loaded child's parent */
+  readonly children: {
+    readonly left: (parent: Snapshot, left: { readonly state: string; readonly visit: number }) => void
+    readonly orphanCommand: (snapshot: Snapshot) => Effect.Effect<CommandInput | undefined, StoreError>
+  }
   /** the executions in memory */
   readonly handles: Map<string, Handle>
   readonly deadlines: Deadlines

@@ -56,6 +56,8 @@ export interface Step<T extends string, C, A, E, R> {
   readonly onFailure: OnFailure<string>
   readonly compensate: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown, R>) | undefined
   readonly compensateTimeout: Duration.Duration
+  /** a child state's procedure (`Procedure.child`): the step runs it as a child execution */
+  readonly child?: { readonly name: string; readonly version: number } | undefined
   /** @internal what `step` found wrong with its options (a NaN timeout, ...); `validate` refuses the procedure */
   readonly "~invalid"?: ReadonlyArray<string> | undefined
 }

@@ -1,0 +1,120 @@
+/**
+ * The runtime's side of child procedures (`child.ts` has the state): starting a child and
+ * waiting for its end, ending a child whose parent left the state that started it, and
+ * checking, when a child is loaded, that its parent still waits for it.
+ */
+import { Cause, Effect, Either, Option } from "effect"
+import type { Fiber } from "effect"
+import { ChildFailed, DefinitionError } from "../Errors.js"
+import type { StoreError } from "../Errors.js"
+import type { ExecutionId, Snapshot } from "../Execution.js"
+import { isTerminal } from "../Execution.js"
+import type * as Procedure from "../Procedure.js"
+import type { StoreService } from "../Store.js"
+import type { ChildOps, ChildProcedure } from "./child.js"
+import { childId, childKey, childOf, orphaned, originOf } from "./child.js"
+import type { CommandError, CommandInput } from "./handle.js"
+import type { StartOptions } from "./runtime.js"
+import type { Compiled } from "./transition.js"
+import { procedureKey } from "./transition.js"
+
+export interface Deps {
+  readonly store: StoreService
+  readonly registry: ReadonlyMap<string, Compiled>
+  readonly start: (procedure: Procedure.Any, input: unknown, opts?: StartOptions) => Effect.Effect<ExecutionId, unknown>
+  readonly await: (id: string) => Effect.Effect<Snapshot, unknown>
+  readonly command: (id: string, input: CommandInput) => Effect.Effect<Snapshot, CommandError>
+  readonly fork: (effect: Effect.Effect<void, StoreError>) => Fiber.RuntimeFiber<void, StoreError>
+}
+
+/** Refuses a registry where a child state's procedure is not registered. */
+export const checkRegistered = (registry: ReadonlyMap<string, Compiled>) => {
+  for (const compiled of registry.values()) {
+    for (const [name, state] of Object.entries(compiled.def.states)) {
+      if (state._tag !== "Step" || state.child === undefined) continue
+      const { name: child, version } = state.child
+      if (!registry.has(procedureKey(child, version))) {
+        return Either.left(
+          new DefinitionError({
+            procedure: compiled.def.name,
+            reason: `state "${name}" runs procedure "${child}" version ${version} as a child, which is not registered ` +
+              `with this runtime; add it to Runtime.layer({ procedures })`
+          })
+        )
+      }
+    }
+  }
+  return Either.right(undefined)
+}
+
+export const make = (deps: Deps) => {
+  const ops: ChildOps = {
+    run: (procedure, input, args) =>
+      Effect.gen(function*() {
+        const key = childKey(args.idempotencyKey)
+        const id = yield* deps.start(procedure as unknown as Procedure.Any, input, {
+          id: childId(key),
+          idempotencyKey: key,
+          parentId: args.executionId
+        })
+        const done = yield* deps.await(id)
+        if (done.status !== "succeeded") {
+          return yield* new ChildFailed({
+            executionId: args.executionId,
+            state: args.state,
+            childId: id,
+            procedure: procedure.name,
+            status: done.status,
+            error: done.error?.message
+          })
+        }
+        const compiled = deps.registry.get(procedureKey(procedure.name, procedure.version))!
+        const context = compiled.decodeContext(done.context)
+        if (Either.isLeft(context)) return yield* Effect.die(context.left)
+        return { id, outcome: done.outcome ?? "succeeded", context: context.right }
+      })
+  }
+
+  /** Ends the child `id` as `how` says, if it still runs; what refuses (it ended, it never started) is fine. */
+  const end = (id: string, how: "Cancel" | "Rollback", reason: string) =>
+    deps.command(id, how === "Cancel" ? { _tag: "Cancel", reason } : { _tag: "Rollback", compensable: true }).pipe(
+      Effect.asVoid,
+      Effect.catchAllCause((cause) => {
+        const failure = Cause.failureOption(cause)
+        const tag = Option.isSome(failure) ? failure.value._tag : undefined
+        return tag === "InvalidTransition" || tag === "ExecutionNotFound"
+          ? Effect.void
+          : Effect.logWarning(`Could not end child execution ${id} (${how}); it is ended when it is next loaded`, cause)
+      })
+    )
+
+  /**
+   * After a commit of `parent` that left the visit `left` of a child state: the child, if
+   * it still runs, is rolled back when the parent compensates, cancelled otherwise.
+   */
+  const left = (parent: Snapshot, left: { readonly state: string; readonly visit: number }) => {
+    const how = orphaned(left, parent)
+    if (how === undefined) return
+    deps.fork(end(childOf(parent.id, left.state, left.visit), how, `parent ${parent.id} left state "${left.state}" (${parent.status})`))
+  }
+
+  /**
+   * When a child is loaded: if its parent no longer waits for it (a crash came between the
+   * parent's commit and `left`), the command that ends it, to run before anything else.
+   */
+  const orphanCommand = (snapshot: Snapshot) => {
+    const origin = originOf(snapshot)
+    if (origin === undefined || isTerminal(snapshot.status)) return Effect.succeed(undefined)
+    return Effect.map(deps.store.get(origin.parentId), (parent): CommandInput | undefined => {
+      const how = orphaned(origin, Option.getOrUndefined(parent))
+      if (how === undefined) return undefined
+      return how === "Cancel"
+        ? { _tag: "Cancel", reason: `parent ${origin.parentId} no longer waits in state "${origin.state}"` }
+        : { _tag: "Rollback", compensable: true }
+    })
+  }
+
+  return { ops, left, orphanCommand }
+}
+
+export type { ChildProcedure }

@@ -1,0 +1,215 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Layer, Option, Schema, TestClock } from "effect"
+import { Procedure, Runtime, Store } from "proctor"
+import type { Execution } from "proctor"
+import { journal, Journal, record, Rejected } from "./fixtures/procedures.js"
+
+const Confirm = Schema.TaggedStruct("Confirm", { ok: Schema.Boolean })
+
+/** The child: charges, then waits for a confirmation (a day at most); `amount` 13 is refused. */
+const Payment = Procedure.make("payment", {
+  version: 1,
+  input: Schema.Struct({ amount: Schema.Number }),
+  context: Schema.Struct({ amount: Schema.Number, receipt: Schema.optional(Schema.String) }),
+  events: Confirm
+}, {
+  initial: "charge",
+  states: {
+    charge: Procedure.step({
+      run: ({ context }) => context.amount === 13 ? Effect.fail(new Rejected({ reason: "card refused" })) : record(`charge ${context.amount}`),
+      update: (_, context) => ({ ...context, receipt: `r-${context.amount}` }),
+      compensate: ({ context }) => record(`refund ${context.amount}`),
+      next: "confirm"
+    }),
+    confirm: Procedure.wait({
+      on: { Confirm: { goto: "paid", guard: (event) => event.ok } },
+      after: { delay: "1 hour", goto: "expired" }
+    }),
+    paid: Procedure.final({ outcome: "paid" }),
+    expired: Procedure.final({ outcome: "failed" })
+  }
+})
+
+const Order = Procedure.make("order", {
+  version: 1,
+  input: Schema.Struct({ amount: Schema.Number }),
+  context: Schema.Struct({ amount: Schema.Number, receipt: Schema.optional(Schema.String) })
+}, {
+  initial: "reserve",
+  states: {
+    reserve: Procedure.step({ run: () => record("reserve"), compensate: () => record("release"), next: "pay" }),
+    pay: Procedure.child(Payment, {
+      input: (context) => ({ amount: context.amount }),
+      update: (result, context) => ({ ...context, receipt: result.context.receipt }),
+      next: (result) => result.outcome === "paid" ? "ship" : "refused",
+      targets: ["ship", "refused"],
+      onFailure: { goto: "refused" }
+    }),
+    ship: Procedure.step({ run: () => record("ship"), next: "done" }),
+    done: Procedure.final(),
+    refused: Procedure.final({ outcome: "failed" })
+  }
+})
+
+/** The same order, whose failed payment fails (and compensates) the order. */
+const StrictOrder = Procedure.make("strict-order", { version: 1, input: Order.input, context: Order.context }, {
+  initial: "reserve",
+  states: {
+    reserve: Procedure.step({ run: () => record("reserve"), compensate: () => record("release"), next: "pay" }),
+    pay: Procedure.child(Payment, { input: (context) => ({ amount: context.amount }), next: "done" }),
+    done: Procedure.final()
+  }
+})
+
+const procedures = [Payment, Order, StrictOrder] as const
+const layer = (store: Layer.Layer<Store.Store> = Store.layerMemory) =>
+  Runtime.layer({ procedures }).pipe(Layer.provideMerge(store), Layer.provideMerge(Journal.layer))
+
+/** The child of `parent`, once it exists (the runtime's actors need a few turns to start it). */
+const childOf = (parent: string) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 100; i++) {
+      const all = yield* Runtime.list({ procedure: "payment" })
+      const found = all.find((s) => s.parentId === parent)
+      if (found !== undefined) return found.id
+      yield* Effect.yieldNow()
+    }
+    return yield* Effect.dieMessage(`no child of ${parent}`)
+  })
+
+/** Waits (in virtual time) until `id` is `status`. */
+const until = (id: Execution.ExecutionId | string, status: Execution.Status) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 100; i++) {
+      if ((yield* Runtime.get(id)).status === status) return
+      yield* Effect.yieldNow()
+    }
+    return yield* Effect.dieMessage(`${id} never became ${status}: ${(yield* Runtime.get(id)).status}`)
+  })
+
+describe("child procedures", () => {
+  it.effect("a child runs to its end; its outcome and final context are the state's result; list shows the parent", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Order, { amount: 40 })
+      const child = yield* childOf(id)
+      yield* until(child, "waiting")
+      assert.strictEqual((yield* Runtime.get(id)).state, "pay")
+      yield* Runtime.send(child, Confirm.make({ ok: true }))
+      const done = yield* Runtime.await(id)
+      assert.strictEqual(done.status, "succeeded")
+      assert.deepStrictEqual(done.context, { amount: 40, receipt: "r-40" })
+      const c = yield* Runtime.get(child)
+      assert.strictEqual(c.parentId, id)
+      assert.strictEqual(c.outcome, "paid")
+      assert.deepStrictEqual(yield* journal, ["reserve", "charge 40", "ship"])
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("a child that fails fails the state with ChildFailed; onFailure decides (here: goto)", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Order, { amount: 13 })
+      const done = yield* Runtime.await(id)
+      assert.strictEqual(done.state, "refused")
+      const errors = yield* Runtime.errors(id)
+      assert.strictEqual(errors.at(-1)?.tag, "ChildFailed")
+      const child = yield* childOf(id)
+      assert.match(errors.at(-1)!.message, new RegExp(`Child execution ${child} \\(procedure "payment"\\).*ended failed: .*card refused`))
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("a child that ends with a failed outcome fails the parent, which compensates its own steps", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(StrictOrder, { amount: 5 })
+      const child = yield* childOf(id)
+      yield* until(child, "waiting")
+      yield* TestClock.adjust("1 hour")
+      const done = yield* Runtime.await(id)
+      assert.strictEqual(done.status, "failed")
+      // the step's failure, as for any step whose error is not transient, names the child
+      assert.strictEqual(done.error?.tag, "ExecutionError")
+      assert.match(done.error!.message, new RegExp(`Child execution ${child} \\(procedure "payment"\\) .* ended failed`))
+      assert.strictEqual((yield* Runtime.get(child)).status, "failed")
+      assert.deepStrictEqual(yield* journal, ["reserve", "charge 5", "release"])
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("cancelling the parent cancels its running child, with the reason", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Order, { amount: 7 })
+      const child = yield* childOf(id)
+      yield* until(child, "waiting")
+      yield* Runtime.cancel(id, { reason: "customer left" })
+      yield* until(child, "cancelled")
+      const last = (yield* Runtime.history(child)).at(-1)!
+      assert.strictEqual(last.cause, "cancel")
+      assert.match(last.reason ?? "", new RegExp(`parent ${id} left state "pay" \\(cancelled\\)`))
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("rolling the parent back rolls its running child back: the child's compensations run too", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Order, { amount: 9 })
+      const child = yield* childOf(id)
+      yield* until(child, "waiting")
+      yield* Runtime.rollback(id)
+      assert.strictEqual((yield* Runtime.await(id)).status, "rolled_back")
+      assert.strictEqual((yield* Runtime.await(child)).status, "rolled_back")
+      const entries = yield* journal
+      assert.deepStrictEqual(entries.slice(0, 2), ["reserve", "charge 9"])
+      assert.sameMembers(entries.slice(2), ["refund 9", "release"])
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("pause and resume of the parent join the same child (one child per visit, a deterministic id)", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Order, { amount: 11 })
+      const child = yield* childOf(id)
+      yield* until(child, "waiting")
+      yield* Runtime.pause(id)
+      yield* Runtime.resume(id)
+      yield* Runtime.send(child, Confirm.make({ ok: true }))
+      assert.strictEqual((yield* Runtime.await(id)).status, "succeeded")
+      assert.strictEqual((yield* Runtime.list({ procedure: "payment" })).length, 1)
+      assert.deepStrictEqual(yield* journal, ["reserve", "charge 11", "ship"])
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("a child whose parent left it before a crash (the cancel never sent) is cancelled when it is loaded again", () =>
+    Effect.gen(function*() {
+      const store = yield* Layer.build(Store.layerMemory)
+      const storeLayer = Layer.succeedContext(store)
+      const { child, id } = yield* Effect.scoped(
+        Effect.gen(function*() {
+          const id = yield* Runtime.start(Order, { amount: 21 })
+          const child = yield* childOf(id)
+          yield* until(child, "waiting")
+          return { id, child }
+        }).pipe(Effect.provide(layer(storeLayer)))
+      )
+      // the parent's cancel committed, then the process stopped before its child heard of it
+      const s = yield* Store.Store.pipe(Effect.flatMap((st) => st.get(id)), Effect.map(Option.getOrThrow), Effect.provide(storeLayer))
+      yield* Store.Store.pipe(
+        Effect.flatMap((st) =>
+          st.commit({
+            snapshot: { ...s, status: "cancelled", seq: s.seq + 1, rowVersion: s.rowVersion + 1 },
+            expectedVersion: s.rowVersion,
+            transition: { executionId: s.id, seq: s.seq + 1, from: s.state, to: s.state, status: "cancelled", cause: "cancel", at: s.updatedAt, duration: 0 }
+          })
+        ),
+        Effect.provide(storeLayer)
+      )
+      const status = yield* Effect.scoped(
+        Effect.gen(function*() {
+          // the waiting child is loaded when something is sent to it
+          const sent = yield* Effect.exit(Runtime.send(child, Confirm.make({ ok: true })))
+          assert.isTrue(Exit.isSuccess(sent))
+          yield* until(child, "cancelled")
+          return (yield* Runtime.history(child)).at(-1)!
+        }).pipe(Effect.provide(layer(storeLayer)))
+      )
+      assert.strictEqual(status.cause, "cancel")
+      assert.match(status.reason ?? "", /no longer waits in state "pay"/)
+    }).pipe(Effect.scoped))
+
+  it.effect("a runtime whose procedure runs an unregistered procedure as a child is refused at registration", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(Layer.build(Runtime.layer({ procedures: [Order] }).pipe(Layer.provide(Store.layerMemory), Layer.provide(Journal.layer))).pipe(Effect.scoped))
+      assert.isTrue(Exit.isFailure(exit))
+      const error = Exit.isFailure(exit) ? String(exit.cause) : ""
+      assert.match(error, /state "pay" runs procedure "payment" version 1 as a child, which is not registered/)
+    }))
+})
