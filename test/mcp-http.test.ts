@@ -4,17 +4,20 @@
  * workflows of test/fixtures/mcp-workflows on a memory store, driven with real HTTP requests
  * and with the official SDK client.
  */
+import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { HttpClient, type HttpClientError, HttpClientRequest, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
-import { Effect, Layer, TestClock } from "effect"
+import { Effect, Exit, Layer, TestClock } from "effect"
 import { Runtime, Store } from "proctor"
 import * as Server from "../src/http/Server.js"
 import * as McpHttp from "../src/mcp/http.js"
 import { loadEnvironment, proceduresOf } from "../src/mcp/main.js"
+import * as McpStore from "../src/mcp/store.js"
 
 const fixtures = path.resolve(import.meta.dirname, "fixtures/mcp-workflows")
 
@@ -250,3 +253,24 @@ describe("MCP over Streamable HTTP", () => {
 
 /** a client that sends the token as `?token=`, as the dashboard's first page load does */
 const queryTokenClient = Effect.map(HttpClient.HttpClient, HttpClient.mapRequest(HttpClientRequest.setUrlParam("token", "s3cret")))
+
+describe("proctor mcp beside proctor serve", () => {
+  it.effect("on a database a server has, the refusal names the server's /mcp endpoint", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "proctor-mcp-http-"))),
+        (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true }))
+      )
+      const db = path.join(dir, "proctor.db")
+      // what a running `proctor serve` leaves: the lock and the server file, naming a live process other than this one
+      const owner = { pid: process.ppid, host: os.hostname(), since: new Date().toISOString() }
+      fs.writeFileSync(`${db}.lock`, JSON.stringify(owner))
+      const plain = yield* Effect.exit(Layer.build(McpStore.layer(db)))
+      assert.isTrue(Exit.isFailure(plain))
+      assert.notInclude(JSON.stringify(plain), "/mcp")
+      fs.writeFileSync(`${db}.server.json`, JSON.stringify({ url: "http://127.0.0.1:7878", pid: process.ppid }))
+      const served = yield* Effect.flip(Layer.build(McpStore.layer(db)))
+      assert.strictEqual(served.kind, "Locked")
+      assert.include(served.message, "connect the MCP client to http://127.0.0.1:7878/mcp")
+    }).pipe(Effect.scoped))
+})

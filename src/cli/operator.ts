@@ -8,8 +8,6 @@
  *
  * @since 0.1.0
  */
-import * as fs from "node:fs"
-import * as path from "node:path"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import type {
   DefinitionError,
@@ -146,68 +144,7 @@ export const makeLocal = (
   }
 }
 
-/**
- * The file `proctor serve` writes next to its database so that CLI commands find it.
- *
- * @since 0.1.0
- * @category constants
- */
-export const serverFile = (dbPath: string): string => `${path.resolve(dbPath)}.server.json`
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
-
-/**
- * The URL of the server that owns the database, if one is running.
- *
- * @since 0.1.0
- * @category getters
- */
-export const discoverServer = (dbPath: string): Option.Option<string> => {
-  if (dbPath === ":memory:") return Option.none()
-  try {
-    const info = JSON.parse(fs.readFileSync(serverFile(dbPath), "utf8")) as { url?: unknown; pid?: unknown }
-    return typeof info.url === "string" && typeof info.pid === "number" && info.pid !== process.pid && alive(info.pid)
-      ? Option.some(info.url)
-      : Option.none()
-  } catch {
-    return Option.none()
-  }
-}
-
-/**
- * Records (for the life of the scope) that a server at `url` owns the database.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const advertise = (dbPath: string, url: string) =>
-  dbPath === ":memory:"
-    ? Effect.void
-    : Effect.acquireRelease(
-      Effect.sync(() => {
-        try {
-          fs.writeFileSync(serverFile(dbPath), JSON.stringify({ url, pid: process.pid, since: new Date().toISOString() }))
-        } catch {
-          // not fatal: CLI commands then need --server
-        }
-      }),
-      () =>
-        Effect.sync(() => {
-          try {
-            const info = JSON.parse(fs.readFileSync(serverFile(dbPath), "utf8")) as { pid?: unknown }
-            if (info.pid === process.pid) fs.rmSync(serverFile(dbPath), { force: true })
-          } catch {
-            // already gone
-          }
-        })
-    )
+export { advertise, discoverServer, serverFile } from "./serverFile.js"
 
 /**
  * The operator over a store opened read-only: the reads, and nothing else (a command that

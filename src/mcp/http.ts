@@ -26,7 +26,7 @@
 import type { HttpServerRequest } from "@effect/platform"
 import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
 import type { Layer } from "effect"
-import { Clock, Duration, Effect, Schedule, Stream } from "effect"
+import { Clock, Duration, Effect, Either, Schedule, Stream } from "effect"
 import type * as Runtime from "../Runtime.js"
 import type * as Actions from "./actions.js"
 import * as Framing from "./framing.js"
@@ -116,21 +116,19 @@ export const routes = (
       })
       yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(Duration.millis(Math.min(idle, 60_000)))))
 
-      /** the live session the request names, or why there is none */
+      /** the live session the request names (`undefined` for none), or the answer when it names one that ended */
       const sessionOf = (request: HttpServerRequest.HttpServerRequest) =>
-        Effect.map(Clock.currentTimeMillis, (now) => {
+        Effect.map(Clock.currentTimeMillis, (now): Either.Either<Session | undefined, HttpServerResponse.HttpServerResponse> => {
           const id = request.headers["mcp-session-id"]
-          if (id === undefined) return undefined
+          if (id === undefined) return Either.right(undefined)
           const s = sessions.get(id)
-          if (s === undefined || expired(s, now)) {
-            sessions.delete(id)
-            return rpcError(
-              404,
-              ServerError.SessionNotFound,
-              "Session not found: it ended (DELETE, idle timeout or a server restart); initialize a new session without Mcp-Session-Id."
-            )
-          }
-          return s
+          if (s !== undefined && !expired(s, now)) return Either.right(s)
+          sessions.delete(id)
+          return Either.left(rpcError(
+            404,
+            ServerError.SessionNotFound,
+            "Session not found: it ended (DELETE, idle timeout or a server restart); initialize a new session without Mcp-Session-Id."
+          ))
         })
 
       /** runs `effect` as a request of session `s`: the session is not idle meanwhile */
@@ -172,8 +170,9 @@ export const routes = (
           if (!/^application\/json\b/i.test(request.headers["content-type"] ?? "")) {
             return rpcError(415, ServerError.Refused, "Unsupported Media Type: send one JSON-RPC message with content-type application/json.")
           }
-          const named = yield* sessionOf(request)
-          if (named !== undefined && !("lastSeen" in named)) return named
+          const found = yield* sessionOf(request)
+          if (Either.isLeft(found)) return found.left
+          const named = found.right
           const declared = Number(request.headers["content-length"] ?? 0)
           const tooLarge = rpcError(
             413,
@@ -206,7 +205,7 @@ export const routes = (
           // a notification or a response: nothing to answer (the server sends no requests of its own)
           if (!("method" in message) || !("id" in message)) return HttpServerResponse.empty({ status: 202 })
           const next = step({ ...SERVER_INFO, tools: [tool] }, message.id, message.method, message.params)
-          if (message.method === "initialize") {
+          if (named === undefined) {
             const s = yield* open
             if (s === undefined) {
               return rpcError(
@@ -216,10 +215,12 @@ export const routes = (
                 message.id
               )
             }
-            return HttpServerResponse.unsafeJson(next.reply as Message, { headers: { "mcp-session-id": s.id } })
+            return next._tag === "Reply"
+              ? HttpServerResponse.unsafeJson(next.reply, { headers: { "mcp-session-id": s.id } })
+              : yield* Effect.dieMessage("initialize is answered at once")
           }
           return yield* within(
-            named!,
+            named,
             next._tag === "Reply"
               ? Effect.succeed(HttpServerResponse.unsafeJson(next.reply))
               : Effect.map(call(next.name, next.args), (result) => HttpServerResponse.unsafeJson(next.reply(result)))
@@ -227,10 +228,10 @@ export const routes = (
         })
 
       const remove = (request: HttpServerRequest.HttpServerRequest) =>
-        Effect.map(sessionOf(request), (named) => {
-          if (named === undefined) return rpcError(400, ServerError.Refused, "Bad Request: Mcp-Session-Id header required: it names the session to end.")
-          if (!("lastSeen" in named)) return named
-          sessions.delete(named.id)
+        Effect.map(sessionOf(request), (found) => {
+          if (Either.isLeft(found)) return found.left
+          if (found.right === undefined) return rpcError(400, ServerError.Refused, "Bad Request: Mcp-Session-Id header required: it names the session to end.")
+          sessions.delete(found.right.id)
           return HttpServerResponse.empty({ status: 204 })
         })
 
