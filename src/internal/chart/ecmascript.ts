@@ -6,6 +6,7 @@
  * in a block raises `error.execution` and stops that block, as the standard asks.
  */
 import type { Block, Content, Executable, Expr, Param } from "./scxml.js"
+import { parseXml, XmlDom } from "./xml.js"
 
 /** An SCXML event as the data model sees it (`_event`). */
 export interface ScxmlEvent {
@@ -85,7 +86,12 @@ export const makeEvent = (name: string, type: ScxmlEvent["type"], fields: Partia
 })
 
 /** Expressions are written with or without a trailing semicolon. */
-const expression = (expr: Expr) => expr.replace(/[\s;]+$/, "")
+const expression = (expr: Expr) => {
+  // a loop, not a regex: /[\s;]+$/ backtracks quadratically on a long run of spaces
+  let out = expr.trimEnd()
+  while (out.endsWith(";")) out = out.slice(0, -1).trimEnd()
+  return out
+}
 
 export class EcmaDataModel {
   readonly data: Record<string, unknown> = {}
@@ -268,18 +274,25 @@ export class EcmaDataModel {
 
 /** Parses a CSS2 time (`5s`, `.5s`, `100ms`, or a bare number of ms) into milliseconds. */
 export const parseDelay = (text: string): number => {
-  const m = /^\s*(\d*\.?\d+)\s*(ms|s|m|h|d)?\s*$/.exec(text)
+  const m = /^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$/.exec(text)
   if (m === null) throw new ExecutionError(`"${text}" is not a delay (write e.g. "5s" or "100ms")`)
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? "ms"]!
   return Number(m[1]) * unit
 }
 
-/** Inline content: JSON when it parses as JSON, otherwise the text with its outer spaces trimmed. */
+/** Inline content: JSON when it parses as JSON, a DOM view when it is XML, otherwise the text with its spaces collapsed. */
 const literal = (text: string): unknown => {
   const trimmed = text.trim()
   try {
     return JSON.parse(trimmed)
   } catch {
+    if (trimmed.startsWith("<")) {
+      try {
+        return new XmlDom(parseXml(trimmed))
+      } catch {
+        // not XML after all: keep the text
+      }
+    }
     return trimmed.replace(/\s+/g, " ")
   }
 }

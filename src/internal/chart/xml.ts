@@ -268,3 +268,38 @@ export const serializeXml = (node: XmlNode, inherited?: string): string => {
   if (node.children.length === 0) return `<${open}/>`
   return `<${open}>${node.children.map((c) => serializeXml(c, node.namespace)).join("")}</${node.name}>`
 }
+
+/**
+ * A read-only, minimal DOM view of an element, the value XML content gets in the ECMAScript
+ * data model (`getElementsByTagName`, `getAttribute`, `textContent`); it prints as its XML.
+ */
+export class XmlDom {
+  constructor(readonly element: XmlElement) {}
+  get tagName(): string {
+    return this.element.name
+  }
+  get textContent(): string {
+    return textOf(this.element)
+  }
+  get childNodes(): ReadonlyArray<XmlDom | string> {
+    return this.element.children.map((c) => (c.kind === "text" ? c.text : new XmlDom(c)))
+  }
+  getAttribute(name: string): string | null {
+    return this.element.attributes.get(name) ?? null
+  }
+  getElementsByTagName(name: string): ReadonlyArray<XmlDom> {
+    const out: Array<XmlDom> = []
+    const walk = (el: XmlElement) => {
+      for (const c of el.children) {
+        if (c.kind !== "element") continue
+        if (name === "*" || c.name === name) out.push(new XmlDom(c))
+        walk(c)
+      }
+    }
+    walk(this.element)
+    return out
+  }
+  toString(): string {
+    return serializeXml(this.element)
+  }
+}
