@@ -10,6 +10,7 @@ import { Runtime } from "proctor"
 import * as Approval from "./approval.js"
 import * as DataPipeline from "./data-pipeline.js"
 import * as Deploy from "./deploy.js"
+import * as Order from "./order.js"
 import { printReport } from "./report.js"
 import { description, StoreLive } from "./store.js"
 
@@ -20,11 +21,11 @@ import { description, StoreLive } from "./store.js"
  * @since 0.1.0
  */
 export const ExamplesLive = Runtime.layer({
-  procedures: [Deploy.Deploy, DataPipeline.Pipeline, Approval.Approval]
+  procedures: [Deploy.Deploy, DataPipeline.Pipeline, Approval.Approval, Order.Order, Order.Payment]
 }).pipe(Layer.provideMerge(Layer.merge(StoreLive, Deploy.DeployerLive)))
 
 /**
- * Runs the three examples one after another, then prints the report.
+ * Runs the four examples one after another, then prints the report.
  *
  * @since 0.1.0
  */
@@ -33,7 +34,8 @@ export const main = Effect.gen(function*() {
   const runs = [
     ...(yield* Deploy.scenarios),
     ...(yield* DataPipeline.scenarios),
-    ...(yield* Approval.scenarios)
+    ...(yield* Approval.scenarios),
+    ...(yield* Order.scenarios)
   ]
   yield* printReport(runs)
 }).pipe(Effect.provide(ExamplesLive))

@@ -225,7 +225,7 @@ export class ChildFailed extends Schema.TaggedError<ChildFailed>()("ChildFailed"
 }) {
   override get message(): string {
     return `Child execution ${this.childId} (procedure "${this.procedure}") of state "${this.state}" of execution ` +
-      `${this.executionId} ended ${this.status}${this.error === undefined ? "" : `: ${this.error}`}. ` +
+      `${this.executionId} ended ${this.status}${this.error === undefined ? "" : ` (${this.error})`}. ` +
       `Its history says why (Runtime.history or \`proctor show ${this.childId}\`); the state's \`onFailure\` decides what follows.`
   }
 }

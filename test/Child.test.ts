@@ -112,7 +112,7 @@ describe("child procedures", () => {
       const errors = yield* Runtime.errors(id)
       assert.strictEqual(errors.at(-1)?.tag, "ChildFailed")
       const child = yield* childOf(id)
-      assert.match(errors.at(-1)!.message, new RegExp(`Child execution ${child} \\(procedure "payment"\\).*ended failed: .*card refused`))
+      assert.match(errors.at(-1)!.message, new RegExp(`Child execution ${child} \\(procedure "payment"\\).*ended failed \\(ExecutionError in state "charge"\\)`))
     }).pipe(Effect.provide(layer())))
 
   it.effect("a child that ends with a failed outcome fails the parent, which compensates its own steps", () =>

@@ -5,6 +5,7 @@ import { Approval, Approve, managerTimeout, Reject, reviewTimeout } from "../exa
 import { Pipeline } from "../examples/data-pipeline.js"
 import { Deploy, Deployer, layerDeployerMemory } from "../examples/deploy.js"
 import { Expense, program as quickstart, QuickstartLive } from "../examples/quickstart.js"
+import { Confirm, confirmTimeout, Order, Payment } from "../examples/order.js"
 import { formatPath } from "../examples/report.js"
 
 const layer = Runtime.layer({ procedures: [Deploy, Pipeline, Approval] }).pipe(
@@ -208,4 +209,45 @@ describe("examples/quickstart (the README's)", () => {
       assert.strictEqual(end.status, "failed")
       assert.strictEqual(end.state, "expired")
     }).pipe(Effect.provide(QuickstartLive)))
+})
+
+describe("examples/order", () => {
+  const orderLayer = Runtime.layer({ procedures: [Order, Payment] }).pipe(Layer.provideMerge(Store.layerMemory))
+  const paymentOf = (order: string) =>
+    Effect.map(Runtime.list({ procedure: "payment" }), (all) => all.find((s) => s.parentId === order)!.id)
+
+  it.effect("a confirmed payment (the child) lets the order ship, with the capture in the order's context", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Order, { item: "lamp", card: "4242-1", amount: 40 })
+      yield* TestClock.adjust("10 millis")
+      const payment = yield* paymentOf(id)
+      assert.strictEqual((yield* Runtime.get(payment)).state, "confirm")
+      yield* Runtime.send(payment, Confirm.make({ code: "1" }))
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.state, "shipped")
+      assert.deepStrictEqual(end.context, { item: "lamp", card: "4242-1", amount: 40, payment: "cap-40" })
+      assert.deepStrictEqual(yield* states(payment), ["authorize", "confirm", "capture", "paid"])
+    }).pipe(Effect.provide(orderLayer)))
+
+  it.effect("a refused card fails the payment, then the order (ChildFailed), which releases its stock", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Order, { item: "sofa", card: "0000-9", amount: 900 })
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.status, "failed")
+      assert.match(end.error!.message, /ChildFailed|Child execution .* ended failed/)
+      assert.deepStrictEqual((yield* Runtime.history(id)).map((t) => t.cause), ["start", "step", "failure", "compensated"])
+    }).pipe(Effect.provide(orderLayer)))
+
+  it.effect("cancelling the order cancels its waiting payment; an unconfirmed payment is abandoned", () =>
+    Effect.gen(function*() {
+      const cancelled = yield* Runtime.start(Order, { item: "rug", card: "4242-2", amount: 120 })
+      const abandoned = yield* Runtime.start(Order, { item: "vase", card: "4242-3", amount: 15 })
+      yield* TestClock.adjust("10 millis")
+      const payment = yield* paymentOf(cancelled)
+      yield* Runtime.cancel(cancelled, { reason: "changed my mind" })
+      assert.strictEqual((yield* Runtime.await(payment)).status, "cancelled")
+      yield* TestClock.adjust(confirmTimeout)
+      assert.strictEqual((yield* Runtime.await(abandoned)).status, "failed")
+      assert.strictEqual((yield* Runtime.await(yield* paymentOf(abandoned))).state, "abandoned")
+    }).pipe(Effect.provide(orderLayer)))
 })

@@ -65,7 +65,7 @@ export const make = (deps: Deps) => {
             childId: id,
             procedure: procedure.name,
             status: done.status,
-            error: done.error?.message
+            error: done.error === undefined ? undefined : `${done.error.tag} in state "${done.state}"`
           })
         }
         const compiled = deps.registry.get(procedureKey(procedure.name, procedure.version))!
