@@ -13,7 +13,8 @@ const cases: Record<string, () => Promise<{ readonly main: (args: any) => Promis
   fiber: () => import("./cases/fiber.js"),
   workflow: () => import("./cases/workflow.js"),
   raw: () => import("./cases/raw.js"),
-  recovery: () => import("./cases/recovery.js")
+  recovery: () => import("./cases/recovery.js"),
+  wake: () => import("./cases/wake.js")
 }
 
 const load = name === undefined ? undefined : cases[name]

@@ -60,7 +60,9 @@ export const main = async (args: Args) => {
   if (args.untilRunning === true) {
     // at once, from the step: a busy runtime starves the timers a poll would need
     probe.onAllArrived = () => {
-      progress(`  recover: all ${n} running again ${Math.round(performance.now() - t0)} ms after the layer started building`)
+      const cpu = process.cpuUsage()
+      progress(`  recover: all ${n} running again ${Math.round(performance.now() - t0)} ms after the layer started building, ` +
+        `CPU ${round((cpu.user + cpu.system) / 1e6)} s (user + system, since the process started)`)
       process.exit(0)
     }
   }

@@ -1,0 +1,76 @@
+/**
+ * W2's wake alone, for A/B comparisons and profiles of one change: N executions wait for
+ * an event on SQLite (passivated: no actor in memory), then 256 callers send one `Go` each.
+ * Prints the wall time and the CPU per wake of that phase only; with `profile`, writes a CPU
+ * profile of that phase only (`npx tsx bench/profile.ts FILE` reads it, mapped to src/
+ * lines when the worker ran from its bundle, see bench/lib/bundle.ts).
+ *
+ *   node --expose-gc --import tsx bench/worker.ts wake '{"n":20000,"profile":"wake.cpuprofile"}'
+ */
+import { Context, Effect, Layer } from "effect"
+import * as fs from "node:fs"
+import * as inspector from "node:inspector/promises"
+import type { Execution } from "proctor"
+import { Runtime } from "proctor"
+import { progress, until } from "../lib/child.js"
+import { Countdown, runtimeLayer, tempDb, Waiter } from "../lib/proctor.js"
+
+interface Args {
+  /** executions woken @default 20000 */
+  readonly n?: number
+  /** a file to write the wake phase's CPU profile to */
+  readonly profile?: string
+}
+
+const warm = 2000
+
+/** 256 callers, as in bench/cases/proctor.ts */
+const callAll = (k: number, call: (i: number) => Effect.Effect<unknown, unknown>) =>
+  Effect.all(
+    Array.from({ length: Math.min(k, 256) }, (_, w) =>
+      Effect.gen(function*() {
+        for (let i = w; i < k; i += 256) yield* call(i)
+      })),
+    { concurrency: "unbounded", discard: true }
+  )
+
+const wakePhase = (rt: Runtime.RuntimeService, n: number, done: Countdown, profileFile: string | undefined) =>
+  Effect.promise(async () => {
+    const session = new inspector.Session()
+    if (profileFile !== undefined) {
+      session.connect()
+      await session.post("Profiler.enable")
+      await session.post("Profiler.start")
+    }
+    const t0 = performance.now()
+    const cpu0 = process.cpuUsage()
+    await Effect.runPromise(callAll(n, (i) => rt.send(`w-${i}`, { _tag: "Go" })))
+    await done.promise
+    const cpu = process.cpuUsage(cpu0)
+    if (profileFile !== undefined) {
+      const { profile } = await session.post("Profiler.stop")
+      fs.writeFileSync(profileFile, JSON.stringify(profile))
+    }
+    const seconds = (done.doneAt - t0) / 1000
+    progress(`  wake: woke ${n} in ${seconds.toFixed(2)} s (${Math.round(n / seconds)}/s), CPU ${((cpu.user + cpu.system) / n).toFixed(1)} µs per wake`)
+  })
+
+export const main = async (args: Args) => {
+  const n = args.n ?? 20_000
+  const db = tempDb("wake")
+  const done = new Countdown(n)
+  let warmed = 0
+  const onTerminal = (s: Execution.Snapshot) => (s.id.startsWith("warm-") ? warmed++ : done.tick())
+  const layer = runtimeLayer("sqlite", db.file, { onTerminal }, { passivation: { enabled: true } })
+  await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const rt = Context.get(yield* Layer.build(layer), Runtime.Runtime)
+    // warm-up: started and woken, so that the measured phase runs on the JIT's code
+    yield* callAll(warm, (i) => rt.start(Waiter, { i }, { id: `warm-${i}` }))
+    yield* callAll(warm, (i) => rt.send(`warm-${i}`, { _tag: "Go" }))
+    yield* Effect.promise(() => until(() => warmed >= warm, 5))
+    yield* callAll(n, (i) => rt.start(Waiter, { i }, { id: `w-${i}` }))
+    yield* Effect.promise(() => until(() => Effect.runSync(rt.activeCount) === 0, 20))
+    yield* wakePhase(rt, n, done, args.profile)
+  })))
+  db.remove()
+}
