@@ -248,6 +248,8 @@ export interface ListFilter {
   readonly procedure?: string | undefined
   readonly state?: string | undefined
   readonly tenant?: string | undefined
+  /** the children of this execution (the executions its `Procedure.child` states started) */
+  readonly parentId?: string | undefined
   /** @default 100 */
   readonly limit?: number | undefined
   readonly offset?: number | undefined

@@ -252,6 +252,7 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
       if (filter.procedure !== undefined) where.push(sql`procedure_name = ${filter.procedure}`)
       if (filter.state !== undefined) where.push(sql`current_state = ${filter.state}`)
       if (filter.tenant !== undefined) where.push(sql`tenant = ${filter.tenant}`)
+      if (filter.parentId !== undefined) where.push(sql`parent_id = ${filter.parentId}`)
       const limit = Math.max(0, Math.floor(filter.limit ?? 100))
       const offset = Math.max(0, Math.floor(filter.offset ?? 0))
       return read(

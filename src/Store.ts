@@ -227,6 +227,7 @@ export const matches = (snapshot: Snapshot, filter: ListFilter): boolean => {
   if (filter.procedure !== undefined && snapshot.procedure !== filter.procedure) return false
   if (filter.state !== undefined && snapshot.state !== filter.state) return false
   if (filter.tenant !== undefined && snapshot.tenant !== filter.tenant) return false
+  if (filter.parentId !== undefined && snapshot.parentId !== filter.parentId) return false
   return true
 }
 

@@ -616,14 +616,14 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           assert.deepStrictEqual(yield* store.dueTimers({ until: t0 + 20, limit: 100 }), all.slice(1, 3))
         }))
 
-      test("list filters by status, procedure, state and tenant, with limit and offset", () =>
+      test("list filters by status, procedure, state, tenant and parent, with limit and offset", () =>
         Effect.gen(function*() {
           const store = yield* Store.Store
           const rows: ReadonlyArray<Partial<Snapshot>> = [
             { procedure: "order", state: "pay", status: "running", tenant: "acme" },
             { procedure: "order", state: "ship", status: "waiting", tenant: "acme" },
-            { procedure: "order", state: "pay", status: "waiting" },
-            { procedure: "refund", state: "pay", status: "succeeded", tenant: "acme" },
+            { procedure: "order", state: "pay", status: "waiting", parentId: "e0" },
+            { procedure: "refund", state: "pay", status: "succeeded", tenant: "acme", parentId: "e0" },
             { procedure: "refund", state: "check", status: "failed", tenant: "globex" }
           ]
           for (const [i, over] of rows.entries()) yield* create(snapshot(`e${i}`, { ...over, startedAt: t0 + i }))
@@ -636,6 +636,9 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           assert.deepStrictEqual(yield* ids({ tenant: "acme" }), ["e0", "e1", "e3"])
           assert.deepStrictEqual(yield* ids({ procedure: "order", state: "pay", status: "waiting" }), ["e2"])
           assert.deepStrictEqual(yield* ids({ tenant: "nobody" }), [])
+          assert.deepStrictEqual(yield* ids({ parentId: "e0" }), ["e2", "e3"])
+          assert.deepStrictEqual(yield* ids({ parentId: "e0", status: "waiting" }), ["e2"])
+          assert.deepStrictEqual(yield* ids({ parentId: "e2" }), [])
           assert.deepStrictEqual(yield* ids({ limit: 2 }), ["e0", "e1"])
           assert.deepStrictEqual(yield* ids({ limit: 2, offset: 2 }), ["e2", "e3"])
           assert.deepStrictEqual(yield* ids({ offset: 4 }), ["e4"])

@@ -106,6 +106,21 @@ describe("proctor CLI", () => {
       assert.deepStrictEqual(shown.errors, [])
     }))
 
+  it.live("show names an execution's parent and lists its children", () =>
+    Effect.gen(function*() {
+      const parent = yield* startApproval("contract")
+      const child = yield* Runtime.start(Approval, { doc: "annex" }, { parentId: parent }).pipe(
+        Effect.provide(Runtime.layer({ procedures: [Approval, Gated, Broken] }).pipe(Layer.provide(SqlStore.layerSqlite({ filename: db })))),
+        Effect.scoped
+      )
+      const shown = yield* cli("show", parent, ...local())
+      assert.match(shown.out, new RegExp(`children\\n\\s+${child}\\s+ops-approval@1\\s+review\\s+waiting`))
+      assert.deepStrictEqual(JSON.parse((yield* cli("show", parent, "--json", ...local())).out).children, [child])
+      const ofChild = yield* cli("show", child, ...local())
+      assert.match(ofChild.out, new RegExp(`parent\\s+${parent} \\(proctor show ${parent}\\)`))
+      assert.notInclude(ofChild.out, "children")
+    }))
+
   it.live("show prints the reason a cancel was given (Runtime.cancel(id, { reason })) on the cancel row", () =>
     Effect.gen(function*() {
       const id = yield* startApproval("withdrawn")

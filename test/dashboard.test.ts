@@ -99,6 +99,24 @@ const nodeClass = (page: Page, state: string) =>
   page.locator(`[data-testid=diagram] g.node[data-state="${state}"]`).getAttribute("class")
 
 describe.skipIf(skip)("dashboard", () => {
+  it("links a parent to its children and a child to its parent", async () => {
+    const [parent, child] = await app.runPromise(
+      Effect.gen(function*() {
+        const parent = yield* Runtime.start(Approval, { doc: "contract.pdf" })
+        const child = yield* Runtime.start(Approval, { doc: "annex.pdf" }, { parentId: parent })
+        return [parent, child] as const
+      })
+    )
+    const { page, problems } = await newPage()
+    await page.goto(`${url}/executions/${parent}`)
+    await page.waitForSelector(`[data-testid=children] a[href="/executions/${child}"]`, wait)
+    await page.click(`[data-testid=children] a[href="/executions/${child}"]`)
+    await page.waitForSelector(`[data-testid=parent] a[href="/executions/${parent}"]`, wait)
+    assert.strictEqual(await page.locator("[data-testid=children]").count(), 0)
+    assert.deepStrictEqual(problems, [])
+    await page.close()
+  })
+
   it("shows a waiting approval, sends Approve through the form and watches it succeed live", async () => {
     const id = await app.runPromise(
       Effect.gen(function*() {

@@ -117,6 +117,10 @@ describe("HTTP API", () => {
       assert.strictEqual(limited.length, 1)
       const none = yield* api.executions.list({ urlParams: { status: ["paused", "failed"] } })
       assert.strictEqual(none.length, 0)
+      // the children of an execution (those its child states started name it as their parent)
+      const child = yield* Runtime.start(Approval, { doc: "annex.pdf" }, { parentId: id })
+      assert.deepStrictEqual((yield* api.executions.list({ urlParams: { parentId: id } })).map((s) => s.id), [child])
+      assert.deepStrictEqual(yield* api.executions.list({ urlParams: { parentId: child } }), [])
 
       const snapshot = yield* api.executions.get({ path: { id } })
       assert.strictEqual(snapshot.state, "review")

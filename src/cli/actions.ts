@@ -272,14 +272,14 @@ export const show = (a: CommonArgs & { readonly id: string; readonly json: boole
   withOperator(a, "show", { read: true }, (op) =>
     Effect.gen(function*() {
       const snapshot = yield* op.get(a.id)
-      const [history, errors] = yield* Effect.all([op.history(a.id), op.errors(a.id)])
-      if (a.json) return yield* Out.json({ snapshot, history, errors })
+      const [history, errors, children] = yield* Effect.all([op.history(a.id), op.errors(a.id), op.list({ parentId: a.id })])
+      if (a.json) return yield* Out.json({ snapshot, history, errors, children: children.map((c) => c.id) })
       // what it accepts now, by the runtime's own rules: the server's answer, or computed here
       // from its definition when that is known (without it, the commands its status allows)
       const allowed = op.remote
         ? yield* op.allowed(snapshot)
         : allowedOperations(snapshot, (yield* procedureFor(a, snapshot)) ?? { states: {} })
-      yield* Out.execution(snapshot, history, errors, yield* Clock.currentTimeMillis, allowed)
+      yield* Out.execution(snapshot, history, errors, yield* Clock.currentTimeMillis, allowed, children)
     }))
 
 /** @internal */

@@ -334,7 +334,9 @@ export const execution = (
   history: ReadonlyArray<Transition>,
   errors: ReadonlyArray<ErrorEntry>,
   now: number,
-  allowed: AllowedOperations
+  allowed: AllowedOperations,
+  /** the executions its child states started */
+  children: ReadonlyArray<Snapshot> = []
 ) =>
   Effect.flatMap(Output, (o) => {
     const b = (s: string) => o.color ? ansi.bold(s) : s
@@ -353,6 +355,7 @@ export const execution = (
     if (snapshot.error !== undefined) fields.push(["error", `${snapshot.error.tag}: ${snapshot.error.message}`])
     if (snapshot.timerDueAt !== undefined) fields.push(["timer due", time(snapshot.timerDueAt)])
     if (snapshot.tenant !== undefined) fields.push(["tenant", snapshot.tenant])
+    if (snapshot.parentId !== undefined) fields.push(["parent", `${snapshot.parentId} (proctor show ${snapshot.parentId})`])
     if (accepts.length > 0) fields.push(["accepts", accepts.join(", ")])
     let text = table(fields.map(([k, v]) => [b(k), v]))
     text += `${b("context")}\n${indent(JSON.stringify(snapshot.context, null, 2))}\n`
@@ -365,6 +368,10 @@ export const execution = (
       t.reason === undefined ? t.cause : `${t.cause}: ${t.reason}`,
       t.seq === 1 ? "" : `after ${formatElapsed(t.duration)}`
     ]))
+    if (children.length > 0) {
+      text += `${b("children")}\n`
+      text += table(children.map((c) => [`  ${c.id}`, `${c.procedure}@${c.version}`, c.state, paint(o.color, c.status)]))
+    }
     text += `${b("errors")}\n`
     text += errors.length === 0
       ? "  none\n"

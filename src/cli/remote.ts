@@ -81,6 +81,8 @@ export const makeRemote = (options: {
               : { status: typeof filter.status === "string" ? [filter.status] : filter.status }),
             ...(filter.procedure === undefined ? {} : { procedure: filter.procedure }),
             ...(filter.state === undefined ? {} : { state: filter.state }),
+            ...(filter.tenant === undefined ? {} : { tenant: filter.tenant }),
+            ...(filter.parentId === undefined ? {} : { parentId: filter.parentId }),
             ...(filter.limit === undefined ? {} : { limit: filter.limit }),
             ...(filter.offset === undefined ? {} : { offset: filter.offset })
           }

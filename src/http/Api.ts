@@ -195,6 +195,7 @@ export const ListParams = Schema.Struct({
   procedure: Schema.optional(Schema.String),
   state: Schema.optional(Schema.String),
   tenant: Schema.optional(Schema.String),
+  parentId: Schema.optional(Schema.String).annotations({ description: "only the children of this execution" }),
   limit: intParam(1000, "at most this many executions"),
   offset: intParam(1_000_000_000, "skip this many executions first")
 })
@@ -284,7 +285,7 @@ export class ExecutionsGroup extends HttpApiGroup.make("executions")
       .setUrlParams(ListParams)
       .addSuccess(Schema.Array(Snapshot))
       .addError(StoreErrorWire)
-      .annotate(OpenApi.Summary, "List executions, filtered by status, procedure, state or tenant")
+      .annotate(OpenApi.Summary, "List executions, filtered by status, procedure, state, tenant or parent")
   )
   .add(
     HttpApiEndpoint.get("get")`/executions/${id}`

@@ -87,6 +87,7 @@ const ExecutionsLive = HttpApiBuilder.group(ProctorApi, "executions", (handlers)
           ...(urlParams.procedure === undefined ? {} : { procedure: urlParams.procedure }),
           ...(urlParams.state === undefined ? {} : { state: urlParams.state }),
           ...(urlParams.tenant === undefined ? {} : { tenant: urlParams.tenant }),
+          ...(urlParams.parentId === undefined ? {} : { parentId: urlParams.parentId }),
           limit: urlParams.limit ?? 100,
           offset: urlParams.offset ?? 0
         }))

@@ -250,7 +250,12 @@ const executionView = async (id) => {
   } catch (error) {
     return h("div", {}, h("h1", {}, "Execution not found"), h("p", {}, error.message), h("a", { href: "/", "data-link": true }, "← all executions"))
   }
-  const [history, errors] = await Promise.all([api(`/api/executions/${enc}/history`), api(`/api/executions/${enc}/errors`)])
+  const [history, errors, children] = await Promise.all([
+    api(`/api/executions/${enc}/history`),
+    api(`/api/executions/${enc}/errors`),
+    api(`/api/executions?parentId=${enc}`)
+  ])
+  const link = (id) => h("a", { href: `/executions/${encodeURIComponent(id)}`, "data-link": true, class: "mono" }, id)
   const procedure = procedureOf(s)
 
   const header = h("div", { class: "card", "data-testid": "execution", "data-status": s.status, "data-state": s.state },
@@ -262,7 +267,8 @@ const executionView = async (id) => {
       h("dt", {}, "started"), h("dd", {}, when(s.startedAt)),
       s.outcome ? [h("dt", {}, "outcome"), h("dd", {}, s.outcome)] : [],
       s.error ? [h("dt", {}, "error"), h("dd", { class: "bad" }, `${s.error.tag}: ${s.error.message}`)] : [],
-      s.timerDueAt ? [h("dt", {}, "timer due"), h("dd", {}, when(s.timerDueAt))] : []),
+      s.timerDueAt ? [h("dt", {}, "timer due"), h("dd", {}, when(s.timerDueAt))] : [],
+      s.parentId ? [h("dt", {}, "parent"), h("dd", { "data-testid": "parent" }, link(s.parentId))] : []),
     actions(s, procedure))
 
   const diagram = h("div", { class: "card" }, h("h2", {}, "Diagram"), diagramOf(procedure, s, history))
@@ -275,6 +281,9 @@ const executionView = async (id) => {
           h("div", {}, h("strong", {}, t.from === "" ? `→ ${t.to}` : `${t.from} → ${t.to}`), " ", badge(t.status)),
           h("div", { class: "when" }, `#${t.seq} · ${when(t.at)} · ${t.cause}${t.seq > 1 ? ` · after ${Math.round(t.duration)}ms` : ""}`),
           t.reason === undefined ? null : h("div", { class: "reason", "data-testid": "transition-reason" }, `${t.cause}: ${t.reason}`))))),
+    children.length === 0 ? null : h("div", { class: "card" }, h("h2", {}, `Children (${children.length})`),
+      h("ul", { class: "children", "data-testid": "children" }, children.map((c) =>
+        h("li", {}, link(c.id), ` ${c.procedure}@${c.version} · ${c.state} `, badge(c.status))))),
     h("div", { class: "card" }, h("h2", {}, `Errors (${errors.length})`),
       errors.length === 0
         ? h("p", { class: "hint" }, "none")
