@@ -26,6 +26,7 @@ const kills = 22
 const worker = path.join(__dirname, "fixtures", "crash-worker.ts")
 const example = path.join(__dirname, "..", "examples", "crash-recovery.ts")
 const window = path.join(__dirname, "fixtures", "crash-window.ts")
+const childCrash = path.join(__dirname, "fixtures", "crash-child.ts")
 
 /** Runs a script to its end (or its death) and returns what it printed. */
 const runScript = (args: ReadonlyArray<string>) =>
@@ -175,5 +176,47 @@ describe("crash recovery", () => {
       // a business error is not retried, crash or no crash: the step ran once, and failed once
       assert.strictEqual(fs.readFileSync(`${db}.runs`, "utf8"), "ship attempt 1\n", `history: ${end.history.join(", ")}`)
       assert.deepStrictEqual(end.errors, ["ship#1 OutOfStock final"])
+    }).pipe(Effect.scoped), 120_000)
+
+  const childRun = (mode: "step" | "cancel" | "resume") =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "proctor-crash-child-"))),
+        (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+      )
+      const db = path.join(dir, "child.db")
+      const crashed = yield* runScript([childCrash, db, mode])
+      assert.strictEqual(crashed.signal, "SIGKILL", crashed.stdout + crashed.stderr)
+      const resumed = yield* runScript([childCrash, db, "resume"])
+      assert.strictEqual(resumed.code, 0, resumed.stdout + resumed.stderr)
+      const runs = fs.readFileSync(`${db}.runs`, "utf8").trim().split("\n")
+      return { end: JSON.parse(resumed.stdout) as ChildEnd, runs }
+    })
+  interface ChildEnd {
+    readonly parent: { readonly status: string; readonly context: { readonly receipt?: string } }
+    readonly children: ReadonlyArray<{ readonly id: string; readonly parentId: string; readonly status: string }>
+    readonly lastChildTransition: string
+  }
+
+  it.live("a child procedure killed in its step resumes with its parent: one child, its step re-run with the same key", () =>
+    Effect.gen(function*() {
+      const { end, runs } = yield* childRun("step")
+      assert.strictEqual(end.parent.status, "succeeded")
+      assert.strictEqual(end.children.length, 1)
+      const [child] = end.children
+      assert.deepStrictEqual([child!.parentId, child!.status], ["order-1", "succeeded"])
+      // the interrupted step ran again, with the same idempotency key; the parent joined the same child
+      assert.deepStrictEqual(runs, [`charge ${child!.id}/charge/1`, `charge ${child!.id}/charge/1`])
+      assert.strictEqual(end.parent.context.receipt, `receipt for ${child!.id}/charge/1`)
+    }).pipe(Effect.scoped), 120_000)
+
+  it.live("a child whose parent was cancelled just before a SIGKILL is cancelled on recovery", () =>
+    Effect.gen(function*() {
+      const { end, runs } = yield* childRun("cancel")
+      assert.strictEqual(end.parent.status, "cancelled")
+      assert.deepStrictEqual(end.children.map((c) => c.status), ["cancelled"])
+      assert.match(end.lastChildTransition, /^cancel: parent order-1 no longer waits in state "pay"/)
+      // the child was ended before its step could run again
+      assert.strictEqual(runs.length, 1)
     }).pipe(Effect.scoped), 120_000)
 })

@@ -282,10 +282,11 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
 
   /**
    * What a run would load for this snapshot, when it needs nothing more (a procedure with
-   * compensations also reads the history: its run loads it as usual).
+   * compensations also reads the history, and a child checks that its parent still waits
+   * for it: their runs load them as usual).
    */
   const cachedOf = (snapshot: Snapshot | undefined): Cached | undefined => {
-    const compiled = snapshot === undefined ? undefined : lookup(snapshot)
+    const compiled = snapshot === undefined || snapshot.parentId !== undefined ? undefined : lookup(snapshot)
     if (compiled === undefined || compiled.compensable.size > 0) return undefined
     const context = compiled.decodeContext(snapshot!.context)
     return Either.isRight(context) ? { compiled, machine: { snapshot: snapshot!, context: context.right }, completed: [] } : undefined
