@@ -161,6 +161,20 @@ describe("SCXML interpreter", () => {
     assert.deepStrictEqual(session.atomic, ["done"])
   })
 
+  it("keeps what a <script> declares, and a guard that throws raises error.execution", () => {
+    const session = new ScxmlSession(parseScxml(scxml(`
+      <state id="a">
+        <onentry><script>y = 5; function f() { function inner() {} return y + 1 }</script></onentry>
+        <transition cond="f() === 6 &amp;&amp; typeof inner === 'undefined'" target="b"/>
+        <transition event="error.execution" cond="_event.data.reason.includes('inner')" target="c"/>
+      </state>
+      <state id="b"/><state id="c"/>`)))
+    session.start()
+    // `typeof` of an undeclared name throws in this data model (docs/statecharts.md)
+    assert.deepStrictEqual(session.atomic, ["c"])
+    assert.deepStrictEqual(Object.keys(session.data), ["y", "f"])
+  })
+
   it("bounds an eventless-transition loop with a typed error", () => {
     const session = new ScxmlSession(parseScxml(scxml(`
       <state id="a"><transition target="b"/></state><state id="b"><transition target="a"/></state>`)), { maxMicrosteps: 100 })

@@ -94,7 +94,8 @@ const expression = (expr: Expr) => {
 }
 
 export class EcmaDataModel {
-  readonly data: Record<string, unknown> = {}
+  // no prototype: names such as "constructor" or "toString" are not variables until declared
+  readonly data: Record<string, unknown> = Object.create(null)
   event: ScxmlEvent | undefined
   private sends = 0
   private readonly system: Record<string, unknown>
@@ -145,8 +146,9 @@ export class EcmaDataModel {
   }
 
   script(source: string) {
-    // function declarations are block-scoped inside `with`: copy the top-level ones into the data model
-    const names = [...source.matchAll(/^\s*function\s+([A-Za-z_$][\w$]*)/gm)].map((m) => m[1]!)
+    // function declarations are block-scoped inside `with`: copy each declared name that is
+    // visible at the script's top level into the data model (nested ones are not, and are skipped)
+    const names = [...new Set([...source.matchAll(/\bfunction\s+([A-Za-z_$][\w$]*)/g)].map((m) => m[1]!))]
     const exports = names.map((n) => `try { if (typeof ${n} === "function") ${scopeName}.${n} = ${n} } catch (e) {}`).join("\n")
     compile(`s:${source}`, `${source}\n;${exports}`)(this.scope)
   }
