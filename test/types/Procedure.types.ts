@@ -110,3 +110,34 @@ Effect.gen(function*() {
   // @ts-expect-error the input is { n: number }
   yield* Runtime.start(Valid, { n: "1" })
 })
+
+// a child state: its targets are checked like a step's, its input is the child's input type,
+// and its result carries the child's context type
+const Kid = Procedure.make("kid", { version: 1, input: Schema.Struct({ amount: Schema.Number }), context: Schema.Struct({ amount: Schema.Number, receipt: Schema.String }), init: (i) => ({ ...i, receipt: "" }) }, {
+  initial: "done",
+  states: { done: Procedure.final() }
+})
+Procedure.make("bad-child-target", { version: 1, input: Ctx, context: Ctx }, {
+  initial: "pay",
+  // @ts-expect-error "shipp" is not a state
+  states: {
+    pay: Procedure.child(Kid, { input: (c) => ({ amount: c.n }), next: "shipp" }),
+    ship: Procedure.final()
+  }
+})
+Procedure.child(Kid, {
+  // @ts-expect-error the child's input has `amount`, not `total`
+  input: (c: { readonly n: number }) => ({ total: c.n }),
+  next: "done"
+})
+Procedure.child(Kid, {
+  input: (c: { readonly n: number }) => ({ amount: c.n }),
+  // @ts-expect-error the child's context has no `missing`
+  update: (result, c) => ({ ...c, n: result.context.missing }),
+  next: "done"
+})
+Procedure.child(Kid, {
+  input: (c: { readonly n: number }) => ({ amount: c.n }),
+  update: (result, c) => ({ ...c, n: result.context.amount + result.context.receipt.length }),
+  next: "done"
+})
