@@ -309,6 +309,7 @@ export const toMermaid = (
   for (const [name, state] of Object.entries(procedure.states)) {
     const id = mermaidId(name)
     if (id !== name) lines.push(`  state "${name}" as ${id}`)
+    if (state._tag === "Step" && state.child !== undefined) lines.push(`  ${id}: ${name} (child ${state.child.name}@${state.child.version})`)
     const out = edges(state)
     if (out === undefined) {
       lines.push(`  ${id} --> ${id}: next (any state)`)

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Option, Schema, TestClock } from "effect"
 import { Procedure, Runtime, Store } from "proctor"
 import type { Execution } from "proctor"
+import * as Describe from "../src/internal/describe.js"
 import { journal, Journal, record, Rejected } from "./fixtures/procedures.js"
 
 const Confirm = Schema.TaggedStruct("Confirm", { ok: Schema.Boolean })
@@ -212,4 +213,12 @@ describe("child procedures", () => {
       const error = Exit.isFailure(exit) ? String(exit.cause) : ""
       assert.match(error, /state "pay" runs procedure "payment" version 1 as a child, which is not registered/)
     }))
+
+  it("front ends see a child state: its procedure in the description, the SVG diagram and the Mermaid one", () => {
+    const info = Describe.describe(Order)
+    assert.strictEqual(info.states.find((s) => s.name === "pay")!.child, "payment@1")
+    assert.isUndefined(info.states.find((s) => s.name === "reserve")!.child)
+    assert.match(info.svg, /data-state="pay">.*<text class="kind"[^>]*>child payment@1<\/text>/)
+    assert.include(info.mermaid, "pay: pay (child payment@1)")
+  })
 })

@@ -30,7 +30,9 @@ export const StateInfo = Schema.Struct({
   /** a step whose next state is computed without declared `targets`: it may go anywhere */
   anyTarget: Schema.Boolean,
   /** a final state's outcome */
-  outcome: Schema.optional(Schema.String)
+  outcome: Schema.optional(Schema.String),
+  /** a child state's procedure, as `name@version` (`Procedure.child`) */
+  child: Schema.optional(Schema.String)
 }).annotations({ identifier: "StateInfo" })
 
 /**
@@ -169,7 +171,8 @@ export const describe = (procedure: Procedure.Any): ProcedureInfo => {
       ...(state._tag === "Wait" && state.after !== undefined
         ? { timer: { after: Duration.format(state.after.delay), goto: state.after.goto } }
         : {}),
-      ...(state._tag === "Final" ? { outcome: state.outcome } : {})
+      ...(state._tag === "Final" ? { outcome: state.outcome } : {}),
+      ...(state._tag === "Step" && state.child !== undefined ? { child: `${state.child.name}@${state.child.version}` } : {})
     }
   })
   return {

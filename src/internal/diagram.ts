@@ -23,6 +23,8 @@ export interface NodeBox {
   readonly height: number
   /** a step whose `next` is a function without `targets`: it may go to any state */
   readonly anyTarget: boolean
+  /** a child state's procedure, `name@version` */
+  readonly child?: string | undefined
 }
 
 /**
@@ -59,6 +61,10 @@ const CHAR_W = 7.2
 
 const kindOf = (state: Procedure.AnyState): NodeBox["kind"] =>
   state._tag === "Step" ? "step" : state._tag === "Wait" ? "wait" : "final"
+
+/** A child state's procedure, `name@version`, drawn under its name. */
+export const childOf = (state: Procedure.AnyState | undefined): string | undefined =>
+  state?._tag === "Step" && state.child !== undefined ? `${state.child.name}@${state.child.version}` : undefined
 
 /**
  * Positions the states and routes the transitions: back edges are reversed to make the
@@ -126,7 +132,11 @@ export const layout = (procedure: Procedure.Any): Layout => {
   interface Item { readonly id: string; readonly real: boolean; readonly width: number; layer: number; order: number; x: number }
   const items = new Map<string, Item>()
   const layers: Array<Array<Item>> = Array.from({ length: layerCount }, () => [])
-  const widthOf = (n: string) => Math.max(96, Math.ceil(n.length * CHAR_W) + 36)
+  const widthOf = (n: string) => {
+    // a child state's label ("child name@version", in the small font) may be wider than its name
+    const child = childOf(procedure.states[n])
+    return Math.max(96, Math.ceil(n.length * CHAR_W) + 36, child === undefined ? 0 : Math.ceil(`child ${child}`.length * 5.4) + 24)
+  }
   for (const n of topo) {
     const item: Item = { id: n, real: true, width: widthOf(n), layer: layerOf.get(n)!, order: 0, x: 0 }
     items.set(n, item)
@@ -229,7 +239,8 @@ export const layout = (procedure: Procedure.Any): Layout => {
       y: yOf(it.layer),
       width: it.width,
       height: NODE_H,
-      anyTarget: anyTarget.has(it.id)
+      anyTarget: anyTarget.has(it.id),
+      child: childOf(procedure.states[it.id])
     })
   }
 
@@ -375,7 +386,7 @@ export const toSvg = (procedure: Procedure.Any, options?: SvgOptions): string =>
     const inner = n.kind === "final"
       ? `<rect x="${n.x + 3}" y="${n.y + 3}" width="${n.width - 6}" height="${n.height - 6}" rx="${r - 3}" style="fill:none"/>`
       : ""
-    const kind = n.kind + (n.anyTarget ? " → any" : "")
+    const kind = n.child !== undefined ? `child ${n.child}` : n.kind + (n.anyTarget ? " → any" : "")
     parts.push(
       `<g class="${cls.join(" ")}" data-state="${esc(n.name)}"><rect x="${n.x}" y="${n.y}" width="${n.width}" height="${n.height}" rx="${r}"/>${inner}` +
         `<text x="${n.x + n.width / 2}" y="${n.y + 16}">${esc(n.name)}</text>` +
