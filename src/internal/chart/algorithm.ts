@@ -11,7 +11,7 @@
  */
 import { Data } from "effect"
 import type { Chart, ChartState, ChartTransition } from "./model.js"
-import { matchesEvent } from "./model.js"
+import { ChartError, matchesEvent } from "./model.js"
 
 /** Plain, serialisable state of a chart: active state ids and history values, both in document order. */
 export interface Snapshot {
@@ -68,7 +68,9 @@ const isAtomic = (s: ChartState<unknown, unknown>) => s.kind === "atomic" || s.k
 const toIndices = <A>(chart: Any<A>, ids: ReadonlyArray<string>): Array<number> =>
   ids.map((id) => {
     const index = chart.byId.get(id)
-    if (index === undefined) throw new Error(`the snapshot names the state "${id}", which this chart does not have`)
+    if (index === undefined) {
+      throw new ChartError({ state: id, reason: "the snapshot names this state, which the chart does not have (was the chart changed since the snapshot was taken?)" })
+    }
     return index
   })
 
