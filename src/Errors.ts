@@ -252,13 +252,14 @@ export class DefinitionError extends Schema.TaggedError<DefinitionError>()("Defi
  * The store could not read or write. `kind` says which way it failed:
  * `Conflict` (another writer changed the execution first), `Unavailable` (busy,
  * locked, disk full), `Corrupt`, `Incompatible` (schema from a newer version),
- * `ReadOnly`, or `Unknown`.
+ * `ReadOnly`, `Locked`, `Fenced` (several runtimes share the store and this one no longer
+ * owns the execution's shard: another runtime runs it now, see docs/scale-out.md), or `Unknown`.
  *
  * @since 0.1.0
  * @category errors
  */
 export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
-  kind: Schema.Literal("Conflict", "Unavailable", "Corrupt", "Incompatible", "ReadOnly", "Locked", "Unknown"),
+  kind: Schema.Literal("Conflict", "Unavailable", "Corrupt", "Incompatible", "ReadOnly", "Locked", "Fenced", "Unknown"),
   operation: Schema.String,
   detail: Schema.String,
   cause: Schema.optional(Schema.Defect)

@@ -23,7 +23,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import Database from "better-sqlite3"
 import type { Duration, Scope } from "effect"
-import { Effect, Layer, Option } from "effect"
+import { Clock, Context, Effect, Layer, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { StoreError } from "./Errors.js"
@@ -32,6 +32,7 @@ import * as GenericBackend from "./internal/sqlGeneric.js"
 import { classify, errorMessage, storeError, toStoreError } from "./internal/sqlErrors.js"
 import * as LockWaits from "./internal/sqlBusy.js"
 import * as Files from "./internal/sqlFiles.js"
+import * as Fence from "./internal/sqlFence.js"
 import type { LockWait } from "./internal/sqlBusy.js"
 import * as Lock from "./internal/sqlLock.js"
 import type { Row, Tables } from "./internal/sqlSchema.js"
@@ -121,6 +122,8 @@ interface Internal {
   readonly lockWait: LockWait
   /** reads only: no migrations, no writer (see `SqliteOptions.readOnly`) */
   readonly readOnly?: boolean | undefined
+  /** commits fenced by shard epochs, recovery and timers limited to the shards held (`makeFenced`) */
+  readonly fence?: Fence.Fence | undefined
 }
 
 /**
@@ -170,10 +173,15 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
     ))
   }
 
+  const fence = internal.fence
+  if (fence !== undefined) {
+    yield* lockWait(Fence.checkShardCount(sql, t, fence.shards, what))
+    yield* lockWait(Fence.assignShards(sql, t, fence.shards, what))
+  }
   const backend = internal.readOnly === true
     ? undefined
     : internal.backend === undefined
-    ? GenericBackend.make(sql, t, what)
+    ? GenericBackend.make(sql, t, what, fence)
     : yield* internal.backend(t)
   const writer: Writer.Writer = backend === undefined
     ? { submit: (op) => Effect.fail(readOnlyWrite(op._tag, what)) }
@@ -220,6 +228,9 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
         return Effect.fail(corrupt(operation, error))
       }
     })
+  // a fenced store recovers and fires the timers of the executions of its shards only
+  const heldShards = (): ReadonlyArray<number> | undefined => fence === undefined ? undefined : [...fence.epochs.keys()]
+  const inHeld = (held: ReadonlyArray<number> | undefined) => held === undefined ? sql`` : sql`AND ${sql.in("shard", held)}`
   const getDecode = (rows: ReadonlyArray<Row>) => Option.map(Option.fromNullable(rows[0]), rowToSnapshot)
   const inboxDecode = (rows: ReadonlyArray<Row>) => rows.map(rowToInbox)
   const manyDecode = (rows: ReadonlyArray<Row>): ReadonlyArray<Snapshot> => rows.map(rowToSnapshot)
@@ -295,25 +306,33 @@ const makeWith = Effect.fnUntraced(function*(options: Options, internal: Interna
         sql<Row>`SELECT * FROM ${sql(t.compensations)} WHERE execution_id = ${executionId} ORDER BY at, step_seq DESC`,
         (rows) => rows.map(rowToCompensation)
       ),
-    active: () =>
-      read(
-        "active",
-        sql<Row>`SELECT execution_id FROM ${E} e WHERE status IN ('running', 'compensating')
-          OR (status = 'waiting' AND EXISTS (SELECT 1 FROM ${sql(t.inbox)} i WHERE i.execution_id = e.execution_id))
-          ORDER BY started_at, execution_id`,
-        (rows) => rows.map((r) => String(r.execution_id))
-      ),
-    dueTimers: ({ after, limit, until }) =>
-      read(
-        "dueTimers",
-        after === undefined
-          ? sql<Row>`SELECT execution_id, timer_due_at FROM ${E} WHERE status = 'waiting' AND timer_due_at <= ${until}
-              ORDER BY timer_due_at, execution_id LIMIT ${Math.max(0, Math.floor(limit))}`
-          : sql<Row>`SELECT execution_id, timer_due_at FROM ${E} WHERE status = 'waiting' AND timer_due_at <= ${until}
-              AND (timer_due_at > ${after.dueAt} OR (timer_due_at = ${after.dueAt} AND execution_id > ${after.id}))
-              ORDER BY timer_due_at, execution_id LIMIT ${Math.max(0, Math.floor(limit))}`,
-        (rows) => rows.map((r) => ({ id: String(r.execution_id), dueAt: Number(r.timer_due_at) }))
-      ),
+    active: () => {
+      const held = heldShards()
+      return held === undefined || held.length > 0
+        ? read(
+          "active",
+          sql<Row>`SELECT execution_id FROM ${E} e WHERE (status IN ('running', 'compensating')
+            OR (status = 'waiting' AND EXISTS (SELECT 1 FROM ${sql(t.inbox)} i WHERE i.execution_id = e.execution_id)))
+            ${inHeld(held)} ORDER BY started_at, execution_id`,
+          (rows) => rows.map((r) => String(r.execution_id))
+        )
+        : Effect.succeed([])
+    },
+    dueTimers: ({ after, limit, until }) => {
+      const held = heldShards()
+      return held === undefined || held.length > 0
+        ? read(
+          "dueTimers",
+          after === undefined
+            ? sql<Row>`SELECT execution_id, timer_due_at FROM ${E} WHERE status = 'waiting' AND timer_due_at <= ${until}
+                ${inHeld(held)} ORDER BY timer_due_at, execution_id LIMIT ${Math.max(0, Math.floor(limit))}`
+            : sql<Row>`SELECT execution_id, timer_due_at FROM ${E} WHERE status = 'waiting' AND timer_due_at <= ${until}
+                AND (timer_due_at > ${after.dueAt} OR (timer_due_at = ${after.dueAt} AND execution_id > ${after.id}))
+                ${inHeld(held)} ORDER BY timer_due_at, execution_id LIMIT ${Math.max(0, Math.floor(limit))}`,
+          (rows) => rows.map((r) => ({ id: String(r.execution_id), dueAt: Number(r.timer_due_at) }))
+        )
+        : Effect.succeed([])
+    },
     prune: ({ before, keepLast }) => {
       if (internal.readOnly === true) return Effect.fail(readOnlyWrite("prune", what))
       const T = sql(t.transitions)
@@ -402,6 +421,105 @@ const checkSchemaVersion = (sql: SqlClient.SqlClient, t: Tables, what: string) =
  */
 export const layer = (options?: Options): Layer.Layer<Store, StoreError, SqlClient.SqlClient> =>
   Layer.scoped(Store, make(options))
+
+/**
+ * Options of a fenced store: several runtimes share one database (Postgres), each running
+ * the executions of the shards it holds (see docs/scale-out.md).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FencedOptions extends Options {
+  /**
+   * How many shards executions are spread over (by a hash of their id). Every runtime on the
+   * database must use the same count (the first fenced store records it; another count fails
+   * with `Incompatible`), and @effect/cluster's `shardsPerGroup` must equal it.
+   */
+  readonly shards: number
+}
+
+/**
+ * The shards of a fenced store. A store commits an execution only while it holds the
+ * execution's shard, with the shard's epoch checked in the same statement as the row
+ * version: once another store has claimed the shard, this one's commits fail with a
+ * `Fenced` `StoreError` and write nothing. Recovery (`active`) and timers (`dueTimers`)
+ * see only the executions of the shards held.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ShardsService {
+  readonly count: number
+  /** the shard of an execution, 1..count (the shard @effect/cluster gives an entity of that id) */
+  readonly shardOf: (executionId: string) => number
+  /**
+   * Takes the shard for `owner` (a name for operators): bumps its epoch, which fences out
+   * whoever held it before, and returns the new epoch. Claim a shard only once the cluster
+   * has given it to this runtime.
+   */
+  readonly claim: (shard: number, owner: string) => Effect.Effect<number, StoreError>
+  /** Gives the shard up: this store refuses its executions' commits from now on (`Fenced`). */
+  readonly release: (shard: number) => Effect.Effect<void>
+  /** the shards held, and the epoch each was claimed at */
+  readonly held: Effect.Effect<ReadonlyMap<number, number>>
+}
+
+/**
+ * The shards of the fenced store in context.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Shards extends Context.Tag("proctor/SqlStore/Shards")<Shards, ShardsService>() {}
+
+/**
+ * Builds a fenced store on the `SqlClient` in context: the store of `make`, whose commits are
+ * fenced by shard (see `ShardsService`). It holds no shard until one is claimed.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeFenced = (
+  options: FencedOptions
+): Effect.Effect<{ readonly store: StoreService; readonly shards: ShardsService }, StoreError, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const what = "the SQL database"
+    const count = Math.floor(options.shards)
+    if (!(count >= 1)) {
+      return yield* new StoreError({ kind: "Unknown", operation: "open", detail: `shards must be a whole number of at least 1, got ${options.shards}` })
+    }
+    const fence: Fence.Fence = { shards: count, epochs: new Map() }
+    const store = yield* makeWith(options, { what, lockWait: LockWaits.make(what, defaultBusyTimeout), fence })
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const t = tables(options.prefix ?? "proctor")
+    const shardOf = (id: string) => Fence.shardOf(id, count)
+    return {
+      store,
+      shards: Shards.of({
+        count,
+        shardOf,
+        claim: (shard, owner) =>
+          Clock.currentTimeMillis.pipe(
+            Effect.flatMap((now) => Fence.claim(sql, t, shard, owner, now)),
+            Effect.tap((epoch) => Effect.sync(() => fence.epochs.set(shard, epoch))),
+            Effect.mapError(toStoreError("claim", what)),
+            Effect.withTracerEnabled(false)
+          ),
+        release: (shard) => Effect.sync(() => void fence.epochs.delete(shard)),
+        held: Effect.sync(() => new Map(fence.epochs))
+      })
+    }
+  })
+
+/**
+ * A fenced store and its shards as a layer, on the `SqlClient` the app provides. `Cluster.layer`
+ * builds one; use it directly only to drive the shards yourself.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFenced = (options: FencedOptions): Layer.Layer<Store | Shards, StoreError, SqlClient.SqlClient> =>
+  Layer.scopedContext(Effect.map(makeFenced(options), ({ shards, store }) => Context.make(Store, store).pipe(Context.add(Shards, shards))))
 
 /**
  * Builds the SQLite store on a file (see `layerSqlite`).

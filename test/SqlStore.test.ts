@@ -166,6 +166,7 @@ describe("SqlStore.layerSqlite", () => {
         "proctor_executions",
         "proctor_inbox",
         "proctor_migrations",
+        "proctor_shards",
         "proctor_transitions"
       ])
       assert.strictEqual(inspect(file, (db) => db.pragma("journal_mode", { simple: true })), "wal")
@@ -335,7 +336,7 @@ describe("SqlStore: bad files", () => {
       assert.include(error.detail, "999")
       assert.include(error.detail, "Upgrade proctor")
       const ids = inspect(file, (db) => db.prepare("SELECT migration_id FROM proctor_migrations ORDER BY 1").pluck().all())
-      assert.deepStrictEqual(ids, [1, 2, 3, 999])
+      assert.deepStrictEqual(ids, [1, 2, 3, 4, 999])
     }))
 
   it.scoped("a database that cannot be written fails with ReadOnly, naming the file", () =>

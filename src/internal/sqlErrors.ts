@@ -70,6 +70,7 @@ const advice: Record<Kind, string> = {
   ReadOnly: "The database cannot be written. Check the permissions of the file, its -wal/-shm files and its folder, " +
     "and that the filesystem is not mounted read-only.",
   Locked: "Another process uses this database. Stop it first, or give this process another file.",
+  Fenced: "Another runtime owns this execution's shard now; this one must not write it.",
   Unknown: "This is likely a bug in proctor or a damaged row; report it with the detail above."
 }
 

@@ -11,6 +11,8 @@ import { StoreError as StoreErrorClass } from "../Errors.js"
 import { conflict, discardedEvents, ended } from "../Store.js"
 import type { CompensationRecord } from "../Store.js"
 import { classify, isEnvironmental, storeError } from "./sqlErrors.js"
+import type { Fence } from "./sqlFence.js"
+import { currentEpoch, fenced, notHeld, shardOf } from "./sqlFence.js"
 import type { Row, Tables } from "./sqlSchema.js"
 import { compensationParams, errorColumns, errorParams, executionColumns, rowToInbox, rowToSnapshot, snapshotParams, transitionColumns, transitionParams } from "./sqlSchema.js"
 import type { Backend, Op, OpResult } from "./sqlWriter.js"
@@ -34,9 +36,13 @@ const record = <K extends string>(columns: ReadonlyArray<K>, values: ReadonlyArr
   return out
 }
 
-export const make = (client: SqlClient.SqlClient, t: Tables, what: string): Backend => {
+/** With a `fence`, each commit is fenced by its shard's epoch (`sqlFence.ts`) and each new row records its shard. */
+export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence?: Fence): Backend => {
   const sql = client.withoutTransforms()
   const E = sql(t.executions)
+  // the shard row stays share-locked until the batch commits, so a runtime taking the shard
+  // waits for it, and a commit after the take sees the new epoch (SQLite writes one at a time)
+  const forShare = sql.literal(sql.onDialectOrElse({ pg: () => "FOR SHARE", orElse: () => "" }))
 
   const insertChunked = (table: string, rows: ReadonlyArray<Record<string, unknown>>) =>
     Effect.forEach(
@@ -79,10 +85,22 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string): Back
       case "Commit": {
         const c = op.commit
         const values = record(executionColumns, snapshotParams(c.snapshot))
+        const shard = fence === undefined ? 0 : shardOf(c.snapshot.id, fence.shards)
+        const epoch = fence?.epochs.get(shard)
+        if (fence !== undefined && epoch === undefined) return Effect.succeed(fail(notHeld(c.snapshot.id, shard)))
         return Effect.gen(function*() {
-          const updated = yield* sql`UPDATE ${E} SET ${sql.update(values, ["execution_id"])}
-            WHERE execution_id = ${c.snapshot.id} AND row_version = ${c.expectedVersion} RETURNING execution_id`
+          const updated = yield* (epoch === undefined
+            ? sql`UPDATE ${E} SET ${sql.update(values, ["execution_id"])}
+                WHERE execution_id = ${c.snapshot.id} AND row_version = ${c.expectedVersion} RETURNING execution_id`
+            : sql`UPDATE ${E} SET ${sql.update(values, ["execution_id"])}
+                WHERE execution_id = ${c.snapshot.id} AND row_version = ${c.expectedVersion}
+                AND EXISTS (SELECT 1 FROM ${sql(t.shards)} WHERE shard = ${shard} AND epoch = ${epoch} ${forShare})
+                RETURNING execution_id`)
           if (updated.length === 0) {
+            if (epoch !== undefined) {
+              const current = yield* currentEpoch(sql, t, shard)
+              if (current === undefined || Number(current.epoch) !== epoch) return fail(fenced(c.snapshot.id, shard, epoch, current))
+            }
             const current = yield* sql<Row>`SELECT row_version FROM ${E} WHERE execution_id = ${c.snapshot.id}`
             const actual = current[0] === undefined ? undefined : Number(current[0].row_version)
             return fail(conflict("commit", c.snapshot.id, c.expectedVersion, actual))
@@ -104,8 +122,9 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string): Back
       case "Create": {
         const s = op.snapshot
         return Effect.gen(function*() {
-          const inserted = yield* sql`INSERT INTO ${E} ${sql.insert(record(executionColumns, snapshotParams(s)))}
-            ON CONFLICT DO NOTHING RETURNING execution_id`
+          const row: Record<string, unknown> = record(executionColumns, snapshotParams(s))
+          if (fence !== undefined) row.shard = shardOf(s.id, fence.shards)
+          const inserted = yield* sql`INSERT INTO ${E} ${sql.insert(row)} ON CONFLICT DO NOTHING RETURNING execution_id`
           if (inserted.length > 0) {
             p.transitions.push(op.transition)
             return succeed({ created: true, snapshot: s })

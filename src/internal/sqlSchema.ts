@@ -17,6 +17,8 @@ export interface Tables {
   readonly errors: string
   readonly inbox: string
   readonly compensations: string
+  /** the fencing epochs of the shards, when several runtimes share the store (migration 4) */
+  readonly shards: string
   readonly migrations: string
 }
 
@@ -27,6 +29,7 @@ export const tables = (prefix: string): Tables => ({
   errors: `${prefix}_errors`,
   inbox: `${prefix}_inbox`,
   compensations: `${prefix}_compensations`,
+  shards: `${prefix}_shards`,
   migrations: `${prefix}_migrations`
 })
 
@@ -68,7 +71,7 @@ export const transitionColumns = ["execution_id", "seq", "from_state", "to_state
 export const errorColumns = ["execution_id", "state", "attempt", "tag", "message", "transient", "at"] as const
 
 /** The highest migration id this version knows; a database with a higher one was written by a newer version. */
-export const latestMigration = 3
+export const latestMigration = 4
 
 /**
  * The migrations, keyed `<id>_<name>` for `Migrator.fromRecord`. SQLite and Postgres get
@@ -100,6 +103,24 @@ export const migrations = (t: Tables): Migrator.Loader =>
     "0003_transition_reason": Effect.gen(function*() {
       const sql = (yield* SqlClient.SqlClient).withoutTransforms()
       yield* sql.unsafe(`ALTER TABLE ${t.transitions} ADD COLUMN reason TEXT`)
+    }),
+    // several runtimes on one store (docs/scale-out.md): each execution's shard (a hash of its
+    // id; NULL where no fenced store wrote the row) and each shard's fencing epoch, which a
+    // runtime bumps when it takes the shard. The index is partial so that a store that does not
+    // fence (the embedded SQLite default) never writes to it.
+    "0004_shards": Effect.gen(function*() {
+      const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+      const millis = sql.onDialectOrElse({ pg: () => "BIGINT", orElse: () => "INTEGER" })
+      yield* sql.unsafe(`ALTER TABLE ${t.executions} ADD COLUMN shard INTEGER`)
+      yield* sql.unsafe(
+        `CREATE INDEX ${t.executions}_shard ON ${t.executions} (shard, status) WHERE shard IS NOT NULL`
+      )
+      yield* sql.unsafe(`CREATE TABLE ${t.shards} (
+        shard INTEGER PRIMARY KEY NOT NULL,
+        epoch ${millis} NOT NULL,
+        owner TEXT,
+        claimed_at ${millis}
+      )`)
     })
   })
 

@@ -90,6 +90,11 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
         yield* Deferred.failCause(handle.current, error instanceof StoreError ? Cause.fail(error) : Cause.die(error))
         handle.current = undefined
       }
+      if (error instanceof StoreError && error.kind === "Fenced") {
+        // another runtime owns the execution now (docs/scale-out.md): drop it here, never retry
+        yield* Effect.logWarning(`Execution ${handle.id}: stopped here, another runtime owns it: ${error.detail}`)
+        return yield* Effect.zipRight(drainMailbox(handle, error), endActivation(handle))
+      }
       if (StoreHealth.isOutage(error)) {
         return yield* counts.closed ? Effect.zipRight(drainMailbox(handle, shuttingDown), endActivation(handle)) : waitForStore(handle, error)
       }

@@ -1,0 +1,96 @@
+/**
+ * Fencing, for several runtimes sharing one SQL store (docs/scale-out.md). Executions are
+ * spread over N shards by a hash of their id (the hash @effect/cluster uses for an entity's
+ * shard). A runtime takes a shard by bumping the shard's epoch in `<prefix>_shards` (a
+ * fencing token, as Temporal's shard `range_id`), and commits an execution only with the
+ * epoch it holds for the execution's shard, checked in the same UPDATE as the row version:
+ * once another runtime has taken the shard, the commits of the one that lost it (paused
+ * past its lease, partitioned) are refused with a `Fenced` `StoreError`.
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import { Effect, Hash } from "effect"
+import { StoreError } from "../Errors.js"
+import type { Row, Tables } from "./sqlSchema.js"
+import { storeError, toStoreError } from "./sqlErrors.js"
+
+/** The shard of an execution, 1..shards: the same as @effect/cluster's `getShardId` for an entity of that id. */
+export const shardOf = (executionId: string, shards: number): number => Math.abs(Hash.string(executionId) % shards) + 1
+
+/** The shards this process holds, and the epoch it took each at. */
+export interface Fence {
+  readonly shards: number
+  readonly epochs: Map<number, number>
+}
+
+/** A commit of an execution whose shard this process does not hold (never took it, or gave it up). */
+export const notHeld = (executionId: string, shard: number) =>
+  new StoreError({
+    kind: "Fenced",
+    operation: "commit",
+    detail: `execution ${executionId} is in shard ${shard}, which this runtime does not own: ` +
+      `the runtime that owns the shard runs it. Send commands to that one, or through the cluster.`
+  })
+
+/** A commit refused because another runtime took the shard after this one did. */
+export const fenced = (executionId: string, shard: number, held: number, current: Row | undefined) =>
+  new StoreError({
+    kind: "Fenced",
+    operation: "commit",
+    detail: `execution ${executionId} is in shard ${shard}, which ${
+      current?.owner == null ? "another runtime" : `runtime ${String(current.owner)}`
+    } took over (epoch ${current === undefined ? "?" : String(current.epoch)}, this runtime held epoch ${held}): ` +
+      `this runtime lost the shard (paused or cut off past its lease) and must not write it. ` +
+      `Nothing was written; the execution carries on in the runtime that owns the shard.`
+  })
+
+/** `row` in the `Fenced` error: the shard's current epoch and owner */
+export const currentEpoch = (sql: SqlClient.SqlClient, t: Tables, shard: number) =>
+  Effect.map(sql<Row>`SELECT epoch, owner FROM ${sql(t.shards)} WHERE shard = ${shard}`, (rows) => rows[0])
+
+/** The shard row that holds the shard count the store's executions are spread over. */
+const countRow = 0
+
+/**
+ * Checks (and on a new database records) how many shards the executions are spread over:
+ * a stored execution's shard is computed with that count, so every runtime must use it.
+ */
+export const checkShardCount = (sql: SqlClient.SqlClient, t: Tables, shards: number, what: string) =>
+  Effect.gen(function*() {
+    yield* sql`INSERT INTO ${sql(t.shards)} (shard, epoch, owner) VALUES (${countRow}, ${shards}, 'shard count')
+      ON CONFLICT (shard) DO NOTHING`
+    const rows = yield* sql<Row>`SELECT epoch FROM ${sql(t.shards)} WHERE shard = ${countRow}`
+    const stored = Number(rows[0]?.epoch)
+    if (stored !== shards) {
+      return yield* new StoreError({
+        kind: "Incompatible",
+        operation: "open",
+        detail: `${what} spreads its executions over ${stored} shards; this store was opened with shards: ${shards}. ` +
+          `Every runtime on one database must use the same count: open it with shards: ${stored}.`
+      })
+    }
+  }).pipe(Effect.mapError((error) => error instanceof StoreError ? error : storeError("open", error, what)))
+
+/** Gives each execution no fenced store wrote (an older or unfenced store's rows) its shard. */
+export const assignShards = (sql: SqlClient.SqlClient, t: Tables, shards: number, what: string) =>
+  Effect.gen(function*() {
+    while (true) {
+      const rows = yield* sql<Row>`SELECT execution_id FROM ${sql(t.executions)} WHERE shard IS NULL LIMIT 1000`
+      if (rows.length === 0) return
+      yield* sql.withTransaction(Effect.forEach(rows, (row) => {
+        const id = String(row.execution_id)
+        return sql`UPDATE ${sql(t.executions)} SET shard = ${shardOf(id, shards)} WHERE execution_id = ${id}`
+      }, { discard: true }))
+    }
+  }).pipe(Effect.mapError(toStoreError("open", what)))
+
+/**
+ * Takes a shard for `owner`: bumps its epoch, which refuses from now on the commits of
+ * whoever held it before, and returns the new epoch.
+ */
+export const claim = (sql: SqlClient.SqlClient, t: Tables, shard: number, owner: string, now: number) =>
+  Effect.map(
+    sql<Row>`INSERT INTO ${sql(t.shards)} (shard, epoch, owner, claimed_at) VALUES (${shard}, 1, ${owner}, ${now})
+      ON CONFLICT (shard) DO UPDATE SET epoch = ${sql(t.shards)}.epoch + 1, owner = ${owner}, claimed_at = ${now}
+      RETURNING epoch`,
+    (rows) => Number(rows[0]!.epoch)
+  )
