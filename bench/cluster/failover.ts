@@ -10,6 +10,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as path from "node:path"
+import * as readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import type { Options } from "./runner.js"
 
@@ -29,21 +30,11 @@ const start = (port: number, options: Options): Runner => {
     stdio: ["ignore", "pipe", "inherit"]
   })
   const runner: Runner = { child, held: 0, waiters: new Set() }
-  let buffer = ""
-  child.stdout!.on("data", (chunk: Buffer) => {
-    buffer += chunk.toString()
-    let nl: number
-    while ((nl = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, nl)
-      buffer = buffer.slice(nl + 1)
-      // the cluster's own log lines share stdout
-      if (!line.startsWith("{\"port\"")) {
-        process.stderr.write(`${line}\n`)
-        continue
-      }
-      runner.held = (JSON.parse(line) as { held: number }).held
-      for (const w of runner.waiters) w()
-    }
+  readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+    // the cluster's own log lines share stdout
+    if (!line.startsWith("{\"port\"")) return void process.stderr.write(`${line}\n`)
+    runner.held = (JSON.parse(line) as { held: number }).held
+    for (const w of runner.waiters) w()
   })
   return runner
 }

@@ -24,6 +24,7 @@ import { checkRetries, handlerOf, stateOf, validate } from "../Procedure.js"
 import type { RuntimeService } from "../Runtime.js"
 import type { HistoryOptions, StoreService } from "../Store.js"
 import * as Actor from "./actor.js"
+import { ClusterHooks } from "./clusterHooks.js"
 import * as Background from "./background.js"
 import * as Child from "./child.js"
 import * as Children from "./children.js"
@@ -478,6 +479,11 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     Effect.catchTag("ValidationError", (e) => Effect.die(e))
   )
 
+  // several runtimes on one store: Cluster.layer's ownership loop wakes the executions of the shards it gains
+  const hooks = yield* Effect.serviceOption(ClusterHooks)
+  if (Option.isSome(hooks)) {
+    hooks.value.current = { activate: (id) => activate(id), inMemory: (id) => handles.has(id), wakeTimers: () => Deferred.unsafeDone(timerPoll.wake, Exit.void), horizon }
+  }
   if (options.recover ?? true) yield* supervisor.recover
 
   const service: RuntimeService = {

@@ -1,0 +1,178 @@
+/**
+ * Several runtimes on one Postgres (docs/scale-out.md): `Cluster.layer` runs the runtime as a
+ * runner of @effect/cluster. The cluster assigns the shards to the runners and keeps a lease
+ * on each in the database; the runner claims in Proctor's store the shards it is given
+ * (bumping each one's fencing epoch), runs their executions, and stops committing those of
+ * a shard it lost. When a runner dies, its shards, and their executions, move to the others
+ * once its lease has expired.
+ *
+ * @example
+ * ```ts
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Layer, Redacted } from "effect"
+ * import * as Cluster from "proctor/Cluster"
+ *
+ * const app = Cluster.layer({
+ *   procedures: [],
+ *   runner: { host: "10.0.0.5", port: 34431 }
+ * }).pipe(Layer.provide(PgClient.layer({ url: Redacted.make(process.env.DATABASE_URL!) })))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as MessageStorage from "@effect/cluster/MessageStorage"
+import { RunnerAddress } from "@effect/cluster/RunnerAddress"
+import * as RunnerHealth from "@effect/cluster/RunnerHealth"
+import * as Runners from "@effect/cluster/Runners"
+import * as Sharding from "@effect/cluster/Sharding"
+import * as ShardingConfig from "@effect/cluster/ShardingConfig"
+import * as ShardId from "@effect/cluster/ShardId"
+import * as SocketRunner from "@effect/cluster/SocketRunner"
+import * as SqlRunnerStorage from "@effect/cluster/SqlRunnerStorage"
+import { layerClientProtocol, layerSocketServer } from "@effect/platform-node/NodeClusterSocket"
+import type { SocketServerError } from "@effect/platform/SocketServer"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import { Clock, Duration, Effect, Layer, Option } from "effect"
+import type { DefinitionError, StoreError } from "./Errors.js"
+import { ClusterHooks } from "./internal/clusterHooks.js"
+import type { Holder } from "./internal/clusterHooks.js"
+import type * as Procedure from "./Procedure.js"
+import * as Runtime from "./Runtime.js"
+import * as SqlStore from "./SqlStore.js"
+import { Store } from "./Store.js"
+
+/**
+ * Options of `Cluster.layer`: the runtime's options, and how this runner joins the cluster.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<Ps extends ReadonlyArray<Procedure.Any>> extends Runtime.Options {
+  readonly procedures: Ps
+  /** the address the other runners reach this one at (and it listens on, unless `listenHost` says otherwise) */
+  readonly runner: { readonly host: string; readonly port: number; readonly listenHost?: string | undefined }
+  /**
+   * How many shards executions are spread over; the same on every runner, fixed for the database.
+   * @default 300
+   */
+  readonly shards?: number | undefined
+  /**
+   * How long a runner's hold on its shards lasts without a refresh: a runner that dies or
+   * stops loses its shards this long after its last refresh. Refreshes come every third of it.
+   * @default "10 seconds"
+   */
+  readonly lease?: Duration.DurationInput | undefined
+  /**
+   * How often the runner looks in the store for executions of its shards that no actor runs
+   * (started, or sent an event, on another runner).
+   * @default "1 second"
+   */
+  readonly scan?: Duration.DurationInput | undefined
+  /** the store's options (`prefix`, `maxBatchSize`, `queueCapacity`); the cluster's tables are `<prefix>_cluster_*` */
+  readonly store?: SqlStore.Options | undefined
+}
+
+/** How often the ownership loop compares the shards the cluster gave this runner with those it holds. */
+const pollMillis = 200
+
+/**
+ * The runtime as a runner of a cluster on the `SqlClient` the app provides (Postgres). Every
+ * runner of one database runs this layer with the same procedures, `shards` and `store.prefix`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <const Ps extends ReadonlyArray<Procedure.Any>>(
+  options: Options<Ps>
+): Layer.Layer<
+  Runtime.Runtime | Store | SqlStore.Shards,
+  DefinitionError | StoreError | SocketServerError,
+  SqlClient.SqlClient | Procedure.Services<Ps[number]>
+> => {
+  const shards = Math.floor(options.shards ?? 300)
+  const prefix = options.store?.prefix ?? "proctor"
+  const lease = Duration.decode(options.lease ?? "10 seconds")
+  const third = Duration.unsafeDivide(lease, 3)
+  const config: ShardingConfig.ShardingConfig["Type"] = {
+    ...ShardingConfig.defaults,
+    runnerAddress: Option.some(RunnerAddress.make({ host: options.runner.host, port: options.runner.port })),
+    runnerListenAddress: options.runner.listenHost === undefined
+      ? Option.none()
+      : Option.some(RunnerAddress.make({ host: options.runner.listenHost, port: options.runner.port })),
+    shardsPerGroup: shards,
+    // a lease that expires, not a session advisory lock: a paused runner's shards move too (docs/scale-out.md)
+    shardLockDisableAdvisory: true,
+    shardLockExpiration: lease,
+    shardLockRefreshInterval: third,
+    refreshAssignmentsInterval: Duration.min(third, Duration.seconds(3)),
+    runnerHealthCheckInterval: lease
+  }
+  const sharding = SocketRunner.layer.pipe(
+    Layer.provide([layerSocketServer, layerClientProtocol]),
+    Layer.provide(RunnerHealth.layerPing.pipe(Layer.provide(Runners.layerRpc), Layer.provide(layerClientProtocol))),
+    Layer.provide(MessageStorage.layerNoop),
+    Layer.provide(Layer.orDie(SqlRunnerStorage.layerWith({ prefix: `${prefix}_cluster` }))),
+    Layer.provide(ShardingConfig.layer(config)),
+    Layer.provide(RpcSerialization.layerMsgPack)
+  )
+  const store = SqlStore.layerFenced({ ...options.store, shards })
+  const hooks = Layer.sync(ClusterHooks, (): Holder => ({ current: undefined }))
+  const owner = `${options.runner.host}:${options.runner.port}`
+  const scan = Duration.toMillis(options.scan ?? "1 second")
+  return Layer.scopedDiscard(Effect.forkScoped(ownership(shards, owner, scan))).pipe(
+    Layer.provideMerge(Runtime.layer(options)),
+    Layer.provideMerge(store),
+    Layer.provideMerge(hooks),
+    Layer.provide(sharding)
+  )
+}
+
+/**
+ * The ownership loop: claims the shards the cluster gives this runner and wakes their
+ * executions, gives up those it takes away (their commits are refused from then on, which
+ * stops their actors), and now and then wakes the executions of its shards that no actor
+ * here runs (started or sent an event on another runner).
+ */
+const ownership = (count: number, owner: string, scanMillis: number) =>
+  Effect.gen(function*() {
+    const sharding = yield* Sharding.Sharding
+    const shards = yield* SqlStore.Shards
+    const store = yield* Store
+    const hooks = (yield* ClusterHooks).current
+    if (hooks === undefined) return yield* Effect.dieMessage("Cluster.layer: the runtime did not attach its hooks")
+    const ids = Array.from({ length: count }, (_, i) => ShardId.make("default", i + 1))
+    const held = new Set<number>()
+    let lastScan = 0
+    const tick = Effect.gen(function*() {
+      const gained: Array<number> = []
+      for (let shard = 1; shard <= count; shard++) {
+        const has = sharding.hasShardId(ids[shard - 1]!)
+        if (has && !held.has(shard)) gained.push(shard)
+        else if (!has && held.has(shard)) {
+          yield* shards.release(shard)
+          held.delete(shard)
+        }
+      }
+      for (const shard of gained) {
+        yield* shards.claim(shard, owner)
+        held.add(shard)
+      }
+      const now = yield* Clock.currentTimeMillis
+      if (gained.length === 0 && now - lastScan < scanMillis) return
+      lastScan = now
+      const wake = new Set(yield* store.active())
+      if (gained.length > 0) {
+        // timers due soon in the shards gained: the timer fiber looked before they were ours
+        for (const t of yield* store.dueTimers({ until: now + hooks.horizon, limit: 100_000 })) wake.add(t.id)
+        hooks.wakeTimers()
+      }
+      for (const id of wake) if (!hooks.inMemory(id)) yield* hooks.activate(id)
+    })
+    while (true) {
+      yield* tick.pipe(
+        Effect.catchAllCause((cause) => Effect.logWarning("Cluster: could not claim or scan shards; trying again", cause))
+      )
+      yield* Effect.sleep(pollMillis)
+    }
+  })
