@@ -3,6 +3,7 @@
 // scripts/scxml-tests.mjs, once, into .cache/scxml/), and the promises the durable runtime
 // will build on: plans in SCXML order, plain snapshots, bounded loops, refused hostile input.
 import { assert, describe, it } from "@effect/vitest"
+import * as fs from "node:fs"
 import { MacrostepLimitError, planMicrostep, planStart, selectTransitions, transitionsAt } from "../src/internal/chart/algorithm.js"
 import type { PlanStep } from "../src/internal/chart/algorithm.js"
 import { ChartError, makeChart, matchesEvent } from "../src/internal/chart/model.js"
@@ -48,6 +49,13 @@ describe("SCXML conformance (SCION and W3C tests)", () => {
     }
     const passed = [...bySection.values()].reduce((n, s) => n + s.passed, 0)
     assert.deepStrictEqual(unexpected, [])
+    // docs/statecharts.md's per-section table says what this run measured
+    const documented = new Map(
+      [...fs.readFileSync("docs/statecharts.md", "utf8").matchAll(/^\| ([\w+-]+)(?: \(W3C IRP tests\))? \| (\d+) \| (\d+) \|$/gm)]
+        .map((m) => [m[1]!, { passed: Number(m[2]), total: Number(m[3]) }])
+    )
+    const table = Object.fromEntries([...bySection.keys()].map((name) => [name, documented.get(name)]))
+    assert.deepStrictEqual(table, Object.fromEntries(bySection), "the table in docs/statecharts.md is out of date")
     assert.isAtLeast(passed, minimumPasses)
     assert.strictEqual(passed + Object.keys(expectedFailures).length, tests.length)
   })
