@@ -116,7 +116,7 @@ export const layer = <const Ps extends ReadonlyArray<Procedure.Any>>(
     Layer.provide(ShardingConfig.layer(config)),
     Layer.provide(RpcSerialization.layerMsgPack)
   )
-  const store = SqlStore.layerFenced({ ...options.store, shards })
+  const store = SqlStore.layerFenced({ ...options.store, shards, idleTransactionTimeout: lease })
   const hooks = Layer.sync(ClusterHooks, (): Holder => ({ current: undefined }))
   const owner = `${options.runner.host}:${options.runner.port}`
   const scan = Duration.toMillis(options.scan ?? "1 second")

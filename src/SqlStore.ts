@@ -22,8 +22,8 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import Database from "better-sqlite3"
-import type { Duration, Scope } from "effect"
-import { Clock, Context, Effect, Layer, Option } from "effect"
+import type { Scope } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { StoreError } from "./Errors.js"
@@ -436,6 +436,13 @@ export interface FencedOptions extends Options {
    * with `Incompatible`), and @effect/cluster's `shardsPerGroup` must equal it.
    */
   readonly shards: number
+  /**
+   * Postgres: a transaction of this store that waits longer than this on the process (one
+   * paused or stuck in the middle of a group commit) is ended by Postgres, which releases its
+   * locks; otherwise they stay until the process continues, and the runtime that takes its
+   * shards waits for them. `Cluster.layer` sets it to the lease. Unset: Postgres's own setting.
+   */
+  readonly idleTransactionTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -488,7 +495,12 @@ export const makeFenced = (
     if (!(count >= 1)) {
       return yield* new StoreError({ kind: "Unknown", operation: "open", detail: `shards must be a whole number of at least 1, got ${options.shards}` })
     }
-    const fence: Fence.Fence = { shards: count, epochs: new Map() }
+    const idle = options.idleTransactionTimeout
+    const fence: Fence.Fence = {
+      shards: count,
+      epochs: new Map(),
+      idleInTransactionMillis: idle === undefined ? undefined : Duration.toMillis(idle)
+    }
     const store = yield* makeWith(options, { what, lockWait: LockWaits.make(what, defaultBusyTimeout), fence })
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const t = tables(options.prefix ?? "proctor")

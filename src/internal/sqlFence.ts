@@ -20,6 +20,8 @@ export const shardOf = (executionId: string, shards: number): number => Math.abs
 export interface Fence {
   readonly shards: number
   readonly epochs: Map<number, number>
+  /** Postgres ends a batch's transaction that waits this long on the process (one paused mid-batch) */
+  readonly idleInTransactionMillis?: number | undefined
 }
 
 /** A commit of an execution whose shard this process does not hold (never took it, or gave it up). */

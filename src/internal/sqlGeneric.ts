@@ -43,6 +43,12 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
   // the shard row stays share-locked until the batch commits, so a runtime taking the shard
   // waits for it, and a commit after the take sees the new epoch (SQLite writes one at a time)
   const forShare = sql.literal(sql.onDialectOrElse({ pg: () => "FOR SHARE", orElse: () => "" }))
+  // a process paused inside a batch's transaction would keep its locks (the shard rows', which a
+  // claim waits for) until it continues: Postgres ends such a transaction after this long
+  const idle = fence?.idleInTransactionMillis
+  const begin = idle === undefined
+    ? "BEGIN"
+    : sql.onDialectOrElse({ pg: () => `BEGIN; SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1, Math.floor(idle))}`, orElse: () => "BEGIN" })
 
   const insertChunked = (table: string, rows: ReadonlyArray<Record<string, unknown>>) =>
     Effect.forEach(
@@ -191,7 +197,7 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
     Effect.scoped(
       Effect.gen(function*() {
         const conn = yield* client.reserve
-        yield* conn.executeUnprepared("BEGIN", [], undefined)
+        yield* conn.executeUnprepared(begin, [], undefined)
         const rollback = Effect.ignore(Effect.catchAllDefect(conn.executeUnprepared("ROLLBACK", [], undefined), () => Effect.void))
         const result = yield* Effect.exit(Effect.provideService(body, SqlClient.TransactionConnection, [conn, 0] as const))
         if (Exit.isFailure(result)) {
