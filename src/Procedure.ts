@@ -30,6 +30,7 @@ export type {
 } from "./internal/states.js"
 export { defaultRetry, defaultTimeout, edges, final, handlerOf, stateOf, step, wait } from "./internal/states.js"
 export type { ChildOptions, ChildResult } from "./internal/child.js"
+export type { ChildSpec } from "./internal/states.js"
 export { child } from "./internal/child.js"
 export { checkRetries, validate } from "./internal/checks.js"
 export type { FinalDescription, HandlerDescription, StateDescription, StepDescription, WaitDescription } from "./internal/unsafe.js"

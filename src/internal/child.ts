@@ -3,15 +3,15 @@
  * its outcome as the state's result (`Procedure.child`). The state is a step whose attempt
  * starts the child (or finds it again: its id follows from the parent's id, state and
  * visit) and waits for it to end, so a retry, a `pause`/`resume` or a crash of the parent
- * joins the same child instead of starting another. The runtime supplies the operations
- * (`Children`); leaving the state otherwise than through the child's end (a cancel, a
+ * joins the same child instead of starting another. The run loop calls the runtime's
+ * `children.ts` for such a state instead of the step's `run`; leaving the state otherwise than through the child's end (a cancel, a
  * rollback, a `skip`, a timeout that gives up) cancels or rolls back the child, and a
  * child found running without its parent in that state (a crash in between) is cancelled
  * when it is loaded.
  */
 import { createHash } from "node:crypto"
 import type { Duration, Schedule, Schema } from "effect"
-import { Context, Effect } from "effect"
+import { Effect } from "effect"
 import type { ChildFailed } from "../Errors.js"
 import type { Snapshot } from "../Execution.js"
 import type { OnFailure, Step, StepArgs } from "./states.js"
@@ -69,18 +69,7 @@ export interface ChildOptions<T extends string, F extends string, C, I, C2> {
   readonly compensateTimeout?: Duration.DurationInput | undefined
 }
 
-/** What the runtime gives child states: run a child to its end. */
-export interface ChildOps {
-  readonly run: (
-    procedure: ChildProcedure<unknown, unknown>,
-    input: unknown,
-    args: StepArgs<unknown>
-  ) => Effect.Effect<ChildResult<unknown>, ChildFailed | unknown>
-}
-
-/** The runtime's child operations, in the context of every run it forks. */
-export class Children extends Context.Tag("proctor/Children")<Children, ChildOps>() {}
-
+// the run loop runs a child state through the runtime (`children.ts`), never through this
 const notInRuntime = Effect.dieMessage(
   "A Procedure.child state runs only inside a Proctor runtime (Runtime.layer): its procedure must be registered there too."
 )
@@ -98,14 +87,7 @@ export const child = <I, C2, C, const T extends string, const F extends string =
   options: ChildOptions<T, F, C, NoInfer<I>, NoInfer<C2>>
 ): Step<NoInfer<T | F>, C, ChildResult<C2>, ChildFailed, never> => {
   const childStep = step<C, ChildResult<C2>, ChildFailed, never, T, F>({
-    run: (args) =>
-      Effect.flatMap(
-        Effect.serviceOption(Children),
-        (ops) =>
-          ops._tag === "None"
-            ? notInRuntime
-            : ops.value.run(procedure as ChildProcedure<unknown, unknown>, options.input(args.context), args as StepArgs<unknown>)
-      ) as Effect.Effect<ChildResult<C2>, ChildFailed>,
+    run: () => notInRuntime,
     next: options.next,
     targets: options.targets,
     update: options.update,
@@ -115,7 +97,7 @@ export const child = <I, C2, C, const T extends string, const F extends string =
     compensate: options.compensate,
     compensateTimeout: options.compensateTimeout
   })
-  return { ...childStep, child: { name: procedure.name, version: procedure.version } }
+  return { ...childStep, child: { name: procedure.name, version: procedure.version, procedure, input: options.input } }
 }
 
 const keyPrefix = "proctor.child:"

@@ -11,9 +11,10 @@ import type { ExecutionId, Snapshot } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import type * as Procedure from "../Procedure.js"
 import type { StoreService } from "../Store.js"
-import type { ChildOps, ChildProcedure } from "./child.js"
+import type { ChildProcedure, ChildResult } from "./child.js"
 import { childId, childKey, childOf, orphaned, originOf } from "./child.js"
 import type { CommandError, CommandInput } from "./handle.js"
+import type { ChildSpec, StepArgs } from "./states.js"
 import type { StartOptions } from "./runtime.js"
 import type { Compiled } from "./transition.js"
 import { procedureKey } from "./transition.js"
@@ -48,11 +49,13 @@ export const checkRegistered = (registry: ReadonlyMap<string, Compiled>) => {
 }
 
 export const make = (deps: Deps) => {
-  const ops: ChildOps = {
-    run: (procedure, input, args) =>
+  /** Runs the child of a child state's attempt to its end (see `child.ts`). */
+  const run = (child: ChildSpec, args: StepArgs<unknown>): Effect.Effect<ChildResult<unknown>, unknown> =>
       Effect.gen(function*() {
+        const procedure = child.procedure as Procedure.Any
+        const input = child.input(args.context)
         const key = childKey(args.idempotencyKey)
-        const id = yield* deps.start(procedure as unknown as Procedure.Any, input, {
+        const id = yield* deps.start(procedure, input, {
           id: childId(key),
           idempotencyKey: key,
           parentId: args.executionId
@@ -73,7 +76,6 @@ export const make = (deps: Deps) => {
         if (Either.isLeft(context)) return yield* Effect.die(context.left)
         return { id, outcome: done.outcome ?? "succeeded", context: context.right }
       })
-  }
 
   /** Ends the child `id` as `how` says, if it still runs; what refuses (it ended, it never started) is fine. */
   const end = (id: string, how: "Cancel" | "Rollback", reason: string) =>
@@ -114,7 +116,7 @@ export const make = (deps: Deps) => {
     })
   }
 
-  return { ops, left, orphanCommand }
+  return { run, left, orphanCommand }
 }
 
 export type { ChildProcedure }

@@ -196,10 +196,12 @@ export class Run {
     this.stepAttempt = attempt
     const context = this.cached.machine.context
     const id = this.id
-    // a `run` that throws instead of returning an Effect fails the attempt (a defect)
-    const run = Effect.suspend(() =>
-      state.run({ context, executionId: id, state: stateName, attempt, idempotencyKey: `${id}/${stateName}/${s.visit}` }) as Effect.Effect<unknown, unknown>
-    )
+    // a `run` that throws instead of returning an Effect fails the attempt (a defect); a
+    // child state's attempt starts (or joins) its child through the runtime
+    const run = Effect.suspend(() => {
+      const args = { context, executionId: id, state: stateName, attempt, idempotencyKey: `${id}/${stateName}/${s.visit}` }
+      return (state.child === undefined ? state.run(args) : this.env.shared.children.run(state.child, args)) as Effect.Effect<unknown, unknown>
+    })
     return Spans.setParentAndAnnotations(
       this.self,
       this.spans,

@@ -26,7 +26,6 @@ import type { HistoryOptions, StoreService } from "../Store.js"
 import * as Actor from "./actor.js"
 import { ClusterHooks } from "./clusterHooks.js"
 import * as Background from "./background.js"
-import * as Child from "./child.js"
 import * as Children from "./children.js"
 import { versionConflict } from "./actor.js"
 import * as Deadlines from "./deadlines.js"
@@ -179,8 +178,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const attempts = yield* FiberSet.make<Exit.Exit<unknown, unknown>>()
   const forkAttempt = yield* FiberSet.runtime(attempts)<never>()
   const fibers = yield* FiberSet.make<void, StoreError>()
-  // actors run with the runtime's own context (the services its procedures need, and what
-  // child states need of the runtime), whoever wakes them
+  // child states start and await their children through the runtime's own operations
   const children = Children.make({
     store,
     registry,
@@ -189,7 +187,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     command: (id, input) => command(id, input),
     fork: (effect) => fork(effect)
   })
-  const fork = yield* FiberSet.runtime(fibers)<never>().pipe(Effect.provideService(Child.Children, children.ops))
+  const fork = yield* FiberSet.runtime(fibers)<never>()
   const counts = { closed: false, active: 0, parked: 0 }
   yield* Effect.addFinalizer(() => Effect.sync(() => void (counts.closed = true)))
   const handles = new Map<string, Handle>()

@@ -11,6 +11,7 @@ import type { StoreService } from "../Store.js"
 import type { Deadlines } from "./deadlines.js"
 import type { EventWaiters } from "./eventWaiters.js"
 import type { CommandInput, Handle } from "./handle.js"
+import type { ChildSpec, StepArgs } from "./states.js"
 import type { StoreHealth } from "./storeHealth.js"
 import type { Compiled } from "./transition.js"
 
@@ -34,6 +35,7 @@ export interface Shared {
   readonly forkAttempt: (effect: Effect.Effect<Exit.Exit<unknown, unknown>>) => Fiber.RuntimeFiber<Exit.Exit<unknown, unknown>>
   /** child procedures: ending a child its parent left, checking a loaded child's parent */
   readonly children: {
+    readonly run: (child: ChildSpec, args: StepArgs<unknown>) => Effect.Effect<unknown, unknown>
     readonly left: (parent: Snapshot, left: { readonly state: string; readonly visit: number }) => void
     readonly orphanCommand: (snapshot: Snapshot) => Effect.Effect<CommandInput | undefined, StoreError>
   }

@@ -56,10 +56,24 @@ export interface Step<T extends string, C, A, E, R> {
   readonly onFailure: OnFailure<string>
   readonly compensate: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown, R>) | undefined
   readonly compensateTimeout: Duration.Duration
-  /** a child state's procedure (`Procedure.child`): the step runs it as a child execution */
-  readonly child?: { readonly name: string; readonly version: number } | undefined
+  /** a child state (`Procedure.child`): the run starts the child instead of calling `run` */
+  readonly child?: ChildSpec | undefined
   /** @internal what `step` found wrong with its options (a NaN timeout, ...); `validate` refuses the procedure */
   readonly "~invalid"?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * What a child state runs: the child's procedure (a `Procedure.Any`) and its input from
+ * the parent's context.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ChildSpec {
+  readonly name: string
+  readonly version: number
+  readonly procedure: unknown
+  readonly input: (context: any) => unknown
 }
 
 /**
