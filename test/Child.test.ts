@@ -62,7 +62,16 @@ const StrictOrder = Procedure.make("strict-order", { version: 1, input: Order.in
   }
 })
 
-const procedures = [Payment, Order, StrictOrder] as const
+/** The same order, which stops for a person when its payment fails. */
+const HeldOrder = Procedure.make("held-order", { version: 1, input: Order.input, context: Order.context }, {
+  initial: "pay",
+  states: {
+    pay: Procedure.child(Payment, { input: (context) => ({ amount: context.amount }), next: "done", onFailure: "intervene" }),
+    done: Procedure.final()
+  }
+})
+
+const procedures = [Payment, Order, StrictOrder, HeldOrder] as const
 const layer = (store: Layer.Layer<Store.Store> = Store.layerMemory) =>
   Runtime.layer({ procedures }).pipe(Layer.provideMerge(store), Layer.provideMerge(Journal.layer))
 
@@ -205,6 +214,25 @@ describe("child procedures", () => {
       assert.strictEqual(status.cause, "cancel")
       assert.match(status.reason ?? "", /no longer waits in state "pay"/)
     }).pipe(Effect.scoped))
+
+  it.effect("retry of a child state that needs a person joins the same ended child; skip to the state starts a new one", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(HeldOrder, { amount: 13 })
+      yield* until(id, "needs_intervention")
+      const first = yield* childOf(id)
+      const before = yield* Runtime.history(first)
+      yield* Runtime.retry(id)
+      yield* until(id, "needs_intervention")
+      assert.strictEqual((yield* Runtime.list({ parentId: id })).length, 1)
+      yield* Runtime.skip(id, "pay")
+      yield* until(id, "needs_intervention")
+      const children = yield* Runtime.list({ parentId: id })
+      assert.strictEqual(children.length, 2)
+      assert.isTrue(children.some((c) => c.id === first))
+      // the retry did not run the first child again
+      assert.deepStrictEqual(yield* Runtime.history(first), before)
+      assert.deepStrictEqual(children.map((c) => c.status), ["failed", "failed"])
+    }).pipe(Effect.provide(layer())))
 
   it.effect("a runtime whose procedure runs an unregistered procedure as a child is refused at registration", () =>
     Effect.gen(function*() {
