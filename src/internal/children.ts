@@ -11,7 +11,7 @@ import type { ExecutionId, Snapshot } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import type * as Procedure from "../Procedure.js"
 import type { StoreService } from "../Store.js"
-import type { ChildProcedure, ChildResult } from "./child.js"
+import type { ChildResult } from "./child.js"
 import { childId, childKey, childOf, orphaned, originOf } from "./child.js"
 import type { CommandError, CommandInput } from "./handle.js"
 import type { ChildSpec, StepArgs } from "./states.js"
@@ -51,31 +51,31 @@ export const checkRegistered = (registry: ReadonlyMap<string, Compiled>) => {
 export const make = (deps: Deps) => {
   /** Runs the child of a child state's attempt to its end (see `child.ts`). */
   const run = (child: ChildSpec, args: StepArgs<unknown>): Effect.Effect<ChildResult<unknown>, unknown> =>
-      Effect.gen(function*() {
-        const procedure = child.procedure as Procedure.Any
-        const input = child.input(args.context)
-        const key = childKey(args.idempotencyKey)
-        const id = yield* deps.start(procedure, input, {
-          id: childId(key),
-          idempotencyKey: key,
-          parentId: args.executionId
-        })
-        const done = yield* deps.await(id)
-        if (done.status !== "succeeded") {
-          return yield* new ChildFailed({
-            executionId: args.executionId,
-            state: args.state,
-            childId: id,
-            procedure: procedure.name,
-            status: done.status,
-            error: done.error === undefined ? undefined : `${done.error.tag} in state "${done.state}"`
-          })
-        }
-        const compiled = deps.registry.get(procedureKey(procedure.name, procedure.version))!
-        const context = compiled.decodeContext(done.context)
-        if (Either.isLeft(context)) return yield* Effect.die(context.left)
-        return { id, outcome: done.outcome ?? "succeeded", context: context.right }
+    Effect.gen(function*() {
+      const procedure = child.procedure as Procedure.Any
+      const input = child.input(args.context)
+      const key = childKey(args.idempotencyKey)
+      const id = yield* deps.start(procedure, input, {
+        id: childId(key),
+        idempotencyKey: key,
+        parentId: args.executionId
       })
+      const done = yield* deps.await(id)
+      if (done.status !== "succeeded") {
+        return yield* new ChildFailed({
+          executionId: args.executionId,
+          state: args.state,
+          childId: id,
+          procedure: procedure.name,
+          status: done.status,
+          error: done.error === undefined ? undefined : `${done.error.tag} in state "${done.state}"`
+        })
+      }
+      const compiled = deps.registry.get(procedureKey(procedure.name, procedure.version))!
+      const context = compiled.decodeContext(done.context)
+      if (Either.isLeft(context)) return yield* Effect.die(context.left)
+      return { id, outcome: done.outcome ?? "succeeded", context: context.right }
+    })
 
   /** Ends the child `id` as `how` says, if it still runs; what refuses (it ended, it never started) is fine. */
   const end = (id: string, how: "Cancel" | "Rollback", reason: string) =>
@@ -119,4 +119,3 @@ export const make = (deps: Deps) => {
   return { run, left, orphanCommand }
 }
 
-export type { ChildProcedure }
