@@ -12,6 +12,10 @@ import type { AnyState, CheckTargets, State, Step } from "./internal/states.js"
 import { edges, ownRecord } from "./internal/states.js"
 import type { StateDescription } from "./internal/unsafe.js"
 import { checkFields, statesOf } from "./internal/unsafe.js"
+import type { ChartContext } from "./internal/chartState.js"
+import { chartContextOf } from "./internal/chartState.js"
+import type { FromSCXMLOptions } from "./internal/scxmlProcedure.js"
+import { scxmlParts } from "./internal/scxmlProcedure.js"
 
 // The states' model and constructors live in internal/states.ts, the registration checks
 // in internal/checks.ts; they are part of this module's surface.
@@ -33,6 +37,9 @@ export type { ChildOptions, ChildResult } from "./internal/child.js"
 export type { ChildSpec } from "./internal/states.js"
 export { child } from "./internal/child.js"
 export { checkRetries, validate } from "./internal/checks.js"
+export type { Chart, ChartContext } from "./internal/chartState.js"
+export type { FromSCXMLOptions } from "./internal/scxmlProcedure.js"
+export { ChartEvent } from "./internal/scxmlProcedure.js"
 export type { FinalDescription, HandlerDescription, StateDescription, StepDescription, WaitDescription } from "./internal/unsafe.js"
 
 /**
@@ -292,6 +299,52 @@ export const makeUnsafe = (definition: UnsafeDefinition): Any => {
   }
   return Either.getOrThrowWith(validate(procedure), (error) => error)
 }
+
+/**
+ * A procedure that runs an SCXML 1.0 document durably: the whole chart runs in one state
+ * (`chart`), whose context is the chart's session (its active configuration, history, data
+ * model and pending delayed sends); each event of `Runtime.send` (`{ _tag: "<SCXML event
+ * name>", data? }`) is one macrostep, committed with the event's consumption. Entering a
+ * top-level `<final>` ends the execution in the final state of the same id. The ECMAScript
+ * data model RUNS THE DOCUMENT'S CODE with the rights of the process: only for documents
+ * you trust. Throws a `DefinitionError` (naming the element and line) for an invalid
+ * document or one using what the runtime does not support (`<invoke>`, a `<send>` to
+ * another target than the chart itself or `#_internal`).
+ *
+ * @example
+ * ```ts
+ * import { Procedure } from "proctor"
+ *
+ * const Light = Procedure.fromSCXML(`
+ *   <scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="ecmascript" name="light">
+ *     <state id="off"><transition event="switch.on" target="on"/></state>
+ *     <state id="on"><transition event="switch.off" target="off"/><transition event="break" target="broken"/></state>
+ *     <final id="broken"/>
+ *   </scxml>`, { outcomes: { broken: "failed" } })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromSCXML = <I = Readonly<Record<string, unknown>>>(
+  xml: string,
+  options?: FromSCXMLOptions<I>
+): Procedure<string, I, ChartContext, { readonly _tag: string; readonly data?: unknown }, never> => {
+  const parts = scxmlParts(xml, options)
+  const procedure = { [TypeId]: TypeId, ...parts } as unknown as Procedure<string, I, ChartContext, { readonly _tag: string; readonly data?: unknown }, never>
+  return Either.getOrThrowWith(validate(procedure), (error) => error) as typeof procedure
+}
+
+/**
+ * The active configuration of an execution of a procedure made by `fromSCXML`: every
+ * active state of the chart, in document order (what a diagram highlights), or `undefined`
+ * when the procedure runs no chart or the context is not a chart's.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const chartConfiguration = (procedure: Any, snapshot: { readonly context?: unknown }): ReadonlyArray<string> | undefined =>
+  Object.values(procedure.states).some((s) => s._tag === "Chart") ? chartContextOf(snapshot.context)?.configuration : undefined
 
 const mermaidId = (name: string) => name.replace(/[^A-Za-z0-9_]/g, "_")
 

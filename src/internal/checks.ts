@@ -112,7 +112,8 @@ export const validate = (procedure: Any): Either.Either<Any, DefinitionError> =>
       return fail(`the state is unreachable from the initial state "${procedure.initial}"; remove it or add a transition to it`, name)
     }
   }
-  const finishing = new Set(names.filter((n) => procedure.states[n]!._tag === "Final"))
+  // a chart without a top-level <final> runs until it is cancelled, as SCXML allows
+  const finishing = new Set(names.filter((n) => procedure.states[n]!._tag === "Final" || procedure.states[n]!._tag === "Chart"))
   if (finishing.size === 0) return fail("it has no final state; add one with Procedure.final")
   let grew = true
   while (grew) {

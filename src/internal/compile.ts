@@ -84,6 +84,10 @@ export const fingerprint = (def: Procedure.Any): string => {
       }
       case "Final":
         shape.push(`final ${name} ${state.outcome}`)
+        break
+      case "Chart":
+        // the chart's states: a stored configuration names them
+        shape.push(`chart ${name} ${state.stateIds.join(",")}`)
     }
   }
   return hash(JSON.stringify(shape))

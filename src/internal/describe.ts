@@ -20,7 +20,8 @@ import * as Diagram from "./diagram.js"
  */
 export const StateInfo = Schema.Struct({
   name: Schema.String,
-  kind: Schema.Literal("step", "wait", "final"),
+  /** `chart`: the state that runs a whole SCXML chart (`Procedure.fromSCXML`) */
+  kind: Schema.Literal("step", "wait", "final", "chart"),
   /** the event tags a wait state accepts */
   accepts: Schema.Array(Schema.String),
   /** a wait state's timer */
@@ -161,7 +162,7 @@ export const describe = (procedure: Procedure.Any): ProcedureInfo => {
     const edges = Procedure.edges(state)
     const base = {
       name,
-      kind: state._tag === "Step" ? "step" as const : state._tag === "Wait" ? "wait" as const : "final" as const,
+      kind: state._tag === "Step" ? "step" as const : state._tag === "Wait" ? "wait" as const : state._tag === "Chart" ? "chart" as const : "final" as const,
       accepts: state._tag === "Wait" ? Object.keys(state.on) : [],
       edges: edges === undefined ? [] : edges.map((e) => ({ to: e.to, label: e.label })),
       anyTarget: edges === undefined

@@ -15,7 +15,7 @@ import * as Procedure from "../Procedure.js"
  */
 export interface NodeBox {
   readonly name: string
-  readonly kind: "step" | "wait" | "final"
+  readonly kind: "step" | "wait" | "final" | "chart"
   readonly layer: number
   readonly x: number
   readonly y: number
@@ -60,7 +60,7 @@ const TOP = 36
 const CHAR_W = 7.2
 
 const kindOf = (state: Procedure.AnyState): NodeBox["kind"] =>
-  state._tag === "Step" ? "step" : state._tag === "Wait" ? "wait" : "final"
+  state._tag === "Step" ? "step" : state._tag === "Wait" ? "wait" : state._tag === "Chart" ? "chart" : "final"
 
 /** A child state's procedure, `name@version`, drawn under its name. */
 export const childOf = (state: Procedure.AnyState | undefined): string | undefined =>

@@ -366,7 +366,8 @@ export class Run {
       if (s.timerDueAt <= now) return Effect.as(this.apply(transition(this.compiled, this.cached.machine, { _tag: "TimerFired" }, now)), "continue")
       if (!settings.passivate || s.timerDueAt - now <= settings.horizon) {
         const timer = this.handle.timer
-        if (timer === undefined || timer.visit !== s.visit) {
+        // a chart state's timer moves within one visit (its next delayed send)
+        if (timer === undefined || timer.visit !== s.visit || timer.deadline.at !== s.timerDueAt) {
           if (timer !== undefined) deadlines.remove(timer.deadline)
           const deadline = new WaitTimer(s.timerDueAt, this, s.visit)
           this.handle.timer = { visit: s.visit, deadline }

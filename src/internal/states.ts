@@ -6,6 +6,7 @@
 import { Duration, Schedule } from "effect"
 import type { Effect } from "effect"
 import type { TimeoutError } from "../Errors.js"
+import type { Chart } from "./chartState.js"
 
 declare const TargetsId: unique symbol
 
@@ -136,13 +137,13 @@ export interface Final {
  * @since 0.1.0
  * @category models
  */
-export type State<C, Ev> = Step<string, C, any, any, any> | Wait<string, C, Ev> | Final
+export type State<C, Ev> = Step<string, C, any, any, any> | Wait<string, C, Ev> | Final | Chart
 
 /**
  * @since 0.1.0
  * @category models
  */
-export type AnyState = Step<string, any, any, any, any> | Wait<string, any, any> | Final
+export type AnyState = Step<string, any, any, any, any> | Wait<string, any, any> | Final | Chart
 
 type Tags<Ev> = Ev extends { readonly _tag: infer K extends string } ? K : never
 
@@ -380,6 +381,8 @@ export const edges = (state: AnyState): ReadonlyArray<{ readonly to: string; rea
   switch (state._tag) {
     case "Final":
       return []
+    case "Chart":
+      return state.finals.map((to) => ({ to, label: `done (${to})` }))
     case "Wait": {
       const out = Object.entries(state.on).map(([tag, h]) => ({ to: h.goto, label: tag }))
       if (state.after !== undefined) {

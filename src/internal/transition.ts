@@ -10,6 +10,8 @@ import { eventCause, refusal } from "../Execution.js"
 import { describe, ExecutionError, InvalidTransition, ManualIntervention, ValidationError } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
 import { handlerOf, stateOf } from "../Procedure.js"
+import type { ChartContext, ChartOutcome } from "./chartState.js"
+import { chartEvent, chartTimer, enterChart } from "./chartState.js"
 import type { Compiled } from "./compile.js"
 import { maxReasonLength } from "./limits.js"
 
@@ -54,7 +56,7 @@ export const errorInfo = (error: unknown): ErrorInfo => {
 }
 
 const statusOf = (state: Procedure.AnyState): Status =>
-  state._tag === "Step" ? "running" : state._tag === "Wait" ? "waiting" : state.outcome === "failed" ? "failed" : "succeeded"
+  state._tag === "Step" ? "running" : state._tag === "Wait" || state._tag === "Chart" ? "waiting" : state.outcome === "failed" ? "failed" : "succeeded"
 
 const next = (
   machine: Machine,
@@ -132,6 +134,9 @@ const enter = (
   } = {}
 ): Output => {
   const state = stateOf(compiled.def, target)!
+  if (state._tag === "Chart") {
+    return chartStep(compiled, machine, now, cause, enterChart(state, machine.snapshot.id, context as ChartContext, now), extra.event, target)
+  }
   const encoded = extra.encoded ?? compiled.encodeContext(context)
   if (Either.isLeft(encoded)) {
     return stepFailedOrDiscard(compiled, machine, now, encoded.left, cause, extra.compensable ?? false)
@@ -151,6 +156,34 @@ const enter = (
   if (state._tag === "Wait" && state.after !== undefined) patch.timerDueAt = now + Duration.toMillis(state.after.delay)
   if (state._tag === "Final") patch.outcome = state.outcome
   return next(machine, now, cause, patch, context, extra.event)
+}
+
+/**
+ * A chart's macrostep (chartState.ts) as a transition: the chart state again with the new
+ * context and timer (`entering` it: a new visit), or the top-level final it ended in.
+ */
+const chartStep = (
+  compiled: Compiled,
+  machine: Machine,
+  now: number,
+  cause: Cause,
+  outcome: ChartOutcome,
+  event: unknown,
+  entering?: string
+): Output => {
+  if (outcome._tag === "Failed") return stepFailedOrDiscard(compiled, machine, now, outcome.error, cause, false)
+  if (outcome._tag === "Final") return enter(compiled, machine, outcome.final, now, cause, outcome.context, { event })
+  const encoded = compiled.encodeContext(outcome.context)
+  if (Either.isLeft(encoded)) return stepFailedOrDiscard(compiled, machine, now, encoded.left, cause, false)
+  const s = machine.snapshot
+  const patch: Patch = {
+    status: "waiting",
+    context: encoded.right,
+    timerDueAt: outcome.timerDueAt,
+    ...(entering === undefined ? {} : { state: entering, visit: s.seq + 1, attempt: 0, enteredAt: now, error: undefined }),
+    ...(outcome.error === undefined ? {} : { error: errorInfo(outcome.error) })
+  }
+  return next(machine, now, cause, patch, outcome.context, event)
 }
 
 /** Who an execution is, as `Runtime.start` names it. */
@@ -285,6 +318,10 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       return enter(compiled, machine, onFailure.goto, now, "failure", machine.context, { error })
     }
     case "Event": {
+      if (state._tag === "Chart" && s.status === "waiting") {
+        const outcome = chartEvent(state, s.id, machine.context as ChartContext, input.event, now)
+        return chartStep(compiled, machine, now, eventCause(input.event._tag), outcome, input.encoded)
+      }
       if (state._tag !== "Wait" || s.status !== "waiting") {
         return { _tag: "Discard", reason: { tag: "InvalidTransition", message: `state "${s.state}" is not waiting for events` } }
       }
@@ -312,6 +349,9 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       return enter(compiled, machine, handler.goto, now, eventCause(input.event._tag), context, { event: input.encoded })
     }
     case "TimerFired": {
+      if (state._tag === "Chart" && s.status === "waiting" && s.timerDueAt !== undefined && s.timerDueAt <= now) {
+        return chartStep(compiled, machine, now, "timer", chartTimer(state, s.id, machine.context as ChartContext, now), undefined)
+      }
       if (state._tag !== "Wait" || state.after === undefined || s.status !== "waiting") {
         return reject(machine, "fire the timer of", "No timer is pending.")
       }

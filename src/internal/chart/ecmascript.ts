@@ -97,7 +97,8 @@ export class EcmaDataModel {
   // no prototype: names such as "constructor" or "toString" are not variables until declared
   readonly data: Record<string, unknown> = Object.create(null)
   event: ScxmlEvent | undefined
-  private sends = 0
+  /** how many send ids were generated: a restored session goes on counting, so ids stay unique */
+  sends = 0
   private readonly system: Record<string, unknown>
   private readonly scope: object
 

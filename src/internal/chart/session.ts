@@ -24,6 +24,26 @@ export interface SessionOptions {
   readonly log?: (label: string | undefined, value: unknown) => void
   /** Loads the text of an `<invoke src>` (the parser has its own `load` for `<script src>` and `<data src>`). */
   readonly load?: (src: string) => string | undefined
+  /** The virtual clock's time at start, in milliseconds (the durable runtime starts it at the wall clock). @default 0 */
+  readonly startAt?: number
+}
+
+/**
+ * What a session without invoked children is between two calls, as plain values: what the
+ * durable runtime stores to run the same session again later (see `save` and `restore`).
+ */
+export interface SessionState {
+  readonly snapshot: Snapshot
+  readonly halted: boolean
+  readonly data: Readonly<Record<string, unknown>>
+  /** Send ids generated so far (`send.<sessionid>.<n>`). */
+  readonly sends: number
+  /** States whose late-bound `<data>` is initialised. */
+  readonly bound: ReadonlyArray<string>
+  readonly now: number
+  readonly seq: number
+  /** The events this session sent itself that are still to come, with their due time. */
+  readonly queue: ReadonlyArray<{ readonly event: ScxmlEvent; readonly due: number; readonly seq: number; readonly id: string }>
 }
 
 /** Delayed or self-sent events kept coming back past `maxEvents` in one call: a `<send>` loop. */
@@ -81,6 +101,7 @@ export class ScxmlSession {
   ) {
     this.chart = makeChart(document.chart)
     this.scheduler = parent?.session.scheduler ?? new Scheduler()
+    if (parent === undefined) this.scheduler.now = options.startAt ?? 0
     this.sessionId = parent === undefined ? options.sessionId ?? "session" : `${parent.session.sessionId}.${parent.invokeid}`
     this.scheduler.sessions.set(this.sessionId, this)
     const contentHost: Host = {
@@ -121,12 +142,20 @@ export class ScxmlSession {
     return atomicStates(this.chart, this.snapshot)
   }
 
-  /** Initialises the data model, runs top-level scripts, enters the initial configuration and completes that macrostep. */
-  start(): void {
+  /**
+   * Initialises the data model, runs top-level scripts, enters the initial configuration and
+   * completes that macrostep. `values` replace the expressions of the top-level `<data>` of
+   * the same id (as an invoke's params do), and declare the others.
+   */
+  start(values: Readonly<Record<string, unknown>> = {}): void {
     const late = this.document.binding === "late"
+    const given = this.parent?.data ?? values
+    for (const [id, value] of Object.entries(values)) {
+      if (!this.document.data.some((d) => d.id === id && d.state === undefined)) this.dm.declare(id, value)
+    }
     for (const data of this.document.data) {
-      if (data.state === undefined && this.parent !== undefined && data.id in this.parent.data) {
-        this.dm.declare(data.id, this.parent.data[data.id])
+      if (data.state === undefined && Object.hasOwn(given, data.id)) {
+        this.dm.declare(data.id, given[data.id])
       } else if (!late || data.state === undefined) this.initialise(data)
       else this.dm.declare(data.id, undefined)
     }
@@ -135,6 +164,41 @@ export class ScxmlSession {
     this.snapshot = runPlan(plan, this.host)
     this.halted = plan.halted
     this.complete()
+  }
+
+  /** Evaluates an expression in the data model (the durable runtime revives stored functions with it). */
+  evaluate(expr: Expr): unknown {
+    return this.dm.evaluate(expr)
+  }
+
+  /** What the session is between two calls; only for a session that invokes nothing. */
+  save(): SessionState {
+    if (this.invocations.size > 0) throw new Error("a session with invoked children cannot be saved")
+    const s = this.scheduler
+    return {
+      snapshot: this.snapshot,
+      halted: this.halted,
+      data: { ...this.dm.data },
+      sends: this.dm.sends,
+      bound: [...this.initialised],
+      now: s.now,
+      seq: s.seq,
+      queue: s.queue.filter((q) => q.to === this).map((q) => ({ event: q.event, due: q.due, seq: q.seq, id: q.id }))
+    }
+  }
+
+  /** Puts a new session where `save` left another one (instead of `start`). */
+  restore(state: SessionState): void {
+    this.snapshot = state.snapshot
+    this.halted = state.halted
+    for (const [id, value] of Object.entries(state.data)) this.dm.declare(id, value)
+    this.dm.sends = state.sends
+    for (const id of state.bound) this.initialised.add(id)
+    for (const id of state.snapshot.configuration) this.live.add(id)
+    const s = this.scheduler
+    s.now = state.now
+    s.seq = state.seq
+    s.queue = state.queue.map((q) => ({ ...q, to: this, from: this }))
   }
 
   /**
