@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import { Either, ParseResult, Schema } from "effect"
+import { childLabel } from "./internal/child.js"
 import { validate } from "./internal/checks.js"
 import type { AnyState, CheckTargets, State, Step } from "./internal/states.js"
 import { edges, ownRecord } from "./internal/states.js"
@@ -36,6 +37,9 @@ export { defaultRetry, defaultTimeout, edges, final, handlerOf, stateOf, step, w
 export type { ChildOptions, ChildResult } from "./internal/child.js"
 export type { ChildSpec } from "./internal/states.js"
 export { child } from "./internal/child.js"
+export type { CheckRegions, Parallel, ParallelOptions, ParallelResult, Region, RegionResult } from "./internal/parallel.js"
+export type { ParallelMode, ParallelSpec } from "./internal/states.js"
+export { parallel } from "./internal/parallel.js"
 export { checkRetries, validate } from "./internal/checks.js"
 export type { Chart, ChartContext } from "./internal/chartState.js"
 export type { FromSCXMLOptions } from "./internal/scxmlProcedure.js"
@@ -363,7 +367,7 @@ export const toMermaid = (
   for (const [name, state] of Object.entries(procedure.states)) {
     const id = mermaidId(name)
     if (id !== name) lines.push(`  state "${name}" as ${id}`)
-    if (state._tag === "Step" && state.child !== undefined) lines.push(`  ${id}: ${name} (child ${state.child.name}@${state.child.version})`)
+    if (state._tag === "Step" && state.child !== undefined) lines.push(`  ${id}: ${name} (${childLabel(state.child)})`)
     const out = edges(state)
     if (out === undefined) {
       lines.push(`  ${id} --> ${id}: next (any state)`)

@@ -14,7 +14,7 @@ import type { Duration, Schedule, Schema } from "effect"
 import { Effect } from "effect"
 import type { ChildFailed } from "../Errors.js"
 import type { Snapshot } from "../Execution.js"
-import type { OnFailure, Step, StepArgs } from "./states.js"
+import type { ChildSpec, OnFailure, Step, StepArgs } from "./states.js"
 import { step } from "./states.js"
 
 /**
@@ -100,6 +100,10 @@ export const child = <I, C2, C, const T extends string, const F extends string =
   return { ...childStep, child: { name: procedure.name, version: procedure.version, procedure, input: options.input } }
 }
 
+/** How a diagram names what a child state runs: `child payment@1`, or `parallel db, api, web`. */
+export const childLabel = (spec: ChildSpec): string =>
+  spec.parallel === undefined ? `child ${spec.name}@${spec.version}` : `parallel ${Object.keys(spec.parallel.regions).join(", ")}`
+
 const keyPrefix = "proctor.child:"
 
 /** The idempotency key of the child started by a visit of a state (its `StepArgs.idempotencyKey`). */
@@ -118,18 +122,35 @@ export const childId = (key: string) => {
 /** The id of the child a parent's visit of `state` started (whether or not it did). */
 export const childOf = (parentId: string, state: string, visit: number) => childId(childKey(`${parentId}/${state}/${visit}`))
 
+const regionPrefix = "proctor.region:"
+
+/** The idempotency key of the region `region` of a parallel state's visit (`idempotencyKey` is the visit's). */
+export const regionKey = (idempotencyKey: string, region: string) => `${regionPrefix}${idempotencyKey}/${region}`
+
+/** The id of a region's execution, started by a parent's visit of a parallel state (whether or not it was). */
+export const regionOf = (parentId: string, state: string, visit: number, region: string) =>
+  childId(regionKey(`${parentId}/${state}/${visit}`, region))
+
 /**
- * Where a child execution came from: its parent, and the state and visit that started it;
- * undefined for an execution that is not a child state's.
+ * Where a child execution came from: its parent, and the state and visit that started it
+ * (and, for a parallel state's, its region); undefined for an execution that is not a
+ * child state's or a region.
  */
-export const originOf = (snapshot: Snapshot): { readonly parentId: string; readonly state: string; readonly visit: number } | undefined => {
+export const originOf = (
+  snapshot: Snapshot
+): { readonly parentId: string; readonly state: string; readonly visit: number; readonly region?: string | undefined } | undefined => {
   const key = snapshot.idempotencyKey
   const parentId = snapshot.parentId
-  if (parentId === undefined || key === undefined || !key.startsWith(`${keyPrefix}${parentId}/`)) return undefined
-  const rest = key.slice(keyPrefix.length + parentId.length + 1)
+  if (parentId === undefined || key === undefined) return undefined
+  const prefix = key.startsWith(`${keyPrefix}${parentId}/`) ? keyPrefix : key.startsWith(`${regionPrefix}${parentId}/`) ? regionPrefix : undefined
+  if (prefix === undefined) return undefined
+  let rest = key.slice(prefix.length + parentId.length + 1)
+  // a region's name (no "/" in it) ends a region's key
+  const region = prefix === regionPrefix ? rest.slice(rest.lastIndexOf("/") + 1) : undefined
+  if (region !== undefined) rest = rest.slice(0, Math.max(0, rest.length - region.length - 1))
   const slash = rest.lastIndexOf("/")
   const visit = Number(rest.slice(slash + 1))
-  return slash <= 0 || !Number.isInteger(visit) ? undefined : { parentId, state: rest.slice(0, slash), visit }
+  return slash <= 0 || !Number.isInteger(visit) ? undefined : { parentId, state: rest.slice(0, slash), visit, region }
 }
 
 /**

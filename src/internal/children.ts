@@ -6,15 +6,17 @@
 import { Cause, Effect, Either, Option } from "effect"
 import type { Fiber } from "effect"
 import { ChildFailed, DefinitionError } from "../Errors.js"
-import type { StoreError } from "../Errors.js"
+import type { ExecutionNotFound, StoreError } from "../Errors.js"
 import type { ExecutionId, Snapshot } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import type * as Procedure from "../Procedure.js"
 import type { StoreService } from "../Store.js"
-import type { ChildResult } from "./child.js"
 import { childId, childKey, childOf, orphaned, originOf } from "./child.js"
 import type { CommandError, CommandInput } from "./handle.js"
+import { parallelOf } from "./regions.js"
+import * as Regions from "./regions.js"
 import type { ChildSpec, StepArgs } from "./states.js"
+import { stateOf } from "./states.js"
 import type { StartOptions } from "./runtime.js"
 import type { Compiled } from "./transition.js"
 import { procedureKey } from "./transition.js"
@@ -22,6 +24,10 @@ import { procedureKey } from "./transition.js"
 export interface Deps {
   readonly store: StoreService
   readonly registry: ReadonlyMap<string, Compiled>
+  /** the definition of an execution whose run is in memory (a parent in its attempt) */
+  readonly running: (id: string) => Compiled | undefined
+  readonly getSnapshot: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | StoreError>
+  readonly lookup: (snapshot: Snapshot) => Compiled | undefined
   readonly start: (procedure: Procedure.Any, input: unknown, opts?: StartOptions) => Effect.Effect<ExecutionId, unknown>
   readonly await: (id: string) => Effect.Effect<Snapshot, unknown>
   readonly command: (id: string, input: CommandInput) => Effect.Effect<Snapshot, CommandError>
@@ -32,7 +38,7 @@ export interface Deps {
 export const checkRegistered = (registry: ReadonlyMap<string, Compiled>) => {
   for (const compiled of registry.values()) {
     for (const [name, state] of Object.entries(compiled.def.states)) {
-      if (state._tag !== "Step" || state.child === undefined) continue
+      if (state._tag !== "Step" || state.child === undefined || state.child.parallel !== undefined) continue
       const { name: child, version } = state.child
       if (!registry.has(procedureKey(child, version))) {
         return Either.left(
@@ -49,9 +55,9 @@ export const checkRegistered = (registry: ReadonlyMap<string, Compiled>) => {
 }
 
 export const make = (deps: Deps) => {
-  /** Runs the child of a child state's attempt to its end (see `child.ts`). */
-  const run = (child: ChildSpec, args: StepArgs<unknown>): Effect.Effect<ChildResult<unknown>, unknown> =>
-    Effect.gen(function*() {
+  /** Runs the child of a child state's attempt to its end (see `child.ts`), or a parallel state's regions (`regions.ts`). */
+  const run = (child: ChildSpec, args: StepArgs<unknown>): Effect.Effect<unknown, unknown> =>
+    child.parallel !== undefined ? regions.run(child.parallel, args) : Effect.gen(function*() {
       const procedure = child.procedure as Procedure.Any
       const input = child.input(args.context)
       const key = childKey(args.idempotencyKey)
@@ -77,9 +83,9 @@ export const make = (deps: Deps) => {
       return { id, outcome: done.outcome ?? "succeeded", context: context.right }
     })
 
-  /** Ends the child `id` as `how` says, if it still runs; what refuses (it ended, it never started) is fine. */
-  const end = (id: string, how: "Cancel" | "Rollback", reason: string) =>
-    deps.command(id, how === "Cancel" ? { _tag: "Cancel", reason } : { _tag: "Rollback", compensable: true }).pipe(
+  /** Ends (or pauses) the child `id` as `how` says, if it still runs; what refuses (it ended, it never started) is fine. */
+  const end = (id: string, how: "Pause" | "Cancel" | "Rollback", reason: string) =>
+    deps.command(id, how === "Cancel" ? { _tag: "Cancel", reason } : how === "Pause" ? { _tag: "Pause" } : { _tag: "Rollback", compensable: true }).pipe(
       Effect.asVoid,
       Effect.catchAllCause((cause) => {
         const failure = Cause.failureOption(cause)
@@ -97,6 +103,8 @@ export const make = (deps: Deps) => {
   const left = (parent: Snapshot, left: { readonly state: string; readonly visit: number }) => {
     const how = orphaned(left, parent)
     if (how === undefined) return
+    const spec = parallelOf(stateOf(deps.registry.get(procedureKey(parent.procedure, parent.version))?.def ?? { states: {} }, left.state))
+    if (spec !== undefined) return regions.left(parent, spec, left, how)
     deps.fork(end(childOf(parent.id, left.state, left.visit), how, `parent ${parent.id} left state "${left.state}" (${parent.status})`))
   }
 
@@ -116,6 +124,8 @@ export const make = (deps: Deps) => {
     })
   }
 
-  return { run, left, orphanCommand }
+  const regions = Regions.make({ ...deps, end })
+
+  return { run, left, orphanCommand, receivers: regions.receivers, forward: regions.forward, refuseWait: regions.refuseWait }
 }
 

@@ -173,7 +173,7 @@ export const describe = (procedure: Procedure.Any): ProcedureInfo => {
         ? { timer: { after: Duration.format(state.after.delay), goto: state.after.goto } }
         : {}),
       ...(state._tag === "Final" ? { outcome: state.outcome } : {}),
-      ...(state._tag === "Step" && state.child !== undefined ? { child: `${state.child.name}@${state.child.version}` } : {})
+      ...(state._tag === "Step" && state.child?.name !== undefined ? { child: `${state.child.name}@${state.child.version}` } : {})
     }
   })
   return {

@@ -64,7 +64,7 @@ const kindOf = (state: Procedure.AnyState): NodeBox["kind"] =>
 
 /** A child state's procedure, `name@version`, drawn under its name. */
 export const childOf = (state: Procedure.AnyState | undefined): string | undefined =>
-  state?._tag === "Step" && state.child !== undefined ? `${state.child.name}@${state.child.version}` : undefined
+  state?._tag === "Step" && state.child?.name !== undefined ? `${state.child.name}@${state.child.version}` : undefined
 
 /**
  * Positions the states and routes the transitions: back edges are reversed to make the

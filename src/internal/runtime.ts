@@ -33,6 +33,7 @@ import type { SendResult } from "./eventWaiters.js"
 import { EventWaiters } from "./eventWaiters.js"
 import type { CommandError, CommandInput, Handle } from "./handle.js"
 import { executionsStarted } from "./metrics.js"
+import * as Regions from "./regions.js"
 import * as Replay from "./replay.js"
 import type { Shared } from "./shared.js"
 import { shuttingDownWait } from "./shared.js"
@@ -142,7 +143,10 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const outage = StoreHealth.make(unwatched)
   const store = outage.store
   const registry = new Map<string, Compiled>()
-  for (const def of options.procedures) {
+  // the procedures of parallel states' regions are registered with their parents
+  const procedures = Regions.derive(options.procedures)
+  if (Either.isLeft(procedures)) return yield* procedures.left
+  for (const def of procedures.right) {
     const checked = validate(def)
     if (Either.isLeft(checked)) return yield* checked.left
     yield* checkRetries(def)
@@ -182,6 +186,9 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const children = Children.make({
     store,
     registry,
+    running: (id) => handles.get(id)?.cached?.compiled,
+    getSnapshot: (id) => getSnapshot(id),
+    lookup: (snapshot) => lookup(snapshot),
     start: (procedure, input, opts) => start(procedure, input, opts),
     await: (id) => awaitExecution(id),
     command: (id, input) => command(id, input),
@@ -386,7 +393,14 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     })
 
   const send = (id: string, event: unknown) =>
-    Spans.around(tracing, "proctor.send", { "proctor.execution.id": id }, (span) => Effect.zipRight(enqueue(id, event, undefined, span), activate(id, span)))
+    Spans.around(tracing, "proctor.send", { "proctor.execution.id": id }, (span) => sendTo(id, event, span))
+
+  /** To the execution's inbox, or, while it is in a parallel state whose regions take the event, to theirs. */
+  const sendTo = (id: string, event: unknown, span: Tracer.Span | undefined): Effect.Effect<void, ExecutionNotFound | ValidationError | InvalidTransition | StoreError> =>
+    Effect.flatMap(children.receivers(id, event), (to) =>
+      to === undefined
+        ? Effect.zipRight(enqueue(id, event, undefined, span), activate(id, span))
+        : children.forward(to, (region) => sendTo(region, event, span)))
 
   /**
    * Sends an event and waits until the actor has consumed or discarded it. The event is
@@ -404,7 +418,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       const entry = yield* Effect.uninterruptibleMask((restore) => {
         eventWaiters.takeOff(id)
         const expected = options?.expectVersion
-        const stale = (s: Snapshot) => expected !== undefined && s.seq !== expected ? versionConflict(s, expected) : undefined
+        const stale = (s: Snapshot) => expected !== undefined && s.seq !== expected ? versionConflict(s, expected) : children.refuseWait(s, event)
         return Effect.onExit(restore(enqueue(id, event, stale, span)), (exit) =>
           Effect.sync(() => {
             if (Exit.isSuccess(exit)) eventWaiters.landed(id, exit.value.seq, reply, options?.expectVersion)

@@ -65,16 +65,42 @@ export interface Step<T extends string, C, A, E, R> {
 
 /**
  * What a child state runs: the child's procedure (a `Procedure.Any`) and its input from
- * the parent's context.
+ * the parent's context (`Procedure.child`), or the regions of a parallel state
+ * (`Procedure.parallel`, whose regions run as child executions).
  *
  * @since 0.1.0
  * @category models
  */
-export interface ChildSpec {
+export type ChildSpec = {
   readonly name: string
   readonly version: number
   readonly procedure: unknown
   readonly input: (context: any) => unknown
+  readonly parallel?: undefined
+} | {
+  readonly parallel: ParallelSpec
+  readonly name?: undefined
+}
+
+/**
+ * When a parallel state is done: every region succeeded (`"all"`), the first one did
+ * (`"race"`), or `atLeast` of them did.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ParallelMode = "all" | "race" | { readonly atLeast: number }
+
+/**
+ * The regions of a parallel state (`Procedure.parallel`), each an initial state and its
+ * states, in the order they were written, and when the state is done.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ParallelSpec {
+  readonly mode: ParallelMode
+  readonly regions: { readonly [name: string]: { readonly initial: string; readonly states: { readonly [name: string]: AnyState } } }
 }
 
 /**
@@ -118,7 +144,8 @@ export interface Wait<T extends string, C, Ev> {
   /** @internal what `wait` found wrong with its options (a negative delay, ...); `validate` refuses the procedure */
   readonly "~invalid"?: ReadonlyArray<string> | undefined
 }
-declare const EventsId: unique symbol
+/** @internal the phantom of a state's event type (a wait's, a parallel state's) */
+export declare const EventsId: unique symbol
 
 /**
  * A state that ends the execution.

@@ -1,0 +1,328 @@
+/**
+ * The runtime's side of parallel states (`parallel.ts` has the state): the procedures it
+ * derives from their regions when it registers a parent, running a state's regions until
+ * its mode is met or can no longer be, rolling back the regions still running (one after
+ * another, the one whose last step completed most recently first), ending the regions of
+ * a state the parent left, and forwarding an event sent to the parent to its regions.
+ */
+import { Effect, Either, Queue } from "effect"
+import { DefinitionError, InvalidTransition, RegionFailed } from "../Errors.js"
+import type { ExecutionNotFound, StoreError, ValidationError } from "../Errors.js"
+import type { ExecutionId, Snapshot, Transition } from "../Execution.js"
+import { isTerminal } from "../Execution.js"
+import * as Procedure from "../Procedure.js"
+import type { StoreService } from "../Store.js"
+import { childId, regionKey, regionOf } from "./child.js"
+import type { ParallelResult, RegionResult } from "./parallel.js"
+import type { AnyState, ParallelMode, ParallelSpec, StepArgs } from "./states.js"
+import { stateOf } from "./states.js"
+import type { StartOptions } from "./runtime.js"
+import type { Compiled } from "./transition.js"
+import { procedureKey } from "./transition.js"
+
+/** The name of the procedure the runtime derives from a region: `<procedure>.<state>.<region>`. */
+export const regionName = (procedure: string, state: string, region: string) => `${procedure}.${state}.${region}`
+
+/** The regions of a state, if it is a parallel state. */
+export const parallelOf = (state: AnyState | undefined): ParallelSpec | undefined =>
+  state?._tag === "Step" ? state.child?.parallel : undefined
+
+// a region's name is part of a procedure's name and of its executions' keys: kept plain
+const plainName = /^[A-Za-z0-9_-]+$/
+
+/**
+ * The procedures to register: each given one, followed by those derived from the regions
+ * of its parallel states (and of theirs). A region's procedure takes the parent's context
+ * as its input and context, and its events; it is validated like any procedure, and an
+ * error names the parent, the state and the region.
+ */
+export const derive = (procedures: ReadonlyArray<Procedure.Any>): Either.Either<Array<Procedure.Any>, DefinitionError> => {
+  const out: Array<Procedure.Any> = []
+  const add = (def: Procedure.Any): DefinitionError | undefined => {
+    out.push(def)
+    for (const [state, s] of Object.entries(def.states)) {
+      const spec = parallelOf(s)
+      if (spec === undefined) continue
+      const refuse = (reason: string) => new DefinitionError({ procedure: def.name, state, reason })
+      const names = Object.keys(spec.regions)
+      if (names.length === 0) return refuse("the parallel state has no regions; give it at least one")
+      const mode = spec.mode
+      if (typeof mode === "object" && (!Number.isInteger(mode.atLeast) || mode.atLeast < 1 || mode.atLeast > names.length)) {
+        return refuse(`its mode { atLeast: ${mode.atLeast} } must be a whole number from 1 to the number of its regions (${names.length})`)
+      }
+      for (const name of names) {
+        if (!plainName.test(name)) {
+          return refuse(`region "${name}": a region's name may have only letters, digits, "_" and "-" (it is part of the name of the procedure its executions run)`)
+        }
+        const region = spec.regions[name]!
+        const derived: Procedure.Any = {
+          [Procedure.TypeId]: Procedure.TypeId,
+          name: regionName(def.name, state, name),
+          version: def.version,
+          description: `region "${name}" of the parallel state "${state}" of ${def.name}`,
+          input: def.context,
+          context: def.context,
+          events: def.events,
+          init: (input) => input,
+          initial: region.initial,
+          states: region.states,
+          ...(def.maxTransitionsWithoutWaiting === undefined ? {} : { maxTransitionsWithoutWaiting: def.maxTransitionsWithoutWaiting })
+        }
+        const checked = Procedure.validate(derived)
+        if (Either.isLeft(checked)) {
+          const at = checked.left.state === undefined ? "" : ` (its state "${checked.left.state}")`
+          return refuse(`region "${name}"${at}: ${checked.left.reason}`)
+        }
+        const nested = add(derived)
+        if (nested !== undefined) return nested
+      }
+    }
+    return undefined
+  }
+  for (const def of procedures) {
+    const error = add(def)
+    if (error !== undefined) return Either.left(error)
+  }
+  return Either.right(out)
+}
+
+/** Whether an execution of `states` may take an event tagged `tag` in one of its waits (or its regions'). */
+const accepts = (states: { readonly [name: string]: AnyState }, tag: string): boolean =>
+  Object.values(states).some((state) => {
+    const on = (state as { readonly on?: object }).on
+    if (on !== undefined && Object.hasOwn(on, tag)) return true
+    const spec = parallelOf(state)
+    if (spec !== undefined && Object.values(spec.regions).some((region) => accepts(region.states, tag))) return true
+    // a compound state's children
+    const inner = (state as { readonly states?: { readonly [name: string]: AnyState } }).states
+    return inner !== undefined && accepts(inner, tag)
+  })
+
+const modeName = (mode: ParallelMode) => typeof mode === "object" ? `at least ${mode.atLeast}` : mode
+
+/** Whether the regions' ends meet the mode ("met"), can no longer meet it ("lost"), or neither yet. */
+const judge = (mode: ParallelMode, total: number, ends: ReadonlyMap<string, Snapshot>): "met" | "lost" | undefined => {
+  const need = mode === "all" ? total : mode === "race" ? 1 : mode.atLeast
+  let succeeded = 0
+  for (const end of ends.values()) if (end.status === "succeeded") succeeded++
+  if (succeeded >= need) return "met"
+  return total - (ends.size - succeeded) < need ? "lost" : undefined
+}
+
+/** When the last step of a region's history completed (-Infinity when none did). */
+const lastStepAt = (history: ReadonlyArray<Transition>) => {
+  for (let i = history.length - 1; i >= 0; i--) if (history[i]!.cause === "step") return history[i]!.at
+  return -Infinity
+}
+
+export interface Deps {
+  readonly store: StoreService
+  readonly registry: ReadonlyMap<string, Compiled>
+  /** the definition of an execution whose run is in memory (a parent in its attempt) */
+  readonly running: (id: string) => Compiled | undefined
+  readonly start: (procedure: Procedure.Any, input: unknown, opts?: StartOptions) => Effect.Effect<ExecutionId, unknown>
+  readonly await: (id: string) => Effect.Effect<Snapshot, unknown>
+  readonly getSnapshot: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | StoreError>
+  readonly lookup: (snapshot: Snapshot) => Compiled | undefined
+  /** ends (or pauses) an execution if it still runs: what refuses (it ended, it never started) is fine */
+  readonly end: (id: string, how: "Pause" | "Cancel" | "Rollback", reason: string) => Effect.Effect<void>
+  readonly fork: (effect: Effect.Effect<void, StoreError>) => unknown
+}
+
+interface RegionRun {
+  readonly name: string
+  readonly id: string
+  readonly compiled: Compiled | undefined
+}
+
+export const make = (deps: Deps) => {
+  /** whether any procedure has a parallel state: if not, `send` goes straight to the inbox */
+  const any = [...deps.registry.values()].some((c) => Object.values(c.def.states).some((s) => parallelOf(s) !== undefined))
+
+  const regionsOf = (parent: Procedure.Any, spec: ParallelSpec, state: string, idempotencyKey: string): Array<RegionRun> =>
+    Object.keys(spec.regions).map((name) => ({
+      name,
+      id: childId(regionKey(idempotencyKey, name)),
+      compiled: deps.registry.get(procedureKey(regionName(parent.name, state, name), parent.version))
+    }))
+
+  const startRegion = (parentId: string, region: RegionRun, key: string, encodedContext: unknown) =>
+    deps.start(region.compiled!.def, encodedContext, { id: region.id, idempotencyKey: regionKey(key, region.name), parentId })
+
+  /**
+   * Stops the regions still running and rolls them back: all are paused at once (their
+   * running steps interrupted, so no more steps complete meanwhile), then rolled back
+   * one after another, the region whose last step completed most recently first; each
+   * is awaited before the next. Returns their ends in that order.
+   */
+  const rollBack = (regions: ReadonlyArray<RegionRun>, reason: string) =>
+    Effect.gen(function*() {
+      if (regions.length === 0) return []
+      yield* Effect.forEach(regions, (r) => deps.end(r.id, "Pause", reason), { concurrency: "unbounded", discard: true })
+      const last = yield* Effect.forEach(regions, (r) => Effect.map(deps.store.history(r.id), lastStepAt), { concurrency: "unbounded" })
+      const order = regions.map((region, i) => ({ region, at: last[i]!, i })).sort((a, b) => b.at - a.at || b.i - a.i)
+      const ends: Array<readonly [RegionRun, Snapshot]> = []
+      for (const { region } of order) {
+        yield* deps.end(region.id, "Rollback", reason)
+        ends.push([region, yield* deps.await(region.id)])
+      }
+      return ends
+    })
+
+  /** Waits until the regions' ends meet the mode or show it can no longer be met. */
+  const settle = (mode: ParallelMode, regions: ReadonlyArray<RegionRun>, ends: Map<string, Snapshot>) =>
+    Effect.gen(function*() {
+      const ended = yield* Queue.unbounded<readonly [string, Snapshot]>()
+      const watch = Effect.forEach(regions, (r) => Effect.flatMap(deps.await(r.id), (end) => Queue.offer(ended, [r.name, end])), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      const decide = Effect.gen(function*() {
+        for (;;) {
+          const [name, end] = yield* Queue.take(ended)
+          ends.set(name, end)
+          const verdict = judge(mode, regions.length, ends)
+          if (verdict !== undefined) return verdict
+        }
+      })
+      return yield* Effect.raceFirst(decide, Effect.zipRight(watch, Effect.never))
+    })
+
+  const resultOf = (region: RegionRun, end: Snapshot): RegionResult<unknown> => {
+    const context = region.compiled!.decodeContext(end.context)
+    if (Either.isLeft(context)) throw context.left
+    return { id: region.id, status: end.status, ...(end.outcome === undefined ? {} : { outcome: end.outcome }), context: context.right }
+  }
+
+  /** Runs the regions of a parallel state's attempt to the end its mode calls for (see `parallel.ts`). */
+  const run = (spec: ParallelSpec, args: StepArgs<unknown>): Effect.Effect<ParallelResult<unknown>, unknown> =>
+    Effect.gen(function*() {
+      const parent = deps.running(args.executionId)
+      if (parent === undefined) return yield* Effect.dieMessage(`the parallel state "${args.state}" of ${args.executionId} runs outside its run`)
+      const regions = regionsOf(parent.def, spec, args.state, args.idempotencyKey)
+      const input = regions[0]!.compiled!.encodeContext(args.context)
+      if (Either.isLeft(input)) return yield* Effect.die(input.left)
+      // started (or found again) together: on SQLite, their rows commit in one batch
+      yield* Effect.forEach(regions, (r) => startRegion(args.executionId, r, args.idempotencyKey, input.right), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      const ends = new Map<string, Snapshot>()
+      const verdict = yield* settle(spec.mode, regions, ends)
+      const firstFailed = [...ends].find(([, end]) => end.status !== "succeeded")
+      const reason = verdict === "met"
+        ? `parallel state "${args.state}" of ${args.executionId} is done (mode ${modeName(spec.mode)})`
+        : `region "${firstFailed![0]}" of parallel state "${args.state}" of ${args.executionId} ended ${firstFailed![1].status}`
+      const rolledBack = yield* rollBack(regions.filter((r) => !ends.has(r.name)), reason)
+      for (const [region, end] of rolledBack) ends.set(region.name, end)
+      if (verdict === "lost") {
+        const [name, end] = firstFailed!
+        return yield* new RegionFailed({
+          executionId: args.executionId,
+          state: args.state,
+          region: name,
+          regionId: regions.find((r) => r.name === name)!.id,
+          status: end.status,
+          error: end.error === undefined ? undefined : `${end.error.tag} in state "${end.state}"`,
+          mode: modeName(spec.mode),
+          rolledBack: rolledBack.map(([r]) => r.name)
+        })
+      }
+      const result: Record<string, RegionResult<unknown>> = Object.create(null)
+      for (const r of regions) result[r.name] = resultOf(r, ends.get(r.name)!)
+      return { regions: result }
+    })
+
+  /**
+   * After a commit of `parent` that left the visit `left` of a parallel state: its regions
+   * still running are rolled back (in the order `rollBack` says) when the parent
+   * compensates, cancelled otherwise.
+   */
+  const left = (parent: Snapshot, spec: ParallelSpec, left: { readonly state: string; readonly visit: number }, how: "Cancel" | "Rollback") => {
+    const regions = Object.keys(spec.regions).map((name): RegionRun => ({ name, id: regionOf(parent.id, left.state, left.visit, name), compiled: undefined }))
+    const reason = `parent ${parent.id} left state "${left.state}" (${parent.status})`
+    deps.fork(
+      how === "Cancel"
+        ? Effect.forEach(regions, (r) => deps.end(r.id, "Cancel", reason), { concurrency: "unbounded", discard: true })
+        : rollBack(regions, reason).pipe(
+          Effect.asVoid,
+          Effect.catchAllCause((cause) => Effect.logWarning(`Could not roll back the regions of ${parent.id}'s state "${left.state}"; each is rolled back when it is next loaded`, cause))
+        )
+    )
+  }
+
+  /**
+   * Where an event sent to `id` goes: `undefined` for its own inbox, or the regions of the
+   * parallel state it is in whose procedures take the event's tag in one of their waits.
+   */
+  const receivers = (id: string, event: unknown) =>
+    !any ? Effect.succeed(undefined) : Effect.map(deps.getSnapshot(id), (snapshot) => {
+      const to = receiversOf(snapshot, event)
+      return to === undefined ? undefined : { snapshot, ...to }
+    })
+
+  const receiversOf = (snapshot: Snapshot, event: unknown) => {
+    const compiled = deps.lookup(snapshot)
+    if (compiled === undefined || isTerminal(snapshot.status)) return undefined
+    const spec = parallelOf(stateOf(compiled.def, snapshot.state))
+    const tag = (event as { readonly _tag?: unknown } | null)?._tag
+    if (spec === undefined || typeof tag !== "string") return undefined
+    const regions = regionsOf(compiled.def, spec, snapshot.state, `${snapshot.id}/${snapshot.state}/${snapshot.visit}`)
+      .filter((r) => r.compiled !== undefined && accepts(r.compiled.def.states, tag))
+    return regions.length === 0 ? undefined : { tag, regions }
+  }
+
+  /**
+   * Sends an event to the regions `receivers` found, each with `send` (one durable enqueue
+   * per region inbox); a region not started yet is started first (as the parent's attempt
+   * would: same id, same input). A region that refuses it (it ended, or waits for other
+   * events) is passed over; when all do, the send is refused.
+   */
+  const forward = <E>(
+    to: { readonly snapshot: Snapshot; readonly tag: string; readonly regions: ReadonlyArray<RegionRun> },
+    send: (id: string) => Effect.Effect<void, E | InvalidTransition | ExecutionNotFound | ValidationError | StoreError>
+  ) =>
+    Effect.gen(function*() {
+      const { snapshot, tag, regions } = to
+      let taken = 0
+      for (const region of regions) {
+        const sent = yield* send(region.id).pipe(
+          Effect.catchTag("ExecutionNotFound", () =>
+            Effect.zipRight(
+              Effect.orDie(startRegion(snapshot.id, region, `${snapshot.id}/${snapshot.state}/${snapshot.visit}`, snapshot.context)),
+              send(region.id)
+            )),
+          Effect.as(true),
+          Effect.catchTag("InvalidTransition", () => Effect.succeed(false))
+        )
+        if (sent) taken++
+      }
+      if (taken > 0) return
+      return yield* new InvalidTransition({
+        executionId: snapshot.id,
+        operation: `send "${tag}" to`,
+        status: snapshot.status,
+        state: snapshot.state,
+        hint: `It is in the parallel state "${snapshot.state}", whose regions that take "${tag}" (${
+          regions.map((r) => r.name).join(", ")
+        }) have ended or wait for other events now; Runtime.list({ parentId }) shows them.`
+      })
+    })
+
+  /** `sendAndWait` waits for one execution's answer: to a parent whose regions take the event, it is refused. */
+  const refuseWait = (snapshot: Snapshot, event: unknown): InvalidTransition | undefined => {
+    const to = any ? receiversOf(snapshot, event) : undefined
+    return to === undefined ? undefined : new InvalidTransition({
+      executionId: snapshot.id,
+      operation: `send and wait "${to.tag}" to`,
+      status: snapshot.status,
+      state: snapshot.state,
+      hint: `It is in the parallel state "${snapshot.state}", whose regions (${to.regions.map((r) => r.name).join(", ")}) take ` +
+        `"${to.tag}": send it with send, which gives it to them, or sendAndWait to one region's execution (${
+          to.regions.map((r) => r.id).join(", ")
+        }).`
+    })
+  }
+
+  return { run, left, receivers, forward, refuseWait }
+}
