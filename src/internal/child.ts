@@ -69,10 +69,32 @@ export interface ChildOptions<T extends string, F extends string, C, I, C2> {
   readonly compensateTimeout?: Duration.DurationInput | undefined
 }
 
-// the run loop runs a child state through the runtime (`children.ts`), never through this
-const notInRuntime = Effect.dieMessage(
-  "A Procedure.child state runs only inside a Proctor runtime (Runtime.layer): its procedure must be registered there too."
-)
+/**
+ * The step of a state the runtime runs (a child or a parallel state, given its `child`
+ * spec next): the options of a step, waiting 1 day by default; its `run` dies, since the
+ * run loop calls the runtime (`children.ts`) instead.
+ */
+export const runtimeStep = <C, A, E, R, T extends string, F extends string>(options: {
+  readonly next: T | ((result: A, context: C) => T)
+  readonly targets?: ReadonlyArray<T> | undefined
+  readonly update?: ((result: A, context: C) => C) | undefined
+  readonly timeout?: Duration.DurationInput | undefined
+  readonly retry?: Schedule.Schedule<unknown, any> | undefined
+  readonly onFailure?: OnFailure<F> | undefined
+  readonly compensate?: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown, R>) | undefined
+  readonly compensateTimeout?: Duration.DurationInput | undefined
+}, kind: string) =>
+  step<C, A, E, R, T, F>({
+    run: () => Effect.dieMessage(`A ${kind} state runs only inside a Proctor runtime (Runtime.layer): register its procedure there.`),
+    next: options.next,
+    targets: options.targets,
+    update: options.update,
+    timeout: options.timeout ?? "1 day",
+    retry: options.retry,
+    onFailure: options.onFailure,
+    compensate: options.compensate,
+    compensateTimeout: options.compensateTimeout
+  })
 
 /**
  * A state that runs `procedure` as a child execution: it starts the child with
@@ -86,17 +108,7 @@ export const child = <I, C2, C, const T extends string, const F extends string =
   procedure: ChildProcedure<I, C2>,
   options: ChildOptions<T, F, C, NoInfer<I>, NoInfer<C2>>
 ): Step<NoInfer<T | F>, C, ChildResult<C2>, ChildFailed, never> => {
-  const childStep = step<C, ChildResult<C2>, ChildFailed, never, T, F>({
-    run: () => notInRuntime,
-    next: options.next,
-    targets: options.targets,
-    update: options.update,
-    timeout: options.timeout ?? "1 day",
-    retry: options.retry,
-    onFailure: options.onFailure,
-    compensate: options.compensate,
-    compensateTimeout: options.compensateTimeout
-  })
+  const childStep = runtimeStep<C, ChildResult<C2>, ChildFailed, never, T, F>(options, "Procedure.child")
   return { ...childStep, child: { name: procedure.name, version: procedure.version, procedure, input: options.input } }
 }
 

@@ -5,12 +5,12 @@
  * attempt starts its regions (or finds them again: their ids follow from the parent's id,
  * state, visit and region) and waits until its mode is met or can no longer be.
  */
-import type { Duration, Schedule } from "effect"
-import { Effect } from "effect"
+import type { Duration, Effect, Schedule } from "effect"
 import type { RegionFailed } from "../Errors.js"
 import type { Status } from "../Execution.js"
 import type { CheckTargets, EventsId, OnFailure, ParallelMode, State, Step, StepArgs } from "./states.js"
-import { ownRecord, step } from "./states.js"
+import { ownRecord } from "./states.js"
+import { runtimeStep } from "./child.js"
 
 /**
  * How a region ended (or stood, for one that was still running when the state finished):
@@ -132,19 +132,6 @@ export const parallel = <
 ): Parallel<NoInfer<T | F>, C, Ev, keyof Rs & string, RegionServices<Rs>> => {
   const regions: Record<string, { readonly initial: string; readonly states: Record<string, State<C, Ev>> }> = ownRecord({})
   for (const [name, region] of Object.entries(options.regions as Rs)) regions[name] = { initial: region.initial, states: ownRecord(region.states) }
-  const parallelStep = step<C, ParallelResult<C, keyof Rs & string>, RegionFailed, RegionServices<Rs>, T, F>({
-    run: () => notInRuntime,
-    next: options.next,
-    targets: options.targets,
-    update: options.update,
-    timeout: options.timeout ?? "1 day",
-    retry: options.retry,
-    onFailure: options.onFailure,
-    compensate: options.compensate,
-    compensateTimeout: options.compensateTimeout
-  })
+  const parallelStep = runtimeStep<C, ParallelResult<C, keyof Rs & string>, RegionFailed, RegionServices<Rs>, T, F>(options, "Procedure.parallel")
   return { ...parallelStep, child: { parallel: { mode: options.mode ?? "all", regions } } }
 }
-
-// the run loop runs a parallel state through the runtime (`regions.ts`), never through this
-const notInRuntime = Effect.dieMessage("A Procedure.parallel state runs only inside a Proctor runtime (Runtime.layer).")
