@@ -8,10 +8,12 @@
  *   npm run bench:quick                  # the same workloads at smaller sizes, about 40 s on 2 cores
  *   npm run bench -- --json out.json     # every figure, with machine info, as JSON
  *   npm run bench -- --only W1,W4        # some workloads only
+ *   npm run bench -- --only W7           # Proctor runners and DBOS Transact on Postgres (PROCTOR_BENCH_PG_URL, or a throwaway server)
  *   npm run bench -- --no-docs           # do not touch docs/
  *
  * Workloads (bench/cases/*.ts say how each system maps to them):
- *   W1 throughput, W2 idle executions, W3 latency, W4 recovery after SIGKILL, W5 supervision.
+ *   W1 throughput, W2 idle executions, W3 latency, W4 recovery after SIGKILL, W5 supervision,
+ *   W7 Postgres with 1-3 runner processes next to DBOS Transact (bench/lib/w7.ts).
  * See docs/benchmarks.md for the method.
  */
 import { execFileSync, spawn } from "node:child_process"
@@ -23,6 +25,8 @@ import { bundleWorker, repoRoot } from "./lib/bundle.js"
 import type { Figure } from "./lib/child.js"
 import { chart, goalLines, goals, metricTable, ratioLines, ratios, table } from "./lib/report.js"
 import { round } from "./lib/stats.js"
+import type { Info as W7Info } from "./lib/w7.js"
+import { runW7, w7Lines } from "./lib/w7.js"
 
 const argv = process.argv.slice(2)
 const flag = (name: string) => {
@@ -87,7 +91,9 @@ const plan: ReadonlyArray<Job> = [
   // W4 (two processes each; see runRecovery)
   ...q([1000], [10_000, 100_000]).map((n): Job => ({ workload: "W4", label: `Proctor, SQLite, kill with ${n} in flight`, case: "recovery", args: { n }, timeoutSeconds: q(60, 1800) })),
   // W5
-  { workload: "W5", label: "Proctor, memory store, with and without defects", case: "proctor", args: { workload: "w5", store: "memory", sizes: q([5000], [10_000, 100_000]), every: 1000, shortBackoff: !quick, warmup }, timeoutSeconds: T }
+  { workload: "W5", label: "Proctor, memory store, with and without defects", case: "proctor", args: { workload: "w5", store: "memory", sizes: q([5000], [10_000, 100_000]), every: 1000, shortBackoff: !quick, warmup }, timeoutSeconds: T },
+  // W7: runner processes on Postgres, DBOS Transact beside them (bench/lib/w7.ts); the timeout is per process
+  { workload: "W7", label: "Proctor runners and DBOS Transact on Postgres", case: "w7", args: { concurrency: 256, processes: [1, 2, 3], warmupSeconds: q(3, 5), ramp: q(2, 3), seconds: q(4, 10), runs: q(1, 3), alone: q(100, 500), shards: 64 }, timeoutSeconds: q(300, 1200) }
 ]
 
 // ---------------------------------------------------------------------------------------
@@ -127,20 +133,26 @@ const log = (line: string) => console.log(`[${elapsed()}] ${line}`)
 
 const figures: Array<Figure> = []
 const failures: Array<string> = []
+let w7Info: W7Info | undefined
 
 interface Child {
   readonly done: Promise<number | null>
   readonly kill: () => void
+  /** writes a line to the child's stdin (W7's runners take their phases there) */
+  readonly send: (line: string) => void
 }
 
 /** runs a bench child; `onLine` sees its stdout lines that are not figures */
 const runChild = (worker: string, job: Job, args: Record<string, unknown>, onLine?: (line: string, kill: () => void) => void): Child => {
   const child = spawn(process.execPath, ["--expose-gc", "--max-old-space-size=12288", worker, job.case, JSON.stringify(args)], {
     cwd: repoRoot,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, NODE_NO_WARNINGS: "1" }
   })
   const kill = () => child.kill("SIGKILL")
+  // a child that has exited closes its stdin: a late write must not crash the orchestrator
+  child.stdin.on("error", () => {})
+  const send = (line: string) => void child.stdin.write(`${line}\n`)
   const timer = setTimeout(() => {
     failures.push(`${job.workload} ${job.label}: timed out after ${job.timeoutSeconds} s (figures so far are kept)`)
     log(`  ${job.label}: timed out after ${job.timeoutSeconds} s, killing it`)
@@ -163,7 +175,7 @@ const runChild = (worker: string, job: Job, args: Record<string, unknown>, onLin
       resolve(code)
     })
   )
-  return { done, kill }
+  return { done, kill, send }
 }
 
 const runJob = async (worker: string, job: Job) => {
@@ -224,6 +236,7 @@ const markdown = (info: ReturnType<typeof machine>, seconds: number) => {
     ...section("W3 latency", metricTable(figures, "W3")),
     ...section("W4 recovery after SIGKILL", metricTable(figures, "W4")),
     ...section("W5 supervision overhead", metricTable(figures, "W5")),
+    ...section("W7 Postgres: runner processes, next to DBOS Transact", w7Lines(figures, w7Info)),
     ...(failures.length === 0 ? [] : ["### Did not complete", "", ...failures.map((f) => `- ${f}`), ""])
   ]
   return lines.join("\n")
@@ -245,6 +258,7 @@ const main = async () => {
   for (const [i, job] of jobs.entries()) {
     log(`(${i + 1}/${jobs.length}) ${job.workload} ${job.label}`)
     if (job.case === "recovery") await runRecovery(worker, job)
+    else if (job.case === "w7") w7Info = await runW7({ log, figures, failures, spawn: (args, onLine) => runChild(worker, job, args, onLine) }, job.args as never)
     else await runJob(worker, job)
     fs.writeFileSync(partial, JSON.stringify({ mode, partial: true, machine: info, figures, failures }, null, 2) + "\n")
   }
@@ -259,6 +273,7 @@ const main = async () => {
     figures,
     ratios: ratios(figures),
     goals: goals(figures),
+    w7: w7Info,
     failures
   }
   if (jsonOut !== undefined) {

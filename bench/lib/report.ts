@@ -4,6 +4,7 @@
  */
 import type { Figure } from "./child.js"
 import { round } from "./stats.js"
+import { w7Systems } from "./w7.js"
 
 export const systems = {
   proctorMemory: "Proctor memory store",
@@ -92,6 +93,14 @@ export const ratios = (figures: ReadonlyArray<Figure>): Array<Ratio> => {
       if (q !== undefined && q.value > 0) out.push({ workload: "W2", n: p.n, metric, proctor: p.system, peer: systems.xstate, ratio: p.value / q.value })
     }
   }
+  // W7: Proctor with n runners against DBOS with as many processes, and against DBOS's one process
+  for (let n = 1; n <= 3; n++) {
+    const p = find(figures, "W7", w7Systems.proctor(n), "steps/s")
+    for (const peer of new Set([w7Systems.dbos(n), w7Systems.dbos(1)])) {
+      const q = find(figures, "W7", peer, "steps/s")
+      if (p !== undefined && q !== undefined && q.value > 0) out.push({ workload: "W7", n: p.n, metric: "steps/s", proctor: p.system, peer, ratio: p.value / q.value })
+    }
+  }
   return out
 }
 
@@ -154,6 +163,12 @@ export const goals = (figures: ReadonlyArray<Figure>): Array<Goal> => {
   // the developers' guide's aim (not one of the issue's goals): one execution alone, start to its last commit
   const alone = find(figures, "W3", systems.proctorSqlite, "start -> all 10 steps committed p50", 0)?.value
   ceiling("W3: a 10-step execution on SQLite at low load, p50 < 2 ms (the team's aim)", alone, 2, (v) => `${round(v)} ms`)
+  // issue 15: Proctor on Postgres against DBOS Transact on the same server, in the same run
+  const pg = find(figures, "W7", w7Systems.proctor(1), "steps/s")?.value
+  const dbos = find(figures, "W7", w7Systems.dbos(1), "steps/s")?.value
+  floor("W7: Proctor on Postgres (1 runner) ≥ 5× DBOS Transact's steps/s (1 process, same server)", pg !== undefined && dbos !== undefined ? pg / dbos : undefined, 5, (v) => `${round(v)}×`)
+  const p50 = find(figures, "W7", w7Systems.proctor(1), "10-step latency alone p50")?.value
+  ceiling("W7: a 10-step execution on Postgres, p50 < 10 ms (one at a time)", p50, 10, (v) => `${round(v)} ms`)
   return out
 }
 

@@ -34,6 +34,21 @@ export class Histogram {
   get mean() {
     return this.count === 0 ? NaN : this.sum / this.count
   }
+  /** the non-empty buckets as [index, count] pairs, to send to another process */
+  toSparse(): Array<[number, number]> {
+    const out: Array<[number, number]> = []
+    for (let i = 0; i < BUCKETS; i++) if (this.counts[i]! > 0) out.push([i, this.counts[i]!])
+    return out
+  }
+  /** adds another process's histogram (`toSparse`, its max and sum) to this one */
+  addSparse(sparse: ReadonlyArray<readonly [number, number]>, max: number, sum: number) {
+    for (const [i, c] of sparse) {
+      this.counts[i]! += c
+      this.count += c
+    }
+    this.sum += sum
+    if (max > this.max) this.max = max
+  }
 }
 
 export const round = (n: number, digits = 3) => {
