@@ -3,7 +3,29 @@
 // top-level final as the execution's end, and the documents fromSCXML refuses.
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, TestClock } from "effect"
+import * as fs from "node:fs"
 import { DefinitionError, Procedure, Runtime, Store } from "proctor"
+import { listTests, prepareDurable, recordingStore, runDurable, suiteFolder } from "./fixtures/scxmlSuite.js"
+
+/** Every test known to fail through the runtime, with why. A test that starts passing must leave this list. */
+const refusedInvoke = "it uses <invoke>, which fromSCXML refuses: child sessions are not run durably (use Procedure.child)"
+const refusedSend = "it sends to a target outside the chart (another session, a made-up target), which fromSCXML refuses"
+const expectedFailures: Readonly<Record<string, string>> = {
+  ...Object.fromEntries([
+    187, 191, 192, 207, 215, 216, 220, 223, 224, 225, 226, 228, 229, 230, 232, 233, 234, 235, 236, 237,
+    239, 240, 241, 242, 243, 244, 245, 247, 250, 252, 253, 276, 338, 347, 422, 530, 554
+  ].map((n) => [`w3c-ecma/test${n}.txml`, refusedInvoke])),
+  ...Object.fromEntries([159, 194, 332, 376, 378, 496, 521].map((n) => [`w3c-ecma/test${n}.txml`, refusedSend])),
+  // as in the engine's suite (test/scxml.test.ts)
+  "internal-transitions/test0": "a <transition> directly inside <scxml> is not SCXML 1.0 (a SCION extension); the document is refused",
+  "w3c-ecma/test201.txml": "the optional Basic HTTP Event I/O Processor is not supported",
+  "w3c-ecma/test307.txml": "a manual test (the tester reads the log); its script expects a state \"pass\" the document does not have",
+  "w3c-ecma/test557.txml": "its <data src> file test557.txt has text after the root element: not well-formed XML, so the value stays text",
+  "w3c-ecma/test452.txml": "its data model holds an object made by a constructor (new testobject()), which the durable context cannot store " +
+    "(plain objects, arrays, functions and XML only): the start is refused with a ValidationError"
+}
+/** As in test/scxml.test.ts: these two are checked against their W3C (`legacySemantics`) script. */
+const w3cOracleIsLegacy: ReadonlyArray<string> = ["more-parallel/test10", "more-parallel/test10b"]
 
 const scxml = (body: string, attrs = `name="test"`) =>
   `<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="ecmascript" ${attrs}>${body}</scxml>`
@@ -94,4 +116,37 @@ describe("Procedure.fromSCXML", () => {
     assert.match(refused(scxml(`<state id="a"/>`, "")), /no name attribute/)
     assert.match(refused(scxml(`<state id="a"/><final id="end"/>`), { outcomes: { ending: "failed" } }), /"ending", which is not a top-level <final>/)
   })
+})
+
+describe("SCXML conformance through the durable runtime", () => {
+  it.effect("runs the SCION and W3C tests with fromSCXML, Runtime.send and the test clock, comparing whole configurations", () =>
+    Effect.gen(function*() {
+      const prepared = listTests(suiteFolder()).map((test) => prepareDurable(test, w3cOracleIsLegacy.includes(test.name)))
+      const procedures = prepared.flatMap((p) => (p.procedure === undefined ? [] : [p.procedure]))
+      const suiteLayer = Runtime.layer({ procedures }).pipe(Layer.provideMerge(recordingStore))
+      const results = yield* Effect.forEach(prepared, (p) => Effect.map(runDurable(p), (failure) => ({ test: p.test, failure }))).pipe(
+        Effect.provide(suiteLayer)
+      )
+      const bySection = new Map<string, { passed: number; total: number }>()
+      const unexpected: Array<string> = []
+      for (const { failure, test } of results) {
+        const section = bySection.get(test.section) ?? { passed: 0, total: 0 }
+        section.total++
+        if (failure === undefined) section.passed++
+        bySection.set(test.section, section)
+        const known = expectedFailures[test.name]
+        if (failure !== undefined && known === undefined) unexpected.push(`${test.name} fails: ${failure}`)
+        if (failure === undefined && known !== undefined) unexpected.push(`${test.name} passes now: remove it from expectedFailures`)
+      }
+      assert.deepStrictEqual(unexpected, [])
+      // docs/statecharts.md's per-section table says what this run measured, in its "durable" column
+      const documented = new Map(
+        [...fs.readFileSync("docs/statecharts.md", "utf8").matchAll(/^\| ([\w+-]+)(?: \(W3C IRP tests\))? \| (\d+) \| (\d+) \| (\d+) \|$/gm)]
+          .map((m) => [m[1]!, { passed: Number(m[3]), total: Number(m[4]) }])
+      )
+      const table = Object.fromEntries([...bySection.keys()].map((name) => [name, documented.get(name)]))
+      assert.deepStrictEqual(table, Object.fromEntries(bySection), "the durable column of the table in docs/statecharts.md is out of date")
+      const passed = [...bySection.values()].reduce((n, s) => n + s.passed, 0)
+      assert.strictEqual(passed + Object.keys(expectedFailures).length, results.length)
+    }), { timeout: 300_000 })
 })
