@@ -1,13 +1,17 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schema, TestClock } from "effect"
 import { Procedure, Runtime, Store } from "proctor"
+import type { StoreError } from "proctor"
 import type { Execution } from "proctor"
 import { journal, Journal, record, Rejected } from "./fixtures/procedures.js"
+import { layerTempSqlite } from "./fixtures/sqlTemp.js"
 
 const Ctx = Schema.Struct({ done: Schema.Array(Schema.String) })
 type Ctx = typeof Ctx.Type
 const Go = Schema.TaggedStruct("Go", { by: Schema.String })
 const Stop = Schema.TaggedStruct("Stop", {})
+/** an event no region takes */
+const Ping = Schema.TaggedStruct("Ping", {})
 
 /** A step of a region: takes `millis` of virtual time, records `name`, undone by `undo name`; `fails` fails it for good. */
 const work = <const N extends string>(name: string, next: N, options?: { readonly millis?: number; readonly fails?: boolean }) =>
@@ -22,14 +26,22 @@ const work = <const N extends string>(name: string, next: N, options?: { readonl
     next
   })
 
+/** The steps of the regions that succeeded, after the context's own. */
 const merge = (result: Procedure.ParallelResult<Ctx>, context: Ctx): Ctx => ({
   ...context,
-  done: [...context.done, ...Object.values(result.regions).flatMap((r) => r.context.done.filter((d) => !context.done.includes(d)))]
+  done: [
+    ...context.done,
+    ...Object.values(result.regions).flatMap((r) => r.status === "succeeded" ? r.context.done.filter((d) => !context.done.includes(d)) : [])
+  ]
 })
 
-/** Three regions of two steps each; `mode` as given. */
-const release = (name: string, mode: Procedure.ParallelMode, failing?: string) =>
-  Procedure.make(name, { version: 1, input: Ctx, context: Ctx, events: Schema.Union(Go, Stop) }, {
+/**
+ * Three regions: db (migrate at 10 ms, seed `seedMillis` later), api (build at 5 ms, ship
+ * 30 ms later, which fails for good with `apiFails`) and web (bundle at 20 ms, then waits
+ * for Go or Stop); `mode` as given.
+ */
+const release = (name: string, mode: Procedure.ParallelMode, options?: { readonly apiFails?: boolean; readonly seedMillis?: number }) =>
+  Procedure.make(name, { version: 1, input: Ctx, context: Ctx, events: Schema.Union(Go, Stop, Ping) }, {
     initial: "prepare",
     states: {
       prepare: work("prepare", "rollout"),
@@ -38,13 +50,13 @@ const release = (name: string, mode: Procedure.ParallelMode, failing?: string) =
         regions: {
           db: {
             initial: "migrate",
-            states: { migrate: work("migrate", "seed", { millis: 10 }), seed: work("seed", "done", { millis: 15 }), done: Procedure.final() }
+            states: { migrate: work("migrate", "seed", { millis: 10 }), seed: work("seed", "done", { millis: options?.seedMillis ?? 15 }), done: Procedure.final() }
           },
           api: {
             initial: "build",
             states: {
               build: work("build", "ship", { millis: 5 }),
-              ship: work("ship", "done", { millis: 30, fails: failing === "api" }),
+              ship: work("ship", "done", { millis: 30, fails: options?.apiFails === true }),
               done: Procedure.final()
             }
           },
@@ -68,12 +80,12 @@ const release = (name: string, mode: Procedure.ParallelMode, failing?: string) =
   })
 
 const All = release("release-all", "all")
-const Failing = release("release-failing", "all", "api")
+const Failing = release("release-failing", "all", { apiFails: true, seedMillis: 50 })
 const Race = release("release-race", "race")
 const AtLeast = release("release-two", { atLeast: 2 })
 
 const procedures = [All, Failing, Race, AtLeast] as const
-const layer = (store: Layer.Layer<Store.Store> = Store.layerMemory) =>
+const layer = (store: Layer.Layer<Store.Store, StoreError> = Store.layerMemory) =>
   Runtime.layer({ procedures }).pipe(Layer.provideMerge(store), Layer.provideMerge(Journal.layer))
 
 /** The region executions of `parent`, by region name (the last part of their procedure's name). */
@@ -113,6 +125,130 @@ describe("parallel states", () => {
       assert.strictEqual((done.context as Ctx).done[0], "prepare")
       assert.strictEqual((yield* Runtime.get(regions.web!.id)).outcome, "approved")
     }).pipe(Effect.provide(layer())))
+
+  it.effect("a region that fails for good: the running regions are paused, then rolled back one after another, the latest to complete a step first; onFailure decides", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Failing, { done: [] })
+      yield* regionUntil(id, "web", "running")
+      // api's ship fails at 35 ms: db is in its seed (migrate completed at 10 ms), web waits (bundle completed at 20 ms)
+      yield* TestClock.adjust("40 millis")
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.state, "aborted")
+      assert.deepStrictEqual(yield* journal, ["prepare", "build", "migrate", "bundle", "undo build", "undo bundle", "undo migrate"])
+      const regions = yield* regionsOf(id)
+      assert.deepStrictEqual([regions.db!.status, regions.api!.status, regions.web!.status], ["rolled_back", "failed", "rolled_back"])
+      // each was paused first (db's seed was interrupted), then rolled back
+      const dbHistory = yield* Runtime.history(regions.db!.id)
+      assert.deepStrictEqual(dbHistory.slice(-3).map((t) => t.cause), ["pause", "rollback", "compensated"])
+      const error = (yield* Runtime.errors(id)).at(-1)!
+      assert.strictEqual(error.tag, "RegionFailed")
+      assert.include(error.message, `Region "api" (execution ${regions.api!.id}) of parallel state "rollout"`)
+      assert.include(error.message, "ended failed (ExecutionError in state \"ship\")")
+      assert.include(error.message, "rolled back (web, db)")
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("race: the first region to succeed wins; the others are rolled back and the result says how each ended", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Race, { done: [] })
+      yield* regionUntil(id, "web", "running")
+      // db succeeds at 25 ms; api is in its ship (build completed at 5 ms), web waits (bundle at 20 ms)
+      yield* TestClock.adjust("30 millis")
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.state, "live")
+      assert.deepStrictEqual(end.context, { done: ["prepare", "migrate", "seed"] })
+      assert.deepStrictEqual(yield* journal, ["prepare", "build", "migrate", "bundle", "seed", "undo bundle", "undo build"])
+      const regions = yield* regionsOf(id)
+      assert.deepStrictEqual([regions.db!.status, regions.api!.status, regions.web!.status], ["succeeded", "rolled_back", "rolled_back"])
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("atLeast: done when k regions succeeded; the rest is rolled back", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(AtLeast, { done: [] })
+      yield* regionUntil(id, "web", "running")
+      yield* TestClock.adjust("40 millis")
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.state, "live")
+      assert.sameMembers([...(end.context as Ctx).done], ["prepare", "migrate", "seed", "build", "ship"])
+      assert.deepStrictEqual((yield* journal).slice(-1), ["undo bundle"])
+      const regions = yield* regionsOf(id)
+      assert.deepStrictEqual([regions.db!.status, regions.api!.status, regions.web!.status], ["succeeded", "succeeded", "rolled_back"])
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("cancelling the parent cancels every running region, with the reason; rolling it back rolls them back", () =>
+    Effect.gen(function*() {
+      const cancelled = yield* Runtime.start(All, { done: [] })
+      const rolledBack = yield* Runtime.start(All, { done: [] })
+      yield* regionUntil(rolledBack, "web", "running")
+      yield* TestClock.adjust("22 millis")
+      yield* Runtime.cancel(cancelled, { reason: "release called off" })
+      yield* Runtime.rollback(rolledBack)
+      for (const name of ["db", "api", "web"]) {
+        const region = yield* regionUntil(cancelled, name, "cancelled")
+        assert.match((yield* Runtime.history(region)).at(-1)!.reason ?? "", new RegExp(`parent ${cancelled} left state "rollout" \\(cancelled\\)`))
+        yield* regionUntil(rolledBack, name, "rolled_back")
+      }
+      assert.strictEqual((yield* Runtime.await(rolledBack)).status, "rolled_back")
+      // the cancelled release undid nothing; the rolled back one undid its regions' steps and its own
+      const undone = (yield* journal).filter((e) => e.startsWith("undo"))
+      assert.sameMembers(undone, ["undo prepare", "undo migrate", "undo build", "undo bundle"])
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("events sent to the parent go to the regions that take them; others to the parent's inbox; refused when the regions that take it ended", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(All, { done: [] })
+      yield* regionUntil(id, "web", "running")
+      yield* Runtime.send(id, Ping.make({}))
+      const store = yield* Store.Store
+      assert.deepStrictEqual((yield* store.inbox(id, 10)).map((e) => (e.event as { _tag: string })._tag), ["Ping"])
+      const refused = yield* Effect.flip(Runtime.sendAndWait(id, Go.make({ by: "ops" })))
+      assert.strictEqual(refused._tag, "InvalidTransition")
+      assert.include(refused.message, "send it with send, which gives it to them")
+      yield* TestClock.adjust("100 millis")
+      yield* Runtime.send(id, Go.make({ by: "ops" }))
+      yield* regionUntil(id, "web", "succeeded")
+      const again = yield* Effect.flip(Runtime.send(id, Stop.make({})))
+      assert.strictEqual(again._tag, "InvalidTransition")
+      assert.include(again.message, `whose regions that take "Stop" (web) have ended or wait for other events now`)
+      assert.strictEqual((yield* Runtime.await(id)).status, "succeeded")
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("on SQLite: the regions run, the parent joins them and merges their contexts", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(All, { done: [] })
+      yield* regionUntil(id, "web", "running")
+      yield* TestClock.adjust("100 millis")
+      yield* regionUntil(id, "web", "waiting")
+      yield* Runtime.send(id, Go.make({ by: "ops" }))
+      const done = yield* Runtime.await(id)
+      assert.strictEqual(done.status, "succeeded")
+      assert.sameMembers([...(done.context as Ctx).done], ["prepare", "migrate", "seed", "build", "ship", "bundle"])
+      assert.strictEqual((yield* Runtime.list({ parentId: id })).length, 3)
+    }).pipe(Effect.provide(layer(layerTempSqlite()))))
+
+  it.effect("registration refuses a region that cannot end, a mode that cannot be met and a region's name that is not plain", () =>
+    Effect.gen(function*() {
+      const refused = (states: Procedure.ParallelSpec["regions"], mode: Procedure.ParallelMode = "all") => {
+        const def = Procedure.makeUnsafe({
+          name: "bad",
+          version: 1,
+          input: Ctx,
+          context: Ctx,
+          initial: "p",
+          states: { p: Procedure.parallel({ regions: states, mode, next: "done" }) as never, done: { type: "final" } }
+        })
+        return Layer.build(Runtime.layer({ procedures: [def] }).pipe(Layer.provide(Store.layerMemory), Layer.provide(Journal.layer))).pipe(
+          Effect.scoped,
+          Effect.flip,
+          Effect.map((e) => e.message)
+        )
+      }
+      const loop = { initial: "a", states: { a: Procedure.step({ run: () => Effect.void, next: "a" }), end: Procedure.final() } }
+      const fine = { initial: "end", states: { end: Procedure.final() } }
+      assert.include(yield* refused({ ok: fine, stuck: loop }), `Procedure "bad" is not valid (state "p"): region "stuck"`)
+      assert.include(yield* refused({ ok: fine, stuck: loop }), "unreachable")
+      assert.include(yield* refused({ a: fine, b: fine }, { atLeast: 3 }), "{ atLeast: 3 } must be a whole number from 1 to the number of its regions (2)")
+      assert.include(yield* refused({ "a/b": fine }), `region "a/b": a region's name may have only letters`)
+    }))
 })
 
 
