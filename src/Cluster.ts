@@ -37,6 +37,8 @@ import { Clock, Duration, Effect, Layer, Option } from "effect"
 import type { DefinitionError, StoreError } from "./Errors.js"
 import { ClusterHooks } from "./internal/clusterHooks.js"
 import type { Holder } from "./internal/clusterHooks.js"
+import * as Routing from "./internal/clusterRouting.js"
+import type { Ownership } from "./internal/clusterRouting.js"
 import type * as Procedure from "./Procedure.js"
 import * as Runtime from "./Runtime.js"
 import * as SqlStore from "./SqlStore.js"
@@ -64,11 +66,19 @@ export interface Options<Ps extends ReadonlyArray<Procedure.Any>> extends Runtim
    */
   readonly lease?: Duration.DurationInput | undefined
   /**
-   * How often the runner looks in the store for executions of its shards that no actor runs
-   * (started, or sent an event, on another runner).
-   * @default "1 second"
+   * How often the runner looks in the store for executions of its shards that no actor runs.
+   * A `start` or `send` on another runner wakes the owner at once (a message routed to it);
+   * the scan only catches a wake that was lost (its runner died before sending it).
+   * @default "10 seconds"
    */
   readonly scan?: Duration.DurationInput | undefined
+  /**
+   * How long an operation asked of another runner (a command, `await`'s next answer,
+   * `sendAndWait`) keeps trying while no runner answers for the execution (its owner died
+   * and its lease has not expired yet) before it fails with a `StoreError` of kind `Unavailable`.
+   * @default "30 seconds"
+   */
+  readonly requestTimeout?: Duration.DurationInput | undefined
   /** the store's options (`prefix`, `maxBatchSize`, `queueCapacity`); the cluster's tables are `<prefix>_cluster_*` */
   readonly store?: SqlStore.Options | undefined
 }
@@ -117,10 +127,21 @@ export const layer = <const Ps extends ReadonlyArray<Procedure.Any>>(
     Layer.provide(RpcSerialization.layerMsgPack)
   )
   const store = SqlStore.layerFenced({ ...options.store, shards, idleTransactionTimeout: lease })
-  const hooks = Layer.sync(ClusterHooks, (): Holder => ({ current: undefined }))
+  const hooks = Layer.sync(ClusterHooks, (): Holder => ({ current: undefined, route: undefined }))
   const owner = `${options.runner.host}:${options.runner.port}`
-  const scan = Duration.toMillis(options.scan ?? "1 second")
-  return Layer.scopedDiscard(Effect.forkScoped(ownership(shards, owner, scan))).pipe(
+  const scan = Duration.toMillis(options.scan ?? "10 seconds")
+  const requestTimeout = Duration.decode(options.requestTimeout ?? "30 seconds")
+  const run = Effect.gen(function*() {
+    const sharding = yield* Sharding.Sharding
+    const holder = yield* ClusterHooks
+    const store = yield* Store
+    const held = new Set<number>()
+    const owned: Ownership = { held, shardOf: (yield* SqlStore.Shards).shardOf }
+    yield* Layer.build(Routing.handlers(holder, sharding, owned, lease))
+    holder.route = yield* Routing.makeRouter(sharding, owned, { store, attempt: lease, requestTimeout })
+    yield* Effect.forkScoped(ownership(shards, owner, scan, held))
+  })
+  return Layer.scopedDiscard(run).pipe(
     Layer.provideMerge(Runtime.layer(options)),
     Layer.provideMerge(store),
     Layer.provideMerge(hooks),
@@ -134,7 +155,7 @@ export const layer = <const Ps extends ReadonlyArray<Procedure.Any>>(
  * stops their actors), and now and then wakes the executions of its shards that no actor
  * here runs (started or sent an event on another runner).
  */
-const ownership = (count: number, owner: string, scanMillis: number) =>
+const ownership = (count: number, owner: string, scanMillis: number, held: Set<number>) =>
   Effect.gen(function*() {
     const sharding = yield* Sharding.Sharding
     const shards = yield* SqlStore.Shards
@@ -142,7 +163,6 @@ const ownership = (count: number, owner: string, scanMillis: number) =>
     const hooks = (yield* ClusterHooks).current
     if (hooks === undefined) return yield* Effect.dieMessage("Cluster.layer: the runtime did not attach its hooks")
     const ids = Array.from({ length: count }, (_, i) => ShardId.make("default", i + 1))
-    const held = new Set<number>()
     let lastScan = 0
     const tick = Effect.gen(function*() {
       const gained: Array<number> = []

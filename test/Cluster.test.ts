@@ -6,86 +6,17 @@
  * executions: every execution succeeds once, with each state once in its history, and the
  * only step that runs twice in an execution is the one the dead runner was in.
  */
-import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
-import { type ChildProcess, spawn } from "node:child_process"
-import * as path from "node:path"
-import * as readline from "node:readline"
+import { poll, setUp, startRunner, until } from "./fixtures/clusterProcesses.js"
 
 const pgUrl = process.env.PROCTOR_TEST_PG_URL
-const runnerFile = path.join(__dirname, "fixtures", "clusterRunner.ts")
-
-interface Runner {
-  readonly child: ChildProcess
-  held: number
-  started: Array<string>
-  readonly fenced: Array<string>
-  readonly changed: Set<() => void>
-}
-
-const startRunner = (url: string, prefix: string, port: number): Runner => {
-  const child = spawn(process.execPath, ["--import", "tsx", runnerFile, url, prefix, String(port)], { stdio: ["pipe", "pipe", "inherit"] })
-  const runner: Runner = { child, held: 0, started: [], fenced: [], changed: new Set() }
-  readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-    if (!line.startsWith("{")) return
-    const message = JSON.parse(line) as { held?: number; started?: Array<string>; fenced?: string }
-    if (message.held !== undefined) runner.held = message.held
-    if (message.started !== undefined) runner.started = message.started
-    if (message.fenced !== undefined) runner.fenced.push(message.fenced)
-    for (const f of runner.changed) f()
-  })
-  return runner
-}
-
-/** waits until `test` holds, failing after `ms` with `what` */
-const until = (runners: ReadonlyArray<Runner>, test: () => boolean, ms: number, what: string) =>
-  Effect.async<void, Error>((resume) => {
-    const check = () => {
-      if (!test()) return
-      done()
-      resume(Effect.void)
-    }
-    const timer = setTimeout(() => {
-      done()
-      resume(Effect.fail(new Error(`timed out after ${ms} ms waiting until ${what}`)))
-    }, ms)
-    const done = () => {
-      clearTimeout(timer)
-      for (const r of runners) r.changed.delete(check)
-    }
-    for (const r of runners) r.changed.add(check)
-    check()
-    return Effect.sync(done)
-  })
-
-const poll = <A>(query: Effect.Effect<A, unknown>, ok: (a: A) => boolean, ms: number, what: string) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + ms
-    while (true) {
-      const a = yield* query
-      if (ok(a)) return a
-      if (Date.now() > deadline) return yield* Effect.fail(new Error(`timed out after ${ms} ms waiting until ${what}`))
-      yield* Effect.promise(() => new Promise((r) => setTimeout(r, 250)))
-    }
-  })
 
 describe.skipIf(pgUrl === undefined || pgUrl === "")("Cluster.layer, two runner processes on Postgres", () => {
   const scenario = (signal: "SIGKILL" | "SIGSTOP") =>
     Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      const prefix = `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
-      const tables = ["executions", "transitions", "errors", "inbox", "compensations", "shards", "migrations", "effects", "cluster_runners", "cluster_locks"]
-      yield* sql.unsafe(`CREATE TABLE ${prefix}_effects (execution_id TEXT NOT NULL, state TEXT NOT NULL, visit INTEGER NOT NULL, pid INTEGER NOT NULL, at TIMESTAMP NOT NULL DEFAULT clock_timestamp())`)
-      const port = 36000 + Math.floor(Math.random() * 2000)
-      const runners: Array<Runner> = []
-      yield* Effect.addFinalizer(() =>
-        Effect.zipRight(
-          Effect.sync(() => runners.forEach((r) => r.child.kill("SIGKILL"))),
-          Effect.forEach(tables, (t) => sql.unsafe(`DROP TABLE IF EXISTS ${prefix}_${t}`), { discard: true }).pipe(Effect.ignore)
-        )
-      )
+      const { port, prefix, runners, sql } = yield* setUp
       const a = startRunner(pgUrl!, prefix, port)
       runners.push(a)
       yield* until([a], () => a.held === 16, 60_000, "runner A holds all 16 shards")

@@ -1,11 +1,25 @@
 /**
- * What `Cluster.layer`'s ownership loop needs from the runtime it runs: waking an execution
- * (as `send` does), whether one is in memory, and waking the timer fiber after the runner
- * gained shards. The runtime attaches them when it finds this service in its context; the
- * single-process `Runtime.layer` never does.
+ * What `Cluster.layer` and the runtime it runs need from each other. The runtime gives the
+ * cluster its own operations (`RuntimeHooks`): waking an execution, whether one is in
+ * memory, waking the timer fiber after the runner gained shards, and the operations the
+ * messages routed to this runner call. The cluster gives the runtime a `Router`: an operation
+ * on an execution whose shard another runner owns goes there instead of running here. The
+ * runtime attaches them when it finds this service in its context; the single-process
+ * `Runtime.layer` never does.
  */
-import type { Effect } from "effect"
+import type { Duration, Effect } from "effect"
 import { Context } from "effect"
+import type { ExecutionNotFound, InvalidTransition, SendTimeout, StoreError, ValidationError, VersionConflict } from "../Errors.js"
+import type { Snapshot } from "../Execution.js"
+import type { SendResult } from "./eventWaiters.js"
+import type { CommandError, CommandInput } from "./handle.js"
+
+export type SendAndWaitError = ExecutionNotFound | ValidationError | InvalidTransition | VersionConflict | SendTimeout | StoreError
+
+export interface SendAndWaitOptions {
+  readonly expectVersion?: number | undefined
+  readonly timeout?: Duration.DurationInput | undefined
+}
 
 export interface RuntimeHooks {
   /** delivers a nudge to the execution's actor, starting it if it is not in memory */
@@ -15,10 +29,31 @@ export interface RuntimeHooks {
   readonly wakeTimers: () => void
   /** how far ahead (ms) the runtime wakes executions whose timer comes */
   readonly horizon: number
+  /** this runtime's own operations, for the messages routed to it */
+  readonly command: (id: string, input: CommandInput) => Effect.Effect<Snapshot, CommandError>
+  readonly await: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | StoreError>
+  readonly sendAndWait: (id: string, event: unknown, options: SendAndWaitOptions | undefined) => Effect.Effect<SendResult, SendAndWaitError>
+}
+
+/** Each operation runs `here` when this runner owns the execution's shard, and goes to its owner otherwise. */
+export interface Router {
+  readonly wake: (id: string, here: Effect.Effect<void>) => Effect.Effect<void>
+  readonly command: (id: string, input: CommandInput, here: Effect.Effect<Snapshot, CommandError>) => Effect.Effect<Snapshot, CommandError>
+  readonly await: (
+    id: string,
+    here: Effect.Effect<Snapshot, ExecutionNotFound | StoreError>
+  ) => Effect.Effect<Snapshot, ExecutionNotFound | StoreError>
+  readonly sendAndWait: (
+    id: string,
+    event: unknown,
+    options: SendAndWaitOptions | undefined,
+    here: Effect.Effect<SendResult, SendAndWaitError>
+  ) => Effect.Effect<SendResult, SendAndWaitError>
 }
 
 export interface Holder {
   current: RuntimeHooks | undefined
+  route: Router | undefined
 }
 
 export class ClusterHooks extends Context.Tag("proctor/internal/ClusterHooks")<ClusterHooks, Holder>() {}

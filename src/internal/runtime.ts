@@ -259,10 +259,16 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     settings: { maxRestarts, within, backoff, passivate, horizon, recoverWindow: Math.max(1, options.recoverWindow ?? 100_000) }
   }
   const supervisor = Supervisor.make(shared, (handle, restore) => actor.runActor(handle, restore))
+  // several runtimes on one store (Cluster.layer): an execution another runner owns is woken, commanded and awaited there
+  const cluster = Option.getOrUndefined(yield* Effect.serviceOption(ClusterHooks))
+  const wake = (id: string, span?: Tracer.Span) => cluster?.route === undefined ? activate(id, span) : cluster.route.wake(id, activate(id, span))
   const actor = Actor.make(shared, supervisor)
   const { deliver, activate } = supervisor
 
   const command = (id: string, input: CommandInput) =>
+    cluster?.route === undefined ? commandHere(id, input) : cluster.route.command(id, input, commandHere(id, input))
+
+  const commandHere = (id: string, input: CommandInput) =>
     Effect.gen(function*() {
       const snapshot = yield* getSnapshot(id)
       if (isTerminal(snapshot.status)) {
@@ -336,7 +342,10 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       span?.attribute("proctor.execution.id", id)
       publish(snapshot, first)
       // the new actor starts from the snapshot just committed, without reading it back
-      if (!isTerminal(snapshot.status)) yield* deliver(id, { _tag: "Inbox", cause: span }, { compiled, machine: started.machine, completed: [] })
+      if (!isTerminal(snapshot.status)) {
+        const here = deliver(id, { _tag: "Inbox", cause: span }, { compiled, machine: started.machine, completed: [] })
+        yield* cluster?.route === undefined ? here : cluster.route.wake(id, here)
+      }
       return id
     })
 
@@ -399,7 +408,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const sendTo = (id: string, event: unknown, span: Tracer.Span | undefined): Effect.Effect<void, ExecutionNotFound | ValidationError | InvalidTransition | StoreError> =>
     Effect.flatMap(children.receivers(id, event), (to) =>
       to === undefined
-        ? Effect.zipRight(enqueue(id, event, undefined, span), activate(id, span))
+        ? Effect.zipRight(enqueue(id, event, undefined, span), wake(id, span))
         : children.forward(to, (region) => sendTo(region, event, span)))
 
   /**
@@ -408,6 +417,9 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
    * `timeout`, after which the event still stands).
    */
   const sendAndWait = (id: string, event: unknown, options?: SendAndWaitOptions) =>
+    cluster?.route === undefined ? sendAndWaitHere(id, event, options) : cluster.route.sendAndWait(id, event, options, sendAndWaitHere(id, event, options))
+
+  const sendAndWaitHere = (id: string, event: unknown, options?: SendAndWaitOptions) =>
     Spans.around(tracing, "proctor.sendAndWait", { "proctor.execution.id": id }, (span) => sendAndWaitIn(id, event, options, span))
 
   const sendAndWaitIn = (id: string, event: unknown, options: SendAndWaitOptions | undefined, span: Tracer.Span | undefined) =>
@@ -434,7 +446,9 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     })
 
 
-  const awaitExecution = (id: string) =>
+  const awaitExecution = (id: string) => cluster?.route === undefined ? awaitHere(id) : cluster.route.await(id, awaitHere(id))
+
+  const awaitHere = (id: string) =>
     Effect.gen(function*() {
       const waiter = yield* Deferred.make<Snapshot>()
       const list = waiters.get(id) ?? []
@@ -491,10 +505,16 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     Effect.catchTag("ValidationError", (e) => Effect.die(e))
   )
 
-  // several runtimes on one store: Cluster.layer's ownership loop wakes the executions of the shards it gains
-  const hooks = yield* Effect.serviceOption(ClusterHooks)
-  if (Option.isSome(hooks)) {
-    hooks.value.current = { activate: (id) => activate(id), inMemory: (id) => handles.has(id), wakeTimers: () => Deferred.unsafeDone(timerPoll.wake, Exit.void), horizon }
+  if (cluster !== undefined) {
+    cluster.current = {
+      activate: (id) => activate(id),
+      inMemory: (id) => handles.has(id),
+      wakeTimers: () => Deferred.unsafeDone(timerPoll.wake, Exit.void),
+      horizon,
+      command: commandHere,
+      await: awaitHere,
+      sendAndWait: sendAndWaitHere
+    }
   }
   if (options.recover ?? true) yield* supervisor.recover
 
