@@ -27,6 +27,7 @@ const worker = path.join(__dirname, "fixtures", "crash-worker.ts")
 const example = path.join(__dirname, "..", "examples", "crash-recovery.ts")
 const window = path.join(__dirname, "fixtures", "crash-window.ts")
 const childCrash = path.join(__dirname, "fixtures", "crash-child.ts")
+const parallelCrash = path.join(__dirname, "fixtures", "crash-parallel.ts")
 
 /** Runs a script to its end (or its death) and returns what it printed. */
 const runScript = (args: ReadonlyArray<string>) =>
@@ -218,5 +219,44 @@ describe("crash recovery", () => {
       assert.match(end.lastChildTransition, /^cancel: parent order-1 no longer waits in state "pay"/)
       // the child was ended before its step could run again
       assert.strictEqual(runs.length, 1)
+    }).pipe(Effect.scoped), 120_000)
+
+  it.live("a parallel state's regions killed mid-run resume with their parent: each step ran once but the one in flight, the parent ends", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "proctor-crash-parallel-"))),
+        (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+      )
+      const db = path.join(dir, "parallel.db")
+      const crashed = yield* runScript([parallelCrash, db, "step"])
+      assert.strictEqual(crashed.signal, "SIGKILL", crashed.stdout + crashed.stderr)
+      const resumed = yield* runScript([parallelCrash, db, "resume"])
+      assert.strictEqual(resumed.code, 0, resumed.stdout + resumed.stderr)
+      const end = JSON.parse(resumed.stdout) as {
+        readonly parent: { readonly status: string; readonly context: { readonly done: ReadonlyArray<string> } }
+        readonly regions: ReadonlyArray<{ readonly id: string; readonly procedure: string; readonly status: string }>
+      }
+      assert.strictEqual(end.parent.status, "succeeded")
+      assert.sameMembers([...end.parent.context.done], ["prepare", "a1", "a2", "b1", "b2", "b3", "c1", "c2"])
+      assert.deepStrictEqual(end.regions.map((r) => [r.procedure, r.status]), [
+        ["crash-release.rollout.a", "succeeded"],
+        ["crash-release.rollout.b", "succeeded"],
+        ["crash-release.rollout.c", "succeeded"]
+      ])
+      // every step ran once, with its key, but b2, in flight at the kill: it ran again with the same key
+      const runs = fs.readFileSync(`${db}.runs`, "utf8").trim().split("\n")
+      const count = new Map<string, number>()
+      for (const line of runs) count.set(line, (count.get(line) ?? 0) + 1)
+      const [a, b, c] = end.regions.map((r) => r.id)
+      assert.deepStrictEqual(Object.fromEntries(count), {
+        [`prepare release-1/prepare/1`]: 1,
+        [`a1 ${a}/a1/1`]: 1,
+        [`a2 ${a}/a2/2`]: 1,
+        [`b1 ${b}/b1/1`]: 1,
+        [`b2 ${b}/b2/2`]: 2,
+        [`b3 ${b}/b3/3`]: 1,
+        [`c1 ${c}/c1/1`]: 1,
+        [`c2 ${c}/c2/2`]: 1
+      })
     }).pipe(Effect.scoped), 120_000)
 })
