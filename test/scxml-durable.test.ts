@@ -2,7 +2,7 @@
 // events through Runtime.send, delayed sends as the state's durable timer, cancel, the
 // top-level final as the execution's end, and the documents fromSCXML refuses.
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, TestClock } from "effect"
+import { Effect, Exit, Layer, Scope, TestClock } from "effect"
 import * as fs from "node:fs"
 import { DefinitionError, Procedure, Runtime, Store } from "proctor"
 import { listTests, prepareDurable, recordingStore, runDurable, suiteFolder } from "./fixtures/scxmlSuite.js"
@@ -97,6 +97,73 @@ describe("Procedure.fromSCXML", () => {
         "event:stop done"
       ])
     }).pipe(Effect.provide(layer)))
+
+  it.effect("the state's timer follows the earliest delayed send, also when a later event queues an earlier one", () =>
+    Effect.gen(function*() {
+      const Timers = Procedure.fromSCXML(scxml(`
+        <state id="a">
+          <onentry><send event="slow" delay="10s"/></onentry>
+          <transition event="hurry"><send event="fast" delay="1s"/></transition>
+          <transition event="fast" target="b"/><transition event="slow" target="c"/>
+        </state>
+        <state id="b"/><state id="c"/>`, `name="timers"`))
+      yield* Effect.gen(function*() {
+        const id = yield* Runtime.start(Timers, {})
+        yield* TestClock.adjust("2 seconds")
+        yield* Runtime.sendAndWait(id, { _tag: "hurry" })
+        assert.strictEqual((yield* Runtime.get(id)).timerDueAt, 3000)
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(Procedure.chartConfiguration(Timers, yield* Runtime.get(id)), ["b"])
+      }).pipe(Effect.provide(Runtime.layer({ procedures: [Timers], passivation: { enabled: false } }).pipe(Layer.provideMerge(Store.layerMemory))))
+    }))
+
+  it.scoped("a delayed send survives a restart (its timer is in the store) and a cancelled one never comes", () =>
+    Effect.gen(function*() {
+      const Reminder = Procedure.fromSCXML(scxml(`
+        <state id="waiting">
+          <onentry><send event="remind" delay="1h" id="r"/><send event="expire" delayexpr="'2h'" id="x"/></onentry>
+          <transition event="paid"><cancel sendid="x"/></transition>
+          <transition event="expire" target="expired"/>
+          <transition event="remind" target="reminded"/>
+        </state>
+        <state id="reminded"><transition event="expire" target="expired"/><transition event="close" target="closed"/></state>
+        <final id="expired"/><final id="closed"/>`, `name="reminder"`), { outcomes: { expired: "failed" } })
+      const store = yield* Store.makeMemory
+      const layer = Runtime.layer({ procedures: [Reminder] }).pipe(Layer.provide(Layer.succeed(Store.Store, store)))
+      /** One life of the runtime: runs `f`, then the runtime is closed (its actors and timers in memory are gone). */
+      const life = <A, E>(f: Effect.Effect<A, E, Runtime.Runtime>) =>
+        Effect.gen(function*() {
+          const scope = yield* Scope.make()
+          const context = yield* Layer.buildWithScope(layer, scope)
+          const out = yield* Effect.provide(f, context)
+          yield* Scope.close(scope, Exit.void)
+          return out
+        })
+      const id = yield* life(Effect.gen(function*() {
+        const id = yield* Runtime.start(Reminder, {})
+        yield* Runtime.sendAndWait(id, { _tag: "paid" })
+        return id
+      }))
+      const stored = (yield* store.get(id)).pipe((o) => (o._tag === "Some" ? o.value : undefined))!
+      assert.strictEqual(stored.timerDueAt, 3_600_000)
+      assert.deepStrictEqual(chartOf(stored).pending.map((p) => p.id), ["r"])
+      // the reminder falls due while no runtime runs; the next one delivers it at recovery
+      yield* TestClock.adjust("90 minutes")
+      const after = yield* life(Effect.gen(function*() {
+        yield* TestClock.adjust("1 millis")
+        return yield* Runtime.get(id)
+      }))
+      assert.deepStrictEqual(Procedure.chartConfiguration(Reminder, after), ["reminded"])
+      assert.strictEqual(after.timerDueAt, undefined)
+      // the cancelled expiry never comes, however long we wait
+      const later = yield* life(Effect.gen(function*() {
+        yield* TestClock.adjust("10 hours")
+        return yield* Runtime.get(id)
+      }))
+      assert.deepStrictEqual([later.status, Procedure.chartConfiguration(Reminder, later)], ["waiting", ["reminded"]])
+      const history = yield* life(Runtime.history(id))
+      assert.deepStrictEqual(history.map((t) => t.cause), ["start", "event:paid", "timer"])
+    }))
 
   it("refuses what the durable runtime does not run, naming the element and its line", () => {
     const refused = (xml: string, options?: Procedure.FromSCXMLOptions) => {
