@@ -1,8 +1,10 @@
 /**
- * A release: validate → build → test → deploy the database, the API and the web front,
- * each deploy a step with a `compensate` that undeploys it. When a later deploy fails for
- * good, the deploys that completed are undone in reverse order and the execution ends
- * `failed`.
+ * A release: validate → build → test → roll out the database, the API and the web front
+ * in parallel (`Procedure.parallel`: three regions, each a child execution), each region
+ * a deploy with a `compensate` that undeploys it, then a health check (web) or a warm-up
+ * (db, api). The rollout fails as one: when web fails its health check, web undoes its
+ * own deploy, the regions still running are stopped and rolled back (api, then db: the
+ * one whose deploy completed last first), and the release ends `failed`.
  *
  * Run it: `npx tsx examples/deploy.ts`
  *
@@ -32,7 +34,7 @@ export class InvalidRelease extends Schema.TaggedError<InvalidRelease>()("Invali
 }
 
 /**
- * A service did not come up healthy. Not declared transient: the release is rolled back.
+ * A service did not pass its health check. Not declared transient: the rollout is rolled back.
  *
  * @since 0.1.0
  */
@@ -69,7 +71,9 @@ export interface Action {
  */
 export class Deployer extends Context.Tag("examples/Deployer")<Deployer, {
   /** deploys once per idempotency key: a re-run of the same visit does nothing twice */
-  readonly deploy: (service: string, version: string, key: string) => Effect.Effect<void, DeployFailed>
+  readonly deploy: (service: string, version: string, key: string) => Effect.Effect<void>
+  /** checks a deployed service's health */
+  readonly check: (service: string, version: string) => Effect.Effect<void, DeployFailed>
   readonly undeploy: (service: string, version: string, key: string) => Effect.Effect<void>
   /** everything done so far, in order */
   readonly actions: Effect.Effect<ReadonlyArray<Action>>
@@ -77,7 +81,7 @@ export class Deployer extends Context.Tag("examples/Deployer")<Deployer, {
 
 /**
  * An in-memory deployer. Releases listed in `broken` (`"service@version"`) fail their
- * health check.
+ * health check. A deploy takes 20 ms for db, 60 ms for api and 100 ms for web.
  *
  * @since 0.1.0
  */
@@ -93,14 +97,22 @@ export const layerDeployerMemory = (options: { readonly broken: ReadonlyArray<st
           done.add(key)
           return Ref.update(actions, (all) => [...all, action])
         })
+      // a step's key starts with its execution's id (a region's, for the deploys)
       const executionOf = (key: string) => key.split("/")[0]!
+      const durations: Record<string, number> = { db: 20, api: 60, web: 100 }
       return Deployer.of({
         deploy: (service, version, key) =>
-          options.broken.includes(`${service}@${version}`)
-            ? Effect.fail(new DeployFailed({ service, version, reason: "failed its health check" }))
-            : Effect.sleep("20 millis").pipe(
-              Effect.zipRight(record({ executionId: executionOf(key), action: "deploy", service, version }, key))
-            ),
+          Effect.sleep(durations[service] ?? 20).pipe(
+            Effect.zipRight(record({ executionId: executionOf(key), action: "deploy", service, version }, key))
+          ),
+        check: (service, version) =>
+          Effect.sleep("10 millis").pipe(
+            Effect.zipRight(
+              options.broken.includes(`${service}@${version}`)
+                ? Effect.fail(new DeployFailed({ service, version, reason: "failed its health check" }))
+                : Effect.void
+            )
+          ),
         undeploy: (service, version, key) =>
           Effect.sleep("10 millis").pipe(
             Effect.zipRight(record({ executionId: executionOf(key), action: "undeploy", service, version }, key))
@@ -139,14 +151,28 @@ const deployStep = <const N extends string>(service: string, next: N) =>
       Effect.flatMap(Deployer, (d) => d.undeploy(service, context.version, idempotencyKey))
   })
 
+/** A region of the rollout: deploy `service`, then check its health (web) or warm it up (db, api). */
+const rollout = (service: string, after: "check" | "warm") => ({
+  initial: "deploy" as const,
+  states: {
+    deploy: deployStep(service, "ready"),
+    ready: Procedure.step({
+      run: ({ context }: Procedure.StepArgs<DeployContext>) =>
+        after === "check" ? Effect.flatMap(Deployer, (d) => d.check(service, context.version)) : Effect.sleep("200 millis"),
+      next: "done"
+    }),
+    done: Procedure.final()
+  }
+})
+
 /**
  * The release procedure.
  *
  * @since 0.1.0
  */
 export const Deploy = Procedure.make("deploy", {
-  version: 1,
-  description: "validate, build, test, then deploy db, api and web; undo the deploys if one fails",
+  version: 2,
+  description: "validate, build, test, then roll out db, api and web in parallel; roll the rollout back if one fails",
   input: Schema.Struct({ app: Schema.String, version: Schema.String }),
   context: DeployContextSchema,
   init: (input) => ({ ...input, deployed: [] })
@@ -166,10 +192,15 @@ export const Deploy = Procedure.make("deploy", {
       timeout: "5 minutes",
       next: "test"
     }),
-    test: Procedure.step({ run: () => Effect.sleep("40 millis"), timeout: "10 minutes", next: "deployDb" }),
-    deployDb: deployStep("db", "deployApi"),
-    deployApi: deployStep("api", "deployWeb"),
-    deployWeb: deployStep("web", "live"),
+    test: Procedure.step({ run: () => Effect.sleep("40 millis"), timeout: "10 minutes", next: "rollout" }),
+    // three regions, each a child execution (deploy.rollout.db, ...): all must succeed
+    rollout: Procedure.parallel({
+      regions: { db: rollout("db", "warm"), api: rollout("api", "warm"), web: rollout("web", "check") },
+      // what each region deployed, in the regions' order
+      update: (result, context) => ({ ...context, deployed: Object.values(result.regions).flatMap((r) => r.context.deployed) }),
+      timeout: "30 minutes",
+      next: "live"
+    }),
     live: Procedure.final({ outcome: "succeeded" })
   }
 })
@@ -178,7 +209,28 @@ export const Deploy = Procedure.make("deploy", {
 // the demo
 
 /**
- * Releases 1.4.0 (succeeds) and 1.5.0 (web fails its health check: api and db are
+ * What the deployer did for a release: its regions' deploys and undeploys, in order.
+ *
+ * @since 0.1.0
+ */
+export const actionsOf = (id: string) =>
+  Effect.gen(function*() {
+    const regions = yield* Runtime.list({ parentId: id })
+    const ids = new Set([id, ...regions.map((r) => r.id)])
+    const actions = yield* Effect.flatMap(Deployer, (d) => d.actions)
+    return actions.filter((a) => ids.has(a.executionId)).map((a) => `${a.action} ${a.service}`)
+  })
+
+/** How each region of a release ended (`db succeeded, ...`). */
+const regionsOf = (id: string) =>
+  Effect.map(Runtime.list({ parentId: id }), (regions) =>
+    regions.map((r) => r.procedure.slice(r.procedure.lastIndexOf(".") + 1) + " " + r.status)
+      .sort((a, b) => services.indexOf(a.split(" ")[0]!) - services.indexOf(b.split(" ")[0]!))
+      .join(", "))
+const services = ["db", "api", "web"]
+
+/**
+ * Releases 1.4.0 (succeeds) and 1.5.0 (web fails its health check: web, api and db are
  * undeployed, in that order), side by side.
  *
  * @since 0.1.0
@@ -187,14 +239,14 @@ export const scenarios = Effect.gen(function*() {
   const good = yield* Runtime.start(Deploy, { app: "shop", version: "1.4.0" })
   const bad = yield* Runtime.start(Deploy, { app: "shop", version: "1.5.0" })
   yield* Effect.all([awaitEnd(good), awaitEnd(bad)], { concurrency: "unbounded" })
-  const actions = yield* Effect.flatMap(Deployer, (d) => d.actions)
-  const notes = (id: string) => {
-    const mine = actions.filter((a) => a.executionId === id)
-    return mine.length === 0 ? [] : [`deployer: ${mine.map((a) => `${a.action} ${a.service}`).join(", ")}`]
-  }
+  const notes = (id: string) =>
+    Effect.gen(function*() {
+      const actions = yield* actionsOf(id)
+      return [`regions: ${yield* regionsOf(id)}`, ...(actions.length === 0 ? [] : [`deployer: ${actions.join(", ")}`])]
+    })
   const runs: ReadonlyArray<Run> = [
-    { example: "deploy", label: "release 1.4.0", id: good, notes: notes(good) },
-    { example: "deploy", label: "release 1.5.0 (web unhealthy)", id: bad, notes: notes(bad) }
+    { example: "deploy", label: "release 1.4.0", id: good, notes: yield* notes(good) },
+    { example: "deploy", label: "release 1.5.0 (web unhealthy)", id: bad, notes: yield* notes(bad) }
   ]
   return runs
 })

@@ -3,7 +3,7 @@ import { Effect, Layer, Schema, TestClock } from "effect"
 import { Runtime, Store } from "proctor"
 import { Approval, Approve, managerTimeout, Reject, reviewTimeout } from "../examples/approval.js"
 import { Pipeline } from "../examples/data-pipeline.js"
-import { Deploy, Deployer, layerDeployerMemory } from "../examples/deploy.js"
+import { actionsOf, Deploy, layerDeployerMemory } from "../examples/deploy.js"
 import { Expense, program as quickstart, QuickstartLive } from "../examples/quickstart.js"
 import { Confirm, confirmTimeout, Order, Payment } from "../examples/order.js"
 import { formatPath } from "../examples/report.js"
@@ -13,14 +13,8 @@ const layer = Runtime.layer({ procedures: [Deploy, Pipeline, Approval] }).pipe(
 )
 
 const states = (id: string) => Effect.map(Runtime.history(id), (h) => h.map((t) => t.to))
-const actionsOf = (id: string) =>
-  Effect.map(Deployer, (d) => d.actions).pipe(
-    Effect.flatten,
-    Effect.map((all) => all.filter((a) => a.executionId === id).map((a) => `${a.action} ${a.service}`))
-  )
-
 describe("examples/deploy", () => {
-  it.effect("a healthy release deploys db, api and web and ends succeeded", () =>
+  it.effect("a healthy release rolls out db, api and web in parallel regions and ends succeeded", () =>
     Effect.gen(function*() {
       const id = yield* Runtime.start(Deploy, { app: "shop", version: "1.4.0" })
       yield* TestClock.adjust("1 second")
@@ -28,28 +22,38 @@ describe("examples/deploy", () => {
       assert.strictEqual(end.status, "succeeded")
       assert.strictEqual(end.state, "live")
       assert.deepStrictEqual(end.context, { app: "shop", version: "1.4.0", artifact: "shop-1.4.0.tgz", deployed: ["db", "api", "web"] })
-      assert.deepStrictEqual(yield* states(id), ["validate", "build", "test", "deployDb", "deployApi", "deployWeb", "live"])
+      assert.deepStrictEqual(yield* states(id), ["validate", "build", "test", "rollout", "live"])
       assert.deepStrictEqual(yield* actionsOf(id), ["deploy db", "deploy api", "deploy web"])
+      const regions = yield* Runtime.list({ parentId: id })
+      assert.sameMembers(regions.map((r) => `${r.procedure} ${r.status}`), [
+        "deploy.rollout.db succeeded",
+        "deploy.rollout.api succeeded",
+        "deploy.rollout.web succeeded"
+      ])
     }).pipe(Effect.provide(layer)))
 
-  it.effect("a release that fails for good undoes the completed deploys in reverse order and ends failed", () =>
+  it.effect("a region that fails its health check fails the rollout as one: web undoes its deploy, then api and db are rolled back", () =>
     Effect.gen(function*() {
       const id = yield* Runtime.start(Deploy, { app: "shop", version: "1.5.0" })
       yield* TestClock.adjust("1 second")
       const end = yield* Runtime.await(id)
       assert.strictEqual(end.status, "failed")
-      assert.strictEqual(end.state, "deployWeb")
+      assert.strictEqual(end.state, "rollout")
       assert.strictEqual(end.error?.tag, "ExecutionError")
-      assert.deepStrictEqual(yield* actionsOf(id), ["deploy db", "deploy api", "undeploy api", "undeploy db"])
-      const history = yield* Runtime.history(id)
-      assert.deepStrictEqual(history.slice(-2).map((t) => [t.cause, t.status]), [["failure", "compensating"], ["compensated", "failed"]])
-      assert.strictEqual(
-        formatPath(history),
-        "validate → build → test → deployDb → deployApi → deployWeb ⇒ compensating ⇒ failed"
-      )
-      // a business error is not retried: one attempt, logged as not transient
-      const errors = yield* Runtime.errors(id)
-      assert.deepStrictEqual(errors.map((e) => [e.state, e.tag, e.transient]), [["deployWeb", "DeployFailed", false]])
+      assert.match(end.error!.message, /Region "web" .* ended failed/)
+      // api's deploy completed after db's: it is undone first
+      assert.deepStrictEqual(yield* actionsOf(id), ["deploy db", "deploy api", "deploy web", "undeploy web", "undeploy api", "undeploy db"])
+      assert.strictEqual(formatPath(yield* Runtime.history(id)), "validate → build → test → rollout ⇒ failed")
+      const regions = yield* Runtime.list({ parentId: id })
+      assert.sameMembers(regions.map((r) => `${r.procedure} ${r.status}`), [
+        "deploy.rollout.db rolled_back",
+        "deploy.rollout.api rolled_back",
+        "deploy.rollout.web failed"
+      ])
+      // a business error is not retried: one attempt, in the region, and the rollout's failure in the release
+      const web = regions.find((r) => r.procedure === "deploy.rollout.web")!
+      assert.deepStrictEqual((yield* Runtime.errors(web.id)).map((e) => [e.state, e.tag, e.transient]), [["ready", "DeployFailed", false]])
+      assert.deepStrictEqual((yield* Runtime.errors(id)).map((e) => [e.state, e.tag, e.transient]), [["rollout", "RegionFailed", false]])
     }).pipe(Effect.provide(layer)))
 
   it.effect("an invalid version fails at validate with nothing to undo", () =>
