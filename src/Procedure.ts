@@ -7,16 +7,17 @@
  * @since 0.1.0
  */
 import { Either, ParseResult, Schema } from "effect"
-import { childLabel } from "./internal/child.js"
 import { validate } from "./internal/checks.js"
 import type { AnyState, CheckTargets, State, Step } from "./internal/states.js"
-import { edges, ownRecord } from "./internal/states.js"
+import { ownRecord } from "./internal/states.js"
 import type { StateDescription } from "./internal/unsafe.js"
 import { checkFields, statesOf } from "./internal/unsafe.js"
 import type { ChartContext } from "./internal/chartState.js"
 import { chartContextOf } from "./internal/chartState.js"
 import type { FromSCXMLOptions } from "./internal/scxmlProcedure.js"
 import { scxmlParts } from "./internal/scxmlProcedure.js"
+import { toMermaid as mermaid } from "./internal/mermaid.js"
+import type { MermaidOptions } from "./internal/mermaid.js"
 
 // The states' model and constructors live in internal/states.ts, the registration checks
 // in internal/checks.ts; they are part of this module's surface.
@@ -44,6 +45,7 @@ export { checkRetries, validate } from "./internal/checks.js"
 export type { Chart, ChartContext } from "./internal/chartState.js"
 export type { FromSCXMLOptions } from "./internal/scxmlProcedure.js"
 export { ChartEvent } from "./internal/scxmlProcedure.js"
+export type { MermaidOptions } from "./internal/mermaid.js"
 export type { FinalDescription, HandlerDescription, StateDescription, StepDescription, WaitDescription } from "./internal/unsafe.js"
 
 /**
@@ -350,44 +352,16 @@ export const fromSCXML = <I = Readonly<Record<string, unknown>>>(
 export const chartConfiguration = (procedure: Any, snapshot: { readonly context?: unknown }): ReadonlyArray<string> | undefined =>
   Object.values(procedure.states).some((s) => s._tag === "Chart") ? chartContextOf(snapshot.context)?.configuration : undefined
 
-const mermaidId = (name: string) => name.replace(/[^A-Za-z0-9_]/g, "_")
-
 /**
- * The procedure as a Mermaid `stateDiagram-v2`. `current` is highlighted and `visited`
- * states are marked, for dashboards.
+ * The procedure as a Mermaid `stateDiagram-v2`: compound states as `state X { ... }`
+ * blocks, a parallel state's regions split by `--`. `current` (or the `active` states of
+ * parallel regions) is highlighted with the states enclosing it, and `visited` states are
+ * marked, for dashboards.
  *
  * @since 0.1.0
  * @category diagrams
  */
-export const toMermaid = (
-  procedure: Any,
-  options?: { readonly current?: string | undefined; readonly visited?: Iterable<string> | undefined }
-): string => {
-  const lines = ["stateDiagram-v2", `  [*] --> ${mermaidId(procedure.initial)}`]
-  for (const [name, state] of Object.entries(procedure.states)) {
-    const id = mermaidId(name)
-    if (id !== name) lines.push(`  state "${name}" as ${id}`)
-    if (state._tag === "Step" && state.child !== undefined) lines.push(`  ${id}: ${name} (${childLabel(state.child)})`)
-    const out = edges(state)
-    if (out === undefined) {
-      lines.push(`  ${id} --> ${id}: next (any state)`)
-    } else {
-      for (const edge of out) lines.push(`  ${id} --> ${mermaidId(edge.to)}${edge.label === "" ? "" : `: ${edge.label}`}`)
-    }
-    if (state._tag === "Final") lines.push(`  ${id} --> [*]`)
-  }
-  const visited = new Set(options?.visited ?? [])
-  if (options?.current !== undefined) visited.delete(options.current)
-  if (visited.size > 0) {
-    lines.push("  classDef visited fill:#dbeafe,stroke:#2563eb")
-    for (const v of visited) lines.push(`  class ${mermaidId(v)} visited`)
-  }
-  if (options?.current !== undefined) {
-    lines.push("  classDef current fill:#fde68a,stroke:#d97706,stroke-width:3px")
-    lines.push(`  class ${mermaidId(options.current)} current`)
-  }
-  return lines.join("\n")
-}
+export const toMermaid: (procedure: Any, options?: MermaidOptions) => string = mermaid
 
 /** @internal */
 export const formatParseError = (error: ParseResult.ParseError): string =>

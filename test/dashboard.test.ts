@@ -13,6 +13,7 @@ import { chromium } from "playwright-core"
 import { Execution, Runtime, Store } from "proctor"
 import * as Server from "../src/http/Server.js"
 import { Approval, Broken, Gated, release } from "./fixtures/ops.js"
+import { Charted, Release } from "./fixtures/nested.js"
 import { releaseUndo, Saga } from "./fixtures/saga.js"
 
 const wait = { timeout: 20_000 }
@@ -20,7 +21,7 @@ const wait = { timeout: 20_000 }
 const makeServer = (token?: string) =>
   ManagedRuntime.make(
     Server.layerNode({ host: "127.0.0.1", port: 0, token }).pipe(
-      Layer.provideMerge(Runtime.layer({ procedures: [Approval, Gated, Broken, Saga] }).pipe(Layer.provideMerge(Store.layerMemory)))
+      Layer.provideMerge(Runtime.layer({ procedures: [Approval, Gated, Broken, Saga, Charted, Release] }).pipe(Layer.provideMerge(Store.layerMemory)))
     )
   )
 
@@ -222,6 +223,43 @@ describe.skipIf(skip)("dashboard", () => {
     assert.include(await nodeClass(page, "done"), "current")
     const causes = (await app.runPromise(Runtime.history(id))).map((t) => t.cause)
     assert.deepStrictEqual(causes, ["start", "step", "pause", "resume", "step"])
+    assert.deepStrictEqual(problems, [])
+    await page.close()
+  })
+
+  it("draws nested states as boxes and highlights the active configuration: a chart's regions, a parallel state's regions", async () => {
+    const [chart, rollout] = await app.runPromise(
+      Effect.gen(function*() {
+        const chart = yield* Runtime.start(Charted, {})
+        yield* Runtime.send(chart, { _tag: "built" })
+        return [chart, yield* Runtime.start(Release, {})] as const
+      })
+    )
+    const { page, problems } = await newPage()
+    await page.goto(`${url}/executions/${chart}`)
+    // one active state in each region of the chart's parallel state, and every state holding them
+    await page.waitForSelector(`[data-testid=diagram] g.node[data-state="web.ship"].current`, wait)
+    assert.include(await nodeClass(page, "db.migrate"), "current")
+    for (const state of ["chart", "deploy", "db", "web"]) assert.include(await nodeClass(page, state), "active")
+    assert.notInclude(await nodeClass(page, "web.build"), "current")
+    assert.notInclude(await nodeClass(page, "cancelled"), "current")
+    // the SVG nests the boxes: a region's state lies inside its parallel state's box
+    const inside = await page.evaluate(() => {
+      const box = (s: string) => (document.querySelector(`[data-testid=diagram] g.node[data-state="${s}"] rect`) as SVGGraphicsElement).getBBox()
+      const [outer, inner] = [box("deploy"), box("web.ship")]
+      return inner.x >= outer.x && inner.y >= outer.y && inner.x + inner.width <= outer.x + outer.width && inner.y + inner.height <= outer.y + outer.height
+    })
+    assert.isTrue(inside)
+    await page.screenshot({ path: `${shots}/execution-chart.png`, fullPage: true })
+
+    // a parallel state's regions run as child executions: each region's state is highlighted in the parent's diagram
+    await page.goto(`${url}/executions/${rollout}`)
+    await page.waitForSelector(`[data-testid=diagram] g.node[data-state="rollout.web.approve"].current`, wait)
+    await page.waitForSelector(`[data-testid=diagram] g.node[data-state="rollout.db.done"].current`, wait)
+    assert.include(await nodeClass(page, "rollout"), "active")
+    assert.include(await nodeClass(page, "prepare"), "visited")
+    // the state picker offers the procedure's own states only
+    assert.deepStrictEqual(await page.locator("[data-testid=skip-state] option").allTextContents(), ["prepare", "rollout", "live"])
     assert.deepStrictEqual(problems, [])
     await page.close()
   })

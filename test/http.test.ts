@@ -7,6 +7,7 @@ import type { Execution } from "proctor"
 import { ProctorApi } from "../src/http/Api.js"
 import * as Auth from "../src/http/Auth.js"
 import * as Server from "../src/http/Server.js"
+import { Charted, Release } from "./fixtures/nested.js"
 import { Approval, Broken, Gated, release } from "./fixtures/ops.js"
 
 const RuntimeLive = Runtime.layer({ procedures: [Approval, Gated, Broken] }).pipe(Layer.provide(Store.layerMemory))
@@ -86,6 +87,8 @@ describe("HTTP API", () => {
       assert.strictEqual(approval.initial, "submit")
       const review = approval.states.find((s) => s.name === "review")!
       assert.deepStrictEqual(review.accepts, ["Approve", "Reject"])
+      // a flat procedure's states are all at the top
+      assert.isTrue(approval.states.every((s) => s.parent === undefined && s.children === undefined))
       assert.deepStrictEqual(review.timer, { after: "1d", goto: "expired" })
       const approve = approval.events.find((e) => e.tag === "Approve")!
       assert.deepStrictEqual((approve.schema as any).properties.by, { type: "string" })
@@ -99,6 +102,35 @@ describe("HTTP API", () => {
       assert.strictEqual(status.status, 404)
       assert.include(status.body.message, "ops-approval@1")
     }).pipe(Effect.provide(serverWith())))
+
+  it.effect("a procedure's view nests its states: parent, children, initial state, and where region and chart states run", () =>
+    Effect.gen(function*() {
+      const api = yield* client
+      const view = yield* api.procedures.get({ path: { name: "release" } })
+      const state = (name: string) => view.states.find((s) => s.name === name)!
+      assert.deepInclude(state("rollout"), { kind: "parallel", children: ["rollout.db", "rollout.web"], edges: [{ to: "live", label: "" }] })
+      assert.deepInclude(state("rollout.web"), { kind: "compound", parent: "rollout", initial: "rollout.web.bundle", runsIn: "region" })
+      assert.deepInclude(state("rollout.web.approve"), { kind: "wait", parent: "rollout.web", accepts: ["Approve"], runsIn: "region" })
+      assert.isUndefined(state("prepare").parent)
+      assert.include(view.svg, `data-parent="rollout.web" data-state="rollout.web.approve"`)
+      assert.include(view.mermaid, "state rollout {")
+      const chart = yield* api.procedures.get({ path: { name: "deploy-chart" } })
+      const deploy = chart.states.find((s) => s.name === "deploy")!
+      assert.deepInclude(deploy, { kind: "parallel", parent: "chart", children: ["db", "web"], runsIn: "chart" })
+      assert.strictEqual(chart.states.find((s) => s.name === "chart")!.kind, "chart")
+      // the OpenAPI document describes the new fields
+      const spec = (yield* raw(HttpClientRequest.get("/openapi.json"))).body
+      assert.includeMembers(Object.keys(spec.components.schemas.StateInfo.properties), ["parent", "children", "initial", "history", "runsIn"])
+      assert.include(spec.components.schemas.StateInfo.properties.kind.enum, "parallel")
+    }).pipe(
+      Effect.provide(
+        Server.layer({}).pipe(
+          Layer.provideMerge(Runtime.layer({ procedures: [Release, Charted] })),
+          Layer.provideMerge(Store.layerMemory),
+          Layer.provideMerge(NodeHttpServer.layerTest)
+        )
+      )
+    ))
 
   it.effect("starts, lists, reads and drives an approval to success", () =>
     Effect.gen(function*() {

@@ -10,19 +10,26 @@
  *
  * @since 0.1.0
  */
-import { Duration, JSONSchema, Schema } from "effect"
+import { JSONSchema, Schema } from "effect"
 import * as Procedure from "../Procedure.js"
 import * as Diagram from "./diagram.js"
+import * as Tree from "./diagramTree.js"
 
 /**
  * @since 0.1.0
  * @category models
  */
 export const StateInfo = Schema.Struct({
+  /** the state's name: the full dotted path of a state inside a compound state ("deploy.api") */
   name: Schema.String,
-  /** `chart`: the state that runs a whole SCXML chart (`Procedure.fromSCXML`) */
-  kind: Schema.Literal("step", "wait", "final", "chart"),
-  /** the event tags a wait state accepts */
+  /**
+   * `step`, `wait`, `final`; `compound` and `parallel` hold other states (a parallel state's
+   * children are its regions); `history` is a history pseudo-state; `chart` is the state
+   * that runs a whole SCXML chart (`Procedure.fromSCXML`), holding the chart's states;
+   * `atomic` is a state of such a chart with no children
+   */
+  kind: Schema.Literal("step", "wait", "final", "compound", "parallel", "history", "chart", "atomic"),
+  /** the event tags a wait state accepts (for a compound state: the events it handles for the states inside it) */
   accepts: Schema.Array(Schema.String),
   /** a wait state's timer */
   timer: Schema.optional(Schema.Struct({ after: Schema.String, goto: Schema.String })),
@@ -33,7 +40,21 @@ export const StateInfo = Schema.Struct({
   /** a final state's outcome */
   outcome: Schema.optional(Schema.String),
   /** a child state's procedure, as `name@version` (`Procedure.child`) */
-  child: Schema.optional(Schema.String)
+  child: Schema.optional(Schema.String),
+  /** the name of the compound or parallel state holding this one; absent at the top */
+  parent: Schema.optional(Schema.String),
+  /** a compound or parallel state's states (a parallel state's are its regions), by name */
+  children: Schema.optional(Schema.Array(Schema.String)),
+  /** a compound state's initial state, by name */
+  initial: Schema.optional(Schema.String),
+  /** a history state's kind */
+  history: Schema.optional(Schema.Literal("shallow", "deep")),
+  /**
+   * `region`: a state of a parallel state's region, run by a child execution; `chart`: a
+   * state of an SCXML chart. Neither is one of the procedure's own states: a snapshot's
+   * `state` never names it and `skip` cannot go there
+   */
+  runsIn: Schema.optional(Schema.Literal("region", "chart"))
 }).annotations({ identifier: "StateInfo" })
 
 /**
@@ -158,24 +179,27 @@ export const events = (procedure: Procedure.Any): ReadonlyArray<EventInfo> => {
  * @category constructors
  */
 export const describe = (procedure: Procedure.Any): ProcedureInfo => {
-  const states: Array<StateInfo> = Object.entries(procedure.states).map(([name, state]) => {
-    const edges = Procedure.edges(state)
-    const base = {
-      name,
-      kind: state._tag === "Step" ? "step" as const : state._tag === "Wait" ? "wait" as const : state._tag === "Chart" ? "chart" as const : "final" as const,
-      accepts: state._tag === "Wait" ? Object.keys(state.on) : [],
-      edges: edges === undefined ? [] : edges.map((e) => ({ to: e.to, label: e.label })),
-      anyTarget: edges === undefined
-    }
-    return {
-      ...base,
-      ...(state._tag === "Wait" && state.after !== undefined
-        ? { timer: { after: Duration.format(state.after.delay), goto: state.after.goto } }
-        : {}),
-      ...(state._tag === "Final" ? { outcome: state.outcome } : {}),
-      ...(state._tag === "Step" && state.child?.name !== undefined ? { child: `${state.child.name}@${state.child.version}` } : {})
-    }
-  })
+  const tree = Tree.fromProcedure(procedure)
+  const states: Array<StateInfo> = []
+  const visit = (node: Tree.DiagramNode) => {
+    states.push({
+      name: node.id,
+      kind: node.kind,
+      accepts: node.accepts,
+      edges: tree.edges.filter((e) => e.from === node.id).map((e) => ({ to: e.to, label: e.label })),
+      anyTarget: node.anyTarget,
+      ...(node.timer === undefined ? {} : { timer: node.timer }),
+      ...(node.outcome === undefined ? {} : { outcome: node.outcome }),
+      ...(node.child === undefined ? {} : { child: node.child }),
+      ...(node.parent === undefined ? {} : { parent: node.parent }),
+      ...(Tree.isContainer(node) ? { children: node.children.map((c) => c.id) } : {}),
+      ...(node.kind === "compound" && node.initial.length > 0 ? { initial: node.initial[0]! } : {}),
+      ...(node.history === undefined ? {} : { history: node.history }),
+      ...(node.runsIn === undefined ? {} : { runsIn: node.runsIn })
+    })
+    node.children.forEach(visit)
+  }
+  tree.roots.forEach(visit)
   return {
     name: procedure.name,
     version: procedure.version,

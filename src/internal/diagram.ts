@@ -1,22 +1,30 @@
 /**
- * A procedure's states and transitions as an SVG picture, laid out in layers from the
- * initial state down (a small Sugiyama-style layout: breadth-first layers, barycentre
- * ordering, straight edges forward and curved edges back). No external renderer.
- * The CLI's `diagram --format svg` and the dashboard (through `describe.ts`) use it;
- * internal, like `describe.ts`, and beside it for the same reason.
+ * A procedure's states and transitions as an SVG picture: each level laid out in layers
+ * from its initial state down (`diagramLayout.ts`), compound states drawn as boxes holding
+ * their children, parallel states as boxes whose regions are split by dashed lines (as in
+ * UML). No external renderer. The CLI's `diagram --format svg` and the dashboard (through
+ * `describe.ts`) use it; internal, like `describe.ts`, and beside it for the same reason.
  *
  * @since 0.1.0
  */
-import * as Procedure from "../Procedure.js"
+import type * as Procedure from "../Procedure.js"
+import { curve, LABEL_CHAR_W, type LevelEdge, layoutLevel, type LevelRoute } from "./diagramLayout.js"
+import type { DiagramNode, DiagramTree } from "./diagramTree.js"
+import { ancestors, configuration, fromProcedure, isContainer } from "./diagramTree.js"
 
 /**
+ * A state placed on the picture.
+ *
  * @since 0.1.0
  * @category models
  */
 export interface NodeBox {
   readonly name: string
-  readonly kind: "step" | "wait" | "final" | "chart"
-  readonly layer: number
+  readonly label: string
+  readonly kind: DiagramNode["kind"]
+  readonly parent: string | undefined
+  /** the nesting depth: 0 at the top */
+  readonly depth: number
   readonly x: number
   readonly y: number
   readonly width: number
@@ -25,6 +33,14 @@ export interface NodeBox {
   readonly anyTarget: boolean
   /** a child state's procedure, `name@version` */
   readonly child?: string | undefined
+  /** a parallel state: the x of the dashed lines between its regions */
+  readonly separators: ReadonlyArray<number>
+  /** a compound, parallel or statechart state: a box holding other states */
+  readonly container: boolean
+  /** a parallel state's region: drawn without a border of its own */
+  readonly region: boolean
+  /** a history state's kind */
+  readonly history?: "shallow" | "deep" | undefined
 }
 
 /**
@@ -35,6 +51,7 @@ export interface EdgePath {
   readonly from: string
   readonly to: string
   readonly label: string
+  readonly kind: "transition" | "history"
   /** the SVG path data */
   readonly d: string
   readonly labelX: number
@@ -48,269 +65,233 @@ export interface EdgePath {
 export interface Layout {
   readonly width: number
   readonly height: number
+  /** containers before the states they hold */
   readonly nodes: ReadonlyArray<NodeBox>
   readonly edges: ReadonlyArray<EdgePath>
+  /** where the initial-state dots go: above these states */
+  readonly initials: ReadonlyArray<string>
 }
 
 const NODE_H = 40
-const H_GAP = 48
-const V_GAP = 76
-const MARGIN = 24
-const TOP = 36
+const HISTORY_D = 22
 const CHAR_W = 7.2
+/** a container's name line */
+const HEADER = 22
+/** inside a container: room for the name and the initial dot above the first layer */
+const INNER = { margin: 16, top: HEADER + 32 }
+const TOP = { margin: 24, top: 36 }
+/** around a region's only state, when it has no states of its own */
+const REGION_PAD = 16
 
-const kindOf = (state: Procedure.AnyState): NodeBox["kind"] =>
-  state._tag === "Step" ? "step" : state._tag === "Wait" ? "wait" : state._tag === "Chart" ? "chart" : "final"
+/** A laid-out state: its size, and its children's places relative to it. */
+interface Laid {
+  readonly node: DiagramNode
+  readonly width: number
+  readonly height: number
+  readonly inner: ReadonlyArray<{ readonly laid: Laid; readonly x: number; readonly y: number }>
+  readonly routes: ReadonlyArray<LevelRoute>
+  readonly separators: ReadonlyArray<number>
+}
 
-/** A child state's procedure, `name@version`, drawn under its name. */
-export const childOf = (state: Procedure.AnyState | undefined): string | undefined =>
-  state?._tag === "Step" && state.child?.name !== undefined ? `${state.child.name}@${state.child.version}` : undefined
+const leafWidth = (n: DiagramNode) =>
+  // a child state's label ("child name@version", in the small font) may be wider than its name
+  Math.max(96, Math.ceil(n.label.length * CHAR_W) + 36, n.child === undefined ? 0 : Math.ceil(`child ${n.child}`.length * 5.4) + 24)
+
+/** Each real transition once, with the labels of the ones it merges joined by " / ". */
+const merged = (tree: DiagramTree) => {
+  const out = new Map<string, { from: string; to: string; labels: Array<string>; kind: "transition" | "history" }>()
+  for (const e of tree.edges) {
+    const key = `${e.from}\u0000${e.to}\u0000${e.kind}`
+    const m = out.get(key) ?? { from: e.from, to: e.to, labels: [], kind: e.kind }
+    if (e.label !== "") m.labels.push(e.label)
+    out.set(key, m)
+  }
+  return [...out.values()].map((m) => ({ key: `${m.from}\u0000${m.to}\u0000${m.kind}`, from: m.from, to: m.to, kind: m.kind, label: m.labels.join(" / ") }))
+}
+type Merged = ReturnType<typeof merged>[number]
+
+/** The child of a level (among `ids`) that is `id` or holds it. */
+const liftTo = (tree: DiagramTree, ids: ReadonlySet<string>, id: string): string | undefined =>
+  ids.has(id) ? id : ancestors(tree, id).find((a) => ids.has(a))
+
+/** Lays out the states of one level and the transitions between them (or inside them). */
+const level = (tree: DiagramTree, children: ReadonlyArray<DiagramNode>, initial: ReadonlyArray<string>, edges: ReadonlyArray<Merged>, space: typeof INNER) => {
+  const laid = children.map((c) => lay(c, tree, edges))
+  const ids = new Set(children.map((c) => c.id))
+  const levelEdges: Array<LevelEdge> = []
+  for (const e of edges) {
+    const a = liftTo(tree, ids, e.from)
+    const b = liftTo(tree, ids, e.to)
+    if (a === undefined || b === undefined || (a === b && !(e.from === a && e.to === a))) continue
+    levelEdges.push({ key: e.key, from: a, to: b, label: e.label })
+  }
+  const start = initial.map((i) => liftTo(tree, ids, i)).find((i) => i !== undefined)
+  const items = laid.map((l) => ({ id: l.node.id, width: l.width, height: l.height, final: l.node.kind === "final" }))
+  const result = layoutLevel(items, levelEdges, start, space)
+  const inner = laid.map((l) => {
+    const box = result.boxes.get(l.node.id)!
+    return { laid: l, x: box.x, y: box.y }
+  })
+  return { result, inner }
+}
+
+/** History states sit in the container's name line, at the right (their transitions are drawn dashed). */
+const withHistories = (l: Laid, histories: ReadonlyArray<DiagramNode>): Laid => ({
+  ...l,
+  inner: [
+    ...l.inner,
+    ...histories.map((h, k) => ({ laid: lay(h), x: l.width - 8 - (histories.length - k) * (HISTORY_D + 6), y: 3 }))
+  ]
+})
+
+const lay = (node: DiagramNode, tree?: DiagramTree, edges?: ReadonlyArray<Merged>): Laid => {
+  const none = { inner: [], routes: [], separators: [] }
+  if (node.kind === "history") return { node, width: HISTORY_D, height: HISTORY_D, ...none }
+  if (!isContainer(node) || tree === undefined || edges === undefined) return { node, width: leafWidth(node), height: NODE_H, ...none }
+  const histories = node.children.filter((c) => c.kind === "history")
+  const states = node.children.filter((c) => c.kind !== "history")
+  const titleWidth = Math.ceil(node.label.length * CHAR_W) + 28 + histories.length * (HISTORY_D + 6)
+  if (node.kind === "parallel") {
+    // regions side by side under the name, split by dashed lines
+    const inner: Array<{ laid: Laid; x: number; y: number }> = []
+    const separators: Array<number> = []
+    let x = 0
+    let height = 0
+    for (const child of states) {
+      const laid = lay(child, tree, edges)
+      const pad = isContainer(child) ? 0 : REGION_PAD
+      if (inner.length > 0) separators.push(x)
+      inner.push({ laid, x: x + pad, y: HEADER + pad })
+      x += laid.width + 2 * pad
+      height = Math.max(height, laid.height + 2 * pad)
+    }
+    return withHistories({ node, width: Math.max(x, titleWidth), height: HEADER + Math.max(height, NODE_H), inner, routes: [], separators }, histories)
+  }
+  const { inner, result } = level(tree, states, node.initial, edges, INNER)
+  const width = Math.max(result.width, titleWidth)
+  const shift = (width - result.width) / 2
+  return withHistories({
+    node,
+    width,
+    height: result.height,
+    inner: inner.map((i) => ({ ...i, x: i.x + shift })),
+    routes: result.routes.map((r) => ({ ...r, points: r.points.map((p) => ({ x: p.x + shift, y: p.y })), labelX: r.labelX + shift })),
+    separators: []
+  }, histories)
+}
 
 /**
- * Positions the states and routes the transitions: back edges are reversed to make the
- * graph acyclic, states get the layer of their longest path from the initial state
- * (final states last), edges longer than one layer pass through virtual points, layers
- * are ordered by barycentre sweeps, and positions are relaxed towards neighbours.
+ * Places every state and routes every transition: each compound state's children are
+ * laid out as a level of their own (inside out), and a transition is routed on the
+ * level where its two ends meet, from its real source to its real target.
  *
  * @since 0.1.0
  * @category layout
  */
-export const layout = (procedure: Procedure.Any): Layout => {
-  const names = Object.keys(procedure.states)
-  const out = new Map<string, Array<{ to: string; label: string }>>()
-  const anyTarget = new Set<string>()
-  for (const name of names) {
-    const edges = Procedure.edges(procedure.states[name]!)
-    if (edges === undefined) anyTarget.add(name)
-    // merge parallel edges into one labelled "A / B"
-    const merged = new Map<string, Array<string>>()
-    for (const e of edges ?? []) {
-      if (Procedure.stateOf(procedure, e.to) === undefined) continue
-      const labels = merged.get(e.to) ?? []
-      if (e.label !== "") labels.push(e.label)
-      merged.set(e.to, labels)
-    }
-    out.set(name, [...merged].map(([to, labels]) => ({ to, label: labels.join(" / ") })))
-  }
-
-  // 1. back edges, found by a depth-first walk from the initial state
-  const start = Procedure.stateOf(procedure, procedure.initial) !== undefined ? procedure.initial : names[0]
-  const back = new Set<string>()
-  const finished: Array<string> = []
-  const onStack = new Set<string>()
-  const seen = new Set<string>()
-  const key = (from: string, to: string) => `${from}\u0000${to}`
-  const dfs = (n: string) => {
-    seen.add(n)
-    onStack.add(n)
-    for (const e of out.get(n) ?? []) {
-      if (onStack.has(e.to)) back.add(key(n, e.to))
-      else if (!seen.has(e.to)) dfs(e.to)
-    }
-    onStack.delete(n)
-    finished.push(n)
-  }
-  if (start !== undefined) dfs(start)
-  for (const n of names) if (!seen.has(n)) dfs(n)
-  const topo = [...finished].reverse()
-
-  // 2. layers: longest path over the acyclic graph; final states in the last layer
-  const layerOf = new Map<string, number>()
-  for (const n of topo) {
-    if (!layerOf.has(n)) layerOf.set(n, 0)
-    for (const e of out.get(n) ?? []) {
-      if (back.has(key(n, e.to)) || e.to === n) continue
-      layerOf.set(e.to, Math.max(layerOf.get(e.to) ?? 0, layerOf.get(n)! + 1))
-    }
-  }
-  const isFinal = (n: string) => procedure.states[n]!._tag === "Final"
-  const lastInner = Math.max(0, ...names.filter((n) => !isFinal(n)).map((n) => layerOf.get(n)!))
-  for (const n of names) if (isFinal(n)) layerOf.set(n, Math.max(layerOf.get(n)!, lastInner + 1))
-  const layerCount = Math.max(0, ...layerOf.values()) + 1
-
-  // 3. the layered graph: real nodes, and virtual points on edges longer than one layer
-  interface Item { readonly id: string; readonly real: boolean; readonly width: number; layer: number; order: number; x: number }
-  const items = new Map<string, Item>()
-  const layers: Array<Array<Item>> = Array.from({ length: layerCount }, () => [])
-  const widthOf = (n: string) => {
-    // a child state's label ("child name@version", in the small font) may be wider than its name
-    const child = childOf(procedure.states[n])
-    return Math.max(96, Math.ceil(n.length * CHAR_W) + 36, child === undefined ? 0 : Math.ceil(`child ${child}`.length * 5.4) + 24)
-  }
-  for (const n of topo) {
-    const item: Item = { id: n, real: true, width: widthOf(n), layer: layerOf.get(n)!, order: 0, x: 0 }
-    items.set(n, item)
-    layers[item.layer]!.push(item)
-  }
-  const up = new Map<Item, Array<Item>>()
-  const down = new Map<Item, Array<Item>>()
-  const link = (a: Item, b: Item) => {
-    down.set(a, [...(down.get(a) ?? []), b])
-    up.set(b, [...(up.get(b) ?? []), a])
-  }
-  interface Route { readonly from: string; readonly to: string; readonly label: string; readonly reversed: boolean; readonly chain: ReadonlyArray<Item> }
-  const routes: Array<Route> = []
-  let virtual = 0
-  for (const [from, list] of out) {
-    for (const e of list) {
-      if (from === e.to) {
-        routes.push({ from, to: e.to, label: e.label, reversed: false, chain: [items.get(from)!] })
-        continue
-      }
-      const reversed = layerOf.get(e.to)! <= layerOf.get(from)!
-      const top = items.get(reversed ? e.to : from)!
-      const bottom = items.get(reversed ? from : e.to)!
-      const chain: Array<Item> = [top]
-      for (let l = top.layer + 1; l < bottom.layer; l++) {
-        // the first virtual point carries the label: it is as wide as the label
-        const labelled = l === (reversed ? bottom.layer - 1 : top.layer + 1) && e.label !== ""
-        const width = labelled ? Math.ceil(e.label.length * 6.6) + 10 : 14
-        const v: Item = { id: `~${virtual++}`, real: false, width, layer: l, order: 0, x: 0 }
-        layers[l]!.push(v)
-        chain.push(v)
-      }
-      chain.push(bottom)
-      for (let i = 0; i + 1 < chain.length; i++) link(chain[i]!, chain[i + 1]!)
-      routes.push({ from, to: e.to, label: e.label, reversed, chain })
-    }
-  }
-
-  // 4. order within layers: barycentre sweeps down and up
-  const renumber = (l: Array<Item>) => l.forEach((it, i) => it.order = i)
-  layers.forEach(renumber)
-  const bary = (it: Item, neighbours: Map<Item, Array<Item>>) => {
-    const ns = neighbours.get(it) ?? []
-    return ns.length === 0 ? it.order : ns.reduce((a, n) => a + n.order, 0) / ns.length
-  }
-  for (let sweep = 0; sweep < 4; sweep++) {
-    for (let i = 1; i < layers.length; i++) {
-      const scores = new Map(layers[i]!.map((it) => [it, bary(it, up)]))
-      layers[i]!.sort((a, b) => scores.get(a)! - scores.get(b)! || a.order - b.order)
-      renumber(layers[i]!)
-    }
-    for (let i = layers.length - 2; i >= 0; i--) {
-      const scores = new Map(layers[i]!.map((it) => [it, bary(it, down)]))
-      layers[i]!.sort((a, b) => scores.get(a)! - scores.get(b)! || a.order - b.order)
-      renumber(layers[i]!)
-    }
-  }
-
-  // 5. x positions: packed, then relaxed towards the neighbours' centres, keeping order and gaps
-  const gapOf = (a: Item, b: Item) => (a.real && b.real ? H_GAP : 18)
-  for (const l of layers) {
-    let x = 0
-    l.forEach((it, i) => {
-      if (i > 0) x += gapOf(l[i - 1]!, it)
-      it.x = x
-      x += it.width
-    })
-  }
-  const centre = (it: Item) => it.x + it.width / 2
-  for (let round = 0; round < 12; round++) {
-    for (const l of round % 2 === 0 ? layers : [...layers].reverse()) {
-      const wanted = l.map((it) => {
-        const ns = [...(up.get(it) ?? []), ...(down.get(it) ?? [])]
-        return ns.length === 0 ? it.x : ns.reduce((a, n) => a + centre(n), 0) / ns.length - it.width / 2
-      })
-      // place left to right at the wanted spot when it keeps the gap
-      l.forEach((it, i) => {
-        const min = i === 0 ? -Infinity : l[i - 1]!.x + l[i - 1]!.width + gapOf(l[i - 1]!, it)
-        it.x = Math.max(wanted[i]!, min)
-      })
-      // then right to left, pulling back nodes pushed past their wanted spot
-      for (let i = l.length - 2; i >= 0; i--) {
-        const it = l[i]!
-        const max = l[i + 1]!.x - gapOf(it, l[i + 1]!) - it.width
-        it.x = Math.min(it.x, Math.max(wanted[i]!, max))
-      }
-    }
-  }
-  const minX = Math.min(...[...layers.flat()].map((it) => it.x))
-  for (const it of layers.flat()) it.x += MARGIN - minX
-  const yOf = (layer: number) => TOP + layer * (NODE_H + V_GAP)
-
+export const layoutTree = (tree: DiagramTree): Layout => {
+  const edges = merged(tree)
+  const top = level(tree, tree.roots, tree.initial, edges, TOP)
+  const nodes: Array<NodeBox> = []
   const boxes = new Map<string, NodeBox>()
-  for (const it of items.values()) {
-    boxes.set(it.id, {
-      name: it.id,
-      kind: kindOf(procedure.states[it.id]!),
-      layer: it.layer,
-      x: Math.round(it.x),
-      y: yOf(it.layer),
-      width: it.width,
-      height: NODE_H,
-      anyTarget: anyTarget.has(it.id),
-      child: childOf(procedure.states[it.id])
-    })
+  const routed: Array<{ route: LevelRoute; dx: number; dy: number }> = []
+  const place = (l: Laid, x: number, y: number, depth: number, region: boolean) => {
+    const box: NodeBox = {
+      name: l.node.id,
+      label: l.node.label,
+      kind: l.node.kind,
+      parent: l.node.parent,
+      depth,
+      x: Math.round(x),
+      y: Math.round(y),
+      width: l.width,
+      height: l.height,
+      anyTarget: l.node.anyTarget,
+      child: l.node.child,
+      separators: l.separators.map((s) => Math.round(x + s)),
+      container: isContainer(l.node),
+      region,
+      history: l.node.history
+    }
+    boxes.set(box.name, box)
+    nodes.push(box)
+    for (const route of l.routes) routed.push({ route, dx: x, dy: y })
+    for (const i of l.inner) place(i.laid, x + i.x, y + i.y, depth + 1, l.node.kind === "parallel" && isContainer(i.laid.node))
   }
+  for (const i of top.inner) place(i.laid, i.x, i.y, 0, false)
+  for (const route of top.result.routes) routed.push({ route, dx: 0, dy: 0 })
 
-  // 6. edge paths: a smooth curve through the chain's points
-  const edges: Array<EdgePath> = []
-  const exits = new Map<string, number>()
-  for (const r of routes) {
-    const a = boxes.get(r.from)!
-    if (r.from === r.to) {
+  const byKey = new Map(edges.map((e) => [e.key, e]))
+  const paths: Array<EdgePath> = []
+  const done = new Set<string>()
+  for (const { route: r, dx, dy } of routed) {
+    const e = byKey.get(r.key)!
+    done.add(e.key)
+    const a = boxes.get(e.from)!
+    if (r.self) {
       const x = a.x + a.width
       const y = a.y + a.height / 2
-      edges.push({ from: r.from, to: r.to, label: r.label, d: `M ${x} ${y - 8} C ${x + 44} ${y - 34}, ${x + 44} ${y + 34}, ${x} ${y + 8}`, labelX: x + 40, labelY: y })
+      paths.push({ ...e, d: `M ${x} ${y - 8} C ${x + 44} ${y - 34}, ${x + 44} ${y + 34}, ${x} ${y + 8}`, labelX: x + 40, labelY: y })
       continue
     }
-    const points = r.chain.map((it, i) => {
-      const cx = Math.round(it.x + it.width / 2)
-      const y = yOf(it.layer)
-      if (i === 0) return { x: cx, y: y + NODE_H }
-      if (i === r.chain.length - 1) return { x: cx, y }
-      return { x: cx, y: y + NODE_H / 2 }
-    })
-    // spread the exits of one node along its bottom edge
-    const first = r.chain[0]!
-    const count = (down.get(first) ?? []).length
-    if (count > 1) {
-      const k = exits.get(first.id) ?? 0
-      exits.set(first.id, k + 1)
-      const sorted = [...(down.get(first) ?? [])].sort((p, q) => p.order - q.order)
-      const rank = sorted.indexOf(r.chain[1]!)
-      points[0] = { x: points[0]!.x + (rank - (count - 1) / 2) * Math.min(22, first.width / (count + 1)), y: points[0]!.y }
-    }
-    let d = `M ${points[0]!.x} ${points[0]!.y}`
-    for (let i = 1; i < points.length; i++) {
-      const p = points[i - 1]!
-      const q = points[i]!
-      const my = (p.y + q.y) / 2
-      d += ` C ${p.x} ${my}, ${q.x} ${my}, ${q.x} ${q.y}`
-    }
-    if (r.reversed) {
-      // drawn bottom-up: from the source's top (the lower node) to the target's bottom
-      const pts = [...points].reverse()
-      d = `M ${pts[0]!.x} ${pts[0]!.y}`
-      for (let i = 1; i < pts.length; i++) {
-        const p = pts[i - 1]!
-        const q = pts[i]!
-        const my = (p.y + q.y) / 2
-        d += ` C ${p.x} ${my}, ${q.x} ${my}, ${q.x} ${q.y}`
-      }
-    }
-    if (r.chain.length > 2) {
-      const v = r.reversed ? points[points.length - 2]! : points[1]!
-      edges.push({ from: r.from, to: r.to, label: r.label, d, labelX: v.x, labelY: v.y })
-    } else {
-      edges.push({ from: r.from, to: r.to, label: r.label, d, labelX: (points[0]!.x + points[1]!.x) / 2, labelY: (points[0]!.y + points[1]!.y) / 2 })
-    }
+    const points = r.points.map((p) => ({ x: p.x + dx, y: p.y + dy }))
+    // the level routes between the boxes that hold the two ends; the curve starts and ends at the ends themselves
+    const b = boxes.get(e.to)!
+    const [upper, lower] = r.reversed ? [b, a] : [a, b]
+    if (upper.name !== (r.reversed ? r.to : r.from)) points[0] = { x: Math.round(upper.x + upper.width / 2), y: upper.y + upper.height }
+    if (lower.name !== (r.reversed ? r.from : r.to)) points[points.length - 1] = { x: Math.round(lower.x + lower.width / 2), y: lower.y }
+    paths.push({ ...e, d: curve(r.reversed ? [...points].reverse() : points), labelX: r.labelX + dx, labelY: r.labelY + dy })
+  }
+  // what no level routes: between a state and a state inside it, between parallel regions
+  for (const e of edges) {
+    if (done.has(e.key)) continue
+    paths.push({ ...e, ...direct(boxes.get(e.from)!, boxes.get(e.to)!) })
   }
 
-  const all = [...boxes.values()]
-  const rightmost = Math.max(
-    ...all.map((b) => b.x + b.width),
-    ...layers.flat().map((it) => it.x + it.width),
-    ...edges.map((e) => e.labelX + e.label.length * 3.5 + 8)
-  )
+  const initials = [...tree.initial, ...nodes.flatMap((n) => tree.nodes.get(n.name)!.initial)]
   return {
-    width: Math.ceil(rightmost + MARGIN),
-    height: yOf(layerCount - 1) + NODE_H + MARGIN,
-    nodes: all,
-    edges
+    width: Math.ceil(Math.max(top.result.width, ...paths.map((p) => p.labelX + p.label.length * 3.5 + 8 + TOP.margin))),
+    height: top.result.height,
+    nodes,
+    edges: paths,
+    initials: initials.filter((id) => boxes.has(id))
   }
 }
+
+/** A curve between two states no level routes: side to side, or top to bottom. */
+const direct = (a: NodeBox, b: NodeBox): { d: string; labelX: number; labelY: number } => {
+  const cy = (n: NodeBox) => n.y + n.height / 2
+  const inside = b.x >= a.x && b.x + b.width <= a.x + a.width && b.y >= a.y && b.y + b.height <= a.y + a.height
+  const outside = a.x >= b.x && a.x + a.width <= b.x + b.width && a.y >= b.y && a.y + a.height <= b.y + b.height
+  let p: { x: number; y: number }
+  let q: { x: number; y: number }
+  if (inside || outside) {
+    // from a container's left border to a state inside it, or back
+    const [outer, inner] = inside ? [a, b] : [b, a]
+    const from = { x: outer.x, y: cy(inner) }
+    const to = { x: inner.x, y: cy(inner) }
+    ;[p, q] = inside ? [from, to] : [to, from]
+  } else if (b.y >= a.y + a.height) {
+    p = { x: a.x + a.width / 2, y: a.y + a.height }
+    q = { x: b.x + b.width / 2, y: b.y }
+  } else if (a.y >= b.y + b.height) {
+    p = { x: a.x + a.width / 2, y: a.y }
+    q = { x: b.x + b.width / 2, y: b.y + b.height }
+  } else {
+    const right = b.x >= a.x + a.width
+    p = { x: right ? a.x + a.width : a.x, y: cy(a) }
+    q = { x: right ? b.x : b.x + b.width, y: cy(b) }
+  }
+  const mx = Math.round((p.x + q.x) / 2)
+  return { d: `M ${Math.round(p.x)} ${Math.round(p.y)} C ${mx} ${Math.round(p.y)}, ${mx} ${Math.round(q.y)}, ${Math.round(q.x)} ${Math.round(q.y)}`, labelX: mx, labelY: Math.round((p.y + q.y) / 2) }
+}
+
+/**
+ * The layout of a procedure's diagram.
+ *
+ * @since 0.1.0
+ * @category layout
+ */
+export const layout = (procedure: Procedure.Any): Layout => layoutTree(fromProcedure(procedure))
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")
 
@@ -321,47 +302,105 @@ const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replac
  * @category models
  */
 export interface SvgOptions {
-  /** the state to highlight (class `current`) */
+  /** the active state to highlight (class `current`); its enclosing states get the class `active` */
   readonly current?: string | undefined
-  /** states to mark as visited (class `visited`) */
+  /** the active states, when several are (parallel regions); `current` is one of them */
+  readonly active?: Iterable<string> | undefined
+  /** states to mark as visited (class `visited`); the states enclosing them are marked too */
   readonly visited?: Iterable<string> | undefined
   /** prefix of the ids inside the SVG, so that several diagrams can share a page. @default "pd" */
   readonly idPrefix?: string | undefined
 }
 
+const style = `<style>` +
+  `.proctor-diagram{font-family:ui-sans-serif,system-ui,sans-serif;font-size:13px}` +
+  `.proctor-diagram .edge path{fill:none;stroke:#475569;stroke-width:1.4}` +
+  `.proctor-diagram .edge.history path{stroke-dasharray:4 3}` +
+  `.proctor-diagram .edge text{fill:#334155;font-size:11px}` +
+  `.proctor-diagram .edge rect{fill:#ffffff;opacity:.85}` +
+  `.proctor-diagram .node rect{fill:#f8fafc;stroke:#64748b;stroke-width:1.4}` +
+  `.proctor-diagram .node.wait rect{fill:#fefce8}` +
+  `.proctor-diagram .node.final rect{fill:#f1f5f9}` +
+  `.proctor-diagram .node text{fill:#0f172a;text-anchor:middle;dominant-baseline:central}` +
+  `.proctor-diagram .node .kind{fill:#64748b;font-size:9px}` +
+  `.proctor-diagram .node.visited rect{fill:#dbeafe;stroke:#2563eb}` +
+  `.proctor-diagram .node.current rect{fill:#fde68a;stroke:#d97706;stroke-width:3}` +
+  // containers: a light box, a bold name at the top left, amber when the configuration is inside
+  `.proctor-diagram .node.container>rect{fill:#ffffff;fill-opacity:.55;stroke:#94a3b8;stroke-width:1.4}` +
+  `.proctor-diagram .node.region>rect{fill:none;stroke:none}` +
+  `.proctor-diagram .node .name{text-anchor:start;font-weight:600}` +
+  `.proctor-diagram .node.region .name{font-weight:400;fill:#64748b;font-size:11px}` +
+  `.proctor-diagram .node .sep{stroke:#64748b;stroke-width:1.2;stroke-dasharray:6 4}` +
+  `.proctor-diagram .node.container.visited>rect{fill:#eff6ff;stroke:#2563eb}` +
+  `.proctor-diagram .node.container.active>rect{fill:#fffbeb;fill-opacity:1;stroke:#d97706;stroke-width:2.4}` +
+  `.proctor-diagram .node.region.active>rect{fill:none;stroke:none}` +
+  `.proctor-diagram .node.region.active .name{fill:#b45309}` +
+  `.proctor-diagram .node.history circle{fill:#ffffff;stroke:#64748b;stroke-width:1.4}` +
+  `.proctor-diagram .node.history text{font-size:11px;font-weight:600}` +
+  `</style>`
+
+const nodeSvg = (n: NodeBox, classes: ReadonlyArray<string>): string => {
+  const attrs = `class="${["node", n.kind, ...(n.container ? ["container"] : []), ...(n.region ? ["region"] : []), ...classes].join(" ")}"` +
+    (n.parent === undefined ? "" : ` data-parent="${esc(n.parent)}"`) + ` data-state="${esc(n.name)}"`
+  if (n.container) {
+    const seps = n.separators.map((x) => `<line class="sep" x1="${x}" y1="${n.y + HEADER}" x2="${x}" y2="${n.y + n.height - 6}"/>`).join("")
+    return `<g ${attrs}><rect x="${n.x}" y="${n.y}" width="${n.width}" height="${n.height}" rx="10"/>${seps}` +
+      `<text class="name" x="${n.x + 10}" y="${n.y + 13}">${esc(n.label)}</text></g>`
+  }
+  if (n.kind === "history") {
+    const r = HISTORY_D / 2
+    return `<g ${attrs}><circle cx="${n.x + r}" cy="${n.y + r}" r="${r}"/>` +
+      `<text x="${n.x + r}" y="${n.y + r}">${n.history === "deep" ? "H*" : "H"}</text></g>`
+  }
+  const r = n.kind === "final" ? 18 : n.kind === "wait" ? 4 : 8
+  const inner = n.kind === "final"
+    ? `<rect x="${n.x + 3}" y="${n.y + 3}" width="${n.width - 6}" height="${n.height - 6}" rx="${r - 3}" style="fill:none"/>`
+    : ""
+  const kind = n.child !== undefined ? `child ${n.child}` : n.kind === "atomic" ? "" : n.kind + (n.anyTarget ? " → any" : "")
+  return `<g ${attrs}><rect x="${n.x}" y="${n.y}" width="${n.width}" height="${n.height}" rx="${r}"/>${inner}` +
+    (kind === ""
+      ? `<text x="${n.x + n.width / 2}" y="${n.y + n.height / 2}">${esc(n.label)}</text></g>`
+      : `<text x="${n.x + n.width / 2}" y="${n.y + 16}">${esc(n.label)}</text>` +
+        `<text class="kind" x="${n.x + n.width / 2}" y="${n.y + 31}">${esc(kind)}</text></g>`)
+}
+
 /**
  * The procedure as a standalone SVG document. Each state is a `<g class="node ..."
- * data-state="name">`, so a page can restyle the current and visited states by toggling
- * the `current` and `visited` classes.
+ * data-state="id">` (with `data-parent="id"` inside a compound or parallel state), so a
+ * page can restyle the active configuration and the visited states by toggling the
+ * `current` (an active state), `active` (a state enclosing one) and `visited` classes.
+ * Containers come first in the document, then the transitions, then the states they hold.
  *
  * @since 0.1.0
  * @category diagrams
  */
 export const toSvg = (procedure: Procedure.Any, options?: SvgOptions): string => {
-  const l = layout(procedure)
+  const tree = fromProcedure(procedure)
+  const l = layoutTree(tree)
   const p = (options?.idPrefix ?? "pd").replace(/[^A-Za-z0-9_-]/g, "")
-  const visited = new Set(options?.visited ?? [])
+  const active = [...(options?.active ?? []), ...(options?.current === undefined ? [] : [options.current])]
+  const config = configuration(tree, active)
+  const visitedLeaves = new Set(options?.visited ?? [])
+  const visited = configuration(tree, visitedLeaves)
   const parts: Array<string> = []
   parts.push(
     `<svg xmlns="http://www.w3.org/2000/svg" class="proctor-diagram" viewBox="0 0 ${l.width} ${l.height}" width="${l.width}" height="${l.height}" role="img" aria-label="${esc(procedure.name)} state diagram">`,
     `<title>${esc(procedure.name)}@${procedure.version}</title>`,
     `<defs><marker id="${p}-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#475569"/></marker></defs>`,
-    `<style>` +
-      `.proctor-diagram{font-family:ui-sans-serif,system-ui,sans-serif;font-size:13px}` +
-      `.proctor-diagram .edge path{fill:none;stroke:#475569;stroke-width:1.4}` +
-      `.proctor-diagram .edge text{fill:#334155;font-size:11px}` +
-      `.proctor-diagram .edge rect{fill:#ffffff;opacity:.85}` +
-      `.proctor-diagram .node rect{fill:#f8fafc;stroke:#64748b;stroke-width:1.4}` +
-      `.proctor-diagram .node.wait rect{fill:#fefce8}` +
-      `.proctor-diagram .node.final rect{fill:#f1f5f9}` +
-      `.proctor-diagram .node text{fill:#0f172a;text-anchor:middle;dominant-baseline:central}` +
-      `.proctor-diagram .node .kind{fill:#64748b;font-size:9px}` +
-      `.proctor-diagram .node.visited rect{fill:#dbeafe;stroke:#2563eb}` +
-      `.proctor-diagram .node.current rect{fill:#fde68a;stroke:#d97706;stroke-width:3}` +
-      `</style>`
+    style
   )
-  const init = l.nodes.find((n) => n.name === procedure.initial)
-  if (init !== undefined) {
+  const classes = (n: NodeBox) => {
+    const container = n.container
+    const out: Array<string> = []
+    // a container is visited when a state inside it was, and is not active now
+    if (container ? visited.has(n.name) && !config.has(n.name) : visitedLeaves.has(n.name)) out.push("visited")
+    if (config.has(n.name)) out.push(container ? "active" : "current")
+    return out
+  }
+  const containers = l.nodes.filter((n) => n.container)
+  for (const n of containers) parts.push(nodeSvg(n, classes(n)))
+  for (const id of l.initials) {
+    const init = l.nodes.find((n) => n.name === id)!
     const cx = init.x + init.width / 2
     parts.push(
       `<g class="initial"><circle cx="${cx}" cy="${init.y - 26}" r="6" fill="#0f172a"/>` +
@@ -370,29 +409,15 @@ export const toSvg = (procedure: Procedure.Any, options?: SvgOptions): string =>
   }
   for (const e of l.edges) {
     parts.push(
-      `<g class="edge" data-from="${esc(e.from)}" data-to="${esc(e.to)}"><path d="${e.d}" marker-end="url(#${p}-arrow)"/>` +
+      `<g class="edge${e.kind === "history" ? " history" : ""}" data-from="${esc(e.from)}" data-to="${esc(e.to)}"><path d="${e.d}" marker-end="url(#${p}-arrow)"/>` +
         (e.label === ""
           ? ""
-          : `<rect x="${e.labelX - e.label.length * 3.3 - 3}" y="${e.labelY - 8}" width="${e.label.length * 6.6 + 6}" height="15" rx="3"/>` +
+          : `<rect x="${e.labelX - e.label.length * (LABEL_CHAR_W / 2) - 3}" y="${e.labelY - 8}" width="${e.label.length * LABEL_CHAR_W + 6}" height="15" rx="3"/>` +
             `<text x="${e.labelX}" y="${e.labelY + 4}" text-anchor="middle">${esc(e.label)}</text>`) +
         `</g>`
     )
   }
-  for (const n of l.nodes) {
-    const cls = ["node", n.kind]
-    if (visited.has(n.name)) cls.push("visited")
-    if (options?.current === n.name) cls.push("current")
-    const r = n.kind === "final" ? 18 : n.kind === "wait" ? 4 : 8
-    const inner = n.kind === "final"
-      ? `<rect x="${n.x + 3}" y="${n.y + 3}" width="${n.width - 6}" height="${n.height - 6}" rx="${r - 3}" style="fill:none"/>`
-      : ""
-    const kind = n.child !== undefined ? `child ${n.child}` : n.kind + (n.anyTarget ? " → any" : "")
-    parts.push(
-      `<g class="${cls.join(" ")}" data-state="${esc(n.name)}"><rect x="${n.x}" y="${n.y}" width="${n.width}" height="${n.height}" rx="${r}"/>${inner}` +
-        `<text x="${n.x + n.width / 2}" y="${n.y + 16}">${esc(n.name)}</text>` +
-        `<text class="kind" x="${n.x + n.width / 2}" y="${n.y + 31}">${esc(kind)}</text></g>`
-    )
-  }
+  for (const n of l.nodes) if (!n.container) parts.push(nodeSvg(n, classes(n)))
   parts.push(`</svg>`)
   return parts.join("\n")
 }
