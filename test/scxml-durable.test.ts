@@ -4,7 +4,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Scope, TestClock } from "effect"
 import * as fs from "node:fs"
+import { HttpClient } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
 import { DefinitionError, Procedure, Runtime, Store } from "proctor"
+import * as Out from "../src/cli/output.js"
+import * as Server from "../src/http/Server.js"
 import { listTests, prepareDurable, recordingStore, runDurable, suiteFolder } from "./fixtures/scxmlSuite.js"
 
 /** Every test known to fail through the runtime, with why. A test that starts passing must leave this list. */
@@ -96,6 +100,9 @@ describe("Procedure.fromSCXML", () => {
         "event:stop chart",
         "event:stop done"
       ])
+      // the history replays (the chart's rows as the chart state's own transitions)
+      const report = yield* Runtime.verify(id)
+      assert.isTrue(report.ok, report.problems.join("; "))
     }).pipe(Effect.provide(layer)))
 
   it.effect("the state's timer follows the earliest delayed send, also when a later event queues an earlier one", () =>
@@ -164,6 +171,19 @@ describe("Procedure.fromSCXML", () => {
       const history = yield* life(Runtime.history(id))
       assert.deepStrictEqual(history.map((t) => t.cause), ["start", "event:paid", "timer"])
     }))
+
+  it.effect("the CLI's show and GET /api/executions/:id show the chart's configuration", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Counters, {})
+      yield* Runtime.sendAndWait(id, { _tag: "go" })
+      const snapshot = yield* Runtime.get(id)
+      const capture = Out.makeCapture()
+      yield* Out.execution(snapshot, [], [], 0, { commands: [], events: [] }).pipe(Effect.provideService(Out.Output, capture.service))
+      assert.match(capture.stdout(), /configuration\s+p, a, a2, b, b2\n/)
+      const response = yield* Effect.flatMap(HttpClient.HttpClient, (http) => http.get(`/api/executions/${id}`))
+      const body = (yield* response.json) as { readonly configuration?: ReadonlyArray<string> }
+      assert.deepStrictEqual(body.configuration, ["p", "a", "a2", "b", "b2"])
+    }).pipe(Effect.provide(Server.layer({}).pipe(Layer.provideMerge(layer), Layer.provideMerge(NodeHttpServer.layerTest)))))
 
   it("refuses what the durable runtime does not run, naming the element and its line", () => {
     const refused = (xml: string, options?: Procedure.FromSCXMLOptions) => {

@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import type { AllowedOperations, ErrorEntry, Snapshot, Transition } from "../Execution.js"
 // not from Execution.js: `--help` prints through this module, and should not load the core
 import { isTerminal } from "../internal/statuses.js"
+import { configurationIn } from "../internal/chartView.js"
 
 /**
  * Where the CLI writes. `isTTY` selects redrawn progress over plain lines; `color` whether
@@ -357,6 +358,9 @@ export const execution = (
     if (snapshot.tenant !== undefined) fields.push(["tenant", snapshot.tenant])
     if (snapshot.parentId !== undefined) fields.push(["parent", `${snapshot.parentId} (proctor show ${snapshot.parentId})`])
     if (accepts.length > 0) fields.push(["accepts", accepts.join(", ")])
+    // an SCXML chart (Procedure.fromSCXML): its active states, from the context that holds them
+    const configuration = configurationIn(snapshot.context)
+    if (configuration !== undefined) fields.push(["configuration", configuration.join(", ")])
     let text = table(fields.map(([k, v]) => [b(k), v]))
     text += `${b("context")}\n${indent(JSON.stringify(snapshot.context, null, 2))}\n`
     text += `${b("history")}\n`

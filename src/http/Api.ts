@@ -114,14 +114,21 @@ export const UnauthorizedWire = wire(Unauthorized, 401)
 export const PayloadTooLargeWire = wire(PayloadTooLarge, 413)
 
 /**
- * One execution as `GET /api/executions/:id` returns it: the snapshot, and `allowed`, what
+ * One execution as `GET /api/executions/:id` returns it: the snapshot, `allowed`, what
  * it accepts now (`Execution.allowedOperations`; empty when the server does not run its
- * procedure's definition).
+ * procedure's definition), and for an SCXML chart its active `configuration`.
  *
  * @since 0.1.0
  * @category models
  */
-export const ExecutionView = Schema.extend(Snapshot, Schema.Struct({ allowed: AllowedOperations }))
+export const ExecutionView = Schema.extend(
+  Snapshot,
+  Schema.Struct({
+    allowed: AllowedOperations,
+    /** for a procedure made by `Procedure.fromSCXML`: the chart's active states, in document order */
+    configuration: Schema.optional(Schema.Array(Schema.String))
+  })
+)
 
 const id = HttpApiSchema.param("id", Schema.String)
 const name = HttpApiSchema.param("name", Schema.String)
