@@ -7,6 +7,8 @@
  */
 import { Schema } from "effect"
 import { maxReasonLength as maxReason } from "./internal/limits.js"
+import { acceptedTags, lineOf } from "./internal/compound.js"
+import { stateOf } from "./internal/states.js"
 import { isTerminal as isTerminalStatus, statuses, terminal } from "./internal/statuses.js"
 import type * as Procedure from "./Procedure.js"
 
@@ -115,6 +117,11 @@ export const Snapshot = Schema.Struct({
    * execution alone. Absent in executions stored before it was kept.
    */
   fingerprint: Schema.optional(Schema.String),
+  /**
+   * for a procedure with history states (`Procedure.history`): each compound state's
+   * last active leaf when it was left, by the compound's path. Absent otherwise.
+   */
+  history: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
   startedAt: Schema.Number,
   /** when the current state was entered */
   enteredAt: Schema.Number,
@@ -349,13 +356,25 @@ export const allowedOperations = (
   snapshot: Pick<Snapshot, "status" | "state">,
   procedure: { readonly states: { readonly [name: string]: Procedure.AnyState } }
 ): AllowedOperations => {
-  const state = Object.hasOwn(procedure.states, snapshot.state) ? procedure.states[snapshot.state] : undefined
+  const state = stateOf(procedure, snapshot.state)
   const handles = state?._tag === "Wait" && (snapshot.status === "waiting" || snapshot.status === "paused")
   return {
     commands: commands.filter((command) => refusal(command, snapshot.status) === undefined),
-    events: handles ? Object.keys(state.on) : []
+    // in a tree of states, the wait's enclosing compound states handle events too
+    events: handles ? acceptedTags(procedure, snapshot.state) : []
   }
 }
+
+/**
+ * The active configuration of an execution: its state (the active leaf's full path) and
+ * the compound states that hold it, from the top (`["deploy", "deploy.api"]`). For a
+ * procedure without compound states, the state alone.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const configuration = (snapshot: Pick<Snapshot, "state">): ReadonlyArray<string> =>
+  snapshot.state === "" ? [] : lineOf(snapshot.state).reverse()
 
 /**
  * The longest reason a cancel may record (`Runtime.cancel(id, { reason })`), in

@@ -8,7 +8,7 @@
  */
 import { Either, ParseResult, Schema } from "effect"
 import { validate } from "./internal/checks.js"
-import type { AnyState, CheckTargets, State, Step } from "./internal/states.js"
+import type { AnyState, CheckTargets, RequirementsOf, State } from "./internal/states.js"
 import { ownRecord } from "./internal/states.js"
 import type { StateDescription } from "./internal/unsafe.js"
 import { checkFields, statesOf } from "./internal/unsafe.js"
@@ -22,18 +22,26 @@ import type { MermaidOptions } from "./internal/mermaid.js"
 // The states' model and constructors live in internal/states.ts, the registration checks
 // in internal/checks.ts; they are part of this module's surface.
 export type {
+  Action,
+  Always,
   AnyState,
   CheckTargets,
+  Compound,
+  EventAction,
   EventHandler,
   Final,
   Handler,
+  History,
   OnFailure,
+  Paths,
   State,
   Step,
   StepArgs,
   StepOptions,
   Wait
 } from "./internal/states.js"
+export type { CompoundOptions } from "./internal/compound.js"
+export { compound, history } from "./internal/compound.js"
 export { defaultRetry, defaultTimeout, edges, final, handlerOf, stateOf, step, wait } from "./internal/states.js"
 export type { ChildOptions, ChildResult } from "./internal/child.js"
 export type { ChildSpec } from "./internal/states.js"
@@ -46,7 +54,15 @@ export type { Chart, ChartContext } from "./internal/chartState.js"
 export type { FromSCXMLOptions } from "./internal/scxmlProcedure.js"
 export { ChartEvent } from "./internal/scxmlProcedure.js"
 export type { MermaidOptions } from "./internal/mermaid.js"
-export type { FinalDescription, HandlerDescription, StateDescription, StepDescription, WaitDescription } from "./internal/unsafe.js"
+export type {
+  CompoundDescription,
+  FinalDescription,
+  HandlerDescription,
+  HistoryDescription,
+  StateDescription,
+  StepDescription,
+  WaitDescription
+} from "./internal/unsafe.js"
 
 /**
  * @since 0.1.0
@@ -137,10 +153,6 @@ export type Input<P> = P extends Procedure<any, infer I, any, any, any, any> ? I
  */
 export type Event<P> = P extends Procedure<any, any, any, infer Ev, any, any> ? Ev : never
 
-// The phantoms are optional properties, so without `exactOptionalPropertyTypes` (a
-// consumer's default flags) `infer` also yields `undefined`: it is never a service, so
-// it is dropped.
-type RequirementsOf<S> = { [K in keyof S]: S[K] extends Step<any, any, any, any, infer R> ? R : never }[keyof S]
 
 /**
  * @since 0.1.0

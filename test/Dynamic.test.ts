@@ -111,10 +111,10 @@ describe("Procedure.makeUnsafe", () => {
   it("names the state and the field of a description that is wrong", () => {
     const unknownType = thrown(() => Procedure.makeUnsafe({ ...base, states: { a: { type: "stepp" } as never } }))
     assert.strictEqual(unknownType.state, "a")
-    assert.match(unknownType.message, /`type` is "stepp"; it must be "step", "wait" or "final"/)
+    assert.match(unknownType.message, /`type` is "stepp"; it must be "step", "wait", "final", "compound" or "history"/)
     const typo = thrown(() => Procedure.makeUnsafe({ ...base, states: { a: { type: "wait", on: { X: { gotoo: "b" } } } as never, b: { type: "final" } } }))
     assert.strictEqual(typo.state, "a")
-    assert.match(typo.message, /`on.X` is .*; it must be a state name or \{ goto, guard\?, update\? \}/)
+    assert.match(typo.message, /`on.X` is .*; it must be a state name or \{ goto, guard\?, update\?, actions\? \}/)
     const noRun = thrown(() => Procedure.makeUnsafe({ ...base, states: { a: { type: "step", next: "b" } as never, b: { type: "final" } } }))
     assert.match(noRun.message, /\(state "a"\): `run` is undefined; it must be a function returning an Effect/)
     const extra = thrown(() => Procedure.makeUnsafe({ ...base, states: { a: { type: "final", outcom: "x" } as never } }))

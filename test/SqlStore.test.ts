@@ -336,7 +336,7 @@ describe("SqlStore: bad files", () => {
       assert.include(error.detail, "999")
       assert.include(error.detail, "Upgrade proctor")
       const ids = inspect(file, (db) => db.prepare("SELECT migration_id FROM proctor_migrations ORDER BY 1").pluck().all())
-      assert.deepStrictEqual(ids, [1, 2, 3, 4, 999])
+      assert.deepStrictEqual(ids, [1, 2, 3, 4, 5, 999])
     }))
 
   it.scoped("a database that cannot be written fails with ReadOnly, naming the file", () =>

@@ -19,6 +19,7 @@ import type { ChildSpec, StepArgs } from "./states.js"
 import { stateOf } from "./states.js"
 import type { StartOptions } from "./runtime.js"
 import type { Compiled } from "./transition.js"
+import { walk } from "./compound.js"
 import { procedureKey } from "./transition.js"
 
 export interface Deps {
@@ -37,7 +38,7 @@ export interface Deps {
 /** Refuses a registry where a child state's procedure is not registered. */
 export const checkRegistered = (registry: ReadonlyMap<string, Compiled>) => {
   for (const compiled of registry.values()) {
-    for (const [name, state] of Object.entries(compiled.def.states)) {
+    for (const [name, state] of walk(compiled.def.states)) {
       if (state._tag !== "Step" || state.child === undefined || state.child.parallel !== undefined) continue
       const { name: child, version } = state.child
       if (!registry.has(procedureKey(child, version))) {

@@ -8,6 +8,9 @@ import type { ParseResult } from "effect"
 import { ValidationError } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
 import { formatParseError } from "../Procedure.js"
+import { isTree, walk } from "./compound.js"
+import type { Tree } from "./tree.js"
+import { makeTree } from "./tree.js"
 
 /** A procedure with its Schema codecs prepared once. */
 export interface Compiled {
@@ -22,6 +25,14 @@ export interface Compiled {
   readonly compensable: ReadonlySet<string>
   /** the definition's shape, stored with each execution (see `fingerprint`) */
   readonly fingerprint: string
+  /** the statechart of a procedure with compound states, actions or eventless transitions; `undefined` for a flat one */
+  readonly tree: Tree | undefined
+  /**
+   * @internal only when `verify` replays a history: the choices the functions of the
+   * definition would make (a guard, a step's `next`), as an index among `n` options;
+   * actions and updates do not run
+   */
+  readonly choose?: ((n: number) => number) | undefined
 }
 
 export const procedureKey = (name: string, version: number) => `${name}@${version}`
@@ -42,7 +53,7 @@ export const compile = (def: Procedure.Any): Compiled => {
       })
   }
   const compensable = new Set<string>()
-  for (const [name, state] of Object.entries(def.states)) {
+  for (const [name, state] of walk(def.states)) {
     if (state._tag === "Step" && state.compensate !== undefined) compensable.add(name)
   }
   return {
@@ -54,7 +65,8 @@ export const compile = (def: Procedure.Any): Compiled => {
     decodeEvent: codec(def.events, "event", false),
     encodeEvent: codec(def.events, "event", true),
     compensable,
-    fingerprint: fingerprint(def)
+    fingerprint: fingerprint(def),
+    tree: isTree(def.states) ? makeTree(def) : undefined
   }
 }
 
@@ -68,9 +80,18 @@ export const compile = (def: Procedure.Any): Compiled => {
  */
 export const fingerprint = (def: Procedure.Any): string => {
   const shape = [`initial ${def.initial}`]
-  for (const name of Object.keys(def.states).sort()) {
-    const state = def.states[name]!
+  // a flat procedure's shape is what it was before trees: its paths are its names
+  const targets = (ts: ReadonlyArray<{ readonly goto: string }> | undefined) => (ts ?? []).map((t) => t.goto).join(",")
+  for (const [name, state] of walk(def.states).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     switch (state._tag) {
+      case "Compound": {
+        const on = Object.keys(state.on).sort().map((tag) => `${tag}:${state.on[tag]!.goto}`).join(",")
+        shape.push(`compound ${name} initial ${state.initial} on ${on} | done ${state.onDone ?? ""} | always ${targets(state.always)}`)
+        break
+      }
+      case "History":
+        shape.push(`history ${name} ${state.type} ${state.default ?? ""}`)
+        break
       case "Step": {
         const next = typeof state.next === "string" ? state.next : state.targets === undefined ? "*" : [...state.targets].sort().join(",")
         const onFailure = typeof state.onFailure === "string" ? state.onFailure : `goto ${state.onFailure.goto}`
@@ -79,7 +100,7 @@ export const fingerprint = (def: Procedure.Any): string => {
       }
       case "Wait": {
         const on = Object.keys(state.on).sort().map((tag) => `${tag}:${state.on[tag]!.goto}`).join(",")
-        shape.push(`wait ${name} on ${on}${state.after === undefined ? "" : ` | after ${state.after.goto}`}`)
+        shape.push(`wait ${name} on ${on}${state.after === undefined ? "" : ` | after ${state.after.goto}`}${state.always === undefined ? "" : ` | always ${targets(state.always)}`}`)
         break
       }
       case "Final":

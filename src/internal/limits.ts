@@ -5,3 +5,6 @@
 
 /** The longest reason a cancel may record (`Runtime.cancel(id, { reason })`), in characters. */
 export const maxReasonLength = 1000
+
+/** The default of `maxTransitionsWithoutWaiting`: the runaway-loop guard. */
+export const defaultLoopLimit = 10_000

@@ -94,6 +94,33 @@ const chartAsWait = (tag: string | undefined, to: string, cause: string): Proced
   after: cause === "timer" ? { delay: Duration.zero, goto: to } : undefined
 })
 
+/** How many ways `explore` tries to make one recorded row. */
+const maxTries = 64
+
+/**
+ * Runs `make` with each combination of the choices a tree's functions would make (the
+ * guards of handlers and eventless transitions, a step's `next`), as the contexts that
+ * decided them are not in the history: a row is allowed when one combination gives it.
+ * A flat procedure's choices are pinned to the row instead (`pinned`), so it runs once.
+ */
+const explore = <A>(compiled: Compiled, make: (rules: Compiled) => ReadonlyArray<A>): ReadonlyArray<A> => {
+  if (compiled.tree === undefined) return make(compiled)
+  const out: Array<A> = []
+  const pending: Array<ReadonlyArray<number>> = [[]]
+  for (let tries = 0; pending.length > 0 && tries < maxTries; tries++) {
+    const prefix = pending.pop()!
+    const made: Array<number> = []
+    const choose = (n: number) => {
+      const choice = made.length < prefix.length ? prefix[made.length]! : 0
+      if (made.length >= prefix.length) for (let k = n - 1; k >= 1; k--) pending.push([...made, k])
+      made.push(choice)
+      return choice
+    }
+    out.push(...make({ ...compiled, choose }))
+  }
+  return out
+}
+
 /** The inputs that could have made a recorded row, by its cause (a status-only failure has two). */
 const inputsOf = (t: Recorded, compensable: boolean): ReadonlyArray<Input> => {
   const error = { tag: "Replay", message: "" }
@@ -179,19 +206,24 @@ export const verify = (
     const outputs = ((): ReadonlyArray<{ readonly machine: Machine; readonly transition: Transition }> => {
       if (t.cause === "start") {
         if (machine !== undefined) return []
-        const started = start(lenient, { id: snapshot.id }, undefined, t.at)
-        return Either.isRight(started) ? [started.right] : []
+        return explore(lenient, (rules) => {
+          const started = start(rules, { id: snapshot.id }, undefined, t.at)
+          return Either.isRight(started) ? [started.right] : []
+        })
       }
       const from = machine === undefined ? undefined : Procedure.stateOf(def, machine.snapshot.state)
       if (machine === undefined || from === undefined) return []
       const edges = from._tag === "Step" ? Procedure.edges(from) : []
-      if (t.cause === "step" && edges !== undefined && !edges.some((e) => e.to === t.to)) return []
+      // in a tree, a step's target may be a compound, entered down to a leaf
+      if (t.cause === "step" && compiled.tree === undefined && edges !== undefined && !edges.some((e) => e.to === t.to)) return []
       if (eventOf(t.cause) !== undefined && t.event !== undefined && Either.isLeft(compiled.decodeEvent(t.event))) return []
-      const rules = pinned(lenient, from, machine.snapshot.state, t)
-      return inputsOf(t, completed > 0).flatMap((input) => {
-        const output = transition(rules, machine!, input, t.at)
-        return output._tag === "Next" ? [output] : []
-      })
+      const rules = compiled.tree === undefined ? pinned(lenient, from, machine.snapshot.state, t) : lenient
+      return inputsOf(t, completed > 0).flatMap((input) =>
+        explore(rules, (rules) => {
+          const output = transition(rules, machine!, input, t.at)
+          return output._tag === "Next" ? [output] : []
+        })
+      )
     })()
     const same = outputs.filter((o) => o.transition.to === t.to)
     const match = same.find((o) => o.transition.status === t.status)

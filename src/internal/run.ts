@@ -21,6 +21,7 @@ import { stateOf } from "../Procedure.js"
 import type { Deadline } from "./deadlines.js"
 import { settle as settleWaiter } from "./eventWaiters.js"
 import { fairTurn, roundsPerLook } from "./fairness.js"
+import { defaultLoopLimit } from "./limits.js"
 import * as Failures from "./failures.js"
 import type { Cached, CommandError, Handle, Mailbox, Msg, Phase, RunFiber } from "./handle.js"
 import { runFiber } from "./handle.js"
@@ -126,7 +127,7 @@ export class Run {
     this.mailbox = handle.mailbox
     this.compiled = cached.compiled
     this.def = cached.compiled.def
-    this.loopLimit = this.def.maxTransitionsWithoutWaiting ?? 10_000
+    this.loopLimit = this.def.maxTransitionsWithoutWaiting ?? defaultLoopLimit
     this.parent = Option.getOrUndefined(executionSpan.parent)
     this.busy = { _tag: "Busy", fiber: self }
     this.next = (signal) => signal === "continue" ? this.loop() : this.settle(signal)
@@ -350,7 +351,7 @@ export class Run {
         ? { _tag: "Discard", reason: { tag: conflict._tag, message: conflict.message } }
         : Either.isLeft(decodedEvent)
         ? { _tag: "Discard", reason: errorInfo(decodedEvent.left) }
-        : transition(this.compiled, this.cached.machine, { _tag: "Event", event: decodedEvent.right, encoded: entry.event }, this.now())
+        : transition(this.compiled, this.cached.machine, { _tag: "Event", event: decodedEvent.right, encoded: entry.event, compensable: this.cached.completed.length > 0 }, this.now())
       if (waiter === undefined) return Effect.as(this.apply(output, entry.seq), "continue")
       return Effect.onError(this.apply(output, entry.seq), () => Effect.sync(() => eventWaiters.put(this.id, entry.seq, waiter))).pipe(
         Effect.map(() => {
@@ -363,7 +364,7 @@ export class Run {
     }
     if (s.timerDueAt !== undefined) {
       const now = this.now()
-      if (s.timerDueAt <= now) return Effect.as(this.apply(transition(this.compiled, this.cached.machine, { _tag: "TimerFired" }, now)), "continue")
+      if (s.timerDueAt <= now) return Effect.as(this.apply(transition(this.compiled, this.cached.machine, this.timerFired(), now)), "continue")
       if (!settings.passivate || s.timerDueAt - now <= settings.horizon) {
         const timer = this.handle.timer
         // a chart state's timer moves within one visit (its next delayed send)
@@ -379,6 +380,10 @@ export class Run {
     return settings.passivate ? toIdle : toWait
   }
 
+  private timerFired(): Input {
+    return { _tag: "TimerFired", compensable: this.cached.completed.length > 0 }
+  }
+
   /** A command (pause, cancel, ...) or a wait state's timer. */
   private handleMessage(msg: Exclude<Msg, { readonly _tag: "Inbox" }>): Effect.Effect<void, StoreError> {
     const now = this.now()
@@ -387,9 +392,14 @@ export class Run {
       const s = cached.machine.snapshot
       if (msg.visit !== s.visit || s.status !== "waiting") return Effect.void
       handle.timer = undefined
-      return Effect.asVoid(this.apply(transition(this.compiled, cached.machine, { _tag: "TimerFired" }, now)))
+      return Effect.asVoid(this.apply(transition(this.compiled, cached.machine, this.timerFired(), now)))
     }
-    const input: Input = msg.input._tag === "Rollback" ? { _tag: "Rollback", compensable: cached.completed.length > 0 } : msg.input
+    const compensable = cached.completed.length > 0
+    const input: Input = msg.input._tag === "Rollback"
+      ? { _tag: "Rollback", compensable }
+      : msg.input._tag === "Skip"
+      ? { ...msg.input, compensable }
+      : msg.input
     if (input._tag === "Retry" || input._tag === "Resume") handle.retry = undefined
     // a person acted: what follows is not a runaway loop
     handle.spins = 0

@@ -20,7 +20,8 @@ import {
 import type { ExecutionEvent, ListFilter, Snapshot, Transition } from "../Execution.js"
 import { ExecutionId, isTerminal } from "../Execution.js"
 import type * as Procedure from "../Procedure.js"
-import { checkRetries, handlerOf, stateOf, validate } from "../Procedure.js"
+import { checkRetries, stateOf, validate } from "../Procedure.js"
+import { acceptedTags } from "./compound.js"
 import type { RuntimeService } from "../Runtime.js"
 import type { HistoryOptions, StoreService } from "../Store.js"
 import * as Actor from "./actor.js"
@@ -374,8 +375,10 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       const decoded = yield* compiled.decodeEvent(event)
       span?.attribute("proctor.event.type", decoded._tag)
       const state = stateOf(compiled.def, snapshot.state)!
+      // in a tree, the wait's enclosing states handle events too
+      const tags = acceptedTags(compiled.def, snapshot.state)
       const refuse = (snapshot: Snapshot) => {
-        const accepts = state._tag === "Wait" ? Object.keys(state.on).join(", ") : ""
+        const accepts = tags.join(", ")
         return new InvalidTransition({
           executionId: id,
           operation: `send "${decoded._tag}" to`,
@@ -386,7 +389,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
             : `State "${snapshot.state}" accepts ${accepts === "" ? "no events" : accepts}.`
         })
       }
-      if (isTerminal(snapshot.status) || (snapshot.status === "waiting" && state._tag === "Wait" && handlerOf(state, decoded._tag) === undefined)) {
+      if (isTerminal(snapshot.status) || (snapshot.status === "waiting" && state._tag === "Wait" && !tags.includes(decoded._tag))) {
         return yield* refuse(snapshot)
       }
       const refused = refuseFirst?.(snapshot)

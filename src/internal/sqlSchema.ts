@@ -64,14 +64,15 @@ export const executionColumns = [
   "started_at",
   "entered_at",
   "updated_at",
-  "fingerprint"
+  "fingerprint",
+  "history"
 ] as const
 
 export const transitionColumns = ["execution_id", "seq", "from_state", "to_state", "status", "cause", "event", "at", "duration", "reason"] as const
 export const errorColumns = ["execution_id", "state", "attempt", "tag", "message", "transient", "at"] as const
 
 /** The highest migration id this version knows; a database with a higher one was written by a newer version. */
-export const latestMigration = 4
+export const latestMigration = 5
 
 /**
  * The migrations, keyed `<id>_<name>` for `Migrator.fromRecord`. SQLite and Postgres get
@@ -121,6 +122,12 @@ export const migrations = (t: Tables): Migrator.Loader =>
         owner TEXT,
         claimed_at ${millis}
       )`)
+    }),
+    // the history values of a procedure with history states (`Procedure.history`): each
+    // compound state's last active leaf, as JSON; NULL for every other execution
+    "0005_history": Effect.gen(function*() {
+      const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+      yield* sql.unsafe(`ALTER TABLE ${t.executions} ADD COLUMN history TEXT`)
     })
   })
 
@@ -247,7 +254,8 @@ const pushSnapshotFields = (out: Array<Param>, s: Snapshot): void => {
     s.startedAt,
     s.enteredAt,
     s.updatedAt,
-    opt(s.fingerprint)
+    opt(s.fingerprint),
+    json(s.history)
   )
 }
 
@@ -314,6 +322,7 @@ export const rowToSnapshot = (r: Row): Snapshot => {
   if (r.timer_due_at != null) s.timerDueAt = num(r.timer_due_at)
   if (r.compensate_to != null) s.compensateTo = str(r.compensate_to) as NonNullable<Snapshot["compensateTo"]>
   if (r.fingerprint != null) s.fingerprint = str(r.fingerprint)
+  if (r.history != null) s.history = unjson(r.history) as NonNullable<Snapshot["history"]>
   return s
 }
 

@@ -1,7 +1,8 @@
 /**
- * The states of a procedure: their types (step, wait, final), their constructors, and
- * the lookups every other module uses (`stateOf`, `handlerOf`, `edges`). `Procedure`
- * re-exports the public ones; this module needs nothing from it.
+ * The states of a procedure: their types (step, wait, final, and the compound and history
+ * states of a tree, whose constructors are in `compound.ts`), the constructors of the
+ * leaves, and the lookups every other module uses (`stateOf`, `handlerOf`, `edges`).
+ * `Procedure` re-exports the public ones; this module needs nothing from it.
  */
 import { Duration, Schedule } from "effect"
 import type { Effect } from "effect"
@@ -9,6 +10,49 @@ import type { TimeoutError } from "../Errors.js"
 import type { Chart } from "./chartState.js"
 
 declare const TargetsId: unique symbol
+declare const PathsId: unique symbol
+
+/**
+ * An entry, exit or transition action: a synchronous function of the context and the
+ * event that caused the transition (`undefined` when none did: a step's success, a
+ * timer, a command). It returns the new context, or nothing to keep it. Actions run
+ * inside the transition and commit with it: they must not have side effects (put
+ * those in a step).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+// the result is `NoInfer`: an action that only throws (returns `never`) must not make the context type `never`
+export type Action<C, Ev> = (args: { readonly context: C; readonly event: Ev | undefined }) => NoInfer<C> | void
+
+/**
+ * A handler's transition action: an `Action` whose event is the one handled.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EventAction<C, Ev> = (args: { readonly context: C; readonly event: Ev }) => NoInfer<C> | void
+
+/**
+ * An eventless transition (`always`): taken as soon as a transition enters a
+ * configuration where its state is active and its guard (of the context) holds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Always<T extends string, C, Ev> {
+  readonly goto: T
+  readonly guard?: ((context: C) => boolean) | undefined
+  readonly actions?: ReadonlyArray<Action<C, Ev>> | undefined
+}
+
+/** What an entered or left state runs, when it has actions. */
+interface Actions<C, Ev> {
+  /** run when the state is entered, after the actions of its ancestors that are entered with it */
+  readonly onEnter?: ReadonlyArray<Action<C, Ev>> | undefined
+  /** run when the state is left, before the actions of its ancestors that are left with it */
+  readonly onExit?: ReadonlyArray<Action<C, Ev>> | undefined
+}
 
 /**
  * What a step's `run` and `compensate` receive.
@@ -61,6 +105,8 @@ export interface Step<T extends string, C, A, E, R> {
   readonly child?: ChildSpec | undefined
   /** @internal what `step` found wrong with its options (a NaN timeout, ...); `validate` refuses the procedure */
   readonly "~invalid"?: ReadonlyArray<string> | undefined
+  readonly onEnter?: ReadonlyArray<Action<C, unknown>> | undefined
+  readonly onExit?: ReadonlyArray<Action<C, unknown>> | undefined
 }
 
 /**
@@ -115,6 +161,8 @@ export type EventHandler<T extends string, C, Ev> = T | {
   readonly goto: T
   readonly guard?: ((event: Ev, context: C) => boolean) | undefined
   readonly update?: ((event: Ev, context: C) => C) | undefined
+  /** run between the exit actions of the states left and the entry actions of the states entered */
+  readonly actions?: ReadonlyArray<EventAction<C, Ev>> | undefined
 }
 
 /**
@@ -127,6 +175,7 @@ export interface Handler<C> {
   readonly goto: string
   readonly guard?: ((event: any, context: C) => boolean) | undefined
   readonly update: ((event: any, context: C) => C) | undefined
+  readonly actions?: ReadonlyArray<EventAction<C, any>> | undefined
 }
 
 /**
@@ -143,34 +192,83 @@ export interface Wait<T extends string, C, Ev> {
   readonly [EventsId]?: Ev
   /** @internal what `wait` found wrong with its options (a negative delay, ...); `validate` refuses the procedure */
   readonly "~invalid"?: ReadonlyArray<string> | undefined
+  readonly onEnter?: ReadonlyArray<Action<C, Ev>> | undefined
+  readonly onExit?: ReadonlyArray<Action<C, Ev>> | undefined
+  /** eventless transitions, tried when the wait is entered (see `Procedure.compound`'s `always`) */
+  readonly always?: ReadonlyArray<Always<string, C, Ev>> | undefined
 }
 /** @internal the phantom of a state's event type (a wait's, a parallel state's) */
 export declare const EventsId: unique symbol
 
 /**
- * A state that ends the execution.
+ * A state that ends the execution (at the top level), or its compound state (inside one:
+ * the compound then takes its `onDone` transition).
  *
  * @since 0.1.0
  * @category models
  */
-export interface Final {
+export interface Final<C = any> {
   readonly _tag: "Final"
   readonly [TargetsId]?: never
   /** `succeeded`, `failed` or a custom outcome (which ends `succeeded`) */
   readonly outcome: string
+  readonly onEnter?: ReadonlyArray<Action<C, unknown>> | undefined
+  readonly onExit?: ReadonlyArray<Action<C, unknown>> | undefined
+}
+
+/**
+ * A state with child states (`Procedure.compound`): entering it enters its `initial`
+ * child; while one of its descendants is active, its `on` handlers and `always`
+ * transitions apply too. Targets are full dotted paths from the top (`"deploy.api"`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Compound<T extends string, C, Ev, P extends string = string, R = unknown> {
+  readonly _tag: "Compound"
+  readonly [TargetsId]?: T
+  readonly [PathsId]?: P
+  /** @internal phantom for the services the steps inside need */
+  readonly "~R"?: R
+  readonly [EventsId]?: Ev
+  /** the name of the child entered when the compound is entered */
+  readonly initial: string
+  readonly states: { readonly [name: string]: AnyState }
+  readonly on: { readonly [tag: string]: Handler<C> }
+  /** where to go when a final child is entered */
+  readonly onDone: string | undefined
+  readonly onEnter: ReadonlyArray<Action<C, Ev>>
+  readonly onExit: ReadonlyArray<Action<C, Ev>>
+  readonly always: ReadonlyArray<Always<string, C, Ev>>
+}
+
+/**
+ * A history pseudo-state inside a compound (`Procedure.history`): a transition to it
+ * enters what was active in the compound when it was last left (`shallow`: the child,
+ * entered by its initial states; `deep`: the leaf), or, the first time, `default` (a
+ * full path; by default the compound's initial child).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface History<T extends string = string> {
+  readonly _tag: "History"
+  readonly [TargetsId]?: T
+  readonly type: "shallow" | "deep"
+  readonly default: string | undefined
 }
 
 /**
  * @since 0.1.0
  * @category models
  */
-export type State<C, Ev> = Step<string, C, any, any, any> | Wait<string, C, Ev> | Final | Chart
+export type State<C, Ev> = Step<string, C, any, any, any> | Wait<string, C, Ev> | Final<C> | Compound<string, C, Ev> | History | Chart
 
 /**
  * @since 0.1.0
  * @category models
  */
-export type AnyState = Step<string, any, any, any, any> | Wait<string, any, any> | Final | Chart
+export type AnyState = Step<string, any, any, any, any> | Wait<string, any, any> | Final | Compound<string, any, any> | History | Chart
 
 type Tags<Ev> = Ev extends { readonly _tag: infer K extends string } ? K : never
 
@@ -178,14 +276,36 @@ type Tags<Ev> = Ev extends { readonly _tag: infer K extends string } ? K : never
 // consumer's default flags) `infer` also yields `undefined`: it is never a target, so it is dropped.
 type TargetsOf<S> = { [K in keyof S]: S[K] extends { readonly [TargetsId]?: infer T } ? Exclude<T, undefined> : never }[keyof S]
 
+// The phantoms are optional properties: `Exclude<R, undefined>`, as for targets.
+/** @internal the services the steps of a record of states need, at any depth */
+export type RequirementsOf<S> = {
+  [K in keyof S]: S[K] extends Step<any, any, any, any, infer R> ? R
+    : S[K] extends { readonly _tag: "Compound"; readonly "~R"?: infer R } ? Exclude<R, undefined>
+    : never
+}[keyof S]
+
+/** @internal the targets named anywhere in a record of states (a compound's phantom carries its children's) */
+export type TargetsIn<S> = TargetsOf<S>
+
 /**
- * Passes when every target named in `S` is a key of `S`; otherwise names the unknown ones.
+ * The full dotted paths of a record of states and of their children (`"deploy" | "deploy.api"`).
  *
  * @since 0.1.0
  * @category type-level
  */
-export type CheckTargets<S> = [Exclude<TargetsOf<S>, keyof S>] extends [never] ? unknown
-  : { readonly "unknown target state": Exclude<TargetsOf<S>, keyof S> }
+export type Paths<S> = {
+  [K in keyof S & string]: K | (S[K] extends { readonly _tag: "Compound"; readonly [PathsId]?: infer P } ? `${K}.${Exclude<P, undefined> & string}` : never)
+}[keyof S & string]
+
+/**
+ * Passes when every target named in `S` (at any depth) is the path of a state of `S`;
+ * otherwise names the unknown ones.
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type CheckTargets<S> = [Exclude<TargetsOf<S>, Paths<S>>] extends [never] ? unknown
+  : { readonly "unknown target state": Exclude<TargetsOf<S>, Paths<S>> }
 
 /**
  * A copy of a record without a prototype, so that no name a user gives (`constructor`,
@@ -203,7 +323,18 @@ export const ownRecord = <V>(record: { readonly [key: string]: V }): Record<stri
  * @category getters
  */
 export const stateOf = (procedure: { readonly states: { readonly [name: string]: AnyState } }, name: string): AnyState | undefined =>
-  Object.hasOwn(procedure.states, name) ? procedure.states[name] : undefined
+  Object.hasOwn(procedure.states, name) ? procedure.states[name] : name.includes(".") ? nestedState(procedure.states, name) : undefined
+
+/** The state at a dotted path: each name but the last must be a compound's. */
+const nestedState = (states: { readonly [name: string]: AnyState }, path: string): AnyState | undefined => {
+  let state: AnyState | undefined
+  for (const name of path.split(".")) {
+    if (!Object.hasOwn(states, name)) return undefined
+    state = states[name]!
+    states = state._tag === "Compound" ? state.states : {}
+  }
+  return state
+}
 
 /**
  * The handler of the event tagged `tag` in a wait state, or `undefined`: only the
@@ -273,6 +404,9 @@ export interface StepOptions<T extends string, F extends string, C, A, E, R> {
    * compensation (logged in the error log), and the rollback goes on. @default "1 minute"
    */
   readonly compensateTimeout?: Duration.DurationInput | undefined
+  /** actions run when the step is entered (before it runs) and left; see `Action` */
+  readonly onEnter?: ReadonlyArray<Action<C, unknown>> | undefined
+  readonly onExit?: ReadonlyArray<Action<C, unknown>> | undefined
 }
 
 /**
@@ -347,9 +481,24 @@ export const step = <C, A, E, R, const T extends string, const F extends string 
     compensateTimeout: options.compensateTimeout === undefined
       ? defaultTimeout
       : decodeDuration("compensateTimeout", options.compensateTimeout, invalid),
-    ...(invalid.length === 0 ? {} : { "~invalid": invalid })
+    ...(invalid.length === 0 ? {} : { "~invalid": invalid }),
+    ...actionsOf(options)
   }
 }
+
+/** The `onEnter`/`onExit` fields of a leaf, only when given (a state without actions keeps its shape). */
+export const actionsOf = <C, Ev>(options: Actions<C, Ev>): Actions<C, Ev> => ({
+  ...(options.onEnter === undefined ? {} : { onEnter: options.onEnter }),
+  ...(options.onExit === undefined ? {} : { onExit: options.onExit })
+})
+
+/** A handler as the transition function reads it, from a target or the handler's options. */
+export const handlerFrom = <C>(handler: EventHandler<string, C, any>): Handler<C> =>
+  typeof handler === "string"
+    ? { goto: handler, guard: undefined, update: undefined }
+    : handler.actions === undefined
+    ? { goto: handler.goto, guard: handler.guard, update: handler.update }
+    : { goto: handler.goto, guard: handler.guard, update: handler.update, actions: handler.actions }
 
 /**
  * A state that waits for one of the events in `on`, or for its timer (`after`).
@@ -363,17 +512,18 @@ export const wait = <
   Ev extends { readonly _tag: string },
   const T extends string,
   const K extends Tags<Ev>,
-  const D extends string = never
+  const D extends string = never,
+  const A extends string = never
 >(options: {
   readonly on: { readonly [P in K]: EventHandler<T, C, Extract<Ev, { readonly _tag: P }>> }
   readonly after?: { readonly delay: Duration.DurationInput; readonly goto: D } | undefined
-}): Wait<NoInfer<T | D>, C, Ev> => {
+  /** eventless transitions, tried in order when the wait is entered: the first whose guard holds is taken */
+  readonly always?: ReadonlyArray<Always<A, C, Ev>> | undefined
+  readonly onEnter?: ReadonlyArray<Action<C, Ev>> | undefined
+  readonly onExit?: ReadonlyArray<Action<C, Ev>> | undefined
+}): Wait<NoInfer<T | D | A>, C, Ev> => {
   const on: Record<string, Handler<C>> = Object.create(null)
-  for (const [tag, handler] of Object.entries(options.on) as Array<[string, EventHandler<string, C, any>]>) {
-    on[tag] = typeof handler === "string"
-      ? { goto: handler, guard: undefined, update: undefined }
-      : { goto: handler.goto, guard: handler.guard, update: handler.update }
-  }
+  for (const [tag, handler] of Object.entries(options.on) as Array<[string, EventHandler<string, C, any>]>) on[tag] = handlerFrom(handler)
   const invalid: Array<string> = []
   return {
     _tag: "Wait",
@@ -381,7 +531,9 @@ export const wait = <
     after: options.after === undefined
       ? undefined
       : { delay: decodeDuration("after.delay", options.after.delay, invalid), goto: options.after.goto },
-    ...(invalid.length === 0 ? {} : { "~invalid": invalid })
+    ...(invalid.length === 0 ? {} : { "~invalid": invalid }),
+    ...actionsOf(options),
+    ...(options.always === undefined || options.always.length === 0 ? {} : { always: options.always })
   }
 }
 
@@ -392,9 +544,14 @@ export const wait = <
  * @since 0.1.0
  * @category constructors
  */
-export const final = (options?: { readonly outcome?: "succeeded" | "failed" | (string & {}) | undefined }): Final => ({
+export const final = <C = any>(options?: {
+  readonly outcome?: "succeeded" | "failed" | (string & {}) | undefined
+  readonly onEnter?: ReadonlyArray<Action<C, unknown>> | undefined
+  readonly onExit?: ReadonlyArray<Action<C, unknown>> | undefined
+}): Final<C> => ({
   _tag: "Final",
-  outcome: options?.outcome ?? "succeeded"
+  outcome: options?.outcome ?? "succeeded",
+  ...(options === undefined ? {} : actionsOf(options))
 })
 
 /**
@@ -410,11 +567,20 @@ export const edges = (state: AnyState): ReadonlyArray<{ readonly to: string; rea
       return []
     case "Chart":
       return state.finals.map((to) => ({ to, label: `done (${to})` }))
+    case "History":
+      return state.default === undefined ? [] : [{ to: state.default, label: "history default" }]
+    case "Compound": {
+      const out = Object.entries(state.on).map(([tag, h]) => ({ to: h.goto, label: tag }))
+      for (const a of state.always) out.push({ to: a.goto, label: "always" })
+      if (state.onDone !== undefined) out.push({ to: state.onDone, label: "done" })
+      return out
+    }
     case "Wait": {
       const out = Object.entries(state.on).map(([tag, h]) => ({ to: h.goto, label: tag }))
       if (state.after !== undefined) {
         out.push({ to: state.after.goto, label: `after ${Duration.format(state.after.delay)}` })
       }
+      for (const a of state.always ?? []) out.push({ to: a.goto, label: "always" })
       return out
     }
     case "Step": {

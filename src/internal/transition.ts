@@ -6,14 +6,17 @@
  */
 import { Duration, Either } from "effect"
 import type { Cause, ErrorInfo, Snapshot, Status, Transition } from "../Execution.js"
-import { eventCause, refusal } from "../Execution.js"
-import { describe, ExecutionError, InvalidTransition, ManualIntervention, ValidationError } from "../Errors.js"
+import { eventCause, eventOf, refusal } from "../Execution.js"
+import { describe, ExecutionError, InvalidTransition, LoopLimitExceeded, ManualIntervention, ValidationError } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
 import { handlerOf, stateOf } from "../Procedure.js"
 import type { ChartContext, ChartOutcome } from "./chartState.js"
 import { chartEvent, chartTimer, enterChart } from "./chartState.js"
 import type { Compiled } from "./compile.js"
-import { maxReasonLength } from "./limits.js"
+import { acceptedTags, handlersLine } from "./compound.js"
+import { defaultLoopLimit, maxReasonLength } from "./limits.js"
+import type { Tree } from "./tree.js"
+import { macrostep } from "./tree.js"
 
 // the prepared procedure the transition function reads lives in compile.ts
 export type { Compiled } from "./compile.js"
@@ -28,14 +31,14 @@ export interface Machine {
 export type Input =
   | { readonly _tag: "StepSucceeded"; readonly result: unknown; readonly compensable: boolean }
   | { readonly _tag: "StepFailed"; readonly error: ErrorInfo; readonly compensable: boolean }
-  | { readonly _tag: "Event"; readonly event: { readonly _tag: string }; readonly encoded: unknown }
-  | { readonly _tag: "TimerFired" }
+  | { readonly _tag: "Event"; readonly event: { readonly _tag: string }; readonly encoded: unknown; readonly compensable?: boolean }
+  | { readonly _tag: "TimerFired"; readonly compensable?: boolean }
   | { readonly _tag: "Pause" }
   | { readonly _tag: "Resume" }
   | { readonly _tag: "Cancel"; readonly reason?: string | undefined }
   | { readonly _tag: "Rollback"; readonly compensable: boolean }
   | { readonly _tag: "Retry" }
-  | { readonly _tag: "Skip"; readonly state: string }
+  | { readonly _tag: "Skip"; readonly state: string; readonly compensable?: boolean }
   | { readonly _tag: "Compensated" }
   | { readonly _tag: "GiveUp"; readonly error: ErrorInfo }
   | { readonly _tag: "LoopLimit"; readonly error: ErrorInfo; readonly compensable: boolean }
@@ -55,8 +58,9 @@ export const errorInfo = (error: unknown): ErrorInfo => {
   return { tag, message: describe(error) }
 }
 
+// a snapshot's state is a leaf: a step, a wait or a final
 const statusOf = (state: Procedure.AnyState): Status =>
-  state._tag === "Step" ? "running" : state._tag === "Wait" || state._tag === "Chart" ? "waiting" : state.outcome === "failed" ? "failed" : "succeeded"
+  state._tag === "Step" ? "running" : state._tag === "Wait" || state._tag === "Chart" ? "waiting" : state._tag === "Final" && state.outcome === "failed" ? "failed" : "succeeded"
 
 const next = (
   machine: Machine,
@@ -99,6 +103,8 @@ const next = (
   if (timerDueAt !== undefined) snapshot.timerDueAt = timerDueAt
   const compensateTo = "compensateTo" in p ? patch.compensateTo : s.compensateTo
   if (compensateTo !== undefined) snapshot.compensateTo = compensateTo
+  const history = patch.history ?? s.history
+  if (history !== undefined) snapshot.history = history
   const transition: { -readonly [K in keyof Transition]: Transition[K] } = {
     executionId: s.id,
     seq: s.seq + 1,
@@ -117,6 +123,21 @@ const next = (
 /** Fields to set; `undefined` removes a field. */
 type Patch = { readonly [K in keyof Snapshot]?: Snapshot[K] | undefined } & { readonly status: Status }
 
+/** What an entry needs besides its target. */
+interface EnterExtra {
+  readonly error?: ErrorInfo | undefined
+  /** the encoded event, for the history row */
+  readonly event?: unknown
+  readonly compensable?: boolean | undefined
+  /** the context already encoded */
+  readonly encoded?: Either.Either<unknown, ValidationError> | undefined
+  /** in a tree: the path of the state whose transition it is (the current leaf by default) */
+  readonly source?: string | undefined
+  /** in a tree: the transition's actions and the event they see */
+  readonly actions?: ReadonlyArray<Procedure.EventAction<any, any>> | undefined
+  readonly decoded?: unknown
+}
+
 /** Enters `target` (a new visit): the status, timer and outcome follow from the target's kind. */
 const enter = (
   compiled: Compiled,
@@ -125,14 +146,9 @@ const enter = (
   now: number,
   cause: Cause,
   context: unknown,
-  extra: {
-    readonly error?: ErrorInfo | undefined
-    readonly event?: unknown
-    readonly compensable?: boolean
-    /** the context already encoded */
-    readonly encoded?: Either.Either<unknown, ValidationError> | undefined
-  } = {}
+  extra: EnterExtra = {}
 ): Output => {
+  if (compiled.tree !== undefined) return enterTree(compiled, compiled.tree, machine, target, now, cause, context, extra)
   const state = stateOf(compiled.def, target)!
   if (state._tag === "Chart") {
     return chartStep(compiled, machine, now, cause, enterChart(state, machine.snapshot.id, context as ChartContext, now), extra.event, target)
@@ -184,6 +200,121 @@ const chartStep = (
     ...(outcome.error === undefined ? {} : { error: errorInfo(outcome.error) })
   }
   return next(machine, now, cause, patch, outcome.context, event)
+}
+
+/** The paths of the states, to name them in a message. */
+const statePaths = (compiled: Compiled): ReadonlyArray<string> => compiled.tree?.paths ?? Object.keys(compiled.def.states)
+
+/**
+ * Enters `target` in a tree of states: the macrostep (exit, transition and entry actions,
+ * then eventless and done transitions) is planned and run by `tree.ts`; its end is the
+ * new leaf, committed as one transition.
+ */
+const enterTree = (
+  compiled: Compiled,
+  tree: Tree,
+  machine: Machine,
+  target: string,
+  now: number,
+  cause: Cause,
+  context: unknown,
+  extra: EnterExtra
+): Output => {
+  const s = machine.snapshot
+  const limit = compiled.def.maxTransitionsWithoutWaiting ?? defaultLoopLimit
+  const compensable = extra.compensable ?? false
+  const result = macrostep(tree, { source: extra.source ?? s.state, target, actions: extra.actions ?? [] }, {
+    leaf: s.state,
+    history: s.history,
+    context,
+    event: extra.decoded,
+    limit,
+    choose: compiled.choose
+  })
+  if (result._tag === "Threw") {
+    const info = errorInfo(result.error)
+    return actionFailed(compiled, machine, now, { tag: info.tag, message: `${result.where} threw: ${info.message}` }, cause, target, compensable)
+  }
+  if (result._tag === "Looped") {
+    const error = errorInfo(new LoopLimitExceeded({ executionId: s.id, procedure: compiled.def.name, states: result.states, limit }))
+    if (cause === "start") return { _tag: "Discard", reason: error }
+    return next(machine, now, cause, { ...failForGood(compensable), error }, machine.context, extra.event)
+  }
+  const state = stateOf(compiled.def, result.leaf)!
+  const encoded = result.context === context && extra.encoded !== undefined ? extra.encoded : compiled.encodeContext(result.context)
+  if (Either.isLeft(encoded)) return stepFailedOrDiscard(compiled, machine, now, encoded.left, cause, compensable)
+  const patch: { -readonly [K in keyof Patch]: Patch[K] } = {
+    state: result.leaf,
+    status: statusOf(state),
+    context: encoded.right,
+    visit: s.seq + 1,
+    attempt: 0,
+    enteredAt: now,
+    timerDueAt: undefined,
+    error: extra.error,
+    history: result.history
+  }
+  if (state._tag === "Wait" && state.after !== undefined) patch.timerDueAt = now + Duration.toMillis(state.after.delay)
+  if (state._tag === "Final") patch.outcome = state.outcome
+  return next(machine, now, cause, patch, result.context, extra.event)
+}
+
+/**
+ * An action (or an eventless transition's guard) threw: nothing of the macrostep is kept.
+ * A step's fails the step (its retries and `onFailure` apply), an event's is discarded
+ * with the error logged, a skip is refused, and a timer's or an `onFailure` goto's fails
+ * the execution for good (there is nothing left to try).
+ */
+const actionFailed = (compiled: Compiled, machine: Machine, now: number, info: ErrorInfo, cause: Cause, target: string, compensable: boolean): Output => {
+  if (cause === "step") return stepFailedOrDiscard(compiled, machine, now, new Error(info.message), cause, compensable)
+  if (cause === "start" || eventOf(cause) !== undefined) return { _tag: "Discard", reason: info }
+  if (cause === "skip") return reject(machine, `skip to "${target}" in`, `${info.message}; nothing changed. Fix the action, or skip to another state.`)
+  return next(machine, now, cause, { ...failForGood(compensable), error: info }, machine.context)
+}
+
+/**
+ * An event in a tree of states: the leaf (a wait) and then its ancestors are asked in
+ * turn; the first whose handler of the event accepts it (its guard holds) takes it. A
+ * guard that refuses lets an ancestor's handler try.
+ */
+const eventInTree = (compiled: Compiled, machine: Machine, input: Extract<Input, { readonly _tag: "Event" }>, now: number): Output => {
+  const s = machine.snapshot
+  const tag = input.event._tag
+  const line = handlersLine(compiled.def, s.state)
+  const refused: Array<string> = []
+  for (const { on, path } of line) {
+    const handler = Object.hasOwn(on, tag) ? on[tag]! : undefined
+    if (handler === undefined) continue
+    let context: unknown
+    try {
+      const guard = handler.guard
+      if (guard !== undefined && !(compiled.choose === undefined ? guard(input.event, machine.context) : compiled.choose(2) === 0)) {
+        refused.push(guardRefused(guard, tag, path))
+        continue
+      }
+      context = handler.update === undefined || compiled.choose !== undefined ? machine.context : handler.update(input.event, machine.context)
+    } catch (error) {
+      return { _tag: "Discard", reason: errorInfo(error) }
+    }
+    return enter(compiled, machine, handler.goto, now, eventCause(tag), context, {
+      event: input.encoded,
+      decoded: input.event,
+      source: path,
+      actions: handler.actions,
+      compensable: input.compensable
+    })
+  }
+  if (refused.length > 0) return { _tag: "Discard", reason: { tag: "GuardRefused", message: refused.join("; ") } }
+  const tried = line.map((h) => `"${h.path}"`).join(", ")
+  return {
+    _tag: "Discard",
+    reason: {
+      tag: "InvalidTransition",
+      message: `event "${tag}" is not accepted in state "${s.state}" (the states that handle events there, ${tried || "none"}, accept ${
+        acceptedTags(compiled.def, s.state).join(", ") || "no events"
+      }); it was discarded`
+    }
+  }
 }
 
 /** Who an execution is, as `Runtime.start` names it. */
@@ -273,9 +404,16 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       let target: string
       let context: unknown
       try {
-        // like a guard, `next` sees the context from before the step; `update` makes the new one
-        target = typeof state.next === "string" ? state.next : state.next(input.result, machine.context)
-        context = state.update === undefined ? machine.context : state.update(input.result, machine.context)
+        if (compiled.choose !== undefined && typeof state.next !== "string") {
+          // `verify` replays a tree: the step's choice is one of the places it may go
+          const options = state.targets ?? statePaths(compiled)
+          target = options[compiled.choose(options.length)]!
+          context = machine.context
+        } else {
+          // like a guard, `next` sees the context from before the step; `update` makes the new one
+          target = typeof state.next === "string" ? state.next : state.next(input.result, machine.context)
+          context = state.update === undefined || compiled.choose !== undefined ? machine.context : state.update(input.result, machine.context)
+        }
       } catch (error) {
         return stepFailedOrDiscard(compiled, machine, now, error, "step", input.compensable)
       }
@@ -290,7 +428,7 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
           new Error(
             `\`next\` returned ${JSON.stringify(target) ?? String(target)}, which is not ${
               state.targets === undefined
-                ? `one of the states (${Object.keys(compiled.def.states).join(", ")})`
+                ? `one of the states (${statePaths(compiled).join(", ")})`
                 : `one of the step's targets (${state.targets.join(", ")})`
             }`
           ),
@@ -315,13 +453,14 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
         return next(machine, now, "failure", { ...failForGood(input.compensable), error }, machine.context)
       }
       const error = { tag: input.error.tag, message: `${input.error.message} The step's onFailure sent it to state "${onFailure.goto}".` }
-      return enter(compiled, machine, onFailure.goto, now, "failure", machine.context, { error })
+      return enter(compiled, machine, onFailure.goto, now, "failure", machine.context, { error, compensable: input.compensable })
     }
     case "Event": {
       if (state._tag === "Chart" && s.status === "waiting") {
         const outcome = chartEvent(state, s.id, machine.context as ChartContext, input.event, now)
         return chartStep(compiled, machine, now, eventCause(input.event._tag), outcome, input.encoded)
       }
+      if (compiled.tree !== undefined && s.status === "waiting") return eventInTree(compiled, machine, input, now)
       if (state._tag !== "Wait" || s.status !== "waiting") {
         return { _tag: "Discard", reason: { tag: "InvalidTransition", message: `state "${s.state}" is not waiting for events` } }
       }
@@ -355,7 +494,7 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       if (state._tag !== "Wait" || state.after === undefined || s.status !== "waiting") {
         return reject(machine, "fire the timer of", "No timer is pending.")
       }
-      return enter(compiled, machine, state.after.goto, now, "timer", machine.context)
+      return enter(compiled, machine, state.after.goto, now, "timer", machine.context, { compensable: input.compensable })
     }
     case "Pause":
     case "Resume":
@@ -428,10 +567,10 @@ const command = (
         return reject(
           machine,
           `skip to "${input.state}" in`,
-          `There is no such state; the states are ${Object.keys(compiled.def.states).join(", ")}.`
+          `There is no such state; the states are ${statePaths(compiled).join(", ")}.`
         )
       }
-      return enter(compiled, machine, input.state, now, "skip", machine.context)
+      return enter(compiled, machine, input.state, now, "skip", machine.context, { compensable: input.compensable })
   }
 }
 

@@ -7,6 +7,7 @@ import type { Duration } from "effect"
 import { Schema } from "effect"
 import { DefinitionError } from "../Errors.js"
 import type { AnyState, StepOptions } from "./states.js"
+import { compound, history } from "./compound.js"
 import { final, ownRecord, step, wait } from "./states.js"
 
 /**
@@ -56,18 +57,51 @@ export interface FinalDescription {
 }
 
 /**
- * One state of `Procedure.makeUnsafe`: a description, or a state already built with
- * `Procedure.step`, `wait` or `final`.
+ * A compound state, described by plain values: the fields of `Procedure.compound`'s
+ * options, with child states described the same way. Targets are full dotted paths.
  *
  * @since 0.1.0
  * @category models
  */
-export type StateDescription = StepDescription | WaitDescription | FinalDescription | AnyState
+export interface CompoundDescription {
+  readonly type: "compound"
+  readonly initial: string
+  readonly states: { readonly [name: string]: StateDescription }
+  readonly on?: { readonly [tag: string]: HandlerDescription } | undefined
+  readonly onDone?: string | undefined
+  readonly onEnter?: ReadonlyArray<(args: { readonly context: any; readonly event: any }) => unknown> | undefined
+  readonly onExit?: ReadonlyArray<(args: { readonly context: any; readonly event: any }) => unknown> | undefined
+  readonly always?: ReadonlyArray<{ readonly goto: string; readonly guard?: ((context: any) => boolean) | undefined; readonly actions?: ReadonlyArray<(args: { readonly context: any; readonly event: any }) => unknown> | undefined }> | undefined
+}
 
+/**
+ * A history state, described by plain values (`deep: true` for a deep one).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface HistoryDescription {
+  readonly type: "history"
+  readonly deep?: boolean | undefined
+  readonly default?: string | undefined
+}
+
+/**
+ * One state of `Procedure.makeUnsafe`: a description, or a state already built with
+ * `Procedure.step`, `wait`, `final`, `compound` or `history`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type StateDescription = StepDescription | WaitDescription | FinalDescription | CompoundDescription | HistoryDescription | AnyState
+
+const actionFields = ["onEnter", "onExit"] as const
 const fields = {
-  step: ["type", "run", "next", "targets", "update", "timeout", "retry", "transient", "onFailure", "compensate", "compensateTimeout"],
-  wait: ["type", "on", "after"],
-  final: ["type", "outcome"]
+  step: ["type", "run", "next", "targets", "update", "timeout", "retry", "transient", "onFailure", "compensate", "compensateTimeout", ...actionFields],
+  wait: ["type", "on", "after", "always", ...actionFields],
+  final: ["type", "outcome", ...actionFields],
+  compound: ["type", "initial", "states", "on", "onDone", "always", ...actionFields],
+  history: ["type", "deep", "default"]
 } as const
 
 const isObject = (u: unknown): u is Readonly<Record<string, unknown>> => typeof u === "object" && u !== null && !Array.isArray(u)
@@ -80,24 +114,29 @@ const shown = (u: unknown) => typeof u === "function" ? "a function" : JSON.stri
  * the state `Procedure.step`, `wait` or `final` would make. Throws a `DefinitionError`
  * naming the state and the field at the first mistake.
  */
-export const statesOf = (procedure: string, described: unknown): Record<string, AnyState> => {
+export const statesOf = (procedure: string, described: unknown, prefix = ""): Record<string, AnyState> => {
   if (!isObject(described)) {
-    throw new DefinitionError({ procedure, reason: `\`states\` is ${shown(described)}; give an object of state descriptions by name` })
+    throw new DefinitionError({
+      procedure,
+      ...(prefix === "" ? {} : { state: prefix }),
+      reason: `\`states\` is ${shown(described)}; give an object of state descriptions by name`
+    })
   }
   const states: Record<string, AnyState> = ownRecord({})
-  for (const [name, description] of Object.entries(described)) {
+  for (const [key, description] of Object.entries(described)) {
+    const name = prefix === "" ? key : `${prefix}.${key}`
     const fail = (reason: string): never => {
       throw new DefinitionError({ procedure, state: name, reason })
     }
-    if (!isObject(description)) fail(`the description is ${shown(description)}; give { type: "step" | "wait" | "final", ... }`)
+    if (!isObject(description)) fail(`the description is ${shown(description)}; give { type: "step" | "wait" | "final" | "compound" | "history", ... }`)
     const d = description as Readonly<Record<string, unknown>>
-    if (typeof d["_tag"] === "string" && ["Step", "Wait", "Final"].includes(d["_tag"])) {
-      states[name] = description as AnyState
+    if (typeof d["_tag"] === "string" && ["Step", "Wait", "Final", "Compound", "History"].includes(d["_tag"])) {
+      states[key] = description as AnyState
       continue
     }
     const type = d["type"]
-    if (type !== "step" && type !== "wait" && type !== "final") {
-      fail(`\`type\` is ${shown(type)}; it must be "step", "wait" or "final"`)
+    if (type !== "step" && type !== "wait" && type !== "final" && type !== "compound" && type !== "history") {
+      fail(`\`type\` is ${shown(type)}; it must be "step", "wait", "final", "compound" or "history"`)
     }
     const kind = type as keyof typeof fields
     const known: ReadonlyArray<string> = fields[kind]
@@ -108,6 +147,38 @@ export const statesOf = (procedure: string, described: unknown): Record<string, 
       if (d[key] !== undefined && !ok(d[key])) fail(`\`${key}\` is ${shown(d[key])}; it must be ${what}`)
     }
     const isFunction = (u: unknown) => typeof u === "function"
+    const isFunctions = (u: unknown) => Array.isArray(u) && u.every(isFunction)
+    if (kind !== "history") {
+      for (const key of actionFields) optional(key, isFunctions, "an array of functions ({ context, event }) => context | undefined")
+    }
+    const checkHandlers = () => {
+      optional("on", isObject, "an object of handlers by event tag")
+      for (const [tag, handler] of Object.entries((d["on"] ?? {}) as object)) {
+        const at = `on.${tag}`
+        if (typeof handler === "string") continue
+        if (!isObject(handler) || typeof handler["goto"] !== "string") {
+          fail(`\`${at}\` is ${shown(handler)}; it must be a state name or { goto, guard?, update?, actions? }`)
+        }
+        for (const k of Object.keys(handler)) {
+          if (!["goto", "guard", "update", "actions"].includes(k)) fail(`\`${at}\` has no field \`${k}\`; its fields are goto, guard, update, actions`)
+        }
+        for (const k of ["guard", "update"]) {
+          const f = (handler as Record<string, unknown>)[k]
+          if (f !== undefined && !isFunction(f)) fail(`\`${at}.${k}\` is ${shown(f)}; it must be a function (event, context) => ...`)
+        }
+        const actions = (handler as Record<string, unknown>)["actions"]
+        if (actions !== undefined && !isFunctions(actions)) fail(`\`${at}.actions\` is ${shown(actions)}; it must be an array of functions ({ context, event }) => context | undefined`)
+      }
+    }
+    const checkAlways = () =>
+      optional(
+        "always",
+        (u) => Array.isArray(u) && u.every((t) =>
+          isObject(t) && typeof t["goto"] === "string" && (t["guard"] === undefined || isFunction(t["guard"])) &&
+          (t["actions"] === undefined || isFunctions(t["actions"])) && Object.keys(t).every((k) => ["goto", "guard", "actions"].includes(k))
+        ),
+        "an array of { goto, guard?, actions? }"
+      )
     switch (kind) {
       case "step": {
         if (!isFunction(d["run"])) fail(`\`run\` is ${shown(d["run"])}; it must be a function returning an Effect`)
@@ -126,32 +197,33 @@ export const statesOf = (procedure: string, described: unknown): Record<string, 
           (u) => u === "fail" || u === "intervene" || (isObject(u) && typeof u["goto"] === "string"),
           "\"fail\", \"intervene\" or { goto: state }"
         )
-        states[name] = step(d as unknown as Parameters<typeof step>[0])
+        states[key] = step(d as unknown as Parameters<typeof step>[0])
         break
       }
       case "wait": {
-        optional("on", isObject, "an object of handlers by event tag")
-        for (const [tag, handler] of Object.entries((d["on"] ?? {}) as object)) {
-          const at = `on.${tag}`
-          if (typeof handler === "string") continue
-          if (!isObject(handler) || typeof handler["goto"] !== "string") {
-            fail(`\`${at}\` is ${shown(handler)}; it must be a state name or { goto, guard?, update? }`)
-          }
-          for (const key of Object.keys(handler)) {
-            if (!["goto", "guard", "update"].includes(key)) fail(`\`${at}\` has no field \`${key}\`; its fields are goto, guard, update`)
-          }
-          for (const key of ["guard", "update"]) {
-            const f = (handler as Record<string, unknown>)[key]
-            if (f !== undefined && !isFunction(f)) fail(`\`${at}.${key}\` is ${shown(f)}; it must be a function (event, context) => ...`)
-          }
-        }
+        checkHandlers()
+        checkAlways()
         optional("after", (u) => isObject(u) && isDuration(u["delay"]) && typeof u["goto"] === "string", "{ delay, goto }")
-        states[name] = wait({ on: d["on"] ?? {}, after: d["after"] } as Parameters<typeof wait>[0])
+        states[key] = wait({ ...d, on: d["on"] ?? {} } as unknown as Parameters<typeof wait>[0])
         break
       }
       case "final":
         optional("outcome", (u) => typeof u === "string", "a string (\"succeeded\", \"failed\" or a custom outcome)")
-        states[name] = final(d["outcome"] === undefined ? undefined : { outcome: d["outcome"] as string })
+        states[key] = final(d as Parameters<typeof final>[0])
+        break
+      case "compound": {
+        if (typeof d["initial"] !== "string") fail(`\`initial\` is ${shown(d["initial"])}; it must be the name of one of its states`)
+        checkHandlers()
+        checkAlways()
+        optional("onDone", (u) => typeof u === "string", "a state's full path")
+        const children = statesOf(procedure, d["states"], name)
+        states[key] = compound({ ...d, states: children } as unknown as Parameters<typeof compound>[0])
+        break
+      }
+      case "history":
+        optional("deep", (u) => typeof u === "boolean", "true or false")
+        optional("default", (u) => typeof u === "string", "a state's full path")
+        states[key] = history({ type: d["deep"] === true ? "deep" : "shallow", default: d["default"] as string | undefined })
     }
   }
   return states
