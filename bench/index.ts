@@ -13,6 +13,7 @@
  *
  * Workloads (bench/cases/*.ts say how each system maps to them):
  *   W1 throughput, W2 idle executions, W3 latency, W4 recovery after SIGKILL, W5 supervision,
+ *   W6 a parallel state of 4 regions of 5 steps (bench/cases/w6.ts),
  *   W7 Postgres with 1-3 runner processes next to DBOS Transact (bench/lib/w7.ts).
  * See docs/benchmarks.md for the method.
  */
@@ -92,6 +93,9 @@ const plan: ReadonlyArray<Job> = [
   ...q([1000], [10_000, 100_000]).map((n): Job => ({ workload: "W4", label: `Proctor, SQLite, kill with ${n} in flight`, case: "recovery", args: { n }, timeoutSeconds: q(60, 1800) })),
   // W5
   { workload: "W5", label: "Proctor, memory store, with and without defects", case: "proctor", args: { workload: "w5", store: "memory", sizes: q([5000], [10_000, 100_000]), every: 1000, shortBackoff: !quick, warmup }, timeoutSeconds: T },
+  // W6: a parallel state, Proctor (memory, SQLite) next to XState (memory)
+  ...(["memory", "sqlite"] as const).map((store): Job => ({ workload: "W6", label: `Proctor, ${store}`, case: "w6", args: { system: "proctor", store, sizes: q([500], [1000, 5000]), warmup: q(100, 500), reps: q(1, 3) }, timeoutSeconds: T })),
+  { workload: "W6", label: "XState v5", case: "w6", args: { system: "xstate", sizes: q([500], [1000, 5000]), warmup: q(100, 500), reps: q(1, 3) }, timeoutSeconds: T },
   // W7: runner processes on Postgres, DBOS Transact beside them (bench/lib/w7.ts); the timeout is per process
   { workload: "W7", label: "Proctor runners and DBOS Transact on Postgres", case: "w7", args: { concurrency: 256, processes: [1, 2, 3], warmupSeconds: q(3, 5), ramp: q(2, 3), seconds: q(4, 10), runs: q(1, 3), alone: q(100, 500), shards: 64 }, timeoutSeconds: q(300, 1200) }
 ]
@@ -236,6 +240,7 @@ const markdown = (info: ReturnType<typeof machine>, seconds: number) => {
     ...section("W3 latency", metricTable(figures, "W3")),
     ...section("W4 recovery after SIGKILL", metricTable(figures, "W4")),
     ...section("W5 supervision overhead", metricTable(figures, "W5")),
+    ...section("W6 parallel states: 4 regions of 5 steps", metricTable(figures, "W6")),
     ...section("W7 Postgres: runner processes, next to DBOS Transact", w7Lines(figures, w7Info)),
     ...(failures.length === 0 ? [] : ["### Did not complete", "", ...failures.map((f) => `- ${f}`), ""])
   ]

@@ -14,6 +14,7 @@ const cases: Record<string, () => Promise<{ readonly main: (args: any) => Promis
   workflow: () => import("./cases/workflow.js"),
   raw: () => import("./cases/raw.js"),
   recovery: () => import("./cases/recovery.js"),
+  w6: () => import("./cases/w6.js"),
   w7: () => import("./cases/w7.js"),
   wake: () => import("./cases/wake.js")
 }

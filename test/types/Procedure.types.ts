@@ -141,3 +141,87 @@ Procedure.child(Kid, {
   update: (result, c) => ({ ...c, n: result.context.amount + result.context.receipt.length }),
   next: "done"
 })
+
+// a parallel state: its regions' states are typed with the parent's context and events, a
+// target or an initial state that is not one of the region's states is an error, the
+// result names the regions, and the services of the regions' steps flow to the runtime layer
+Procedure.make("bad-region-target", { version: 1, input: Ctx, context: Ctx }, {
+  initial: "p",
+  states: {
+    p: Procedure.parallel({
+      regions: {
+        // @ts-expect-error "finish" is not a state of region a
+        a: { initial: "s", states: { s: Procedure.step({ run: () => Effect.void, next: "finish" }), done: Procedure.final() } }
+      },
+      next: "done"
+    }),
+    done: Procedure.final()
+  }
+})
+Procedure.make("bad-region-initial", { version: 1, input: Ctx, context: Ctx }, {
+  initial: "p",
+  states: {
+    p: Procedure.parallel({
+      regions: {
+        // @ts-expect-error "start" is not a state of region a
+        a: { initial: "start", states: { done: Procedure.final() } }
+      },
+      next: "done"
+    }),
+    done: Procedure.final()
+  }
+})
+Procedure.make("bad-parallel-next", { version: 1, input: Ctx, context: Ctx }, {
+  initial: "p",
+  // @ts-expect-error "gone" is not a state
+  states: {
+    p: Procedure.parallel({ regions: { a: { initial: "done", states: { done: Procedure.final() } } }, next: "gone" }),
+    done: Procedure.final()
+  }
+})
+Procedure.make("bad-region-event", { version: 1, input: Ctx, context: Ctx, events: Approve }, {
+  initial: "p",
+  states: {
+    p: Procedure.parallel({
+      regions: {
+        // @ts-expect-error Reject is not one of the procedure's events
+        a: { initial: "w", states: { w: Procedure.wait({ on: { Reject: "done" } }), done: Procedure.final() } }
+      },
+      next: "done"
+    }),
+    done: Procedure.final()
+  }
+})
+const Fanout = Procedure.make("fanout", { version: 1, input: Ctx, context: Ctx, events: Approve }, {
+  initial: "p",
+  states: {
+    p: Procedure.parallel({
+      regions: {
+        a: {
+          initial: "save",
+          states: {
+            save: Procedure.step({ run: ({ context }) => Effect.flatMap(Db, (db) => db.save(context.n)), next: "w" }),
+            w: Procedure.wait({ on: { Approve: { goto: "done", guard: (event, context) => event.by.length > context.n } } }),
+            done: Procedure.final()
+          }
+        },
+        b: { initial: "done", states: { done: Procedure.final() } }
+      },
+      update: (result, context) => ({ n: context.n + result.regions.a.context.n + result.regions.b.context.n }),
+      next: (result) => (result.regions.a.status === "succeeded" ? "done" : "done"),
+      targets: ["done"]
+    }),
+    done: Procedure.final()
+  }
+})
+Procedure.parallel({
+  regions: { a: { initial: "done", states: { done: Procedure.final() } } },
+  // @ts-expect-error there is no region c
+  update: (result, context: { readonly n: number }) => ({ n: result.regions.c.context.n + context.n }),
+  next: "done"
+})
+const fanoutNeedsDb: Layer.Layer<Runtime.Runtime, unknown, Store.Store | Db> = Runtime.layer({ procedures: [Fanout] })
+void fanoutNeedsDb
+// @ts-expect-error without Db (a region's step needs it) the layer's requirements are not met
+const fanoutMissingDb: Layer.Layer<Runtime.Runtime, unknown, Store.Store> = Runtime.layer({ procedures: [Fanout] })
+void fanoutMissingDb
