@@ -134,7 +134,7 @@ const deployScenario = Effect.gen(function*() {
   assert.deepStrictEqual((s.context as Ctx).log.slice(8), ["enter deploy", "enter api"])
   // the leaf's own handler, when its guard holds: a self-transition of the leaf
   yield* Runtime.send(id, { _tag: "Hold", here: true })
-  s = yield* settled(id, "deploy.api", 2)
+  s = yield* settled(id, "deploy.api", s.seq)
   assert.deepStrictEqual((s.context as Ctx).log.slice(10), ["exit api", "hold here", "enter api"])
   // a final child: the compound's onDone, in the same commit
   yield* Runtime.send(id, { _tag: "Go" })
@@ -149,12 +149,12 @@ const deployScenario = Effect.gen(function*() {
   return s
 })
 
-/** The snapshot once the execution is in `state` (its `n`-th visit there in a row when `n` > 1). */
-const settled = (id: string, state: string, commits = 1) =>
+/** The snapshot once the execution is in `state`, after a transition past seq `after`. */
+const settled = (id: string, state: string, after = 0) =>
   Effect.gen(function*() {
     for (let i = 0; i < 100; i++) {
       const s = yield* Runtime.get(id)
-      if (s.state === state && s.status !== "running" && (commits === 1 || i > 0)) return s
+      if (s.state === state && s.status !== "running" && s.seq > after) return s
       yield* TestClock.adjust("1 millis")
     }
     return assert.fail(`execution ${id} never reached ${state}`)

@@ -28,6 +28,7 @@ const example = path.join(__dirname, "..", "examples", "crash-recovery.ts")
 const window = path.join(__dirname, "fixtures", "crash-window.ts")
 const childCrash = path.join(__dirname, "fixtures", "crash-child.ts")
 const parallelCrash = path.join(__dirname, "fixtures", "crash-parallel.ts")
+const nestedCrash = path.join(__dirname, "fixtures", "crash-nested.ts")
 
 /** Runs a script to its end (or its death) and returns what it printed. */
 const runScript = (args: ReadonlyArray<string>) =>
@@ -259,4 +260,33 @@ describe("crash recovery", () => {
         [`c2 ${c}/c2/2`]: 1
       })
     }).pipe(Effect.scoped), 120_000)
+
+  for (const mode of ["commit", "inside"] as const) {
+    it.live(`a compound state's exit, transition and entry actions run exactly once, in order, when the process dies ${
+      mode === "commit" ? "right after the event's macrostep commits" : "inside the event's macrostep (in an entry action)"
+    }`, () =>
+      Effect.gen(function*() {
+        const dir = yield* Effect.acquireRelease(
+          Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "proctor-crash-nested-"))),
+          (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+        )
+        const db = path.join(dir, "nested.db")
+        const crashed = yield* runScript([nestedCrash, db, mode])
+        assert.strictEqual(crashed.signal, "SIGKILL", crashed.stdout + crashed.stderr)
+        const resumed = yield* runScript([nestedCrash, db, "resume"])
+        assert.strictEqual(resumed.code, 0, resumed.stdout + resumed.stderr)
+        const end = JSON.parse(resumed.stdout) as { status: string; log: Array<string>; history: Array<string>; verified: boolean }
+        assert.strictEqual(end.status, "succeeded")
+        // each action's effect once, in SCXML order: exits inside out, the transition's, entries outside in
+        assert.deepStrictEqual(end.log, ["exit prepare", "enter deploy", "exit hold", "go", "enter apply", "exit deploy", "enter verify"])
+        assert.deepStrictEqual(end.history, [
+          "∅ -> prepare (start)",
+          "prepare -> deploy.hold (step)",
+          "deploy.hold -> deploy.apply (event:Go)",
+          "deploy.apply -> verify (step)",
+          "verify -> finished (event:Finish)"
+        ])
+        assert.isTrue(end.verified)
+      }).pipe(Effect.scoped), 120_000)
+  }
 })
