@@ -11,6 +11,7 @@ import * as Approval from "./approval.js"
 import * as DataPipeline from "./data-pipeline.js"
 import * as Deploy from "./deploy.js"
 import * as Order from "./order.js"
+import * as Release from "./release.js"
 import { printReport } from "./report.js"
 import { description, StoreLive } from "./store.js"
 
@@ -21,11 +22,11 @@ import { description, StoreLive } from "./store.js"
  * @since 0.1.0
  */
 export const ExamplesLive = Runtime.layer({
-  procedures: [Deploy.Deploy, DataPipeline.Pipeline, Approval.Approval, Order.Order, Order.Payment]
+  procedures: [Deploy.Deploy, DataPipeline.Pipeline, Approval.Approval, Order.Order, Order.Payment, Release.Release]
 }).pipe(Layer.provideMerge(Layer.merge(StoreLive, Deploy.DeployerLive)))
 
 /**
- * Runs the four examples one after another, then prints the report.
+ * Runs the examples one after another, then prints the report.
  *
  * @since 0.1.0
  */
@@ -35,7 +36,8 @@ export const main = Effect.gen(function*() {
     ...(yield* Deploy.scenarios),
     ...(yield* DataPipeline.scenarios),
     ...(yield* Approval.scenarios),
-    ...(yield* Order.scenarios)
+    ...(yield* Order.scenarios),
+    ...(yield* Release.scenarios)
   ]
   yield* printReport(runs)
 }).pipe(Effect.provide(ExamplesLive))

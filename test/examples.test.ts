@@ -1,11 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schema, TestClock } from "effect"
-import { Runtime, Store } from "proctor"
+import { Procedure, Runtime, Store } from "proctor"
 import { Approval, Approve, managerTimeout, Reject, reviewTimeout } from "../examples/approval.js"
 import { Pipeline } from "../examples/data-pipeline.js"
 import { actionsOf, Deploy, layerDeployerMemory } from "../examples/deploy.js"
 import { Expense, program as quickstart, QuickstartLive } from "../examples/quickstart.js"
 import { Confirm, confirmTimeout, Order, Payment } from "../examples/order.js"
+import { Release } from "../examples/release.js"
 import { formatPath } from "../examples/report.js"
 
 const layer = Runtime.layer({ procedures: [Deploy, Pipeline, Approval] }).pipe(
@@ -254,4 +255,37 @@ describe("examples/order", () => {
       assert.strictEqual((yield* Runtime.await(abandoned)).status, "failed")
       assert.strictEqual((yield* Runtime.await(yield* paymentOf(abandoned))).state, "abandoned")
     }).pipe(Effect.provide(orderLayer)))
+})
+
+describe("examples/release (an SCXML chart, Procedure.fromSCXML)", () => {
+  const releaseLayer = Runtime.layer({ procedures: [Release] }).pipe(Layer.provideMerge(Store.layerMemory))
+  const configuration = (id: string) => Effect.map(Runtime.get(id), (s) => Procedure.chartConfiguration(Release, s))
+
+  it.effect("tests and review run in parallel, reminders come on the durable timer, and the release ships when both are done", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Release, {})
+      assert.deepStrictEqual(yield* configuration(id), ["checks", "tests", "running", "review", "waiting"])
+      yield* Runtime.sendAndWait(id, { _tag: "tests.failed" })
+      yield* Runtime.sendAndWait(id, { _tag: "tests.passed" })
+      assert.deepStrictEqual(yield* configuration(id), ["checks", "tests", "green", "review", "waiting"])
+      yield* TestClock.adjust("500 millis")
+      // an approval without a name is refused by the transition's guard: the chart keeps waiting
+      yield* Runtime.sendAndWait(id, { _tag: "approve" })
+      assert.strictEqual((yield* Runtime.get(id)).status, "waiting")
+      yield* Runtime.sendAndWait(id, { _tag: "approve", data: { by: "ann" } })
+      const end = yield* Runtime.await(id)
+      assert.deepStrictEqual([end.state, end.status], ["shipped", "succeeded"])
+      const data = (end.context as Procedure.ChartContext).data
+      assert.deepStrictEqual([data["approvedBy"], data["reminders"]], ["ann", 2])
+    }).pipe(Effect.provide(releaseLayer)))
+
+  it.effect("a rejection ends the release failed", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Release, {})
+      yield* Runtime.sendAndWait(id, { _tag: "reject" })
+      const end = yield* Runtime.await(id)
+      assert.deepStrictEqual([end.state, end.status, end.outcome], ["rejected", "failed", "failed"])
+      // leaving the review cancelled its reminder: no timer is left
+      assert.deepStrictEqual((end.context as Procedure.ChartContext).pending, [])
+    }).pipe(Effect.provide(releaseLayer)))
 })
