@@ -84,7 +84,30 @@ const Failing = release("release-failing", "all", { apiFails: true, seedMillis: 
 const Race = release("release-race", "race")
 const AtLeast = release("release-two", { atLeast: 2 })
 
-const procedures = [All, Failing, Race, AtLeast] as const
+/** A parallel state inside a compound state. */
+const Nested = Procedure.make("release-nested", { version: 1, input: Ctx, context: Ctx }, {
+  initial: "phase",
+  states: {
+    phase: Procedure.compound({
+      initial: "rollout",
+      states: {
+        rollout: Procedure.parallel({
+          regions: {
+            a: { initial: "x", states: { x: work("x", "done", { millis: 5 }), done: Procedure.final() } },
+            b: { initial: "y", states: { y: work("y", "done", { millis: 10 }), done: Procedure.final() } }
+          },
+          update: merge,
+          next: "phase.done"
+        }),
+        done: Procedure.final()
+      },
+      onDone: "live"
+    }),
+    live: Procedure.final()
+  }
+})
+
+const procedures = [All, Failing, Race, AtLeast, Nested] as const
 const layer = (store: Layer.Layer<Store.Store, StoreError> = Store.layerMemory) =>
   Runtime.layer({ procedures }).pipe(Layer.provideMerge(store), Layer.provideMerge(Journal.layer))
 
@@ -224,6 +247,17 @@ describe("parallel states", () => {
       assert.sameMembers([...(done.context as Ctx).done], ["prepare", "migrate", "seed", "build", "ship", "bundle"])
       assert.strictEqual((yield* Runtime.list({ parentId: id })).length, 3)
     }).pipe(Effect.provide(layer(layerTempSqlite()))))
+
+  it.effect("a parallel state inside a compound state: its regions' procedures are named by its full path", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Nested, { done: [] })
+      yield* regionUntil(id, "b", "running")
+      yield* TestClock.adjust("20 millis")
+      const done = yield* Runtime.await(id)
+      assert.strictEqual(done.state, "live")
+      assert.deepStrictEqual(done.context, { done: ["x", "y"] })
+      assert.sameMembers((yield* Runtime.list({ parentId: id })).map((r) => r.procedure), ["release-nested.phase.rollout.a", "release-nested.phase.rollout.b"])
+    }).pipe(Effect.provide(layer())))
 
   it.effect("registration refuses a region that cannot end, a mode that cannot be met and a region's name that is not plain", () =>
     Effect.gen(function*() {

@@ -14,7 +14,7 @@ import type { Duration, Schedule, Schema } from "effect"
 import { Effect } from "effect"
 import type { ChildFailed } from "../Errors.js"
 import type { Snapshot } from "../Execution.js"
-import type { ChildSpec, OnFailure, Step, StepArgs } from "./states.js"
+import type { OnFailure, Step, StepArgs } from "./states.js"
 import { step } from "./states.js"
 
 /**
@@ -111,10 +111,6 @@ export const child = <I, C2, C, const T extends string, const F extends string =
   const childStep = runtimeStep<C, ChildResult<C2>, ChildFailed, never, T, F>(options, "Procedure.child")
   return { ...childStep, child: { name: procedure.name, version: procedure.version, procedure, input: options.input } }
 }
-
-/** How a diagram names what a child state runs: `child payment@1`, or `parallel db, api, web`. */
-export const childLabel = (spec: ChildSpec): string =>
-  spec.parallel === undefined ? `child ${spec.name}@${spec.version}` : `parallel ${Object.keys(spec.parallel.regions).join(", ")}`
 
 const keyPrefix = "proctor.child:"
 

@@ -13,6 +13,7 @@ import { isTerminal } from "../Execution.js"
 import * as Procedure from "../Procedure.js"
 import type { StoreService } from "../Store.js"
 import { childId, regionKey, regionOf } from "./child.js"
+import { walk } from "./compound.js"
 import type { ParallelResult, RegionResult } from "./parallel.js"
 import type { AnyState, ParallelMode, ParallelSpec, StepArgs } from "./states.js"
 import { stateOf } from "./states.js"
@@ -40,7 +41,8 @@ export const derive = (procedures: ReadonlyArray<Procedure.Any>): Either.Either<
   const out: Array<Procedure.Any> = []
   const add = (def: Procedure.Any): DefinitionError | undefined => {
     out.push(def)
-    for (const [state, s] of Object.entries(def.states)) {
+    // a parallel state may be inside a compound state: its full path names it
+    for (const [state, s] of walk(def.states)) {
       const spec = parallelOf(s)
       if (spec === undefined) continue
       const refuse = (reason: string) => new DefinitionError({ procedure: def.name, state, reason })
@@ -137,7 +139,7 @@ interface RegionRun {
 
 export const make = (deps: Deps) => {
   /** whether any procedure has a parallel state: if not, `send` goes straight to the inbox */
-  const any = [...deps.registry.values()].some((c) => Object.values(c.def.states).some((s) => parallelOf(s) !== undefined))
+  const any = [...deps.registry.values()].some((c) => walk(c.def.states).some(([, s]) => parallelOf(s) !== undefined))
 
   const regionsOf = (parent: Procedure.Any, spec: ParallelSpec, state: string, idempotencyKey: string): Array<RegionRun> =>
     Object.keys(spec.regions).map((name) => ({
