@@ -35,9 +35,11 @@ export interface Args {
 }
 
 /**
- * A phase: a closed loop of `concurrency` clients for `ramp` + `seconds` seconds, of which
- * the executions ending in the last `seconds` count (the ramp lets the loop reach its steady
- * state: at its start all clients start at once); or `count` executions, all counted.
+ * A phase: a closed loop of `concurrency` clients; the executions ending in a window of
+ * `seconds` count. The window opens once `ramp` seconds have passed and every client has
+ * ended one execution (all clients start at once: the loop needs about one execution's
+ * latency to reach its steady state), and the process prints `@@window` then. Or `count`
+ * executions, all counted.
  */
 export interface Phase {
   readonly cmd: "run"
@@ -85,25 +87,38 @@ class Meter {
   total = 0
   stuck = 0
   started = 0
+  /** clients that have ended an execution */
+  warm = 0
   readonly t0 = performance.now()
-  readonly cpu0 = process.cpuUsage()
-  readonly startAt: number
-  readonly stopAt: number
-  cpuAtStart = this.cpu0
+  readonly rampUntil: number
+  open = false
+  stopAt = Infinity
+  cpuAtStart = process.cpuUsage()
   constructor(readonly phase: Phase) {
-    this.startAt = this.t0 + (phase.ramp ?? 0) * 1000
-    this.stopAt = phase.seconds === undefined ? Infinity : this.startAt + phase.seconds * 1000
+    this.rampUntil = this.t0 + (phase.ramp ?? 0) * 1000
+    this.open = phase.count !== undefined
   }
   /** whether a client may start another execution */
   more() {
+    // a client whose first execution never ends must not hold the window shut for ever
+    if (!this.open && performance.now() - this.rampUntil > STUCK_MS) this.ended(this.t0, false, true)
     if (this.phase.count !== undefined ? this.started >= this.phase.count : performance.now() >= this.stopAt) return false
     this.started++
     return true
   }
-  ended(t0: number) {
+  /** an execution started at `t0` ended; `first`: the client's first */
+  ended(t0: number, first: boolean, force = false) {
     const t1 = performance.now()
-    if (t1 < this.startAt) return
-    if (this.total++ === 0) this.cpuAtStart = process.cpuUsage()
+    if (first) this.warm++
+    if (!this.open) {
+      if (!force && (this.warm < this.phase.concurrency || t1 < this.rampUntil)) return
+      this.open = true
+      this.stopAt = t1 + (this.phase.seconds ?? 0) * 1000
+      this.cpuAtStart = process.cpuUsage()
+      emit("@@window")
+      return
+    }
+    this.total++
     if (t1 <= this.stopAt) {
       this.completed++
       this.latency.record(t1 - t0)
@@ -180,6 +195,7 @@ const proctor = (args: Args, next: () => Promise<string>) =>
         }
       }
       const client = Effect.gen(function*() {
+        let first = true
         while (meter.more()) {
           const id = nextId()
           const end = Deferred.unsafeMake<void>(FiberId.none)
@@ -190,7 +206,8 @@ const proctor = (args: Args, next: () => Promise<string>) =>
           if (Option.isNone(ended)) {
             ends.delete(id)
             meter.stuck++
-          } else meter.ended(t0)
+          } else meter.ended(t0, first)
+          first = false
         }
       })
       yield* Effect.all(Array.from({ length: cmd.concurrency }, () => client), { concurrency: "unbounded", discard: true })
@@ -244,11 +261,13 @@ const runDbos = async (args: Args, next: () => Promise<string>) => {
     if (cmd.cmd === "exit") break
     const meter = new Meter(cmd)
     const client = async () => {
+      let first = true
       while (meter.more()) {
         const t0 = performance.now()
         const handle = await DBOS.startWorkflow(ten)()
         await handle.getResult()
-        meter.ended(t0)
+        meter.ended(t0, first)
+        first = false
       }
     }
     await Promise.all(Array.from({ length: cmd.concurrency }, client))

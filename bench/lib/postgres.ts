@@ -19,6 +19,8 @@ export interface Server {
   readonly url: string
   /** how it was found, for the report */
   readonly origin: string
+  /** whether the bench started it (and may change its settings) */
+  readonly owned: boolean
   /** stops a server the bench started (nothing for one it was given) */
   readonly stop: () => void
 }
@@ -64,7 +66,7 @@ export const findServer = async (): Promise<Server | string> => {
     } catch (error) {
       return `PROCTOR_BENCH_PG_URL (${given}) does not answer: ${error instanceof Error ? error.message : String(error)}`
     }
-    return { url: given, origin: "PROCTOR_BENCH_PG_URL", stop: () => {} }
+    return { url: given, origin: "PROCTOR_BENCH_PG_URL", owned: false, stop: () => {} }
   }
   const root = "/usr/lib/postgresql"
   const versions = fs.existsSync(root)
@@ -106,7 +108,7 @@ export const findServer = async (): Promise<Server | string> => {
     return `could not start a throwaway Postgres ${version} (${detail}); set PROCTOR_BENCH_PG_URL to a server instead`
   }
   process.once("exit", stop)
-  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, origin: `a throwaway Postgres ${version} the bench started (default settings)`, stop }
+  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, origin: `a throwaway Postgres ${version} the bench started (its default settings but fsync, set per pass)`, owned: true, stop }
 }
 
 /** the settings that bear on a durable commit's cost, and the version */

@@ -4,7 +4,7 @@
  */
 import type { Figure } from "./child.js"
 import { round } from "./stats.js"
-import { w7Systems } from "./w7.js"
+import { fsyncOffSuffix, w7Systems } from "./w7.js"
 
 export const systems = {
   proctorMemory: "Proctor memory store",
@@ -94,9 +94,9 @@ export const ratios = (figures: ReadonlyArray<Figure>): Array<Ratio> => {
     }
   }
   // W7: Proctor with n runners against DBOS with as many processes, and against DBOS's one process
-  for (let n = 1; n <= 3; n++) {
-    const p = find(figures, "W7", w7Systems.proctor(n), "steps/s")
-    for (const peer of new Set([w7Systems.dbos(n), w7Systems.dbos(1)])) {
+  for (const suffix of ["", fsyncOffSuffix]) for (let n = 1; n <= 3; n++) {
+    const p = find(figures, "W7", w7Systems.proctor(n, suffix), "steps/s")
+    for (const peer of new Set([w7Systems.dbos(n, suffix), w7Systems.dbos(1, suffix)])) {
       const q = find(figures, "W7", peer, "steps/s")
       if (p !== undefined && q !== undefined && q.value > 0) out.push({ workload: "W7", n: p.n, metric: "steps/s", proctor: p.system, peer, ratio: p.value / q.value })
     }

@@ -26,6 +26,12 @@ export interface Settings {
   /** executions one after another for the latency alone (configurations of one process) */
   readonly alone: number
   readonly shards: number
+  /**
+   * On a server the bench started: the fsync settings to run every configuration with, in
+   * turn (the first pass's figures carry the plain names, the goals use them). A server
+   * named by PROCTOR_BENCH_PG_URL runs once, as it is configured.
+   */
+  readonly fsync: ReadonlyArray<"on" | "off">
 }
 
 interface Child {
@@ -45,7 +51,8 @@ export interface Env {
 /** what the report says about the server and the peers, beside the figures */
 export interface Info {
   readonly server?: string
-  readonly settings?: Record<string, string>
+  /** the server's settings in each pass, and the suffix of that pass's system names */
+  readonly passes: Array<{ readonly suffix: string; readonly settings: Record<string, string> }>
   readonly dbos?: string
   readonly skipped: Array<string>
 }
@@ -53,10 +60,14 @@ export interface Info {
 const STEPS = 10
 const dbosVersion = "5.3.0"
 
+/** the systems' names; `suffix` tells the second pass on a throwaway server (fsync off) apart */
 export const w7Systems = {
-  proctor: (n: number) => `Proctor, ${n} runner${n === 1 ? "" : "s"}`,
-  dbos: (n: number) => `DBOS Transact ${dbosVersion}, ${n} process${n === 1 ? "" : "es"}`
+  proctor: (n: number, suffix = "") => `Proctor, ${n} runner${n === 1 ? "" : "s"}${suffix}`,
+  dbos: (n: number, suffix = "") => `DBOS Transact ${dbosVersion}, ${n} process${n === 1 ? "" : "es"}${suffix}`
 }
+
+/** the name suffix of the figures taken with fsync turned off on the bench's own server */
+export const fsyncOffSuffix = ", fsync off"
 
 interface Proc {
   readonly child: Child
@@ -64,6 +75,8 @@ interface Proc {
   held: number
   exited: boolean
   readonly results: Array<PhaseResult>
+  /** when each phase's measured window opened (performance.now()) */
+  readonly windows: Array<number>
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -95,7 +108,8 @@ const installDbos = (): { dir: string } | { reason: string } => {
 
 interface Measured {
   readonly perProcess: ReadonlyArray<PhaseResult>
-  readonly serverCpuUs: number | undefined
+  /** the server's CPU time per second while every process's window was open, µs/s */
+  readonly serverCpuRate: number | undefined
 }
 
 /** one configuration: its processes, the shards split, warm-up, the runs, the latency alone */
@@ -107,9 +121,10 @@ const configuration = async (
   url: string,
   peer: string | undefined,
   prefix: string,
-  cpuOfServer: (() => number) | undefined
+  cpuOfServer: (() => number) | undefined,
+  suffix: string
 ) => {
-  const label = system === "proctor" ? w7Systems.proctor(count) : w7Systems.dbos(count)
+  const label = system === "proctor" ? w7Systems.proctor(count, suffix) : w7Systems.dbos(count, suffix)
   const procs: Array<Proc> = []
   const stop = async () => {
     for (const p of procs) p.child.send(JSON.stringify({ cmd: "exit" }))
@@ -120,11 +135,12 @@ const configuration = async (
   try {
     for (let i = 0; i < count; i++) {
       const port = await freePort()
-      const proc: Proc = { child: undefined as unknown as Child, ready: false, held: 0, exited: false, results: [] }
+      const proc: Proc = { child: undefined as unknown as Child, ready: false, held: 0, exited: false, results: [], windows: [] }
       const child = env.spawn({ system, url, port, shards: s.shards, prefix, peer }, (line) => {
         if (line === "@@ready") proc.ready = true
         else if (line.startsWith("@@held ")) proc.held = Number(line.slice(7))
         else if (line.startsWith("@@phase ")) proc.results.push(JSON.parse(line.slice(8)) as PhaseResult)
+        else if (line === "@@window") proc.windows.push(performance.now())
         else env.log(`  ${line}`)
       })
       ;(proc as { child: Child }).child = child
@@ -151,24 +167,28 @@ const configuration = async (
     const phase = async (concurrency: number, spec: { ramp?: number; seconds?: number; count?: number }, tag: string): Promise<Measured> => {
       const active = spec.count === undefined ? procs : procs.slice(0, 1)
       const before = active.map((p) => p.results.length)
-      // the server's CPU over the measured window (from the end of the ramp), sampled here
-      let cpu0: number | undefined, cpu1: number | undefined
-      const timers = cpuOfServer === undefined || spec.seconds === undefined ? [] : [
-        setTimeout(() => void (cpu0 = cpuOfServer()), (spec.ramp ?? 0) * 1000),
-        setTimeout(() => void (cpu1 = cpuOfServer()), ((spec.ramp ?? 0) + spec.seconds) * 1000)
-      ]
+      const windowsBefore = active.map((p) => p.windows.length)
       active.forEach((p, i) => {
         const share = Math.floor(concurrency / active.length) + (i < concurrency % active.length ? 1 : 0)
         p.child.send(JSON.stringify({ cmd: "run", concurrency: share, ...spec, tag }))
       })
-      const limit = ((spec.ramp ?? 0) + (spec.seconds ?? 0) + 180) * 1000
-      try {
-        await waitFor(() => active.every((p, i) => p.results.length > before[i]! || p.exited), limit, `${label}: phase ${tag} ends`)
-      } finally {
-        for (const t of timers) clearTimeout(t)
+      const limit = ((spec.ramp ?? 0) + (spec.seconds ?? 0) + 300) * 1000
+      const ended = () => active.every((p, i) => p.results.length > before[i]! || p.exited)
+      // the server's CPU while every process's window is open: from the last to open to the first to close
+      let serverCpuRate: number | undefined
+      if (cpuOfServer !== undefined && spec.seconds !== undefined) {
+        await waitFor(() => ended() || active.every((p, i) => p.windows.length > windowsBefore[i]!), limit, `${label}: phase ${tag} measures`)
+        if (!ended()) {
+          const [t0, cpu0] = [performance.now(), cpuOfServer()]
+          const firstToClose = Math.min(...active.map((p, i) => p.windows[windowsBefore[i]!]!)) + spec.seconds * 1000
+          await sleep(Math.max(0, firstToClose - t0 - 50))
+          const [t1, cpu1] = [performance.now(), cpuOfServer()]
+          if (t1 - t0 > 500) serverCpuRate = (cpu1 - cpu0) / ((t1 - t0) / 1000)
+        }
       }
+      await waitFor(ended, limit, `${label}: phase ${tag} ends`)
       if (active.some((p) => p.exited)) throw new Error(`${label}: a process exited during phase ${tag}`)
-      return { perProcess: active.map((p, i) => p.results[before[i]!]!), serverCpuUs: cpu0 === undefined || cpu1 === undefined ? undefined : cpu1 - cpu0 }
+      return { perProcess: active.map((p, i) => p.results[before[i]!]!), serverCpuRate }
     }
     env.log(`  ${label}: warm-up, ${s.warmupSeconds} s at ${s.concurrency} concurrent executions`)
     await phase(s.concurrency, { seconds: s.warmupSeconds }, "warm")
@@ -191,7 +211,7 @@ const configuration = async (
     report("10-step latency p50", med((m) => m.p50), "ms", s.concurrency, note)
     report("10-step latency p99", med((m) => m.p99), "ms", s.concurrency, note)
     report("CPU per transition per process", med((m) => m.cpuPerTransition), "µs", s.concurrency, "user + system of each process over the phase, mean of the processes")
-    report("Postgres CPU per transition", med((m) => m.serverCpuPerTransition), "µs", s.concurrency, "all server processes, over the measured window")
+    report("Postgres CPU per transition", med((m) => m.serverCpuPerTransition), "µs", s.concurrency, "all server processes, while every process's window was open, over the steps/s")
     if (count === 1 && s.alone > 0) {
       env.log(`  ${label}: ${s.alone} executions one at a time`)
       const m = summarize(await phase(1, { count: s.alone }, "alone"))
@@ -206,12 +226,11 @@ const configuration = async (
 /** one phase's figures, all processes together */
 const summarize = (m: Measured) => {
   const latency = new Histogram()
-  let stepsPerSecond = 0, windowed = 0, stuck = 0
+  let stepsPerSecond = 0, stuck = 0
   const cpu: Array<number> = []
   for (const r of m.perProcess) {
     latency.addSparse(r.latency.sparse, r.latency.max, r.latency.sum)
     stepsPerSecond += (r.completed * STEPS) / r.seconds
-    windowed += r.completed * STEPS
     stuck += r.stuck
     if (r.total > 0) cpu.push(r.cpuUs / (r.total * STEPS))
   }
@@ -221,7 +240,7 @@ const summarize = (m: Measured) => {
     p99: latency.quantile(0.99),
     stuck,
     cpuPerTransition: cpu.length === 0 ? NaN : cpu.reduce((a, b) => a + b, 0) / cpu.length,
-    serverCpuPerTransition: m.serverCpuUs === undefined || windowed === 0 ? undefined : m.serverCpuUs / windowed
+    serverCpuPerTransition: m.serverCpuRate === undefined || stepsPerSecond === 0 ? undefined : m.serverCpuRate / stepsPerSecond
   }
 }
 
@@ -238,7 +257,7 @@ const efficiency = (env: Env, s: Settings, label: (n: number) => string) => {
 }
 
 export const runW7 = async (env: Env, s: Settings): Promise<Info> => {
-  const info: Info = { skipped: [] }
+  const info: Info = { passes: [], skipped: [] }
   const found = await findServer()
   if (typeof found === "string") {
     const why = `W7 skipped: ${found}. To run it, set PROCTOR_BENCH_PG_URL=postgres://user@host:port/db (a role that may create databases) or install Postgres's server binaries (apt-get install postgresql)`
@@ -247,9 +266,7 @@ export const runW7 = async (env: Env, s: Settings): Promise<Info> => {
     return info
   }
   try {
-    const conf = await settings(found.url)
-    Object.assign(info, { server: found.origin, settings: conf })
-    env.log(`W7 on ${found.origin}: Postgres ${conf["server_version"]}, fsync ${conf["fsync"]}, synchronous_commit ${conf["synchronous_commit"]}`)
+    Object.assign(info, { server: found.origin })
     const cpuOfServer = await serverCpu(found.url)
     if (cpuOfServer === undefined) env.log("  (the server is not on this machine or its data directory is not readable: no Postgres CPU figures)")
     const dbos = installDbos()
@@ -259,7 +276,7 @@ export const runW7 = async (env: Env, s: Settings): Promise<Info> => {
       info.skipped.push(why)
     } else Object.assign(info, { dbos: dbosVersion })
     let k = 0
-    const run = async (system: "proctor" | "dbos", n: number) => {
+    const run = async (system: "proctor" | "dbos", n: number, suffix: string) => {
       const name = `proctor_w7_${process.pid}_${k++}`
       let url = found.url, prefix = `w7_${process.pid}_${k}`, created = false
       try {
@@ -270,7 +287,7 @@ export const runW7 = async (env: Env, s: Settings): Promise<Info> => {
         if (system === "dbos") throw new Error(`W7: DBOS needs a database of its own and CREATE DATABASE failed: ${String(error)}`)
       }
       try {
-        await configuration(env, s, system, n, url, "reason" in dbos ? undefined : dbos.dir, prefix, cpuOfServer)
+        await configuration(env, s, system, n, url, "reason" in dbos ? undefined : dbos.dir, prefix, cpuOfServer, suffix)
       } catch (error) {
         env.failures.push(`W7 ${system} with ${n} process(es): ${error instanceof Error ? error.message : String(error)}`)
         env.log(`  failed: ${error instanceof Error ? error.message : String(error)}`)
@@ -278,13 +295,25 @@ export const runW7 = async (env: Env, s: Settings): Promise<Info> => {
         if (created) await query(found.url, `DROP DATABASE IF EXISTS ${name}`).catch(() => {})
       }
     }
-    // the peer first at each count, then Proctor: both under the same conditions, in turns
-    for (const n of s.processes) {
-      if (!("reason" in dbos)) await run("dbos", n)
-      await run("proctor", n)
+    const passes = found.owned ? s.fsync : ["as configured"]
+    for (const [i, fsync] of passes.entries()) {
+      if (fsync !== "as configured") {
+        // fsync takes effect on a reload; both systems of a pass run with the same setting
+        await query(found.url, `ALTER SYSTEM SET fsync = ${fsync === "on" ? "on" : "off"}`, "SELECT pg_reload_conf()")
+        await sleep(500)
+      }
+      const suffix = i === 0 ? "" : fsync === "off" ? fsyncOffSuffix : `, fsync ${fsync}`
+      const conf = await settings(found.url)
+      info.passes.push({ suffix, settings: conf })
+      env.log(`W7 on ${found.origin}: Postgres ${conf["server_version"]}, fsync ${conf["fsync"]}, synchronous_commit ${conf["synchronous_commit"]}`)
+      // the peer first at each count, then Proctor: both under the same conditions, in turns
+      for (const n of s.processes) {
+        if (!("reason" in dbos)) await run("dbos", n, suffix)
+        await run("proctor", n, suffix)
+      }
+      efficiency(env, s, (n) => w7Systems.proctor(n, suffix))
+      efficiency(env, s, (n) => w7Systems.dbos(n, suffix))
     }
-    efficiency(env, s, w7Systems.proctor)
-    efficiency(env, s, w7Systems.dbos)
   } finally {
     found.stop()
   }
@@ -299,11 +328,11 @@ export const w7Lines = (figures: ReadonlyArray<Figure>, info: Info | undefined):
   const rows = figures.filter((f) => f.workload === "W7")
   const out: Array<string> = []
   if (info?.server !== undefined) {
-    const c = info.settings ?? {}
-    out.push(
-      `Server: ${info.server}; Postgres ${c["server_version"]}, fsync ${c["fsync"]}, synchronous_commit ${c["synchronous_commit"]}, wal_sync_method ${c["wal_sync_method"]}, shared_buffers ${c["shared_buffers"]} × 8 kB. A fresh database per configuration; each process's connection pool at its default (10).`,
-      ""
-    )
+    out.push(`Server: ${info.server}. A fresh database per configuration; each process's connection pool at its default (10).`, "")
+    for (const { settings: c, suffix } of info.passes) {
+      out.push(`- ${suffix === "" ? "names without a suffix" : `names ending "${suffix}"`}: Postgres ${c["server_version"]}, fsync ${c["fsync"]}, synchronous_commit ${c["synchronous_commit"]}, wal_sync_method ${c["wal_sync_method"]}, shared_buffers ${c["shared_buffers"]} × 8 kB`)
+    }
+    out.push("")
   }
   out.push(...(info?.skipped ?? []).map((s) => `- ${s}`), ...(info?.skipped.length ? [""] : []))
   if (rows.length === 0) return out
