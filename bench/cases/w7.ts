@@ -35,11 +35,13 @@ export interface Args {
 }
 
 /**
- * A phase: a closed loop of `concurrency` clients; the executions ending in a window of
- * `seconds` count. The window opens once `ramp` seconds have passed and every client has
- * ended one execution (all clients start at once: the loop needs about one execution's
- * latency to reach its steady state), and the process prints `@@window` then. Or `count`
- * executions, all counted.
+ * A phase: a closed loop of `concurrency` clients; the executions ending in a window of at
+ * least `seconds` count. The window opens once `ramp` seconds have passed and every client
+ * has ended one execution (all clients start at once: the loop needs about one execution's
+ * latency to reach its steady state), and the process prints `@@window` then. It closes
+ * once `seconds` have passed and at least twice `concurrency` executions have ended in it
+ * (at most a minute later): when one execution takes seconds, the clients move in waves and
+ * a window shorter than a few waves counts one wave or none. Or `count` executions, all counted.
  */
 export interface Phase {
   readonly cmd: "run"
@@ -92,7 +94,10 @@ class Meter {
   readonly t0 = performance.now()
   readonly rampUntil: number
   open = false
+  openedAt = 0
+  /** from when the window may close, and when it did */
   stopAt = Infinity
+  closedAt = Infinity
   cpuAtStart = process.cpuUsage()
   constructor(readonly phase: Phase) {
     this.rampUntil = this.t0 + (phase.ramp ?? 0) * 1000
@@ -102,8 +107,15 @@ class Meter {
   more() {
     // a client whose first execution never ends must not hold the window shut for ever
     if (!this.open && performance.now() - this.rampUntil > STUCK_MS) this.ended(this.t0, false, true)
-    if (this.phase.count !== undefined ? this.started >= this.phase.count : performance.now() >= this.stopAt) return false
+    if (this.phase.count !== undefined ? this.started >= this.phase.count : this.closed()) return false
     this.started++
+    return true
+  }
+  private closed() {
+    if (this.closedAt !== Infinity) return true
+    const now = performance.now()
+    if (now < this.stopAt || (this.completed < 2 * this.phase.concurrency && now < this.stopAt + STUCK_MS)) return false
+    this.closedAt = now
     return true
   }
   /** an execution started at `t0` ended; `first`: the client's first */
@@ -113,20 +125,21 @@ class Meter {
     if (!this.open) {
       if (!force && (this.warm < this.phase.concurrency || t1 < this.rampUntil)) return
       this.open = true
+      this.openedAt = t1
       this.stopAt = t1 + (this.phase.seconds ?? 0) * 1000
       this.cpuAtStart = process.cpuUsage()
       emit("@@window")
       return
     }
     this.total++
-    if (t1 <= this.stopAt) {
+    if (!this.closed() || t1 <= this.closedAt) {
       this.completed++
       this.latency.record(t1 - t0)
     }
   }
   result(): PhaseResult {
     const cpu = process.cpuUsage(this.cpuAtStart)
-    const window = this.phase.seconds ?? (performance.now() - this.t0) / 1000
+    const window = this.phase.count !== undefined ? (performance.now() - this.t0) / 1000 : (this.closedAt - this.openedAt) / 1000
     return {
       completed: this.completed,
       seconds: window,

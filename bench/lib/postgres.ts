@@ -108,6 +108,13 @@ export const findServer = async (): Promise<Server | string> => {
     return `could not start a throwaway Postgres ${version} (${detail}); set PROCTOR_BENCH_PG_URL to a server instead`
   }
   process.once("exit", stop)
+  // an interrupted bench leaves no server behind
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      stop()
+      process.exit(130)
+    })
+  }
   return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, origin: `a throwaway Postgres ${version} the bench started (its default settings but fsync, set per pass)`, owned: true, stop }
 }
 

@@ -180,6 +180,7 @@ const configuration = async (
         await waitFor(() => ended() || active.every((p, i) => p.windows.length > windowsBefore[i]!), limit, `${label}: phase ${tag} measures`)
         if (!ended()) {
           const [t0, cpu0] = [performance.now(), cpuOfServer()]
+          // windows last at least `seconds` (longer when the executions are slow: bench/cases/w7.ts)
           const firstToClose = Math.min(...active.map((p, i) => p.windows[windowsBefore[i]!]!)) + spec.seconds * 1000
           await sleep(Math.max(0, firstToClose - t0 - 50))
           const [t1, cpu1] = [performance.now(), cpuOfServer()]
