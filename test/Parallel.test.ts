@@ -1,8 +1,11 @@
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schema, TestClock } from "effect"
 import { Procedure, Runtime, Store } from "proctor"
 import type { StoreError } from "proctor"
 import type { Execution } from "proctor"
+import * as Server from "../src/http/Server.js"
 import { journal, Journal, record, Rejected } from "./fixtures/procedures.js"
 import { layerTempSqlite } from "./fixtures/sqlTemp.js"
 
@@ -258,6 +261,29 @@ describe("parallel states", () => {
       assert.deepStrictEqual(done.context, { done: ["x", "y"] })
       assert.sameMembers((yield* Runtime.list({ parentId: id })).map((r) => r.procedure), ["release-nested.phase.rollout.a", "release-nested.phase.rollout.b"])
     }).pipe(Effect.provide(layer())))
+
+  it.effect("front ends: the HTTP API serves a region's procedure by its dotted name, lists the regions as the parent's children and sends to the parent", () =>
+    Effect.gen(function*() {
+      const http = yield* HttpClient.HttpClient
+      const json = (request: HttpClientRequest.HttpClientRequest) =>
+        Effect.flatMap(http.execute(request), (response) => Effect.map(response.json, (body) => ({ status: response.status, body: body as any })))
+      const id = yield* Runtime.start(All, { done: [] })
+      yield* regionUntil(id, "web", "running")
+      yield* TestClock.adjust("100 millis")
+      yield* regionUntil(id, "web", "waiting")
+      const region = yield* json(HttpClientRequest.get("/api/procedures/release-all.rollout.web"))
+      assert.strictEqual(region.status, 200)
+      assert.strictEqual(region.body.name, "release-all.rollout.web")
+      const children = yield* json(HttpClientRequest.get(`/api/executions?parentId=${id}`))
+      assert.sameMembers(children.body.map((c: { procedure: string }) => c.procedure), ["release-all.rollout.db", "release-all.rollout.api", "release-all.rollout.web"])
+      const web = children.body.find((c: { procedure: string }) => c.procedure === "release-all.rollout.web")
+      const shown = yield* json(HttpClientRequest.get(`/api/executions/${web.id}`))
+      assert.strictEqual(shown.body.parentId, id)
+      // an event sent to the parent over HTTP reaches the region that waits for it
+      const sent = yield* json(HttpClientRequest.post(`/api/executions/${id}/send`).pipe(HttpClientRequest.bodyUnsafeJson({ _tag: "Go", by: "ops" })))
+      assert.isBelow(sent.status, 300, JSON.stringify(sent.body))
+      assert.strictEqual((yield* Runtime.await(id)).status, "succeeded")
+    }).pipe(Effect.provide(Server.layer().pipe(Layer.provideMerge(layer()), Layer.provideMerge(NodeHttpServer.layerTest)))))
 
   it.effect("registration refuses a region that cannot end, a mode that cannot be met and a region's name that is not plain", () =>
     Effect.gen(function*() {
