@@ -373,7 +373,7 @@ export const chartConfiguration = (procedure: Any, snapshot: { readonly context?
  * @since 0.1.0
  * @category diagrams
  */
-export const toMermaid: (procedure: Any, options?: MermaidOptions) => string = mermaid
+export const toMermaid = (procedure: Any, options?: MermaidOptions): string => mermaid(procedure, options)
 
 /** @internal */
 export const formatParseError = (error: ParseResult.ParseError): string =>
