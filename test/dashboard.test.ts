@@ -13,7 +13,7 @@ import { chromium } from "playwright-core"
 import { Execution, Runtime, Store } from "proctor"
 import * as Server from "../src/http/Server.js"
 import { Approval, Broken, Gated, release } from "./fixtures/ops.js"
-import { Charted, Release } from "./fixtures/nested.js"
+import { Charted, Nested, Release } from "./fixtures/nested.js"
 import { releaseUndo, Saga } from "./fixtures/saga.js"
 
 const wait = { timeout: 20_000 }
@@ -21,7 +21,7 @@ const wait = { timeout: 20_000 }
 const makeServer = (token?: string) =>
   ManagedRuntime.make(
     Server.layerNode({ host: "127.0.0.1", port: 0, token }).pipe(
-      Layer.provideMerge(Runtime.layer({ procedures: [Approval, Gated, Broken, Saga, Charted, Release] }).pipe(Layer.provideMerge(Store.layerMemory)))
+      Layer.provideMerge(Runtime.layer({ procedures: [Approval, Gated, Broken, Saga, Charted, Release, Nested] }).pipe(Layer.provideMerge(Store.layerMemory)))
     )
   )
 
@@ -227,7 +227,7 @@ describe.skipIf(skip)("dashboard", () => {
     await page.close()
   })
 
-  it("draws nested states as boxes and highlights the active configuration: a chart's regions, a parallel state's regions", async () => {
+  it("draws nested states as boxes and highlights the active configuration: a chart's regions, a parallel state's regions, compound states", async () => {
     const [chart, rollout] = await app.runPromise(
       Effect.gen(function*() {
         const chart = yield* Runtime.start(Charted, {})
@@ -260,6 +260,16 @@ describe.skipIf(skip)("dashboard", () => {
     assert.include(await nodeClass(page, "prepare"), "visited")
     // the state picker offers the procedure's own states only
     assert.deepStrictEqual(await page.locator("[data-testid=skip-state] option").allTextContents(), ["prepare", "rollout", "live"])
+
+    // compound states: the active leaf and the compound states holding it; a compound state left behind is visited
+    const nested = await app.runPromise(Runtime.start(Nested, {}))
+    await page.goto(`${url}/executions/${nested}`)
+    await page.waitForSelector(`[data-testid=diagram] g.node[data-state="rollout.verify"].current`, wait)
+    assert.include(await nodeClass(page, "rollout"), "active")
+    assert.include(await nodeClass(page, "rollout.api"), "visited")
+    assert.include(await nodeClass(page, "rollout.api.push"), "visited")
+    assert.notInclude(await nodeClass(page, "rollout.api"), "active")
+    await page.screenshot({ path: `${shots}/execution-nested.png`, fullPage: true })
     assert.deepStrictEqual(problems, [])
     await page.close()
   })

@@ -7,7 +7,7 @@ import type { Execution } from "proctor"
 import { ProctorApi } from "../src/http/Api.js"
 import * as Auth from "../src/http/Auth.js"
 import * as Server from "../src/http/Server.js"
-import { Charted, Release } from "./fixtures/nested.js"
+import { Charted, Nested, Release } from "./fixtures/nested.js"
 import { Approval, Broken, Gated, release } from "./fixtures/ops.js"
 
 const RuntimeLive = Runtime.layer({ procedures: [Approval, Gated, Broken] }).pipe(Layer.provide(Store.layerMemory))
@@ -118,6 +118,10 @@ describe("HTTP API", () => {
       const deploy = chart.states.find((s) => s.name === "deploy")!
       assert.deepInclude(deploy, { kind: "parallel", parent: "chart", children: ["db", "web"], runsIn: "chart" })
       assert.strictEqual(chart.states.find((s) => s.name === "chart")!.kind, "chart")
+      const nested = yield* api.procedures.get({ path: { name: "deploy-nested" } })
+      assert.deepInclude(nested.states.find((s) => s.name === "rollout")!, { kind: "compound", initial: "rollout.db", accepts: ["Abort"] })
+      assert.deepInclude(nested.states.find((s) => s.name === "rollout.api.push")!, { kind: "step", parent: "rollout.api" })
+      assert.isUndefined(nested.states.find((s) => s.name === "rollout.api.push")!.runsIn)
       // the OpenAPI document describes the new fields
       const spec = (yield* raw(HttpClientRequest.get("/openapi.json"))).body
       assert.includeMembers(Object.keys(spec.components.schemas.StateInfo.properties), ["parent", "children", "initial", "history", "runsIn"])
@@ -125,7 +129,7 @@ describe("HTTP API", () => {
     }).pipe(
       Effect.provide(
         Server.layer({}).pipe(
-          Layer.provideMerge(Runtime.layer({ procedures: [Release, Charted] })),
+          Layer.provideMerge(Runtime.layer({ procedures: [Release, Charted, Nested] })),
           Layer.provideMerge(Store.layerMemory),
           Layer.provideMerge(NodeHttpServer.layerTest)
         )

@@ -90,31 +90,6 @@ export interface DiagramTree {
   readonly nodes: ReadonlyMap<string, DiagramNode>
 }
 
-// The nested state kinds as `Procedure.compound` and `Procedure.history` build them. They
-// are read structurally, so this module does not depend on which of them a given version
-// of `AnyState` includes.
-interface TargetLike { readonly goto: string }
-interface CompoundLike {
-  readonly _tag: "Compound"
-  readonly initial?: string | undefined
-  readonly states: { readonly [name: string]: unknown }
-  readonly on?: { readonly [tag: string]: TargetLike | string } | undefined
-  readonly onDone?: TargetLike | string | undefined
-  readonly always?: ReadonlyArray<TargetLike & { readonly guard?: unknown }> | undefined
-}
-interface HistoryLike {
-  readonly _tag: "History"
-  readonly type: "shallow" | "deep"
-  readonly default?: string | undefined
-}
-
-const tagOf = (state: unknown): string | undefined =>
-  typeof state === "object" && state !== null && typeof (state as { _tag?: unknown })._tag === "string"
-    ? (state as { _tag: string })._tag
-    : undefined
-
-const gotoOf = (t: TargetLike | string): string => (typeof t === "string" ? t : t.goto)
-
 interface Builder {
   readonly nodes: Map<string, DiagramNode>
   readonly edges: Array<DiagramEdge>
@@ -145,7 +120,7 @@ const bare = (id: string, label: string, kind: NodeKind, at: Place): DiagramNode
   ...(at.runsIn === undefined ? {} : { runsIn: at.runsIn })
 })
 
-const leaf = (id: string, label: string, state: Procedure.AnyState, at: Place, b: Builder): DiagramNode => {
+const leaf = (id: string, label: string, state: Procedure.Step<string, any, any, any, any> | Procedure.Wait<string, any, any> | Procedure.Final, at: Place, b: Builder): DiagramNode => {
   const out = stateEdges(state)
   for (const e of out ?? []) b.edges.push({ from: id, to: at.scope + e.to, label: e.label, kind: "transition" })
   const spec = state._tag === "Step" ? state.child : undefined
@@ -162,7 +137,7 @@ const leaf = (id: string, label: string, state: Procedure.AnyState, at: Place, b
 }
 
 /** The states of a record, each named `parent.name` (or `name` at the top), added to the builder; returns them in order. */
-const states = (record: { readonly [name: string]: unknown }, at: Place, b: Builder): ReadonlyArray<DiagramNode> =>
+const states = (record: { readonly [name: string]: Procedure.AnyState }, at: Place, b: Builder): ReadonlyArray<DiagramNode> =>
   Object.entries(record).map(([name, state]) => {
     const id = at.parent === undefined ? name : `${at.parent}.${name}`
     const node = nodeOf(id, name, state, at, b)
@@ -170,37 +145,32 @@ const states = (record: { readonly [name: string]: unknown }, at: Place, b: Buil
     return node
   })
 
-const nodeOf = (id: string, label: string, state: unknown, at: Place, b: Builder): DiagramNode => {
+const nodeOf = (id: string, label: string, state: Procedure.AnyState, at: Place, b: Builder): DiagramNode => {
   const inside: Place = { ...at, parent: id }
-  switch (tagOf(state)) {
+  switch (state._tag) {
     case "Compound": {
-      const c = state as CompoundLike
-      const children = states(c.states, inside, b)
-      for (const [tag, h] of Object.entries(c.on ?? {})) b.edges.push({ from: id, to: at.scope + gotoOf(h), label: tag, kind: "transition" })
-      if (c.onDone !== undefined) b.edges.push({ from: id, to: at.scope + gotoOf(c.onDone), label: "done", kind: "transition" })
-      for (const t of c.always ?? []) b.edges.push({ from: id, to: at.scope + t.goto, label: "always", kind: "transition" })
-      const first = c.initial ?? Object.keys(c.states)[0]
-      // `initial` names a child; a full path is taken as it is
-      const initial = first === undefined ? [] : [Object.hasOwn(c.states, first) ? `${id}.${first}` : at.scope + first]
-      return { ...bare(id, label, "compound", at), children, initial, accepts: Object.keys(c.on ?? {}) }
+      const children = states(state.states, inside, b)
+      for (const e of stateEdges(state) ?? []) b.edges.push({ from: id, to: at.scope + e.to, label: e.label, kind: "transition" })
+      const initial = `${id}.${state.initial}`
+      // a history state without a default enters the compound's initial state
+      for (const [name, child] of Object.entries(state.states)) {
+        if (child._tag === "History") b.edges.push({ from: `${id}.${name}`, to: child.default === undefined ? initial : at.scope + child.default, label: "", kind: "history" })
+      }
+      return { ...bare(id, label, "compound", at), children, initial: [initial], accepts: Object.keys(state.on) }
     }
-    case "History": {
-      const h = state as HistoryLike
-      if (h.default !== undefined) b.edges.push({ from: id, to: at.scope + h.default, label: "", kind: "history" })
-      return { ...bare(id, label, "history", at), history: h.type }
-    }
+    case "History":
+      return { ...bare(id, label, "history", at), history: state.type }
     case "Chart": {
-      const chart = chartOf(state as Chart)
+      const chart = chartOf(state)
       const children = chart === undefined ? [] : chartChildren(chart, chart.states[0]!, { parent: id, scope: "", runsIn: "chart" }, b)
       const initial = chart === undefined ? [] : (chart.states[0]!.initial?.targets ?? []).map((t) => chart.states[t]!.id)
       return { ...bare(id, label, "chart", at), children, initial }
     }
     default: {
-      const s = state as Procedure.AnyState
-      const regions = s._tag === "Step" ? s.child?.parallel?.regions : undefined
-      if (regions === undefined) return leaf(id, label, s, at, b)
+      const regions = state._tag === "Step" ? state.child?.parallel?.regions : undefined
+      if (regions === undefined) return leaf(id, label, state, at, b)
       // a parallel state (`Procedure.parallel`): its regions run as child executions, their states named in the region
-      const node = leaf(id, label, s, at, b)
+      const node = leaf(id, label, state, at, b)
       const children = Object.entries(regions).map(([name, region]) => {
         const rid = `${id}.${name}`
         const inner = states(region.states, { parent: rid, scope: `${rid}.`, runsIn: "region" }, b)
