@@ -7,6 +7,7 @@
  */
 import { Schema } from "effect"
 import { maxReasonLength as maxReason } from "./internal/limits.js"
+import { chartEvents } from "./internal/chartView.js"
 import { acceptedTags, lineOf } from "./internal/compound.js"
 import { stateOf } from "./internal/states.js"
 import { isTerminal as isTerminalStatus, statuses, terminal } from "./internal/statuses.js"
@@ -353,15 +354,16 @@ export interface AllowedOperations extends Schema.Schema.Type<typeof AllowedOper
  * @category rules
  */
 export const allowedOperations = (
-  snapshot: Pick<Snapshot, "status" | "state">,
+  snapshot: Pick<Snapshot, "status" | "state"> & { readonly context?: unknown },
   procedure: { readonly states: { readonly [name: string]: Procedure.AnyState } }
 ): AllowedOperations => {
   const state = stateOf(procedure, snapshot.state)
-  const handles = state?._tag === "Wait" && (snapshot.status === "waiting" || snapshot.status === "paused")
+  const open = snapshot.status === "waiting" || snapshot.status === "paused"
   return {
     commands: commands.filter((command) => refusal(command, snapshot.status) === undefined),
-    // in a tree of states, the wait's enclosing compound states handle events too
-    events: handles ? acceptedTags(procedure, snapshot.state) : []
+    // in a tree of states, the wait's enclosing compound states handle events too; an SCXML
+    // chart takes the events its active states' transitions name
+    events: !open ? [] : state?._tag === "Wait" ? acceptedTags(procedure, snapshot.state) : state?._tag === "Chart" ? chartEvents(state, snapshot.context) : []
   }
 }
 

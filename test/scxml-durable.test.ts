@@ -2,11 +2,11 @@
 // events through Runtime.send, delayed sends as the state's durable timer, cancel, the
 // top-level final as the execution's end, and the documents fromSCXML refuses.
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope, TestClock } from "effect"
+import { Effect, Exit, Layer, Schema, Scope, TestClock } from "effect"
 import * as fs from "node:fs"
 import { HttpClient } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { DefinitionError, Procedure, Runtime, Store } from "proctor"
+import { DefinitionError, Execution, Procedure, Runtime, Store } from "proctor"
 import * as Out from "../src/cli/output.js"
 import * as Server from "../src/http/Server.js"
 import { listTests, prepareDurable, recordingStore, runDurable, suiteFolder } from "./fixtures/scxmlSuite.js"
@@ -69,6 +69,8 @@ describe("Procedure.fromSCXML", () => {
       yield* Runtime.sendAndWait(id, { _tag: "go" })
       const afterGo = yield* Runtime.get(id)
       assert.deepStrictEqual(Procedure.chartConfiguration(Counters, afterGo), ["p", "a", "a2", "b", "b2"])
+      // what front ends offer: the events the active states' transitions name
+      assert.deepStrictEqual(Execution.allowedOperations(afterGo, Counters).events, ["tick", "never"])
       // the tick is pending (the cancelled "never" is not): the state's timer is its due time
       assert.strictEqual(afterGo.timerDueAt, 5000)
       assert.deepStrictEqual(chartOf(afterGo).pending.map((p) => p.name), ["tick"])
@@ -104,6 +106,24 @@ describe("Procedure.fromSCXML", () => {
       const report = yield* Runtime.verify(id)
       assert.isTrue(report.ok, report.problems.join("; "))
     }).pipe(Effect.provide(layer)))
+
+  it.effect("the input gives the data model its initial values (init), and _sessionid is the execution's id", () =>
+    Effect.gen(function*() {
+      const Greeter = Procedure.fromSCXML(scxml(`
+        <datamodel><data id="who" expr="'nobody'"/><data id="times" expr="1"/></datamodel>
+        <state id="a"><transition event="greet" cond="who === 'ann' &amp;&amp; times === 1 &amp;&amp; extra === 2" target="b">
+          <assign location="who" expr="_sessionid"/></transition></state>
+        <final id="b"/>`, `name="greeter"`), {
+        input: Schema.Struct({ name: Schema.String }),
+        init: (input) => ({ who: input.name, extra: 2 })
+      })
+      yield* Effect.gen(function*() {
+        const id = yield* Runtime.start(Greeter, { name: "ann" }, { id: "greeter-1" })
+        yield* Runtime.sendAndWait(id, { _tag: "greet" })
+        const end = yield* Runtime.get(id)
+        assert.deepStrictEqual([end.state, chartOf(end).data["who"]], ["b", "greeter-1"])
+      }).pipe(Effect.provide(Runtime.layer({ procedures: [Greeter] }).pipe(Layer.provideMerge(Store.layerMemory))))
+    }))
 
   it.effect("the state's timer follows the earliest delayed send, also when a later event queues an earlier one", () =>
     Effect.gen(function*() {

@@ -16,6 +16,7 @@ import * as Modules from "./modules.js"
 import * as Op from "./operator.js"
 import * as Out from "./output.js"
 import { rememberedModule, rememberModules, requireDatabase, resolveDbPath } from "./store.js"
+import { takesEvent } from "../internal/chartView.js"
 
 const usage = (message: string) => new UsageError({ message })
 
@@ -300,7 +301,7 @@ export const send = (a: CommonArgs & {
         const before = yield* op.get(a.id)
         // an event its wait does not handle would be discarded: refuse it, by the runtime's rules
         const events = (yield* op.allowed(before)).events
-        if (events.length > 0 && !events.includes(a.tag)) {
+        if (events.length > 0 && !takesEvent(events, a.tag)) {
           return yield* usage(
             `${a.id} waits in "${before.state}" for ${events.join(" or ")}, not ${a.tag} (which it would discard). ` +
               `Send one of those, e.g. proctor send ${a.id} ${events[0]} '{...}'`

@@ -27,6 +27,8 @@ export interface Chart {
   readonly document: ScxmlDocument
   /** The state ids of the chart, in document order. */
   readonly stateIds: ReadonlyArray<string>
+  /** The event descriptors of each state's transitions, by state id. */
+  readonly events: { readonly [stateId: string]: ReadonlyArray<string> }
   /** The procedure's final states, one per top-level `<final>` of the chart, by the final's id. */
   readonly finals: ReadonlyArray<string>
   /** @internal session options */

@@ -1,8 +1,10 @@
 /**
  * Reads the active configuration of an SCXML chart (`Procedure.fromSCXML`) from an
  * execution's context without loading the chart engine: the CLI's printing and the HTTP
- * API show it next to the snapshot.
+ * API show it next to the snapshot, and `Execution.allowedOperations` lists the events
+ * its active states take.
  */
+import type { Chart } from "./chartState.js"
 
 /** The chart's active states when `context` is a chart's session (see `chartState.ChartContext`), else undefined. */
 export const configurationIn = (context: unknown): ReadonlyArray<string> | undefined => {
@@ -14,3 +16,16 @@ export const configurationIn = (context: unknown): ReadonlyArray<string> | undef
     ? configuration as ReadonlyArray<string>
     : undefined
 }
+
+/** The event descriptors the transitions of the chart's active states name (`*`: any event), in document order. */
+export const chartEvents = (chart: Chart, context: unknown): ReadonlyArray<string> => {
+  const active = new Set(configurationIn(context) ?? [])
+  return [...new Set(chart.stateIds.filter((id) => active.has(id)).flatMap((id) => chart.events[id] ?? []))]
+}
+
+/**
+ * Whether an event named `tag` is one of `events` (what `Execution.allowedOperations` lists)
+ * or, as SCXML matches descriptors, starts with one followed by a dot, or `*` is listed.
+ */
+export const takesEvent = (events: ReadonlyArray<string>, tag: string): boolean =>
+  events.some((e) => e === "*" || e === tag || tag.startsWith(`${e}.`))

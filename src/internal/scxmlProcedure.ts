@@ -132,9 +132,14 @@ export const scxmlParts = (xml: string, options: FromSCXMLOptions<any> = {}): Sc
   if (problem !== undefined) fail(problem)
   let stateIds: ReadonlyArray<string>
   let finals: ReadonlyArray<string>
+  const events: Record<string, ReadonlyArray<string>> = Object.create(null)
   try {
     const chart = makeChart(document.chart)
     stateIds = chart.states.filter((s) => s.id !== rootId).map((s) => s.id)
+    for (const s of chart.states) {
+      const named = [...new Set(s.transitions.flatMap((t) => t.events))]
+      if (named.length > 0) events[s.id] = named
+    }
     finals = chart.states.filter((s) => s.kind === "final" && s.parent === 0).map((s) => s.id)
   } catch (error) {
     if (error instanceof ChartError) return fail(`the chart is not valid: ${error.reason}`, error.state)
@@ -152,6 +157,7 @@ export const scxmlParts = (xml: string, options: FromSCXMLOptions<any> = {}): Sc
     _tag: "Chart",
     document,
     stateIds,
+    events,
     finals,
     maxMicrosteps: options.maxMicrosteps ?? 10_000,
     maxEvents: options.maxEvents ?? 10_000,
