@@ -42,6 +42,24 @@ const runScript = (args: ReadonlyArray<string>) =>
     return Effect.sync(() => child.kill("SIGKILL"))
   }).pipe(Effect.timeout("60 seconds"))
 
+/**
+ * Runs `script <db> <mode>` on a fresh SQLite file in a temporary folder (removed with the
+ * scope), which must die by SIGKILL, then `script <db> resume`, which must end well.
+ */
+const crashThenResume = (script: string, name: string, mode: string) =>
+  Effect.gen(function*() {
+    const dir = yield* Effect.acquireRelease(
+      Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), `proctor-crash-${name}-`))),
+      (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+    )
+    const db = path.join(dir, `${name}.db`)
+    const crashed = yield* runScript([script, db, mode])
+    assert.strictEqual(crashed.signal, "SIGKILL", crashed.stdout + crashed.stderr)
+    const resumed = yield* runScript([script, db, "resume"])
+    assert.strictEqual(resumed.code, 0, resumed.stdout + resumed.stderr)
+    return { db, resumed }
+  })
+
 interface Outcome {
   readonly code: number | null
   readonly signal: NodeJS.Signals | null
@@ -182,15 +200,7 @@ describe("crash recovery", () => {
 
   const childRun = (mode: "step" | "cancel" | "resume") =>
     Effect.gen(function*() {
-      const dir = yield* Effect.acquireRelease(
-        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "proctor-crash-child-"))),
-        (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-      )
-      const db = path.join(dir, "child.db")
-      const crashed = yield* runScript([childCrash, db, mode])
-      assert.strictEqual(crashed.signal, "SIGKILL", crashed.stdout + crashed.stderr)
-      const resumed = yield* runScript([childCrash, db, "resume"])
-      assert.strictEqual(resumed.code, 0, resumed.stdout + resumed.stderr)
+      const { db, resumed } = yield* crashThenResume(childCrash, "child", mode)
       const runs = fs.readFileSync(`${db}.runs`, "utf8").trim().split("\n")
       return { end: JSON.parse(resumed.stdout) as ChildEnd, runs }
     })
@@ -224,15 +234,7 @@ describe("crash recovery", () => {
 
   it.live("a parallel state's regions killed mid-run resume with their parent: each step ran once but the one in flight, the parent ends", () =>
     Effect.gen(function*() {
-      const dir = yield* Effect.acquireRelease(
-        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "proctor-crash-parallel-"))),
-        (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-      )
-      const db = path.join(dir, "parallel.db")
-      const crashed = yield* runScript([parallelCrash, db, "step"])
-      assert.strictEqual(crashed.signal, "SIGKILL", crashed.stdout + crashed.stderr)
-      const resumed = yield* runScript([parallelCrash, db, "resume"])
-      assert.strictEqual(resumed.code, 0, resumed.stdout + resumed.stderr)
+      const { db, resumed } = yield* crashThenResume(parallelCrash, "parallel", "step")
       const end = JSON.parse(resumed.stdout) as {
         readonly parent: { readonly status: string; readonly context: { readonly done: ReadonlyArray<string> } }
         readonly regions: ReadonlyArray<{ readonly id: string; readonly procedure: string; readonly status: string }>
@@ -266,15 +268,7 @@ describe("crash recovery", () => {
       mode === "commit" ? "right after the event's macrostep commits" : "inside the event's macrostep (in an entry action)"
     }`, () =>
       Effect.gen(function*() {
-        const dir = yield* Effect.acquireRelease(
-          Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "proctor-crash-nested-"))),
-          (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-        )
-        const db = path.join(dir, "nested.db")
-        const crashed = yield* runScript([nestedCrash, db, mode])
-        assert.strictEqual(crashed.signal, "SIGKILL", crashed.stdout + crashed.stderr)
-        const resumed = yield* runScript([nestedCrash, db, "resume"])
-        assert.strictEqual(resumed.code, 0, resumed.stdout + resumed.stderr)
+        const { resumed } = yield* crashThenResume(nestedCrash, "nested", mode)
         const end = JSON.parse(resumed.stdout) as { status: string; log: Array<string>; history: Array<string>; verified: boolean }
         assert.strictEqual(end.status, "succeeded")
         // each action's effect once, in SCXML order: exits inside out, the transition's, entries outside in
