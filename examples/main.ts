@@ -12,6 +12,7 @@ import * as DataPipeline from "./data-pipeline.js"
 import * as Deploy from "./deploy.js"
 import * as Order from "./order.js"
 import * as Release from "./release.js"
+import * as Rollout from "./rollout.js"
 import { printReport } from "./report.js"
 import { description, StoreLive } from "./store.js"
 
@@ -22,7 +23,7 @@ import { description, StoreLive } from "./store.js"
  * @since 0.1.0
  */
 export const ExamplesLive = Runtime.layer({
-  procedures: [Deploy.Deploy, DataPipeline.Pipeline, Approval.Approval, Order.Order, Order.Payment, Release.Release]
+  procedures: [Deploy.Deploy, DataPipeline.Pipeline, Approval.Approval, Order.Order, Order.Payment, Release.Release, Rollout.Rollout]
 }).pipe(Layer.provideMerge(Layer.merge(StoreLive, Deploy.DeployerLive)))
 
 /**
@@ -37,7 +38,8 @@ export const main = Effect.gen(function*() {
     ...(yield* DataPipeline.scenarios),
     ...(yield* Approval.scenarios),
     ...(yield* Order.scenarios),
-    ...(yield* Release.scenarios)
+    ...(yield* Release.scenarios),
+    ...(yield* Rollout.scenarios)
   ]
   yield* printReport(runs)
 }).pipe(Effect.provide(ExamplesLive))

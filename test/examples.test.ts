@@ -8,6 +8,7 @@ import { Expense, program as quickstart, QuickstartLive } from "../examples/quic
 import { Confirm, confirmTimeout, Order, Payment } from "../examples/order.js"
 import { Release } from "../examples/release.js"
 import { formatPath } from "../examples/report.js"
+import { Healthy, Hold as RolloutHold, maxHolds, Resume, Rollout, watchTimeout } from "../examples/rollout.js"
 
 const layer = Runtime.layer({ procedures: [Deploy, Pipeline, Approval] }).pipe(
   Layer.provideMerge(Layer.merge(Store.layerMemory, layerDeployerMemory({ broken: ["web@1.5.0"] })))
@@ -288,4 +289,66 @@ describe("examples/release (an SCXML chart, Procedure.fromSCXML)", () => {
       // leaving the review cancelled its reminder: no timer is left
       assert.deepStrictEqual((end.context as Procedure.ChartContext).pending, [])
     }).pipe(Effect.provide(releaseLayer)))
+})
+
+describe("examples/rollout", () => {
+  const rolloutLayer = Runtime.layer({ procedures: [Rollout] }).pipe(Layer.provideMerge(Store.layerMemory))
+  /** The execution once it waits in `state` after seq `after` (the actor runs between the clock's ticks). */
+  const reach = (id: string, state: string, after = 0) =>
+    Effect.gen(function*() {
+      for (let i = 0; i < 100; i++) {
+        const s = yield* Runtime.get(id)
+        if (s.state === state && s.status === "waiting" && s.seq > after) return s
+        yield* TestClock.adjust("1 millis")
+      }
+      return assert.fail(`${id} never reached ${state}`)
+    })
+  const trail = (context: unknown) => (context as { readonly trail: ReadonlyArray<string> }).trail
+
+  it.effect("a rollout held while its canary is watched resumes in that stage (deep history); actions keep the trail in order", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Rollout, { service: "checkout" })
+      yield* reach(id, "rollout.watch")
+      yield* Runtime.send(id, RolloutHold.make({ by: "ann", reason: "error rate up" }))
+      const held = yield* reach(id, "onHold")
+      yield* Runtime.send(id, Resume.make({ by: "ann" }))
+      yield* reach(id, "rollout.watch", held.seq)
+      yield* Runtime.send(id, Healthy.make({}))
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.state, "live")
+      assert.deepStrictEqual(trail(end.context), [
+        "rollout entered",
+        "canary: 5% of traffic",
+        "watching the canary",
+        "rollout left",
+        "held by ann: error rate up",
+        "resumed by ann",
+        "rollout entered",
+        "watching the canary",
+        "promote: 100% of traffic",
+        "rollout left"
+      ])
+      assert.deepStrictEqual(yield* states(id), ["plan", "rollout.canary", "rollout.watch", "onHold", "rollout.watch", "rollout.promote", "live"])
+      assert.isTrue((yield* Runtime.verify(id)).ok)
+    }).pipe(Effect.provide(rolloutLayer)))
+
+  it.effect("the watch timer promotes a canary nobody reports on; a rollout held once too often is abandoned by an always transition", () =>
+    Effect.gen(function*() {
+      const quiet = yield* Runtime.start(Rollout, { service: "search" })
+      yield* reach(quiet, "rollout.watch")
+      yield* TestClock.adjust(watchTimeout)
+      assert.strictEqual((yield* Runtime.await(quiet)).state, "live")
+      const id = yield* Runtime.start(Rollout, { service: "billing" })
+      let seq = 0
+      for (let i = 0; i <= maxHolds; i++) {
+        seq = (yield* reach(id, "rollout.watch", seq)).seq
+        yield* Runtime.send(id, RolloutHold.make({ by: "bob", reason: `hold ${i + 1}` }))
+        if (i === maxHolds) break
+        seq = (yield* reach(id, "onHold", seq)).seq
+        yield* Runtime.send(id, Resume.make({ by: "bob" }))
+      }
+      const end = yield* Runtime.await(id)
+      assert.deepStrictEqual([end.state, end.outcome], ["abandoned", "abandoned"])
+      assert.deepStrictEqual(trail(end.context).slice(-2), ["held by bob: hold 3", "held too often: abandoned"])
+    }).pipe(Effect.provide(rolloutLayer)))
 })
