@@ -97,7 +97,7 @@ const plan: ReadonlyArray<Job> = [
   ...(["memory", "sqlite"] as const).map((store): Job => ({ workload: "W6", label: `Proctor, ${store}`, case: "w6", args: { system: "proctor", store, sizes: q([500], [1000, 5000]), warmup: q(100, 500), reps: q(1, 3) }, timeoutSeconds: T })),
   { workload: "W6", label: "XState v5", case: "w6", args: { system: "xstate", sizes: q([500], [1000, 5000]), warmup: q(100, 500), reps: q(1, 3) }, timeoutSeconds: T },
   // W7: runner processes on Postgres, DBOS Transact beside them (bench/lib/w7.ts); the timeout is per process
-  { workload: "W7", label: "Proctor runners and DBOS Transact on Postgres", case: "w7", args: { concurrency: 64, processes: [1, 2, 3], warmupSeconds: q(3, 5), ramp: q(2, 3), seconds: q(4, 10), runs: q(1, 3), alone: q(100, 500), shards: 64, fsync: q(["on"], ["on", "off"]) }, timeoutSeconds: q(300, 1200) }
+  { workload: "W7", label: "Proctor runners and DBOS Transact on Postgres", case: "w7", args: { concurrency: 64, processes: q([1], [1, 2, 3]), warmupSeconds: q(2, 5), ramp: q(1, 3), seconds: q(3, 10), runs: q(1, 3), alone: q(50, 500), shards: 64, fsync: q(["on"], ["on", "off"]) }, timeoutSeconds: q(300, 1200) }
 ]
 
 // ---------------------------------------------------------------------------------------
