@@ -131,7 +131,7 @@ export interface Deps {
   readonly fork: (effect: Effect.Effect<void, StoreError>) => unknown
 }
 
-interface RegionRun {
+export interface RegionRun {
   readonly name: string
   readonly id: string
   readonly compiled: Compiled | undefined

@@ -6,6 +6,7 @@ import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import Database from "better-sqlite3"
 import { Effect } from "effect"
+import type { StoreError } from "../Errors.js"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as LockWaits from "./sqlBusy.js"
@@ -43,7 +44,7 @@ export const canonical = (file: string): string => {
  * database this process can read and write (so a damaged or read-only file fails here,
  * with its name, instead of at the first transition).
  */
-export const openWriter = (file: string, what: string, synchronous: "NORMAL" | "FULL") =>
+export const openWriter = (file: string, what: string, synchronous: "NORMAL" | "FULL"): Effect.Effect<Database.Database, StoreError> =>
   Effect.try({
     try: () => {
       const db = new Database(file, { timeout: LockWaits.busyPollMillis })
