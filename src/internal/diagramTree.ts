@@ -272,6 +272,7 @@ export const isContainer = (node: DiagramNode): boolean => node.kind === "compou
  */
 export const ancestors = (tree: DiagramTree, id: string): ReadonlyArray<string> => {
   const out: Array<string> = []
-  for (let p = tree.nodes.get(id)?.parent; p !== undefined; p = tree.nodes.get(p)?.parent) out.push(p)
+  // a chart whose state ids repeat a name of the procedure must not make this loop forever
+  for (let p = tree.nodes.get(id)?.parent; p !== undefined && !out.includes(p) && p !== id; p = tree.nodes.get(p)?.parent) out.push(p)
   return out
 }
