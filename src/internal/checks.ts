@@ -97,9 +97,6 @@ export const validate = (procedure: Any): Either.Either<Any, DefinitionError> =>
     if (invalid !== undefined && invalid.length > 0) {
       return fail(`${invalid.join("; ")}; give a finite duration that is not negative, like "30 seconds"`, name)
     }
-    if (state._tag === "Step" && state.child?.parallel !== undefined && parentOf(name) !== "") {
-      return fail("a parallel state inside a compound state is not supported yet; move it to the top level of the procedure", name)
-    }
     if (state._tag === "Step") {
       if (Duration.lessThanOrEqualTo(state.timeout, Duration.zero) || !Duration.isFinite(state.timeout)) {
         return fail("the step's timeout must be positive and finite", name)
