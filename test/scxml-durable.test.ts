@@ -125,6 +125,23 @@ describe("Procedure.fromSCXML", () => {
       }).pipe(Effect.provide(Runtime.layer({ procedures: [Greeter] }).pipe(Layer.provideMerge(Store.layerMemory))))
     }))
 
+  it.effect("the data model keeps what it holds from one event to the next: undefined, NaN, functions, a __proto__ key", () =>
+    Effect.gen(function*() {
+      const Keeper = Procedure.fromSCXML(scxml(`
+        <datamodel><data id="u"/><data id="o" expr="JSON.parse('{&quot;__proto__&quot;: {&quot;x&quot;: 1}}')"/></datamodel>
+        <script>var nan = NaN; function twice(x) { return 2 * x + (o.__proto__ ? 0 : 100) }</script>
+        <state id="a">
+          <transition event="check" cond="u === undefined &amp;&amp; Number.isNaN(nan) &amp;&amp; twice(2) === 4 &amp;&amp; Object.keys(o).includes('__proto__')" target="kept"/>
+          <transition event="check" target="lost"/>
+        </state>
+        <state id="kept"/><state id="lost"/>`, `name="keeper"`))
+      yield* Effect.gen(function*() {
+        const id = yield* Runtime.start(Keeper, {})
+        yield* Runtime.sendAndWait(id, { _tag: "check" })
+        assert.deepStrictEqual(Procedure.chartConfiguration(Keeper, yield* Runtime.get(id)), ["kept"])
+      }).pipe(Effect.provide(Runtime.layer({ procedures: [Keeper] }).pipe(Layer.provideMerge(Store.layerMemory))))
+    }))
+
   it.effect("the state's timer follows the earliest delayed send, also when a later event queues an earlier one", () =>
     Effect.gen(function*() {
       const Timers = Procedure.fromSCXML(scxml(`

@@ -108,6 +108,11 @@ export class UnstorableValue extends Error {
 
 const mark = "$proctor.chart"
 
+/** Sets an own property, even one named `__proto__` (an assignment would set the prototype). */
+const put = (out: Record<string, unknown>, key: string, value: unknown) => {
+  Object.defineProperty(out, key, { value, writable: true, enumerable: true, configurable: true })
+}
+
 const encodeValue = (v: unknown, at: string, ancestors: Set<object>): unknown => {
   switch (typeof v) {
     case "undefined":
@@ -134,7 +139,7 @@ const encodeValue = (v: unknown, at: string, ancestors: Set<object>): unknown =>
           throw new UnstorableValue(`${at} is a ${proto?.constructor?.name ?? "non-plain object"}, which cannot be stored (only plain objects and arrays)`)
         }
         const out: Record<string, unknown> = {}
-        for (const [key, field] of Object.entries(v)) out[key] = encodeValue(field, `${at}.${key}`, ancestors)
+        for (const [key, field] of Object.entries(v)) put(out, key, encodeValue(field, `${at}.${key}`, ancestors))
         return out
       } finally {
         ancestors.delete(v)
@@ -147,7 +152,7 @@ const encodeValue = (v: unknown, at: string, ancestors: Set<object>): unknown =>
 
 const encodeData = (data: Readonly<Record<string, unknown>>): Record<string, unknown> => {
   const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(data)) out[key] = encodeValue(value, key, new Set())
+  for (const [key, value] of Object.entries(data)) put(out, key, encodeValue(value, key, new Set()))
   return out
 }
 
@@ -166,7 +171,7 @@ const decodeValue = (v: unknown, revive: (source: string) => unknown): unknown =
       return new XmlDom(parseXml(String(o["text"])))
   }
   const out: Record<string, unknown> = {}
-  for (const [key, field] of Object.entries(o)) out[key] = decodeValue(field, revive)
+  for (const [key, field] of Object.entries(o)) put(out, key, decodeValue(field, revive))
   return out
 }
 
@@ -193,7 +198,7 @@ const restored = (chart: Chart, executionId: string, context: ChartContext): Scx
   const session = newSession(chart, executionId, context.now)
   const revive = reviver(session)
   const data: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(context.data)) data[key] = decodeValue(value, revive)
+  for (const [key, value] of Object.entries(context.data)) put(data, key, decodeValue(value, revive))
   const state: SessionState = {
     snapshot: { configuration: context.configuration, history: context.history },
     halted: context.halted,
@@ -269,7 +274,7 @@ export const enterChart = (chart: Chart, executionId: string, context: ChartCont
     const session = newSession(chart, executionId, now)
     const revive = reviver(session)
     const values: Record<string, unknown> = {}
-    for (const [key, value] of Object.entries(context.data)) values[key] = decodeValue(value, revive)
+    for (const [key, value] of Object.entries(context.data)) put(values, key, decodeValue(value, revive))
     session.start(values)
     return outcomeOf(chart, session)
   })
