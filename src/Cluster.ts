@@ -32,7 +32,7 @@ import * as SqlRunnerStorage from "@effect/cluster/SqlRunnerStorage"
 import { layerClientProtocol, layerSocketServer } from "@effect/platform-node/NodeClusterSocket"
 import type { SocketServerError } from "@effect/platform/SocketServer"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
-import type * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Duration, Effect, Layer, Option } from "effect"
 import type { DefinitionError, StoreError } from "./Errors.js"
 import { ClusterHooks } from "./internal/clusterHooks.js"
@@ -142,12 +142,37 @@ export const layer = <const Ps extends ReadonlyArray<Procedure.Any>>(
     yield* Effect.forkScoped(ownership(shards, owner, scan, held))
   })
   return Layer.scopedDiscard(run).pipe(
-    Layer.provideMerge(Runtime.layer(options)),
+    Layer.provideMerge(Layer.effect(Runtime.Runtime, naming(prefix)).pipe(Layer.provide(Runtime.layer(options)))),
     Layer.provideMerge(store),
     Layer.provideMerge(hooks),
     Layer.provide(sharding)
   )
 }
+
+/**
+ * The runtime, whose `get` also says which runner holds the execution's shard (`runner`:
+ * the owner of its last claim, in `<prefix>_shards`), for `proctor show` and the dashboard.
+ */
+const naming = (prefix: string) =>
+  Effect.gen(function*() {
+    const runtime = yield* Runtime.Runtime
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const [executions, shards] = [sql(`${prefix}_executions`), sql(`${prefix}_shards`)]
+    const runnerOf = (id: string) =>
+      sql<{ owner: string | null }>`SELECT s.owner FROM ${executions} e JOIN ${shards} s ON s.shard = e.shard
+        WHERE e.execution_id = ${id}`.pipe(
+        Effect.map((rows) => rows[0]?.owner ?? undefined),
+        // the name is for people: a failed read leaves it out rather than fail the `get`
+        Effect.orElseSucceed(() => undefined),
+        Effect.withTracerEnabled(false)
+      )
+    return Runtime.Runtime.of({
+      ...runtime,
+      get: (id) =>
+        Effect.flatMap(runtime.get(id), (snapshot) =>
+          Effect.map(runnerOf(id), (runner) => runner === undefined ? snapshot : { ...snapshot, runner }))
+    })
+  })
 
 /**
  * The ownership loop: claims the shards the cluster gives this runner and wakes their
@@ -187,7 +212,8 @@ const ownership = (count: number, owner: string, scanMillis: number, held: Set<n
         for (const t of yield* store.dueTimers({ until: now + hooks.horizon, limit: 100_000 })) wake.add(t.id)
         hooks.wakeTimers()
       }
-      for (const id of wake) if (!hooks.inMemory(id)) yield* hooks.activate(id)
+      // as recovery does: the snapshots read in bulk, not one query per execution (docs/scale-out.md)
+      yield* hooks.resume([...wake].filter((id) => !hooks.inMemory(id)))
     })
     while (true) {
       yield* tick.pipe(

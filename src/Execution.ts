@@ -123,6 +123,11 @@ export const Snapshot = Schema.Struct({
    * last active leaf when it was left, by the compound's path. Absent otherwise.
    */
   history: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+  /**
+   * several runtimes on one store (`Cluster.layer`): the runner that holds the execution's
+   * shard (`host:port`), in what `get` answers; absent elsewhere
+   */
+  runner: Schema.optional(Schema.String),
   startedAt: Schema.Number,
   /** when the current state was entered */
   enteredAt: Schema.Number,

@@ -40,7 +40,8 @@ describe.skipIf(pgUrl === undefined || pgUrl === "")("Cluster.layer routing, two
       assert.deepStrictEqual(consumed.ok, { _tag: "Consumed", state: "s2", status: "running" })
 
       assert.deepStrictEqual((yield* op(a, { op: "pause", id: g2 })).ok, { state: "gate", status: "paused" })
-      assert.deepStrictEqual((yield* op(a, { op: "get", id: g2 })).ok, { state: "gate", status: "paused" })
+      // any runner reads the shared store, and names the runner that runs the execution
+      assert.deepStrictEqual((yield* op(a, { op: "get", id: g2 })).ok, { state: "gate", status: "paused", runner: `127.0.0.1:${port + 1}` })
       assert.deepStrictEqual((yield* op(a, { op: "resume", id: g2 })).ok, { state: "gate", status: "waiting" })
       assert.deepStrictEqual((yield* op(a, { op: "cancel", id: g3 })).ok, { state: "gate", status: "cancelled" })
       const refused = yield* op(a, { op: "resume", id: g3 })

@@ -356,6 +356,7 @@ export const execution = (
     if (snapshot.error !== undefined) fields.push(["error", `${snapshot.error.tag}: ${snapshot.error.message}`])
     if (snapshot.timerDueAt !== undefined) fields.push(["timer due", time(snapshot.timerDueAt)])
     if (snapshot.tenant !== undefined) fields.push(["tenant", snapshot.tenant])
+    if (snapshot.runner !== undefined) fields.push(["runner", snapshot.runner])
     if (snapshot.parentId !== undefined) fields.push(["parent", `${snapshot.parentId} (proctor show ${snapshot.parentId})`])
     if (accepts.length > 0) fields.push(["accepts", accepts.join(", ")])
     // an SCXML chart (Procedure.fromSCXML): its active states, from the context that holds them

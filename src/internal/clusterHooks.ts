@@ -24,6 +24,8 @@ export interface SendAndWaitOptions {
 export interface RuntimeHooks {
   /** delivers a nudge to the execution's actor, starting it if it is not in memory */
   readonly activate: (id: string) => Effect.Effect<void>
+  /** resumes these executions as recovery does: their snapshots read in bulk, a window at a time */
+  readonly resume: (ids: ReadonlyArray<string>) => Effect.Effect<void, StoreError>
   readonly inMemory: (id: string) => boolean
   /** the timer fiber looks at the store again (timers of shards just gained) */
   readonly wakeTimers: () => void

@@ -511,6 +511,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   if (cluster !== undefined) {
     cluster.current = {
       activate: (id) => activate(id),
+      resume: supervisor.resume,
       inMemory: (id) => handles.has(id),
       wakeTimers: () => Deferred.unsafeDone(timerPoll.wake, Exit.void),
       horizon,

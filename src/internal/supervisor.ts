@@ -214,7 +214,7 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
     const handle: Handle = { id, mailbox: new Mailbox(), phase: idle, restarts: [], spins: 0, cached }
     handle.mailbox.offer(msg)
     handles.set(id, handle)
-    created++
+    for (const started of reading) started.add(id)
     counts.active++
     activeActors.unsafeUpdate(counts.active, [])
     startRun(handle, 0)
@@ -270,8 +270,8 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
 
   const activate = (id: string, cause?: Tracer.Span) => deliver(id, { _tag: "Inbox", cause })
 
-  /** handles created so far: while it stays the same and none is in memory, no actor commits (see `recover`) */
-  let created = 0
+  /** while `resume` reads snapshots: the ids whose actor started meanwhile */
+  const reading = new Set<Set<string>>()
 
   // Recovery: the executions still to resume, oldest first, started while fewer than
   // `recoverWindow` executions run (called again whenever one ends or parks)
@@ -301,23 +301,34 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
    * Resumes the executions that were in flight or had events waiting (recovery), oldest
    * first, a window at a time. The first window's executions are read in bulk, when the
    * store can (`getMany`), instead of one read per actor. Only actors change an
-   * execution's row, so those snapshots are current if no actor was in memory from the
-   * read to the start of the window (the passivated timers' fiber may wake one meanwhile):
-   * otherwise each run loads its own, as the later windows' do.
+   * execution's row, so a snapshot is current if no actor of that execution was in memory
+   * from the read to the start of the window (the passivated timers' fiber, or a command,
+   * may wake one meanwhile): otherwise its run loads its own, as the later windows' do.
    */
-  const recover = Effect.gen(function*() {
-    const ids = yield* store.active()
-    const before = handles.size === 0 ? created : -1
-    const first = ids.length === 0 || store.getMany === undefined ? [] : yield* store.getMany(ids.slice(0, recoverWindow))
-    // in one synchronous step: the actors of the window are forked before any of them runs,
-    // so all are running again (each in its first step) before the first ones move on and
-    // compete for the CPU with the rest still waiting to start
-    yield* Effect.sync(() => {
-      toResume = ids
-      resumed = 0
-      resumeMore(first.length > 0 && before === created ? new Map(first.map((s) => [s.id, s])) : undefined)
-    })
-  })
+  const recover = Effect.flatMap(Effect.suspend(() => store.active()), (ids) => resume(ids))
 
-  return { deliver, deliverNow, post, restartNow, drainMailbox, activate, resumeMore, recover }
+  /**
+   * Resumes these executions as `recover` does (Cluster.layer: those of the shards a runner
+   * gained), after any still waiting to be resumed.
+   */
+  const resume = (ids: ReadonlyArray<string>) =>
+    Effect.gen(function*() {
+      // the executions whose actor started while their snapshots were read: theirs may be stale
+      const started = new Set<string>(ids.filter((id) => handles.has(id)))
+      reading.add(started)
+      const first = ids.length === 0 || store.getMany === undefined
+        ? []
+        : yield* Effect.ensuring(store.getMany(ids.slice(0, recoverWindow)), Effect.sync(() => reading.delete(started)))
+      // in one synchronous step: the actors of the window are forked before any of them runs,
+      // so all are running again (each in its first step) before the first ones move on and
+      // compete for the CPU with the rest still waiting to start
+      yield* Effect.sync(() => {
+        toResume = resumed < toResume.length ? [...toResume.slice(resumed), ...ids] : ids
+        resumed = 0
+        const current = first.filter((s) => !started.has(s.id))
+        resumeMore(current.length > 0 ? new Map(current.map((s) => [s.id, s])) : undefined)
+      })
+    })
+
+  return { deliver, deliverNow, post, restartNow, drainMailbox, activate, resumeMore, recover, resume }
 }

@@ -266,6 +266,7 @@ const executionView = async (id) => {
       h("dt", {}, "elapsed"), h("dd", {}, elapsed(s)),
       h("dt", {}, "started"), h("dd", {}, when(s.startedAt)),
       s.outcome ? [h("dt", {}, "outcome"), h("dd", {}, s.outcome)] : [],
+      s.runner ? [h("dt", {}, "runner"), h("dd", { class: "mono", "data-testid": "runner" }, s.runner)] : [],
       s.error ? [h("dt", {}, "error"), h("dd", { class: "bad" }, `${s.error.tag}: ${s.error.message}`)] : [],
       s.timerDueAt ? [h("dt", {}, "timer due"), h("dd", {}, when(s.timerDueAt))] : [],
       s.parentId ? [h("dt", {}, "parent"), h("dd", { "data-testid": "parent" }, link(s.parentId))] : []),
