@@ -42,10 +42,13 @@ const print = (o: unknown) => Effect.sync(() => void process.stdout.write(`${JSO
 const main = Effect.gen(function*() {
   const shards = yield* SqlStore.Shards
   let last = -1
-  yield* Effect.forkScoped(Effect.repeat(
-    Effect.flatMap(shards.held, (held) => held.size === last ? Effect.void : Effect.zipRight(Effect.sync(() => void (last = held.size)), print({ held: held.size }))),
-    Schedule.spaced("20 millis")
-  ))
+  const report = Effect.gen(function*() {
+    const size = (yield* shards.held).size
+    if (size === last) return
+    last = size
+    yield* print({ held: size })
+  })
+  yield* Effect.forkScoped(Effect.repeat(report, Schedule.spaced("20 millis")))
   if (process.env.PROCTOR_BENCH_MEMORY === "1") {
     yield* Effect.forkScoped(Effect.repeat(
       Effect.sync(() => {
