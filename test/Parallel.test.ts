@@ -1,7 +1,7 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Schema, TestClock } from "effect"
+import { Effect, Layer, Option, Schedule, Schema, TestClock } from "effect"
 import { Procedure, Runtime, Store } from "proctor"
 import type { StoreError } from "proctor"
 import type { Execution } from "proctor"
@@ -110,7 +110,26 @@ const Nested = Procedure.make("release-nested", { version: 1, input: Ctx, contex
   }
 })
 
-const procedures = [All, Failing, Race, AtLeast, Nested] as const
+/** A parallel state whose region waits for ever, with a timeout that gives up at once. */
+const Impatient = Procedure.make("release-impatient", { version: 1, input: Ctx, context: Ctx, events: Go }, {
+  initial: "rollout",
+  states: {
+    rollout: Procedure.parallel({
+      regions: {
+        a: { initial: "w", states: { w: Procedure.wait({ on: { Go: "done" } }), done: Procedure.final() } },
+        b: { initial: "x", states: { x: work("x", "done"), done: Procedure.final() } }
+      },
+      timeout: "1 minute",
+      retry: Schedule.stop,
+      onFailure: { goto: "late" },
+      next: "live"
+    }),
+    live: Procedure.final(),
+    late: Procedure.final({ outcome: "late" })
+  }
+})
+
+const procedures = [All, Failing, Race, AtLeast, Nested, Impatient] as const
 const layer = (store: Layer.Layer<Store.Store, StoreError> = Store.layerMemory) =>
   Runtime.layer({ procedures }).pipe(Layer.provideMerge(store), Layer.provideMerge(Journal.layer))
 
@@ -284,6 +303,50 @@ describe("parallel states", () => {
       assert.isBelow(sent.status, 300, JSON.stringify(sent.body))
       assert.strictEqual((yield* Runtime.await(id)).status, "succeeded")
     }).pipe(Effect.provide(Server.layer().pipe(Layer.provideMerge(layer()), Layer.provideMerge(NodeHttpServer.layerTest)))))
+
+  it.effect("a timeout whose retries give up ends the regions still running (cancelled); those that ended stay as they are", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Impatient, { done: [] })
+      yield* regionUntil(id, "a", "waiting")
+      yield* regionUntil(id, "b", "succeeded")
+      yield* TestClock.adjust("1 minute")
+      assert.strictEqual((yield* Runtime.await(id)).state, "late")
+      const a = yield* regionUntil(id, "a", "cancelled")
+      assert.match((yield* Runtime.history(a)).at(-1)!.reason ?? "", new RegExp(`parent ${id} left state "rollout"`))
+      assert.strictEqual((yield* regionsOf(id)).b!.status, "succeeded")
+      assert.strictEqual((yield* Runtime.errors(id)).at(-1)!.tag, "TimeoutError")
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("a region whose parent left the state before a crash (the cancel never sent) is cancelled when it is loaded again", () =>
+    Effect.gen(function*() {
+      const store = yield* Layer.build(Store.layerMemory)
+      const storeLayer = Layer.succeedContext(store)
+      const { id, a } = yield* Effect.scoped(
+        Effect.gen(function*() {
+          const id = yield* Runtime.start(Impatient, { done: [] })
+          const a = yield* regionUntil(id, "a", "waiting")
+          return { id, a }
+        }).pipe(Effect.provide(layer(storeLayer)))
+      )
+      // the parent's cancel committed, then the process stopped before its regions heard of it
+      const s = Option.getOrThrow(yield* Effect.flatMap(Store.Store, (st) => st.get(id)).pipe(Effect.provide(storeLayer)))
+      yield* Effect.flatMap(Store.Store, (st) =>
+        st.commit({
+          snapshot: { ...s, status: "cancelled", seq: s.seq + 1, rowVersion: s.rowVersion + 1 },
+          expectedVersion: s.rowVersion,
+          transition: { executionId: s.id, seq: s.seq + 1, from: s.state, to: s.state, status: "cancelled", cause: "cancel", at: s.updatedAt, duration: 0 }
+        })).pipe(Effect.provide(storeLayer))
+      const last = yield* Effect.scoped(
+        Effect.gen(function*() {
+          // the waiting region is loaded when something is sent to it
+          yield* Runtime.send(a, Go.make({ by: "ops" }))
+          yield* regionUntil(id, "a", "cancelled")
+          return (yield* Runtime.history(a)).at(-1)!
+        }).pipe(Effect.provide(layer(storeLayer)))
+      )
+      assert.strictEqual(last.cause, "cancel")
+      assert.match(last.reason ?? "", /no longer waits in state "rollout"/)
+    }).pipe(Effect.scoped))
 
   it.effect("registration refuses a region that cannot end, a mode that cannot be met and a region's name that is not plain", () =>
     Effect.gen(function*() {
