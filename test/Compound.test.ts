@@ -206,6 +206,38 @@ describe("Compound states", () => {
   }
 })
 
+describe("Compound states: eventless transitions, innermost first", () => {
+  // entering c.x1: its own always goes first (to c.x2), then the compound's applies from c.x2
+  const Order = Procedure.make("nested-always-order", { version: 1, input: Ctx, context: Ctx, events: Events }, {
+    initial: "c",
+    states: {
+      c: Procedure.compound({
+        initial: "x1",
+        always: [{ guard: (context) => context.n === 0, goto: "outer", actions: [log("compound always")] }],
+        states: {
+          x1: Procedure.wait({ on: {}, always: [{ goto: "c.x2", actions: [log("leaf always")] }] }),
+          x2: Procedure.wait({ on: { Go: "outer" }, after: { delay: "1 minute", goto: "outer" } })
+        }
+      }),
+      outer: Procedure.final()
+    }
+  })
+  it.effect("the leaf's always is taken before its compound's, each with its actions, in the start's commit", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Order, { n: 0, log: [] })
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.state, "outer")
+      assert.strictEqual(end.seq, 1)
+      assert.deepStrictEqual((end.context as Ctx).log, ["leaf always", "compound always"])
+      // the compound's guard does not hold: the execution waits in c.x2, and its timer leaves the compound
+      const other = yield* Runtime.start(Order, { n: 1, log: [] })
+      assert.strictEqual((yield* Runtime.get(other)).state, "c.x2")
+      yield* TestClock.adjust("1 minute")
+      assert.strictEqual((yield* Runtime.await(other)).state, "outer")
+      assert.isTrue((yield* Runtime.verify(other)).ok)
+    }).pipe(Effect.provide(runtimeLayer([Order]))))
+})
+
 describe("Compound states: actions that throw", () => {
   const Boom = Procedure.make("nested-boom", { version: 1, input: Ctx, context: Ctx, events: Events }, {
     initial: "w",
