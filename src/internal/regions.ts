@@ -166,7 +166,9 @@ export const make = (deps: Deps) => {
       const ends: Array<readonly [RegionRun, Snapshot]> = []
       for (const { region } of order) {
         yield* deps.end(region.id, "Rollback", reason)
-        ends.push([region, yield* deps.await(region.id)])
+        // a region the parent never started (it left the state first) has nothing to undo
+        const end = yield* Effect.catchIf(deps.await(region.id), (e) => (e as { readonly _tag?: unknown })._tag === "ExecutionNotFound", () => Effect.void)
+        if (end !== undefined) ends.push([region, end])
       }
       return ends
     })
