@@ -326,6 +326,41 @@ describe("Compound states: registration", () => {
       `its default "end" is not inside its compound "c"`
     )
   })
+  const Described = Procedure.makeUnsafe({
+        name: "described",
+        ...base,
+        initial: "c",
+        states: {
+          c: {
+            type: "compound",
+            initial: "a",
+            on: { Hold: "held" },
+            onEnter: [log("enter c")],
+            states: {
+              a: { type: "wait", on: { Go: { goto: "c.b", actions: [log("go")] } } },
+              b: { type: "wait", on: { Go: "c.done" }, always: [{ goto: "c.done", guard: (c: Ctx) => c.n > 0 }] },
+              h: { type: "history", deep: true },
+              done: { type: "final" }
+            },
+            onDone: "end"
+          },
+          held: { type: "wait", on: { Resume: "c.h" } },
+          end: { type: "final" }
+        }
+      })
+  it.effect("Procedure.makeUnsafe builds compound and history states from descriptions, with actions and always", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Described, { n: 0, log: [] })
+      yield* Runtime.send(id, { _tag: "Go" })
+      let s = yield* settled(id, "c.b")
+      yield* Runtime.send(id, { _tag: "Hold", here: false })
+      s = yield* settled(id, "held")
+      yield* Runtime.send(id, { _tag: "Resume" })
+      s = yield* settled(id, "c.b", s.seq)
+      assert.deepStrictEqual((s.context as Ctx).log, ["enter c", "go", "enter c"])
+      yield* Runtime.send(id, { _tag: "Go" })
+      assert.strictEqual((yield* Runtime.await(id)).state, "end")
+    }).pipe(Effect.provide(runtimeLayer([Described]))))
   it("accepts the example procedures", () => {
     for (const p of [Deploy, Shallow, Spin]) assert.isTrue(Procedure.validate(p)._tag === "Right", p.name)
   })
