@@ -174,6 +174,18 @@ const suite = (name: string, run: (body: (prefix: string) => Effect.Effect<void,
       ))
   })
 
+describe.skipIf(pgUrl === undefined || pgUrl === "")("fenced stores on Postgres, opened together", () => {
+  it.effect("runtimes opening an empty database at once (replicas started together) all open it", () =>
+    onPg(pgUrl!)((prefix) =>
+      Effect.gen(function*() {
+        // each on a client of its own, as separate processes are
+        const open = Effect.either(SqlStore.makeFenced({ prefix, shards })).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(pgUrl!) })))
+        const opened = yield* Effect.all(Array.from({ length: 6 }, () => open), { concurrency: "unbounded" })
+        for (const o of opened) assert.isTrue(o._tag === "Right", o._tag === "Left" ? o.left.message : "")
+      })
+    ))
+})
+
 suite("SQLite (portable path, one file)", onSqlite)
 if (pgUrl !== undefined && pgUrl !== "") suite("Postgres", onPg(pgUrl))
 

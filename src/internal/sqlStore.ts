@@ -79,7 +79,23 @@ export const makeWith = Effect.fnUntraced(function*(options: StoreOptions, inter
   if (internal.readOnly === true) {
     if (found !== latestMigration) return yield* unreadable(found, t, what)
   } else {
-    yield* lockWait(Migrator.make({})({ loader: migrations(t), table: t.migrations }).pipe(
+    const migrate = Migrator.make({})({ loader: migrations(t), table: t.migrations })
+    // Postgres: runtimes opening an empty database together (replicas started at once) take
+    // turns, in one transaction holding an advisory lock: the migrator's own check-then-create
+    // of its table races, and a migrator that finds another at work skips instead of waiting
+    const inTurn = sql.onDialectOrElse({
+      pg: () =>
+        sql.withTransaction(Effect.zipRight(
+          sql`SELECT pg_advisory_xact_lock(hashtext(${`proctor migrate ${t.migrations}`}))`.pipe(
+            // the migrator's own table, as it makes it: its check for it would abort this transaction
+            Effect.zipRight(sql`CREATE TABLE IF NOT EXISTS ${sql(t.migrations)} (
+              migration_id integer primary key, created_at timestamp with time zone not null default now(), name text not null)`)
+          ),
+          migrate
+        )),
+      orElse: () => migrate
+    })
+    yield* lockWait(inTurn.pipe(
       Effect.catchAllDefect((defect) => Effect.fail(defect)),
       Effect.mapError((error) =>
         storeError("migrate", error, `${what}: creating or upgrading the tables (prefix "${prefix}") failed`)
