@@ -136,6 +136,14 @@ export interface RuntimeService {
   readonly list: (filter?: ListFilter) => Effect.Effect<ReadonlyArray<Snapshot>, StoreError>
   readonly history: (id: string, options?: HistoryOptions) => Effect.Effect<ReadonlyArray<Transition>, ExecutionNotFound | StoreError>
   readonly errors: (id: string) => Effect.Effect<ReadonlyArray<ErrorEntry>, ExecutionNotFound | StoreError>
+  /**
+   * The whole active configuration, named as the diagrams name states: the active leaf
+   * and the compound states holding it (`["deploy", "deploy.api"]`), an SCXML chart's
+   * active states after the chart state's name, and for a parallel state each running
+   * region (`<state>.<region>`) with its own configuration under it. Given a snapshot
+   * (from `get`, `list` or `watch`), it answers for that snapshot without reading it again.
+   */
+  readonly configuration: (execution: string | Snapshot) => Effect.Effect<ReadonlyArray<string>, ExecutionNotFound | StoreError>
   /** Waits until the execution ends and returns its final snapshot. The caller owns the wait. */
   readonly await: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | StoreError>
   /** Every committed change of state or status, of one execution or of all. */
@@ -247,6 +255,8 @@ export const verifyExport = (jsonl: string) => Effect.flatMap(Runtime, (r) => r.
 export const health = Effect.flatMap(Runtime, (r) => r.health)
 /** @since 0.1.0 @category accessors */
 export const errors = (id: string) => Effect.flatMap(Runtime, (r) => r.errors(id))
+/** @since 0.1.0 @category accessors */
+export const configuration = (execution: string | Snapshot) => Effect.flatMap(Runtime, (r) => r.configuration(execution))
 /**
  * Waits until the execution ends; returns its final snapshot.
  *

@@ -281,6 +281,25 @@ describe("parallel states", () => {
       assert.sameMembers((yield* Runtime.list({ parentId: id })).map((r) => r.procedure), ["release-nested.phase.rollout.a", "release-nested.phase.rollout.b"])
     }).pipe(Effect.provide(layer())))
 
+  it.effect("Runtime.configuration: the parallel state, each region and the state it is in (ended regions too); under a compound state, by full path", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(All, { done: [] })
+      yield* regionUntil(id, "web", "running")
+      const region = (name: string, state: string) => [`rollout.${name}`, `rollout.${name}.${state}`]
+      assert.deepStrictEqual(yield* Runtime.configuration(id), ["rollout", ...region("db", "migrate"), ...region("api", "build"), ...region("web", "bundle")])
+      yield* TestClock.adjust("100 millis")
+      yield* regionUntil(id, "web", "waiting")
+      assert.deepStrictEqual(yield* Runtime.configuration(yield* Runtime.get(id)), ["rollout", ...region("db", "done"), ...region("api", "done"), ...region("web", "approve")])
+      yield* Runtime.send(id, Go.make({ by: "ops" }))
+      assert.deepStrictEqual(yield* Runtime.configuration(yield* Runtime.await(id)), ["live"])
+      const nested = yield* Runtime.start(Nested, { done: [] })
+      yield* regionUntil(nested, "b", "running")
+      assert.deepStrictEqual(
+        yield* Runtime.configuration(nested),
+        ["phase", "phase.rollout", "phase.rollout.a", "phase.rollout.a.x", "phase.rollout.b", "phase.rollout.b.y"]
+      )
+    }).pipe(Effect.provide(layer())))
+
   it.effect("front ends: the HTTP API serves a region's procedure by its dotted name, lists the regions as the parent's children and sends to the parent", () =>
     Effect.gen(function*() {
       const http = yield* HttpClient.HttpClient

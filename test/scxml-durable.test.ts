@@ -215,11 +215,16 @@ describe("Procedure.fromSCXML", () => {
       yield* Runtime.sendAndWait(id, { _tag: "go" })
       const snapshot = yield* Runtime.get(id)
       const capture = Out.makeCapture()
-      yield* Out.execution(snapshot, [], [], 0, { commands: [], events: [] }).pipe(Effect.provideService(Out.Output, capture.service))
-      assert.match(capture.stdout(), /configuration\s+p, a, a2, b, b2\n/)
+      // the chart state, then the chart's states (Runtime.configuration)
+      const configuration = [snapshot.state, "p", "a", "a2", "b", "b2"]
+      assert.deepStrictEqual(yield* Runtime.configuration(id), configuration)
+      yield* Out.execution(snapshot, [], [], 0, { allowed: { commands: [], events: [] }, configuration }).pipe(
+        Effect.provideService(Out.Output, capture.service)
+      )
+      assert.match(capture.stdout(), new RegExp(`configuration\\s+${configuration.join(", ")}\\n`))
       const response = yield* Effect.flatMap(HttpClient.HttpClient, (http) => http.get(`/api/executions/${id}`))
       const body = (yield* response.json) as { readonly configuration?: ReadonlyArray<string> }
-      assert.deepStrictEqual(body.configuration, ["p", "a", "a2", "b", "b2"])
+      assert.deepStrictEqual(body.configuration, configuration)
     }).pipe(Effect.provide(Server.layer({}).pipe(Layer.provideMerge(layer), Layer.provideMerge(NodeHttpServer.layerTest)))))
 
   it("refuses what the durable runtime does not run, naming the element and its line", () => {

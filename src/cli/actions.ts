@@ -13,10 +13,11 @@ import type * as Procedure from "../Procedure.js"
 import type { CommonArgs } from "./args.js"
 import { UsageError } from "./args.js"
 import * as Modules from "./modules.js"
+import type { ExecutionView } from "./operator.js"
 import * as Op from "./operator.js"
 import * as Out from "./output.js"
 import { rememberedModule, rememberModules, requireDatabase, resolveDbPath } from "./store.js"
-import { takesEvent } from "../internal/chartView.js"
+import { storedConfiguration, takesEvent } from "../internal/chartView.js"
 
 const usage = (message: string) => new UsageError({ message })
 
@@ -268,6 +269,13 @@ const procedureFor = (c: CommonArgs, s: Snapshot) =>
     return [...named, ...recorded].find((l) => keyOf(l.procedure) === key)?.procedure
   }).pipe(Effect.orElseSucceed((): Procedure.Any | undefined => undefined))
 
+/** What a read-only `show` can tell without a runtime: the allowed operations by the definition when it is known. */
+const localView = (c: CommonArgs, snapshot: Snapshot) =>
+  Effect.map(procedureFor(c, snapshot), (procedure): ExecutionView => ({
+    allowed: allowedOperations(snapshot, procedure ?? { states: {} }),
+    configuration: storedConfiguration(snapshot)
+  }))
+
 /** @internal */
 export const show = (a: CommonArgs & { readonly id: string; readonly json: boolean }) =>
   withOperator(a, "show", { read: true }, (op) =>
@@ -275,12 +283,11 @@ export const show = (a: CommonArgs & { readonly id: string; readonly json: boole
       const snapshot = yield* op.get(a.id)
       const [history, errors, children] = yield* Effect.all([op.history(a.id), op.errors(a.id), op.list({ parentId: a.id })])
       if (a.json) return yield* Out.json({ snapshot, history, errors, children: children.map((c) => c.id) })
-      // what it accepts now, by the runtime's own rules: the server's answer, or computed here
-      // from its definition when that is known (without it, the commands its status allows)
-      const allowed = op.remote
-        ? yield* op.allowed(snapshot)
-        : allowedOperations(snapshot, (yield* procedureFor(a, snapshot)) ?? { states: {} })
-      yield* Out.execution(snapshot, history, errors, yield* Clock.currentTimeMillis, allowed, children)
+      // what it accepts now and its configuration, by the runtime's own rules: the server's
+      // answer, or computed here from its definition when that is known (without it, the
+      // commands its status allows and the configuration its snapshot tells)
+      const view = op.remote ? yield* op.view(snapshot) : yield* localView(a, snapshot)
+      yield* Out.execution(snapshot, history, errors, yield* Clock.currentTimeMillis, view, children)
     }))
 
 /** @internal */
@@ -300,7 +307,7 @@ export const send = (a: CommonArgs & {
       Effect.gen(function*() {
         const before = yield* op.get(a.id)
         // an event its wait does not handle would be discarded: refuse it, by the runtime's rules
-        const events = (yield* op.allowed(before)).events
+        const events = (yield* op.view(before)).allowed.events
         if (events.length > 0 && !takesEvent(events, a.tag)) {
           return yield* usage(
             `${a.id} waits in "${before.state}" for ${events.join(" or ")}, not ${a.tag} (which it would discard). ` +

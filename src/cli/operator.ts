@@ -22,6 +22,7 @@ import type * as Procedure from "../Procedure.js"
 import type * as Runtime from "../Runtime.js"
 import { Store } from "../Store.js"
 import type { ProcedureNotFound } from "../http/Api.js"
+import { storedConfiguration } from "../internal/chartView.js"
 import * as Metadata from "../internal/describe.js"
 import type { Loaded } from "./modules.js"
 import { readOnlyStoreLayer, storeLayer } from "./store.js"
@@ -68,6 +69,17 @@ export interface ProcedureView extends Metadata.ProcedureInfo {
 }
 
 /**
+ * What the runtime says of one execution besides its snapshot.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ExecutionView {
+  readonly allowed: AllowedOperations
+  readonly configuration: ReadonlyArray<string>
+}
+
+/**
  * The operations the CLI offers, whatever runs the executions.
  *
  * @since 0.1.0
@@ -88,8 +100,11 @@ export interface OperatorService {
   readonly cancel: (id: string, options?: Runtime.CancelOptions) => Effect.Effect<Snapshot, OperatorError>
   readonly skip: (id: string, state: string) => Effect.Effect<Snapshot, OperatorError>
   readonly get: (id: string) => Effect.Effect<Snapshot, OperatorError>
-  /** what the execution accepts now (`Execution.allowedOperations` by the definition it runs on) */
-  readonly allowed: (snapshot: Snapshot) => Effect.Effect<AllowedOperations, OperatorError>
+  /**
+   * What the execution accepts now (`Execution.allowedOperations` by the definition it runs
+   * on) and its whole active configuration (`Runtime.configuration`), as the runtime says
+   */
+  readonly view: (snapshot: Snapshot) => Effect.Effect<ExecutionView, OperatorError>
   readonly list: (filter: ListFilter) => Effect.Effect<ReadonlyArray<Snapshot>, OperatorError>
   readonly history: (id: string) => Effect.Effect<ReadonlyArray<Transition>, OperatorError>
   readonly errors: (id: string) => Effect.Effect<ReadonlyArray<ErrorEntry>, OperatorError>
@@ -133,11 +148,11 @@ export const makeLocal = (
     cancel: runtime.cancel,
     skip: runtime.skip,
     get: runtime.get,
-    allowed: (s) =>
-      Effect.succeed(allowedOperations(
-        s,
-        runtime.procedures.find((p) => p.name === s.procedure && p.version === s.version) ?? { states: {} }
-      )),
+    view: (s) =>
+      Effect.map(runtime.configuration(s), (configuration) => ({
+        allowed: allowedOperations(s, runtime.procedures.find((p) => p.name === s.procedure && p.version === s.version) ?? { states: {} }),
+        configuration
+      })),
     list: runtime.list,
     history: (id) => runtime.history(id),
     errors: runtime.errors
@@ -170,7 +185,8 @@ export const makeReader = (store: Store["Type"], where: string): OperatorService
     cancel: readOnly,
     skip: readOnly,
     get,
-    allowed: (s) => Effect.succeed(allowedOperations(s, { states: {} })),
+    // without the definitions: the commands its status allows, and the configuration its snapshot tells
+    view: (s) => Effect.succeed({ allowed: allowedOperations(s, { states: {} }), configuration: storedConfiguration(s) }),
     list: store.list,
     history: (id) => Effect.zipRight(get(id), store.history(id)),
     errors: (id) => Effect.zipRight(get(id), store.errors(id))

@@ -12,7 +12,6 @@ import * as Layer from "effect/Layer"
 import type { AllowedOperations, ErrorEntry, Snapshot, Transition } from "../Execution.js"
 // not from Execution.js: `--help` prints through this module, and should not load the core
 import { isTerminal } from "../internal/statuses.js"
-import { configurationIn } from "../internal/chartView.js"
 
 /**
  * Where the CLI writes. `isTTY` selects redrawn progress over plain lines; `color` whether
@@ -335,13 +334,13 @@ export const execution = (
   history: ReadonlyArray<Transition>,
   errors: ReadonlyArray<ErrorEntry>,
   now: number,
-  allowed: AllowedOperations,
+  view: { readonly allowed: AllowedOperations; readonly configuration: ReadonlyArray<string> },
   /** the executions its child states started */
   children: ReadonlyArray<Snapshot> = []
 ) =>
   Effect.flatMap(Output, (o) => {
     const b = (s: string) => o.color ? ansi.bold(s) : s
-    const accepts = allowed.events
+    const accepts = view.allowed.events
     const fields: Array<[string, string]> = [
       ["id", snapshot.id],
       ["procedure", `${snapshot.procedure}@${snapshot.version}`],
@@ -359,9 +358,8 @@ export const execution = (
     if (snapshot.runner !== undefined) fields.push(["runner", snapshot.runner])
     if (snapshot.parentId !== undefined) fields.push(["parent", `${snapshot.parentId} (proctor show ${snapshot.parentId})`])
     if (accepts.length > 0) fields.push(["accepts", accepts.join(", ")])
-    // an SCXML chart (Procedure.fromSCXML): its active states, from the context that holds them
-    const configuration = configurationIn(snapshot.context)
-    if (configuration !== undefined) fields.push(["configuration", configuration.join(", ")])
+    // nested, chart or parallel states: the whole active configuration (for a flat procedure, its state alone)
+    if (view.configuration.length > 1) fields.push(["configuration", view.configuration.join(", ")])
     let text = table(fields.map(([k, v]) => [b(k), v]))
     text += `${b("context")}\n${indent(JSON.stringify(snapshot.context, null, 2))}\n`
     text += `${b("history")}\n`
@@ -384,9 +382,9 @@ export const execution = (
     if (accepts.length > 0) {
       text += `\nIt ${snapshot.status === "paused" ? "will take" : "waits for"} ${accepts.join(" or ")}: proctor send ${snapshot.id} ${accepts[0]} '{...}'\n`
     }
-    if (allowed.commands.length > 0) {
+    if (view.allowed.commands.length > 0) {
       const command = (c: string) => c === "skip" ? `proctor skip ${snapshot.id} <state>` : `proctor ${c} ${snapshot.id}`
-      text += `${accepts.length > 0 ? "" : "\n"}It can be: ${allowed.commands.map(command).join(", ")}\n`
+      text += `${accepts.length > 0 ? "" : "\n"}It can be: ${view.allowed.commands.map(command).join(", ")}\n`
     }
     return o.out(text)
   })

@@ -7,6 +7,7 @@
 import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Effect, Layer } from "effect"
 import { ProctorApi } from "../http/Api.js"
+import { storedConfiguration } from "../internal/chartView.js"
 import type { OperatorError, OperatorService } from "./operator.js"
 import { Operator, ServerError } from "./operator.js"
 
@@ -72,7 +73,12 @@ export const makeRemote = (options: {
         call(client.executions.cancel({ path: { id }, payload: options?.reason === undefined ? {} : { reason: options.reason } })),
       skip: (id, state) => call(client.executions.skip({ path: { id }, payload: { state } })),
       get: (id) => call(client.executions.get({ path: { id } })),
-      allowed: (s) => call(Effect.map(client.executions.get({ path: { id: s.id } }), (view) => view.allowed)),
+      view: (s) =>
+        call(Effect.map(client.executions.get({ path: { id: s.id } }), (view) => ({
+          allowed: view.allowed,
+          // a server from before Runtime.configuration: what the snapshot tells
+          configuration: view.configuration ?? storedConfiguration(s)
+        }))),
       list: (filter) =>
         call(client.executions.list({
           urlParams: {

@@ -116,7 +116,7 @@ export const PayloadTooLargeWire = wire(PayloadTooLarge, 413)
 /**
  * One execution as `GET /api/executions/:id` returns it: the snapshot, `allowed`, what
  * it accepts now (`Execution.allowedOperations`; empty when the server does not run its
- * procedure's definition), and for an SCXML chart its active `configuration`.
+ * procedure's definition), and its whole active `configuration` (`Runtime.configuration`).
  *
  * @since 0.1.0
  * @category models
@@ -125,7 +125,7 @@ export const ExecutionView = Schema.extend(
   Snapshot,
   Schema.Struct({
     allowed: AllowedOperations,
-    /** for a procedure made by `Procedure.fromSCXML`: the chart's active states, in document order */
+    /** the whole active configuration (`Runtime.configuration`): compound states, a chart's states, parallel regions */
     configuration: Schema.optional(Schema.Array(Schema.String))
   })
 )

@@ -8,7 +8,6 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Effect, Layer } from "effect"
 import type { Snapshot } from "../Execution.js"
 import { allowedOperations } from "../Execution.js"
-import { configurationIn } from "../internal/chartView.js"
 import { fingerprint } from "../internal/transition.js"
 import type * as Procedure from "../Procedure.js"
 import { Runtime } from "../Runtime.js"
@@ -93,10 +92,8 @@ const ExecutionsLive = HttpApiBuilder.group(ProctorApi, "executions", (handlers)
           offset: urlParams.offset ?? 0
         }))
       .handle("get", ({ path }) =>
-        Effect.map(runtime.get(path.id), (s) => {
-          const configuration = configurationIn(s.context)
-          return { ...s, allowed: allowed(s), ...(configuration === undefined ? {} : { configuration }) }
-        }))
+        Effect.flatMap(runtime.get(path.id), (s) =>
+          Effect.map(runtime.configuration(s), (configuration) => ({ ...s, allowed: allowed(s), configuration }))))
       .handle("history", ({ path, urlParams }) =>
         runtime.history(path.id, urlParams.tail === undefined ? undefined : { tail: urlParams.tail }))
       .handle("errors", ({ path }) => runtime.errors(path.id))

@@ -4,6 +4,8 @@
  * API show it next to the snapshot, and `Execution.allowedOperations` lists the events
  * its active states take.
  */
+import type { Snapshot } from "../Execution.js"
+import { configuration } from "../Execution.js"
 import type { Chart } from "./chartState.js"
 
 /** The chart's active states when `context` is a chart's session (see `chartState.ChartContext`), else undefined. */
@@ -16,6 +18,16 @@ export const configurationIn = (context: unknown): ReadonlyArray<string> | undef
     ? configuration as ReadonlyArray<string>
     : undefined
 }
+
+/**
+ * The active configuration a stored snapshot tells without its procedure's definition (a
+ * read-only CLI): its state and the compound states holding it, and a chart's states.
+ * With the definition, `Runtime.configuration` also finds parallel regions.
+ */
+export const storedConfiguration = (snapshot: Snapshot): ReadonlyArray<string> => [
+  ...configuration(snapshot),
+  ...configurationIn(snapshot.context) ?? []
+]
 
 /** The event descriptors the transitions of the chart's active states name (`*`: any event), in document order. */
 export const chartEvents = (chart: Chart, context: unknown): ReadonlyArray<string> => {

@@ -28,6 +28,7 @@ import * as Actor from "./actor.js"
 import { ClusterHooks } from "./clusterHooks.js"
 import * as Background from "./background.js"
 import * as Children from "./children.js"
+import * as Configuration from "./configuration.js"
 import { versionConflict } from "./actor.js"
 import * as Deadlines from "./deadlines.js"
 import type { SendResult } from "./eventWaiters.js"
@@ -521,6 +522,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     }
   }
   if (options.recover ?? true) yield* supervisor.recover
+  const configurationOf = Configuration.make(store, registry)
 
   const service: RuntimeService = {
     procedures: [...registry.values()].map((c) => c.def),
@@ -538,6 +540,8 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     history: (id: string, opts?: HistoryOptions) =>
       Effect.zipRight(getSnapshot(id), store.history(id, opts)),
     errors: (id: string) => Effect.zipRight(getSnapshot(id), store.errors(id)),
+    configuration: (execution: string | Snapshot) =>
+      typeof execution === "string" ? Effect.flatMap(getSnapshot(execution), configurationOf) : configurationOf(execution),
     await: awaitExecution,
     watch,
     activeCount: Effect.sync(() => counts.active),

@@ -272,7 +272,7 @@ const executionView = async (id) => {
       s.parentId ? [h("dt", {}, "parent"), h("dd", { "data-testid": "parent" }, link(s.parentId))] : []),
     actions(s, procedure))
 
-  const diagram = h("div", { class: "card" }, h("h2", {}, "Diagram"), diagramOf(procedure, s, history, children))
+  const diagram = h("div", { class: "card" }, h("h2", {}, "Diagram"), diagramOf(procedure, s, history))
   const left = h("div", {}, header, diagram, eventForm(s, procedure),
     h("div", { class: "card" }, h("h2", {}, "Context"), h("pre", { class: "context", "data-testid": "context" }, JSON.stringify(s.context, null, 2))))
   const right = h("div", {},
@@ -353,28 +353,7 @@ const cancelForm = (s) => {
   }, reason, h("button", { type: "submit", class: "danger", "data-testid": "action-cancel", disabled: !allowed }, "Cancel"))
 }
 
-/**
- * The states active now: the snapshot's configuration when it has one; else its state;
- * for an SCXML chart, the chart's
- * configuration (its context's); for a parallel state, the state each region's child
- * execution is in (a region's child runs the procedure `<procedure>.<state>.<region>`,
- * drawn as `<state>.<region>.<its state>`), the latest child of each region.
- */
-const activeStates = (procedure, s, children) => {
-  if (Array.isArray(s.configuration)) return s.configuration
-  const info = procedure.states.find((x) => x.name === s.state)
-  if (info?.kind === "chart" && Array.isArray(s.context?.configuration)) return s.context.configuration
-  if (info?.kind !== "parallel") return [s.state]
-  const latest = new Map()
-  for (const c of children) {
-    if (!c.procedure.startsWith(`${s.procedure}.${s.state}.`)) continue
-    const seen = latest.get(c.procedure)
-    if (seen === undefined || c.startedAt > seen.startedAt) latest.set(c.procedure, c)
-  }
-  return [s.state, ...[...latest.values()].map((c) => `${c.procedure.slice(s.procedure.length + 1)}.${c.state}`)]
-}
-
-const diagramOf = (procedure, s, history, children) => {
+const diagramOf = (procedure, s, history) => {
   const box = h("div", { class: "diagram", "data-testid": "diagram" })
   if (!procedure) {
     box.append(h("p", { class: "hint" }, "This procedure is not registered with the server."))
@@ -395,7 +374,8 @@ const diagramOf = (procedure, s, history, children) => {
     return out
   }
   // the active configuration: the active states (several in parallel regions) and their ancestors
-  const active = withAncestors(activeStates(procedure, s, children))
+  // the runtime's answer (Runtime.configuration): nested, chart and parallel regions' states
+  const active = withAncestors(s.configuration ?? [s.state])
   const visited = withAncestors(history.map((t) => t.to))
   for (const [name, node] of nodes) {
     const container = node.classList.contains("container")
