@@ -280,6 +280,46 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           assert.deepStrictEqual(after.compensations, [compensation])
         }))
 
+      test("commits written together each get their own result: a stale one fails alone, the others are written whole", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const ids = ["e1", "e2", "e3", "e4", "e5"]
+          for (const [i, id] of ids.entries()) yield* create(snapshot(id, { status: "waiting", startedAt: t0 + i }))
+          const consumed = yield* store.enqueue("e3", { _tag: "A" }, t0 + 1)
+          const kept = yield* store.enqueue("e3", { _tag: "B" }, t0 + 2)
+          const left = yield* store.enqueue("e4", { _tag: "C" }, t0 + 3)
+          const before = { e2: yield* dump("e2"), e5: yield* dump("e5") }
+          const next = (id: string, over: Partial<Snapshot> = {}) => advance(snapshot(id, { status: "waiting", startedAt: t0 + ids.indexOf(id) }), over)
+          const ended = next("e4", { status: "succeeded" })
+          // queued at once: the SQL stores write them in one group commit
+          const exits = yield* Effect.all([
+            store.commit({ snapshot: next("e1"), expectedVersion: 0, transition: transition("e1", 1) }),
+            store.commit({ snapshot: next("e2"), expectedVersion: 3, transition: transition("e2", 1) }),
+            store.commit({ snapshot: next("e3"), expectedVersion: 0, transition: transition("e3", 1), consumed: consumed.seq }),
+            store.commit({ snapshot: ended, expectedVersion: 0, transition: transition("e4", 1, { status: "succeeded" }) }),
+            store.commit({ snapshot: next("e5"), expectedVersion: 7, transition: transition("e5", 1) })
+          ].map(Effect.exit), { concurrency: "unbounded" })
+          assert.deepStrictEqual(exits.map(Exit.isSuccess), [true, false, true, true, false])
+          for (const [i, expected] of [[1, "e2"], [4, "e5"]] as const) {
+            const exit = exits[i]!
+            assert.isTrue(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error.kind === "Conflict", String(exit))
+            if (Exit.isFailure(exit) && exit.cause._tag === "Fail") assert.include(exit.cause.error.detail, expected)
+          }
+          assert.deepStrictEqual(yield* dump("e2"), before.e2)
+          assert.deepStrictEqual(yield* dump("e5"), before.e5)
+          const e1 = yield* dump("e1")
+          assert.deepStrictEqual(e1.snapshot, Option.some(next("e1")))
+          assert.strictEqual(e1.history.length, 2)
+          const e3 = yield* dump("e3")
+          assert.deepStrictEqual(e3.snapshot, Option.some(next("e3")))
+          assert.deepStrictEqual(e3.inbox, [kept])
+          const e4 = yield* dump("e4")
+          assert.deepStrictEqual(e4.snapshot, Option.some(ended))
+          assert.deepStrictEqual(e4.inbox, [])
+          assert.deepStrictEqual(e4.errors.map((e) => e.tag), ["EventDiscarded"])
+          assert.include(e4.errors[0]!.message, `inbox seq ${left.seq}`)
+        }))
+
       test("a commit with only a snapshot changes only the snapshot", () =>
         Effect.gen(function*() {
           const s = snapshot("e1")

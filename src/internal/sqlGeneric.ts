@@ -9,7 +9,8 @@ import { isTerminal, terminalStatuses } from "../Execution.js"
 import type { StoreError } from "../Errors.js"
 import { StoreError as StoreErrorClass } from "../Errors.js"
 import { conflict, discardedEvents, ended } from "../Store.js"
-import type { CompensationRecord } from "../Store.js"
+import type { Commit, CompensationRecord } from "../Store.js"
+import * as PgBatch from "./sqlPgBatch.js"
 import { classify, isEnvironmental, storeError } from "./sqlErrors.js"
 import type { Fence } from "./sqlFence.js"
 import { currentEpoch, fenced, notHeld, shardOf } from "./sqlFence.js"
@@ -50,6 +51,9 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
     ? "BEGIN"
     : sql.onDialectOrElse({ pg: () => `BEGIN; SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1, Math.floor(idle))}`, orElse: () => "BEGIN" })
 
+  // SQLite has its own fast path (sqlSqlite.ts); its portable path writes commits one by one
+  const grouped = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+
   const insertChunked = (table: string, rows: ReadonlyArray<Record<string, unknown>>) =>
     Effect.forEach(
       Array.from({ length: Math.ceil(rows.length / chunkRows) }, (_, i) => rows.slice(i * chunkRows, (i + 1) * chunkRows)),
@@ -76,6 +80,31 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
       ], { discard: true })
     })
 
+  const fenceOf = (c: Commit): { readonly shard: number; readonly epoch: number | undefined } => {
+    const shard = fence === undefined ? 0 : shardOf(c.snapshot.id, fence.shards)
+    return { shard, epoch: fence?.epochs.get(shard) }
+  }
+
+  /** Why a commit's UPDATE matched no row: its shard was taken (fenced), or its row moved on (a conflict). */
+  const refused = (c: Commit, shard: number, epoch: number | undefined) =>
+    Effect.gen(function*() {
+      if (epoch !== undefined) {
+        const current = yield* currentEpoch(sql, t, shard)
+        if (current === undefined || Number(current.epoch) !== epoch) return fail(fenced(c.snapshot.id, shard, epoch, current))
+      }
+      const current = yield* sql<Row>`SELECT row_version FROM ${E} WHERE execution_id = ${c.snapshot.id}`
+      const actual = current[0] === undefined ? undefined : Number(current[0].row_version)
+      return fail(conflict("commit", c.snapshot.id, c.expectedVersion, actual))
+    })
+
+  /** The rows a written commit adds at the batch's end; `left`: the inbox events its end discarded. */
+  const accepted = (c: Commit, p: Pending, left: ReadonlyArray<Row>) => {
+    if (c.transition !== undefined) p.transitions.push(c.transition)
+    if (c.errors !== undefined) p.errors.push(...c.errors)
+    if (c.compensation !== undefined) p.compensations.push(c.compensation)
+    if (left.length > 0) p.errors.push(...discardedEvents(c.snapshot, left.map(rowToInbox).sort((a, b) => a.seq - b.seq)))
+  }
+
   /** An op whose values cannot be bound (a context JSON cannot encode) fails, it does not die. */
   const apply = (op: Op, p: Pending): Effect.Effect<OpResult, unknown> =>
     Effect.suspend(() => {
@@ -91,8 +120,7 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
       case "Commit": {
         const c = op.commit
         const values = record(executionColumns, snapshotParams(c.snapshot))
-        const shard = fence === undefined ? 0 : shardOf(c.snapshot.id, fence.shards)
-        const epoch = fence?.epochs.get(shard)
+        const { epoch, shard } = fenceOf(c)
         if (fence !== undefined && epoch === undefined) return Effect.succeed(fail(notHeld(c.snapshot.id, shard)))
         return Effect.gen(function*() {
           const updated = yield* (epoch === undefined
@@ -102,26 +130,15 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
                 WHERE execution_id = ${c.snapshot.id} AND row_version = ${c.expectedVersion}
                 AND EXISTS (SELECT 1 FROM ${sql(t.shards)} WHERE shard = ${shard} AND epoch = ${epoch} ${forShare})
                 RETURNING execution_id`)
-          if (updated.length === 0) {
-            if (epoch !== undefined) {
-              const current = yield* currentEpoch(sql, t, shard)
-              if (current === undefined || Number(current.epoch) !== epoch) return fail(fenced(c.snapshot.id, shard, epoch, current))
-            }
-            const current = yield* sql<Row>`SELECT row_version FROM ${E} WHERE execution_id = ${c.snapshot.id}`
-            const actual = current[0] === undefined ? undefined : Number(current[0].row_version)
-            return fail(conflict("commit", c.snapshot.id, c.expectedVersion, actual))
-          }
-          if (c.transition !== undefined) p.transitions.push(c.transition)
-          if (c.errors !== undefined) p.errors.push(...c.errors)
-          if (c.compensation !== undefined) p.compensations.push(c.compensation)
+          if (updated.length === 0) return yield* refused(c, shard, epoch)
           if (c.consumed !== undefined) {
             yield* sql`DELETE FROM ${sql(t.inbox)} WHERE execution_id = ${c.snapshot.id} AND seq = ${c.consumed}`
           }
-          if (isTerminal(c.snapshot.status)) {
-            // the row lock the UPDATE took makes a concurrent enqueue wait, then see the end
-            const left = yield* sql<Row>`DELETE FROM ${sql(t.inbox)} WHERE execution_id = ${c.snapshot.id} RETURNING *`
-            p.errors.push(...discardedEvents(c.snapshot, left.map(rowToInbox).sort((a, b) => a.seq - b.seq)))
-          }
+          // the row lock the UPDATE took makes a concurrent enqueue wait, then see the end
+          const left = isTerminal(c.snapshot.status)
+            ? yield* sql<Row>`DELETE FROM ${sql(t.inbox)} WHERE execution_id = ${c.snapshot.id} RETURNING *`
+            : []
+          accepted(c, p, left)
           return done
         })
       }
@@ -188,6 +205,69 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
   }
 
   /**
+   * These commits (of distinct executions) in one statement per table on Postgres, each with
+   * its own result: a commit whose row was not updated fails alone, as it would by itself.
+   */
+  const commitMany = (commits: ReadonlyArray<Commit>, p: Pending): Effect.Effect<Array<OpResult>, unknown> =>
+    Effect.gen(function*() {
+      const results: Array<OpResult> = commits.map(() => done)
+      const held: Array<PgBatch.BatchCommit & { readonly index: number }> = []
+      commits.forEach((commit, index) => {
+        const { epoch, shard } = fenceOf(commit)
+        if (fence !== undefined && epoch === undefined) results[index] = fail(notHeld(commit.snapshot.id, shard))
+        else held.push({ commit, shard, epoch, index })
+      })
+      const updated = yield* PgBatch.updateMany(sql, t, held)
+      const written: Array<Commit> = []
+      for (let k = 0; k < held.length; k++) {
+        const { commit, epoch, index, shard } = held[k]!
+        if (updated.has(k)) written.push(commit)
+        else results[index] = yield* refused(commit, shard, epoch)
+      }
+      const consumed = written.flatMap((c) => c.consumed === undefined ? [] : [[c.snapshot.id, c.consumed] as const])
+      if (consumed.length > 0) yield* PgBatch.deleteConsumed(sql, t, consumed)
+      // the row locks the UPDATE took make a concurrent enqueue wait, then see the end
+      const ending = written.filter((c) => isTerminal(c.snapshot.status)).map((c) => c.snapshot.id)
+      const left = ending.length === 0 ? new Map<string, Array<Row>>() : yield* PgBatch.deleteInboxes(sql, t, ending)
+      for (const c of written) accepted(c, p, left.get(c.snapshot.id) ?? [])
+      return results
+    })
+
+  /**
+   * A batch on Postgres: its commits go together through `commitMany`. A create or an enqueue
+   * of another execution may be written before the commits queued ahead of it (their callers
+   * are concurrent, either order is one they could have had); any op touching an execution
+   * with a commit queued, and anything else, writes those commits first.
+   */
+  const applyGrouped = (ops: ReadonlyArray<Op>, p: Pending): Effect.Effect<Array<OpResult>, unknown> =>
+    Effect.gen(function*() {
+      const results: Array<OpResult> = new Array(ops.length)
+      let queued: Array<number> = []
+      const ids = new Set<string>()
+      const writeQueued = Effect.suspend(() => {
+        const indexes = queued
+        queued = []
+        ids.clear()
+        if (indexes.length === 0) return Effect.void
+        const commits = indexes.map((i) => (ops[i] as Extract<Op, { _tag: "Commit" }>).commit)
+        return Effect.map(commitMany(commits, p), (rs) => rs.forEach((r, k) => results[indexes[k]!] = r))
+      })
+      for (let i = 0; i < ops.length; i++) {
+        const op = ops[i]!
+        const id = op._tag === "Commit" ? op.commit.snapshot.id : op._tag === "Create" ? op.snapshot.id : op._tag === "Enqueue" ? op.executionId : undefined
+        if (id === undefined || ids.has(id)) yield* writeQueued
+        if (op._tag === "Commit") {
+          queued.push(i)
+          ids.add(id!)
+        } else {
+          results[i] = yield* apply(op, p)
+        }
+      }
+      yield* writeQueued
+      return results
+    })
+
+  /**
    * One transaction on one reserved connection, begun and ended here rather than by
    * `sql.withTransaction`: that one turns a failed COMMIT into a defect and leaves the
    * transaction open (SQLite keeps it open after SQLITE_BUSY on COMMIT), where the next
@@ -218,7 +298,7 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
       ? Effect.forEach(ops, isolatedOp)
       : Effect.suspend(() => {
         const p = emptyPending()
-        return Effect.zipLeft(Effect.forEach(ops, (op) => apply(op, p)), flush(p))
+        return Effect.zipLeft(grouped ? applyGrouped(ops, p) : Effect.forEach(ops, (op) => apply(op, p)), flush(p))
       })
     return transaction(body).pipe(
       Effect.mapError((error) => error instanceof StoreErrorClass ? error : storeError("commit", error, what)),
