@@ -37,12 +37,13 @@ export type {
   State,
   Step,
   StepArgs,
-  StepOptions,
   Wait
 } from "./internal/states.js"
+export type { StepOptions } from "./internal/step.js"
 export type { CompoundOptions } from "./internal/compound.js"
 export { compound, history } from "./internal/compound.js"
-export { defaultRetry, defaultTimeout, edges, final, handlerOf, stateOf, step, wait } from "./internal/states.js"
+export { edges, final, handlerOf, stateOf, wait } from "./internal/states.js"
+export { defaultRetry, defaultTimeout, step } from "./internal/step.js"
 export type { ChildOptions, ChildResult } from "./internal/child.js"
 export type { ChildSpec } from "./internal/states.js"
 export { child } from "./internal/child.js"

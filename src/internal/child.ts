@@ -15,7 +15,7 @@ import { Effect } from "effect"
 import type { ChildFailed } from "../Errors.js"
 import type { Snapshot } from "../Execution.js"
 import type { OnFailure, Step, StepArgs } from "./states.js"
-import { step } from "./states.js"
+import { step } from "./step.js"
 
 /**
  * What a child state's `next` and `update` receive: the child's id, its outcome and its

@@ -5,9 +5,9 @@
  * executes what the new snapshot calls for and commits.
  */
 import { Duration, Either } from "effect"
-import type { Cause, ErrorInfo, Snapshot, Status, Transition } from "../Execution.js"
+import type { Cause, ErrorInfo, Snapshot, Transition } from "../Execution.js"
 import { eventCause, eventOf, refusal } from "../Execution.js"
-import { describe, ExecutionError, InvalidTransition, LoopLimitExceeded, ManualIntervention, ValidationError } from "../Errors.js"
+import { ExecutionError, LoopLimitExceeded, ManualIntervention, ValidationError } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
 import { handlerOf, stateOf } from "../Procedure.js"
 import type { ChartContext, ChartOutcome } from "./chartState.js"
@@ -18,110 +18,13 @@ import { defaultLoopLimit, maxReasonLength } from "./limits.js"
 import type { Tree } from "./tree.js"
 import { macrostep } from "./tree.js"
 
-// the prepared procedure the transition function reads lives in compile.ts
+// the prepared procedure the transition function reads lives in compile.ts, its vocabulary in transitionParts.ts
 export type { Compiled } from "./compile.js"
 export { compile, fingerprint, jsonIssue, procedureKey } from "./compile.js"
-
-/** The actor's view of an execution: the committed snapshot and its decoded context. */
-export interface Machine {
-  readonly snapshot: Snapshot
-  readonly context: unknown
-}
-
-export type Input =
-  | { readonly _tag: "StepSucceeded"; readonly result: unknown; readonly compensable: boolean }
-  | { readonly _tag: "StepFailed"; readonly error: ErrorInfo; readonly compensable: boolean }
-  | { readonly _tag: "Event"; readonly event: { readonly _tag: string }; readonly encoded: unknown; readonly compensable?: boolean }
-  | { readonly _tag: "TimerFired"; readonly compensable?: boolean }
-  | { readonly _tag: "Pause" }
-  | { readonly _tag: "Resume" }
-  | { readonly _tag: "Cancel"; readonly reason?: string | undefined }
-  | { readonly _tag: "Rollback"; readonly compensable: boolean }
-  | { readonly _tag: "Retry" }
-  | { readonly _tag: "Skip"; readonly state: string; readonly compensable?: boolean }
-  | { readonly _tag: "Compensated" }
-  | { readonly _tag: "GiveUp"; readonly error: ErrorInfo }
-  | { readonly _tag: "LoopLimit"; readonly error: ErrorInfo; readonly compensable: boolean }
-
-export type Output =
-  | { readonly _tag: "Next"; readonly machine: Machine; readonly transition: Transition }
-  /** the event is consumed without a transition (the state does not accept it) */
-  | { readonly _tag: "Discard"; readonly reason: ErrorInfo }
-  | { readonly _tag: "Reject"; readonly error: InvalidTransition }
-
-export const errorInfo = (error: unknown): ErrorInfo => {
-  const tag = typeof error === "object" && error !== null && typeof (error as { _tag?: unknown })._tag === "string"
-    ? (error as { _tag: string })._tag
-    : error instanceof Error
-    ? error.name
-    : "Error"
-  return { tag, message: describe(error) }
-}
-
-// a snapshot's state is a leaf: a step, a wait or a final
-const statusOf = (state: Procedure.AnyState): Status =>
-  state._tag === "Step" ? "running" : state._tag === "Wait" || state._tag === "Chart" ? "waiting" : state._tag === "Final" && state.outcome === "failed" ? "failed" : "succeeded"
-
-const next = (
-  machine: Machine,
-  now: number,
-  cause: Cause,
-  patch: Patch,
-  context: unknown,
-  event?: unknown,
-  reason?: string
-): Output => {
-  const s = machine.snapshot
-  const p = patch as Readonly<Record<string, unknown>>
-  // built field by field rather than spread and patched: on the hot path, `{ ...s }` with
-  // `delete` made a slow dictionary object per transition. Required fields first, then the
-  // optional ones that are set, always in this order, so snapshots share a few shapes.
-  const snapshot: { -readonly [K in keyof Snapshot]: Snapshot[K] } = {
-    id: s.id,
-    procedure: s.procedure,
-    version: s.version,
-    state: patch.state ?? s.state,
-    status: patch.status,
-    context: "context" in p ? patch.context : s.context,
-    visit: patch.visit ?? s.visit,
-    attempt: patch.attempt ?? s.attempt,
-    seq: s.seq + 1,
-    rowVersion: s.rowVersion + 1,
-    startedAt: s.startedAt,
-    enteredAt: patch.enteredAt ?? s.enteredAt,
-    updatedAt: now
-  }
-  if (s.tenant !== undefined) snapshot.tenant = s.tenant
-  if (s.parentId !== undefined) snapshot.parentId = s.parentId
-  if (s.idempotencyKey !== undefined) snapshot.idempotencyKey = s.idempotencyKey
-  if (s.fingerprint !== undefined) snapshot.fingerprint = s.fingerprint
-  const outcome = "outcome" in p ? patch.outcome : s.outcome
-  if (outcome !== undefined) snapshot.outcome = outcome
-  const error = "error" in p ? patch.error : s.error
-  if (error !== undefined) snapshot.error = error
-  const timerDueAt = "timerDueAt" in p ? patch.timerDueAt : s.timerDueAt
-  if (timerDueAt !== undefined) snapshot.timerDueAt = timerDueAt
-  const compensateTo = "compensateTo" in p ? patch.compensateTo : s.compensateTo
-  if (compensateTo !== undefined) snapshot.compensateTo = compensateTo
-  const history = patch.history ?? s.history
-  if (history !== undefined) snapshot.history = history
-  const transition: { -readonly [K in keyof Transition]: Transition[K] } = {
-    executionId: s.id,
-    seq: s.seq + 1,
-    from: s.state,
-    to: snapshot.state,
-    status: snapshot.status,
-    cause,
-    at: now,
-    duration: Math.max(0, now - s.enteredAt)
-  }
-  if (event !== undefined) transition.event = event
-  if (reason !== undefined) transition.reason = reason
-  return { _tag: "Next", machine: { snapshot, context }, transition }
-}
-
-/** Fields to set; `undefined` removes a field. */
-type Patch = { readonly [K in keyof Snapshot]?: Snapshot[K] | undefined } & { readonly status: Status }
+export type { Input, Machine, Output } from "./transitionParts.js"
+export { errorInfo } from "./transitionParts.js"
+import type { Input, Machine, Output, Patch } from "./transitionParts.js"
+import { errorInfo, failedHint, failForGood, guardRefused, handled, next, reject, statusOf } from "./transitionParts.js"
 
 /** What an entry needs besides its target. */
 interface EnterExtra {
@@ -380,20 +283,6 @@ const stepFailedOrDiscard = (
   return transition(compiled, machine, { _tag: "StepFailed", error: errorInfo(failure), compensable }, now)
 }
 
-const reject = (machine: Machine, operation: string, hint: string): Output => ({
-  _tag: "Reject",
-  error: new InvalidTransition({
-    executionId: machine.snapshot.id,
-    operation,
-    status: machine.snapshot.status,
-    state: machine.snapshot.state,
-    hint
-  })
-})
-
-const failForGood = (compensable: boolean) =>
-  compensable ? { status: "compensating" as const, compensateTo: "failed" as const } : { status: "failed" as const }
-
 /** The pure transition function. */
 export const transition = (compiled: Compiled, machine: Machine, input: Input, now: number): Output => {
   const s = machine.snapshot
@@ -574,24 +463,4 @@ const command = (
   }
 }
 
-/** The error-log message of an event a guard refused: it names the guard (by its function's name, when it has one). */
-const guardRefused = (guard: (...args: ReadonlyArray<never>) => unknown, tag: string, state: string): string =>
-  `event "${tag}" was refused by the guard of on.${tag} in state "${state}"${
-    guard.name === "" || guard.name === "guard" ? "" : ` (${guard.name})`
-  }; it was discarded and the execution still waits`
 
-/**
- * The hint of a step that failed for good under `onFailure: "fail"`: the execution ends
- * `failed`, where retry and skip are refused, so it names what a person can do instead.
- */
-const failedHint = (compensable: boolean): string =>
-  `The execution ${compensable ? "runs the compensations of its completed steps, then " : ""}ends failed, ` +
-  `which takes no more commands: fix the cause and start a new execution, or give the step ` +
-  `\`onFailure: "intervene"\` to have it stop for a person instead.`
-
-/**
- * A person's command that moves an execution on from `needs_intervention` removes the
- * intervention's error from the snapshot: its hint (retry, skip, ...) is about a status
- * the execution has left. The error log keeps the step's failed attempts.
- */
-const handled = (status: Status): { readonly error?: undefined } => status === "needs_intervention" ? { error: undefined } : {}

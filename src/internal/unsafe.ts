@@ -6,9 +6,11 @@
 import type { Duration } from "effect"
 import { Schema } from "effect"
 import { DefinitionError } from "../Errors.js"
-import type { AnyState, StepOptions } from "./states.js"
+import type { AnyState } from "./states.js"
+import type { StepOptions } from "./step.js"
 import { compound, history } from "./compound.js"
-import { final, ownRecord, step, wait } from "./states.js"
+import { final, ownRecord, wait } from "./states.js"
+import { step } from "./step.js"
 
 /**
  * A step, described by plain values: the fields of `Procedure.step`'s options.

@@ -1,0 +1,145 @@
+/**
+ * The transition function's vocabulary: its inputs and outputs, how the next snapshot and
+ * history row are built from a patch, and the refusals and messages its rules share
+ * (`transition.ts` has the rules).
+ */
+import type { Cause, ErrorInfo, Snapshot, Status, Transition } from "../Execution.js"
+import { describe, InvalidTransition } from "../Errors.js"
+import type * as Procedure from "../Procedure.js"
+
+/** The actor's view of an execution: the committed snapshot and its decoded context. */
+export interface Machine {
+  readonly snapshot: Snapshot
+  readonly context: unknown
+}
+
+export type Input =
+  | { readonly _tag: "StepSucceeded"; readonly result: unknown; readonly compensable: boolean }
+  | { readonly _tag: "StepFailed"; readonly error: ErrorInfo; readonly compensable: boolean }
+  | { readonly _tag: "Event"; readonly event: { readonly _tag: string }; readonly encoded: unknown; readonly compensable?: boolean }
+  | { readonly _tag: "TimerFired"; readonly compensable?: boolean }
+  | { readonly _tag: "Pause" }
+  | { readonly _tag: "Resume" }
+  | { readonly _tag: "Cancel"; readonly reason?: string | undefined }
+  | { readonly _tag: "Rollback"; readonly compensable: boolean }
+  | { readonly _tag: "Retry" }
+  | { readonly _tag: "Skip"; readonly state: string; readonly compensable?: boolean }
+  | { readonly _tag: "Compensated" }
+  | { readonly _tag: "GiveUp"; readonly error: ErrorInfo }
+  | { readonly _tag: "LoopLimit"; readonly error: ErrorInfo; readonly compensable: boolean }
+
+export type Output =
+  | { readonly _tag: "Next"; readonly machine: Machine; readonly transition: Transition }
+  /** the event is consumed without a transition (the state does not accept it) */
+  | { readonly _tag: "Discard"; readonly reason: ErrorInfo }
+  | { readonly _tag: "Reject"; readonly error: InvalidTransition }
+
+export const errorInfo = (error: unknown): ErrorInfo => {
+  const tag = typeof error === "object" && error !== null && typeof (error as { _tag?: unknown })._tag === "string"
+    ? (error as { _tag: string })._tag
+    : error instanceof Error
+    ? error.name
+    : "Error"
+  return { tag, message: describe(error) }
+}
+
+// a snapshot's state is a leaf: a step, a wait or a final
+export const statusOf = (state: Procedure.AnyState): Status =>
+  state._tag === "Step" ? "running" : state._tag === "Wait" || state._tag === "Chart" ? "waiting" : state._tag === "Final" && state.outcome === "failed" ? "failed" : "succeeded"
+
+export const next = (
+  machine: Machine,
+  now: number,
+  cause: Cause,
+  patch: Patch,
+  context: unknown,
+  event?: unknown,
+  reason?: string
+): Output => {
+  const s = machine.snapshot
+  const p = patch as Readonly<Record<string, unknown>>
+  // built field by field rather than spread and patched: on the hot path, `{ ...s }` with
+  // `delete` made a slow dictionary object per transition. Required fields first, then the
+  // optional ones that are set, always in this order, so snapshots share a few shapes.
+  const snapshot: { -readonly [K in keyof Snapshot]: Snapshot[K] } = {
+    id: s.id,
+    procedure: s.procedure,
+    version: s.version,
+    state: patch.state ?? s.state,
+    status: patch.status,
+    context: "context" in p ? patch.context : s.context,
+    visit: patch.visit ?? s.visit,
+    attempt: patch.attempt ?? s.attempt,
+    seq: s.seq + 1,
+    rowVersion: s.rowVersion + 1,
+    startedAt: s.startedAt,
+    enteredAt: patch.enteredAt ?? s.enteredAt,
+    updatedAt: now
+  }
+  if (s.tenant !== undefined) snapshot.tenant = s.tenant
+  if (s.parentId !== undefined) snapshot.parentId = s.parentId
+  if (s.idempotencyKey !== undefined) snapshot.idempotencyKey = s.idempotencyKey
+  if (s.fingerprint !== undefined) snapshot.fingerprint = s.fingerprint
+  const outcome = "outcome" in p ? patch.outcome : s.outcome
+  if (outcome !== undefined) snapshot.outcome = outcome
+  const error = "error" in p ? patch.error : s.error
+  if (error !== undefined) snapshot.error = error
+  const timerDueAt = "timerDueAt" in p ? patch.timerDueAt : s.timerDueAt
+  if (timerDueAt !== undefined) snapshot.timerDueAt = timerDueAt
+  const compensateTo = "compensateTo" in p ? patch.compensateTo : s.compensateTo
+  if (compensateTo !== undefined) snapshot.compensateTo = compensateTo
+  const history = patch.history ?? s.history
+  if (history !== undefined) snapshot.history = history
+  const transition: { -readonly [K in keyof Transition]: Transition[K] } = {
+    executionId: s.id,
+    seq: s.seq + 1,
+    from: s.state,
+    to: snapshot.state,
+    status: snapshot.status,
+    cause,
+    at: now,
+    duration: Math.max(0, now - s.enteredAt)
+  }
+  if (event !== undefined) transition.event = event
+  if (reason !== undefined) transition.reason = reason
+  return { _tag: "Next", machine: { snapshot, context }, transition }
+}
+
+/** Fields to set; `undefined` removes a field. */
+export type Patch = { readonly [K in keyof Snapshot]?: Snapshot[K] | undefined } & { readonly status: Status }
+
+export const reject = (machine: Machine, operation: string, hint: string): Output => ({
+  _tag: "Reject",
+  error: new InvalidTransition({
+    executionId: machine.snapshot.id,
+    operation,
+    status: machine.snapshot.status,
+    state: machine.snapshot.state,
+    hint
+  })
+})
+
+export const failForGood = (compensable: boolean) =>
+  compensable ? { status: "compensating" as const, compensateTo: "failed" as const } : { status: "failed" as const }
+
+/** The error-log message of an event a guard refused: it names the guard (by its function's name, when it has one). */
+export const guardRefused = (guard: (...args: ReadonlyArray<never>) => unknown, tag: string, state: string): string =>
+  `event "${tag}" was refused by the guard of on.${tag} in state "${state}"${
+    guard.name === "" || guard.name === "guard" ? "" : ` (${guard.name})`
+  }; it was discarded and the execution still waits`
+
+/**
+ * The hint of a step that failed for good under `onFailure: "fail"`: the execution ends
+ * `failed`, where retry and skip are refused, so it names what a person can do instead.
+ */
+export const failedHint = (compensable: boolean): string =>
+  `The execution ${compensable ? "runs the compensations of its completed steps, then " : ""}ends failed, ` +
+  `which takes no more commands: fix the cause and start a new execution, or give the step ` +
+  `\`onFailure: "intervene"\` to have it stop for a person instead.`
+
+/**
+ * A person's command that moves an execution on from `needs_intervention` removes the
+ * intervention's error from the snapshot: its hint (retry, skip, ...) is about a status
+ * the execution has left. The error log keeps the step's failed attempts.
+ */
+export const handled = (status: Status): { readonly error?: undefined } => status === "needs_intervention" ? { error: undefined } : {}
