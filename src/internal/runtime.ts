@@ -26,6 +26,7 @@ import type { RuntimeService } from "../Runtime.js"
 import type { HistoryOptions, StoreService } from "../Store.js"
 import * as Actor from "./actor.js"
 import { ClusterHooks } from "./clusterHooks.js"
+import * as Audit from "./audit.js"
 import * as Background from "./background.js"
 import * as Children from "./children.js"
 import * as Configuration from "./configuration.js"
@@ -36,7 +37,6 @@ import { EventWaiters } from "./eventWaiters.js"
 import type { CommandError, CommandInput, Handle } from "./handle.js"
 import { executionsStarted } from "./metrics.js"
 import * as Regions from "./regions.js"
-import * as Replay from "./replay.js"
 import type { Shared } from "./shared.js"
 import { shuttingDownWait } from "./shared.js"
 import * as Spans from "./spans.js"
@@ -480,34 +480,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   yield* Effect.forkScoped(Background.passivatedTimers(shared, activate))
   yield* Background.retention(store, options.retention)
 
-  const exportHistory = (id: string) =>
-    Effect.gen(function*() {
-      const snapshot = yield* getSnapshot(id)
-      const [history, errors] = yield* Effect.all([store.history(id), store.errors(id)])
-      const lines = [JSON.stringify({ type: "execution", snapshot })]
-      for (const t of history) lines.push(JSON.stringify({ type: "transition", ...t }))
-      for (const e of errors) lines.push(JSON.stringify({ type: "error", ...e }))
-      return lines.join("\n") + "\n"
-    })
-
-  const verifyExport = (jsonl: string) =>
-    Effect.gen(function*() {
-      const parsed = Replay.parseExport(jsonl)
-      if (Either.isLeft(parsed)) return yield* new ValidationError({ procedure: "(export)", subject: "input", issue: parsed.left })
-      const { history, snapshot } = parsed.right
-      const compiled = lookup(snapshot)
-      if (compiled === undefined) {
-        return yield* new DefinitionError({
-          procedure: snapshot.procedure,
-          reason: unavailable(snapshot)
-        })
-      }
-      return Replay.verify(compiled, snapshot, history)
-    })
-
-  const verify = (id: string) => Effect.flatMap(exportHistory(id), verifyExport).pipe(
-    Effect.catchTag("ValidationError", (e) => Effect.die(e))
-  )
+  const { exportHistory, verify, verifyExport } = Audit.make(store, getSnapshot, lookup, unavailable)
 
   if (cluster !== undefined) {
     cluster.current = {
