@@ -3,13 +3,12 @@
 // top-level final as the execution's end, and the documents fromSCXML refuses.
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Schema, Scope, TestClock } from "effect"
-import * as fs from "node:fs"
 import { HttpClient } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { DefinitionError, Execution, Procedure, Runtime, Store } from "proctor"
 import * as Out from "../src/cli/output.js"
 import * as Server from "../src/http/Server.js"
-import { listTests, prepareDurable, recordingStore, runDurable, suiteFolder } from "./fixtures/scxmlSuite.js"
+import { documented, listTests, prepareDurable, recordingStore, runDurable, suiteFolder, tally, w3cOracleIsLegacy } from "./fixtures/scxmlSuite.js"
 
 /** Every test known to fail through the runtime, with why. A test that starts passing must leave this list. */
 const refusedInvoke = "it uses <invoke>, which fromSCXML refuses: child sessions are not run durably (use Procedure.child)"
@@ -28,8 +27,6 @@ const expectedFailures: Readonly<Record<string, string>> = {
   "w3c-ecma/test452.txml": "its data model holds an object made by a constructor (new testobject()), which the durable context cannot store " +
     "(plain objects, arrays, functions and XML only): the start is refused with a ValidationError"
 }
-/** As in test/scxml.test.ts: these two are checked against their W3C (`legacySemantics`) script. */
-const w3cOracleIsLegacy: ReadonlyArray<string> = ["more-parallel/test10", "more-parallel/test10b"]
 
 const scxml = (body: string, attrs = `name="test"`) =>
   `<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="ecmascript" ${attrs}>${body}</scxml>`
@@ -256,26 +253,14 @@ describe("SCXML conformance through the durable runtime", () => {
       const results = yield* Effect.forEach(prepared, (p) => Effect.map(runDurable(p), (failure) => ({ test: p.test, failure }))).pipe(
         Effect.provide(suiteLayer)
       )
-      const bySection = new Map<string, { passed: number; total: number }>()
-      const unexpected: Array<string> = []
-      for (const { failure, test } of results) {
-        const section = bySection.get(test.section) ?? { passed: 0, total: 0 }
-        section.total++
-        if (failure === undefined) section.passed++
-        bySection.set(test.section, section)
-        const known = expectedFailures[test.name]
-        if (failure !== undefined && known === undefined) unexpected.push(`${test.name} fails: ${failure}`)
-        if (failure === undefined && known !== undefined) unexpected.push(`${test.name} passes now: remove it from expectedFailures`)
-      }
+      const { bySection, passed, unexpected } = tally(results, expectedFailures)
       assert.deepStrictEqual(unexpected, [])
       // docs/statecharts.md's per-section table says what this run measured, in its "durable" column
-      const documented = new Map(
-        [...fs.readFileSync("docs/statecharts.md", "utf8").matchAll(/^\| ([\w+-]+)(?: \(W3C IRP tests\))? \| (\d+) \| (\d+) \| (\d+) \|$/gm)]
-          .map((m) => [m[1]!, { passed: Number(m[3]), total: Number(m[4]) }])
+      assert.deepStrictEqual(
+        documented("durable", Object.keys(bySection)),
+        bySection,
+        "the durable column of the table in docs/statecharts.md is out of date"
       )
-      const table = Object.fromEntries([...bySection.keys()].map((name) => [name, documented.get(name)]))
-      assert.deepStrictEqual(table, Object.fromEntries(bySection), "the durable column of the table in docs/statecharts.md is out of date")
-      const passed = [...bySection.values()].reduce((n, s) => n + s.passed, 0)
       assert.strictEqual(passed + Object.keys(expectedFailures).length, results.length)
     }), { timeout: 300_000 })
 })

@@ -3,7 +3,6 @@
 // scripts/scxml-tests.mjs, once, into .cache/scxml/), and the promises the durable runtime
 // will build on: plans in SCXML order, plain snapshots, bounded loops, refused hostile input.
 import { assert, describe, it } from "@effect/vitest"
-import * as fs from "node:fs"
 import { MacrostepLimitError, planMicrostep, planStart, selectTransitions, transitionsAt } from "../src/internal/chart/algorithm.js"
 import type { PlanStep } from "../src/internal/chart/algorithm.js"
 import { ChartError, makeChart, matchesEvent } from "../src/internal/chart/model.js"
@@ -11,7 +10,7 @@ import type { StateDefinition } from "../src/internal/chart/model.js"
 import { parseScxml, ScxmlError } from "../src/internal/chart/scxml.js"
 import { EventLimitError, ScxmlSession } from "../src/internal/chart/session.js"
 import { XmlError } from "../src/internal/chart/xml.js"
-import { listTests, runTest, suiteFolder } from "./fixtures/scxmlSuite.js"
+import { documented, listTests, runTest, suiteFolder, tally, w3cOracleIsLegacy } from "./fixtures/scxmlSuite.js"
 
 const manual = "a manual test (the tester reads the log); its script expects a state \"pass\" the document does not have"
 /** Every test known to fail, with why. A test that starts passing must leave this list. */
@@ -23,11 +22,6 @@ const expectedFailures: Readonly<Record<string, string>> = {
   "w3c-ecma/test307.txml": manual,
   "w3c-ecma/test557.txml": "its <data src> file test557.txt has text after the root element (\" }\"): not well-formed XML, so the value stays text"
 }
-/**
- * Tests whose main script follows SCION's own semantics where it departs from the W3C
- * algorithm; their `legacySemantics` script is the W3C result (see docs/statecharts.md).
- */
-const w3cOracleIsLegacy: ReadonlyArray<string> = ["more-parallel/test10", "more-parallel/test10b"]
 /** The pass count reached; a lower one is a regression. */
 const minimumPasses = 310
 
@@ -35,27 +29,11 @@ describe("SCXML conformance (SCION and W3C tests)", () => {
   it("passes every test but the known failures, comparing whole configurations", () => {
     const tests = listTests(suiteFolder())
     assert.isAtLeast(tests.length, 316, "the package's tests were not all found")
-    const bySection = new Map<string, { passed: number; total: number }>()
-    const unexpected: Array<string> = []
-    for (const test of tests) {
-      const failure = runTest(test, w3cOracleIsLegacy.includes(test.name))
-      const section = bySection.get(test.section) ?? { passed: 0, total: 0 }
-      section.total++
-      if (failure === undefined) section.passed++
-      bySection.set(test.section, section)
-      const known = expectedFailures[test.name]
-      if (failure !== undefined && known === undefined) unexpected.push(`${test.name} fails: ${failure}`)
-      if (failure === undefined && known !== undefined) unexpected.push(`${test.name} passes now: remove it from expectedFailures`)
-    }
-    const passed = [...bySection.values()].reduce((n, s) => n + s.passed, 0)
+    const results = tests.map((test) => ({ test, failure: runTest(test, w3cOracleIsLegacy.includes(test.name)) }))
+    const { bySection, passed, unexpected } = tally(results, expectedFailures)
     assert.deepStrictEqual(unexpected, [])
     // docs/statecharts.md's per-section table says what this run measured
-    const documented = new Map(
-      [...fs.readFileSync("docs/statecharts.md", "utf8").matchAll(/^\| ([\w+-]+)(?: \(W3C IRP tests\))? \| (\d+) \| (\d+) \| (\d+) \|$/gm)]
-        .map((m) => [m[1]!, { passed: Number(m[2]), total: Number(m[4]) }])
-    )
-    const table = Object.fromEntries([...bySection.keys()].map((name) => [name, documented.get(name)]))
-    assert.deepStrictEqual(table, Object.fromEntries(bySection), "the table in docs/statecharts.md is out of date")
+    assert.deepStrictEqual(documented("engine", Object.keys(bySection)), bySection, "the table in docs/statecharts.md is out of date")
     assert.isAtLeast(passed, minimumPasses)
     assert.strictEqual(passed + Object.keys(expectedFailures).length, tests.length)
   })
