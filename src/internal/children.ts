@@ -6,7 +6,7 @@
 import { Cause, Effect, Either, Option } from "effect"
 import type { Fiber } from "effect"
 import { ChildFailed, DefinitionError } from "../Errors.js"
-import type { ExecutionNotFound, StoreError } from "../Errors.js"
+import type { StoreError } from "../Errors.js"
 import type { ExecutionId, Snapshot } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import type * as Procedure from "../Procedure.js"
@@ -27,7 +27,6 @@ export interface Deps {
   readonly registry: ReadonlyMap<string, Compiled>
   /** the definition of an execution whose run is in memory (a parent in its attempt) */
   readonly running: (id: string) => Compiled | undefined
-  readonly getSnapshot: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | StoreError>
   readonly lookup: (snapshot: Snapshot) => Compiled | undefined
   readonly start: (procedure: Procedure.Any, input: unknown, opts?: StartOptions) => Effect.Effect<ExecutionId, unknown>
   readonly await: (id: string) => Effect.Effect<Snapshot, unknown>

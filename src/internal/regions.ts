@@ -124,7 +124,6 @@ export interface Deps {
   readonly running: (id: string) => Compiled | undefined
   readonly start: (procedure: Procedure.Any, input: unknown, opts?: StartOptions) => Effect.Effect<ExecutionId, unknown>
   readonly await: (id: string) => Effect.Effect<Snapshot, unknown>
-  readonly getSnapshot: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | StoreError>
   readonly lookup: (snapshot: Snapshot) => Compiled | undefined
   /** ends (or pauses) an execution if it still runs: what refuses (it ended, it never started) is fine */
   readonly end: (id: string, how: "Pause" | "Cancel" | "Rollback", reason: string) => Effect.Effect<void>
@@ -256,16 +255,12 @@ export const make = (deps: Deps) => {
   }
 
   /**
-   * Where an event sent to `id` goes: `undefined` for its own inbox, or the regions of the
-   * parallel state it is in whose procedures take the event's tag in one of their waits.
+   * Where an event sent to the execution of `snapshot` goes: `undefined` for its own inbox,
+   * or the regions of the parallel state it is in whose procedures take the event's tag in
+   * one of their waits.
    */
-  const receivers = (id: string, event: unknown) =>
-    !any ? Effect.succeed(undefined) : Effect.map(deps.getSnapshot(id), (snapshot) => {
-      const to = receiversOf(snapshot, event)
-      return to === undefined ? undefined : { snapshot, ...to }
-    })
-
-  const receiversOf = (snapshot: Snapshot, event: unknown) => {
+  const receivers = (snapshot: Snapshot, event: unknown) => {
+    if (!any) return undefined
     const compiled = deps.lookup(snapshot)
     if (compiled === undefined || isTerminal(snapshot.status)) return undefined
     const spec = parallelOf(stateOf(compiled.def, snapshot.state))
@@ -273,7 +268,7 @@ export const make = (deps: Deps) => {
     if (spec === undefined || typeof tag !== "string") return undefined
     const regions = regionsOf(compiled.def, spec, snapshot.state, `${snapshot.id}/${snapshot.state}/${snapshot.visit}`)
       .filter((r) => r.compiled !== undefined && accepts(r.compiled.def.states, tag))
-    return regions.length === 0 ? undefined : { tag, regions }
+    return regions.length === 0 ? undefined : { snapshot, tag, regions }
   }
 
   /**
@@ -315,7 +310,7 @@ export const make = (deps: Deps) => {
 
   /** `sendAndWait` waits for one execution's answer: to a parent whose regions take the event, it is refused. */
   const refuseWait = (snapshot: Snapshot, event: unknown): InvalidTransition | undefined => {
-    const to = any ? receiversOf(snapshot, event) : undefined
+    const to = receivers(snapshot, event)
     return to === undefined ? undefined : new InvalidTransition({
       executionId: snapshot.id,
       operation: `send and wait "${to.tag}" to`,

@@ -189,7 +189,6 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     store,
     registry,
     running: (id) => handles.get(id)?.cached?.compiled,
-    getSnapshot: (id) => getSnapshot(id),
     lookup: (snapshot) => lookup(snapshot),
     start: (procedure, input, opts) => start(procedure, input, opts),
     await: (id) => awaitExecution(id),
@@ -359,10 +358,12 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     id: string,
     event: unknown,
     refuseFirst: ((snapshot: Snapshot) => E | undefined) | undefined,
-    span: Tracer.Span | undefined
+    span: Tracer.Span | undefined,
+    /** the snapshot the caller has just read, to not read it again */
+    read?: Snapshot
   ) =>
     Effect.gen(function*() {
-      const snapshot = yield* getSnapshot(id)
+      const snapshot = read ?? (yield* getSnapshot(id))
       const compiled = lookup(snapshot)
       if (compiled === undefined) {
         return yield* new InvalidTransition({
@@ -410,10 +411,12 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
 
   /** To the execution's inbox, or, while it is in a parallel state whose regions take the event, to theirs. */
   const sendTo = (id: string, event: unknown, span: Tracer.Span | undefined): Effect.Effect<void, ExecutionNotFound | ValidationError | InvalidTransition | StoreError> =>
-    Effect.flatMap(children.receivers(id, event), (to) =>
-      to === undefined
-        ? Effect.zipRight(enqueue(id, event, undefined, span), wake(id, span))
-        : children.forward(to, (region) => sendTo(region, event, span)))
+    Effect.flatMap(getSnapshot(id), (snapshot) => {
+      const to = children.receivers(snapshot, event)
+      return to === undefined
+        ? Effect.zipRight(enqueue(id, event, undefined, span, snapshot), wake(id, span))
+        : children.forward(to, (region) => sendTo(region, event, span))
+    })
 
   /**
    * Sends an event and waits until the actor has consumed or discarded it. The event is
