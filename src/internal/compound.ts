@@ -3,10 +3,8 @@
  * `Procedure.history`) and the walks over a tree by full dotted path that the checks, the
  * compiler and the transition function share.
  */
-import type { Action, Always, AnyState, Compound, EventHandler, Handler, History, Paths, RequirementsOf, State, TargetsIn } from "./states.js"
+import type { Action, Always, AnyState, Compound, EventHandler, Handler, History, Paths, RequirementsOf, State, Tags, TargetsIn } from "./states.js"
 import { handlerFrom, ownRecord, stateOf } from "./states.js"
-
-type Tags<Ev> = Ev extends { readonly _tag: infer K extends string } ? K : never
 
 /**
  * Options of a compound state.

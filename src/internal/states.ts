@@ -270,7 +270,8 @@ export type State<C, Ev> = Step<string, C, any, any, any> | Wait<string, C, Ev> 
  */
 export type AnyState = Step<string, any, any, any, any> | Wait<string, any, any> | Final | Compound<string, any, any> | History | Chart
 
-type Tags<Ev> = Ev extends { readonly _tag: infer K extends string } ? K : never
+/** The tags of a union of tagged events. */
+export type Tags<Ev> = Ev extends { readonly _tag: infer K extends string } ? K : never
 
 // The phantoms are optional properties, so without `exactOptionalPropertyTypes` (a
 // consumer's default flags) `infer` also yields `undefined`: it is never a target, so it is dropped.
