@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import { Duration, Schema } from "effect"
 
 /**
  * A step ran past its `timeout`.
@@ -261,6 +261,96 @@ export class RegionFailed extends Schema.TaggedError<RegionFailed>()("RegionFail
 }
 
 /**
+ * A step's attempt was not made because the circuit breaker of the dependency it names
+ * (`Procedure.step({ dependency })`) is open: the dependency failed too often lately, and
+ * calls to it fail fast until `retryAfter` has passed (its cool-down), when a few probe
+ * calls test it again. It is transient for the step (its `retry` Schedule backs off and
+ * tries again); the breaker's state is per process (see docs/production.md).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen", {
+  dependency: Schema.String,
+  /** how long until the breaker lets a probe call through */
+  retryAfter: Schema.DurationFromMillis
+}) {
+  override get message(): string {
+    return `The circuit breaker of dependency "${this.dependency}" is open: it failed too often lately, so the call ` +
+      `was not made. Probe calls go through in ${formatDuration(this.retryAfter)}; the step's retry Schedule tries again, ` +
+      `so give it a backoff longer than the breaker's coolDown if the step should outlast an outage.`
+  }
+}
+
+/**
+ * A step's attempt was not made because the bulkhead of the dependency it names is full:
+ * `concurrency` attempts run and `queue` more wait already. Transient for the step (its
+ * `retry` Schedule backs off and tries again).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BulkheadFull extends Schema.TaggedError<BulkheadFull>()("BulkheadFull", {
+  dependency: Schema.String,
+  concurrency: Schema.Number,
+  queue: Schema.Number
+}) {
+  override get message(): string {
+    return `The bulkhead of dependency "${this.dependency}" is full: ${this.concurrency} calls run and ${this.queue} wait, ` +
+      `so the call was not made. The step's retry Schedule tries again; raise the bulkhead's \`queue\` or ` +
+      `\`concurrency\` if the dependency can take more.`
+  }
+}
+
+/**
+ * A step's attempt was not made because the rate limit of the dependency it names would
+ * let it through only after the attempt's timeout: it may call again after `retryAfter`.
+ * Transient for the step (its `retry` Schedule backs off and tries again).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
+  dependency: Schema.String,
+  retryAfter: Schema.DurationFromMillis
+}) {
+  override get message(): string {
+    return `The rate limit of dependency "${this.dependency}" lets the next call through in ${formatDuration(this.retryAfter)}, ` +
+      `after the step's timeout, so the call was not made. The step's retry Schedule tries again; raise the step's ` +
+      `\`timeout\` to let it wait for its turn instead.`
+  }
+}
+
+/**
+ * `Runtime.start` was refused: the tenant (or the procedure) is over a quota of
+ * `Runtime.layer({ quotas })`, its start rate (`limit` `"rate"`) or its number of
+ * executions that have not ended (`limit` `"concurrent"`). Nothing was written. Try again
+ * after `retryAfter`, or pass `waitForQuota` to `Runtime.start` to wait for room.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class QuotaExceeded extends Schema.TaggedError<QuotaExceeded>()("QuotaExceeded", {
+  procedure: Schema.String,
+  /** the tenant whose quota is used up; absent when it is the procedure's */
+  tenant: Schema.optional(Schema.String),
+  limit: Schema.Literal("rate", "concurrent"),
+  /** the quota, in words ("10 starts per 1s", "5 executions at once") */
+  quota: Schema.String,
+  retryAfter: Schema.DurationFromMillis
+}) {
+  override get message(): string {
+    const whose = this.tenant === undefined ? `procedure "${this.procedure}"` : `tenant "${this.tenant}"`
+    const why = this.limit === "rate"
+      ? `${whose} is over its start rate (${this.quota})`
+      : `${whose} has ${this.quota} that have not ended`
+    return `Starting "${this.procedure}" was refused: ${why}; nothing was written. Retry after ` +
+      `${formatDuration(this.retryAfter)}${this.limit === "concurrent" ? " (or when one of them ends)" : ""}, or pass ` +
+      `\`waitForQuota\` to Runtime.start to wait for room.`
+  }
+}
+
+/**
  * A procedure definition is wrong in a way its types cannot show: an unknown initial
  * state, an unreachable state, or no way to reach a final state.
  *
@@ -317,6 +407,13 @@ export type ProctorError =
   | StoreError
   | VersionConflict
   | SendTimeout
+  | CircuitOpen
+  | BulkheadFull
+  | RateLimited
+  | QuotaExceeded
+
+/** a Duration in words, rounded up to the millisecond ("1s 500ms") */
+const formatDuration = (d: Duration.Duration): string => Duration.format(Duration.millis(Math.ceil(Duration.toMillis(d))))
 
 /** @internal */
 export const describe = (u: unknown): string => {

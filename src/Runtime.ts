@@ -18,6 +18,7 @@ import type {
   VersionConflict
 } from "./Errors.js"
 import type { ErrorEntry, ExecutionEvent, ExecutionId, ListFilter, Snapshot, Transition } from "./Execution.js"
+import type * as Dependency from "./Dependency.js"
 import type * as Procedure from "./Procedure.js"
 import type { HistoryOptions } from "./Store.js"
 import { Store } from "./Store.js"
@@ -153,6 +154,12 @@ export interface RuntimeService {
   /** Whether the store is reachable, since when it is not, its last error, and how many executions wait for it. */
   readonly health: Effect.Effect<Health>
   /**
+   * The dependencies the registered procedures' steps name (`Dependency.make`), as this
+   * process sees them: each breaker's state, bulkhead and rate limit, and counts of calls,
+   * failures and refusals. The state is per process: another runner keeps its own.
+   */
+  readonly dependencies: Effect.Effect<ReadonlyArray<Dependency.Status>>
+  /**
    * The execution and its whole history as JSON Lines: an `execution` line with the
    * snapshot, then one `transition` line per transition and one `error` line per error.
    */
@@ -253,6 +260,13 @@ export const verifyExport = (jsonl: string) => Effect.flatMap(Runtime, (r) => r.
  * @category accessors
  */
 export const health = Effect.flatMap(Runtime, (r) => r.health)
+/**
+ * The dependencies' breakers, bulkheads and rate limits in this process; see `Dependency.Status`.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const dependencies = Effect.flatMap(Runtime, (r) => r.dependencies)
 /** @since 0.1.0 @category accessors */
 export const errors = (id: string) => Effect.flatMap(Runtime, (r) => r.errors(id))
 /** @since 0.1.0 @category accessors */
@@ -279,7 +293,10 @@ export const watch = (id?: string): Stream.Stream<ExecutionEvent, never, Runtime
  * finished (tagged `outcome` with the terminal status), transitions, retries and actor
  * restarts; a gauge of actors in memory; a histogram of the time spent in a state (ms);
  * during a store outage, `storeUnavailable` (a gauge, 1 while the store is unavailable)
- * and `storeErrors` (a counter of store operations that failed because it was).
+ * and `storeErrors` (a counter of store operations that failed because it was); counters
+ * of circuit breaker state changes (tagged `dependency`, `state`), of step attempts a
+ * dependency refused (tagged `dependency`, `error`) and of starts a quota refused
+ * (tagged `limit`).
  *
  * @since 0.1.0
  * @category metrics
@@ -293,5 +310,8 @@ export const metrics = {
   activeActors: internalMetrics.activeActors,
   stateDuration: internalMetrics.stateDuration,
   storeUnavailable: internalMetrics.storeUnavailable,
-  storeErrors: internalMetrics.storeErrors
+  storeErrors: internalMetrics.storeErrors,
+  breakerChanges: internalMetrics.breakerTransitions,
+  dependencyRefused: internalMetrics.dependencyRejections,
+  quotaRefused: internalMetrics.quotaRejections
 } as const

@@ -5,6 +5,8 @@
  */
 
 /** @since 0.1.0 */
+export * as Dependency from "./Dependency.js"
+/** @since 0.1.0 */
 export * as Errors from "./Errors.js"
 /** @since 0.1.0 */
 export * from "./Errors.js"

@@ -1,5 +1,5 @@
 /** The runtime's metrics (names and descriptions are part of their keys). */
-import { Metric, MetricBoundaries } from "effect"
+import { Metric, MetricBoundaries, MetricLabel } from "effect"
 
 export const executionsStarted = Metric.counter("proctor_executions_started", { description: "executions started" })
 export const executionsFinished = Metric.counter("proctor_executions_finished", { description: "executions that ended, by outcome" })
@@ -24,3 +24,21 @@ export const finishedBy = (status: string) => {
   return counter
 }
 
+
+export const breakerTransitions = Metric.counter("proctor_breaker_changes", { description: "circuit breaker state changes, by dependency and new state" })
+export const dependencyRejections = Metric.counter("proctor_dependency_refused", { description: "step attempts a dependency's guard refused, by dependency and error" })
+export const quotaRejections = Metric.counter("proctor_quota_refused", { description: "starts refused by a quota, by limit (rate or concurrent)" })
+const tagged = new Map<string, Metric.Metric.Counter<number>>()
+const taggedWith = (counter: Metric.Metric.Counter<number>, key: string, tags: Readonly<Record<string, string>>) => {
+  let found = tagged.get(key)
+  if (found === undefined) {
+    found = Metric.taggedWithLabels(counter, Object.entries(tags).map(([k, v]) => MetricLabel.make(k, v)))
+    tagged.set(key, found)
+  }
+  return found
+}
+export const breakerChanges = (dependency: string, to: string) =>
+  taggedWith(breakerTransitions, `b/${dependency}/${to}`, { dependency, state: to })
+export const dependencyRefused = (dependency: string, error: string) =>
+  taggedWith(dependencyRejections, `d/${dependency}/${error}`, { dependency, error })
+export const quotaRefused = (limit: string) => taggedWith(quotaRejections, `q/${limit}`, { limit })

@@ -208,7 +208,7 @@ export class Run {
       this.spans,
       span,
       this.annotationsOf(stateName, attempt),
-      Effect.matchCauseEffect(this.restore(run), this.stepEnded)
+      Effect.matchCauseEffect(this.restore(state.dependency === undefined ? run : this.env.shared.dependencies.guard(state.dependency, run, deadline.at, state.isTransient)), this.stepEnded)
     )
   }
 

@@ -37,6 +37,7 @@ import { EventWaiters } from "./eventWaiters.js"
 import type { CommandError, CommandInput, Handle } from "./handle.js"
 import { executionsStarted } from "./metrics.js"
 import * as Regions from "./regions.js"
+import * as Resilience from "./resilience.js"
 import type { Shared } from "./shared.js"
 import { shuttingDownWait } from "./shared.js"
 import * as Spans from "./spans.js"
@@ -163,6 +164,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   }
   const unregistered = Children.checkRegistered(registry)
   if (Either.isLeft(unregistered)) return yield* unregistered.left
+  const dependencies = yield* Resilience.make(Array.from(registry.values(), (c) => c.def))
 
   const maxRestarts = options.supervision?.maxRestarts ?? 5
   const within = Duration.toMillis(options.supervision?.within ?? "1 minute")
@@ -256,7 +258,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
 
   const loads = yield* Effect.makeSemaphore(options.loadConcurrency ?? 64)
   const shared: Shared = {
-    store, outage, fork, forkAttempt, children, handles, deadlines, timerPoll, eventWaiters, loads, publish, lookup, unavailable, reported, counts, tracing, fast,
+    store, outage, fork, forkAttempt, children, handles, deadlines, timerPoll, eventWaiters, loads, publish, lookup, unavailable, reported, counts, tracing, fast, dependencies,
     settings: { maxRestarts, within, backoff, passivate, horizon, recoverWindow: Math.max(1, options.recoverWindow ?? 100_000) }
   }
   const supervisor = Supervisor.make(shared, (handle, restore) => actor.runActor(handle, restore))
@@ -522,6 +524,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     watch,
     activeCount: Effect.sync(() => counts.active),
     health: outage.health,
+    dependencies: dependencies.status,
     exportHistory,
     verify,
     verifyExport

@@ -9,6 +9,7 @@ import { StoreError } from "../Errors.js"
 import type { Snapshot, Transition } from "../Execution.js"
 import type { StoreService } from "../Store.js"
 import type { Deadlines } from "./deadlines.js"
+import type * as Resilience from "./resilience.js"
 import type { EventWaiters } from "./eventWaiters.js"
 import type { CommandInput, Handle } from "./handle.js"
 import type { ChildSpec, StepArgs } from "./states.js"
@@ -55,6 +56,8 @@ export interface Shared {
   readonly unavailable: (snapshot: Snapshot) => string
   /** procedure versions whose executions this runtime cannot run, reported once each */
   readonly reported: Set<string>
+  /** the dependencies steps name: the guard their attempts run through */
+  readonly dependencies: Resilience.Registry
   /** whether Proctor makes its own spans (`tracing` option) */
   readonly tracing: boolean
   /** whether spans and annotations may be set through Effect's fiber internals (`Spans.checkInternals`) */

@@ -6,6 +6,7 @@
  */
 import { Duration } from "effect"
 import type { Effect, Schedule } from "effect"
+import type { Dependency } from "../Dependency.js"
 import type { Chart } from "./chartState.js"
 import { decodeDuration } from "./durations.js"
 
@@ -103,6 +104,8 @@ export interface Step<T extends string, C, A, E, R> {
   readonly compensateTimeout: Duration.Duration
   /** a child state (`Procedure.child`): the run starts the child instead of calling `run` */
   readonly child?: ChildSpec | undefined
+  /** the dependency whose breaker, bulkhead and rate limit each attempt goes through (see `Dependency`) */
+  readonly dependency?: Dependency | undefined
   /** @internal what `step` found wrong with its options (a NaN timeout, ...); `validate` refuses the procedure */
   readonly "~invalid"?: ReadonlyArray<string> | undefined
   readonly onEnter?: ReadonlyArray<Action<C, unknown>> | undefined

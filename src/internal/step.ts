@@ -5,7 +5,9 @@
 import { Duration, Schedule } from "effect"
 import type { Effect } from "effect"
 import type { TimeoutError } from "../Errors.js"
+import type { Dependency } from "../Dependency.js"
 import { decodeDuration } from "./durations.js"
+import { guardTags } from "./resilience.js"
 import type { Action, OnFailure, Step, StepArgs } from "./states.js"
 import { actionsOf } from "./states.js"
 
@@ -55,6 +57,12 @@ export interface StepOptions<T extends string, F extends string, C, A, E, R> {
    * @default ["TimeoutError"]
    */
   readonly transient?: ReadonlyArray<string> | ((error: E | TimeoutError) => boolean) | undefined
+  /**
+   * the dependency the step calls (`Dependency.make`): each attempt goes through its
+   * circuit breaker, bulkhead and rate limit, whose errors (`CircuitOpen`, `BulkheadFull`,
+   * `RateLimited`) are always transient. The attempt's `timeout` covers its waits there.
+   */
+  readonly dependency?: Dependency | undefined
   /** what to do when the step fails for good. @default "fail" */
   readonly onFailure?: OnFailure<F> | undefined
   /** undoes the step's effect; runs in reverse order when the execution fails for good or is rolled back */
@@ -91,6 +99,7 @@ export const step = <C, A, E, R, const T extends string, const F extends string 
       return tag !== undefined && transient.includes(tag)
     }
   const invalid: Array<string> = []
+  const dependency = options.dependency
   return {
     _tag: "Step",
     run: options.run,
@@ -99,7 +108,9 @@ export const step = <C, A, E, R, const T extends string, const F extends string 
     update: options.update,
     timeout: options.timeout === undefined ? defaultTimeout : decodeDuration("timeout", options.timeout, invalid),
     retry: options.retry ?? defaultRetry,
-    isTransient,
+    // the guard's refusals are the runtime's, not the step's: always worth another attempt
+    isTransient: dependency === undefined ? isTransient : (error: unknown) => guardTags.has(tagOf(error) ?? "") || isTransient(error),
+    ...(dependency === undefined ? {} : { dependency }),
     onFailure: options.onFailure ?? "fail",
     compensate: options.compensate,
     compensateTimeout: options.compensateTimeout === undefined
