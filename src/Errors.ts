@@ -233,7 +233,8 @@ export class ChildFailed extends Schema.TaggedError<ChildFailed>()("ChildFailed"
 /**
  * A parallel state (`Procedure.parallel`) can no longer be done: a region ended without
  * succeeding (failed, cancelled or rolled back) and its mode can no longer be met. The
- * regions still running were rolled back first (`rolledBack`, in the order they were);
+ * other regions, running or succeeded, were rolled back first (`rolledBack`, in the order
+ * they were);
  * the state fails with this error (not transient: not retried) and its `onFailure`
  * decides what follows.
  *
@@ -243,16 +244,17 @@ export class ChildFailed extends Schema.TaggedError<ChildFailed>()("ChildFailed"
 export class RegionFailed extends Schema.TaggedError<RegionFailed>()("RegionFailed", {
   executionId: Schema.String,
   state: Schema.String,
-  /** the region that ended first without succeeding */
+  /** the region that failed (or, when none did, the first that ended without succeeding) */
   region: Schema.String,
   regionId: Schema.String,
   status: Schema.String,
   error: Schema.optional(Schema.String),
   mode: Schema.String,
+  /** the regions the parent rolled back, in the order it did */
   rolledBack: Schema.Array(Schema.String)
 }) {
   override get message(): string {
-    const undone = this.rolledBack.length === 0 ? "" : `; the regions still running were rolled back (${this.rolledBack.join(", ")})`
+    const undone = this.rolledBack.length === 0 ? "" : `; the other regions were rolled back, those that had succeeded too (${this.rolledBack.join(", ")})`
     return `Region "${this.region}" (execution ${this.regionId}) of parallel state "${this.state}" of execution ` +
       `${this.executionId} ended ${this.status}${this.error === undefined ? "" : ` (${this.error})`}, so the state ` +
       `can no longer be done (mode ${this.mode})${undone}. The region's history says why (Runtime.history or ` +

@@ -35,7 +35,8 @@ export type ExecutionId = typeof ExecutionId.Type
  * - `paused`: stopped by `Runtime.pause`; `Runtime.resume` continues it
  * - `needs_intervention`: a step failed and asks a person (retry, skip, rollback, cancel)
  * - `compensating`: compensations of completed steps are running
- * - `succeeded`, `failed`, `cancelled`, `rolled_back`: terminal
+ * - `succeeded`, `failed`, `cancelled`, `rolled_back`: terminal; one way out: the parent of a
+ *   child or region that `succeeded` may undo it (`compensating`, then `rolled_back`)
  *
  * @since 0.1.0
  * @category models
@@ -49,7 +50,9 @@ export const Status = Schema.Literal(...statuses)
 export type Status = typeof Status.Type
 
 /**
- * The statuses an execution never leaves.
+ * The terminal statuses: an execution in one runs no more steps and takes no command or
+ * event. The one way out: a child or region that `succeeded` is undone when its parent
+ * rolls it back (→ `compensating` → `rolled_back`).
  *
  * @since 0.1.0
  * @category models

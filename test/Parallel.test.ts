@@ -84,6 +84,8 @@ const release = (name: string, mode: Procedure.ParallelMode, options?: { readonl
 
 const All = release("release-all", "all")
 const Failing = release("release-failing", "all", { apiFails: true, seedMillis: 50 })
+/** api fails at 35 ms, after db succeeded (at 25 ms) */
+const LateFailure = release("release-late-failure", "all", { apiFails: true })
 const Race = release("release-race", "race")
 const AtLeast = release("release-two", { atLeast: 2 })
 
@@ -129,7 +131,7 @@ const Impatient = Procedure.make("release-impatient", { version: 1, input: Ctx, 
   }
 })
 
-const procedures = [All, Failing, Race, AtLeast, Nested, Impatient] as const
+const procedures = [All, Failing, LateFailure, Race, AtLeast, Nested, Impatient] as const
 const layer = (store: Layer.Layer<Store.Store, StoreError> = Store.layerMemory) =>
   Runtime.layer({ procedures }).pipe(Layer.provideMerge(store), Layer.provideMerge(Journal.layer))
 
@@ -189,7 +191,40 @@ describe("parallel states", () => {
       assert.strictEqual(error.tag, "RegionFailed")
       assert.include(error.message, `Region "api" (execution ${regions.api!.id}) of parallel state "rollout"`)
       assert.include(error.message, "ended failed (ExecutionError in state \"ship\")")
-      assert.include(error.message, "rolled back (web, db)")
+      assert.include(error.message, "rolled back, those that had succeeded too (web, db)")
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("a region that succeeded is undone too when another fails for good: all in the reverse order of their last completed steps", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(LateFailure, { done: [] })
+      yield* regionUntil(id, "web", "running")
+      // db succeeds at 25 ms (seed), api's ship fails at 35 ms, web waits (bundle at 20 ms)
+      yield* regionUntil(id, "db", "running")
+      yield* TestClock.adjust("30 millis")
+      yield* regionUntil(id, "db", "succeeded")
+      yield* TestClock.adjust("10 millis")
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.state, "aborted")
+      assert.deepStrictEqual(yield* journal, [
+        "prepare", "build", "migrate", "bundle", "seed",
+        // api undoes its own step as it fails; then db (its last step at 25 ms), then web (20 ms)
+        "undo build", "undo seed", "undo migrate", "undo bundle"
+      ])
+      const regions = yield* regionsOf(id)
+      assert.deepStrictEqual([regions.db!.status, regions.api!.status, regions.web!.status], ["rolled_back", "failed", "rolled_back"])
+      assert.isUndefined(regions.db!.outcome)
+      // db went from succeeded to compensating, with the reason, then to rolled_back
+      const dbHistory = yield* Runtime.history(regions.db!.id)
+      assert.deepStrictEqual(dbHistory.slice(-3).map((t) => [t.cause, t.status]), [["step", "succeeded"], ["rollback", "compensating"], ["compensated", "rolled_back"]])
+      assert.include(dbHistory.at(-2)!.reason ?? "", `region "api" of parallel state "rollout" of ${id} ended failed`)
+      assert.include((yield* Runtime.errors(id)).at(-1)!.message, "rolled back, those that had succeeded too (db, web)")
+      // a person still cannot roll back a succeeded execution: only its parent undoes it
+      const other = yield* Runtime.start(All, { done: [] })
+      yield* regionUntil(other, "db", "running")
+      yield* TestClock.adjust("30 millis")
+      const db = yield* regionUntil(other, "db", "succeeded")
+      const refused = yield* Effect.flip(Runtime.rollback(db))
+      assert.include(refused.message, "It has already ended.")
     }).pipe(Effect.provide(layer())))
 
   it.effect("race: the first region to succeed wins; the others are rolled back and the result says how each ended", () =>

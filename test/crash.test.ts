@@ -28,6 +28,7 @@ const example = path.join(__dirname, "..", "examples", "crash-recovery.ts")
 const window = path.join(__dirname, "fixtures", "crash-window.ts")
 const childCrash = path.join(__dirname, "fixtures", "crash-child.ts")
 const parallelCrash = path.join(__dirname, "fixtures", "crash-parallel.ts")
+const undoCrash = path.join(__dirname, "fixtures", "crash-undo.ts")
 const nestedCrash = path.join(__dirname, "fixtures", "crash-nested.ts")
 
 /** Runs a script to its end (or its death) and returns what it printed. */
@@ -261,6 +262,28 @@ describe("crash recovery", () => {
         [`c1 ${c}/c1/1`]: 1,
         [`c2 ${c}/c2/2`]: 1
       })
+    }).pipe(Effect.scoped), 120_000)
+
+  it.live("a region that succeeded, undone when another fails, killed mid-undo: the undo resumes, no finished compensation runs twice", () =>
+    Effect.gen(function*() {
+      const { db, resumed } = yield* crashThenResume(undoCrash, "undo", "undo")
+      const end = JSON.parse(resumed.stdout) as {
+        readonly parent: { readonly status: string; readonly error: { readonly message: string } }
+        readonly regions: ReadonlyArray<{ readonly id: string; readonly procedure: string; readonly status: string }>
+      }
+      assert.strictEqual(end.parent.status, "failed")
+      assert.include(end.parent.error.message, `Region "b"`)
+      assert.include(end.parent.error.message, "rolled back, those that had succeeded too (c, a)")
+      assert.deepStrictEqual(end.regions.map((r) => [r.procedure, r.status]), [
+        ["crash-undo.rollout.a", "rolled_back"],
+        ["crash-undo.rollout.b", "failed"],
+        ["crash-undo.rollout.c", "rolled_back"]
+      ])
+      const runs = fs.readFileSync(`${db}.runs`, "utf8").trim().split("\n").map((line) => line.split(" ").slice(0, -1).join(" "))
+      // in order: b undoes b1 as it fails; then c (its step the latest), then a, which had
+      // succeeded: a2, then a1, in flight at the kill, so run again; then the parent's own
+      assert.deepStrictEqual(runs.slice(6), ["undo b1", "undo c1", "undo a2", "undo a1", "undo a1", "undo prepare"])
+      assert.sameMembers(runs.slice(0, 6), ["prepare", "a1", "a2", "b1", "b2", "c1"])
     }).pipe(Effect.scoped), 120_000)
 
   for (const mode of ["commit", "inside"] as const) {

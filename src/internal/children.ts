@@ -83,9 +83,12 @@ export const make = (deps: Deps) => {
       return { id, outcome: done.outcome ?? "succeeded", context: context.right }
     })
 
-  /** Ends (or pauses) the child `id` as `how` says, if it still runs; what refuses (it ended, it never started) is fine. */
+  /**
+   * Ends (or pauses) the child `id` as `how` says, if it still runs; a rollback also undoes
+   * a child that succeeded. What refuses (it ended otherwise, it never started) is fine.
+   */
   const end = (id: string, how: "Pause" | "Cancel" | "Rollback", reason: string) =>
-    deps.command(id, how === "Cancel" ? { _tag: "Cancel", reason } : how === "Pause" ? { _tag: "Pause" } : { _tag: "Rollback", compensable: true }).pipe(
+    deps.command(id, how === "Cancel" ? { _tag: "Cancel", reason } : how === "Pause" ? { _tag: "Pause" } : { _tag: "Rollback", compensable: true, undo: reason }).pipe(
       Effect.asVoid,
       Effect.catchAllCause((cause) => {
         const failure = Cause.failureOption(cause)

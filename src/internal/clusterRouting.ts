@@ -30,7 +30,7 @@ const CommandInput = Schema.Union(
   Schema.TaggedStruct("Pause", {}),
   Schema.TaggedStruct("Resume", {}),
   Schema.TaggedStruct("Cancel", { reason: Schema.optional(Schema.String) }),
-  Schema.TaggedStruct("Rollback", { compensable: Schema.Boolean }),
+  Schema.TaggedStruct("Rollback", { compensable: Schema.Boolean, undo: Schema.optional(Schema.String) }),
   Schema.TaggedStruct("Retry", {}),
   Schema.TaggedStruct("Skip", { state: Schema.String })
 )

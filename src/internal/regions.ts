@@ -1,9 +1,10 @@
 /**
  * The runtime's side of parallel states (`parallel.ts` has the state): the procedures it
  * derives from their regions when it registers a parent, running a state's regions until
- * its mode is met or can no longer be, rolling back the regions still running (one after
- * another, the one whose last step completed most recently first), ending the regions of
- * a state the parent left, and forwarding an event sent to the parent to its regions.
+ * its mode is met or can no longer be, rolling back the regions still running and, when
+ * the state fails, undoing those that succeeded (one after another, the one whose last
+ * step completed most recently first), ending the regions of a state the parent left, and
+ * forwarding an event sent to the parent to its regions.
  */
 import { Effect, Either, Queue } from "effect"
 import { DefinitionError, InvalidTransition, RegionFailed } from "../Errors.js"
@@ -151,10 +152,13 @@ export const make = (deps: Deps) => {
     deps.start(region.compiled!.def, encodedContext, { id: region.id, idempotencyKey: regionKey(key, region.name), parentId })
 
   /**
-   * Stops the regions still running and rolls them back: all are paused at once (their
-   * running steps interrupted, so no more steps complete meanwhile), then rolled back
-   * one after another, the region whose last step completed most recently first; each
-   * is awaited before the next. Returns their ends in that order.
+   * Rolls back `regions`, running or succeeded: all are paused at once (the running steps
+   * of those still running interrupted, so no more steps complete meanwhile), then rolled
+   * back one after another, the region whose last step completed most recently first, a
+   * succeeded one undone like the others (`Rollback` with `undo`); each is awaited before
+   * the next. Each step is idempotent by the region's status (a region rolling back or
+   * rolled back refuses it and is awaited), so after a crash the parent's next attempt
+   * does it again without compensating anything twice. Returns their ends in that order.
    */
   const rollBack = (regions: ReadonlyArray<RegionRun>, reason: string) =>
     Effect.gen(function*() {
@@ -212,14 +216,18 @@ export const make = (deps: Deps) => {
       })
       const ends = new Map<string, Snapshot>()
       const verdict = yield* settle(spec.mode, regions, ends)
-      const firstFailed = [...ends].find(([, end]) => end.status !== "succeeded")
+      // the region that failed rather than one rolled back (a parent's attempt after a crash may find both)
+      const culprit = () => [...ends].find(([, end]) => end.status === "failed") ?? [...ends].find(([, end]) => end.status !== "succeeded")
+      const firstFailed = culprit()
       const reason = verdict === "met"
         ? `parallel state "${args.state}" of ${args.executionId} is done (mode ${modeName(spec.mode)})`
         : `region "${firstFailed![0]}" of parallel state "${args.state}" of ${args.executionId} ended ${firstFailed![1].status}`
-      const rolledBack = yield* rollBack(regions.filter((r) => !ends.has(r.name)), reason)
+      // the regions still running; when the state fails, those that succeeded too
+      const undo = regions.filter((r) => !ends.has(r.name) || (verdict === "lost" && ends.get(r.name)!.status === "succeeded"))
+      const rolledBack = yield* rollBack(undo, reason)
       for (const [region, end] of rolledBack) ends.set(region.name, end)
       if (verdict === "lost") {
-        const [name, end] = firstFailed!
+        const [name, end] = culprit()!
         return yield* new RegionFailed({
           executionId: args.executionId,
           state: args.state,
@@ -228,7 +236,8 @@ export const make = (deps: Deps) => {
           status: end.status,
           error: end.error === undefined ? undefined : `${end.error.tag} in state "${end.state}"`,
           mode: modeName(spec.mode),
-          rolledBack: rolledBack.map(([r]) => r.name)
+          // in the order they ended (an attempt after a crash finds some rolled back already)
+          rolledBack: [...ends].filter(([n, e]) => n !== name && e.status === "rolled_back").sort(([, x], [, y]) => x.updatedAt - y.updatedAt).map(([n]) => n)
         })
       }
       const result: Record<string, RegionResult<unknown>> = Object.create(null)

@@ -396,7 +396,7 @@ export class Run {
     }
     const compensable = cached.completed.length > 0
     const input: Input = msg.input._tag === "Rollback"
-      ? { _tag: "Rollback", compensable }
+      ? { ...msg.input, compensable }
       : msg.input._tag === "Skip"
       ? { ...msg.input, compensable }
       : msg.input

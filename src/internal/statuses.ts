@@ -15,7 +15,7 @@ export const statuses = [
   "rolled_back"
 ] as const
 
-/** the statuses an execution never leaves (`Execution.terminalStatuses`) */
+/** the terminal statuses (`Execution.terminalStatuses`): left only when a parent undoes a succeeded child or region */
 export const terminal: ReadonlySet<(typeof statuses)[number]> = new Set(["succeeded", "failed", "cancelled", "rolled_back"] as const)
 
 /** `Execution.isTerminal` */

@@ -424,6 +424,11 @@ const command = (
   now: number
 ): Output => {
   const s = machine.snapshot
+  if (input._tag === "Rollback" && input.undo !== undefined && s.status === "succeeded") {
+    // the one way out of a terminal status: a parent undoes a child or region that succeeded
+    const to = input.compensable ? { status: "compensating", compensateTo: "rolled_back" } as const : { status: "rolled_back" } as const
+    return next(machine, now, "rollback", { ...to, outcome: undefined }, machine.context, undefined, input.undo)
+  }
   const [name, operation] = operations[input._tag]
   const hint = refusal(name, s.status)
   if (hint !== undefined) return reject(machine, operation, hint)
@@ -447,7 +452,9 @@ const command = (
         now,
         "rollback",
         { ...(input.compensable ? { status: "compensating", compensateTo: "rolled_back" } as const : { status: "rolled_back" } as const), ...handled(s.status) },
-        machine.context
+        machine.context,
+        undefined,
+        input.undo
       )
     case "Retry":
       return next(machine, now, "retry", { status: "running", attempt: 0, ...handled(s.status) }, machine.context)

@@ -21,7 +21,12 @@ export type Input =
   | { readonly _tag: "Pause" }
   | { readonly _tag: "Resume" }
   | { readonly _tag: "Cancel"; readonly reason?: string | undefined }
-  | { readonly _tag: "Rollback"; readonly compensable: boolean }
+  /**
+   * `undo` (the runtime's, for a child or a region its parent rolls back): the reason, in
+   * the history; with it, an execution that already succeeded is undone too (its
+   * completed steps compensated, then `rolled_back`)
+   */
+  | { readonly _tag: "Rollback"; readonly compensable: boolean; readonly undo?: string | undefined }
   | { readonly _tag: "Retry" }
   | { readonly _tag: "Skip"; readonly state: string; readonly compensable?: boolean }
   | { readonly _tag: "Compensated" }
