@@ -12,6 +12,7 @@ import type {
   DefinitionError,
   ExecutionNotFound,
   InvalidTransition,
+  QuotaExceeded,
   SendTimeout,
   StoreError,
   ValidationError,
@@ -26,6 +27,7 @@ import type * as EventWaiters from "./internal/eventWaiters.js"
 import type * as Replay from "./internal/replay.js"
 import * as internalMetrics from "./internal/metrics.js"
 import * as internal from "./internal/runtime.js"
+import type * as Quotas from "./internal/resilienceQuotas.js"
 import type * as StoreHealth from "./internal/storeHealth.js"
 
 /**
@@ -35,6 +37,15 @@ import type * as StoreHealth from "./internal/storeHealth.js"
  * @category models
  */
 export type Options = internal.RuntimeOptions
+
+/**
+ * A quota on starts (`Runtime.layer({ quotas })`): `rate`, a token bucket or sliding window
+ * of starts, and `concurrent`, how many executions may be under way (started and not ended).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Quota = Quotas.Quota
 
 /**
  * Options of `Runtime.start`.
@@ -102,7 +113,7 @@ export interface RuntimeService {
     procedure: P,
     input: Procedure.Input<P>,
     options?: StartOptions
-  ) => Effect.Effect<ExecutionId, ValidationError | InvalidTransition | DefinitionError | StoreError>
+  ) => Effect.Effect<ExecutionId, ValidationError | InvalidTransition | DefinitionError | QuotaExceeded | StoreError>
   /** Sends an event; returns after it is in the durable inbox. */
   readonly send: (
     id: string,

@@ -12,6 +12,7 @@ import { Context, Effect, Layer, Option, Schema } from "effect"
 import type {
   DefinitionError,
   InvalidTransition,
+  QuotaExceeded,
   StoreError,
   ValidationError
 } from "../Errors.js"
@@ -55,6 +56,7 @@ export type OperatorError =
   | StoreError
   | DefinitionError
   | ProcedureNotFound
+  | QuotaExceeded
   | ServerError
 
 /**

@@ -53,6 +53,7 @@ const libraryWords: ReadonlyArray<readonly [RegExp, string]> = [
   [/Check the id \(Runtime\.list shows the known ones\) and that the runtime uses the same store it was started on\./, "Check the id (`proctor list` shows the known ones) and --db or --server."],
   [/Call Runtime\.retry to run the step again, Runtime\.skip to move to another state, Runtime\.rollback to undo completed steps, or Runtime\.cancel\./, "Run `proctor retry <id>` to run the step again, `proctor skip <id> <state>` to move to another state, `proctor rollback <id>` to undo completed steps, or `proctor cancel <id>`."],
   [/register it in Runtime\.layer to resume its executions|add it to Runtime\.layer\(\{ procedures \}\)/g, "pass the module that exports it with --module PATH (or PROCTOR_MODULES)"],
+  [/Retry after (.+?), or pass `waitForQuota` to Runtime\.start to wait for room\./, "Run the command again after $1."],
   [/Runtime\.start\b/g, "`proctor run`"],
   [/Runtime\.(list|send|pause|resume|cancel|rollback|retry|skip|show)\b/g, "`proctor $1`"],
   [/Runtime\.get\b/g, "`proctor show`"]

@@ -12,11 +12,13 @@ import { identity, Option, Schema, SchemaAST } from "effect"
 import {
   DefinitionError,
   ExecutionNotFound,
+  QuotaExceeded,
   InvalidTransition,
   StoreError,
   ValidationError
 } from "../Errors.js"
 import { AllowedOperations, ErrorEntry, maxReasonLength, Snapshot, Status, Transition } from "../Execution.js"
+import * as Dependency from "../Dependency.js"
 import { ProcedureInfo } from "../internal/describe.js"
 
 /**
@@ -109,6 +111,8 @@ export const DefinitionErrorWire = wire(DefinitionError, 500)
 /** @since 0.1.0 @category wire errors */
 export const StoreErrorWire = wire(StoreError, 503)
 /** @since 0.1.0 @category wire errors */
+export const QuotaExceededWire = wire(QuotaExceeded, 429)
+/** @since 0.1.0 @category wire errors */
 export const UnauthorizedWire = wire(Unauthorized, 401)
 /** @since 0.1.0 @category wire errors */
 export const PayloadTooLargeWire = wire(PayloadTooLarge, 413)
@@ -146,7 +150,10 @@ export const StartRequest = Schema.Struct({
   options: Schema.optional(Schema.Struct({
     id: Schema.optional(Schema.String),
     tenant: Schema.optional(Schema.String),
-    idempotencyKey: Schema.optional(Schema.String)
+    idempotencyKey: Schema.optional(Schema.String),
+    waitForQuota: Schema.optional(Schema.DurationFromMillis.annotations({
+      description: "milliseconds to wait for room when the start is over a quota, instead of a 429 at once"
+    }))
   }))
 }).annotations({ identifier: "StartRequest" })
 
@@ -249,7 +256,7 @@ const operation = <const N extends "pause" | "resume" | "cancel" | "rollback" | 
     .annotate(OpenApi.Summary, summary)
 
 /**
- * Registered procedures.
+ * Registered procedures, and the dependencies their steps call.
  *
  * @since 0.1.0
  * @category groups
@@ -265,6 +272,11 @@ export class ProceduresGroup extends HttpApiGroup.make("procedures")
       .addSuccess(ProcedureInfo)
       .addError(ProcedureNotFoundWire)
       .annotate(OpenApi.Summary, "One procedure (its latest version)")
+  )
+  .add(
+    HttpApiEndpoint.get("dependencies", "/dependencies")
+      .addSuccess(Schema.Array(Dependency.Status))
+      .annotate(OpenApi.Summary, "The dependencies the procedures' steps call: breaker state, bulkhead, rate limit (this process's)")
   )
   .prefix("/api")
 {}
@@ -284,8 +296,9 @@ export class ExecutionsGroup extends HttpApiGroup.make("executions")
       .addError(ValidationErrorWire)
       .addError(InvalidTransitionWire)
       .addError(DefinitionErrorWire)
+      .addError(QuotaExceededWire)
       .addError(StoreErrorWire)
-      .annotate(OpenApi.Summary, "Start an execution; returns after its first row commits")
+      .annotate(OpenApi.Summary, "Start an execution; returns after its first row commits (429 with Retry-After over a quota)")
   )
   .add(
     HttpApiEndpoint.get("list", "/executions")

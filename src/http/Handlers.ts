@@ -4,14 +4,15 @@
  * @since 0.1.0
  */
 import type { HttpApiGroup } from "@effect/platform"
-import { HttpApiBuilder } from "@effect/platform"
-import { Effect, Layer } from "effect"
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { Duration, Effect, Layer, Schema } from "effect"
+import type { QuotaExceeded } from "../Errors.js"
 import type { Snapshot } from "../Execution.js"
 import { allowedOperations } from "../Execution.js"
 import { fingerprint } from "../internal/transition.js"
 import type * as Procedure from "../Procedure.js"
 import { Runtime } from "../Runtime.js"
-import { ProcedureNotFound, ProctorApi } from "./Api.js"
+import { ProcedureNotFound, ProctorApi, QuotaExceededWire } from "./Api.js"
 import * as Metadata from "../internal/describe.js"
 
 /**
@@ -68,7 +69,16 @@ const ProceduresLive = HttpApiBuilder.group(ProctorApi, "procedures", (handlers)
     return handlers
       .handle("list", () => Effect.sync(() => runtime.procedures.map(info)))
       .handle("get", ({ path }) => Effect.map(findProcedure(runtime.procedures, path.name), info))
+      .handle("dependencies", () => runtime.dependencies)
   }))
+
+/** A start over a quota: the typed error as the API encodes it, with a Retry-After header (whole seconds). */
+const tooManyRequests = (error: QuotaExceeded) =>
+  Effect.map(Schema.encode(QuotaExceededWire)(error).pipe(Effect.orDie), (body) =>
+    HttpServerResponse.unsafeJson(body, {
+      status: 429,
+      headers: { "retry-after": String(Math.max(1, Math.ceil(Duration.toSeconds(error.retryAfter)))) }
+    }))
 
 const ExecutionsLive = HttpApiBuilder.group(ProctorApi, "executions", (handlers) =>
   Effect.gen(function*() {
@@ -80,7 +90,7 @@ const ExecutionsLive = HttpApiBuilder.group(ProctorApi, "executions", (handlers)
           const procedure = yield* findProcedure(runtime.procedures, payload.procedure, payload.version)
           const id = yield* runtime.start(procedure, payload.input, payload.options)
           return yield* Effect.catchTag(runtime.get(id), "ExecutionNotFound", Effect.die)
-        }))
+        }).pipe(Effect.catchTag("QuotaExceeded", tooManyRequests)))
       .handle("list", ({ urlParams }) =>
         runtime.list({
           ...(urlParams.status === undefined ? {} : { status: urlParams.status }),

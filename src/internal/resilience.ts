@@ -10,7 +10,7 @@
  * that would come after it is refused at once (`RateLimited`) instead of waited for.
  */
 import { Clock, Duration, Effect, Either, Exit, Cause } from "effect"
-import type { Dependency, Status } from "../Dependency.js"
+import type { Dependency, RateLimit, Status } from "../Dependency.js"
 import { BulkheadFull, CircuitOpen, DefinitionError, RateLimited } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
 import { walk } from "./compound.js"
@@ -61,16 +61,31 @@ export interface Registry {
   readonly status: Effect.Effect<ReadonlyArray<Status>>
 }
 
+const count = (field: string, n: unknown, min: number) =>
+  typeof n === "number" && Number.isInteger(n) && n >= min ? undefined : `\`${field}\` must be a whole number of at least ${min} (it is ${String(n)})`
+
+const positive = (field: string, input: Duration.DurationInput) => {
+  const issue = durationIssue(input)
+  if (issue !== undefined) return `\`${field}\` ${issue}`
+  return Duration.toMillis(Duration.decode(input)) >= 1 ? undefined : `\`${field}\` must be at least 1 millisecond`
+}
+
+/** What is wrong with a rate limit's options (of a dependency, of a quota), if anything. */
+export const rateIssue = (field: string, rate: RateLimit): string | undefined => {
+  if ("tokenBucket" in rate) {
+    return count(`${field}.tokenBucket.capacity`, rate.tokenBucket.capacity, 1) ??
+      count(`${field}.tokenBucket.refill.tokens`, rate.tokenBucket.refill?.tokens, 1) ??
+      positive(`${field}.tokenBucket.refill.every`, rate.tokenBucket.refill?.every)
+  }
+  if ("slidingWindow" in rate) {
+    return count(`${field}.slidingWindow.limit`, rate.slidingWindow.limit, 1) ?? positive(`${field}.slidingWindow.window`, rate.slidingWindow.window)
+  }
+  return `\`${field}\` must be { tokenBucket: ... } or { slidingWindow: ... }`
+}
+
 /** What is wrong with a dependency's options, if anything (the first issue). */
 const issueOf = (d: Dependency): string | undefined => {
   const { breaker, bulkhead, rateLimit } = d.options
-  const count = (field: string, n: unknown, min: number) =>
-    typeof n === "number" && Number.isInteger(n) && n >= min ? undefined : `\`${field}\` must be a whole number of at least ${min} (it is ${String(n)})`
-  const positive = (field: string, input: Duration.DurationInput) => {
-    const issue = durationIssue(input)
-    if (issue !== undefined) return `\`${field}\` ${issue}`
-    return Duration.toMillis(Duration.decode(input)) >= 1 ? undefined : `\`${field}\` must be at least 1 millisecond`
-  }
   const issues: Array<string | undefined> = []
   if (breaker !== undefined) {
     const rate = breaker.failureRate
@@ -88,16 +103,7 @@ const issueOf = (d: Dependency): string | undefined => {
     issues.push(count("bulkhead.concurrency", bulkhead.concurrency, 1))
     if (bulkhead.queue !== undefined) issues.push(count("bulkhead.queue", bulkhead.queue, 0))
   }
-  if (rateLimit !== undefined) {
-    if ("tokenBucket" in rateLimit) {
-      issues.push(count("rateLimit.tokenBucket.capacity", rateLimit.tokenBucket.capacity, 1))
-      issues.push(count("rateLimit.tokenBucket.refill.tokens", rateLimit.tokenBucket.refill?.tokens, 1))
-      issues.push(positive("rateLimit.tokenBucket.refill.every", rateLimit.tokenBucket.refill?.every))
-    } else {
-      issues.push(count("rateLimit.slidingWindow.limit", rateLimit.slidingWindow.limit, 1))
-      issues.push(positive("rateLimit.slidingWindow.window", rateLimit.slidingWindow.window))
-    }
-  }
+  if (rateLimit !== undefined) issues.push(rateIssue("rateLimit", rateLimit))
   return issues.find((i) => i !== undefined)
 }
 

@@ -38,6 +38,7 @@ import type { CommandError, CommandInput, Handle } from "./handle.js"
 import { executionsStarted } from "./metrics.js"
 import * as Regions from "./regions.js"
 import * as Resilience from "./resilience.js"
+import * as Quotas from "./resilienceQuotas.js"
 import type { Shared } from "./shared.js"
 import { shuttingDownWait } from "./shared.js"
 import * as Spans from "./spans.js"
@@ -84,6 +85,12 @@ export interface RuntimeOptions {
    * @default true
    */
   readonly tracing?: boolean | undefined
+  /**
+   * Quotas on `start`, per tenant and per procedure: a start rate and a number of executions
+   * under way; a start over one is refused with `QuotaExceeded` (see docs/production.md).
+   * @default none
+   */
+  readonly quotas?: Quotas.QuotaOptions | undefined
   /** events a `watch` subscriber may fall behind by before the oldest are dropped. @default 16384 */
   readonly watchBuffer?: number | undefined
   /**
@@ -128,6 +135,11 @@ export interface StartOptions {
   readonly parentId?: string | undefined
   /** starting twice with the same key returns the first execution's id */
   readonly idempotencyKey?: string | undefined
+  /**
+   * over a quota (`Runtime.layer({ quotas })`), wait up to this long for room instead of
+   * failing at once with `QuotaExceeded`. @default no wait
+   */
+  readonly waitForQuota?: Duration.DurationInput | undefined
 }
 
 /**
@@ -165,6 +177,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const unregistered = Children.checkRegistered(registry)
   if (Either.isLeft(unregistered)) return yield* unregistered.left
   const dependencies = yield* Resilience.make(Array.from(registry.values(), (c) => c.def))
+  const quotas = yield* Quotas.make(store, options.quotas)
 
   const maxRestarts = options.supervision?.maxRestarts ?? 5
   const within = Duration.toMillis(options.supervision?.within ?? "1 minute")
@@ -211,6 +224,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
 
   const publish = (snapshot: Snapshot, t: Transition) => {
     if (isTerminal(snapshot.status)) {
+      quotas.ended()
       eventWaiters.ended(snapshot)
       const ws = waiters.get(snapshot.id)
       if (ws !== undefined) {
@@ -308,7 +322,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       tracing,
       "proctor.start",
       { "proctor.procedure.name": procedure.name, "proctor.procedure.version": procedure.version },
-      (span) => startExecution(procedure, input, opts, span)
+      (span) => quotas.admit(procedure.name, opts, startExecution(procedure, input, opts, span))
     )
 
   const startExecution = (procedure: Procedure.Any, input: unknown, opts: StartOptions | undefined, span: Tracer.Span | undefined) =>

@@ -118,6 +118,8 @@ export const make = (sessions: Sessions) => {
       yield* runtime.start(entry.procedure, { workflow_type: type, target_file: checked.ok, options }, { id }).pipe(
         Effect.mapError((e) => e._tag === "DefinitionError"
           ? new WorkflowToolError({ code: "INTERNAL", problem: e.message, fix: "Check the workflow definition." })
+          : e._tag === "QuotaExceeded"
+          ? new WorkflowToolError({ code: "CONFLICT", problem: e.message, fix: "Wait for the time it names, then call start again." })
           : fromRuntime(id)(e))
       )
       const first = entry.workflow.phases[0]!
