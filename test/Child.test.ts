@@ -62,6 +62,17 @@ const StrictOrder = Procedure.make("strict-order", { version: 1, input: Order.in
   }
 })
 
+/** The same order, whose shipping fails after the payment succeeded: the order is compensated, the payment with it. */
+const UnshippableOrder = Procedure.make("unshippable-order", { version: 1, input: Order.input, context: Order.context }, {
+  initial: "reserve",
+  states: {
+    reserve: Procedure.step({ run: () => record("reserve"), compensate: () => record("release"), next: "pay" }),
+    pay: Procedure.child(Payment, { input: (context) => ({ amount: context.amount }), compensate: () => record("notify refund"), next: "ship" }),
+    ship: Procedure.step({ run: () => Effect.fail(new Rejected({ reason: "no courier" })), next: "done" }),
+    done: Procedure.final()
+  }
+})
+
 /** The same order, which stops for a person when its payment fails. */
 const HeldOrder = Procedure.make("held-order", { version: 1, input: Order.input, context: Order.context }, {
   initial: "pay",
@@ -71,7 +82,7 @@ const HeldOrder = Procedure.make("held-order", { version: 1, input: Order.input,
   }
 })
 
-const procedures = [Payment, Order, StrictOrder, HeldOrder] as const
+const procedures = [Payment, Order, StrictOrder, UnshippableOrder, HeldOrder] as const
 const layer = (store: Layer.Layer<Store.Store> = Store.layerMemory) =>
   Runtime.layer({ procedures }).pipe(Layer.provideMerge(store), Layer.provideMerge(Journal.layer))
 
@@ -163,6 +174,19 @@ describe("child procedures", () => {
       const entries = yield* journal
       assert.deepStrictEqual(entries.slice(0, 2), ["reserve", "charge 9"])
       assert.sameMembers(entries.slice(2), ["refund 9", "release"])
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("a parent compensated after its child succeeded undoes the child (its compensations run, it ends rolled_back), then the state's compensate", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(UnshippableOrder, { amount: 30 })
+      const child = yield* childOf(id)
+      yield* until(child, "waiting")
+      yield* Runtime.send(child, Confirm.make({ ok: true }))
+      assert.strictEqual((yield* Runtime.await(id)).status, "failed")
+      assert.deepStrictEqual(yield* journal, ["reserve", "charge 30", "refund 30", "notify refund", "release"])
+      const c = yield* Runtime.get(child)
+      assert.strictEqual(c.status, "rolled_back")
+      assert.deepStrictEqual((yield* Runtime.history(child)).slice(-3).map((t) => t.status), ["succeeded", "compensating", "rolled_back"])
     }).pipe(Effect.provide(layer())))
 
   it.effect("pause and resume of the parent join the same child (one child per visit, a deterministic id)", () =>

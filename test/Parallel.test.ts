@@ -89,6 +89,24 @@ const LateFailure = release("release-late-failure", "all", { apiFails: true })
 const Race = release("release-race", "race")
 const AtLeast = release("release-two", { atLeast: 2 })
 
+/** The regions succeed (api at 5 ms, db at 25 ms), then `check` fails for good: the parent compensates them. */
+const Checked = Procedure.make("release-checked", { version: 1, input: Ctx, context: Ctx }, {
+  initial: "prepare",
+  states: {
+    prepare: work("prepare", "rollout"),
+    rollout: Procedure.parallel({
+      regions: {
+        db: { initial: "migrate", states: { migrate: work("migrate", "seed", { millis: 10 }), seed: work("seed", "done", { millis: 15 }), done: Procedure.final() } },
+        api: { initial: "build", states: { build: work("build", "done", { millis: 5 }), done: Procedure.final() } }
+      },
+      compensate: () => record("undo rollout"),
+      next: "check"
+    }),
+    check: work("check", "live", { fails: true }),
+    live: Procedure.final()
+  }
+})
+
 /** A parallel state inside a compound state. */
 const Nested = Procedure.make("release-nested", { version: 1, input: Ctx, context: Ctx }, {
   initial: "phase",
@@ -131,7 +149,7 @@ const Impatient = Procedure.make("release-impatient", { version: 1, input: Ctx, 
   }
 })
 
-const procedures = [All, Failing, LateFailure, Race, AtLeast, Nested, Impatient] as const
+const procedures = [All, Failing, LateFailure, Checked, Race, AtLeast, Nested, Impatient] as const
 const layer = (store: Layer.Layer<Store.Store, StoreError> = Store.layerMemory) =>
   Runtime.layer({ procedures }).pipe(Layer.provideMerge(store), Layer.provideMerge(Journal.layer))
 
@@ -225,6 +243,22 @@ describe("parallel states", () => {
       const db = yield* regionUntil(other, "db", "succeeded")
       const refused = yield* Effect.flip(Runtime.rollback(db))
       assert.include(refused.message, "It has already ended.")
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("a parent compensated after its parallel state succeeded undoes the regions (latest last step first), then runs the state's compensate", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Checked, { done: [] })
+      yield* regionUntil(id, "db", "running")
+      yield* TestClock.adjust("30 millis")
+      const end = yield* Runtime.await(id)
+      assert.strictEqual(end.status, "failed")
+      assert.deepStrictEqual(yield* journal, [
+        "prepare", "build", "migrate", "seed",
+        "undo seed", "undo migrate", "undo build", "undo rollout", "undo prepare"
+      ])
+      const regions = yield* regionsOf(id)
+      assert.deepStrictEqual([regions.db!.status, regions.api!.status], ["rolled_back", "rolled_back"])
+      assert.strictEqual((yield* Runtime.history(regions.api!.id)).at(-2)!.reason, `parent ${id} compensates state "rollout"`)
     }).pipe(Effect.provide(layer())))
 
   it.effect("race: the first region to succeed wins; the others are rolled back and the result says how each ended", () =>

@@ -64,8 +64,12 @@ export interface ChildOptions<T extends string, F extends string, C, I, C2> {
   readonly retry?: Schedule.Schedule<unknown, any> | undefined
   /** what to do when the child does not succeed (`ChildFailed`) or the retries give up. @default "fail" */
   readonly onFailure?: OnFailure<F> | undefined
-  /** undoes what the child did, once it succeeded, when the parent is compensated */
+  /**
+   * when the parent is compensated after the state succeeded, the child is undone (its
+   * completed steps compensated, then `rolled_back`); this runs after, for anything more
+   */
   readonly compensate?: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown>) | undefined
+  /** how long undoing the child and `compensate` may take. @default "1 day" */
   readonly compensateTimeout?: Duration.DurationInput | undefined
 }
 
@@ -93,7 +97,8 @@ export const runtimeStep = <C, A, E, R, T extends string, F extends string>(opti
     retry: options.retry,
     onFailure: options.onFailure,
     compensate: options.compensate,
-    compensateTimeout: options.compensateTimeout
+    // the compensation undoes the child or regions too, which may take as long
+    compensateTimeout: options.compensateTimeout ?? "1 day"
   })
 
 /**

@@ -127,8 +127,35 @@ export const make = (deps: Deps) => {
     })
   }
 
+  /**
+   * A child or parallel state's compensation, when the parent compensates the state after
+   * its visit completed (at `stepSeq`): the child, or each region (in `rollBack`'s order), is
+   * rolled back — undone if it succeeded — and awaited. Idempotent by the children's
+   * status, so a compensation run again after a crash compensates nothing twice.
+   */
+  const undo = (child: ChildSpec, parentId: string, state: string, stepSeq: number) =>
+    Effect.gen(function*() {
+      // the children the visit started: those of the state's latest visit before the step completed
+      const found: Array<{ readonly id: string; readonly visit: number; readonly region: string }> = []
+      for (const s of yield* deps.store.list({ parentId, limit: 100_000 })) {
+        const origin = originOf(s)
+        if (origin !== undefined && origin.state === state && origin.visit < stepSeq) found.push({ id: s.id, visit: origin.visit, region: origin.region ?? "" })
+      }
+      const visit = Math.max(...found.map((c) => c.visit))
+      const mine = found.filter((c) => c.visit === visit)
+      const reason = `parent ${parentId} compensates state "${state}"`
+      if (child.parallel !== undefined) {
+        yield* regions.rollBack(mine.map((c) => ({ name: c.region, id: c.id, compiled: undefined })), reason)
+        return
+      }
+      for (const c of mine) {
+        yield* end(c.id, "Rollback", reason)
+        yield* deps.await(c.id)
+      }
+    })
+
   const regions = Regions.make({ ...deps, end })
 
-  return { run, left, orphanCommand, receivers: regions.receivers, forward: regions.forward, refuseWait: regions.refuseWait }
+  return { run, left, orphanCommand, undo, receivers: regions.receivers, forward: regions.forward, refuseWait: regions.refuseWait }
 }
 

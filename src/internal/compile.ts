@@ -54,7 +54,8 @@ export const compile = (def: Procedure.Any): Compiled => {
   }
   const compensable = new Set<string>()
   for (const [name, state] of walk(def.states)) {
-    if (state._tag === "Step" && state.compensate !== undefined) compensable.add(name)
+    // a child or parallel state's compensation undoes its child or regions (`children.ts`'s `undo`)
+    if (state._tag === "Step" && (state.compensate !== undefined || state.child !== undefined)) compensable.add(name)
   }
   return {
     def,

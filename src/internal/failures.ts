@@ -115,11 +115,17 @@ export const compensateLast = (run: Run): Effect.Effect<void, StoreError> => {
   const { cached, handle, id, spans } = run
   const { stepSeq, state } = cached.completed[cached.completed.length - 1]!
   const step = stateOf(run.def, state)
-  if (step === undefined || step._tag !== "Step" || step.compensate === undefined) {
+  if (step === undefined || step._tag !== "Step" || (step.compensate === undefined && step.child === undefined)) {
     cached.completed.pop()
     return Effect.void
   }
-  const compensate = step.compensate
+  const own = step.compensate
+  const child = step.child
+  // a child or parallel state's: its child or regions are undone first, then its own compensate runs
+  const compensate = child === undefined ? own! : (a: typeof args) => {
+    const undone = run.env.shared.children.undo(child, id, state, stepSeq)
+    return own === undefined ? undone : Effect.zipRight(undone, Effect.suspend(() => own(a) as Effect.Effect<unknown, unknown>))
+  }
   const args = { context: cached.machine.context, executionId: id, state, attempt: 1, idempotencyKey: `${id}/${state}/${stepSeq}/compensate` }
   const timedOut = {
     _tag: "TimeoutError",

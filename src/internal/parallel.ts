@@ -109,8 +109,12 @@ export interface ParallelOptions<Rs, T extends string, F extends string, C, K ex
   readonly retry?: Schedule.Schedule<unknown, any> | undefined
   /** what to do when the mode can no longer be met (`RegionFailed`) or the retries give up. @default "fail" */
   readonly onFailure?: OnFailure<F> | undefined
-  /** undoes what the regions did, once the state succeeded, when the parent is compensated */
+  /**
+   * when the parent is compensated after the state succeeded, its regions are undone (as
+   * when the state fails, in the same order); this runs after, for anything more
+   */
   readonly compensate?: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown, R>) | undefined
+  /** how long undoing the regions and `compensate` may take. @default "1 day" */
   readonly compensateTimeout?: Duration.DurationInput | undefined
 }
 

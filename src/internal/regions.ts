@@ -332,5 +332,5 @@ export const make = (deps: Deps) => {
     })
   }
 
-  return { run, left, receivers, forward, refuseWait }
+  return { run, left, rollBack, receivers, forward, refuseWait }
 }

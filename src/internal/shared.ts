@@ -39,6 +39,8 @@ export interface Shared {
     readonly run: (child: ChildSpec, args: StepArgs<unknown>) => Effect.Effect<unknown, unknown>
     readonly left: (parent: Snapshot, left: { readonly state: string; readonly visit: number }) => void
     readonly orphanCommand: (snapshot: Snapshot) => Effect.Effect<CommandInput | undefined, StoreError>
+    /** a child or parallel state's compensation: rolls back (undoes) what the visit completed at `stepSeq` started */
+    readonly undo: (child: ChildSpec, parentId: string, state: string, stepSeq: number) => Effect.Effect<void, unknown>
   }
   /** the executions in memory */
   readonly handles: Map<string, Handle>
