@@ -45,7 +45,7 @@ export interface ChildProcedure<I, C> {
  * @since 0.1.0
  * @category models
  */
-export interface ChildOptions<T extends string, F extends string, C, I, C2> {
+export interface ChildOptions<T extends string, F extends string, C, I, C2, R = never> {
   /** the child's input, from the parent's context */
   readonly input: (context: C) => I
   /** the next state, or a function of the child's result and the context */
@@ -68,7 +68,7 @@ export interface ChildOptions<T extends string, F extends string, C, I, C2> {
    * when the parent is compensated after the state succeeded, the child is undone (its
    * completed steps compensated, then `rolled_back`); this runs after, for anything more
    */
-  readonly compensate?: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown>) | undefined
+  readonly compensate?: ((args: StepArgs<C>) => Effect.Effect<unknown, unknown, R>) | undefined
   /** how long undoing the child and `compensate` may take. @default "1 day" */
   readonly compensateTimeout?: Duration.DurationInput | undefined
 }
@@ -109,11 +109,11 @@ export const runtimeStep = <C, A, E, R, T extends string, F extends string>(opti
  * @since 0.1.0
  * @category constructors
  */
-export const child = <I, C2, C, const T extends string, const F extends string = never>(
+export const child = <I, C2, C, const T extends string, const F extends string = never, R = never>(
   procedure: ChildProcedure<I, C2>,
-  options: ChildOptions<T, F, C, NoInfer<I>, NoInfer<C2>>
-): Step<NoInfer<T | F>, C, ChildResult<C2>, ChildFailed, never> => {
-  const childStep = runtimeStep<C, ChildResult<C2>, ChildFailed, never, T, F>(options, "Procedure.child")
+  options: ChildOptions<T, F, C, NoInfer<I>, NoInfer<C2>, R>
+): Step<NoInfer<T | F>, C, ChildResult<C2>, ChildFailed, R> => {
+  const childStep = runtimeStep<C, ChildResult<C2>, ChildFailed, R, T, F>(options, "Procedure.child")
   return { ...childStep, child: { name: procedure.name, version: procedure.version, procedure, input: options.input } }
 }
 
