@@ -127,6 +127,7 @@ describe("Inbox: accepted events are consumed or discarded, never lost", () => {
       const store = yield* Store.Store
       assert.deepStrictEqual(yield* store.inbox(id, 10), [])
       assert.deepStrictEqual(yield* Runtime.errors(id), [])
-    }).pipe(Effect.provide(Runtime.layer({ procedures: [Pinger] }).pipe(Layer.provideMerge(gated))))
+      // kept in memory: a passivated execution takes an event in the sender's fiber, with no enqueue (test/WakeDirect)
+    }).pipe(Effect.provide(Runtime.layer({ procedures: [Pinger], passivation: { enabled: false } }).pipe(Layer.provideMerge(gated))))
   })
 })

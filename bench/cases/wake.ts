@@ -6,6 +6,13 @@
  * lines when the worker ran from its bundle, see bench/lib/bundle.ts).
  *
  *   node --expose-gc --import tsx bench/worker.ts wake '{"n":20000,"profile":"wake.cpuprofile"}'
+ *
+ * Instructions per wake, which do not depend on the machine's load: the same run under
+ * callgrind twice, once waking none (`woken: 0`) and once waking all; the difference over
+ * n is what a wake costs (`<worker>` is the bundle of bench/lib/bundle.ts):
+ *
+ *   valgrind --tool=callgrind --callgrind-out-file=/dev/null node --expose-gc <worker> wake '{"n":1000,"warm":200,"woken":0}'
+ *   valgrind --tool=callgrind --callgrind-out-file=/dev/null node --expose-gc <worker> wake '{"n":1000,"warm":200}'
  */
 import { Context, Effect, Layer } from "effect"
 import * as fs from "node:fs"
@@ -20,9 +27,11 @@ interface Args {
   readonly n?: number
   /** a file to write the wake phase's CPU profile to */
   readonly profile?: string
+  /** how many of the n to wake (the first ones) @default n */
+  readonly woken?: number
+  /** executions started and woken first, unmeasured, to warm the JIT @default 2000 */
+  readonly warm?: number
 }
-
-const warm = 2000
 
 /** 256 callers, as in bench/cases/proctor.ts */
 const callAll = (k: number, call: (i: number) => Effect.Effect<unknown, unknown>) =>
@@ -35,6 +44,7 @@ const callAll = (k: number, call: (i: number) => Effect.Effect<unknown, unknown>
   )
 
 const wakePhase = (rt: Runtime.RuntimeService, n: number, done: Countdown, profileFile: string | undefined) =>
+  n === 0 ? Effect.void :
   Effect.promise(async () => {
     const session = new inspector.Session()
     if (profileFile !== undefined) {
@@ -57,8 +67,10 @@ const wakePhase = (rt: Runtime.RuntimeService, n: number, done: Countdown, profi
 
 export const main = async (args: Args) => {
   const n = args.n ?? 20_000
+  const warm = args.warm ?? 2000
+  const woken = Math.min(n, args.woken ?? n)
   const db = tempDb("wake")
-  const done = new Countdown(n)
+  const done = new Countdown(woken)
   let warmed = 0
   const onTerminal = (s: Execution.Snapshot) => (s.id.startsWith("warm-") ? warmed++ : done.tick())
   const layer = runtimeLayer("sqlite", db.file, { onTerminal }, { passivation: { enabled: true } })
@@ -70,7 +82,7 @@ export const main = async (args: Args) => {
     yield* Effect.promise(() => until(() => warmed >= warm, 5))
     yield* callAll(n, (i) => rt.start(Waiter, { i }, { id: `w-${i}` }))
     yield* Effect.promise(() => until(() => Effect.runSync(rt.activeCount) === 0, 20))
-    yield* wakePhase(rt, n, done, args.profile)
+    yield* wakePhase(rt, woken, done, args.profile)
   })))
   db.remove()
 }

@@ -44,6 +44,7 @@ import { shuttingDownWait } from "./shared.js"
 import * as Spans from "./spans.js"
 import * as StoreHealth from "./storeHealth.js"
 import * as Supervisor from "./supervisor.js"
+import * as WakeDirect from "./wakeDirect.js"
 import type { Compiled } from "./transition.js"
 import { compile, errorInfo, procedureKey, start as startMachine, transition } from "./transition.js"
 
@@ -280,6 +281,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const cluster = Option.getOrUndefined(yield* Effect.serviceOption(ClusterHooks))
   const wake = (id: string, span?: Tracer.Span) => cluster?.route === undefined ? activate(id, span) : cluster.route.wake(id, activate(id, span))
   const actor = Actor.make(shared, supervisor)
+  const wakeDirect = WakeDirect.make(shared, supervisor)
   const { deliver, activate } = supervisor
 
   const command = (id: string, input: CommandInput) =>
@@ -367,10 +369,10 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     })
 
   /**
-   * Validates an event and puts it in the execution's durable inbox, unless `refuse` finds
-   * an error in the execution's snapshot first.
+   * Validates an event for the execution's snapshot and encodes it, unless `refuseFirst`
+   * finds an error in the snapshot first.
    */
-  const enqueue = <E = never>(
+  const accept = <E = never>(
     id: string,
     event: unknown,
     refuseFirst: ((snapshot: Snapshot) => E | undefined) | undefined,
@@ -414,24 +416,46 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       if (refused !== undefined) return yield* Effect.fail(refused)
       const encoded = yield* compiled.encodeEvent(decoded)
       const now = yield* Clock.currentTimeMillis
-      // the store refuses, atomically, an execution that has ended since it was read above
-      return yield* store.enqueue(id, encoded, now).pipe(
-        Effect.catchIf((error) => error.kind === "Conflict", (error) =>
-          Effect.flatMap(store.get(id), (found): Effect.Effect<never, InvalidTransition | StoreError> =>
-            Option.isSome(found) && isTerminal(found.value.status) ? Effect.fail(refuse(found.value)) : Effect.fail(error)))
-      )
+      return { snapshot, compiled, decoded, encoded, now, refuse }
     })
+
+  /** Puts an accepted event in the execution's durable inbox. */
+  const write = (id: string, accepted: { readonly encoded: unknown; readonly now: number; readonly refuse: (snapshot: Snapshot) => InvalidTransition }) =>
+    // the store refuses, atomically, an execution that has ended since it was read
+    store.enqueue(id, accepted.encoded, accepted.now).pipe(
+      Effect.catchIf((error) => error.kind === "Conflict", (error) =>
+        Effect.flatMap(store.get(id), (found): Effect.Effect<never, InvalidTransition | StoreError> =>
+          Option.isSome(found) && isTerminal(found.value.status) ? Effect.fail(accepted.refuse(found.value)) : Effect.fail(error)))
+    )
+
+  /**
+   * Validates an event and puts it in the execution's durable inbox, unless `refuse` finds
+   * an error in the execution's snapshot first.
+   */
+  const enqueue = <E = never>(
+    id: string,
+    event: unknown,
+    refuseFirst: ((snapshot: Snapshot) => E | undefined) | undefined,
+    span: Tracer.Span | undefined
+  ) => Effect.flatMap(accept(id, event, refuseFirst, span), (accepted) => write(id, accepted))
 
   const send = (id: string, event: unknown) =>
     Spans.around(tracing, "proctor.send", { "proctor.execution.id": id }, (span) => sendTo(id, event, span))
 
-  /** To the execution's inbox, or, while it is in a parallel state whose regions take the event, to theirs. */
+  /**
+   * To the execution's inbox, or, while it is in a parallel state whose regions take the
+   * event, to theirs. An execution waiting out of memory takes the event in the sender's
+   * fiber, when it can (`wakeDirect.ts`).
+   */
   const sendTo = (id: string, event: unknown, span: Tracer.Span | undefined): Effect.Effect<void, ExecutionNotFound | ValidationError | InvalidTransition | StoreError> =>
     Effect.flatMap(getSnapshot(id), (snapshot) => {
       const to = children.receivers(snapshot, event)
-      return to === undefined
-        ? Effect.zipRight(enqueue(id, event, undefined, span, snapshot), wake(id, span))
-        : children.forward(to, (region) => sendTo(region, event, span))
+      if (to !== undefined) return children.forward(to, (region) => sendTo(region, event, span))
+      return Effect.flatMap(accept(id, event, undefined, span, snapshot), (accepted) => {
+        const queued = Effect.zipRight(write(id, accepted), wake(id, span))
+        const direct = cluster?.route === undefined ? wakeDirect.attempt(accepted, span) : undefined
+        return direct === undefined ? queued : Effect.flatMap(direct, (done) => done ? Effect.void : queued)
+      })
     })
 
   /**

@@ -270,6 +270,34 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
 
   const activate = (id: string, cause?: Tracer.Span) => deliver(id, { _tag: "Inbox", cause })
 
+  /**
+   * Takes an execution that is not in memory into memory without a run, for an event's
+   * sender to commit the event's transition itself (`wakeDirect.ts`): from here until
+   * `release`, no run of it starts, and what is delivered to it waits in its mailbox.
+   * Undefined when it is in memory already, or the runtime is closing.
+   */
+  const claim = (id: string): Handle | undefined => {
+    if (handles.has(id) || counts.closed) return undefined
+    const handle: Handle = { id, mailbox: new Mailbox(), phase: idle, restarts: [], spins: 0, cached: undefined }
+    handles.set(id, handle)
+    // what recovery read of it meanwhile is stale once the sender commits
+    for (const started of reading) started.add(id)
+    counts.active++
+    activeActors.unsafeUpdate(counts.active, [])
+    return handle
+  }
+
+  /**
+   * Ends a `claim`: a run starts from `handle.cached` (or loads) when `run` says the
+   * execution has more to do or a message came meanwhile; otherwise it leaves memory.
+   */
+  const release = (handle: Handle, run: boolean): Effect.Effect<void> => {
+    if (counts.closed) return Effect.zipRight(drainMailbox(handle, shuttingDown), endActivation(handle))
+    if (!run && handle.mailbox.size === 0) return endActivation(handle)
+    startRun(handle, 0)
+    return Effect.void
+  }
+
   /** while `resume` reads snapshots: the ids whose actor started meanwhile */
   const reading = new Set<Set<string>>()
 
@@ -330,5 +358,5 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
       })
     })
 
-  return { deliver, deliverNow, post, restartNow, drainMailbox, activate, resumeMore, recover, resume }
+  return { deliver, deliverNow, post, restartNow, drainMailbox, activate, claim, release, resumeMore, recover, resume }
 }
