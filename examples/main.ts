@@ -11,6 +11,7 @@ import * as Approval from "./approval.js"
 import * as DataPipeline from "./data-pipeline.js"
 import * as Deploy from "./deploy.js"
 import * as Order from "./order.js"
+import * as Payments from "./payments.js"
 import * as Release from "./release.js"
 import * as Rollout from "./rollout.js"
 import { printReport } from "./report.js"
@@ -23,8 +24,8 @@ import { description, StoreLive } from "./store.js"
  * @since 0.1.0
  */
 export const ExamplesLive = Runtime.layer({
-  procedures: [Deploy.Deploy, DataPipeline.Pipeline, Approval.Approval, Order.Order, Order.Payment, Release.Release, Rollout.Rollout]
-}).pipe(Layer.provideMerge(Layer.merge(StoreLive, Deploy.DeployerLive)))
+  procedures: [Deploy.Deploy, DataPipeline.Pipeline, Approval.Approval, Order.Order, Order.Payment, Release.Release, Rollout.Rollout, Payments.Checkout]
+}).pipe(Layer.provideMerge(Layer.mergeAll(StoreLive, Deploy.DeployerLive, Payments.GatewayLive)))
 
 /**
  * Runs the examples one after another, then prints the report.
@@ -39,7 +40,8 @@ export const main = Effect.gen(function*() {
     ...(yield* Approval.scenarios),
     ...(yield* Order.scenarios),
     ...(yield* Release.scenarios),
-    ...(yield* Rollout.scenarios)
+    ...(yield* Rollout.scenarios),
+    ...(yield* Payments.scenarios)
   ]
   yield* printReport(runs)
 }).pipe(Effect.provide(ExamplesLive))

@@ -278,9 +278,9 @@ export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen"
   retryAfter: Schema.DurationFromMillis
 }) {
   override get message(): string {
-    return `The circuit breaker of dependency "${this.dependency}" is open: it failed too often lately, so the call ` +
-      `was not made. Probe calls go through in ${formatDuration(this.retryAfter)}; the step's retry Schedule tries again, ` +
-      `so give it a backoff longer than the breaker's coolDown if the step should outlast an outage.`
+    return `The circuit breaker of dependency "${this.dependency}" is open (it failed too often lately): the call was ` +
+      `not made. Probes go through in ${formatDuration(this.retryAfter)}; the step's retry Schedule tries again ` +
+      `(let it outlast the breaker's coolDown).`
   }
 }
 

@@ -6,6 +6,7 @@ import { Pipeline } from "../examples/data-pipeline.js"
 import { actionsOf, Deploy, layerDeployerMemory } from "../examples/deploy.js"
 import { Expense, program as quickstart, QuickstartLive } from "../examples/quickstart.js"
 import { Confirm, confirmTimeout, Order, Payment } from "../examples/order.js"
+import { Checkout, Gateway, GatewayLive } from "../examples/payments.js"
 import { Release } from "../examples/release.js"
 import { formatPath } from "../examples/report.js"
 import { Healthy, Hold as RolloutHold, maxHolds, Resume, Rollout, watchTimeout } from "../examples/rollout.js"
@@ -351,4 +352,24 @@ describe("examples/rollout", () => {
       assert.deepStrictEqual([end.state, end.outcome], ["abandoned", "abandoned"])
       assert.deepStrictEqual(trail(end.context).slice(-2), ["held by bob: hold 3", "held too often: abandoned"])
     }).pipe(Effect.provide(rolloutLayer)))
+})
+
+describe("examples/payments", () => {
+  it.effect("the breaker opens while the gateway is down, the checkouts back off, a probe closes it, and all are paid", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      yield* gateway.outage(1000)
+      const ids: Array<string> = []
+      for (const order of ["A-1", "A-2", "A-3", "A-4"]) ids.push(yield* Runtime.start(Checkout, { order }))
+      yield* TestClock.adjust("5 seconds")
+      for (const id of ids) assert.strictEqual((yield* Runtime.get(id)).status, "succeeded")
+      const [payments] = yield* Runtime.dependencies
+      // closed -> open, and open -> half-open -> open until the gateway is back, then half-open -> closed
+      assert.strictEqual(payments!.breaker!.state, "closed")
+      assert.isAbove(payments!.refused.CircuitOpen, 0)
+      const attempts = (yield* Effect.forEach(ids, Runtime.errors)).reduce((n, errors) => n + errors.length, ids.length)
+      // the open breaker kept most attempts off the gateway
+      assert.isBelow(gateway.calls(), attempts / 2)
+      assert.match((yield* Runtime.errors(ids[3]!))[0]!.message, /circuit breaker of dependency "payments" is open/)
+    }).pipe(Effect.provide(Runtime.layer({ procedures: [Checkout] }).pipe(Layer.provideMerge(Layer.merge(Store.layerMemory, GatewayLive))))))
 })

@@ -15,6 +15,8 @@ import { UsageError } from "./args.js"
 import * as Modules from "./modules.js"
 import type { ExecutionView } from "./operator.js"
 import * as Op from "./operator.js"
+import * as Resilience from "../internal/resilience.js"
+import * as Dependencies from "./dependencies.js"
 import * as Out from "./output.js"
 import { rememberedModule, rememberModules, requireDatabase, resolveDbPath } from "./store.js"
 import { storedConfiguration, takesEvent } from "../internal/chartView.js"
@@ -402,4 +404,19 @@ export const procedures = (a: CommonArgs & { readonly json: boolean }) =>
       source: p.source,
       states: p.states.map((s) => ({ name: s.name, kind: s.kind, accepts: s.accepts }))
     })))
+  })
+
+/**
+ * `proctor dependencies`: the breakers, bulkheads and rate limits of the dependencies the
+ * procedures' steps name, as the server that runs them sees them; without a server, the
+ * loaded modules' dependencies as a new runtime starts them (closed, nothing counted).
+ */
+export const dependencies = (a: CommonArgs & { readonly json: boolean }) =>
+  Effect.gen(function*() {
+    const server = serverOf(a)
+    const found = server !== undefined
+      ? yield* Effect.flatMap(Op.Operator, (op) => op.dependencies).pipe(Effect.provide(Op.layer(server)))
+      : yield* Effect.flatMap(Resilience.make((yield* loadNamed(a)).map((l) => l.procedure)), (r) => r.status)
+    if (a.json) return yield* Out.json(found)
+    yield* Dependencies.print(found, server?._tag === "Remote" ? server.url : undefined)
   })

@@ -222,6 +222,10 @@ const proceduresCommand = Command.make("procedures", { json, ...common }, (a) =>
   Command.withDescription("List the procedures the modules export (or a server runs), their states and the events each wait accepts. Example: proctor procedures --module ./flows.ts")
 )
 
+const dependenciesCommand = Command.make("dependencies", { json, ...common }, (a) => Effect.flatMap(actions, (m) => m.dependencies(a))).pipe(
+  Command.withDescription("Show the dependencies the procedures' steps call: each circuit breaker's state, bulkhead and rate limit, and counts of calls, failures and refusals (a server's, or a new runtime's). Example: proctor dependencies --server http://127.0.0.1:7878")
+)
+
 /** the port `serve` listens on unless told otherwise */
 const defaultPort = 7878
 
@@ -281,6 +285,7 @@ export const commands = {
   skip: skipCommand,
   diagram: diagramCommand,
   procedures: proceduresCommand,
+  dependencies: dependenciesCommand,
   serve: serveCommand,
   mcp: mcpCommand
 }
@@ -301,6 +306,7 @@ const root = Command.make("proctor", {}, () =>
       commands.skip,
       commands.diagram,
       commands.procedures,
+      commands.dependencies,
       commands.serve,
       commands.mcp
     ])

@@ -19,6 +19,7 @@ import type {
 import { ExecutionNotFound } from "../Errors.js"
 import type { AllowedOperations, ErrorEntry, ListFilter, Snapshot, Transition } from "../Execution.js"
 import { allowedOperations } from "../Execution.js"
+import type * as Dependency from "../Dependency.js"
 import type * as Procedure from "../Procedure.js"
 import type * as Runtime from "../Runtime.js"
 import { Store } from "../Store.js"
@@ -110,6 +111,8 @@ export interface OperatorService {
   readonly list: (filter: ListFilter) => Effect.Effect<ReadonlyArray<Snapshot>, OperatorError>
   readonly history: (id: string) => Effect.Effect<ReadonlyArray<Transition>, OperatorError>
   readonly errors: (id: string) => Effect.Effect<ReadonlyArray<ErrorEntry>, OperatorError>
+  /** the dependencies of the procedures' steps, as the runtime that runs them sees them (`Runtime.dependencies`) */
+  readonly dependencies: Effect.Effect<ReadonlyArray<Dependency.Status>, OperatorError>
 }
 
 /**
@@ -157,7 +160,8 @@ export const makeLocal = (
       })),
     list: runtime.list,
     history: (id) => runtime.history(id),
-    errors: runtime.errors
+    errors: runtime.errors,
+    dependencies: runtime.dependencies
   }
 }
 
@@ -191,7 +195,9 @@ export const makeReader = (store: Store["Type"], where: string): OperatorService
     view: (s) => Effect.succeed({ allowed: allowedOperations(s, { states: {} }), configuration: storedConfiguration(s) }),
     list: store.list,
     history: (id) => Effect.zipRight(get(id), store.history(id)),
-    errors: (id) => Effect.zipRight(get(id), store.errors(id))
+    errors: (id) => Effect.zipRight(get(id), store.errors(id)),
+    // a runtime's own state, not in the store
+    dependencies: Effect.succeed([])
   }
 }
 

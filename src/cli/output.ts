@@ -183,7 +183,8 @@ const time = (at: number) => new Date(at).toISOString().replace("T", " ").replac
 
 const visibleLength = (s: string) => stripAnsi(s).length
 
-const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+/** rows of cells in aligned columns (the last column is not padded) */
+export const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
   if (rows.length === 0) return ""
   const widths: Array<number> = []
   for (const row of rows) row.forEach((cell, i) => widths[i] = Math.max(widths[i] ?? 0, visibleLength(cell)))

@@ -73,6 +73,7 @@ export const makeRemote = (options: {
         call(client.executions.cancel({ path: { id }, payload: options?.reason === undefined ? {} : { reason: options.reason } })),
       skip: (id, state) => call(client.executions.skip({ path: { id }, payload: { state } })),
       get: (id) => call(client.executions.get({ path: { id } })),
+      dependencies: call(client.procedures.dependencies()),
       view: (s) =>
         call(Effect.map(client.executions.get({ path: { id: s.id } }), (view) => ({
           allowed: view.allowed,
