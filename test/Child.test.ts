@@ -73,6 +73,23 @@ const UnshippableOrder = Procedure.make("unshippable-order", { version: 1, input
   }
 })
 
+/** A chart (Procedure.fromSCXML): closed until `open`, then done. */
+const Door = Procedure.fromSCXML(
+  `<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" name="door" initial="closed">
+    <state id="closed"><transition event="open" target="opened"/></state>
+    <final id="opened"/>
+  </scxml>`
+)
+
+/** A chart run as a child state: what a chart inside a compound state or a region should be. */
+const Building = Procedure.make("building", { version: 1, input: Schema.Struct({}), context: Schema.Struct({ door: Schema.optional(Schema.String) }) }, {
+  initial: "door",
+  states: {
+    door: Procedure.child(Door, { input: () => ({}), update: (result, context) => ({ ...context, door: result.context.configuration.join(",") }), next: "done" }),
+    done: Procedure.final()
+  }
+})
+
 /** The same order, which stops for a person when its payment fails. */
 const HeldOrder = Procedure.make("held-order", { version: 1, input: Order.input, context: Order.context }, {
   initial: "pay",
@@ -82,7 +99,7 @@ const HeldOrder = Procedure.make("held-order", { version: 1, input: Order.input,
   }
 })
 
-const procedures = [Payment, Order, StrictOrder, UnshippableOrder, HeldOrder] as const
+const procedures = [Payment, Order, StrictOrder, UnshippableOrder, HeldOrder, Door, Building] as const
 const layer = (store: Layer.Layer<Store.Store> = Store.layerMemory) =>
   Runtime.layer({ procedures }).pipe(Layer.provideMerge(store), Layer.provideMerge(Journal.layer))
 
@@ -265,6 +282,40 @@ describe("child procedures", () => {
       const error = Exit.isFailure(exit) ? String(exit.cause) : ""
       assert.match(error, /state "pay" runs procedure "payment" version 1 as a child, which is not registered/)
     }))
+
+  it.effect("a chart inside a compound state or a parallel state's region is refused (when made, or registered), naming the state; as a child state it runs", () =>
+    Effect.gen(function*() {
+      // refused when the procedure is made (a compound's children are checked then), or registered (a region's procedure is made then)
+      const refused = (states: Procedure.UnsafeDefinition["states"]) =>
+        Effect.try({
+          try: () => Procedure.makeUnsafe({ name: "bad", version: 1, input: Schema.Struct({}), context: Schema.Struct({}), initial: "phase", states }),
+          catch: (error) => error as Error
+        }).pipe(
+          Effect.flatMap((def) => Layer.build(Runtime.layer({ procedures: [def] }).pipe(Layer.provide(Store.layerMemory), Layer.provide(Journal.layer)))),
+          Effect.scoped,
+          Effect.flip,
+          Effect.map((e) => e.message)
+        )
+      const chart = Door.states.chart as never
+      const inCompound = yield* refused({ phase: Procedure.compound({ initial: "door", states: { door: chart, over: Procedure.final() } as never, onDone: "end" }) as never, end: { type: "final" } })
+      assert.include(inCompound, `Procedure "bad" is not valid (state "phase.door")`)
+      assert.include(inCompound, "not inside a compound state")
+      assert.include(inCompound, "Procedure.child(chartProcedure, { input, next })")
+      const inRegion = yield* refused({
+        phase: Procedure.parallel({ regions: { a: { initial: "door", states: { door: chart, over: Procedure.final() } as never } }, next: "end" }) as never,
+        end: { type: "final" }
+      })
+      assert.include(inRegion, `region "a" (its state "door"): it is a chart`)
+      assert.include(inRegion, "not in a parallel state's region")
+      // what the message says to do instead
+      const id = yield* Runtime.start(Building, {})
+      const child = (yield* Effect.repeat(Runtime.list({ parentId: id }), { until: (all) => all.length > 0, times: 100 }))[0]!
+      yield* until(child.id, "waiting")
+      yield* Runtime.send(child.id, { _tag: "open" })
+      const done = yield* Runtime.await(id)
+      assert.strictEqual(done.status, "succeeded")
+      assert.deepStrictEqual(done.context, { door: "opened" })
+    }).pipe(Effect.provide(layer())))
 
   it("front ends see a child state: its procedure in the description, the SVG diagram and the Mermaid one", () => {
     const info = Describe.describe(Order)

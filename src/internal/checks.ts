@@ -6,7 +6,7 @@ import { Duration, Effect, Either, Exit, ScheduleDecision, ScheduleIntervals } f
 import type { Schedule } from "effect"
 import { DefinitionError } from "../Errors.js"
 import type { Any } from "../Procedure.js"
-import { isTree, lineOf, parentOf, walk } from "./compound.js"
+import { isTree, lineOf, misplacedChart, parentOf, walk } from "./compound.js"
 import { edges, stateOf } from "./states.js"
 
 /**
@@ -88,6 +88,7 @@ export const validate = (procedure: Any): Either.Either<Any, DefinitionError> =>
     }
   }
   for (const [name, state] of all) {
+    if (state._tag === "Chart" && name.includes(".")) return fail(misplacedChart("inside a compound state"), name)
     // the transitions of a state's ancestors apply while it is active
     const leaves = lineOf(name).some((p) => (edges(stateOf(procedure, p)!)?.length ?? 1) > 0)
     if (state._tag === "Wait" && !leaves) {

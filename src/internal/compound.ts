@@ -122,6 +122,16 @@ export const walk = (states: { readonly [name: string]: AnyState }, prefix = "")
   return out
 }
 
+/**
+ * Why a chart state cannot be where it is (inside a compound state, or in a parallel
+ * state's region): it keeps the whole chart in the execution's context and ends in the
+ * procedure's top-level finals, so it runs only as the top of a procedure of its own.
+ */
+export const misplacedChart = (where: string) =>
+  `it is a chart (the state Procedure.fromSCXML makes), which runs only at the top of its own procedure, not ${where}: ` +
+  `it keeps the whole chart in the execution's context. Run the fromSCXML procedure as a child state instead ` +
+  `(Procedure.child(chartProcedure, { input, next })) and register it too`
+
 /** Whether a procedure uses anything of a tree: compound or history states, actions, eventless transitions. */
 export const isTree = (states: { readonly [name: string]: AnyState }): boolean =>
   Object.values(states).some((state) =>

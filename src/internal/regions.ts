@@ -14,7 +14,7 @@ import { isTerminal } from "../Execution.js"
 import * as Procedure from "../Procedure.js"
 import type { StoreService } from "../Store.js"
 import { childId, regionKey, regionOf } from "./child.js"
-import { walk } from "./compound.js"
+import { misplacedChart, walk } from "./compound.js"
 import type { ParallelResult, RegionResult } from "./parallel.js"
 import type { AnyState, ParallelMode, ParallelSpec, StepArgs } from "./states.js"
 import { stateOf } from "./states.js"
@@ -58,6 +58,8 @@ export const derive = (procedures: ReadonlyArray<Procedure.Any>): Either.Either<
           return refuse(`region "${name}": a region's name may have only letters, digits, "_" and "-" (it is part of the name of the procedure its executions run)`)
         }
         const region = spec.regions[name]!
+        const chart = walk(region.states).find(([, s]) => s._tag === "Chart")
+        if (chart !== undefined) return refuse(`region "${name}" (its state "${chart[0]}"): ${misplacedChart("in a parallel state's region")}`)
         const derived: Procedure.Any = {
           [Procedure.TypeId]: Procedure.TypeId,
           name: regionName(def.name, state, name),
