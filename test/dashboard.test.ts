@@ -7,10 +7,10 @@
 import * as fs from "node:fs"
 import { HttpServer } from "@effect/platform"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Effect, Layer, ManagedRuntime } from "effect"
+import { Effect, Layer, ManagedRuntime, Schedule, Schema } from "effect"
 import type { Browser, Page } from "playwright-core"
 import { chromium } from "playwright-core"
-import { Execution, Runtime, Store } from "proctor"
+import { Dependency, Execution, Procedure, Runtime, Store } from "proctor"
 import * as Server from "../src/http/Server.js"
 import { Approval, Broken, Gated, release } from "./fixtures/ops.js"
 import { Charted, Nested, Release } from "./fixtures/nested.js"
@@ -18,10 +18,20 @@ import { releaseUndo, Saga } from "./fixtures/saga.js"
 
 const wait = { timeout: 20_000 }
 
+/** a step whose dependency's breaker opens on its first failure */
+const Mail = Dependency.make("mail", { breaker: { consecutiveFailures: 1, coolDown: "1 hour" }, bulkhead: { concurrency: 2, queue: 4 } })
+const Notify = Procedure.make("notify", { version: 1, input: Schema.Struct({}), context: Schema.Struct({}) }, {
+  initial: "send",
+  states: {
+    send: Procedure.step({ dependency: Mail, run: () => Effect.fail({ _tag: "Down" as const }), transient: ["Down"], retry: Schedule.stop, next: "sent" }),
+    sent: Procedure.final()
+  }
+})
+
 const makeServer = (token?: string) =>
   ManagedRuntime.make(
     Server.layerNode({ host: "127.0.0.1", port: 0, token }).pipe(
-      Layer.provideMerge(Runtime.layer({ procedures: [Approval, Gated, Broken, Saga, Charted, Release, Nested] }).pipe(Layer.provideMerge(Store.layerMemory)))
+      Layer.provideMerge(Runtime.layer({ procedures: [Approval, Gated, Broken, Saga, Charted, Release, Nested, Notify] }).pipe(Layer.provideMerge(Store.layerMemory)))
     )
   )
 
@@ -332,6 +342,19 @@ describe.skipIf(skip)("dashboard", () => {
     await page.selectOption("[data-testid=skip-state]", "manual")
     await page.click("[data-testid=action-skip]")
     await page.waitForSelector(`[data-testid=execution][data-status=succeeded][data-state=manual]`, wait)
+    await page.close()
+  })
+
+  it("shows the dependencies' breakers: open after a failure, with its counts", async () => {
+    await app.runPromise(Effect.flatMap(Runtime.start(Notify, {}), Runtime.await))
+    const { page, problems } = await newPage()
+    await page.goto(url)
+    await page.waitForSelector("[data-testid=dependency][data-name=mail][data-breaker=open]", wait)
+    const row = page.locator("[data-testid=dependency][data-name=mail]")
+    assert.strictEqual(await row.locator("[data-testid=breaker]").textContent(), "open")
+    assert.include(await row.textContent(), "0/2 running, 0/4 queued")
+    await page.screenshot({ path: `${shots}/dependencies.png` })
+    assert.deepStrictEqual(problems, [])
     await page.close()
   })
 

@@ -3,12 +3,15 @@
 // event stream (/events). No build step, no external assets.
 
 import { STATUSES, TERMINAL, api, h, badge, elapsed, when, toast, dismissToast } from "./dom.js"
+import { dependenciesPanel } from "./dependencies.js"
 
 // ---------------------------------------------------------------------------
 // state
 
 const state = {
   procedures: [],
+  /** whether a step names a dependency: the list page then refreshes its panel now and then */
+  dependencies: false,
   filter: new Set(),
   route: { page: "list" }
 }
@@ -75,9 +78,12 @@ const listView = async () => {
     : h("table", { "data-testid": "executions" },
       h("thead", {}, h("tr", {}, ["Execution", "Procedure", "State", "Status", "Elapsed", "Started"].map((t) => h("th", {}, t)))),
       h("tbody", {}, rows.map(row)))
+  const dependencies = await dependenciesPanel()
+  state.dependencies = dependencies !== null
   root.append(
     h("h1", {}, "Executions"),
     h("div", { class: "card" }, filters, table),
+    ...(dependencies === null ? [] : [dependencies]),
     startForm()
   )
   return root
@@ -457,6 +463,10 @@ const main = async () => {
   document.getElementById("toast").addEventListener("click", dismissToast)
   await render()
   connect()
+  // a breaker changes on failed attempts, which are not transitions: no live event says so
+  window.setInterval(() => {
+    if (state.route.page === "list" && state.dependencies) render()
+  }, 3000)
 }
 
 main()
