@@ -26,6 +26,7 @@ import { Store } from "./Store.js"
 import type * as EventWaiters from "./internal/eventWaiters.js"
 import type * as Replay from "./internal/replay.js"
 import * as internalMetrics from "./internal/metrics.js"
+import * as Plugins from "./internal/plugins.js"
 import * as internal from "./internal/runtime.js"
 import type * as Quotas from "./internal/resilienceQuotas.js"
 import type * as StoreHealth from "./internal/storeHealth.js"
@@ -208,7 +209,15 @@ export const make = <const Ps extends ReadonlyArray<Procedure.Any>>(
   options: Options & { readonly procedures: Ps }
 ): Effect.Effect<RuntimeService, DefinitionError | StoreError, Store | Scope.Scope | Procedure.Services<Ps[number]>> =>
   Effect.flatMap(Effect.context<Procedure.Services<Ps[number]>>(), (context) =>
-    Effect.flatMap(Store, (store) => internal.make(store, options).pipe(Effect.provide(context))))
+    Effect.flatMap(Store, (store) => {
+      const plugins = options.plugins ?? []
+      if (plugins.length === 0) return internal.make(store, options).pipe(Effect.provide(context))
+      return Effect.flatMap(Plugins.start(plugins), (dispatch) =>
+        internal.make(Plugins.observeStore(store, dispatch), options).pipe(
+          Effect.map((service) => Plugins.observeService(service, dispatch)),
+          Effect.provide(context)
+        ))
+    }))
 
 /**
  * The runtime as a layer. It needs a `Store` and the services its procedures' steps use.

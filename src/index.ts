@@ -5,6 +5,8 @@
  */
 
 /** @since 0.1.0 */
+export * as AuditLog from "./AuditLog.js"
+/** @since 0.1.0 */
 export * as Dependency from "./Dependency.js"
 /** @since 0.1.0 */
 export * as Errors from "./Errors.js"
@@ -12,6 +14,8 @@ export * as Errors from "./Errors.js"
 export * from "./Errors.js"
 /** @since 0.1.0 */
 export * as Execution from "./Execution.js"
+/** @since 0.1.0 */
+export * as Plugin from "./Plugin.js"
 /** @since 0.1.0 */
 export * as Procedure from "./Procedure.js"
 /** @since 0.1.0 */

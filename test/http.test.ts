@@ -1,8 +1,8 @@
 import { HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Layer, Stream, TestClock } from "effect"
-import { Runtime, Store, StoreError } from "proctor"
+import { Chunk, Deferred, Effect, Either, Exit, FiberId, Layer, Stream, TestClock } from "effect"
+import { Plugin, Runtime, Store, StoreError } from "proctor"
 import type { Execution } from "proctor"
 import { ProctorApi } from "../src/http/Api.js"
 import * as Auth from "../src/http/Auth.js"
@@ -689,3 +689,38 @@ describe("HTTP auth", () => {
   })
 })
 
+
+describe("HTTP API: who asked", () => {
+  it.effect("requests are shown to plugins as made by the token's name and the user the client says it is", () => {
+    const records: Array<Plugin.Record> = []
+    const seen = Deferred.unsafeMake<void>(FiberId.none)
+    const collector = Plugin.make({
+      name: "collector",
+      handle: (batch) =>
+        Effect.sync(() => {
+          records.push(...batch)
+          if (records.some((r) => r._tag === "Request" && r.request === "pause")) Deferred.unsafeDone(seen, Exit.void)
+        })
+    })
+    const layer = Server.layer({ token: "t0ken", tokenName: "ops" }).pipe(
+      Layer.provideMerge(Runtime.layer({ procedures: [Approval, Gated, Broken], plugins: [collector] }).pipe(Layer.provide(Store.layerMemory))),
+      Layer.provideMerge(NodeHttpServer.layerTest)
+    )
+    return Effect.gen(function*() {
+      const as = (user: string | undefined) => (request: HttpClientRequest.HttpClientRequest) =>
+        request.pipe(HttpClientRequest.bearerToken("t0ken"), user === undefined ? (r) => r : HttpClientRequest.setHeader("x-proctor-user", user))
+      const started = yield* raw(as("alice")(HttpClientRequest.post("/api/executions").pipe(
+        HttpClientRequest.bodyUnsafeJson({ procedure: "ops-approval", input: { doc: "d" } })
+      )))
+      const id = started.body.id as string
+      yield* until(id, (s) => s.status === "waiting")
+      // a user name that is not a plain name is left out rather than recorded
+      yield* raw(as("bob admin; drop")(HttpClientRequest.post(`/api/executions/${id}/pause`)))
+      yield* Deferred.await(seen)
+      const start = records.find((r) => r._tag === "Transition" && r.transition.executionId === id && r.transition.cause === "start")
+      assert.strictEqual(start?._tag === "Transition" ? start.by : "none", "http:ops (user alice)")
+      const pause = records.find((r) => r._tag === "Request" && r.executionId === id && r.request === "pause")
+      assert.strictEqual(pause?._tag === "Request" ? pause.by : "none", "http:ops")
+    }).pipe(Effect.provide(layer))
+  })
+})

@@ -244,6 +244,14 @@ const serveCommand = Command.make(
     module: moduleOption,
     noExamples,
     token,
+    tokenName: Options.text("token-name").pipe(
+      Options.withDescription("who requests with the token are recorded as in the audit log: http:<name> (default: token)"),
+      Options.optional
+    ),
+    auditLog: Options.text("audit-log").pipe(
+      Options.withDescription("append one JSON line per committed change and request, with who asked, to this file (rotated at 10 MiB; or $PROCTOR_AUDIT_LOG)"),
+      Options.optional
+    ),
     workflows: workflowsOption,
     root: rootOption
   },

@@ -6,6 +6,7 @@
  */
 import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Effect, Layer } from "effect"
+import * as os from "node:os"
 import { ProctorApi } from "../http/Api.js"
 import { storedConfiguration } from "../internal/chartView.js"
 import type { OperatorError, OperatorService } from "./operator.js"
@@ -17,6 +18,15 @@ import { Operator, ServerError } from "./operator.js"
  * @since 0.1.0
  * @category constructors
  */
+/** the operating system's user name, or `unknown` where the process has none */
+const osUser = () => {
+  try {
+    return os.userInfo().username
+  } catch {
+    return process.env["USER"] ?? "unknown"
+  }
+}
+
 export const makeRemote = (options: {
   readonly url: string
   readonly token?: string | undefined
@@ -25,11 +35,13 @@ export const makeRemote = (options: {
 }) =>
   Effect.gen(function*() {
     const url = options.url.replace(/\/+$/, "")
+    // the server's audit log records requests under its token's name, and the user the CLI says it runs as
+    const user = HttpClientRequest.setHeader("x-proctor-user", osUser())
     const client = yield* HttpApiClient.make(ProctorApi, {
       baseUrl: url,
       transformClient: options.token === undefined || options.token === ""
-        ? undefined
-        : HttpClient.mapRequest(HttpClientRequest.bearerToken(options.token))
+        ? HttpClient.mapRequest(user)
+        : HttpClient.mapRequest((request) => user(HttpClientRequest.bearerToken(request, options.token!)))
     })
     const call = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, OperatorError> =>
       Effect.mapError(effect, (e: any): OperatorError => {

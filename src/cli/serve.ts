@@ -6,6 +6,7 @@
  */
 import { HttpServer } from "@effect/platform"
 import { Context, Data, Effect, Either, Layer, Option } from "effect"
+import * as AuditLog from "../AuditLog.js"
 import * as Runtime from "../Runtime.js"
 import * as Auth from "../http/Auth.js"
 import * as Server from "../http/Server.js"
@@ -47,6 +48,8 @@ export const serve = (a: {
   readonly module: ReadonlyArray<string>
   readonly noExamples: boolean
   readonly token: Option.Option<string>
+  readonly tokenName: Option.Option<string>
+  readonly auditLog: Option.Option<string>
   readonly workflows: Option.Option<string>
   readonly root: Option.Option<string>
 }) =>
@@ -73,11 +76,15 @@ export const serve = (a: {
       workspaceRoot: Option.getOrElse(a.root, () => process.cwd())
     })
     for (const p of tool.problems) yield* Out.errorLine(`warning: MCP workflow not loaded: ${p.path}: ${p.problem}`)
-    const runtime = Runtime.layer({ procedures: [...loaded.map((l) => l.procedure), ...tools.proceduresOf(tool)] }).pipe(
+    const auditLog = Option.getOrUndefined(a.auditLog) ?? env("PROCTOR_AUDIT_LOG")
+    const runtime = Runtime.layer({
+      procedures: [...loaded.map((l) => l.procedure), ...tools.proceduresOf(tool)],
+      plugins: auditLog === undefined ? [] : [AuditLog.jsonl({ path: auditLog })]
+    }).pipe(
       Layer.provide(storeLayer(dbPath))
     )
     const extraRoutes = { layer: mcp.routes(tool), ownBodies: [mcp.PATH] }
-    const app = Server.layerNode({ host: a.host, port: a.port, token: secret, extraRoutes }).pipe(Layer.provide(runtime))
+    const app = Server.layerNode({ host: a.host, port: a.port, token: secret, tokenName: Option.getOrUndefined(a.tokenName), extraRoutes }).pipe(Layer.provide(runtime))
     yield* Effect.scoped(Effect.gen(function*() {
       const context = yield* Layer.build(app).pipe(
         Effect.catchTag("ServeError", (e) => Effect.fail(new ListenFailed({ host: a.host, port: a.port, cause: e.cause })))

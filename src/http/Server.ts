@@ -22,6 +22,7 @@ import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import type { Duration } from "effect"
 import { Cause, Effect, Layer, Option, Schedule, Stream } from "effect"
 import type { ExecutionEvent, Snapshot } from "../Execution.js"
+import * as Plugin from "../Plugin.js"
 import { Runtime } from "../Runtime.js"
 import type { RuntimeService } from "../Runtime.js"
 import { PayloadTooLarge, ProctorApi, Unauthorized } from "./Api.js"
@@ -37,6 +38,11 @@ import * as Handlers from "./Handlers.js"
 export interface Options {
   /** when set, every request must carry it (`Authorization: Bearer <token>`) */
   readonly token?: string | undefined
+  /**
+   * Who the token's requests are recorded as (`by` in plugins' records, e.g. the audit log):
+   * `http:<tokenName>`; without a token, `http:local`. @default "token"
+   */
+  readonly tokenName?: string | undefined
   /** the largest request body accepted, in bytes; larger ones get 413. @default 1048576 (1 MiB) */
   readonly maxBodyBytes?: number | undefined
   /**
@@ -150,14 +156,20 @@ const guard = (options: Options) => {
   const token = options.token === "" ? undefined : options.token
   const allowed = new Set((options.allowedHosts ?? []).map((h) => h.toLowerCase()))
   const ownBodies = new Set(options.extraRoutes?.ownBodies ?? [])
+  const by = token === undefined ? "http:local" : `http:${options.tokenName ?? "token"}`
   return HttpLayerRouter.middleware((effect) =>
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
       let setCookie = false
-      const respond = (inner: typeof effect) =>
-        setCookie
+      // the user a client says it runs as (the CLI sends it): recorded beside the token's name, not checked
+      const user = request.headers["x-proctor-user"]
+      const asked = user !== undefined && /^[\w.@-]{1,64}$/.test(user) ? `${by} (user ${user})` : by
+      const respond = (handler: typeof effect) => {
+        const inner = Plugin.withRequester(handler, asked)
+        return setCookie
           ? Effect.map(jsonServerErrors(inner), (response) => HttpServerResponse.unsafeSetCookie(response, Auth.cookieName, token!, cookieOptions))
           : jsonServerErrors(inner)
+      }
       const url = new URL(request.url, "http://localhost")
       const host = request.headers["host"] ?? ""
       if (token !== undefined) {

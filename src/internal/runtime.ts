@@ -19,6 +19,7 @@ import {
 } from "../Errors.js"
 import type { ExecutionEvent, ListFilter, Snapshot, Transition } from "../Execution.js"
 import { ExecutionId, isTerminal } from "../Execution.js"
+import type { Plugin } from "../Plugin.js"
 import type * as Procedure from "../Procedure.js"
 import { checkRetries, stateOf, validate } from "../Procedure.js"
 import { acceptedTags } from "./compound.js"
@@ -92,6 +93,8 @@ export interface RuntimeOptions {
    * @default none
    */
   readonly quotas?: Quotas.QuotaOptions | undefined
+  /** shown every committed change and accepted request, after the commit (see `Plugin`). @default none */
+  readonly plugins?: ReadonlyArray<Plugin> | undefined
   /** events a `watch` subscriber may fall behind by before the oldest are dropped. @default 16384 */
   readonly watchBuffer?: number | undefined
   /**
