@@ -39,6 +39,7 @@ import { ClusterHooks } from "./internal/clusterHooks.js"
 import type { Holder } from "./internal/clusterHooks.js"
 import * as Routing from "./internal/clusterRouting.js"
 import type { Ownership } from "./internal/clusterRouting.js"
+import { follow } from "./internal/clusterWatch.js"
 import type * as Procedure from "./Procedure.js"
 import * as Runtime from "./Runtime.js"
 import * as SqlStore from "./SqlStore.js"
@@ -79,6 +80,13 @@ export interface Options<Ps extends ReadonlyArray<Procedure.Any>> extends Runtim
    * @default "30 seconds"
    */
   readonly requestTimeout?: Duration.DurationInput | undefined
+  /**
+   * `watch(id)` follows the execution's history in the shared store, whichever runner runs
+   * it: a transition committed on another runner is seen within this long (one committed
+   * here, at once).
+   * @default "200 millis"
+   */
+  readonly watchInterval?: Duration.DurationInput | undefined
   /** the store's options (`prefix`, `maxBatchSize`, `queueCapacity`); the cluster's tables are `<prefix>_cluster_*` */
   readonly store?: SqlStore.Options | undefined
 }
@@ -142,7 +150,11 @@ export const layer = <const Ps extends ReadonlyArray<Procedure.Any>>(
     yield* Effect.forkScoped(ownership(shards, owner, scan, held))
   })
   return Layer.scopedDiscard(run).pipe(
-    Layer.provideMerge(Layer.effect(Runtime.Runtime, naming(prefix)).pipe(Layer.provide(Runtime.layer(options)))),
+    Layer.provideMerge(
+      Layer.effect(Runtime.Runtime, clustered(prefix, Duration.toMillis(options.watchInterval ?? "200 millis"))).pipe(
+        Layer.provide(Runtime.layer(options))
+      )
+    ),
     Layer.provideMerge(store),
     Layer.provideMerge(hooks),
     Layer.provide(sharding)
@@ -151,11 +163,13 @@ export const layer = <const Ps extends ReadonlyArray<Procedure.Any>>(
 
 /**
  * The runtime, whose `get` also says which runner holds the execution's shard (`runner`:
- * the owner of its last claim, in `<prefix>_shards`), for `proctor show` and the dashboard.
+ * the owner of its last claim, in `<prefix>_shards`), for `proctor show` and the dashboard,
+ * and whose `watch(id)` follows the execution in the store, whichever runner runs it.
  */
-const naming = (prefix: string) =>
+const clustered = (prefix: string, watchMillis: number) =>
   Effect.gen(function*() {
     const runtime = yield* Runtime.Runtime
+    const store = yield* Store
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const [executions, shards] = [sql(`${prefix}_executions`), sql(`${prefix}_shards`)]
     const runnerOf = (id: string) =>
@@ -170,7 +184,8 @@ const naming = (prefix: string) =>
       ...runtime,
       get: (id) =>
         Effect.flatMap(runtime.get(id), (snapshot) =>
-          Effect.map(runnerOf(id), (runner) => runner === undefined ? snapshot : { ...snapshot, runner }))
+          Effect.map(runnerOf(id), (runner) => runner === undefined ? snapshot : { ...snapshot, runner })),
+      watch: (id) => id === undefined ? runtime.watch() : follow(store, runtime.watch(), id, watchMillis)
     })
   })
 

@@ -316,7 +316,8 @@ export const watch = (id?: string): Stream.Stream<ExecutionEvent, never, Runtime
  * and `storeErrors` (a counter of store operations that failed because it was); counters
  * of circuit breaker state changes (tagged `dependency`, `state`), of step attempts a
  * dependency refused (tagged `dependency`, `error`) and of starts a quota refused
- * (tagged `limit`).
+ * (tagged `limit`); on a fenced store (`Cluster.layer`), `fencedCommits`, the commits
+ * refused because another runtime took the execution's shard.
  *
  * @since 0.1.0
  * @category metrics
@@ -333,5 +334,6 @@ export const metrics = {
   storeErrors: internalMetrics.storeErrors,
   breakerChanges: internalMetrics.breakerTransitions,
   dependencyRefused: internalMetrics.dependencyRejections,
-  quotaRefused: internalMetrics.quotaRejections
+  quotaRefused: internalMetrics.quotaRejections,
+  fencedCommits: internalMetrics.fencedCommits
 } as const

@@ -1,7 +1,7 @@
 /**
  * Any runner can be asked (needs PROCTOR_TEST_PG_URL): two runner processes
  * (test/fixtures/clusterRunner.ts) split 16 shards; runner A starts executions whose shards B
- * owns, sends them events, commands and awaits them. Every operation reaches B, which runs
+ * owns, sends them events, commands, awaits and watches them. Every operation reaches B, which runs
  * every step (none runs on A, none twice). The runners scan their shards once an hour only,
  * so nothing but the routed messages wakes B.
  */
@@ -13,7 +13,7 @@ import { op, poll, setUp, startRunner, until } from "./fixtures/clusterProcesses
 const pgUrl = process.env.PROCTOR_TEST_PG_URL
 
 describe.skipIf(pgUrl === undefined || pgUrl === "")("Cluster.layer routing, two runner processes on Postgres", () => {
-  it.live("start, send, sendAndWait, commands and await on a runner that does not own the execution reach its owner", () =>
+  it.live("start, send, sendAndWait, commands, await and watch on a runner that does not own the execution reach its owner", () =>
     Effect.gen(function*() {
       const { port, prefix, runners, sql } = yield* setUp
       const a = startRunner(pgUrl!, prefix, port, "1 hour")
@@ -30,11 +30,16 @@ describe.skipIf(pgUrl === undefined || pgUrl === "")("Cluster.layer routing, two
         Effect.map(sql<{ state: string; status: string }>`SELECT current_state AS state, status FROM ${sql(`${prefix}_executions`)} WHERE execution_id = ${id}`, (rows) => rows[0])
       for (const id of a.elsewhere) yield* poll(state(id), (s) => s?.state === "gate", 30_000, `${id} waits at the gate`)
 
-      // await on A, then the event that ends it, both from A
+      // await and watch on A, then the event that ends it, both from A
       const awaited = yield* Effect.fork(op(a, { op: "await", id: g0 }, 60_000))
+      const watched = yield* Effect.fork(op(a, { op: "watch", id: g0 }, 60_000))
       assert.isUndefined((yield* op(a, { op: "send", id: g0, event: { _tag: "Go" } })).error)
       const ended = yield* awaited
       assert.deepStrictEqual(ended.ok, { state: "done", status: "succeeded" })
+      // A's watch saw B's commits, from the store: each once, in order, up to the end
+      const events = (yield* watched).ok as Array<{ seq: number; from: string; state: string; status: string }>
+      assert.deepStrictEqual(events.at(-1), { seq: events.at(-1)!.seq, from: "s2", state: "done", status: "succeeded" })
+      events.forEach((e, i) => i > 0 && assert.strictEqual(e.seq, events[i - 1]!.seq + 1))
 
       const consumed = yield* op(a, { op: "sendAndWait", id: g1, event: { _tag: "Go" } })
       assert.deepStrictEqual(consumed.ok, { _tag: "Consumed", state: "s2", status: "running" })

@@ -9,6 +9,9 @@ export const activeActors = Metric.gauge("proctor_active_actors", { description:
 export const restartsTotal = Metric.counter("proctor_actor_restarts", { description: "actor restarts after a runtime defect" })
 export const storeUnavailable = Metric.gauge("proctor_store_unavailable", { description: "1 while the store is unavailable (an outage the runtime waits out), else 0" })
 export const storeErrors = Metric.counter("proctor_store_errors", { description: "store operations that failed because the store was unavailable" })
+export const fencedCommits = Metric.counter("proctor_fenced_commits", {
+  description: "commits refused because another runtime took the execution's shard (Cluster.layer, SqlStore.layerFenced)"
+})
 export const stateDuration = Metric.histogram(
   "proctor_state_duration_ms",
   MetricBoundaries.exponential({ start: 1, factor: 4, count: 12 }),

@@ -11,6 +11,7 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Hash } from "effect"
 import { StoreError } from "../Errors.js"
 import type { Row, Tables } from "./sqlSchema.js"
+import { fencedCommits } from "./metrics.js"
 import { storeError, toStoreError } from "./sqlErrors.js"
 
 /** The shard of an execution, 1..shards: the same as @effect/cluster's `getShardId` for an entity of that id. */
@@ -24,18 +25,21 @@ export interface Fence {
   readonly idleInTransactionMillis?: number | undefined
 }
 
-/** A commit of an execution whose shard this process does not hold (never took it, or gave it up). */
-export const notHeld = (executionId: string, shard: number) =>
-  new StoreError({
+/** A commit of an execution whose shard this process does not hold (never took it, or gave it up); counted in `proctor_fenced_commits`. */
+export const notHeld = (executionId: string, shard: number) => {
+  fencedCommits.unsafeUpdate(1, [])
+  return new StoreError({
     kind: "Fenced",
     operation: "commit",
     detail: `execution ${executionId} is in shard ${shard}, which this runtime does not own: ` +
       `the runtime that owns the shard runs it. Send commands to that one, or through the cluster.`
   })
+}
 
-/** A commit refused because another runtime took the shard after this one did. */
-export const fenced = (executionId: string, shard: number, held: number, current: Row | undefined) =>
-  new StoreError({
+/** A commit refused because another runtime took the shard after this one did; counted in `proctor_fenced_commits`. */
+export const fenced = (executionId: string, shard: number, held: number, current: Row | undefined) => {
+  fencedCommits.unsafeUpdate(1, [])
+  return new StoreError({
     kind: "Fenced",
     operation: "commit",
     detail: `execution ${executionId} is in shard ${shard}, which ${
@@ -44,6 +48,7 @@ export const fenced = (executionId: string, shard: number, held: number, current
       `this runtime lost the shard (paused or cut off past its lease) and must not write it. ` +
       `Nothing was written; the execution carries on in the runtime that owns the shard.`
   })
+}
 
 /** `row` in the `Fenced` error: the shard's current epoch and owner */
 export const currentEpoch = (sql: SqlClient.SqlClient, t: Tables, shard: number) =>
