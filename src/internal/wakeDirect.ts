@@ -48,9 +48,10 @@ export const make = (shared: Shared, claims: Claims) => {
 
   /**
    * Commits the event's transition, when the direct path applies: `true` once committed,
-   * `false` when the caller is to enqueue the event as usual. Undefined (nothing done) when
-   * the execution is not waiting out of memory, or is one whose first run reads more than its
-   * row (a procedure with compensations reads its history; a child checks its parent).
+   * `false` when the caller is to enqueue the event as usual (the execution is in memory, or
+   * its inbox holds an event, ...). Undefined (nothing done) when the execution is not
+   * waiting, or is one whose first run reads more than its row (a procedure with
+   * compensations reads its history; a child checks its parent).
    */
   const attempt = (event: Accepted, span: Tracer.Span | undefined): Effect.Effect<boolean, StoreError> | undefined => {
     const { compiled, snapshot } = event
@@ -58,12 +59,14 @@ export const make = (shared: Shared, claims: Claims) => {
       snapshot.status !== "waiting" || snapshot.parentId !== undefined || compiled.compensable.size > 0 ||
       eventWaiters.isEnqueuing(snapshot.id)
     ) return undefined
-    const handle = claims.claim(snapshot.id)
-    if (handle === undefined) return undefined
-    // once claimed, released whatever happens: the sender's interruption waits for the commit
-    return Effect.uninterruptible(Effect.matchCauseEffect(store.inbox(snapshot.id, 1), {
-      onFailure: (cause) => Effect.zipRight(claims.release(handle, false), Effect.failCause(cause)),
-      onSuccess: (pending) => pending.length > 0 ? Effect.zipRight(claims.release(handle, false), queued) : commit(handle, event, span)
+    // claimed and released in one uninterruptible region: an interrupted sender waits for the commit
+    return Effect.uninterruptible(Effect.suspend(() => {
+      const handle = claims.claim(snapshot.id)
+      if (handle === undefined) return queued
+      return Effect.matchCauseEffect(store.inbox(snapshot.id, 1), {
+        onFailure: (cause) => Effect.zipRight(claims.release(handle, false), Effect.failCause(cause)),
+        onSuccess: (pending) => pending.length > 0 ? Effect.zipRight(claims.release(handle, false), queued) : commit(handle, event, span)
+      })
     }))
   }
 
@@ -108,8 +111,11 @@ export const make = (shared: Shared, claims: Claims) => {
         onFailure: (failure) => {
           end(Exit.failCause(failure), s.status)
           const error = Cause.failureOption(failure)
-          // the row moved on since the sender read it: the queued path decides from the current one
-          if (error._tag === "Some" && error.value.kind === "Conflict") return Effect.zipRight(claims.release(handle, false), queued)
+          // the row moved on since the sender read it (or, fenced, another runtime owns it): the
+          // queued path decides from the current one, as it would have
+          if (error._tag === "Some" && (error.value.kind === "Conflict" || error.value.kind === "Fenced")) {
+            return Effect.zipRight(claims.release(handle, false), queued)
+          }
           return Effect.zipRight(claims.release(handle, false), Effect.failCause(failure))
         },
         onSuccess: () => {
