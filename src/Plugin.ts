@@ -22,8 +22,9 @@ import type { Command, ErrorEntry, Snapshot, Transition } from "./Execution.js"
  * - `Error`: an entry committed to an execution's error log (a failed attempt, a failed
  *   compensation, a discarded event);
  * - `Request`: a caller's request the runtime accepted, with `by`, who asked for it (see
- *   `requestedBy`): `send` once the event is in the execution's inbox (the transition that
- *   consumes it follows), an operator command once its transition is committed (`seq`
+ *   `requestedBy`), once `send`, `sendAndWait` or the command returns: the event is durable
+ *   (in the inbox, or consumed by the commit that recorded it; the transition that consumes
+ *   it may come before or after this record), the command's transition is committed (`seq`
  *   names it: the command's record follows its transition).
  *
  * @since 0.1.0
@@ -40,7 +41,7 @@ export type Record =
     readonly by: string | undefined
     /** the event's tag (`send`), the target state (`skip`), the reason (`cancel`) */
     readonly detail: string | undefined
-    /** the execution's `seq` after the request: a command's transition; for `send`, the last one before the event is consumed */
+    /** the execution's `seq` after the request: a command's transition, a `sendAndWait`'s; none for `send` */
     readonly seq: number | undefined
     readonly at: number
   }

@@ -2,8 +2,8 @@
  * Runs `Runtime.layer({ plugins })`: a bounded queue and a fiber per plugin, fed from two
  * places that see everything committed without the run loop knowing — the store, wrapped
  * (`create` and `commit` give `Transition` records, committed error entries `Error` records),
- * and the service, wrapped (an accepted `start`, `send` or command gives a `Request` record,
- * from the caller's fiber, where `Plugin.requestedBy` says who asked).
+ * and the service, wrapped (an accepted `send` or command gives a `Request` record, from the
+ * caller's fiber, where `Plugin.requestedBy` says who asked).
  */
 import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, FiberRef, Metric, Queue } from "effect"
 import type { Scope } from "effect"
@@ -85,10 +85,7 @@ export const observeStore = (store: StoreService, dispatch: Dispatch): StoreServ
     create: (snapshot, first) =>
       Effect.tap(store.create(snapshot, first), (created) => created.created ? transition({ snapshot, transition: first }) : Effect.void),
     commit: (commit) => Effect.zipLeft(store.commit(commit), Effect.zipRight(transition(commit), Effect.sync(() => errors(commit.errors)))),
-    appendErrors: (entries) => Effect.tap(store.appendErrors(entries), () => errors(entries)),
-    // an accepted event: committed to the inbox, in the caller's fiber
-    enqueue: (executionId, event, at) =>
-      Effect.tap(store.enqueue(executionId, event, at), () => request("send", executionId, tagOf(event), undefined, dispatch))
+    appendErrors: (entries) => Effect.tap(store.appendErrors(entries), () => errors(entries))
   }
 }
 
@@ -107,11 +104,14 @@ const request = (
       Effect.sync(() => dispatch({ _tag: "Request", request, executionId, by, detail, seq, at: clock.unsafeCurrentTimeMillis() }))
     ))
 
-/** The service, wrapped: each accepted operator command is shown with who asked for it. */
+/** The service, wrapped: each accepted event and operator command is shown with who asked for it. */
 export const observeService = (service: RuntimeService, dispatch: Dispatch): RuntimeService => {
   const after = (command: Command, id: string, detail?: string) => (snapshot: Snapshot) => request(command, id, detail, snapshot.seq, dispatch)
   return {
     ...service,
+    send: (id, event) => Effect.tap(service.send(id, event), () => request("send", id, tagOf(event), undefined, dispatch)),
+    sendAndWait: (id, event, options) =>
+      Effect.tap(service.sendAndWait(id, event, options), (result) => request("send", id, tagOf(event), result.snapshot.seq, dispatch)),
     pause: (id) => Effect.tap(service.pause(id), after("pause", id)),
     resume: (id) => Effect.tap(service.resume(id), after("resume", id)),
     cancel: (id, options) => Effect.tap(service.cancel(id, options), after("cancel", id, options?.reason)),
