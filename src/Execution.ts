@@ -146,13 +146,15 @@ export interface Snapshot extends Schema.Schema.Type<typeof Snapshot> {}
 /**
  * What caused a transition: `start`, `step`, `event:<Tag>` (the event's tag follows the
  * colon), `timer`, `failure`, `retry`, `skip`, `pause`, `resume`, `cancel`, `rollback`,
- * `compensated`, `defect`. Stored as this string; read an event's tag with `eventOf`.
+ * `compensated`, `defect`, `migrate` (moved to another version of its procedure by
+ * `Runtime.migrate`; the row's `reason` names both versions). Stored as this string; read
+ * an event's tag with `eventOf`.
  *
  * @since 0.1.0
  * @category models
  */
 export const Cause = Schema.Union(
-  Schema.Literal("start", "step", "timer", "failure", "retry", "skip", "pause", "resume", "cancel", "rollback", "compensated", "defect"),
+  Schema.Literal("start", "step", "timer", "failure", "retry", "skip", "pause", "resume", "cancel", "rollback", "compensated", "defect", "migrate"),
   Schema.TemplateLiteral("event:", Schema.String)
 )
 
@@ -193,7 +195,10 @@ export const Transition = Schema.Struct({
   cause: Cause,
   /** the encoded event, for `event:<Tag>` transitions */
   event: Schema.optional(Schema.Unknown),
-  /** why the execution was cancelled, for `cancel` transitions given one (`Runtime.cancel(id, { reason })`) */
+  /**
+   * why the execution was cancelled, for `cancel` transitions given one (`Runtime.cancel(id, { reason })`);
+   * for `migrate` transitions, the versions it moved between (`version 1 -> 2`)
+   */
   reason: Schema.optional(Schema.String),
   at: Schema.Number,
   /** milliseconds spent in `from` */

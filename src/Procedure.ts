@@ -379,3 +379,63 @@ export const toMermaid = (procedure: Any, options?: MermaidOptions): string => m
 /** @internal */
 export const formatParseError = (error: ParseResult.ParseError): string =>
   ParseResult.TreeFormatter.formatErrorSync(error).replace(/\n/g, " ")
+
+/**
+ * The context type of a procedure.
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type Context<P> = P extends Procedure<any, any, infer C, any, any, any> ? C : never
+
+/**
+ * A state of a procedure as a snapshot names it: a top-level state, or the dotted path of
+ * one inside a compound state (`"deploy.api"`).
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type StateName<P> = P extends Procedure<any, any, any, any, any, infer S> ? S | `${S}.${string}` : string
+
+/**
+ * A declared move of running executions from one version of a procedure to another:
+ * `state` maps each state of `from` to a state of `to`, `context` the context. Passed to
+ * `Runtime.layer({ migrations })`, checked when the runtime is built (both versions
+ * registered, every state of `from` mapped to an existing state of the same kind in
+ * `to`), and applied by `Runtime.migrate` at a safe point, never during a step.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Migration<From extends Any = Any, To extends Any = Any> {
+  readonly _tag: "Migration"
+  readonly from: From
+  readonly to: To
+  // methods, not function properties: a migration of two particular versions is a `Migration` of any
+  state(state: StateName<From>): StateName<To>
+  context(context: Context<From>): Context<To>
+}
+
+/**
+ * Declares a migration between two versions of a procedure (either way: a migration back
+ * from the new version lets a reverted rollout move executions back).
+ *
+ * @example
+ * ```ts
+ * const toV2 = Procedure.migration(DeployV1, DeployV2, {
+ *   state: (s) => s === "verify" ? "smoke" : s,
+ *   context: (c) => ({ ...c, region: "eu" })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const migration = <From extends Any, To extends Any>(
+  from: From,
+  to: To,
+  map: {
+    readonly state: (state: StateName<From>) => StateName<To>
+    readonly context: (context: Context<From>) => Context<To>
+  }
+): Migration<From, To> => ({ _tag: "Migration", from, to, state: map.state, context: map.context })

@@ -30,6 +30,7 @@ import * as Plugins from "./internal/plugins.js"
 import * as internal from "./internal/runtime.js"
 import type * as Quotas from "./internal/resilienceQuotas.js"
 import type * as StoreHealth from "./internal/storeHealth.js"
+import type * as Versions from "./internal/versions.js"
 
 /**
  * Options of `Runtime.layer`: the procedures it runs, supervision limits, passivation.
@@ -47,6 +48,42 @@ export type Options = internal.RuntimeOptions
  * @category models
  */
 export type Quota = Quotas.Quota
+
+/**
+ * Options of `Runtime.migrate`: `to`, the version to move the execution to.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type MigrateOptions = internal.MigrateOptions
+
+/**
+ * Options of `Runtime.migrateAll`: the executions of version `from` go to version `to`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type MigrateAllOptions = internal.MigrateAllOptions
+
+/**
+ * What `Runtime.migrateAll` did: the executions it migrated, and those it could not, each
+ * with the reason (the message of its `InvalidTransition`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MigrateReport {
+  readonly migrated: ReadonlyArray<string>
+  readonly refused: ReadonlyArray<{ readonly id: string; readonly reason: string }>
+}
+
+/**
+ * How many executions run on one version of a procedure (`Runtime.versions`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type VersionInFlight = Versions.VersionInFlight
 
 /**
  * Options of `Runtime.start`.
@@ -180,6 +217,22 @@ export interface RuntimeService {
   readonly verify: (id: string) => Effect.Effect<VerifyReport, ExecutionNotFound | DefinitionError | StoreError>
   /** Replays an export of `exportHistory` (from a file, another machine) against the registered procedure. */
   readonly verifyExport: (jsonl: string) => Effect.Effect<VerifyReport, ValidationError | DefinitionError>
+  /**
+   * Moves an execution to another version of its procedure by the migration declared in
+   * `Runtime.layer({ migrations })`, at a safe point: while it waits, is paused or needs a
+   * person, or, while a step runs, once that step's attempt has committed (a migration never
+   * stops a step). One committed transition (cause `migrate`). Refused with
+   * `InvalidTransition` when no migration is declared, the execution has ended or is rolling
+   * back, or its migrated context does not fit the new version's Schema (it then stays as it was).
+   */
+  readonly migrate: (id: string, options: MigrateOptions) => Effect.Effect<Snapshot, ExecutionNotFound | InvalidTransition | StoreError>
+  /** `migrate` for every execution of version `from` not ended; see `MigrateReport`. */
+  readonly migrateAll: (procedure: string, options: MigrateAllOptions) => Effect.Effect<MigrateReport, StoreError>
+  /**
+   * Every registered version (and every version the store has executions of), with how
+   * many executions run on it: one grouped count in the store, no execution read.
+   */
+  readonly versions: (procedure?: string) => Effect.Effect<ReadonlyArray<VersionInFlight>, StoreError>
 }
 
 /**
@@ -307,6 +360,23 @@ export { await_ as await }
  */
 export const watch = (id?: string): Stream.Stream<ExecutionEvent, never, Runtime> =>
   Stream.unwrap(Effect.map(Runtime, (r) => r.watch(id)))
+
+/**
+ * Moves an execution to another version by a declared migration, at a safe point.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const migrate = (id: string, options: MigrateOptions) => Effect.flatMap(Runtime, (r) => r.migrate(id, options))
+/** @since 0.1.0 @category accessors */
+export const migrateAll = (procedure: string, options: MigrateAllOptions) => Effect.flatMap(Runtime, (r) => r.migrateAll(procedure, options))
+/**
+ * How many executions run on each version.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const versions = (procedure?: string) => Effect.flatMap(Runtime, (r) => r.versions(procedure))
 
 /**
  * The runtime's metrics, for exporters and dashboards: counters of executions started,

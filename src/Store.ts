@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer, Option } from "effect"
-import type { ErrorEntry, ListFilter, Snapshot, Transition } from "./Execution.js"
+import type { ErrorEntry, ListFilter, Snapshot, Status, Transition } from "./Execution.js"
 import { isTerminal } from "./Execution.js"
 import { StoreError } from "./Errors.js"
 
@@ -95,6 +95,32 @@ export interface HistoryOptions {
 }
 
 /**
+ * How many executions of one version of a procedure are in one status (`countByVersion`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface VersionCount {
+  readonly procedure: string
+  readonly version: number
+  readonly status: Status
+  readonly count: number
+}
+
+/**
+ * What `countByVersion` counts.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface VersionCountQuery {
+  /** only this procedure's executions */
+  readonly procedure?: string | undefined
+  /** only the executions started at or after this time (epoch ms) */
+  readonly startedSince?: number | undefined
+}
+
+/**
  * What every store implements. All methods fail with `StoreError` only.
  *
  * @since 0.1.0
@@ -123,6 +149,11 @@ export interface StoreService {
    */
   readonly getMany?: ((ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Snapshot>, StoreError>) | undefined
   readonly list: (filter: ListFilter) => Effect.Effect<ReadonlyArray<Snapshot>, StoreError>
+  /**
+   * How many executions there are by procedure, version and status, in one grouped query
+   * (versions in flight, a rollout's health), without reading the executions.
+   */
+  readonly countByVersion: (query?: VersionCountQuery) => Effect.Effect<ReadonlyArray<VersionCount>, StoreError>
   /** the transitions in `seq` order (the last `tail` of them, if given) */
   readonly history: (id: string, options?: HistoryOptions) => Effect.Effect<ReadonlyArray<Transition>, StoreError>
   readonly errors: (id: string) => Effect.Effect<ReadonlyArray<ErrorEntry>, StoreError>
@@ -306,6 +337,19 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
           out.push(e.snapshot)
         }
         return out
+      }),
+    countByVersion: (query) =>
+      Effect.sync(() => {
+        const counts = new Map<string, { procedure: string; version: number; status: Status; count: number }>()
+        for (const { snapshot: s } of executions.values()) {
+          if (query?.procedure !== undefined && s.procedure !== query.procedure) continue
+          if (query?.startedSince !== undefined && s.startedAt < query.startedSince) continue
+          const key = `${s.procedure}@${s.version}/${s.status}`
+          const found = counts.get(key)
+          if (found === undefined) counts.set(key, { procedure: s.procedure, version: s.version, status: s.status, count: 1 })
+          else found.count++
+        }
+        return [...counts.values()]
       }),
     history: (id, options) =>
       Effect.sync(() => {

@@ -608,6 +608,38 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           assert.deepStrictEqual(yield* store.active(), ["e2", "e8"])
         }))
 
+      test("countByVersion counts executions by procedure, version and status, by procedure and start time", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const rows: ReadonlyArray<readonly [string, number, Execution.Status, number]> = [
+            ["order", 1, "running", 0],
+            ["order", 1, "running", 1],
+            ["order", 1, "succeeded", 2],
+            ["order", 2, "waiting", 3],
+            ["order", 2, "failed", 4],
+            ["order", 2, "failed", 5],
+            ["deploy", 1, "running", 6]
+          ]
+          for (const [i, [procedure, version, status, at]] of rows.entries()) {
+            yield* create(snapshot(`v${i}`, { procedure, version, status, startedAt: t0 + at }))
+          }
+          const sorted = (counts: ReadonlyArray<Store.VersionCount>) =>
+            [...counts].map((c) => `${c.procedure}@${c.version} ${c.status} ${c.count}`).sort()
+          assert.deepStrictEqual(sorted(yield* store.countByVersion()), [
+            "deploy@1 running 1",
+            "order@1 running 2",
+            "order@1 succeeded 1",
+            "order@2 failed 2",
+            "order@2 waiting 1"
+          ])
+          assert.deepStrictEqual(sorted(yield* store.countByVersion({ procedure: "order", startedSince: t0 + 2 })), [
+            "order@1 succeeded 1",
+            "order@2 failed 2",
+            "order@2 waiting 1"
+          ])
+          assert.deepStrictEqual(yield* store.countByVersion({ procedure: "nothing" }), [])
+        }))
+
       test("getMany gives the snapshots of the ids that exist, past a chunk of 500 too", () =>
         Effect.gen(function*() {
           const store = yield* Store.Store

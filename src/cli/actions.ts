@@ -361,6 +361,23 @@ export const following = (
       yield* Out.outcome(verb, result)
     }))
 
+/** @internal `proctor migrate <id> --to N`, or `<name>@<from> --to N` for every execution of a version */
+export const migrate = (a: CommonArgs & { readonly target: string; readonly to: number; readonly json: boolean }) => {
+  const all = /^(.+)@(\d+)$/.exec(a.target)
+  return withOperator(a, "migrate", all === null ? { read: false, forId: a.target } : { read: false }, (op) =>
+    Effect.gen(function*() {
+      if (all === null) {
+        const after = yield* op.migrate(a.target, a.to)
+        if (a.json) return yield* Out.json(after)
+        return yield* Out.outcome(`Migrated to version ${a.to}:`, after)
+      }
+      const report = yield* op.migrateAll(all[1]!, Number(all[2]), a.to)
+      if (a.json) return yield* Out.json(report)
+      yield* Out.line(`Migrated ${report.migrated.length} execution(s) of ${a.target} to version ${a.to}.`)
+      for (const r of report.refused) yield* Out.line(`  not ${r.id}: ${r.reason}`)
+    }))
+}
+
 /** @internal */
 export const diagram = (a: {
   readonly module: string
@@ -396,12 +413,18 @@ export const procedures = (a: CommonArgs & { readonly json: boolean }) =>
     const procedures = server !== undefined
       ? yield* Effect.flatMap(Op.Operator, (op) => op.procedures).pipe(Effect.provide(Op.layer(server)))
       : Op.views(yield* loadNamed(a))
-    if (a.json) return yield* Out.json(procedures.map(({ svg: _, ...p }) => p))
-    yield* Out.procedures(procedures.map((p) => ({
+    // how many executions run on each version: the server counted them; here, the database does if there is one
+    const counted = server !== undefined
+      ? undefined
+      : Option.getOrUndefined(yield* Effect.option(withOperator(a, "procedures", { read: true }, (op) => op.inFlight)))
+    const withCounts = counted === undefined ? procedures : procedures.map((p) => ({ ...p, inFlight: counted.get(`${p.name}@${p.version}`) ?? 0 }))
+    if (a.json) return yield* Out.json(withCounts.map(({ svg: _, ...p }) => p))
+    yield* Out.procedures(withCounts.map((p) => ({
       name: p.name,
       version: p.version,
       description: p.description,
       source: p.source,
+      inFlight: p.inFlight,
       states: p.states.map((s) => ({ name: s.name, kind: s.kind, accepts: s.accepts }))
     })))
   })

@@ -205,6 +205,20 @@ const skipCommand = Command.make(
   (a) => Effect.flatMap(actions, (m) => m.following("skip", "Moved", a))
 ).pipe(Command.withDescription("Move an execution to another state (e.g. past a step that needs a person). Example: proctor skip 3f2c… done"))
 
+const migrateCommand = Command.make(
+  "migrate",
+  {
+    target: Args.text({ name: "id | name@version" }).pipe(Args.withDescription("an execution, or every execution of a version (e.g. deploy@1) not ended")),
+    to: Options.integer("to").pipe(Options.withDescription("the version to move to (a migration to it must be declared in the runtime)")),
+    json,
+    ...common
+  },
+  (a) => Effect.flatMap(actions, (m) => m.migrate(a))
+).pipe(Command.withDescription(
+  "Move an execution (or every execution of a version) to another version by a declared migration, at a safe point: never during a step. " +
+    "Example: proctor migrate deploy@1 --to 2"
+))
+
 const diagramCommand = Command.make(
   "diagram",
   {
@@ -291,6 +305,7 @@ export const commands = {
   rollback: followingCommand("rollback", "Rolled back", "Run the compensations of completed steps in reverse order, then end rolled_back."),
   retry: followingCommand("retry", "Retried", "Run the current step again, for an execution that needs intervention."),
   skip: skipCommand,
+  migrate: migrateCommand,
   diagram: diagramCommand,
   procedures: proceduresCommand,
   dependencies: dependenciesCommand,
@@ -312,6 +327,7 @@ const root = Command.make("proctor", {}, () =>
       commands.rollback,
       commands.retry,
       commands.skip,
+      commands.migrate,
       commands.diagram,
       commands.procedures,
       commands.dependencies,

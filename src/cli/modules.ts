@@ -40,6 +40,8 @@ export interface Loaded {
   readonly source: string
   /** the module's absolute path */
   readonly file: string
+  /** the migrations (`Procedure.migration`) the same module exports */
+  readonly migrations?: ReadonlyArray<Procedure.Migration> | undefined
 }
 
 /**
@@ -51,7 +53,12 @@ export interface Loaded {
 export const collect = (mod: Record<string, unknown>, file: string, absolute: string = file): ReadonlyArray<Loaded> => {
   const out: Array<Loaded> = []
   const seen = new Set<unknown>()
+  const migrations: Array<Procedure.Migration> = []
   const add = (value: unknown, name: string) => {
+    if (isMigration(value) && !seen.has(value)) {
+      seen.add(value)
+      migrations.push(value)
+    }
     if (Procedure.isProcedure(value) && !seen.has(value)) {
       seen.add(value)
       out.push({ procedure: value, source: `${file}#${name}`, file: absolute })
@@ -70,8 +77,12 @@ export const collect = (mod: Record<string, unknown>, file: string, absolute: st
   if (typeof cjs === "object" && cjs !== null && !Array.isArray(cjs) && !Procedure.isProcedure(cjs)) {
     visit(cjs as Record<string, unknown>)
   }
-  return out
+  return migrations.length === 0 ? out : out.map((l) => ({ ...l, migrations }))
 }
+
+const isMigration = (u: unknown): u is Procedure.Migration =>
+  typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "Migration" &&
+  Procedure.isProcedure((u as { from?: unknown }).from) && Procedure.isProcedure((u as { to?: unknown }).to)
 
 /**
  * Imports a TypeScript or JavaScript module and returns the procedures it exports.

@@ -18,7 +18,7 @@ import type {
 } from "../Errors.js"
 import { ExecutionNotFound } from "../Errors.js"
 import type { AllowedOperations, ErrorEntry, ListFilter, Snapshot, Transition } from "../Execution.js"
-import { allowedOperations } from "../Execution.js"
+import { allowedOperations, isTerminal } from "../Execution.js"
 import type * as Dependency from "../Dependency.js"
 import type * as Procedure from "../Procedure.js"
 import type * as Runtime from "../Runtime.js"
@@ -113,6 +113,19 @@ export interface OperatorService {
   readonly errors: (id: string) => Effect.Effect<ReadonlyArray<ErrorEntry>, OperatorError>
   /** the dependencies of the procedures' steps, as the runtime that runs them sees them (`Runtime.dependencies`) */
   readonly dependencies: Effect.Effect<ReadonlyArray<Dependency.Status>, OperatorError>
+  /** how many executions have not ended, by `name@version` (one grouped count in the store) */
+  readonly inFlight: Effect.Effect<ReadonlyMap<string, number>, OperatorError>
+  /** `Runtime.migrate` */
+  readonly migrate: (id: string, to: number) => Effect.Effect<Snapshot, OperatorError>
+  /** `Runtime.migrateAll` */
+  readonly migrateAll: (procedure: string, from: number, to: number) => Effect.Effect<Runtime.MigrateReport, OperatorError>
+}
+
+/** in-flight counts by `name@version`, from the store's counts by version and status */
+export const inFlightOf = (counts: ReadonlyArray<{ readonly procedure: string; readonly version: number; readonly status: Snapshot["status"]; readonly count: number }>) => {
+  const out = new Map<string, number>()
+  for (const c of counts) if (!isTerminal(c.status)) out.set(`${c.procedure}@${c.version}`, (out.get(`${c.procedure}@${c.version}`) ?? 0) + c.count)
+  return out
 }
 
 /**
@@ -161,7 +174,10 @@ export const makeLocal = (
     list: runtime.list,
     history: (id) => runtime.history(id),
     errors: runtime.errors,
-    dependencies: runtime.dependencies
+    dependencies: runtime.dependencies,
+    inFlight: Effect.map(runtime.versions(), (vs) => new Map(vs.map((v) => [`${v.procedure}@${v.version}`, v.inFlight]))),
+    migrate: (id, to) => runtime.migrate(id, { to }),
+    migrateAll: (procedure, from, to) => runtime.migrateAll(procedure, { from, to })
   }
 }
 
@@ -197,8 +213,17 @@ export const makeReader = (store: Store["Type"], where: string): OperatorService
     history: (id) => Effect.zipRight(get(id), store.history(id)),
     errors: (id) => Effect.zipRight(get(id), store.errors(id)),
     // a runtime's own state, not in the store
-    dependencies: Effect.succeed([])
+    dependencies: Effect.succeed([]),
+    inFlight: Effect.map(store.countByVersion(), inFlightOf),
+    migrate: readOnly,
+    migrateAll: readOnly
   }
+}
+
+/** The migrations the loaded modules export between two versions that are both loaded (the runtime refuses others). */
+const migrationsOf = (loaded: ReadonlyArray<Loaded>): ReadonlyArray<Procedure.Migration> => {
+  const procedures = new Set(loaded.map((l) => l.procedure))
+  return [...new Set(loaded.flatMap((l) => l.migrations ?? []))].filter((m) => procedures.has(m.from) && procedures.has(m.to))
 }
 
 /**
@@ -236,6 +261,7 @@ export const layer = (target: Target): Layer.Layer<Operator, OperatorError> => {
           Effect.map(R.Runtime, (r) => makeLocal(r, target.loaded, `database ${target.dbPath}`))
         ).pipe(Layer.provide(R.layer({
           procedures: target.loaded.map((l) => l.procedure),
+          migrations: migrationsOf(target.loaded),
           recover: target.recover
         }).pipe(Layer.provide(storeLayer(target.dbPath)))))))
   }

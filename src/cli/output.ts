@@ -342,6 +342,8 @@ export const procedures = (
     readonly description: string | undefined
     readonly states: ReadonlyArray<{ readonly name: string; readonly kind: string; readonly accepts: ReadonlyArray<string> }>
     readonly source: string
+    /** executions of this version not ended, when a store was there to count them */
+    readonly inFlight?: number | undefined
   }>
 ) =>
   Effect.flatMap(Output, (o) => {
@@ -351,7 +353,7 @@ export const procedures = (
     let text = ""
     for (const p of infos) {
       text += `${o.color ? ansi.bold(`${p.name}@${p.version}`) : `${p.name}@${p.version}`}${p.description === undefined ? "" : ` — ${p.description}`}\n`
-      text += `  from ${p.source}\n`
+      text += `  from ${p.source}${p.inFlight === undefined ? "" : `, ${p.inFlight} execution(s) in flight`}\n`
       text += table(p.states.map((s) => [`  ${s.name}`, s.kind, s.accepts.length > 0 ? `accepts ${s.accepts.join(", ")}` : ""]))
     }
     return o.out(text)

@@ -107,7 +107,10 @@ export const makeRemote = (options: {
           }
         })),
       history: (id) => call(client.executions.history({ path: { id }, urlParams: {} })),
-      errors: (id) => call(client.executions.errors({ path: { id } }))
+      errors: (id) => call(client.executions.errors({ path: { id } })),
+      inFlight: call(Effect.map(client.procedures.list(), (ps) => new Map(ps.map((p) => [`${p.name}@${p.version}`, p.inFlight ?? 0])))),
+      migrate: (id, to) => call(client.executions.migrate({ path: { id }, payload: { to } })),
+      migrateAll: (procedure, from, to) => call(client.procedures.migrate({ path: { name: procedure }, payload: { from, to } }))
     }
     return service
   })

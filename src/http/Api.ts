@@ -256,6 +256,17 @@ const operation = <const N extends "pause" | "resume" | "cancel" | "rollback" | 
     .annotate(OpenApi.Summary, summary)
 
 /**
+ * What `POST /api/procedures/:name/migrate` did (`Runtime.MigrateReport`).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const MigrateReport = Schema.Struct({
+  migrated: Schema.Array(Schema.String),
+  refused: Schema.Array(Schema.Struct({ id: Schema.String, reason: Schema.String }))
+}).annotations({ identifier: "MigrateReport" })
+
+/**
  * Registered procedures, and the dependencies their steps call.
  *
  * @since 0.1.0
@@ -265,7 +276,15 @@ export class ProceduresGroup extends HttpApiGroup.make("procedures")
   .add(
     HttpApiEndpoint.get("list", "/procedures")
       .addSuccess(Schema.Array(ProcedureInfo))
-      .annotate(OpenApi.Summary, "The registered procedures, with diagrams, states and event Schemas")
+      .addError(StoreErrorWire)
+      .annotate(OpenApi.Summary, "The registered procedures, with diagrams, states and event Schemas, and how many executions run on each version")
+  )
+  .add(
+    HttpApiEndpoint.post("migrate")`/procedures/${name}/migrate`
+      .setPayload(Schema.Struct({ from: Schema.Int, to: Schema.Int }))
+      .addSuccess(MigrateReport)
+      .addError(StoreErrorWire)
+      .annotate(OpenApi.Summary, "Migrate every execution of version `from` not ended to version `to` (a declared migration), each at a safe point")
   )
   .add(
     HttpApiEndpoint.get("get")`/procedures/${name}`
@@ -348,6 +367,15 @@ export class ExecutionsGroup extends HttpApiGroup.make("executions")
   )
   .add(operation("rollback", "Run the compensations of completed steps, then end rolled_back"))
   .add(operation("retry", "Run the current step again (an execution that needs intervention)"))
+  .add(
+    HttpApiEndpoint.post("migrate")`/executions/${id}/migrate`
+      .setPayload(Schema.Struct({ to: Schema.Int }))
+      .addSuccess(Snapshot)
+      .addError(ExecutionNotFoundWire)
+      .addError(InvalidTransitionWire)
+      .addError(StoreErrorWire)
+      .annotate(OpenApi.Summary, "Move an execution to another version by a declared migration, at a safe point (never during a step)")
+  )
   .add(
     HttpApiEndpoint.post("skip")`/executions/${id}/skip`
       .setPayload(Schema.Struct({ state: Schema.String }))

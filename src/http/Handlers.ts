@@ -67,7 +67,13 @@ const ProceduresLive = HttpApiBuilder.group(ProctorApi, "procedures", (handlers)
       return i
     }
     return handlers
-      .handle("list", () => Effect.sync(() => runtime.procedures.map(info)))
+      .handle("list", () =>
+        Effect.map(runtime.versions(), (versions) =>
+          runtime.procedures.map((p) => ({
+            ...info(p),
+            inFlight: versions.find((v) => v.procedure === p.name && v.version === p.version)?.inFlight ?? 0
+          }))))
+      .handle("migrate", ({ path, payload }) => runtime.migrateAll(path.name, payload))
       .handle("get", ({ path }) => Effect.map(findProcedure(runtime.procedures, path.name), info))
       .handle("dependencies", () => runtime.dependencies)
   }))
@@ -116,6 +122,7 @@ const ExecutionsLive = HttpApiBuilder.group(ProctorApi, "executions", (handlers)
       .handle("rollback", ({ path }) => runtime.rollback(path.id))
       .handle("retry", ({ path }) => runtime.retry(path.id))
       .handle("skip", ({ path, payload }) => runtime.skip(path.id, payload.state))
+      .handle("migrate", ({ path, payload }) => runtime.migrate(path.id, payload))
   }))
 
 /**

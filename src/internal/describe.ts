@@ -94,7 +94,9 @@ export const ProcedureInfo = Schema.Struct({
   /** the JSON Schema of the input */
   input: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
   mermaid: Schema.String,
-  svg: Schema.String
+  svg: Schema.String,
+  /** how many executions of this version have not ended (`Runtime.versions`); absent where no runtime counted them */
+  inFlight: Schema.optional(Schema.Number)
 }).annotations({ identifier: "ProcedureInfo" })
 
 /**

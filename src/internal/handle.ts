@@ -6,6 +6,7 @@ import type { Deferred, Fiber, Tracer } from "effect"
 import type { ExecutionNotFound, InvalidTransition, StoreError } from "../Errors.js"
 import type { Snapshot } from "../Execution.js"
 import type { Deadline } from "./deadlines.js"
+import type { Registered } from "./versions.js"
 import type { Compiled, Input, Machine } from "./transition.js"
 
 export type CommandInput = Extract<Input, { readonly _tag: "Pause" | "Resume" | "Cancel" | "Rollback" | "Retry" | "Skip" }>
@@ -16,6 +17,12 @@ export type Msg =
   | { readonly _tag: "Command"; readonly input: CommandInput; readonly reply: Deferred.Deferred<Snapshot, CommandError> }
   | { readonly _tag: "Inbox"; readonly cause?: Tracer.Span | undefined }
   | { readonly _tag: "Timer"; readonly visit: number }
+  /** `Runtime.migrate`: served between steps (it never stops a step, unlike a command) */
+  | { readonly _tag: "Migrate"; readonly migration: Registered; readonly reply: Deferred.Deferred<Snapshot, CommandError> }
+
+/** The reply a message waits for: a command's or a migration's. */
+export const replyOf = (msg: Msg): Deferred.Deferred<Snapshot, CommandError> | undefined =>
+  msg._tag === "Command" || msg._tag === "Migrate" ? msg.reply : undefined
 
 /**
  * An actor's mailbox. Offering is synchronous, so that finding an actor and delivering
@@ -45,7 +52,7 @@ export class Mailbox {
     return msg
   }
   hasCommand(): boolean {
-    for (let i = this.head; i < this.items.length; i++) if (this.items[i]!._tag === "Command") return true
+    for (let i = this.head; i < this.items.length; i++) if (replyOf(this.items[i]!) !== undefined) return true
     return false
   }
   drain(): Array<Msg> {

@@ -29,6 +29,7 @@ import { finishedBy, stateDuration, transitionsTotal } from "./metrics.js"
 import type { Commit } from "../Store.js"
 import type { Shared } from "./shared.js"
 import * as Spans from "./spans.js"
+import * as Versions from "./versions.js"
 import type { Compiled, Input, Machine, Output } from "./transition.js"
 import { errorInfo, transition } from "./transition.js"
 
@@ -83,9 +84,10 @@ class WaitTimer implements Deadline {
 export class Run {
   readonly id: string
   readonly mailbox: Mailbox
-  readonly compiled: Compiled
-  readonly def: Procedure.Any
-  readonly loopLimit: number
+  /** the definition it runs on: another version's after a migration (`migrate`) */
+  compiled: Compiled
+  def: Procedure.Any
+  loopLimit: number
   /** the span of the request that started this run, if any: the others are linked */
   readonly parent: Tracer.AnySpan | undefined
   /** the phase of this run between steps (made once) */
@@ -120,7 +122,7 @@ export class Run {
     readonly executionSpan: Tracer.Span,
     /** the fiber's log annotations, with the execution's id and procedure */
     readonly annotations: HashMap.HashMap<string, unknown>,
-    readonly cached: Cached,
+    public cached: Cached,
     readonly clock: Clock.Clock
   ) {
     this.id = handle.id
@@ -388,6 +390,7 @@ export class Run {
   private handleMessage(msg: Exclude<Msg, { readonly _tag: "Inbox" }>): Effect.Effect<void, StoreError> {
     const now = this.now()
     const { cached, handle } = this
+    if (msg._tag === "Migrate") return this.migrate(msg)
     if (msg._tag === "Timer") {
       const s = cached.machine.snapshot
       if (msg.visit !== s.visit || s.status !== "waiting") return Effect.void
@@ -410,6 +413,41 @@ export class Run {
     })
   }
 
+  /**
+   * Moves the execution to another version of its procedure, between steps (this message
+   * is served by the loop, never by stopping a step), committed as one transition; this
+   * run goes on with the new version's definition.
+   */
+  private migrate(msg: Extract<Msg, { readonly _tag: "Migrate" }>): Effect.Effect<void, StoreError> {
+    const { handle } = this
+    const migrated = Versions.migrate(msg.migration, this.cached.machine, this.now())
+    if (Either.isLeft(migrated)) return Deferred.fail(msg.reply, migrated.left)
+    const s = this.cached.machine.snapshot
+    const { machine, transition: t } = migrated.right
+    handle.current = msg.reply
+    return Effect.flatMap(this.env.shared.store.commit({ snapshot: machine.snapshot, expectedVersion: s.rowVersion, transition: t }), () => {
+      handle.current = undefined
+      const to = msg.migration.to
+      // the compensations still owed are those of the new version's states of the same name (as a reload finds them)
+      const cached: Cached = { compiled: to, machine, completed: this.cached.completed.filter((c) => to.compensable.has(c.state)) }
+      handle.cached = cached
+      handle.retry = undefined
+      handle.spins = 0
+      // the old state's timer is not the new one's (`waiting` sets the new one)
+      if (handle.timer !== undefined) {
+        this.env.shared.deadlines.remove(handle.timer.deadline)
+        handle.timer = undefined
+      }
+      this.cached = cached
+      this.compiled = to
+      this.def = to.def
+      this.loopLimit = to.def.maxTransitionsWithoutWaiting ?? defaultLoopLimit
+      this.enterStateSpan(machine.snapshot)
+      this.env.shared.publish(machine.snapshot, t)
+      return Deferred.succeed(msg.reply, machine.snapshot)
+    })
+  }
+
   /** The run ends: the execution ended, parks, or leaves memory. */
   private settle(signal: Exclude<Signal, "continue">): Effect.Effect<void, StoreError> {
     const { handle, cached } = this
@@ -425,6 +463,7 @@ export class Run {
       const now = this.now()
       const replies: Array<Effect.Effect<boolean>> = []
       for (const msg of this.mailbox.drain()) {
+        if (msg._tag === "Migrate") replies.push(Deferred.fail(msg.reply, Versions.refuseNow(s, msg.migration.to.def.version)!))
         if (msg._tag !== "Command") continue
         const output = transition(this.compiled, cached.machine, msg.input, now)
         replies.push(output._tag === "Reject" ? Deferred.fail(msg.reply, output.error) : Deferred.succeed(msg.reply, s))

@@ -46,6 +46,7 @@ import * as Spans from "./spans.js"
 import * as StoreHealth from "./storeHealth.js"
 import * as Supervisor from "./supervisor.js"
 import * as WakeDirect from "./wakeDirect.js"
+import * as Versions from "./versions.js"
 import type { Compiled } from "./transition.js"
 import { compile, errorInfo, procedureKey, start as startMachine, transition } from "./transition.js"
 
@@ -56,6 +57,11 @@ import { compile, errorInfo, procedureKey, start as startMachine, transition } f
  */
 export interface RuntimeOptions {
   readonly procedures: ReadonlyArray<Procedure.Any>
+  /**
+   * Declared moves of running executions between versions (`Procedure.migration`), checked
+   * when the runtime is built and applied by `Runtime.migrate`. @default none
+   */
+  readonly migrations?: ReadonlyArray<Procedure.Migration> | undefined
   readonly supervision?: {
     /** restarts allowed within `within` before the execution is failed. @default 5 */
     readonly maxRestarts?: number | undefined
@@ -133,6 +139,20 @@ export interface CancelOptions {
 }
 
 /** @inline */
+export interface MigrateOptions {
+  /** the version to move the execution to: a migration from its version to this one must be declared */
+  readonly to: number
+}
+
+/** @inline */
+export interface MigrateAllOptions {
+  /** the executions of this version (those not ended) */
+  readonly from: number
+  /** go to this version */
+  readonly to: number
+}
+
+/** @inline */
 export interface StartOptions {
   readonly id?: string | undefined
   readonly tenant?: string | undefined
@@ -182,6 +202,9 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   if (Either.isLeft(unregistered)) return yield* unregistered.left
   const dependencies = yield* Resilience.make(Array.from(registry.values(), (c) => c.def))
   const quotas = yield* Quotas.make(store, options.quotas)
+  const checkedMigrations = Versions.check(registry, options.migrations ?? [])
+  if (Either.isLeft(checkedMigrations)) return yield* checkedMigrations.left
+  const migrations = checkedMigrations.right
 
   const maxRestarts = options.supervision?.maxRestarts ?? 5
   const within = Duration.toMillis(options.supervision?.within ?? "1 minute")
@@ -523,6 +546,50 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     return id === undefined ? all : Stream.filter(all, (e) => e.executionId === id)
   }
 
+  /** `Runtime.migrate`: the actor serves it between steps, never stopping one. */
+  const migrate = (id: string, options: MigrateOptions) =>
+    Effect.gen(function*() {
+      const snapshot = yield* getSnapshot(id)
+      const refused = Versions.refuseNow(snapshot, options.to)
+      if (refused !== undefined) return yield* refused
+      const registered = migrations.get(Versions.migrationKey(snapshot.procedure, snapshot.version, options.to))
+      const hint = registered === undefined
+        ? `No migration from version ${snapshot.version} to ${options.to} of ${snapshot.procedure} is declared; pass ` +
+          `Procedure.migration(from, to, { state, context }) in Runtime.layer({ migrations }).`
+        : lookup(snapshot) !== registered.from
+        ? unavailable(snapshot)
+        : undefined
+      if (hint !== undefined) {
+        return yield* new InvalidTransition({ executionId: id, operation: "migrate", status: snapshot.status, state: snapshot.state, hint })
+      }
+      const reply = yield* Deferred.make<Snapshot, CommandError>()
+      yield* deliver(id, { _tag: "Migrate", migration: registered!, reply })
+      return yield* Deferred.await(reply)
+    })
+
+  const migrateAll = (procedure: string, options: MigrateAllOptions) =>
+    Effect.gen(function*() {
+      const migrated: Array<string> = []
+      const refused: Array<{ readonly id: string; readonly reason: string }> = []
+      const page = 500
+      for (let offset = 0; ; offset += page) {
+        const found = yield* store.list({ procedure, status: Versions.inFlight, limit: page, offset })
+        const ids = found.filter((s) => s.version === options.from).map((s) => s.id)
+        const results = yield* Effect.forEach(ids, (id) => Effect.either(migrate(id, { to: options.to })), { concurrency: 16 })
+        for (const [i, result] of results.entries()) {
+          if (Either.isRight(result)) migrated.push(ids[i]!)
+          else if (result.left._tag === "StoreError") return yield* result.left
+          else refused.push({ id: ids[i]!, reason: result.left.message })
+        }
+        // a migrated execution keeps its status: it stays in the list, and the pages do not shift
+        if (found.length < page) break
+      }
+      return { migrated, refused }
+    })
+
+  const versions = (procedure?: string) =>
+    Effect.map(store.countByVersion({ procedure }), (counts) => Versions.inFlightBy(counts, registry))
+
   yield* Effect.forkScoped(Background.passivatedTimers(shared, activate))
   yield* Background.retention(store, options.retention)
 
@@ -568,7 +635,10 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     dependencies: dependencies.status,
     exportHistory,
     verify,
-    verifyExport
+    verifyExport,
+    migrate,
+    migrateAll,
+    versions
   }
   return service
 })

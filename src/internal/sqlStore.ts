@@ -8,8 +8,8 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Option } from "effect"
 import { StoreError } from "../Errors.js"
-import type { Snapshot } from "../Execution.js"
-import type { InboxEntry } from "../Store.js"
+import type { Snapshot, Status } from "../Execution.js"
+import type { InboxEntry, VersionCount } from "../Store.js"
 import { Store } from "../Store.js"
 import * as GenericBackend from "./sqlGeneric.js"
 import { classify, errorMessage, storeError, toStoreError } from "./sqlErrors.js"
@@ -202,6 +202,23 @@ export const makeWith = Effect.fnUntraced(function*(options: StoreOptions, inter
         sql<Row>`SELECT * FROM ${E} WHERE ${sql.and(where)}
           ORDER BY started_at, execution_id LIMIT ${limit} OFFSET ${offset}`,
         (rows): ReadonlyArray<Snapshot> => rows.map(rowToSnapshot)
+      )
+    },
+    countByVersion: (query) => {
+      const where = []
+      if (query?.procedure !== undefined) where.push(sql`procedure_name = ${query.procedure}`)
+      if (query?.startedSince !== undefined) where.push(sql`started_at >= ${query.startedSince}`)
+      return read(
+        "countByVersion",
+        sql<Row>`SELECT procedure_name, procedure_version, status, COUNT(*) AS n FROM ${E} WHERE ${sql.and(where)}
+          GROUP BY procedure_name, procedure_version, status`,
+        (rows): ReadonlyArray<VersionCount> =>
+          rows.map((r) => ({
+            procedure: String(r.procedure_name),
+            version: Number(r.procedure_version),
+            status: String(r.status) as Status,
+            count: Number(r.n)
+          }))
       )
     },
     history: (id, options) =>

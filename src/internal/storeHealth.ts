@@ -117,6 +117,7 @@ export const make = (inner: StoreService): StoreHealth => {
     get: (id) => watch(false, inner.get(id)),
     getMany: inner.getMany === undefined ? undefined : (ids) => watch(false, inner.getMany!(ids)),
     list: (filter) => watch(false, inner.list(filter)),
+    countByVersion: (query) => watch(false, inner.countByVersion(query)),
     history: (id, options) => watch(false, inner.history(id, options)),
     errors: (id) => watch(false, inner.errors(id)),
     inbox: (id, limit) => watch(false, inner.inbox(id, limit)),

@@ -13,7 +13,7 @@ import { isTerminal } from "../Execution.js"
 import type { Restore } from "./run.js"
 import * as Deadlines from "./deadlines.js"
 import type { Cached, CommandError, Handle, Msg } from "./handle.js"
-import { idle, Mailbox, parked, runFiber, stoppable } from "./handle.js"
+import { idle, Mailbox, parked, replyOf, runFiber, stoppable } from "./handle.js"
 import { activeActors, finishedBy, restartsTotal } from "./metrics.js"
 import type { Shared } from "./shared.js"
 import { shuttingDown, waitForStoreSchedule } from "./shared.js"
@@ -33,7 +33,7 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
         if (handles.get(handle.id) === handle) handles.delete(handle.id)
         return handle.mailbox.drain()
       })
-      for (const msg of msgs) if (msg._tag === "Command") yield* Deferred.fail(msg.reply, error)
+      for (const msg of msgs) if (replyOf(msg) !== undefined) yield* Deferred.fail(replyOf(msg)!, error)
     })
 
   /**
@@ -139,7 +139,7 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
       handle.cached = undefined
       // commands queued meanwhile are answered now, with the store's error, not when the store is back;
       // the other messages are nudges that the next run finds again in the store
-      for (const msg of handle.mailbox.drain()) if (msg._tag === "Command") yield* Deferred.fail(msg.reply, error)
+      for (const msg of handle.mailbox.drain()) if (replyOf(msg) !== undefined) yield* Deferred.fail(replyOf(msg)!, error)
       const attempt = outage.wait(handle.id)
       yield* Effect.logDebug(`Execution ${handle.id}: waiting for the store (attempt ${attempt})`)
       startRun(handle, StoreHealth.backoffMillis(attempt), true)
@@ -208,7 +208,7 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
     const existing = handles.get(id)
     if (existing !== undefined) return post(existing, msg)
     if (counts.closed) {
-      if (msg._tag === "Command") Deferred.unsafeDone(msg.reply, Exit.fail(shuttingDown))
+      if (replyOf(msg) !== undefined) Deferred.unsafeDone(replyOf(msg)!, Exit.fail(shuttingDown))
       return
     }
     const handle: Handle = { id, mailbox: new Mailbox(), phase: idle, restarts: [], spins: 0, cached }
@@ -226,7 +226,7 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
     handle.mailbox.offer(msg)
     if (handle.phase._tag === "Parked") {
       if (counts.closed) {
-        if (msg._tag === "Command") Deferred.unsafeDone(msg.reply, Exit.fail(shuttingDown))
+        if (replyOf(msg) !== undefined) Deferred.unsafeDone(replyOf(msg)!, Exit.fail(shuttingDown))
         return
       }
       counts.parked--

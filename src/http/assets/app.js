@@ -80,14 +80,27 @@ const listView = async () => {
       h("tbody", {}, rows.map(row)))
   const dependencies = await dependenciesPanel()
   state.dependencies = dependencies !== null
+  // the versions' in-flight counts change with every execution: read them with the list
+  state.procedures = await api("/api/procedures")
   root.append(
     h("h1", {}, "Executions"),
     h("div", { class: "card" }, filters, table),
     ...(dependencies === null ? [] : [dependencies]),
+    versionsCard(),
     startForm()
   )
   return root
 }
+
+/** how many executions run on each version of each procedure (one grouped count on the server) */
+const versionsCard = () =>
+  state.procedures.length === 0 ? h("div") : h("div", { class: "card", "data-testid": "versions" },
+    h("h2", {}, "Versions in flight"),
+    h("table", {},
+      h("thead", {}, h("tr", {}, ["Procedure", "Version", "In flight"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, state.procedures.map((p) =>
+        h("tr", { "data-testid": "version-row", "data-procedure": p.name, "data-version": String(p.version) },
+          h("td", {}, p.name), h("td", {}, `v${p.version}`), h("td", { "data-testid": "in-flight" }, String(p.inFlight ?? 0)))))))
 
 const row = (s) =>
   h("tr", { "data-testid": "execution-row", "data-id": s.id, "data-status": s.status, "data-state": s.state },
