@@ -1,6 +1,7 @@
 /**
  * `proctor dependencies`: the dependencies' breakers, bulkheads and rate limits, from a
- * running server (its state), or from the loaded modules as a new runtime starts them.
+ * running server (its state), or from the loaded modules as a new runtime starts them;
+ * and `proctor list --tenant`.
  */
 import * as path from "node:path"
 import { HttpServer } from "@effect/platform"
@@ -55,6 +56,11 @@ describe("proctor dependencies", () => {
       const json = yield* cli("dependencies", "--json", "--server", url)
       const [mail] = JSON.parse(json.out) as Array<Dependency.Status>
       assert.strictEqual(mail!.breaker!.state, "open")
+      // and the tenant an execution was started for filters `list`
+      const acme = yield* runtime.start(Notify, {}, { tenant: "acme" })
+      yield* runtime.await(acme)
+      const listed = JSON.parse((yield* cli("list", "--tenant", "acme", "--json", "--server", url)).out) as Array<{ id: string; tenant: string }>
+      assert.deepStrictEqual(listed.map((s) => [s.id, s.tenant]), [[acme, "acme"]])
     }).pipe(Effect.scoped))
 
   it.live("without a server: the loaded modules' dependencies, as a new runtime starts them", () =>

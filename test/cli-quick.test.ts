@@ -28,6 +28,7 @@ describe("the quick path's arguments", () => {
       status: Option.none(),
       procedure: Option.none(),
       state: Option.none(),
+      tenant: Option.none(),
       limit: 50,
       json: false,
       db: Option.none(),
@@ -38,6 +39,7 @@ describe("the quick path's arguments", () => {
     })
     const list = Quick.readArgs(["list", "--status", "waiting,paused", "--limit", "7", "--json", "--db", "a.db", "-m", "x.ts", "--module", "y.ts", "--no-examples"])
     assert.deepInclude(list, { status: Option.some("waiting,paused"), limit: 7, json: true, db: Option.some("a.db"), module: ["x.ts", "y.ts"], noExamples: true })
+    assert.deepInclude(Quick.readArgs(["list", "--tenant", "acme"]), { tenant: Option.some("acme") })
     assert.deepInclude(Quick.readArgs(["show", "abc", "--server", "http://h", "--token", "t"]), {
       command: "show",
       id: "abc",

@@ -358,6 +358,24 @@ describe.skipIf(skip)("dashboard", () => {
     await page.close()
   })
 
+  it("shows the tenant of executions started for one, and filters by it", async () => {
+    const [acme, globex] = await app.runPromise(Effect.all([
+      Runtime.start(Approval, { doc: "acme.pdf" }, { tenant: "acme" }),
+      Runtime.start(Approval, { doc: "globex.pdf" }, { tenant: "globex" })
+    ]))
+    const { page, problems } = await newPage()
+    await page.goto(url)
+    await page.waitForSelector(`[data-testid=execution-row][data-id="${acme}"] [data-testid=tenant]`, wait)
+    assert.strictEqual(await page.locator(`[data-testid=execution-row][data-id="${acme}"] [data-testid=tenant]`).textContent(), "acme")
+    await page.fill("[data-testid=tenant-filter]", "globex")
+    await page.press("[data-testid=tenant-filter]", "Enter")
+    await page.waitForSelector(`[data-testid=execution-row][data-id="${acme}"]`, { ...wait, state: "detached" })
+    assert.strictEqual(await page.locator(`[data-testid=execution-row][data-id="${globex}"]`).count(), 1)
+    assert.strictEqual(await page.locator("[data-testid=execution-row]").count(), 1)
+    assert.deepStrictEqual(problems, [])
+    await page.close()
+  })
+
   it("with a token: takes it once from ?token=, then works live without it in the address", async () => {
     const secured = makeServer("dash-token")
     try {

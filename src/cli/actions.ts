@@ -243,6 +243,7 @@ export const list = (a: CommonArgs & {
   readonly statuses: ReadonlyArray<Status>
   readonly procedure: Option.Option<string>
   readonly state: Option.Option<string>
+  readonly tenant: Option.Option<string>
   readonly limit: number
   readonly json: boolean
 }) =>
@@ -252,6 +253,7 @@ export const list = (a: CommonArgs & {
         ...(a.statuses.length > 0 ? { status: a.statuses } : {}),
         ...(Option.isSome(a.procedure) ? { procedure: a.procedure.value } : {}),
         ...(Option.isSome(a.state) ? { state: a.state.value } : {}),
+        ...(Option.isSome(a.tenant) ? { tenant: a.tenant.value } : {}),
         limit: a.limit
       })
       if (a.json) yield* Out.json(rows)

@@ -121,13 +121,14 @@ const listCommand = Command.make(
     ),
     procedure: Options.text("procedure").pipe(Options.withDescription("only this procedure"), Options.optional),
     state: Options.text("state").pipe(Options.withDescription("only executions in this state"), Options.optional),
+    tenant: Options.text("tenant").pipe(Options.withDescription("only executions started for this tenant"), Options.optional),
     limit: Options.integer("limit").pipe(Options.withDescription("at most this many (default 50)"), Options.withDefault(50)),
     json,
     ...common
   },
   (a) => Effect.flatMap(listStatuses(a.status, a.limit), (statuses) => Effect.flatMap(actions, (m) => m.list({ ...a, statuses })))
 ).pipe(Command.withDescription(
-  "List executions, filtered by status, procedure or state. Reads the database read-only, so it works while " +
+  "List executions, filtered by status, procedure, state or tenant. Reads the database read-only, so it works while " +
     "another process owns it. Example: proctor list --status waiting --procedure expense"
 ))
 

@@ -28,13 +28,14 @@ export type ReadArgs =
     readonly status: Option.Option<string>
     readonly procedure: Option.Option<string>
     readonly state: Option.Option<string>
+    readonly tenant: Option.Option<string>
     readonly limit: number
     readonly json: boolean
   }
   | CommonArgs & { readonly command: "show"; readonly id: string; readonly json: boolean }
 
 const shared = ["--db", "--server", "--token"]
-const valueOptions = { list: [...shared, "--status", "--procedure", "--state", "--limit"], show: shared }
+const valueOptions = { list: [...shared, "--status", "--procedure", "--state", "--tenant", "--limit"], show: shared }
 
 /**
  * The arguments after `proctor`, when they are a plain `list` or `show`; `undefined` sends
@@ -83,6 +84,7 @@ export const readArgs = (argv: ReadonlyArray<string>): ReadArgs | undefined => {
       status: Option.fromNullable(values.get("--status")),
       procedure: Option.fromNullable(values.get("--procedure")),
       state: Option.fromNullable(values.get("--state")),
+      tenant: Option.fromNullable(values.get("--tenant")),
       limit: Number(limit),
       json,
       ...common

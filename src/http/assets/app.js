@@ -1,4 +1,4 @@
-/* global document, window, location, history, EventSource, requestAnimationFrame */
+/* global document, window, location, history, EventSource, requestAnimationFrame, URLSearchParams, FormData */
 // The Proctor dashboard: plain JavaScript over the HTTP API (/api/...) and the live
 // event stream (/events). No build step, no external assets.
 
@@ -13,6 +13,8 @@ const state = {
   /** whether a step names a dependency: the list page then refreshes its panel now and then */
   dependencies: false,
   filter: new Set(),
+  /** the tenant filter ("" for all) */
+  tenant: "",
   route: { page: "list" }
 }
 const procedureOf = (s) =>
@@ -70,21 +72,36 @@ const listView = async () => {
         }
       }, s.replace("_", " "))
     ))
-  const query = state.filter.size > 0 ? `?status=${[...state.filter].join(",")}&limit=200` : "?limit=200"
-  const rows = await api(`/api/executions${query}`)
+  const params = new URLSearchParams({ limit: "200" })
+  if (state.filter.size > 0) params.set("status", [...state.filter].join(","))
+  if (state.tenant !== "") params.set("tenant", state.tenant)
+  const rows = await api(`/api/executions?${params}`)
   rows.sort((a, b) => b.startedAt - a.startedAt)
+  // the tenant column only when some execution has one
+  const tenants = rows.some((s) => s.tenant !== undefined)
   const table = rows.length === 0
     ? h("p", { class: "empty" }, "No executions match. Start one below, or with `proctor run <module>`.")
     : h("table", { "data-testid": "executions" },
-      h("thead", {}, h("tr", {}, ["Execution", "Procedure", "State", "Status", "Elapsed", "Started"].map((t) => h("th", {}, t)))),
-      h("tbody", {}, rows.map(row)))
+      h("thead", {}, h("tr", {}, ["Execution", "Procedure", ...(tenants ? ["Tenant"] : []), "State", "Status", "Elapsed", "Started"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, rows.map((s) => row(s, tenants))))
+  const tenantFilter = h("form", {
+    class: "filters",
+    onsubmit: (e) => {
+      e.preventDefault()
+      state.tenant = new FormData(e.target).get("tenant").trim()
+      e.target.querySelector("input").blur()
+      render()
+    }
+  },
+  h("label", { for: "tenant-filter" }, "Tenant"),
+  h("input", { id: "tenant-filter", name: "tenant", "data-testid": "tenant-filter", value: state.tenant, placeholder: "all tenants" }))
   const dependencies = await dependenciesPanel()
   state.dependencies = dependencies !== null
   // the versions' in-flight counts change with every execution: read them with the list
   state.procedures = await api("/api/procedures")
   root.append(
     h("h1", {}, "Executions"),
-    h("div", { class: "card" }, filters, table),
+    h("div", { class: "card" }, filters, tenantFilter, table),
     ...(dependencies === null ? [] : [dependencies]),
     versionsCard(),
     startForm()
@@ -102,10 +119,11 @@ const versionsCard = () =>
         h("tr", { "data-testid": "version-row", "data-procedure": p.name, "data-version": String(p.version) },
           h("td", {}, p.name), h("td", {}, `v${p.version}`), h("td", { "data-testid": "in-flight" }, String(p.inFlight ?? 0)))))))
 
-const row = (s) =>
+const row = (s, tenants) =>
   h("tr", { "data-testid": "execution-row", "data-id": s.id, "data-status": s.status, "data-state": s.state },
     h("td", { class: "mono" }, h("a", { href: `/executions/${encodeURIComponent(s.id)}`, "data-link": true }, s.id.slice(0, 8))),
     h("td", {}, `${s.procedure}@${s.version}`),
+    tenants ? h("td", { "data-testid": "tenant" }, s.tenant ?? "") : null,
     h("td", { "data-testid": "state" }, s.state),
     h("td", {}, badge(s.status)),
     h("td", {}, elapsed(s)),
