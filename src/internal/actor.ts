@@ -2,15 +2,15 @@
  * An execution's actor: what a run does before its loop (`run.ts`) starts. A run takes the
  * execution from the handle or loads it from the store, sets the execution's span and log
  * annotations on its fiber, and loops until the execution ends, parks, or leaves memory;
- * the supervisor (`supervisor.ts`) starts runs and decides what follows one.
+ * the supervisor (`supervisor.ts`) makes runs, forks them and decides what follows one.
  */
-import { Clock, Context, Effect, Exit, FiberRef, HashMap } from "effect"
+import { Effect, FiberRef, HashMap } from "effect"
 import type { StoreError } from "../Errors.js"
 import { ExecutionNotFound, InvalidTransition } from "../Errors.js"
 import type { Snapshot } from "../Execution.js"
-import type { Handle } from "./handle.js"
+import type { Cached, Handle } from "./handle.js"
 import * as Load from "./load.js"
-import type { Env, Restore, SupervisorOps } from "./run.js"
+import type { Env, SupervisorOps } from "./run.js"
 import { Run } from "./run.js"
 import type { Shared } from "./shared.js"
 import * as Spans from "./spans.js"
@@ -21,7 +21,6 @@ export { versionConflict } from "./run.js"
 
 export const make = (shared: Shared, supervisor: SupervisorOps) => {
   const { loadMachine, detach } = Load.make(shared)
-  const env: Env = { shared, supervisor, detach }
 
   /** The definition of this execution is not registered (or changed): its commands are refused. */
   const cannotRun = (handle: Handle, s: Snapshot) => {
@@ -34,56 +33,56 @@ export const make = (shared: Shared, supervisor: SupervisorOps) => {
   }
 
   /**
-   * A run. The execution's span and log annotations are set on the run fiber (it is
-   * dedicated to this execution) rather than scoped around the run: the same effect for
-   * much less work. The run's span is a child of the `start` or `send` that started the
-   * run (it joins the caller's trace), and links to those it serves after that. The run
-   * fiber is uninterruptible except inside `restore` (a step, a backoff): commits cannot
-   * be cut in half by a command; a command that must stop a step, or a step's timeout,
-   * replaces the run instead (`restartNow`).
+   * The start of a run, in its fiber. The execution's span and log annotations are set on
+   * the run fiber (it is dedicated to this execution) rather than scoped around the run:
+   * the same effect for much less work. The run's span is a child of the `start` or
+   * `send` that started the run (it joins the caller's trace), and links to those it
+   * serves after that. The run fiber is uninterruptible except inside `restore` (a step,
+   * a backoff): commits cannot be cut in half by a command; a command that must stop a
+   * step, or a step's timeout, replaces the run instead (`restartNow`).
    */
-  const runActor = (handle: Handle, restore: Restore) =>
-    Effect.withFiberRuntime<void, StoreError>((fiber) => {
-      const spans = Spans.make(fiber, shared.tracing, shared.fast)
-      const first = handle.mailbox.peek()
-      const cause = first?._tag === "Inbox" ? first.cause : undefined
-      const executionSpan = spans.make("proctor.execution", cause ?? fiber.currentSpan, { "proctor.execution.id": handle.id })
-      const annotations = HashMap.set(fiber.getFiberRef(FiberRef.currentLogAnnotations), "executionId", handle.id)
-      let run: Run | undefined
-      const body = Effect.flatMap(loadMachine(handle), (cached) => {
+  const start = (run: Run): Effect.Effect<void, StoreError> => {
+    const { handle, self: fiber } = run
+    const spans = Spans.make(fiber, shared.tracing, shared.fast)
+    const first = handle.mailbox.peek()
+    const cause = first?._tag === "Inbox" ? first.cause : undefined
+    // in memory unless the run follows a restart or a passivation
+    const cached = handle.cached
+    const def = cached?.compiled.def
+    const executionSpan = spans.make(
+      "proctor.execution",
+      cause ?? fiber.currentSpan,
+      def === undefined
+        ? { "proctor.execution.id": handle.id }
+        : { "proctor.execution.id": handle.id, "proctor.procedure.name": def.name, "proctor.procedure.version": def.version }
+    )
+    const annotations = HashMap.set(fiber.getFiberRef(FiberRef.currentLogAnnotations), "executionId", handle.id)
+    run.started(spans, executionSpan)
+    if (cached !== undefined) return begin(run, cached, annotations)
+    return Spans.setParentAndAnnotations(
+      fiber,
+      spans,
+      executionSpan,
+      annotations,
+      Effect.flatMap(loadMachine(handle), (cached) => {
         if (cached === undefined) return supervisor.drainMailbox(handle, new ExecutionNotFound({ executionId: handle.id }))
         if ("missing" in cached) return cannotRun(handle, cached.missing!)
-        const def = cached.compiled.def
-        executionSpan.attribute("proctor.procedure.name", def.name)
-        executionSpan.attribute("proctor.procedure.version", def.version)
-        const withProcedure = HashMap.set(annotations, "procedure", def.name)
-        run = new Run(env, handle, fiber, restore, spans, executionSpan, withProcedure, cached, Context.get(fiber.currentDefaultServices, Clock.Clock))
-        const started = run
-        return Spans.setParentAndAnnotations(fiber, spans, executionSpan, withProcedure, Effect.suspend(() => started.loop()))
+        run.executionSpan.attribute("proctor.procedure.name", cached.compiled.def.name)
+        run.executionSpan.attribute("proctor.procedure.version", cached.compiled.def.version)
+        return begin(run, cached, annotations)
       })
-      // one frame on the fiber's stack for the run's end (`Effect.onExit` makes three): the
-      // run is uninterruptible here, so the handlers always run
-      const end = (exit: Exit.Exit<unknown, unknown>) => {
-        run?.end(exit)
-        executionSpan.end(spans.now(), exit)
-      }
-      return Spans.setParentAndAnnotations(
-        fiber,
-        spans,
-        executionSpan,
-        annotations,
-        Effect.matchCauseEffect(body, {
-          onFailure: (cause) => {
-            end(Exit.failCause(cause))
-            return Effect.failCause(cause)
-          },
-          onSuccess: () => {
-            end(Exit.void)
-            return Effect.void
-          }
-        })
-      )
-    })
+    )
+  }
 
-  return { runActor }
+  const begin = (run: Run, cached: Cached, annotations: HashMap.HashMap<string, unknown>) => {
+    const withProcedure = HashMap.set(annotations, "procedure", cached.compiled.def.name)
+    return Spans.setParentAndAnnotations(run.self, run.spans, run.executionSpan, withProcedure, Effect.suspend(() => run.begin(cached, withProcedure)))
+  }
+
+  const env: Env = { shared, supervisor, detach, start }
+
+  /** A run of the actor of `handle`, after `before` (a restart's backoff), for the supervisor to fork. */
+  const makeRun = (handle: Handle, before?: Effect.Effect<void, StoreError>) => new Run(env, handle, before)
+
+  return { makeRun }
 }

@@ -10,10 +10,10 @@ import { ExecutionError, LoopLimitExceeded, MaxRetriesExceeded } from "../Errors
 import type { ErrorEntry, Snapshot } from "../Execution.js"
 import { stateOf } from "../Procedure.js"
 import * as Deadlines from "./deadlines.js"
-import type { Handle } from "./handle.js"
-import { runFiber } from "./handle.js"
+import type { Handle, Restore } from "./handle.js"
+import { restore, runFiber } from "./handle.js"
 import { retriesTotal } from "./metrics.js"
-import type { Restore, Run, StepState } from "./run.js"
+import type { Run, StepState } from "./run.js"
 import * as Spans from "./spans.js"
 import type { Input, Machine } from "./transition.js"
 import { errorInfo, transition } from "./transition.js"
@@ -57,7 +57,7 @@ export const attemptFailed = (run: Run, state: StepState, attempt: number, error
     // the backoff sleeps in the run fiber: a command may replace the run
     handle.phase = { _tag: "Sleeping", fiber: run.self }
     const attributes = { "proctor.execution.id": id, "proctor.state.name": s.state, "proctor.step.attempt": attempt }
-    yield* Spans.within(run.spans, "proctor.retry", run.stateSpan ?? run.executionSpan, attributes, run.restore(Deadlines.sleepMillis(retryIn.value)))
+    yield* Spans.within(run.spans, "proctor.retry", run.stateSpan ?? run.executionSpan, attributes, restore(Deadlines.sleepMillis(retryIn.value)))
     if (run.stale()) return yield* Effect.interrupt
     handle.phase = run.busy
   })
@@ -137,7 +137,7 @@ export const compensateLast = (run: Run): Effect.Effect<void, StoreError> => {
   // a compensation that throws instead of returning an Effect fails like one that fails;
   // one that runs past its timeout fails then, even if it cannot be interrupted
   const attempt = run.env.detach(
-    run.restore,
+    restore,
     (fiber, next) => Spans.setParentAndAnnotations(fiber, spans, span, run.annotationsOf(state, 1), next),
     Effect.suspend(() => compensate(args) as Effect.Effect<unknown, unknown>),
     { millis: Duration.toMillis(step.compensateTimeout), error: timedOut }

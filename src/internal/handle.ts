@@ -3,6 +3,7 @@
  * and its mailbox (commands, inbox nudges and timer firings, read by the run loop).
  */
 import type { Deferred, Fiber, Tracer } from "effect"
+import { Effect } from "effect"
 import type { ExecutionNotFound, InvalidTransition, StoreError } from "../Errors.js"
 import type { Snapshot } from "../Execution.js"
 import type { Deadline } from "./deadlines.js"
@@ -30,34 +31,44 @@ export const replyOf = (msg: Msg): Deferred.Deferred<Snapshot, CommandError> | u
  * synchronous step too, only when its mailbox is empty).
  */
 export class Mailbox {
-  private items: Array<Msg> = []
+  /** undefined while empty: an actor in memory mostly has an empty mailbox */
+  private items: Array<Msg> | undefined = undefined
   private head = 0
   get size() {
-    return this.items.length - this.head
+    return this.items === undefined ? 0 : this.items.length - this.head
   }
   offer(msg: Msg) {
-    this.items.push(msg)
+    if (this.items === undefined) this.items = [msg]
+    else this.items.push(msg)
   }
   peek(): Msg | undefined {
-    return this.items[this.head]
+    return this.items?.[this.head]
   }
   poll(): Msg | undefined {
-    if (this.head >= this.items.length) return undefined
-    const msg = this.items[this.head]!
-    this.items[this.head++] = undefined as never
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head)
+    const items = this.items
+    if (items === undefined) return undefined
+    const msg = items[this.head++]!
+    if (this.head >= items.length) {
+      this.items = undefined
       this.head = 0
+    } else {
+      items[this.head - 1] = undefined as never
+      if (this.head > 1024 && this.head * 2 > items.length) {
+        this.items = items.slice(this.head)
+        this.head = 0
+      }
     }
     return msg
   }
   hasCommand(): boolean {
-    for (let i = this.head; i < this.items.length; i++) if (replyOf(this.items[i]!) !== undefined) return true
+    const items = this.items
+    if (items !== undefined) for (let i = this.head; i < items.length; i++) if (replyOf(items[i]!) !== undefined) return true
     return false
   }
   drain(): Array<Msg> {
-    const out: Array<Msg> = []
-    for (let m = this.poll(); m !== undefined; m = this.poll()) out.push(m)
+    const out = this.items === undefined ? [] : this.items.slice(this.head)
+    this.items = undefined
+    this.head = 0
     return out
   }
 }
@@ -70,6 +81,14 @@ export interface Cached {
 }
 
 export type RunFiber = Fiber.RuntimeFiber<void, StoreError>
+
+export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+/**
+ * A run fiber is forked uninterruptible (`Shared.forkRun`): it is interruptible only
+ * inside this, around a step's attempt or a backoff.
+ */
+export const restore: Restore = Effect.interruptible
 
 /**
  * Where an execution in memory is, with what each phase needs; one field instead of flags
@@ -104,23 +123,26 @@ export const runFiber = (handle: Handle): RunFiber | undefined =>
 export const stoppable = (phase: Phase): boolean =>
   phase._tag === "Stepping" || phase._tag === "Sleeping" || phase._tag === "Compensating"
 
-export interface Handle {
-  readonly id: string
-  readonly mailbox: Mailbox
+/** What the supervisor and the current run know of an execution in memory. */
+export class Handle {
+  readonly mailbox = new Mailbox()
   /** where it is: between runs, parked, or in a run (and what the run does) */
-  phase: Phase
-  /** the committed state, kept between runs of one activation */
-  cached?: Cached | undefined
+  phase: Phase = idle
   /** set when an attempt ran past its timeout */
-  timedOut?: { readonly visit: number; readonly attempt: number } | undefined
+  timedOut: { readonly visit: number; readonly attempt: number } | undefined = undefined
   /** the retry Schedule's state for the current visit */
-  retry?: { readonly visit: number; readonly state: unknown } | undefined
+  retry: { readonly visit: number; readonly state: unknown } | undefined = undefined
   /** the timer of the current wait state */
-  timer?: { readonly visit: number; readonly deadline: Deadline } | undefined
-  /** when the recent restarts after failures happened (for the intensity limit) */
-  readonly restarts: Array<number>
+  timer: { readonly visit: number; readonly deadline: Deadline } | undefined = undefined
+  /** when the recent restarts after failures happened (for the intensity limit); made at the first */
+  restarts: Array<number> | undefined = undefined
   /** transitions in a row without waiting for an event, a timer or a person (the runaway-loop guard) */
-  spins: number
+  spins = 0
   /** the reply of the command being applied */
-  current?: Deferred.Deferred<Snapshot, CommandError> | undefined
+  current: Deferred.Deferred<Snapshot, CommandError> | undefined = undefined
+  constructor(
+    readonly id: string,
+    /** the committed state, kept between runs of one activation */
+    public cached: Cached | undefined
+  ) {}
 }

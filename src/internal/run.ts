@@ -10,8 +10,8 @@
  * from the run fiber when the effect before it has finished, and returns what the fiber
  * does next.
  */
-import type { Clock, FiberRefs, Tracer } from "effect"
-import { Cause, Deferred, Duration, Effect, Either, Exit, HashMap, Option } from "effect"
+import type { FiberRefs, Tracer } from "effect"
+import { Cause, Deferred, Duration, Effect, Effectable, Either, Exit, HashMap, Option } from "effect"
 import type { InvalidTransition, StoreError } from "../Errors.js"
 import { TimeoutError, VersionConflict } from "../Errors.js"
 import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
@@ -23,8 +23,8 @@ import { settle as settleWaiter } from "./eventWaiters.js"
 import { fairTurn, roundsPerLook } from "./fairness.js"
 import { defaultLoopLimit } from "./limits.js"
 import * as Failures from "./failures.js"
-import type { Cached, CommandError, Handle, Mailbox, Msg, Phase, RunFiber } from "./handle.js"
-import { runFiber } from "./handle.js"
+import type { Cached, CommandError, Handle, Msg, Phase, RunFiber } from "./handle.js"
+import { restore, runFiber } from "./handle.js"
 import { finishedBy, stateDuration, transitionsTotal } from "./metrics.js"
 import type { Commit } from "../Store.js"
 import type { Shared } from "./shared.js"
@@ -33,13 +33,15 @@ import * as Versions from "./versions.js"
 import type { Compiled, Input, Machine, Output } from "./transition.js"
 import { errorInfo, transition } from "./transition.js"
 
-export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+export type { Restore } from "./handle.js"
 
 /** What the run loop asks of the supervisor. */
 export interface SupervisorOps {
   readonly post: (handle: Handle, msg: Msg) => void
   readonly restartNow: (handle: Handle) => void
   readonly drainMailbox: (handle: Handle, error: CommandError) => Effect.Effect<void>
+  /** decides what follows a run that ended while it was the handle's (in the run's fiber, uninterruptibly) */
+  readonly afterRun: (handle: Handle, exit: Exit.Exit<void, StoreError>) => Effect.Effect<void>
 }
 
 /** What the runs of one runtime share. */
@@ -47,6 +49,8 @@ export interface Env {
   readonly shared: Shared
   readonly supervisor: SupervisorOps
   readonly detach: Failures.Detach
+  /** what a run does first, in its fiber: its span and log annotations, loading the execution, then `begin` (`actor.ts`) */
+  readonly start: (run: Run) => Effect.Effect<void, StoreError>
 }
 
 export type StepState = Procedure.Step<string, unknown, unknown, unknown, unknown>
@@ -62,12 +66,30 @@ const noRejection = Effect.succeed(Option.none<InvalidTransition>())
 export const versionConflict = (snapshot: Snapshot, expected: number) =>
   new VersionConflict({ executionId: snapshot.id, expected, actual: snapshot.seq, state: snapshot.state, status: snapshot.status })
 
-/** A step attempt's timeout: firing it replaces the run, if the attempt is still running. */
-class StepDeadline implements Deadline {
-  constructor(readonly at: number, readonly run: Run, readonly visit: number, readonly attempt: number) {}
+/**
+ * A step's attempt in flight: what it runs, its span, and its deadline, which is also the
+ * handle's phase while it runs (one object per attempt). Firing the deadline replaces the
+ * run, if the attempt is still running.
+ */
+class StepAttempt implements Deadline {
+  readonly _tag = "Stepping"
+  constructor(
+    readonly at: number,
+    readonly run: Run,
+    readonly state: StepState,
+    readonly visit: number,
+    readonly attempt: number,
+    readonly span: Tracer.Span
+  ) {}
+  get fiber(): RunFiber {
+    return this.run.self
+  }
+  get deadline(): Deadline {
+    return this
+  }
   fire() {
     const handle = this.run.handle
-    if (handle.phase._tag !== "Stepping" || handle.phase.deadline !== this) return
+    if (handle.phase !== this) return
     handle.timedOut = { visit: this.visit, attempt: this.attempt }
     this.run.env.supervisor.restartNow(handle)
   }
@@ -81,65 +103,123 @@ class WaitTimer implements Deadline {
   }
 }
 
-export class Run {
+/**
+ * The current attempt of a run's step, as an Effect: made once per run and run for each
+ * attempt (the run sets what the attempt is before), so an attempt allocates no effect
+ * and no closure to start the user's `run`.
+ */
+class Attempt extends Effectable.Class<unknown, unknown> {
+  constructor(readonly run: Run) {
+    super()
+  }
+  commit(): Effect.Effect<unknown, unknown> {
+    return this.run.attemptEffect()
+  }
+}
+
+/**
+ * A run, as the Effect its fiber runs. The supervisor makes it and forks it (`forked`);
+ * committed the first time, it wraps itself in what ends it (`finish`, one frame on the
+ * fiber's stack for the whole run); the second time it starts (`Env.start`, then `begin`).
+ */
+export class Run extends Effectable.Class<void, StoreError> {
   readonly id: string
-  readonly mailbox: Mailbox
-  /** the definition it runs on: another version's after a migration (`migrate`) */
-  compiled: Compiled
-  def: Procedure.Any
-  loopLimit: number
-  /** the span of the request that started this run, if any: the others are linked */
-  readonly parent: Tracer.AnySpan | undefined
+  /** the run's fiber, set when it is forked: once it is no longer the handle's, the run is stale (see `restartNow`) */
+  self!: RunFiber
   /** the phase of this run between steps (made once) */
-  readonly busy: Phase
+  busy!: Phase
+  /** set when the run starts, in its fiber (`Env.start`) */
+  spans!: Spans.Spans
+  executionSpan!: Tracer.Span
+  /** set when the execution is loaded (`begin`) */
+  cached!: Cached
+  compiled!: Compiled
+  def!: Procedure.Any
+  /** the fiber's log annotations, with the execution's id and procedure */
+  annotations!: HashMap.HashMap<string, unknown>
   /** the span of the current visit of a state, ended when the execution leaves it (or this run ends) */
   stateSpan: Tracer.Span | undefined = undefined
   /** loop rounds since the last look at the fairness budget */
   private sinceTurn = 0
   /** the attempt in flight (a run makes one at a time) */
-  private step: StepState | undefined = undefined
-  private stepSpan: Tracer.Span | undefined = undefined
-  private stepDeadline: StepDeadline | undefined = undefined
-  private stepAttempt = 0
+  private current: StepAttempt | undefined = undefined
   /** the run fiber's FiberRefs between attempts (see `Spans.currentRefs`), taken before the first */
   private runRefs: FiberRefs.FiberRefs | undefined = undefined
-  /** the loop's continuations, made once per run: after a turn's signal, and after an effect whose result is ignored */
+  /** made once per run: the loop's continuations, what follows an attempt, and what ends the run */
   private readonly next: (signal: Signal) => Effect.Effect<void, StoreError>
   private readonly again: () => Effect.Effect<void, StoreError>
-  /** what follows an attempt, made once per run */
-  private readonly stepEnded: {
-    readonly onFailure: (cause: Cause.Cause<unknown>) => Effect.Effect<void, StoreError>
-    readonly onSuccess: (value: unknown) => Effect.Effect<void, StoreError>
-  }
+  private readonly attempt: Effect.Effect<void, StoreError>
+  /** the run and what ends it, until the run is first committed; then undefined */
+  private wrapped: Effect.Effect<void> | undefined
 
   constructor(
     readonly env: Env,
     readonly handle: Handle,
-    /** this run's fiber: once it is no longer the handle's, the run is stale (see `restartNow`) */
-    readonly self: RunFiber,
-    readonly restore: Restore,
-    readonly spans: Spans.Spans,
-    readonly executionSpan: Tracer.Span,
-    /** the fiber's log annotations, with the execution's id and procedure */
-    readonly annotations: HashMap.HashMap<string, unknown>,
-    public cached: Cached,
-    readonly clock: Clock.Clock
+    /** what the run waits for before it starts (a restart's backoff), interruptibly */
+    private before: Effect.Effect<void, StoreError> | undefined
   ) {
+    super()
     this.id = handle.id
-    this.mailbox = handle.mailbox
-    this.compiled = cached.compiled
-    this.def = cached.compiled.def
-    this.loopLimit = this.def.maxTransitionsWithoutWaiting ?? defaultLoopLimit
-    this.parent = Option.getOrUndefined(executionSpan.parent)
-    this.busy = { _tag: "Busy", fiber: self }
     this.next = (signal) => signal === "continue" ? this.loop() : this.settle(signal)
     this.again = () => this.loop()
-    this.stepEnded = { onFailure: (cause) => this.afterStep(Exit.failCause(cause)), onSuccess: (value) => this.afterStep(Exit.succeed(value)) }
+    this.attempt = Effect.matchCauseEffect(restore(new Attempt(this)), {
+      onFailure: (cause) => this.afterStep(Exit.failCause(cause)),
+      onSuccess: (value) => this.afterStep(Exit.succeed(value))
+    })
+    this.wrapped = Effect.matchCauseEffect(this, {
+      onFailure: (cause) => this.finish(Exit.failCause(cause)),
+      onSuccess: () => this.finish(Exit.void)
+    })
+  }
+
+  /** The supervisor forked this run. */
+  forked(fiber: RunFiber) {
+    this.self = fiber
+    this.busy = { _tag: "Busy", fiber }
+  }
+
+  commit(): Effect.Effect<void, StoreError> {
+    const wrapped = this.wrapped
+    if (wrapped !== undefined) {
+      this.wrapped = undefined
+      return wrapped
+    }
+    const before = this.before
+    if (before === undefined) return this.env.start(this)
+    this.before = undefined
+    return Effect.zipRight(before, Effect.suspend(() => this.env.start(this)))
+  }
+
+  /** The run started in its fiber (`Env.start`). */
+  started(spans: Spans.Spans, executionSpan: Tracer.Span) {
+    this.spans = spans
+    this.executionSpan = executionSpan
+  }
+
+  /** The execution is loaded and the run's span and annotations are set on its fiber: the loop starts. */
+  begin(cached: Cached, annotations: HashMap.HashMap<string, unknown>): Effect.Effect<void, StoreError> {
+    this.cached = cached
+    this.compiled = cached.compiled
+    this.def = cached.compiled.def
+    this.annotations = annotations
     this.enterStateSpan(cached.machine.snapshot)
+    return this.loop()
+  }
+
+  /** The run ended: its spans end, and the supervisor decides what follows, unless the run is stale. */
+  private finish(exit: Exit.Exit<void, StoreError>): Effect.Effect<void> {
+    if (this.cached !== undefined) this.end(exit)
+    if (this.executionSpan !== undefined) this.executionSpan.end(this.spans.now(), exit)
+    return runFiber(this.handle) === this.self ? this.env.supervisor.afterRun(this.handle, exit) : Effect.void
   }
 
   now() {
-    return this.clock.unsafeCurrentTimeMillis()
+    return this.spans.clock.unsafeCurrentTimeMillis()
+  }
+
+  /** transitions in a row without waiting after which the execution fails (the runaway-loop guard) */
+  get loopLimit() {
+    return this.def.maxTransitionsWithoutWaiting ?? defaultLoopLimit
   }
 
   /** Whether a command or a timeout replaced this run (it must stop where it is). */
@@ -151,93 +231,107 @@ export class Run {
     return HashMap.set(HashMap.set(this.annotations, "state", state), "attempt", attempt)
   }
 
-  /** One round of the loop: queued messages first, then what the snapshot calls for. */
+  /**
+   * One round of the loop: queued messages first, then what the snapshot calls for. What
+   * it returns goes on with the loop itself (a step's attempt does so from `afterStep`),
+   * so that the fiber's stack holds no frame of the loop while an attempt runs.
+   */
   loop(): Effect.Effect<void, StoreError> {
     if (++this.sinceTurn >= roundsPerLook) {
       this.sinceTurn = 0
       return Effect.flatMap(fairTurn, this.again)
     }
-    for (let msg = this.mailbox.poll(); msg !== undefined; msg = this.mailbox.poll()) {
+    const mailbox = this.handle.mailbox
+    for (let msg = mailbox.poll(); msg !== undefined; msg = mailbox.poll()) {
       if (msg._tag !== "Inbox") return Effect.flatMap(this.handleMessage(msg), this.again)
-      if (msg.cause !== undefined && msg.cause !== this.parent) this.executionSpan.addLinks([{ _tag: "SpanLink", span: msg.cause, attributes: {} }])
+      // the span of the request that started this run is its parent: the others are linked
+      if (msg.cause !== undefined && msg.cause !== Option.getOrUndefined(this.executionSpan.parent)) {
+        this.executionSpan.addLinks([{ _tag: "SpanLink", span: msg.cause, attributes: {} }])
+      }
     }
-    // the hot path: the next attempt of a running step
-    const current = this.cached.machine.snapshot
-    const state = stateOf(this.def, current.state)!
-    if (current.status === "running" && state._tag === "Step" && this.handle.timedOut === undefined) {
-      return Effect.flatMap(this.stepOrStop(state), this.again)
+    const s = this.cached.machine.snapshot
+    const state = stateOf(this.def, s.state)!
+    if (s.status !== "running" || state._tag !== "Step") return Effect.flatMap(this.reconcile(), this.next)
+    // the hot path: the next attempt of a running step, unless the last one ran past its timeout
+    const timedOut = this.handle.timedOut
+    if (timedOut !== undefined) {
+      this.handle.timedOut = undefined
+      if (timedOut.visit === s.visit && timedOut.attempt === s.attempt + 1) {
+        const timeout = new TimeoutError({ executionId: this.id, state: s.state, timeout: Duration.format(state.timeout) })
+        return Effect.flatMap(Failures.attemptFailed(this, state, timedOut.attempt, timeout, true), this.again)
+      }
     }
-    return Effect.flatMap(this.reconcile(state), this.next)
-  }
-
-  /** The next attempt of the current step, unless the execution has looped too long. */
-  stepOrStop(state: StepState): Effect.Effect<void, StoreError> {
-    return this.handle.spins >= this.loopLimit ? Failures.stopLoop(this) : this.runStep(state)
+    if (this.handle.spins >= this.loopLimit) return Effect.flatMap(Failures.stopLoop(this), this.again)
+    return this.runStep(state)
   }
 
   /** Runs one attempt of the current step, inline, interruptible only inside `restore`. */
   private runStep(state: StepState): Effect.Effect<void, StoreError> {
-    // a command that came in meanwhile goes first
-    if (this.mailbox.hasCommand()) return Effect.void
     const s = this.cached.machine.snapshot
     const attempt = s.attempt + 1
-    const stateName = s.state
-    const deadline = new StepDeadline(this.now() + Duration.toMillis(state.timeout), this, s.visit, attempt)
-    this.env.shared.deadlines.add(deadline)
-    this.handle.phase = { _tag: "Stepping", fiber: this.self, deadline }
     // the attempt's span and log annotations are set on the run fiber (dedicated to this
     // execution) rather than scoped around the step: the same effect for much less work
     const span = this.spans.make("proctor.step", this.stateSpan ?? this.executionSpan, {
       "proctor.execution.id": this.id,
-      "proctor.state.name": stateName,
+      "proctor.state.name": s.state,
       "proctor.step.attempt": attempt
     })
+    const current = new StepAttempt(this.now() + Duration.toMillis(state.timeout), this, state, s.visit, attempt, span)
+    this.env.shared.deadlines.add(current)
+    this.handle.phase = current
     if (this.runRefs === undefined) this.runRefs = Spans.currentRefs(this.self, this.spans)
-    this.step = state
-    this.stepSpan = span
-    this.stepDeadline = deadline
-    this.stepAttempt = attempt
-    const context = this.cached.machine.context
-    const id = this.id
-    // a `run` that throws instead of returning an Effect fails the attempt (a defect); a
-    // child state's attempt starts (or joins) its child through the runtime
-    const run = Effect.suspend(() => {
-      const args = { context, executionId: id, state: stateName, attempt, idempotencyKey: `${id}/${stateName}/${s.visit}` }
+    this.current = current
+    return Spans.setParentAndAnnotations(this.self, this.spans, span, this.annotationsOf(s.state, attempt), this.attempt)
+  }
+
+  /**
+   * What the current attempt runs (`Attempt`): the step's `run`, or a child state's child,
+   * started (or joined) through the runtime; through its dependency's guard, if it names
+   * one (which may refuse it before it starts).
+   */
+  attemptEffect(): Effect.Effect<unknown, unknown> {
+    const current = this.current!
+    const dependency = current.state.dependency
+    if (dependency === undefined) return this.callRun(current)
+    return this.env.shared.dependencies.guard(dependency, Effect.suspend(() => this.callRun(current)), current.at, current.state.isTransient)
+  }
+
+  /** A `run` that throws instead of returning an Effect fails the attempt (a defect). */
+  private callRun({ attempt, state }: StepAttempt): Effect.Effect<unknown, unknown> {
+    const s = this.cached.machine.snapshot
+    const args = { context: this.cached.machine.context, executionId: this.id, state: s.state, attempt, idempotencyKey: `${this.id}/${s.state}/${s.visit}` }
+    try {
       return (state.child === undefined ? state.run(args) : this.env.shared.children.run(state.child, args)) as Effect.Effect<unknown, unknown>
-    })
-    return Spans.setParentAndAnnotations(
-      this.self,
-      this.spans,
-      span,
-      this.annotationsOf(stateName, attempt),
-      Effect.matchCauseEffect(this.restore(state.dependency === undefined ? run : this.env.shared.dependencies.guard(state.dependency, run, deadline.at, state.isTransient)), this.stepEnded)
-    )
+    } catch (error) {
+      return Effect.die(error)
+    }
   }
 
   private afterStep(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void, StoreError> {
-    const state = this.step!
-    const deadline = this.stepDeadline!
-    this.stepSpan!.end(this.spans.now(), exit)
+    const current = this.current!
+    current.span.end(this.spans.now(), exit)
     // what the attempt made is garbage from here on (see `Spans.currentRefs`)
-    this.step = undefined
-    this.stepSpan = undefined
-    this.stepDeadline = undefined
+    this.current = undefined
     Spans.restoreRefs(this.self, this.runRefs)
     // a command or the timeout gave up on this run while the step would not stop: the
     // new run owns the handle, and what the step returned goes nowhere
     if (this.stale()) return Effect.interrupt
     this.handle.phase = this.busy
-    this.env.shared.deadlines.remove(deadline)
+    this.env.shared.deadlines.remove(current)
     if (Exit.isSuccess(exit)) {
-      return Effect.asVoid(this.apply(transition(this.compiled, this.cached.machine, {
-        _tag: "StepSucceeded",
-        result: exit.value,
-        compensable: this.cached.completed.length > 0
-      }, this.now())))
+      return Effect.flatMap(
+        this.apply(transition(this.compiled, this.cached.machine, {
+          _tag: "StepSucceeded",
+          result: exit.value,
+          compensable: this.cached.completed.length > 0
+        }, this.now())),
+        this.again
+      )
     }
     if (Cause.isInterruptedOnly(exit.cause)) return Effect.interrupt
     const failure = Cause.failureOption(exit.cause)
-    return Failures.attemptFailed(this, state, this.stepAttempt, Option.isSome(failure) ? failure.value : Cause.squash(exit.cause), Option.isSome(failure))
+    const error = Option.isSome(failure) ? failure.value : Cause.squash(exit.cause)
+    return Effect.flatMap(Failures.attemptFailed(this, current.state, current.attempt, error, Option.isSome(failure)), this.again)
   }
 
   /** Commits the outcome of the transition function; returns the error of a rejection. */
@@ -308,21 +402,14 @@ export class Run {
     this.executionSpan.attribute("proctor.execution.status", this.cached.machine.snapshot.status)
   }
 
-  /** Does what the committed snapshot calls for, when it is not the next attempt of a step. */
-  private reconcile(state: Procedure.AnyState): Effect.Effect<Signal, StoreError> {
+  /** Does what the committed snapshot calls for, when it is not an attempt of a running step. */
+  private reconcile(): Effect.Effect<Signal, StoreError> {
     const s = this.cached.machine.snapshot
     const { passivate } = this.env.shared.settings
     switch (s.status) {
-      case "running": {
-        if (state._tag !== "Step") return toIdle
-        const timedOut = this.handle.timedOut
-        this.handle.timedOut = undefined
-        if (timedOut !== undefined && timedOut.visit === s.visit && timedOut.attempt === s.attempt + 1) {
-          const timeout = new TimeoutError({ executionId: this.id, state: s.state, timeout: Duration.format(state.timeout) })
-          return Effect.as(Failures.attemptFailed(this, state, timedOut.attempt, timeout, true), "continue")
-        }
-        return Effect.as(this.stepOrStop(state), "continue")
-      }
+      case "running":
+        // a step's attempt is the loop's (`loop`)
+        return toIdle
       case "waiting":
         return Effect.flatMap(this.env.shared.store.inbox(this.id, 1), (pending) => this.waiting(pending))
       case "paused":
@@ -441,7 +528,6 @@ export class Run {
       this.cached = cached
       this.compiled = to
       this.def = to.def
-      this.loopLimit = to.def.maxTransitionsWithoutWaiting ?? defaultLoopLimit
       this.enterStateSpan(machine.snapshot)
       this.env.shared.publish(machine.snapshot, t)
       return Deferred.succeed(msg.reply, machine.snapshot)
@@ -462,7 +548,7 @@ export class Run {
       handles.delete(this.id)
       const now = this.now()
       const replies: Array<Effect.Effect<boolean>> = []
-      for (const msg of this.mailbox.drain()) {
+      for (const msg of this.handle.mailbox.drain()) {
         if (msg._tag === "Migrate") replies.push(Deferred.fail(msg.reply, Versions.refuseNow(s, msg.migration.to.def.version)!))
         if (msg._tag !== "Command") continue
         const output = transition(this.compiled, cached.machine, msg.input, now)
@@ -472,7 +558,7 @@ export class Run {
     }
     // nothing to do until a message comes: leave memory (passivate) or park; either only when
     // no message is waiting (checked and done in one synchronous step)
-    if (this.mailbox.size > 0) return this.loop()
+    if (this.handle.mailbox.size > 0) return this.loop()
     if (signal === "wait") {
       handle.phase = { _tag: "Parking", fiber: this.self }
       return Effect.void

@@ -238,6 +238,8 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     fork: (effect) => fork(effect)
   })
   const fork = yield* FiberSet.runtime(fibers)<never>()
+  // a fiber starts with the runtime flags of the runtime that forks it: the runs' start uninterruptible
+  const forkRun = yield* Effect.uninterruptible(FiberSet.runtime(fibers)<never>())
   const counts = { closed: false, active: 0, parked: 0 }
   yield* Effect.addFinalizer(() => Effect.sync(() => void (counts.closed = true)))
   const handles = new Map<string, Handle>()
@@ -299,10 +301,10 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
 
   const loads = yield* Effect.makeSemaphore(options.loadConcurrency ?? 64)
   const shared: Shared = {
-    store, outage, fork, forkAttempt, children, handles, deadlines, timerPoll, eventWaiters, loads, publish, lookup, unavailable, reported, counts, tracing, fast, dependencies,
+    store, outage, fork, forkRun, forkAttempt, children, handles, deadlines, timerPoll, eventWaiters, loads, publish, lookup, unavailable, reported, counts, tracing, fast, dependencies,
     settings: { maxRestarts, within, backoff, passivate, horizon, recoverWindow: Math.max(1, options.recoverWindow ?? 100_000) }
   }
-  const supervisor = Supervisor.make(shared, (handle, restore) => actor.runActor(handle, restore))
+  const supervisor = Supervisor.make(shared, (handle, before) => actor.makeRun(handle, before))
   // several runtimes on one store (Cluster.layer): an execution another runner owns is woken, commanded and awaited there
   const cluster = Option.getOrUndefined(yield* Effect.serviceOption(ClusterHooks))
   const wake = (id: string, span?: Tracer.Span) => cluster?.route === undefined ? activate(id, span) : cluster.route.wake(id, activate(id, span))

@@ -30,8 +30,10 @@ export interface Shared {
   readonly store: StoreService
   readonly outage: StoreHealth
   readonly settings: Settings
-  /** forks a run of an actor into the runtime's FiberSet */
+  /** forks work of the runtime (a child's end, a supervisor's record) into the runtime's FiberSet */
   readonly fork: (effect: Effect.Effect<void, StoreError>, options?: { readonly immediate?: boolean }) => Fiber.RuntimeFiber<void, StoreError>
+  /** forks a run of an actor into the same FiberSet, uninterruptible (a run is interruptible only inside `restore`: `run.ts`) */
+  readonly forkRun: (effect: Effect.Effect<void, StoreError>, options?: { readonly immediate?: boolean }) => Fiber.RuntimeFiber<void, StoreError>
   /** forks an attempt of a compensation into the runtime's other FiberSet (see `detach`) */
   readonly forkAttempt: (effect: Effect.Effect<Exit.Exit<unknown, unknown>>) => Fiber.RuntimeFiber<Exit.Exit<unknown, unknown>>
   /** child procedures: ending a child its parent left, checking a loaded child's parent */

@@ -12,15 +12,46 @@
 import type { FiberId } from "effect"
 import { Cause, Chunk, Clock, Context, DefaultServices, Effect, Equal, Exit, Fiber, FiberRef, FiberRefs, HashMap, Option, Tracer } from "effect"
 
-export interface Spans {
-  /** starts a span, as `Effect.makeSpan` would in the fiber that made this maker */
-  readonly make: (name: string, parent: Tracer.AnySpan | undefined, attributes: Record<string, unknown>) => Tracer.Span
+/**
+ * Makes spans as `Effect.makeSpan` would in the fiber that made it. One object with shared
+ * methods (no closures): a run keeps its maker for as long as it runs.
+ */
+export class Spans {
+  constructor(
+    readonly clock: Clock.Clock,
+    /** false when tracing is off: `make` makes spans that record nothing */
+    readonly enabled: boolean,
+    /** set the parent span and log annotations through the fiber's internals (`checkInternals`) */
+    readonly fast: boolean,
+    private readonly tracer: Tracer.Tracer | undefined = undefined,
+    private readonly timing = false,
+    private readonly annotations: ReadonlyArray<readonly [string, unknown]> = noAnnotations,
+    private readonly links: ReadonlyArray<Tracer.SpanLink> = noLinks
+  ) {}
+
   /** the current time for `span.end` */
-  readonly now: () => bigint
-  /** false when tracing is off: `make` makes spans that record nothing */
-  readonly enabled: boolean
-  /** set the parent span and log annotations through the fiber's internals (`checkInternals`) */
-  readonly fast: boolean
+  now(): bigint {
+    return this.clock.unsafeCurrentTimeNanos()
+  }
+
+  /** starts a span, as `Effect.makeSpan` would in the fiber that made this maker */
+  make(name: string, parent: Tracer.AnySpan | undefined, attributes: Record<string, unknown>): Tracer.Span {
+    const tracer = this.tracer
+    if (tracer === undefined) return noopSpan
+    const { annotations, links } = this
+    const startTime = this.timing ? this.now() : bigint0
+    if (tracer === nativeTracer) {
+      if (annotations.length === 0) return new LocalSpan(name, parent, links, startTime, attributes)
+      const span = new LocalSpan(name, parent, links, startTime)
+      for (let i = 0; i < annotations.length; i++) span.attribute(annotations[i]![0], annotations[i]![1])
+      for (const k in attributes) span.attribute(k, attributes[k])
+      return span
+    }
+    const span = tracer.span(name, Option.fromNullable(parent), Context.empty(), links, startTime, "internal")
+    for (let i = 0; i < annotations.length; i++) span.attribute(annotations[i]![0], annotations[i]![1])
+    for (const k in attributes) span.attribute(k, attributes[k])
+    return span
+  }
 }
 
 const bigint0 = BigInt(0)
@@ -71,27 +102,23 @@ const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
  */
 export const make = (fiber: Fiber.RuntimeFiber<unknown, unknown>, enabled = true, fast = false): Spans => {
   const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-  const now = () => clock.unsafeCurrentTimeNanos()
-  if (!enabled || !fiber.getFiberRef(FiberRef.currentTracerEnabled)) return { make: noop, now, enabled: false, fast }
-  const tracer = fiber.currentTracer
-  const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
-  const annotations = [...fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations)]
-  const links = Chunk.toReadonlyArray(fiber.getFiberRef(FiberRef.currentTracerSpanLinks))
-  const make = (name: string, parent: Tracer.AnySpan | undefined, attributes: Record<string, unknown>) => {
-    const startTime = timing ? now() : bigint0
-    if (tracer === nativeTracer) {
-      if (annotations.length === 0) return new LocalSpan(name, parent, links, startTime, attributes)
-      const span = new LocalSpan(name, parent, links, startTime)
-      for (let i = 0; i < annotations.length; i++) span.attribute(annotations[i]![0], annotations[i]![1])
-      for (const k in attributes) span.attribute(k, attributes[k])
-      return span
-    }
-    const span = tracer.span(name, Option.fromNullable(parent), Context.empty(), links, startTime, "internal")
-    for (let i = 0; i < annotations.length; i++) span.attribute(annotations[i]![0], annotations[i]![1])
-    for (const k in attributes) span.attribute(k, attributes[k])
-    return span
-  }
-  return { make, now, enabled: true, fast }
+  if (!enabled || !fiber.getFiberRef(FiberRef.currentTracerEnabled)) return new Spans(clock, false, fast)
+  return new Spans(
+    clock,
+    true,
+    fast,
+    fiber.currentTracer,
+    fiber.getFiberRef(FiberRef.currentTracerTimingEnabled),
+    spanAnnotations(fiber),
+    Chunk.toReadonlyArray(fiber.getFiberRef(FiberRef.currentTracerSpanLinks))
+  )
+}
+
+const noAnnotations: ReadonlyArray<readonly [string, unknown]> = []
+
+const spanAnnotations = (fiber: Fiber.RuntimeFiber<unknown, unknown>) => {
+  const annotations = fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations)
+  return HashMap.size(annotations) === 0 ? noAnnotations : [...annotations]
 }
 
 let lastSpanId = 0
@@ -193,7 +220,6 @@ const noopSpan: Tracer.Span = {
   event: nothing,
   addLinks: nothing
 }
-const noop = (): Tracer.Span => noopSpan
 
 /**
  * Sets the parent span (unless tracing is off) and the log annotations of the fiber's

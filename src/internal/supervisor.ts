@@ -10,10 +10,10 @@ import { Cause, Clock, Deferred, Duration, Effect, Either, Exit, FiberId, Option
 import { ExecutionNotFound, StoreError } from "../Errors.js"
 import type { Snapshot } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
-import type { Restore } from "./run.js"
+import type { Run } from "./run.js"
 import * as Deadlines from "./deadlines.js"
-import type { Cached, CommandError, Handle, Msg } from "./handle.js"
-import { idle, Mailbox, parked, replyOf, runFiber, stoppable } from "./handle.js"
+import type { Cached, CommandError, Msg } from "./handle.js"
+import { Handle, idle, parked, replyOf, restore, runFiber, stoppable } from "./handle.js"
 import { activeActors, finishedBy, restartsTotal } from "./metrics.js"
 import type { Shared } from "./shared.js"
 import { shuttingDown, waitForStoreSchedule } from "./shared.js"
@@ -21,8 +21,8 @@ import * as StoreHealth from "./storeHealth.js"
 import type { Input } from "./transition.js"
 import { errorInfo, transition } from "./transition.js"
 
-export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore) => Effect.Effect<void, StoreError>) => {
-  const { store, outage, fork, handles, deadlines, publish, lookup, counts } = shared
+export const make = (shared: Shared, makeRun: (handle: Handle, before?: Effect.Effect<void, StoreError>) => Run) => {
+  const { store, outage, fork, forkRun, handles, deadlines, publish, lookup, counts } = shared
   const { maxRestarts, within, backoff, recoverWindow } = shared.settings
   const getSnapshot = (id: string) =>
     Effect.flatMap(store.get(id), Option.match({ onNone: () => Effect.fail(new ExecutionNotFound({ executionId: id })), onSome: Effect.succeed }))
@@ -41,34 +41,22 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
    * or a timeout) is followed at once by a new one; a run that failed (a defect in the
    * runtime's machinery, a store error) by a new one that reloads from the store after a
    * backoff, within the intensity limit. A run that ends by itself ends the activation.
+   * What follows a run is decided in its fiber, uninterruptibly (`afterRun`); a stale run
+   * decides nothing.
    */
   const startRun = (handle: Handle, delay: number, waitsForStore = false) => {
-    // what follows the run is decided in its fiber, uninterruptibly (one frame on the
-    // fiber's stack, where `Effect.onExit` makes three); a stale run decides nothing
-    const after = (exit: Exit.Exit<void, StoreError>) =>
-      Effect.withFiberRuntime<void>((fiber) => runFiber(handle) === fiber ? afterRun(handle, exit) : Effect.void)
-    const fiber = fork(
-      Effect.uninterruptibleMask((restore) =>
-        Effect.matchCauseEffect(
-          delay > 0
-            ? Effect.zipRight(waitsForStore ? waitForStoreBackoff(handle, delay, restore) : restore(Deadlines.sleepMillis(delay)), runActor(handle, restore))
-            : runActor(handle, restore),
-          { onFailure: (cause) => after(Exit.failCause(cause)), onSuccess: () => after(Exit.void) }
-        )
-      ),
-      // not on the caller's stack: a restart is started from the finalizer of the run before it
-      { immediate: false }
-    )
-    handle.phase = { _tag: "Busy", fiber }
+    const before = delay <= 0 ? undefined : waitsForStore ? waitForStoreBackoff(handle, delay) : restore(Deadlines.sleepMillis(delay))
+    const run = makeRun(handle, before)
+    // not on the caller's stack: a restart is started from the end of the run before it
+    run.forked(forkRun(run, { immediate: false }))
+    handle.phase = run.busy
   }
 
   /**
    * The backoff of an actor that waits for the store; it ends early when the store is
-   * back, and a command cuts it short (the command is tried on the store at once). It is
-   * made interruptible from inside the run: an interrupt sent before the run fiber starts
-   * would skip the run, and `afterRun` with it.
+   * back, and a command cuts it short (the command is tried on the store at once).
    */
-  const waitForStoreBackoff = (handle: Handle, delay: number, restore: Restore) =>
+  const waitForStoreBackoff = (handle: Handle, delay: number) =>
     Effect.withFiberRuntime<void, StoreError>((fiber) => {
       if (handle.mailbox.hasCommand()) return Effect.void
       handle.phase = { _tag: "Sleeping", fiber }
@@ -118,15 +106,16 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
       handle.cached = undefined
       outage.done(handle.id)
       const now = yield* Clock.currentTimeMillis
-      while (handle.restarts.length > 0 && handle.restarts[0]! <= now - within) handle.restarts.shift()
-      if (handle.restarts.length >= maxRestarts || counts.closed) {
-        yield* Effect.logError(`Execution ${handle.id}: giving up after ${handle.restarts.length} restarts`, exit.cause)
-        return startGiveUp(handle, error, handle.restarts.length)
+      const restarts = handle.restarts ??= []
+      while (restarts.length > 0 && restarts[0]! <= now - within) restarts.shift()
+      if (restarts.length >= maxRestarts || counts.closed) {
+        yield* Effect.logError(`Execution ${handle.id}: giving up after ${restarts.length} restarts`, exit.cause)
+        return startGiveUp(handle, error, restarts.length)
       }
-      handle.restarts.push(now)
+      restarts.push(now)
       restartsTotal.unsafeUpdate(1, [])
-      yield* Effect.logWarning(`Execution ${handle.id}: actor failed, restarting (${handle.restarts.length}/${maxRestarts})`, exit.cause)
-      startRun(handle, backoff * 2 ** (handle.restarts.length - 1))
+      yield* Effect.logWarning(`Execution ${handle.id}: actor failed, restarting (${restarts.length}/${maxRestarts})`, exit.cause)
+      startRun(handle, backoff * 2 ** (restarts.length - 1))
     })
 
   /**
@@ -211,7 +200,7 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
       if (replyOf(msg) !== undefined) Deferred.unsafeDone(replyOf(msg)!, Exit.fail(shuttingDown))
       return
     }
-    const handle: Handle = { id, mailbox: new Mailbox(), phase: idle, restarts: [], spins: 0, cached }
+    const handle = new Handle(id, cached)
     handle.mailbox.offer(msg)
     handles.set(id, handle)
     for (const started of reading) started.add(id)
@@ -278,7 +267,7 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
    */
   const claim = (id: string): Handle | undefined => {
     if (handles.has(id) || counts.closed) return undefined
-    const handle: Handle = { id, mailbox: new Mailbox(), phase: idle, restarts: [], spins: 0, cached: undefined }
+    const handle = new Handle(id, undefined)
     handles.set(id, handle)
     // what recovery read of it meanwhile is stale once the sender commits
     for (const started of reading) started.add(id)
@@ -358,5 +347,5 @@ export const make = (shared: Shared, runActor: (handle: Handle, restore: Restore
       })
     })
 
-  return { deliver, deliverNow, post, restartNow, drainMailbox, activate, claim, release, resumeMore, recover, resume }
+  return { deliver, deliverNow, post, restartNow, drainMailbox, afterRun, activate, claim, release, resumeMore, recover, resume }
 }
