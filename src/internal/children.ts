@@ -88,7 +88,12 @@ export const make = (deps: Deps) => {
    * a child that succeeded. What refuses (it ended otherwise, it never started) is fine.
    */
   const end = (id: string, how: "Pause" | "Cancel" | "Rollback", reason: string) =>
-    deps.command(id, how === "Cancel" ? { _tag: "Cancel", reason } : how === "Pause" ? { _tag: "Pause" } : { _tag: "Rollback", compensable: true, undo: reason }).pipe(
+    Effect.flatMap(deps.store.get(id), (found) => {
+      // one that ended (the usual case: the parent moves on after its child or regions ended)
+      // or never started needs no command, whose refusal would cost an error
+      if (Option.isNone(found) || (isTerminal(found.value.status) && !(how === "Rollback" && found.value.status === "succeeded"))) return Effect.void
+      return deps.command(id, how === "Cancel" ? { _tag: "Cancel", reason } : how === "Pause" ? { _tag: "Pause" } : { _tag: "Rollback", compensable: true, undo: reason })
+    }).pipe(
       Effect.asVoid,
       Effect.catchAllCause((cause) => {
         const failure = Cause.failureOption(cause)

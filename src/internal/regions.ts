@@ -6,7 +6,7 @@
  * step completed most recently first), ending the regions of a state the parent left, and
  * forwarding an event sent to the parent to its regions.
  */
-import { Effect, Either, Queue } from "effect"
+import { Effect, Either } from "effect"
 import { DefinitionError, InvalidTransition, RegionFailed } from "../Errors.js"
 import type { ExecutionNotFound, StoreError, ValidationError } from "../Errors.js"
 import type { ExecutionId, Snapshot, Transition } from "../Execution.js"
@@ -103,6 +103,11 @@ const accepts = (states: { readonly [name: string]: AnyState }, tag: string): bo
     return inner !== undefined && accepts(inner, tag)
   })
 
+/** How `settle` stops waiting for the other regions once the mode is met or lost. */
+class Verdict {
+  constructor(readonly verdict: "met" | "lost") {}
+}
+
 const modeName = (mode: ParallelMode) => typeof mode === "object" ? `at least ${mode.atLeast}` : mode
 
 /** Whether the regions' ends meet the mode ("met"), can no longer meet it ("lost"), or neither yet. */
@@ -178,24 +183,22 @@ export const make = (deps: Deps) => {
       return ends
     })
 
-  /** Waits until the regions' ends meet the mode or show it can no longer be met. */
+  /**
+   * Waits until the regions' ends meet the mode or show it can no longer be met: each end,
+   * as it comes, is judged with those before it; the first verdict stops the other waits
+   * (a verdict is the `forEach`'s failure, which interrupts them). The last end always
+   * gives one.
+   */
   const settle = (mode: ParallelMode, regions: ReadonlyArray<RegionRun>, ends: Map<string, Snapshot>) =>
-    Effect.gen(function*() {
-      const ended = yield* Queue.unbounded<readonly [string, Snapshot]>()
-      const watch = Effect.forEach(regions, (r) => Effect.flatMap(deps.await(r.id), (end) => Queue.offer(ended, [r.name, end])), {
-        concurrency: "unbounded",
-        discard: true
-      })
-      const decide = Effect.gen(function*() {
-        for (;;) {
-          const [name, end] = yield* Queue.take(ended)
-          ends.set(name, end)
-          const verdict = judge(mode, regions.length, ends)
-          if (verdict !== undefined) return verdict
-        }
-      })
-      return yield* Effect.raceFirst(decide, Effect.zipRight(watch, Effect.never))
-    })
+    Effect.forEach(regions, (r) =>
+      Effect.flatMap(deps.await(r.id), (end) => {
+        ends.set(r.name, end)
+        const verdict = judge(mode, regions.length, ends)
+        return verdict === undefined ? Effect.void : Effect.fail(new Verdict(verdict))
+      }), { concurrency: "unbounded", discard: true }).pipe(
+      Effect.flatMap(() => Effect.dieMessage("every region ended without a verdict")),
+      Effect.catchIf((e): e is Verdict => e instanceof Verdict, (v) => Effect.succeed(v.verdict))
+    )
 
   const resultOf = (region: RegionRun, end: Snapshot): RegionResult<unknown> => {
     const context = region.compiled!.decodeContext(end.context)
