@@ -31,6 +31,7 @@ import * as internal from "./internal/runtime.js"
 import type * as Quotas from "./internal/resilienceQuotas.js"
 import type * as StoreHealth from "./internal/storeHealth.js"
 import type * as Versions from "./internal/versions.js"
+import type * as Rollouts from "./internal/rolloutOps.js"
 
 /**
  * Options of `Runtime.layer`: the procedures it runs, supervision limits, passivation.
@@ -84,6 +85,36 @@ export interface MigrateReport {
  * @category models
  */
 export type VersionInFlight = Versions.VersionInFlight
+
+/**
+ * Options of `Runtime.rollout`: `to` (the new version), `phases` (percent of new starts on
+ * the new version, per phase; default [1, 5, 25, 50, 100]), `hold` (how long each phase
+ * holds; default 10 minutes), `revertWhen` (`failureRate`, default 0.05, judged over at
+ * least `minExecutions` ended executions of the new version, default 10).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RolloutOptions = Rollouts.RolloutOptions
+
+/**
+ * A rollout as `Runtime.rollouts` shows it: its execution's id, the versions, the phase
+ * (from 1), the share of new starts on the new version, its state, the last health check
+ * and, once reverted, why.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RolloutStatus = Rollouts.RolloutStatus
+
+/**
+ * A manual control of a rollout: `pause` (it holds its share, no checks), `resume`,
+ * `advance` (the next phase now), `revert` (new starts go back to the old version).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RolloutControl = Rollouts.RolloutControl
 
 /**
  * Options of `Runtime.start`.
@@ -233,6 +264,27 @@ export interface RuntimeService {
    * many executions run on it: one grouped count in the store, no execution read.
    */
   readonly versions: (procedure?: string) => Effect.Effect<ReadonlyArray<VersionInFlight>, StoreError>
+  /**
+   * Starts a phased rollout of version `to` of a procedure, from the version given: while it
+   * runs, a start asking for either version goes to the new one in the current phase's share
+   * (by a hash of the new execution's id, or of its idempotency key), each phase holds for
+   * `hold` while the new version's failure rate is compared with the old one's, and the
+   * rollout advances, or reverts by itself (new starts go back to the old version; those on
+   * the new one finish, or migrate back if a migration back is declared). It is durable: an
+   * execution of the runtime's own procedure `proctor.rollout`.
+   */
+  readonly rollout: (
+    procedure: Procedure.Any,
+    options: RolloutOptions
+  ) => Effect.Effect<RolloutStatus, ValidationError | InvalidTransition | DefinitionError | ExecutionNotFound | QuotaExceeded | StoreError>
+  /** The rollouts (of one procedure, or all), the latest first. */
+  readonly rollouts: (procedure?: string) => Effect.Effect<ReadonlyArray<RolloutStatus>, StoreError>
+  /** Pauses, resumes, advances or reverts the rollout of a procedure under way. */
+  readonly controlRollout: (
+    procedure: string,
+    control: RolloutControl,
+    options?: { readonly reason?: string | undefined }
+  ) => Effect.Effect<RolloutStatus, ExecutionNotFound | ValidationError | InvalidTransition | VersionConflict | SendTimeout | StoreError>
 }
 
 /**
@@ -377,6 +429,19 @@ export const migrateAll = (procedure: string, options: MigrateAllOptions) => Eff
  * @category accessors
  */
 export const versions = (procedure?: string) => Effect.flatMap(Runtime, (r) => r.versions(procedure))
+
+/**
+ * Starts a phased rollout with automatic revert; see `RuntimeService.rollout`.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const rollout = (procedure: Procedure.Any, options: RolloutOptions) => Effect.flatMap(Runtime, (r) => r.rollout(procedure, options))
+/** @since 0.1.0 @category accessors */
+export const rollouts = (procedure?: string) => Effect.flatMap(Runtime, (r) => r.rollouts(procedure))
+/** @since 0.1.0 @category accessors */
+export const controlRollout = (procedure: string, control: RolloutControl, options?: { readonly reason?: string | undefined }) =>
+  Effect.flatMap(Runtime, (r) => r.controlRollout(procedure, control, options))
 
 /**
  * The runtime's metrics, for exporters and dashboards: counters of executions started,

@@ -47,6 +47,8 @@ import * as StoreHealth from "./storeHealth.js"
 import * as Supervisor from "./supervisor.js"
 import * as WakeDirect from "./wakeDirect.js"
 import * as Versions from "./versions.js"
+import * as Rollout from "./rollout.js"
+import * as Rollouts from "./rolloutOps.js"
 import type { Compiled } from "./transition.js"
 import { compile, errorInfo, procedureKey, start as startMachine, transition } from "./transition.js"
 
@@ -183,7 +185,11 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const store = outage.store
   const registry = new Map<string, Compiled>()
   // the procedures of parallel states' regions are registered with their parents
-  const procedures = Regions.derive(options.procedures)
+  // the runtime runs its rollouts as executions of a procedure of its own (rollout.ts)
+  const rolloutEnv: Rollout.Env = { store, migrateBack: () => Effect.void }
+  const rolloutProcedure = Rollout.make(rolloutEnv)
+  const routes = new Rollout.Routes()
+  const procedures = Regions.derive([...options.procedures, rolloutProcedure])
   if (Either.isLeft(procedures)) return yield* procedures.left
   for (const def of procedures.right) {
     const checked = validate(def)
@@ -252,6 +258,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   yield* Effect.forkScoped(deadlines.run)
 
   const publish = (snapshot: Snapshot, t: Transition) => {
+    if (snapshot.procedure === Rollout.rolloutName) routes.apply(snapshot)
     if (isTerminal(snapshot.status)) {
       quotas.ended()
       eventWaiters.ended(snapshot)
@@ -357,17 +364,19 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
 
   const startExecution = (procedure: Procedure.Any, input: unknown, opts: StartOptions | undefined, span: Tracer.Span | undefined) =>
     Effect.gen(function*() {
-      const compiled = yield* resolve(procedure)
-      const decodedInput = yield* compiled.decodeInput(input)
-      let context: unknown
-      try {
-        context = procedure.init(decodedInput)
-      } catch (error) {
-        return yield* new ValidationError({ procedure: procedure.name, subject: "input", issue: `init threw: ${errorInfo(error).message}` })
-      }
+      const asked = yield* resolve(procedure)
       const now = yield* Clock.currentTimeMillis
       // a string is all an execution id is: the brand only marks where one came from
       const id = ExecutionId.make(opts?.id ?? newId(now), { disableValidation: true })
+      // during a rollout of this procedure, the version by the rollout's share (the same for a retried idempotent start)
+      const compiled = routes.route(asked, opts?.idempotencyKey ?? id, registry)
+      const decodedInput = yield* compiled.decodeInput(input)
+      let context: unknown
+      try {
+        context = compiled.def.init(decodedInput)
+      } catch (error) {
+        return yield* new ValidationError({ procedure: procedure.name, subject: "input", issue: `init threw: ${errorInfo(error).message}` })
+      }
       // the first snapshot comes from the transition function, like every other
       const started = yield* startMachine(compiled, { ...opts, id }, context, now)
       const { snapshot } = started.machine
@@ -609,11 +618,24 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       sendAndWait: sendAndWaitHere
     }
   }
+  // the routing table, from the rollouts' committed snapshots
+  for (const s of yield* store.list({ procedure: Rollout.rolloutName, limit: 1_000_000 })) routes.apply(s)
+  rolloutEnv.migrateBack = (name, from, to) =>
+    migrations.has(Versions.migrationKey(name, from, to)) ? Effect.ignore(migrateAll(name, { from, to })) : Effect.void
+  const rollouts = Rollouts.make({
+    registry,
+    routes,
+    procedure: rolloutProcedure,
+    start: (input) => start(rolloutProcedure, input),
+    get: getSnapshot,
+    list: (filter) => store.list({ ...filter, procedure: Rollout.rolloutName }),
+    sendAndWait: (id, event) => sendAndWait(id, event)
+  })
   if (options.recover ?? true) yield* supervisor.recover
   const configurationOf = Configuration.make(store, registry)
 
   const service: RuntimeService = {
-    procedures: [...registry.values()].map((c) => c.def),
+    procedures: [...registry.values()].map((c) => c.def).filter((p) => p !== rolloutProcedure),
     start,
     send,
     sendAndWait,
@@ -640,7 +662,10 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     verifyExport,
     migrate,
     migrateAll,
-    versions
+    versions,
+    rollout: rollouts.start,
+    rollouts: rollouts.list,
+    controlRollout: rollouts.control
   }
   return service
 })
