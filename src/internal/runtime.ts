@@ -599,7 +599,8 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     })
 
   const versions = (procedure?: string) =>
-    Effect.map(store.countByVersion({ procedure }), (counts) => Versions.inFlightBy(counts, registry))
+    Effect.map(store.countByVersion({ procedure }), (counts) =>
+      Versions.inFlightBy(counts, registry).filter((v) => procedure === undefined || v.procedure === procedure))
 
   yield* Effect.forkScoped(Background.passivatedTimers(shared, activate))
   yield* Background.retention(store, options.retention)
