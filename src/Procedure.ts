@@ -422,8 +422,14 @@ export interface Migration<From extends Any = Any, To extends Any = Any> {
  *
  * @example
  * ```ts
+ * import { Procedure } from "proctor"
+ *
+ * type Ctx = { readonly app: string }
+ * declare const DeployV1: Procedure.Procedure<"deploy", Ctx, Ctx, { readonly _tag: "Go" }, never, "build" | "verify" | "done">
+ * declare const DeployV2: Procedure.Procedure<"deploy", Ctx, Ctx & { readonly region: string }, { readonly _tag: "Go" }, never, "build" | "smoke" | "done">
+ *
  * const toV2 = Procedure.migration(DeployV1, DeployV2, {
- *   state: (s) => s === "verify" ? "smoke" : s,
+ *   state: (s) => s === "verify" ? "smoke" : s === "build" ? "build" : "done",
  *   context: (c) => ({ ...c, region: "eu" })
  * })
  * ```
