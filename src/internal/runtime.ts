@@ -19,7 +19,6 @@ import {
 } from "../Errors.js"
 import type { ExecutionEvent, ListFilter, Snapshot, Transition } from "../Execution.js"
 import { ExecutionId, isTerminal } from "../Execution.js"
-import type { Plugin } from "../Plugin.js"
 import type * as Procedure from "../Procedure.js"
 import { checkRetries, stateOf, validate } from "../Procedure.js"
 import { acceptedTags } from "./compound.js"
@@ -37,6 +36,7 @@ import type { SendResult } from "./eventWaiters.js"
 import { EventWaiters } from "./eventWaiters.js"
 import type { CommandError, CommandInput, Handle } from "./handle.js"
 import { executionsStarted } from "./metrics.js"
+import type { CancelOptions, RuntimeOptions, SendAndWaitOptions, StartOptions } from "./options.js"
 import * as Regions from "./regions.js"
 import * as Resilience from "./resilience.js"
 import * as Quotas from "./resilienceQuotas.js"
@@ -46,127 +46,14 @@ import * as Spans from "./spans.js"
 import * as StoreHealth from "./storeHealth.js"
 import * as Supervisor from "./supervisor.js"
 import * as WakeDirect from "./wakeDirect.js"
+import * as VersionOps from "./versionOps.js"
 import * as Versions from "./versions.js"
 import * as Rollout from "./rollout.js"
 import * as Rollouts from "./rolloutOps.js"
 import type { Compiled } from "./transition.js"
 import { compile, errorInfo, procedureKey, start as startMachine, transition } from "./transition.js"
 
-/**
- * Options of `Runtime.layer`.
- *
- * @inline
- */
-export interface RuntimeOptions {
-  readonly procedures: ReadonlyArray<Procedure.Any>
-  /**
-   * Declared moves of running executions between versions (`Procedure.migration`), checked
-   * when the runtime is built and applied by `Runtime.migrate`. @default none
-   */
-  readonly migrations?: ReadonlyArray<Procedure.Migration> | undefined
-  readonly supervision?: {
-    /** restarts allowed within `within` before the execution is failed. @default 5 */
-    readonly maxRestarts?: number | undefined
-    /** @default "1 minute" */
-    readonly within?: Duration.DurationInput | undefined
-    /** first restart delay, doubled on each restart. @default "100 millis" */
-    readonly backoff?: Duration.DurationInput | undefined
-  } | undefined
-  readonly passivation?: {
-    /** let an execution that waits with no timer due within `horizon` leave memory. @default true */
-    readonly enabled?: boolean | undefined
-    /** @default "30 seconds" */
-    readonly horizon?: Duration.DurationInput | undefined
-  } | undefined
-  /** resume non-terminal executions when the runtime starts. @default true */
-  readonly recover?: boolean | undefined
-  /** how many actors may load their execution from the store at once (recovery wakes many). @default 64 */
-  readonly loadConcurrency?: number | undefined
-  /**
-   * Recovery resumes at most this many executions at once (running ones: a parked or
-   * passivated execution leaves room); the rest start as those finish or wait, oldest first.
-   * It bounds the memory a restart needs after a crash with a large backlog in flight
-   * (15–20 KB of heap per running execution). @default 100000
-   */
-  readonly recoverWindow?: number | undefined
-  /**
-   * Proctor's own spans (`proctor.start`, `proctor.execution`, `proctor.step`, ...). `false`
-   * makes none, for speed; logs, metrics and the spans a step makes itself are unchanged.
-   * @default true
-   */
-  readonly tracing?: boolean | undefined
-  /**
-   * Quotas on `start`, per tenant and per procedure: a start rate and a number of executions
-   * under way; a start over one is refused with `QuotaExceeded` (see docs/production.md).
-   * @default none
-   */
-  readonly quotas?: Quotas.QuotaOptions | undefined
-  /** shown every committed change and accepted request, after the commit (see `Plugin`). @default none */
-  readonly plugins?: ReadonlyArray<Plugin> | undefined
-  /** events a `watch` subscriber may fall behind by before the oldest are dropped. @default 16384 */
-  readonly watchBuffer?: number | undefined
-  /**
-   * History retention, applied in the background to executions that have ended (a live
-   * execution keeps its whole history). @default keep everything
-   */
-  readonly retention?: {
-    /** keep the last `keepLast` transitions of each ended execution */
-    readonly keepLast?: number | undefined
-    /** drop transitions older than this */
-    readonly maxAge?: Duration.DurationInput | undefined
-    /** how often to apply it. @default "1 hour" */
-    readonly every?: Duration.DurationInput | undefined
-  } | undefined
-}
-
-/**
- * Options of `Runtime.sendAndWait`.
- *
- * @inline
- */
-export interface SendAndWaitOptions {
-  /**
-   * the snapshot `seq` the caller last saw: the event is refused (`VersionConflict`) if the
-   * execution is at another seq when it is sent or when it is to be applied
-   */
-  readonly expectVersion?: number | undefined
-  /** how long to wait for the event to be consumed or discarded (`SendTimeout`); the event still stands after it */
-  readonly timeout?: Duration.DurationInput | undefined
-}
-
-/** @inline */
-export interface CancelOptions {
-  /** why: recorded on the history's `cancel` row (`Transition.reason`) */
-  readonly reason?: string | undefined
-}
-
-/** @inline */
-export interface MigrateOptions {
-  /** the version to move the execution to: a migration from its version to this one must be declared */
-  readonly to: number
-}
-
-/** @inline */
-export interface MigrateAllOptions {
-  /** the executions of this version (those not ended) */
-  readonly from: number
-  /** go to this version */
-  readonly to: number
-}
-
-/** @inline */
-export interface StartOptions {
-  readonly id?: string | undefined
-  readonly tenant?: string | undefined
-  readonly parentId?: string | undefined
-  /** starting twice with the same key returns the first execution's id */
-  readonly idempotencyKey?: string | undefined
-  /**
-   * over a quota (`Runtime.layer({ quotas })`), wait up to this long for room instead of
-   * failing at once with `QuotaExceeded`. @default no wait
-   */
-  readonly waitForQuota?: Duration.DurationInput | undefined
-}
+export type { CancelOptions, MigrateAllOptions, MigrateOptions, RuntimeOptions, SendAndWaitOptions, StartOptions } from "./options.js"
 
 /**
  * A new execution id: a UUID version 7 (RFC 9562), the time in its first 48 bits, then
@@ -557,50 +444,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     return id === undefined ? all : Stream.filter(all, (e) => e.executionId === id)
   }
 
-  /** `Runtime.migrate`: the actor serves it between steps, never stopping one. */
-  const migrate = (id: string, options: MigrateOptions) =>
-    Effect.gen(function*() {
-      const snapshot = yield* getSnapshot(id)
-      const refused = Versions.refuseNow(snapshot, options.to)
-      if (refused !== undefined) return yield* refused
-      const registered = migrations.get(Versions.migrationKey(snapshot.procedure, snapshot.version, options.to))
-      const hint = registered === undefined
-        ? `No migration from version ${snapshot.version} to ${options.to} of ${snapshot.procedure} is declared; pass ` +
-          `Procedure.migration(from, to, { state, context }) in Runtime.layer({ migrations }).`
-        : lookup(snapshot) !== registered.from
-        ? unavailable(snapshot)
-        : undefined
-      if (hint !== undefined) {
-        return yield* new InvalidTransition({ executionId: id, operation: "migrate", status: snapshot.status, state: snapshot.state, hint })
-      }
-      const reply = yield* Deferred.make<Snapshot, CommandError>()
-      yield* deliver(id, { _tag: "Migrate", migration: registered!, reply })
-      return yield* Deferred.await(reply)
-    })
-
-  const migrateAll = (procedure: string, options: MigrateAllOptions) =>
-    Effect.gen(function*() {
-      const migrated: Array<string> = []
-      const refused: Array<{ readonly id: string; readonly reason: string }> = []
-      const page = 500
-      for (let offset = 0; ; offset += page) {
-        const found = yield* store.list({ procedure, status: Versions.inFlight, limit: page, offset })
-        const ids = found.filter((s) => s.version === options.from).map((s) => s.id)
-        const results = yield* Effect.forEach(ids, (id) => Effect.either(migrate(id, { to: options.to })), { concurrency: 16 })
-        for (const [i, result] of results.entries()) {
-          if (Either.isRight(result)) migrated.push(ids[i]!)
-          else if (result.left._tag === "StoreError") return yield* result.left
-          else refused.push({ id: ids[i]!, reason: result.left.message })
-        }
-        // a migrated execution keeps its status: it stays in the list, and the pages do not shift
-        if (found.length < page) break
-      }
-      return { migrated, refused }
-    })
-
-  const versions = (procedure?: string) =>
-    Effect.map(store.countByVersion({ procedure }), (counts) =>
-      Versions.inFlightBy(counts, registry).filter((v) => procedure === undefined || v.procedure === procedure))
+  const { migrate, migrateAll, versions } = VersionOps.make({ store, registry, migrations, getSnapshot, lookup, unavailable, deliver })
 
   yield* Effect.forkScoped(Background.passivatedTimers(shared, activate))
   yield* Background.retention(store, options.retention)
