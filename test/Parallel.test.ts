@@ -1,7 +1,7 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option, Schedule, Schema, TestClock } from "effect"
+import { Effect, Layer, Metric, Option, Schedule, Schema, TestClock } from "effect"
 import { Procedure, Runtime, Store } from "proctor"
 import type { StoreError } from "proctor"
 import type { Execution } from "proctor"
@@ -243,6 +243,27 @@ describe("parallel states", () => {
       const db = yield* regionUntil(other, "db", "succeeded")
       const refused = yield* Effect.flip(Runtime.rollback(db))
       assert.include(refused.message, "It has already ended.")
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("the finished-executions metric counts a region that succeeded, then was undone, once", () =>
+    Effect.gen(function*() {
+      const outcomes = ["succeeded", "failed", "cancelled", "rolled_back"]
+      const finished = Effect.map(
+        Effect.forEach(outcomes, (outcome) => Metric.value(Metric.tagged(Runtime.metrics.executionsFinished, "outcome", outcome))),
+        (counts) => counts.reduce((sum, c) => sum + c.count, 0)
+      )
+      const before = yield* finished
+      const id = yield* Runtime.start(LateFailure, { done: [] })
+      yield* regionUntil(id, "db", "running")
+      yield* TestClock.adjust("30 millis")
+      yield* regionUntil(id, "db", "succeeded")
+      yield* TestClock.adjust("10 millis")
+      yield* Runtime.await(id)
+      const db = (yield* regionsOf(id)).db!
+      yield* regionUntil(id, "db", "rolled_back")
+      assert.deepStrictEqual((yield* Runtime.history(db.id)).slice(-3).map((t) => t.status), ["succeeded", "compensating", "rolled_back"])
+      // the parent and its three regions: four executions, four ends (db was counted when it succeeded)
+      assert.strictEqual((yield* finished) - before, 4)
     }).pipe(Effect.provide(layer())))
 
   it.effect("a parent compensated after its parallel state succeeded undoes the regions (latest last step first), then runs the state's compensate", () =>

@@ -78,6 +78,11 @@ export interface Cached {
   machine: Machine
   /** completed steps whose compensation has not run, oldest first */
   readonly completed: Array<{ readonly stepSeq: number; readonly state: string }>
+  /**
+   * it ended once and was taken out of its end again (a parent undoes a region or child
+   * that succeeded): its end was counted then, so the end of the undo is not counted again
+   */
+  reopened?: boolean
 }
 
 export type RunFiber = Fiber.RuntimeFiber<void, StoreError>

@@ -6,6 +6,7 @@
 import { Deferred, Effect, Either, Exit, FiberId, Option } from "effect"
 import type { Fiber } from "effect"
 import type { Restore } from "./actor.js"
+import { isTerminal } from "../Execution.js"
 import * as Deadlines from "./deadlines.js"
 import type { Cached, Handle } from "./handle.js"
 import type { Shared } from "./shared.js"
@@ -25,9 +26,11 @@ export const make = (shared: Shared) => {
       const decoded = compiled.decodeContext(loaded.value.context)
       if (Either.isLeft(decoded)) return yield* Effect.die(decoded.left)
       const completed: Array<{ readonly stepSeq: number; readonly state: string }> = []
+      let reopened = false
       if (compiled.compensable.size > 0) {
         const [history, done] = yield* Effect.all([store.history(handle.id), store.compensations(handle.id)])
         const finished = new Set(done.map((c) => c.stepSeq))
+        reopened = loaded.value.status === "compensating" && history.some((t) => isTerminal(t.status))
         for (const t of history) {
           if (t.cause === "step" && compiled.compensable.has(t.from) && !finished.has(t.seq)) {
             completed.push({ stepSeq: t.seq, state: t.from })
@@ -35,6 +38,8 @@ export const make = (shared: Shared) => {
         }
       }
       const cached: Cached = { compiled, machine: { snapshot: loaded.value, context: decoded.right }, completed }
+      // undone after it ended (its end was counted then): see `Cached.reopened`
+      if (reopened) cached.reopened = true
       // a child whose parent no longer waits for it (a crash came in between) ends first
       const end = yield* shared.children.orphanCommand(loaded.value)
       if (end !== undefined) handle.mailbox.offer({ _tag: "Command", input: end, reply: Deferred.unsafeMake(FiberId.none) })

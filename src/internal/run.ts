@@ -361,7 +361,11 @@ export class Run extends Effectable.Class<void, StoreError> {
     transitionsTotal.unsafeUpdate(1, [])
     if (next.snapshot.visit !== s.visit) handle.retry = undefined
     if (next.snapshot.visit !== s.visit || isTerminal(status)) this.enterStateSpan(next.snapshot)
-    if (isTerminal(status) && !isTerminal(s.status)) finishedBy(status).unsafeUpdate(1, [])
+    if (isTerminal(status) !== isTerminal(s.status)) {
+      // an execution's end counts once: a parent's undo of one that succeeded ends it again
+      if (!isTerminal(status)) cached.reopened = true
+      else if (cached.reopened !== true) finishedBy(status).unsafeUpdate(1, [])
+    }
     if (t.cause === "step" && this.compiled.compensable.has(t.from)) cached.completed.push({ stepSeq: t.seq, state: t.from })
     // a child state left otherwise than by its child's success: the child ends too
     if (t.cause !== "step" && (next.snapshot.visit !== s.visit || isTerminal(status) || status === "compensating")) {
