@@ -67,6 +67,16 @@ describe("proctor CLI", () => {
       assert.deepStrictEqual(started[0]!.context, { doc: "b" })
     }))
 
+  it.live("run --tenant starts the executions for a tenant, and list --tenant finds them", () =>
+    Effect.gen(function*() {
+      const r = yield* cli("run", fixture, "--procedure", "ops-approval", "--input", `{"doc":"t"}`, "--tenant", "acme", "--json", "--db", db, "--no-examples")
+      assert.strictEqual(r.code, 0, r.err)
+      const [s] = JSON.parse(r.out) as Array<{ id: string; tenant?: string }>
+      assert.strictEqual(s!.tenant, "acme")
+      const listed = JSON.parse((yield* cli("list", "--tenant", "acme", "--json", ...local())).out) as Array<{ id: string }>
+      assert.deepStrictEqual(listed.map((e) => e.id), [s!.id])
+    }))
+
   it.live("list filters executions, as a table or JSON", () =>
     Effect.gen(function*() {
       const id = yield* startApproval("listed")
@@ -325,14 +335,31 @@ describe("proctor CLI", () => {
 
 describe("proctor CLI against a server", () => {
   const RuntimeLive = Runtime.layer({ procedures: [Approval, Gated, Broken] }).pipe(Layer.provide(Store.layerMemory))
-  const serve = (token?: string) =>
+  const serve = (token?: string, runtime: Layer.Layer<Runtime.Runtime, unknown> = RuntimeLive) =>
     Effect.gen(function*() {
       const context = yield* Layer.build(
-        Server.layerNode({ host: "127.0.0.1", port: 0, token }).pipe(Layer.provideMerge(RuntimeLive))
+        Server.layerNode({ host: "127.0.0.1", port: 0, token }).pipe(Layer.provideMerge(runtime))
       )
       const address = Context.get(context, HttpServer.HttpServer).address
       return `http://127.0.0.1:${address._tag === "TcpAddress" ? address.port : 0}`
     })
+
+  it.live("run --tenant over the server's quota says when to run it again", () =>
+    Effect.gen(function*() {
+      const url = yield* serve(
+        undefined,
+        Runtime.layer({ procedures: [Approval], quotas: { tenants: { byTenant: { acme: { concurrent: 1 } } } } })
+          .pipe(Layer.provide(Store.layerMemory))
+      )
+      const args = ["run", fixture, "--procedure", "ops-approval", "--input", `{"doc":"q"}`, "--tenant", "acme", "--server", url]
+      const first = yield* cli(...args)
+      assert.strictEqual(first.code, 0, first.err)
+      const second = yield* cli(...args)
+      assert.strictEqual(second.code, 1, second.out)
+      assert.include(second.err, `tenant "acme" has 1 execution`)
+      assert.include(second.err, "Run the command again after")
+      assert.notInclude(second.err, "unexpectedly")
+    }).pipe(Effect.scoped))
 
   it.live("--server drives a running server's executions", () =>
     Effect.gen(function*() {

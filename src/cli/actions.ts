@@ -189,6 +189,7 @@ export const run = (a: CommonArgs & {
   readonly input: Option.Option<string>
   readonly procedure: Option.Option<string>
   readonly count: number
+  readonly tenant: Option.Option<string>
   readonly wait: boolean
   readonly timeout: number
   readonly json: boolean
@@ -213,7 +214,9 @@ export const run = (a: CommonArgs & {
         if (!op.remote) rememberModules(resolveDbPath(Option.getOrUndefined(a.db)), chosen)
         const started: Array<Snapshot> = []
         for (const l of chosen) {
-          for (let i = 0; i < a.count; i++) started.push(yield* op.start(l.procedure, input))
+          for (let i = 0; i < a.count; i++) {
+            started.push(yield* op.start(l.procedure, input, { tenant: Option.getOrUndefined(a.tenant) }))
+          }
         }
         if (!a.json) yield* Out.line(`Started ${started.length} execution${started.length === 1 ? "" : "s"} on the ${op.where}`)
         const result = yield* follow(op, started.map((s) => s.id), {

@@ -97,6 +97,10 @@ const runCommand = Command.make(
       Options.optional
     ),
     count: Options.integer("count").pipe(Options.withDescription("how many executions of each (default 1)"), Options.withDefault(1)),
+    tenant: Options.text("tenant").pipe(
+      Options.withDescription("start them for this tenant (its quotas apply; `proctor list --tenant` finds them)"),
+      Options.optional
+    ),
     wait: Options.boolean("wait").pipe(
       Options.withDescription("follow until every execution ends, not only until each waits for something")
     ),

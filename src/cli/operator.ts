@@ -93,7 +93,12 @@ export interface OperatorService {
   readonly where: string
   readonly remote: boolean
   readonly procedures: Effect.Effect<ReadonlyArray<ProcedureView>, OperatorError>
-  readonly start: (procedure: Procedure.Any, input: unknown) => Effect.Effect<Snapshot, OperatorError>
+  /** `options.tenant` is the tenant the execution is started for (its quotas apply) */
+  readonly start: (
+    procedure: Procedure.Any,
+    input: unknown,
+    options?: { readonly tenant?: string | undefined }
+  ) => Effect.Effect<Snapshot, OperatorError>
   readonly send: (id: string, event: { readonly _tag: string }) => Effect.Effect<void, OperatorError>
   readonly command: (
     operation: "pause" | "resume" | "rollback" | "retry",
@@ -160,7 +165,7 @@ export const makeLocal = (
     where,
     remote: false,
     procedures: Effect.succeed(all),
-    start: (procedure, input) => Effect.flatMap(runtime.start(procedure, input), runtime.get),
+    start: (procedure, input, options) => Effect.flatMap(runtime.start(procedure, input, options), runtime.get),
     send: runtime.send,
     command: (operation, id) => runtime[operation](id),
     cancel: runtime.cancel,

@@ -52,6 +52,7 @@ export const makeRemote = (options: {
           case "StoreError":
           case "DefinitionError":
           case "ProcedureNotFound":
+          case "QuotaExceeded":
             return e
           case "Unauthorized":
             return new ServerError({
@@ -75,9 +76,14 @@ export const makeRemote = (options: {
       where: `server ${url}`,
       remote: true,
       procedures: call(Effect.map(client.procedures.list(), (ps) => ps.map((p) => ({ ...p, source: "server" })))),
-      start: (procedure, input) =>
+      start: (procedure, input, options) =>
         call(client.executions.start({
-          payload: { procedure: procedure.name, version: procedure.version, input }
+          payload: {
+            procedure: procedure.name,
+            version: procedure.version,
+            input,
+            ...(options?.tenant === undefined ? {} : { options: { tenant: options.tenant } })
+          }
         })),
       send: (id, event) => call(Effect.asVoid(client.executions.send({ path: { id }, payload: event }))),
       command: (operation, id) => call(client.executions[operation]({ path: { id } })),
