@@ -89,8 +89,9 @@ export type VersionInFlight = Versions.VersionInFlight
 /**
  * Options of `Runtime.rollout`: `to` (the new version), `phases` (percent of new starts on
  * the new version, per phase; default [1, 5, 25, 50, 100]), `hold` (how long each phase
- * holds; default 10 minutes), `revertWhen` (`failureRate`, default 0.05, judged over at
- * least `minExecutions` ended executions of the new version, default 10).
+ * holds; default 10 minutes), `revertWhen` (`failureRate`, default 0.05; `p99`, a latency
+ * bar for each step state and whole executions; `restarts`, supervisor restarts in a
+ * phase; judged over at least `minExecutions` ended executions of the new version, default 10).
  *
  * @since 0.1.0
  * @category models
@@ -268,7 +269,8 @@ export interface RuntimeService {
    * Starts a phased rollout of version `to` of a procedure, from the version given: while it
    * runs, a start asking for either version goes to the new one in the current phase's share
    * (by a hash of the new execution's id, or of its idempotency key), each phase holds for
-   * `hold` while the new version's failure rate is compared with the old one's, and the
+   * `hold` while the new version's health (failure rate, p99 latency per state and of whole
+   * executions, supervisor restarts) is compared with the old one's, and the
    * rollout advances, or reverts by itself (new starts go back to the old version; those on
    * the new one finish, or migrate back if a migration back is declared). It is durable: an
    * execution of the runtime's own procedure `proctor.rollout`.

@@ -1,31 +1,31 @@
 /**
  * Phased rollouts, run by the runtime as executions of its own procedure (`proctor.rollout`,
- * one execution per rollout): each phase is a wait whose timer brings a health check, which
- * holds, advances or reverts; Pause, Resume, Advance and Revert are its events. The routing
+ * one execution per rollout): each phase is a wait that the runtime's health checks end
+ * (advance or revert); Pause, Resume, Advance and Revert are its events. The routing
  * table (which version a start of the procedure gets) is derived from those executions'
  * committed snapshots, so it is rebuilt from the store after a restart.
  */
-import { Clock, Duration, Effect, Schema } from "effect"
+import type { Effect } from "effect"
+import { Clock, Duration, Schema } from "effect"
 import type { Snapshot } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import * as Procedure from "../Procedure.js"
-import type { StoreService, VersionCount } from "../Store.js"
+import type { Health } from "./rolloutHealth.js"
+import { Health as HealthSchema } from "./rolloutHealth.js"
 import type { Compiled } from "./transition.js"
 import { procedureKey } from "./transition.js"
 
 export const rolloutName = "proctor.rollout"
 
-/** how often a phase's health is checked (the hold is decided at these checks) */
-export const checkEvery = "5 seconds"
-
+/**
+ * Advance to the next phase. `phase` (1 for the first) names the phase it is meant for: the
+ * health checks of every runtime on the store and an operator may ask at once, and only
+ * the first moves the rollout on; without it, the current phase advances.
+ */
+export const Advance = Schema.TaggedStruct("Advance", { phase: Schema.optional(Schema.Number), health: Schema.optional(HealthSchema) })
 export const Pause = Schema.TaggedStruct("Pause", {})
 export const Resume = Schema.TaggedStruct("Resume", {})
-export const Advance = Schema.TaggedStruct("Advance", {})
-export const Revert = Schema.TaggedStruct("Revert", { reason: Schema.optional(Schema.String) })
-
-const Side = Schema.Struct({ ended: Schema.Number, failed: Schema.Number })
-const Health = Schema.Struct({ from: Side, to: Side, at: Schema.Number })
-export type Health = typeof Health.Type
+export const Revert = Schema.TaggedStruct("Revert", { reason: Schema.optional(Schema.String), health: Schema.optional(HealthSchema) })
 
 const Input = Schema.Struct({
   procedure: Schema.String,
@@ -35,72 +35,46 @@ const Input = Schema.Struct({
   holdMillis: Schema.Number,
   failureRate: Schema.Number,
   minExecutions: Schema.Number,
+  p99StateMillis: Schema.optional(Schema.Number),
+  p99ExecutionMillis: Schema.optional(Schema.Number),
+  restarts: Schema.optional(Schema.Number),
   startedAt: Schema.Number
 })
 const Context = Schema.Struct({
   ...Input.fields,
   /** the index of the current phase in `phases` */
   phase: Schema.Number,
+  /** the health window of the phase starts here */
   phaseStartedAt: Schema.Number,
-  health: Schema.optional(Health),
+  /** the phase advances at this time, unless paused (a pause moves it on by its length) */
+  holdUntil: Schema.Number,
+  pausedAt: Schema.optional(Schema.Number),
+  health: Schema.optional(HealthSchema),
   reason: Schema.optional(Schema.String)
 })
 export type RolloutContext = typeof Context.Type
 export type RolloutInput = typeof Input.Type
 
-/** What a health check decided, and why. */
-export interface Decision {
-  readonly next: "holding" | "advancing" | "reverting"
-  readonly health: Health
-  readonly reason?: string | undefined
-}
-
-const side = (counts: ReadonlyArray<VersionCount>, version: number) => {
-  let ended = 0
-  let failed = 0
-  for (const c of counts) {
-    if (c.version !== version) continue
-    // a step that failed for good and waits for a person counts as a failure already
-    const failure = c.status === "failed" || c.status === "rolled_back" || c.status === "needs_intervention"
-    if (isTerminal(c.status) || failure) ended += c.count
-    if (failure) failed += c.count
-  }
-  return { ended, failed }
-}
-
-const rate = (s: { readonly ended: number; readonly failed: number }) => s.ended === 0 ? 0 : s.failed / s.ended
-const percent = (x: number) => `${(x * 100).toFixed(1)}%`
-
-/**
- * The health check of a phase: the executions of each version started since the phase
- * began and how they ended. The new version is reverted when, over at least
- * `minExecutions` of its ended executions, its failure rate passes `failureRate` and the
- * old version's over the same time (a dependency that fails both is not the new version's
- * fault); otherwise the phase advances once it has held for `holdMillis`.
- */
-export const decide = (c: RolloutContext, counts: ReadonlyArray<VersionCount>, now: number): Decision => {
-  const health: Health = { from: side(counts, c.from), to: side(counts, c.to), at: now }
-  const newRate = rate(health.to)
-  if (health.to.ended >= c.minExecutions && newRate > c.failureRate && newRate > rate(health.from)) {
-    return {
-      next: "reverting",
-      health,
-      reason: `version ${c.to} failed ${health.to.failed} of ${health.to.ended} executions (${percent(newRate)}) in phase ` +
-        `${c.phase + 1} (${c.phases[c.phase]}%), above ${percent(c.failureRate)} and version ${c.from}'s ${percent(rate(health.from))}`
-    }
-  }
-  return now - c.phaseStartedAt >= c.holdMillis ? { next: "advancing", health } : { next: "holding", health }
-}
-
 /** What the rollout's steps need of the runtime. */
 export interface Env {
-  readonly store: StoreService
   /** moves the new version's executions back, when a migration back is declared */
   migrateBack: (procedure: string, from: number, to: number) => Effect.Effect<void>
 }
 
+type Args = Procedure.StepArgs<RolloutContext>
+const now = () => Clock.currentTimeMillis
+const withHealth = (c: RolloutContext, health: Health | undefined): RolloutContext => health === undefined ? c : { ...c, health }
+const reverted = (reason: string | undefined, health: Health | undefined, c: RolloutContext): RolloutContext =>
+  ({ ...withHealth(c, health), reason: reason ?? "reverted by an operator" })
+// an Advance meant for a phase the rollout has left is refused (and logged)
+const forThisPhase = (phase: number | undefined, c: RolloutContext) => phase === undefined || phase === c.phase + 1
 
-/** The rollout procedure: the same shape in every runtime, so that its executions resume anywhere. */
+/**
+ * The rollout procedure: the same shape in every runtime, so that its executions resume
+ * anywhere. A phase is the `holding` wait; it has no timer: the runtime's health checks
+ * (rolloutMonitor.ts) send `Advance` when `holdUntil` has passed and `Revert` when a
+ * threshold is crossed, so the history holds the phase changes and nothing else.
+ */
 export const make = (env: Env) =>
   Procedure.make(rolloutName, {
     version: 1,
@@ -108,35 +82,44 @@ export const make = (env: Env) =>
     input: Input,
     context: Context,
     events: Schema.Union(Pause, Resume, Advance, Revert),
-    init: (i): RolloutContext => ({ ...i, phase: 0, phaseStartedAt: i.startedAt })
+    init: (i): RolloutContext => ({ ...i, phase: 0, phaseStartedAt: i.startedAt, holdUntil: i.startedAt + i.holdMillis })
   }, {
     initial: "holding",
     states: {
       holding: Procedure.wait({
-        on: { Pause: "paused", Advance: "advancing", Revert: { goto: "reverting", update: (e, c) => ({ ...c, reason: e.reason ?? "reverted by an operator" }) } },
-        after: { delay: checkEvery, goto: "checking" }
+        on: {
+          Pause: "pausing",
+          Advance: { goto: "advancing", guard: (e, c) => forThisPhase(e.phase, c), update: (e, c) => withHealth(c, e.health) },
+          Revert: { goto: "reverting", update: (e, c) => reverted(e.reason, e.health, c) }
+        }
       }),
-      checking: Procedure.step({
-        run: ({ context }: Procedure.StepArgs<RolloutContext>) =>
-          Effect.zipWith(
-            env.store.countByVersion({ procedure: context.procedure, startedSince: context.phaseStartedAt }),
-            Clock.currentTimeMillis,
-            (counts, now) => decide(context, counts, now)
-          ),
-        next: (d: Decision) => d.next,
-        targets: ["holding", "advancing", "reverting"],
-        update: (d: Decision, c: RolloutContext): RolloutContext => ({ ...c, health: d.health, ...(d.reason === undefined ? {} : { reason: d.reason }) }),
-        timeout: "30 seconds"
+      pausing: Procedure.step({
+        run: now,
+        next: "paused",
+        update: (at: number, c: RolloutContext): RolloutContext => ({ ...c, pausedAt: at })
+      }),
+      paused: Procedure.wait({
+        on: {
+          Resume: "resuming",
+          Advance: { goto: "advancing", guard: (e, c) => forThisPhase(e.phase, c), update: (e, c) => withHealth(c, e.health) },
+          Revert: { goto: "reverting", update: (e, c) => reverted(e.reason, e.health, c) }
+        }
+      }),
+      resuming: Procedure.step({
+        run: now,
+        next: "holding",
+        // the hold's clock stopped while paused
+        update: (at: number, { pausedAt, ...c }: RolloutContext): RolloutContext => ({ ...c, holdUntil: c.holdUntil + Math.max(0, at - (pausedAt ?? at)) })
       }),
       advancing: Procedure.step({
-        run: () => Clock.currentTimeMillis,
+        run: now,
         next: (_: number, c: RolloutContext) => c.phase + 1 >= c.phases.length ? "completed" : "holding",
         targets: ["holding", "completed"],
-        update: (now: number, c: RolloutContext): RolloutContext => c.phase + 1 >= c.phases.length ? c : { ...c, phase: c.phase + 1, phaseStartedAt: now }
+        update: (at: number, { pausedAt: _, ...c }: RolloutContext): RolloutContext =>
+          c.phase + 1 >= c.phases.length ? c : { ...c, phase: c.phase + 1, phaseStartedAt: at, holdUntil: at + c.holdMillis }
       }),
-      paused: Procedure.wait({ on: { Resume: "holding", Advance: "advancing", Revert: { goto: "reverting", update: (e, c) => ({ ...c, reason: e.reason ?? "reverted by an operator" }) } } }),
       reverting: Procedure.step({
-        run: ({ context }: Procedure.StepArgs<RolloutContext>) => env.migrateBack(context.procedure, context.to, context.from),
+        run: ({ context }: Args) => env.migrateBack(context.procedure, context.to, context.from),
         next: "reverted",
         timeout: "1 hour"
       }),
@@ -159,11 +142,25 @@ export interface RolloutStatus {
   readonly phase: number
   /** the share of new starts that go to `to` now, in percent */
   readonly share: number
-  /** `holding`, `checking`, `advancing`, `paused`, `reverting`, `completed` or `reverted` */
+  /** `holding`, `pausing`, `paused`, `resuming`, `advancing`, `reverting`, `completed` or `reverted` */
   readonly state: string
   readonly status: Snapshot["status"]
+  /** when the phase began (epoch ms): its health is judged from here */
   readonly phaseStartedAt: number
+  /** when the phase advances (epoch ms), unless paused or reverted */
+  readonly holdUntil: number
+  /** how long each phase holds */
   readonly hold: string
+  /** what reverts it */
+  readonly revertWhen: {
+    readonly failureRate: number
+    readonly minExecutions: number
+    /** p99 bars in ms */
+    readonly p99State?: number | undefined
+    readonly p99Execution?: number | undefined
+    readonly restarts?: number | undefined
+  }
+  /** both versions' health over the phase: the latest check's while under way, the last committed one after */
   readonly health?: Health | undefined
   /** why it reverted */
   readonly reason?: string | undefined
@@ -172,6 +169,8 @@ export interface RolloutStatus {
 /** The share of new starts a rollout in this snapshot sends to its new version. */
 const shareOf = (s: Snapshot, c: RolloutContext) =>
   s.state === "completed" ? 100 : isTerminal(s.status) || s.state === "reverting" ? 0 : c.phases[c.phase] ?? 0
+
+const optional = <K extends string, V>(key: K, value: V | undefined) => (value === undefined ? {} : { [key]: value }) as { readonly [k in K]?: V }
 
 export const statusOf = (s: Snapshot): RolloutStatus => {
   const c = s.context as RolloutContext
@@ -186,9 +185,17 @@ export const statusOf = (s: Snapshot): RolloutStatus => {
     state: s.state,
     status: s.status,
     phaseStartedAt: c.phaseStartedAt,
+    holdUntil: c.holdUntil,
     hold: Duration.format(Duration.millis(c.holdMillis)),
-    ...(c.health === undefined ? {} : { health: c.health }),
-    ...(c.reason === undefined ? {} : { reason: c.reason })
+    revertWhen: {
+      failureRate: c.failureRate,
+      minExecutions: c.minExecutions,
+      ...optional("p99State", c.p99StateMillis),
+      ...optional("p99Execution", c.p99ExecutionMillis),
+      ...optional("restarts", c.restarts)
+    },
+    ...optional("health", c.health),
+    ...optional("reason", c.reason)
   }
 }
 
@@ -202,26 +209,50 @@ const bucket = (key: string) => {
   return (h >>> 0) % 10000
 }
 
+/** A rollout under way, as the health checks need it. */
+export interface Active {
+  readonly status: RolloutStatus
+  readonly context: RolloutContext
+}
+
 /**
  * Which version a start goes to, by procedure name: the latest rollout of each name. A
  * start asking for the rollout's old or new version is routed by the current share; a
  * start of any other version is left alone.
  */
 export class Routes {
-  private readonly latest = new Map<string, { readonly id: string; readonly startedAt: number; readonly status: RolloutStatus }>()
+  private readonly latest = new Map<string, { readonly snapshot: Snapshot; readonly status: RolloutStatus }>()
+  /** called when a snapshot of a rollout under way is applied (wakes the health checks) */
+  onActive: () => void = () => {}
 
-  /** Takes a committed snapshot of a rollout execution (at start-up, and after each commit). */
+  /** Takes a committed snapshot of a rollout execution (at start-up, after each commit, and from the health checks' reads). */
   apply(s: Snapshot) {
     const status = statusOf(s)
-    const known = this.latest.get(status.procedure)
-    if (known !== undefined && known.id !== s.id && known.startedAt > s.startedAt) return
-    this.latest.set(status.procedure, { id: s.id, startedAt: s.startedAt, status })
+    const known = this.latest.get(status.procedure)?.snapshot
+    if (known !== undefined && (known.id === s.id ? known.rowVersion > s.rowVersion : known.startedAt > s.startedAt)) return
+    this.latest.set(status.procedure, { snapshot: s, status })
+    if (!isTerminal(s.status)) this.onActive()
   }
 
   /** The rollout of this procedure that has not ended, if any. */
   active(procedure: string): RolloutStatus | undefined {
     const r = this.latest.get(procedure)?.status
     return r !== undefined && !isTerminal(r.status) ? r : undefined
+  }
+
+  /** Whether this execution's version is under a rollout (its health is sampled). */
+  sampled(s: Snapshot): boolean {
+    const r = this.active(s.procedure)
+    return r !== undefined && (s.version === r.from || s.version === r.to)
+  }
+
+  /** The rollouts that have not ended. */
+  underWay(): Array<Active> {
+    const out: Array<Active> = []
+    for (const { snapshot, status } of this.latest.values()) {
+      if (!isTerminal(status.status)) out.push({ status, context: snapshot.context as RolloutContext })
+    }
+    return out
   }
 
   route(compiled: Compiled, key: string, registry: ReadonlyMap<string, Compiled>): Compiled {

@@ -8,9 +8,11 @@ import { Duration as D, Effect } from "effect"
 import type { QuotaExceeded, SendTimeout, StoreError, VersionConflict } from "../Errors.js"
 import { DefinitionError, ExecutionNotFound, InvalidTransition, ValidationError } from "../Errors.js"
 import type { ExecutionId, ListFilter, Snapshot } from "../Execution.js"
+import { isTerminal } from "../Execution.js"
 import type * as Procedure from "../Procedure.js"
 import type { SendResult } from "./eventWaiters.js"
 import type { RolloutInput, RolloutStatus, Routes } from "./rollout.js"
+import type { Health } from "./rolloutHealth.js"
 import { rolloutName, statusOf } from "./rollout.js"
 import type { Compiled } from "./transition.js"
 import { procedureKey } from "./transition.js"
@@ -30,8 +32,16 @@ export interface RolloutOptions {
   readonly revertWhen?: {
     /** revert when the new version's failure rate in a phase passes this (and the old version's). @default 0.05 */
     readonly failureRate?: number | undefined
-    /** judge the failure rate over at least this many ended executions of the new version. @default 10 */
+    /** judge rates and latencies over at least this many ended executions (or visits of a state) of the new version. @default 10 */
     readonly minExecutions?: number | undefined
+    /**
+     * revert when the new version's p99 latency in a phase passes this (and the old
+     * version's over the same time): a duration bars each step state and whole executions;
+     * `{ state, execution }` bars them apart. Measured by each runtime of the executions it runs.
+     */
+    readonly p99?: Duration.DurationInput | { readonly state?: Duration.DurationInput | undefined; readonly execution?: Duration.DurationInput | undefined } | undefined
+    /** revert when the supervisor restarted the new version's executions more than this many times in a phase (and more often per execution than the old version's) */
+    readonly restarts?: number | undefined
   } | undefined
 }
 
@@ -47,6 +57,8 @@ export interface Deps {
   readonly start: (input: RolloutInput) => Effect.Effect<ExecutionId, ValidationError | InvalidTransition | DefinitionError | QuotaExceeded | StoreError>
   readonly get: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | StoreError>
   readonly list: (filter: ListFilter) => Effect.Effect<ReadonlyArray<Snapshot>, StoreError>
+  /** the latest health check of a rollout under way */
+  readonly health: (id: string) => Health | undefined
   readonly sendAndWait: (id: string, event: unknown) => Effect.Effect<SendResult, ExecutionNotFound | ValidationError | InvalidTransition | VersionConflict | SendTimeout | StoreError>
 }
 
@@ -72,6 +84,21 @@ export const make = (deps: Deps) => {
       if (!(failureRate >= 0 && failureRate <= 1)) return yield* invalid(name, `revertWhen.failureRate is a share between 0 and 1 (0.05 is 5%); got ${failureRate}`)
       const minExecutions = options.revertWhen?.minExecutions ?? 10
       if (!(Number.isInteger(minExecutions) && minExecutions >= 1)) return yield* invalid(name, `revertWhen.minExecutions must be a whole number from 1; got ${minExecutions}`)
+      const p99 = options.revertWhen?.p99
+      const split = typeof p99 === "object" && p99 !== null && !D.isDuration(p99) && !Array.isArray(p99)
+        ? p99 as { readonly state?: Duration.DurationInput | undefined; readonly execution?: Duration.DurationInput | undefined }
+        : { state: p99 as Duration.DurationInput | undefined, execution: p99 as Duration.DurationInput | undefined }
+      const bars: { p99StateMillis?: number; p99ExecutionMillis?: number } = {}
+      for (const [key, bar] of [["p99StateMillis", split.state], ["p99ExecutionMillis", split.execution]] as const) {
+        if (bar === undefined) continue
+        const d = D.decodeUnknown(bar)
+        if (d._tag === "None" || !D.isFinite(d.value)) return yield* invalid(name, `revertWhen.p99 must be a finite duration (e.g. "2 seconds") or { state, execution } of them`)
+        bars[key] = D.toMillis(d.value)
+      }
+      const restarts = options.revertWhen?.restarts
+      if (restarts !== undefined && !(Number.isInteger(restarts) && restarts >= 0)) {
+        return yield* invalid(name, `revertWhen.restarts must be a whole number from 0; got ${restarts}`)
+      }
       const active = deps.routes.active(name)
       if (active !== undefined) {
         return yield* new InvalidTransition({
@@ -91,23 +118,46 @@ export const make = (deps: Deps) => {
         holdMillis: D.toMillis(hold.value),
         failureRate,
         minExecutions,
+        ...bars,
+        ...(restarts === undefined ? {} : { restarts }),
         startedAt: now
       })
       return statusOf(yield* deps.get(id))
     })
 
+  /** with the latest check's health while under way */
+  const status = (s: Snapshot): RolloutStatus => {
+    const r = statusOf(s)
+    const health = isTerminal(s.status) ? undefined : deps.health(s.id)
+    return health === undefined ? r : { ...r, health }
+  }
+
   /** The rollouts of a procedure (or all), the latest first. */
   const list = (procedure?: string) =>
     Effect.map(deps.list({ limit: 1_000_000 }), (all) =>
-      all.map(statusOf).filter((r) => procedure === undefined || r.procedure === procedure).reverse())
+      all.map(status).filter((r) => procedure === undefined || r.procedure === procedure).reverse())
 
   const control = (procedure: string, action: RolloutControl, options?: { readonly reason?: string | undefined }) =>
     Effect.gen(function*() {
       const active = deps.routes.active(procedure)
       if (active === undefined) return yield* new ExecutionNotFound({ executionId: `${rolloutName} of ${procedure} (no rollout of it is under way)` })
-      const event = action === "revert" && options?.reason !== undefined ? { _tag: events[action], reason: options.reason } : { _tag: events[action] }
-      yield* deps.sendAndWait(active.id, event)
-      return statusOf(yield* deps.get(active.id))
+      const event = action === "revert"
+        ? { _tag: events[action], ...(options?.reason === undefined ? {} : { reason: options.reason }) }
+        // meant for the phase shown: an advance the health checks made meanwhile is not repeated
+        : action === "advance" ? { _tag: events[action], phase: active.phase } : { _tag: events[action] }
+      const result = yield* deps.sendAndWait(active.id, event)
+      if (result._tag === "Discarded") {
+        const now = statusOf(result.snapshot)
+        return yield* new InvalidTransition({
+          executionId: active.id,
+          operation: `${action} rollout`,
+          status: result.snapshot.status,
+          state: result.snapshot.state,
+          hint: `The rollout of ${procedure} is in phase ${now.phase} (${now.share}%), state ${now.state}, and refused it (${result.reason.message}); ` +
+            `look at its status (proctor rollout status ${procedure}) and ask again.`
+        })
+      }
+      return status(yield* deps.get(active.id))
     })
 
   return { start, list, control }

@@ -49,6 +49,8 @@ import * as WakeDirect from "./wakeDirect.js"
 import * as VersionOps from "./versionOps.js"
 import * as Versions from "./versions.js"
 import * as Rollout from "./rollout.js"
+import * as RolloutHealth from "./rolloutHealth.js"
+import * as RolloutMonitor from "./rolloutMonitor.js"
 import * as Rollouts from "./rolloutOps.js"
 import type { Compiled } from "./transition.js"
 import { compile, errorInfo, procedureKey, start as startMachine, transition } from "./transition.js"
@@ -73,9 +75,10 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const registry = new Map<string, Compiled>()
   // the procedures of parallel states' regions are registered with their parents
   // the runtime runs its rollouts as executions of a procedure of its own (rollout.ts)
-  const rolloutEnv: Rollout.Env = { store, migrateBack: () => Effect.void }
+  const rolloutEnv: Rollout.Env = { migrateBack: () => Effect.void }
   const rolloutProcedure = Rollout.make(rolloutEnv)
   const routes = new Rollout.Routes()
+  const samples = new RolloutHealth.Recorder()
   const procedures = Regions.derive([...options.procedures, rolloutProcedure])
   if (Either.isLeft(procedures)) return yield* procedures.left
   for (const def of procedures.right) {
@@ -146,6 +149,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
 
   const publish = (snapshot: Snapshot, t: Transition) => {
     if (snapshot.procedure === Rollout.rolloutName) routes.apply(snapshot)
+    else if (routes.sampled(snapshot)) samples.record(snapshot, t)
     if (isTerminal(snapshot.status)) {
       quotas.ended()
       eventWaiters.ended(snapshot)
@@ -196,6 +200,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const loads = yield* Effect.makeSemaphore(options.loadConcurrency ?? 64)
   const shared: Shared = {
     store, outage, fork, forkRun, forkAttempt, children, handles, deadlines, timerPoll, eventWaiters, loads, publish, lookup, unavailable, reported, counts, tracing, fast, dependencies,
+    restarted: (procedure, version, at) => routes.active(procedure) !== undefined && samples.restarted(procedure, version, at),
     settings: { maxRestarts, within, backoff, passivate, horizon, recoverWindow: Math.max(1, options.recoverWindow ?? 100_000) }
   }
   const supervisor = Supervisor.make(shared, (handle, before) => actor.makeRun(handle, before))
@@ -467,6 +472,8 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   for (const s of yield* store.list({ procedure: Rollout.rolloutName, limit: 1_000_000 })) routes.apply(s)
   rolloutEnv.migrateBack = (name, from, to) =>
     migrations.has(Versions.migrationKey(name, from, to)) ? Effect.ignore(migrateAll(name, { from, to })) : Effect.void
+  const monitor = RolloutMonitor.make({ store, routes, recorder: samples, send: (id, event) => send(id, event), shared: cluster !== undefined })
+  yield* Effect.forkScoped(monitor.run)
   const rollouts = Rollouts.make({
     registry,
     routes,
@@ -474,7 +481,8 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     start: (input) => start(rolloutProcedure, input),
     get: getSnapshot,
     list: (filter) => store.list({ ...filter, procedure: Rollout.rolloutName }),
-    sendAndWait: (id, event) => sendAndWait(id, event)
+    sendAndWait: (id, event) => sendAndWait(id, event),
+    health: monitor.health
   })
   if (options.recover ?? true) yield* supervisor.recover
   const configurationOf = Configuration.make(store, registry)

@@ -54,6 +54,8 @@ export interface Shared {
   readonly loads: Effect.Semaphore
   /** publishes a committed transition to `watch` and to the callers of `await` */
   readonly publish: (snapshot: Snapshot, t: Transition) => void
+  /** the supervisor restarted an execution of this procedure version after a defect (a rollout's health) */
+  readonly restarted?: ((procedure: string, version: number, at: number) => void) | undefined
   /** the definition an execution runs on, if this runtime has it */
   readonly lookup: (snapshot: Snapshot) => Compiled | undefined
   /** why `lookup` found none */

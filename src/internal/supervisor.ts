@@ -103,6 +103,7 @@ export const make = (shared: Shared, makeRun: (handle: Handle, before?: Effect.E
         return
       }
       if (Exit.isSuccess(exit)) return yield* endActivation(handle)
+      const def = handle.cached?.compiled.def
       handle.cached = undefined
       outage.done(handle.id)
       const now = yield* Clock.currentTimeMillis
@@ -114,6 +115,7 @@ export const make = (shared: Shared, makeRun: (handle: Handle, before?: Effect.E
       }
       restarts.push(now)
       restartsTotal.unsafeUpdate(1, [])
+      if (def !== undefined) shared.restarted?.(def.name, def.version, now)
       yield* Effect.logWarning(`Execution ${handle.id}: actor failed, restarting (${restarts.length}/${maxRestarts})`, exit.cause)
       startRun(handle, backoff * 2 ** (restarts.length - 1))
     })
