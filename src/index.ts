@@ -24,3 +24,5 @@ export * as Runtime from "./Runtime.js"
 export * as SqlStore from "./SqlStore.js"
 /** @since 0.1.0 */
 export * as Store from "./Store.js"
+/** @since 0.1.0 */
+export * as Validate from "./Validate.js"

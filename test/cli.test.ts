@@ -324,7 +324,7 @@ describe("proctor CLI", () => {
 
   it.live("every command has --help with an example", () =>
     Effect.gen(function*() {
-      for (const command of ["run", "list", "show", "send", "pause", "resume", "cancel", "rollback", "retry", "skip", "diagram", "procedures", "dependencies", "serve", "mcp"]) {
+      for (const command of ["run", "list", "show", "send", "pause", "resume", "cancel", "rollback", "retry", "skip", "diagram", "procedures", "dependencies", "validate", "serve", "mcp"]) {
         const r = yield* cli(command, "--help")
         assert.strictEqual(r.code, 0, command)
         assert.include(r.out, "Example: proctor", command)
@@ -596,7 +596,7 @@ describe("proctor CLI: output a script can read", () => {
   it.effect("the help the build renders for the compiled command (dist/cli/help.json) is the CLI's own, uncoloured", () =>
     Effect.gen(function*() {
       const texts = yield* helpTexts.pipe(Effect.provide(NodeContext.layer))
-      assert.deepStrictEqual(Object.keys(texts), ["", "run", "list", "show", "send", "pause", "resume", "cancel", "rollback", "retry", "skip", "migrate", "diagram", "procedures", "dependencies", "serve", "mcp"])
+      assert.deepStrictEqual(Object.keys(texts), ["", "run", "list", "show", "send", "pause", "resume", "cancel", "rollback", "retry", "skip", "migrate", "diagram", "procedures", "dependencies", "validate", "serve", "mcp"])
       assert.strictEqual(texts.list, (yield* cli("list", "--help")).out)
       assert.include(texts[""], "$ proctor")
       for (const text of Object.values(texts)) assert.notInclude(text, "\x1b[")
@@ -605,6 +605,25 @@ describe("proctor CLI: output a script can read", () => {
   it("--status takes exactly the statuses an execution can have", () => {
     assert.deepStrictEqual([...statusNames], [...Status.literals])
   })
+})
+
+describe("proctor validate", () => {
+  it.live("prints the readiness report: NOT READY, exit code 1, with the reason of the refused procedure; progress on stderr; nothing beside the database is left", () =>
+    Effect.gen(function*() {
+      const folder = path.join(dir, "validate")
+      fs.mkdirSync(folder)
+      const r = yield* cli("validate", "--db", path.join(folder, "app.db"), "--no-examples", "--module", fixture, "--module", "test/fixtures/validate-broken.ts", "--json")
+      assert.strictEqual(r.code, 1, r.err)
+      const report = JSON.parse(r.out) as { verdict: string; failures: Array<string>; figures: Record<string, number>; checks: Array<{ id: string; ok: boolean }> }
+      assert.strictEqual(report.verdict, "NOT READY")
+      assert.deepStrictEqual(report.failures.filter((f) => !f.startsWith("Registration")).map((f) => f.slice(0, f.indexOf(":"))), ["procedure unreachable@1"])
+      assert.isTrue(report.checks.filter((c) => c.id !== "registration").every((c) => c.ok), JSON.stringify(report.checks))
+      for (const figure of ["transitionMicros", "heapPerExecutionBytes", "concurrentMillis", "recoveryMillis"]) assert.isAbove(report.figures[figure] ?? 0, 0, figure)
+      assert.include(r.err, "validate: [1/8] Linear flow")
+      assert.include(r.err, "Error: NOT READY")
+      // the checks ran in a folder beside the database, removed; the database was never created
+      assert.deepStrictEqual(fs.readdirSync(folder), [])
+    }))
 })
 
 describe("proctor CLI: the database", () => {
