@@ -191,7 +191,7 @@ describe("parallel states", () => {
       assert.strictEqual((yield* Runtime.get(regions.web!.id)).outcome, "approved")
     }).pipe(Effect.provide(layer())))
 
-  it.effect("a region that fails for good: the running regions are paused, then rolled back one after another, the latest to complete a step first; onFailure decides", () =>
+  it.effect("a region that fails for good: the running regions are rolled back at once, their steps undone latest first across the regions; onFailure decides", () =>
     Effect.gen(function*() {
       const id = yield* Runtime.start(Failing, { done: [] })
       yield* regionUntil(id, "web", "running")
@@ -202,9 +202,10 @@ describe("parallel states", () => {
       assert.deepStrictEqual(yield* journal, ["prepare", "build", "migrate", "bundle", "undo build", "undo bundle", "undo migrate"])
       const regions = yield* regionsOf(id)
       assert.deepStrictEqual([regions.db!.status, regions.api!.status, regions.web!.status], ["rolled_back", "failed", "rolled_back"])
-      // each was paused first (db's seed was interrupted), then rolled back
+      // db's seed was interrupted by its rollback, whose compensations its parent ran
       const dbHistory = yield* Runtime.history(regions.db!.id)
-      assert.deepStrictEqual(dbHistory.slice(-3).map((t) => t.cause), ["pause", "rollback", "compensated"])
+      assert.deepStrictEqual(dbHistory.slice(-3).map((t) => [t.from, t.cause]), [["migrate", "step"], ["seed", "rollback"], ["seed", "compensated"]])
+      assert.deepStrictEqual((yield* (yield* Store.Store).compensations(regions.db!.id)).map((c) => [c.state, c.ok]), [["migrate", true]])
       const error = (yield* Runtime.errors(id)).at(-1)!
       assert.strictEqual(error.tag, "RegionFailed")
       assert.include(error.message, `Region "api" (execution ${regions.api!.id}) of parallel state "rollout"`)
@@ -212,7 +213,7 @@ describe("parallel states", () => {
       assert.include(error.message, "rolled back, those that had succeeded too (web, db)")
     }).pipe(Effect.provide(layer())))
 
-  it.effect("a region that succeeded is undone too when another fails for good: all in the reverse order of their last completed steps", () =>
+  it.effect("a region that succeeded is undone too when another fails for good: every step in the reverse order of completion across the regions", () =>
     Effect.gen(function*() {
       const id = yield* Runtime.start(LateFailure, { done: [] })
       yield* regionUntil(id, "web", "running")
@@ -225,8 +226,8 @@ describe("parallel states", () => {
       assert.strictEqual(end.state, "aborted")
       assert.deepStrictEqual(yield* journal, [
         "prepare", "build", "migrate", "bundle", "seed",
-        // api undoes its own step as it fails; then db (its last step at 25 ms), then web (20 ms)
-        "undo build", "undo seed", "undo migrate", "undo bundle"
+        // api undoes its own step as it fails; then seed (25 ms), bundle (20 ms), migrate (10 ms)
+        "undo build", "undo seed", "undo bundle", "undo migrate"
       ])
       const regions = yield* regionsOf(id)
       assert.deepStrictEqual([regions.db!.status, regions.api!.status, regions.web!.status], ["rolled_back", "failed", "rolled_back"])
@@ -235,7 +236,8 @@ describe("parallel states", () => {
       const dbHistory = yield* Runtime.history(regions.db!.id)
       assert.deepStrictEqual(dbHistory.slice(-3).map((t) => [t.cause, t.status]), [["step", "succeeded"], ["rollback", "compensating"], ["compensated", "rolled_back"]])
       assert.include(dbHistory.at(-2)!.reason ?? "", `region "api" of parallel state "rollout" of ${id} ended failed`)
-      assert.include((yield* Runtime.errors(id)).at(-1)!.message, "rolled back, those that had succeeded too (db, web)")
+      // in the order they ended: web with bundle's compensation, db with migrate's
+      assert.include((yield* Runtime.errors(id)).at(-1)!.message, "rolled back, those that had succeeded too (web, db)")
       // a person still cannot roll back a succeeded execution: only its parent undoes it
       const other = yield* Runtime.start(All, { done: [] })
       yield* regionUntil(other, "db", "running")
@@ -455,6 +457,39 @@ describe("parallel states", () => {
       )
       assert.strictEqual(last.cause, "cancel")
       assert.match(last.reason ?? "", /no longer waits in state "rollout"/)
+    }).pipe(Effect.scoped))
+
+  it.effect("regions whose parent began compensating before a crash (the rollback never sent) are rolled back together when loaded again, latest step first across them", () =>
+    Effect.gen(function*() {
+      const store = yield* Layer.build(Store.layerMemory)
+      const storeLayer = Layer.succeedContext(store)
+      const id = yield* Effect.scoped(
+        Effect.gen(function*() {
+          const id = yield* Runtime.start(All, { done: [] })
+          yield* regionUntil(id, "web", "running")
+          // build at 5 ms, migrate at 10, bundle at 20; db's seed and api's ship still run
+          yield* TestClock.adjust("22 millis")
+          yield* regionUntil(id, "web", "waiting")
+          return id
+        }).pipe(Effect.provide(layer(storeLayer)))
+      )
+      // the parent's rollback committed, then the process stopped before its regions heard of it
+      const s = Option.getOrThrow(yield* Effect.flatMap(Store.Store, (st) => st.get(id)).pipe(Effect.provide(storeLayer)))
+      yield* Effect.flatMap(Store.Store, (st) =>
+        st.commit({
+          snapshot: { ...s, status: "compensating", compensateTo: "rolled_back", seq: s.seq + 1, rowVersion: s.rowVersion + 1 },
+          expectedVersion: s.rowVersion,
+          transition: { executionId: s.id, seq: s.seq + 1, from: s.state, to: s.state, status: "compensating", cause: "rollback", at: s.updatedAt, duration: 0 }
+        })).pipe(Effect.provide(storeLayer))
+      const undone = yield* Effect.scoped(
+        Effect.gen(function*() {
+          // the runtime recovers the regions (running, waiting) and the parent
+          for (const name of ["db", "api", "web"]) yield* regionUntil(id, name, "rolled_back")
+          yield* Runtime.await(id)
+          return (yield* journal).filter((e) => e.startsWith("undo"))
+        }).pipe(Effect.provide(layer(storeLayer)))
+      )
+      assert.deepStrictEqual(undone.filter((e) => e !== "undo prepare"), ["undo bundle", "undo migrate", "undo build"])
     }).pipe(Effect.scoped))
 
   it.effect("registration refuses a region that cannot end, a mode that cannot be met and a region's name that is not plain", () =>

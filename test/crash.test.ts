@@ -264,7 +264,7 @@ describe("crash recovery", () => {
       })
     }).pipe(Effect.scoped), 120_000)
 
-  it.live("a region that succeeded, undone when another fails, killed mid-undo: the undo resumes, no finished compensation runs twice", () =>
+  it.live("regions undone when another fails (one had succeeded), killed mid-undo: the undo resumes in the reverse order of completion across the regions, no finished compensation runs twice", () =>
     Effect.gen(function*() {
       const { db, resumed } = yield* crashThenResume(undoCrash, "undo", "undo")
       const end = JSON.parse(resumed.stdout) as {
@@ -280,10 +280,12 @@ describe("crash recovery", () => {
         ["crash-undo.rollout.c", "rolled_back"]
       ])
       const runs = fs.readFileSync(`${db}.runs`, "utf8").trim().split("\n").map((line) => line.split(" ").slice(0, -1).join(" "))
-      // in order: b undoes b1 as it fails; then c (its step the latest), then a, which had
-      // succeeded: a2, then a1, in flight at the kill, so run again; then the parent's own
-      assert.deepStrictEqual(runs.slice(6), ["undo b1", "undo c1", "undo a2", "undo a1", "undo a1", "undo prepare"])
-      assert.sameMembers(runs.slice(0, 6), ["prepare", "a1", "a2", "b1", "b2", "c1"])
+      // the steps completed a1, c1, a2, c2 (b1 alongside); b undoes b1 as it fails; then the
+      // others latest first across the regions: c2, a2 (in flight at the kill, so run again
+      // after it), c1, a1; then the parent's own
+      assert.deepStrictEqual(runs.slice(7), ["undo b1", "undo c2", "undo a2", "undo a2", "undo c1", "undo a1", "undo prepare"])
+      assert.sameMembers(runs.slice(0, 7), ["prepare", "a1", "a2", "b1", "b2", "c1", "c2"])
+      assert.deepStrictEqual(runs.filter((r) => ["a1", "a2", "c1", "c2"].includes(r)), ["a1", "c1", "a2", "c2"])
     }).pipe(Effect.scoped), 120_000)
 
   for (const mode of ["commit", "inside"] as const) {

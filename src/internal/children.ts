@@ -126,6 +126,16 @@ export const make = (deps: Deps) => {
     return Effect.map(deps.store.get(origin.parentId), (parent): CommandInput | undefined => {
       const how = orphaned(origin, Option.getOrUndefined(parent))
       if (how === undefined) return undefined
+      // a region: its parent's order across the regions holds for their compensations too, so
+      // all of them are rolled back together (as `left` would have)
+      const found = Option.getOrUndefined(parent)
+      const spec = how === "Rollback" && origin.region !== undefined && found !== undefined
+        ? parallelOf(stateOf(deps.lookup(found)?.def ?? { states: {} }, origin.state))
+        : undefined
+      if (spec !== undefined && found !== undefined) {
+        regions.left(found, spec, origin, "Rollback")
+        return undefined
+      }
       return how === "Cancel"
         ? { _tag: "Cancel", reason: `parent ${origin.parentId} no longer waits in state "${origin.state}"` }
         : { _tag: "Rollback", compensable: true }

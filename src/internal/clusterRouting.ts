@@ -32,7 +32,8 @@ const CommandInput = Schema.Union(
   Schema.TaggedStruct("Cancel", { reason: Schema.optional(Schema.String) }),
   Schema.TaggedStruct("Rollback", { compensable: Schema.Boolean, undo: Schema.optional(Schema.String) }),
   Schema.TaggedStruct("Retry", {}),
-  Schema.TaggedStruct("Skip", { state: Schema.String })
+  Schema.TaggedStruct("Skip", { state: Schema.String }),
+  Schema.TaggedStruct("Compensate", { stepSeq: Schema.Number })
 )
 
 const SendResult = Schema.Union(

@@ -3,14 +3,14 @@
  * runaway-loop guard, and undoing a completed step (a compensation). Each is a function of
  * the run it belongs to, called from the run fiber.
  */
-import { Cause, Duration, Effect, Exit, FiberId, Option, ScheduleDecision, ScheduleIntervals } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, FiberId, Option, ScheduleDecision, ScheduleIntervals } from "effect"
 import type { Fiber } from "effect"
 import type { StoreError } from "../Errors.js"
-import { ExecutionError, LoopLimitExceeded, MaxRetriesExceeded } from "../Errors.js"
+import { ExecutionError, InvalidTransition, LoopLimitExceeded, MaxRetriesExceeded } from "../Errors.js"
 import type { ErrorEntry, Snapshot } from "../Execution.js"
 import { stateOf } from "../Procedure.js"
 import * as Deadlines from "./deadlines.js"
-import type { Handle, Restore } from "./handle.js"
+import type { CommandError, Handle, Restore } from "./handle.js"
 import { restore, runFiber } from "./handle.js"
 import { retriesTotal } from "./metrics.js"
 import type { Run, StepState } from "./run.js"
@@ -160,4 +160,29 @@ export const compensateLast = (run: Run): Effect.Effect<void, StoreError> => {
     const record = { executionId: id, stepSeq, state, ok: Exit.isSuccess(result), at: now }
     return Effect.zipRight(logged, run.commitCount(snapshot, { errors, compensation: record })).pipe(Effect.tap(() => void cached.completed.pop()))
   })
+}
+
+/**
+ * A parent's turn for one compensation of a region it rolls back (`Compensate`, see
+ * `regions.ts`): the step completed at `stepSeq` is undone now, if it is the region's
+ * last not undone yet. One undone already is done (the parent's order is read from the
+ * store, which a crash may have left behind the region's), so the parent moves on. The
+ * reply comes when the compensation's record has committed; when a command stops the
+ * compensation (a cancel), it says so, so the parent never waits for it in vain.
+ */
+export const compensateStep = (run: Run, stepSeq: number, reply: Deferred.Deferred<Snapshot, CommandError>): Effect.Effect<void, StoreError> => {
+  const { completed } = run.cached
+  const refuse = (hint: string) => {
+    const s = run.cached.machine.snapshot
+    return Deferred.fail(reply, new InvalidTransition({ executionId: run.id, operation: "compensate a step of", status: s.status, state: s.state, hint }))
+  }
+  const at = completed.findIndex((c) => c.stepSeq === stepSeq)
+  if (at < 0) return Effect.asVoid(Deferred.succeed(reply, run.cached.machine.snapshot))
+  if (at !== completed.length - 1) {
+    return Effect.asVoid(refuse(`Its compensations run in reverse order: the step completed at ${completed.at(-1)!.stepSeq} comes before the one at ${stepSeq}.`))
+  }
+  return Effect.onInterrupt(compensateLast(run), () => refuse("Its compensation was stopped (it was cancelled meanwhile).")).pipe(
+    Effect.zipRight(Effect.suspend(() => Deferred.succeed(reply, run.cached.machine.snapshot))),
+    Effect.asVoid
+  )
 }

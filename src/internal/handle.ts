@@ -10,7 +10,7 @@ import type { Deadline } from "./deadlines.js"
 import type { Registered } from "./versions.js"
 import type { Compiled, Input, Machine } from "./transition.js"
 
-export type CommandInput = Extract<Input, { readonly _tag: "Pause" | "Resume" | "Cancel" | "Rollback" | "Retry" | "Skip" }>
+export type CommandInput = Extract<Input, { readonly _tag: "Pause" | "Resume" | "Cancel" | "Rollback" | "Retry" | "Skip" | "Compensate" }>
 export type CommandError = InvalidTransition | ExecutionNotFound | StoreError
 
 /** `cause`: the span of the `start` or `send` that sent the message (tracing links the run to it) */
@@ -83,6 +83,8 @@ export interface Cached {
    * that succeeded): its end was counted then, so the end of the undo is not counted again
    */
   reopened?: boolean
+  /** a region its parent rolls back: the parent runs its compensations (`Compensate`), in its order across its regions */
+  undoneByParent?: boolean
 }
 
 export type RunFiber = Fiber.RuntimeFiber<void, StoreError>

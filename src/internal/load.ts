@@ -8,6 +8,7 @@ import type { Fiber } from "effect"
 import type { Restore } from "./actor.js"
 import { isTerminal } from "../Execution.js"
 import * as Deadlines from "./deadlines.js"
+import { undoneByParent as undoneByParentOf } from "./regions.js"
 import type { Cached, Handle } from "./handle.js"
 import type { Shared } from "./shared.js"
 
@@ -27,10 +28,16 @@ export const make = (shared: Shared) => {
       if (Either.isLeft(decoded)) return yield* Effect.die(decoded.left)
       const completed: Array<{ readonly stepSeq: number; readonly state: string }> = []
       let reopened = false
+      let undoneByParent = false
       if (compiled.compensable.size > 0) {
         const [history, done] = yield* Effect.all([store.history(handle.id), store.compensations(handle.id)])
         const finished = new Set(done.map((c) => c.stepSeq))
-        reopened = loaded.value.status === "compensating" && history.some((t) => isTerminal(t.status))
+        if (loaded.value.status === "compensating") {
+          reopened = history.some((t) => isTerminal(t.status))
+          // a region its parent rolls back waits for the parent to run its compensations (its rollback row holds the parent's reason)
+          const last = history.at(-1)
+          undoneByParent = last?.cause === "rollback" && undoneByParentOf(loaded.value, last.reason)
+        }
         for (const t of history) {
           if (t.cause === "step" && compiled.compensable.has(t.from) && !finished.has(t.seq)) {
             completed.push({ stepSeq: t.seq, state: t.from })
@@ -40,6 +47,7 @@ export const make = (shared: Shared) => {
       const cached: Cached = { compiled, machine: { snapshot: loaded.value, context: decoded.right }, completed }
       // undone after it ended (its end was counted then): see `Cached.reopened`
       if (reopened) cached.reopened = true
+      if (undoneByParent) cached.undoneByParent = true
       // a child whose parent no longer waits for it (a crash came in between) ends first
       const end = yield* shared.children.orphanCommand(loaded.value)
       if (end !== undefined) handle.mailbox.offer({ _tag: "Command", input: end, reply: Deferred.unsafeMake(FiberId.none) })

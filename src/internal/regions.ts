@@ -2,18 +2,20 @@
  * The runtime's side of parallel states (`parallel.ts` has the state): the procedures it
  * derives from their regions when it registers a parent, running a state's regions until
  * its mode is met or can no longer be, rolling back the regions still running and, when
- * the state fails, undoing those that succeeded (one after another, the one whose last
- * step completed most recently first), ending the regions of a state the parent left, and
- * forwarding an event sent to the parent to its regions.
+ * the state fails, undoing those that succeeded (the compensations of all of them in one
+ * order, the latest completed step first across the regions, run by the parent one at a
+ * time), ending the regions of a state the parent left, and forwarding an event sent to
+ * the parent to its regions.
  */
-import { Effect, Either } from "effect"
+import { Effect, Either, Option } from "effect"
 import { DefinitionError, InvalidTransition, RegionFailed } from "../Errors.js"
 import type { ExecutionNotFound, StoreError, ValidationError } from "../Errors.js"
-import type { ExecutionId, Snapshot, Transition } from "../Execution.js"
+import type { ExecutionId, Snapshot } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import * as Procedure from "../Procedure.js"
 import type { StoreService } from "../Store.js"
-import { childId, regionKey, regionOf } from "./child.js"
+import { childId, originOf, regionKey, regionOf } from "./child.js"
+import type { CommandError, CommandInput } from "./handle.js"
 import { misplacedChart, walk } from "./compound.js"
 import type { ParallelResult, RegionResult } from "./parallel.js"
 import type { AnyState, ParallelMode, ParallelSpec, StepArgs } from "./states.js"
@@ -119,11 +121,34 @@ const judge = (mode: ParallelMode, total: number, ends: ReadonlyMap<string, Snap
   return total - (ends.size - succeeded) < need ? "lost" : undefined
 }
 
-/** When the last step of a region's history completed (-Infinity when none did). */
-const lastStepAt = (history: ReadonlyArray<Transition>) => {
-  for (let i = history.length - 1; i >= 0; i--) if (history[i]!.cause === "step") return history[i]!.at
-  return -Infinity
+/**
+ * The order in which the compensations `owed` (per region, each region's completed steps
+ * not undone yet in its commit order, with when each completed) run: the latest completion
+ * first across all regions. Each region's own steps stay in reverse commit order even if a
+ * clock went back; of steps that completed in the same millisecond, the one of the region
+ * declared last goes first.
+ */
+export const undoOrder = (owed: ReadonlyArray<ReadonlyArray<{ readonly stepSeq: number; readonly at: number }>>) => {
+  const left = owed.map((steps) => steps.length)
+  const order: Array<{ readonly region: number; readonly stepSeq: number }> = []
+  for (;;) {
+    let best = -1
+    for (let i = owed.length - 1; i >= 0; i--) {
+      if (left[i] === 0) continue
+      if (best < 0 || owed[i]![left[i]! - 1]!.at > owed[best]![left[best]! - 1]!.at) best = i
+    }
+    if (best < 0) return order
+    order.push({ region: best, stepSeq: owed[best]![--left[best]!]!.stepSeq })
+  }
 }
+
+/**
+ * Whether a rollback whose `undo` is a parent's reason leaves the execution's compensations
+ * to its parent: it does for a parallel state's region (the parent runs them in its order
+ * across the regions), not for a child procedure's execution.
+ */
+export const undoneByParent = (snapshot: Snapshot, undo: string | undefined) =>
+  undo !== undefined && snapshot.status === "compensating" && originOf(snapshot)?.region !== undefined
 
 export interface Deps {
   readonly store: StoreService
@@ -135,6 +160,7 @@ export interface Deps {
   readonly lookup: (snapshot: Snapshot) => Compiled | undefined
   /** ends (or pauses) an execution if it still runs: what refuses (it ended, it never started) is fine */
   readonly end: (id: string, how: "Pause" | "Cancel" | "Rollback", reason: string) => Effect.Effect<void>
+  readonly command: (id: string, input: CommandInput) => Effect.Effect<Snapshot, CommandError>
   readonly fork: (effect: Effect.Effect<void, StoreError>) => unknown
 }
 
@@ -158,27 +184,54 @@ export const make = (deps: Deps) => {
   const startRegion = (parentId: string, region: RegionRun, key: string, encodedContext: unknown) =>
     deps.start(region.compiled!.def, encodedContext, { id: region.id, idempotencyKey: regionKey(key, region.name), parentId })
 
+  /** The completed steps of a region that rolls back whose compensation has not run, in commit order, from the store. */
+  const owedBy = (id: string) =>
+    Effect.gen(function*() {
+      const found = yield* deps.store.get(id)
+      const compiled = Option.isSome(found) && found.value.status === "compensating" ? deps.lookup(found.value) : undefined
+      if (compiled === undefined || compiled.compensable.size === 0) return []
+      const [history, done] = yield* Effect.all([deps.store.history(id), deps.store.compensations(id)])
+      const undone = new Set(done.map((c) => c.stepSeq))
+      return history.filter((t) => t.cause === "step" && compiled.compensable.has(t.from) && !undone.has(t.seq)).map((t) => ({ stepSeq: t.seq, at: t.at }))
+    })
+
+  /** One compensation, the parent's turn (`Compensate`); a region stopped meanwhile (cancelled) is passed over. */
+  const compensate = (id: string, stepSeq: number) =>
+    deps.command(id, { _tag: "Compensate", stepSeq }).pipe(
+      Effect.asVoid,
+      Effect.catchIf((e) => e._tag === "InvalidTransition" || e._tag === "ExecutionNotFound", () => Effect.void)
+    )
+
   /**
-   * Rolls back `regions`, running or succeeded: all are paused at once (the running steps
-   * of those still running interrupted, so no more steps complete meanwhile), then rolled
-   * back one after another, the region whose last step completed most recently first, a
-   * succeeded one undone like the others (`Rollback` with `undo`); each is awaited before
-   * the next. Each step is idempotent by the region's status (a region rolling back or
-   * rolled back refuses it and is awaited), so after a crash the parent's next attempt
-   * does it again without compensating anything twice. Returns their ends in that order.
+   * Rolls back `regions`, running or succeeded, the compensations of all of them in one
+   * order: the latest completed step first across the regions (`undoOrder`). All are
+   * rolled back at once (the running steps of those still running interrupted, so no
+   * more steps complete meanwhile); a region rolled back so by its parent waits for the
+   * parent to run its compensations, which runs them one at a time (`Compensate`), each
+   * answered once its record has committed. What is owed is read from the store, so
+   * after a crash the parent's next attempt (or, for a parent that left the state, the
+   * region when it is loaded again) goes on where the store says: a compensation that
+   * committed never runs again, the one in flight at the crash runs again. Returns the
+   * regions' ends in the order they ended.
    */
   const rollBack = (regions: ReadonlyArray<RegionRun>, reason: string) =>
     Effect.gen(function*() {
       if (regions.length === 0) return []
-      yield* Effect.forEach(regions, (r) => deps.end(r.id, "Pause", reason), { concurrency: "unbounded", discard: true })
-      const last = yield* Effect.forEach(regions, (r) => Effect.map(deps.store.history(r.id), lastStepAt), { concurrency: "unbounded" })
-      const order = regions.map((region, i) => ({ region, at: last[i]!, i })).sort((a, b) => b.at - a.at || b.i - a.i)
+      yield* Effect.forEach(regions, (r) => deps.end(r.id, "Rollback", reason), { concurrency: "unbounded", discard: true })
+      const owed = yield* Effect.forEach(regions, (r) => owedBy(r.id), { concurrency: "unbounded" })
       const ends: Array<readonly [RegionRun, Snapshot]> = []
-      for (const { region } of order) {
-        yield* deps.end(region.id, "Rollback", reason)
+      const finish = (region: RegionRun) =>
         // a region the parent never started (it left the state first) has nothing to undo
-        const end = yield* Effect.catchIf(deps.await(region.id), (e) => (e as { readonly _tag?: unknown })._tag === "ExecutionNotFound", () => Effect.void)
-        if (end !== undefined) ends.push([region, end])
+        Effect.map(
+          Effect.catchIf(deps.await(region.id), (e) => (e as { readonly _tag?: unknown })._tag === "ExecutionNotFound", () => Effect.void),
+          (end) => void (end !== undefined && ends.push([region, end]))
+        )
+      const left = owed.map((steps) => steps.length)
+      for (const [i, region] of regions.entries()) if (left[i] === 0) yield* finish(region)
+      for (const { region, stepSeq } of undoOrder(owed)) {
+        yield* compensate(regions[region]!.id, stepSeq)
+        // its last compensation done, a region ends rolled back
+        if (--left[region]! === 0) yield* finish(regions[region]!)
       }
       return ends
     })
@@ -241,8 +294,12 @@ export const make = (deps: Deps) => {
           status: end.status,
           error: end.error === undefined ? undefined : `${end.error.tag} in state "${end.state}"`,
           mode: modeName(spec.mode),
-          // in the order they ended (an attempt after a crash finds some rolled back already)
-          rolledBack: [...ends].filter(([n, e]) => n !== name && e.status === "rolled_back").sort(([, x], [, y]) => x.updatedAt - y.updatedAt).map(([n]) => n)
+          // in the order they ended: those an attempt before a crash rolled back, then this one's
+          rolledBack: [
+            ...[...ends].filter(([n, e]) => n !== name && e.status === "rolled_back" && !rolledBack.some(([r]) => r.name === n))
+              .sort(([, x], [, y]) => x.updatedAt - y.updatedAt).map(([n]) => n),
+            ...rolledBack.filter(([r, e]) => r.name !== name && e.status === "rolled_back").map(([r]) => r.name)
+          ]
         })
       }
       const result: Record<string, RegionResult<unknown>> = Object.create(null)

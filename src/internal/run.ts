@@ -28,6 +28,7 @@ import { restore, runFiber } from "./handle.js"
 import { finishedBy, stateDuration, transitionsTotal } from "./metrics.js"
 import type { Commit } from "../Store.js"
 import type { Shared } from "./shared.js"
+import * as Regions from "./regions.js"
 import * as Spans from "./spans.js"
 import * as Versions from "./versions.js"
 import type { Compiled, Input, Machine, Output } from "./transition.js"
@@ -337,6 +338,8 @@ export class Run extends Effectable.Class<void, StoreError> {
   /** Commits the outcome of the transition function; returns the error of a rejection. */
   apply(output: Output, consumed?: number, errors?: ReadonlyArray<ErrorEntry>): Effect.Effect<Option.Option<InvalidTransition>, StoreError> {
     if (output._tag === "Reject") return Effect.succeed(Option.some(output.error))
+    // a `Compensate` is served by `handleMessage`, never committed as such
+    if (output._tag === "Serve") return noRejection
     const s = this.cached.machine.snapshot
     if (output._tag === "Discard") {
       const now = this.now()
@@ -420,6 +423,8 @@ export class Run extends Effectable.Class<void, StoreError> {
       case "needs_intervention":
         return passivate ? toIdle : toWait
       case "compensating": {
+        // a region its parent rolls back: the parent runs its compensations, one `Compensate` at a time
+        if (this.cached.completed.length > 0 && this.cached.undoneByParent === true) return passivate ? toIdle : toWait
         if (this.cached.completed.length > 0) return Effect.as(Failures.compensateLast(this), "continue")
         return Effect.as(this.apply(transition(this.compiled, this.cached.machine, { _tag: "Compensated" }, this.now())), "done")
       }
@@ -497,9 +502,12 @@ export class Run extends Effectable.Class<void, StoreError> {
     if (input._tag === "Retry" || input._tag === "Resume") handle.retry = undefined
     // a person acted: what follows is not a runaway loop
     handle.spins = 0
+    const output = transition(this.compiled, cached.machine, input, now)
+    if (output._tag === "Serve" && input._tag === "Compensate") return Failures.compensateStep(this, input.stepSeq, msg.reply)
     handle.current = msg.reply
-    return Effect.flatMap(this.apply(transition(this.compiled, cached.machine, input, now)), (rejected) => {
+    return Effect.flatMap(this.apply(output), (rejected) => {
       handle.current = undefined
+      if (input._tag === "Rollback" && Option.isNone(rejected)) cached.undoneByParent = Regions.undoneByParent(cached.machine.snapshot, input.undo)
       return Option.isSome(rejected) ? Deferred.fail(msg.reply, rejected.value) : Deferred.succeed(msg.reply, cached.machine.snapshot)
     })
   }

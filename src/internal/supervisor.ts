@@ -222,8 +222,8 @@ export const make = (shared: Shared, makeRun: (handle: Handle, before?: Effect.E
       }
       counts.parked--
       startRun(handle, 0)
-    } else if (msg._tag === "Command" && stoppable(handle.phase)) {
-      // a command stops a running step or backoff: a new run serves it first
+    } else if (msg._tag === "Command" && msg.input._tag !== "Compensate" && stoppable(handle.phase)) {
+      // a command stops a running step or backoff (not a compensation for the next one): a new run serves it first
       restartNow(handle)
     }
   }

@@ -264,7 +264,7 @@ export const start = (
   const output = enter(compiled, { snapshot: nothing, context }, compiled.def.initial, now, "start", context, { encoded })
   if (output._tag === "Next") return Either.right(output)
   // not reached: with the context encoded, entering a state gives a transition
-  const issue = output._tag === "Discard" ? output.reason.message : output.error.message
+  const issue = output._tag === "Discard" ? output.reason.message : output._tag === "Reject" ? output.error.message : "no transition"
   return Either.left(new ValidationError({ procedure: compiled.def.name, subject: "context", issue }))
 }
 
@@ -392,6 +392,8 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
     case "Retry":
     case "Skip":
       return command(compiled, machine, input, now)
+    case "Compensate":
+      return s.status === "compensating" ? { _tag: "Serve" } : reject(machine, "compensate a step of", "It is not compensating.")
     case "Compensated": {
       if (s.status !== "compensating") return reject(machine, "finish compensating", "It is not compensating.")
       return next(machine, now, "compensated", { status: s.compensateTo ?? "rolled_back" }, machine.context)

@@ -30,6 +30,12 @@ export type Input =
   | { readonly _tag: "Retry" }
   | { readonly _tag: "Skip"; readonly state: string; readonly compensable?: boolean }
   | { readonly _tag: "Compensated" }
+  /**
+   * a parent's turn for one compensation of a region it rolls back (`regions.ts`): the
+   * completed step at `stepSeq` is undone now, in the order the parent runs them across
+   * its regions; the run loop serves it (`Serve`)
+   */
+  | { readonly _tag: "Compensate"; readonly stepSeq: number }
   | { readonly _tag: "GiveUp"; readonly error: ErrorInfo }
   | { readonly _tag: "LoopLimit"; readonly error: ErrorInfo; readonly compensable: boolean }
 
@@ -38,6 +44,8 @@ export type Output =
   /** the event is consumed without a transition (the state does not accept it) */
   | { readonly _tag: "Discard"; readonly reason: ErrorInfo }
   | { readonly _tag: "Reject"; readonly error: InvalidTransition }
+  /** accepted, with nothing to commit here: the run loop serves it (a `Compensate`) */
+  | { readonly _tag: "Serve" }
 
 export const errorInfo = (error: unknown): ErrorInfo => {
   const tag = typeof error === "object" && error !== null && typeof (error as { _tag?: unknown })._tag === "string"
