@@ -31,7 +31,7 @@ export const toMarkdown = (report: Report): string => {
     "",
     `**${report.verdict}**: ${
       report.ready
-        ? `every check passed (${report.checks.length} checks, ${report.procedures.length} procedure${report.procedures.length === 1 ? "" : "s"}).`
+        ? `every check passed (${report.checks.length} checks; ${report.procedures.length} procedure definition${report.procedures.length === 1 ? "" : "s"} valid).`
         : `${report.failures.length} check${report.failures.length === 1 ? "" : "s"} failed.`
     }`,
     "",
@@ -56,9 +56,10 @@ export const toMarkdown = (report: Report): string => {
   if (report.procedures.length === 0) out.push("No procedure is registered.")
   else {
     out.push(table(
-      ["Procedure", "Definition", "States", "Steps", "Waits", "Finals", "Compensated steps"],
+      ["Procedure", "From", "Definition", "States", "Steps", "Waits", "Finals", "Compensated steps"],
       report.procedures.map((p) => [
         `${p.name}@${p.version}`,
+        p.source ?? "",
         p.ok ? "valid" : `**refused**: ${p.reason ?? ""}`,
         String(p.states),
         String(p.steps),

@@ -14,7 +14,9 @@ import { Cause, Data, Duration, Effect } from "effect"
 export interface Check {
   /** a short stable name: `linear`, `crash-recovery`, ... */
   readonly id: string
+  /** what the report calls it */
   readonly title: string
+  /** whether it passed */
   readonly ok: boolean
   /** what was run and found, in a sentence */
   readonly detail: string
@@ -29,16 +31,23 @@ export interface Check {
  * @category models
  */
 export interface ProcedureReport {
+  /** the procedure's name */
   readonly name: string
+  /** its version */
   readonly version: number
   /** the module and export it came from, when known */
   readonly source?: string | undefined
+  /** whether the runtime's registration checks accept it */
   readonly ok: boolean
   /** the registration check that refused it */
   readonly reason?: string | undefined
+  /** how many states it has (at any depth) */
   readonly states: number
+  /** how many of them are steps */
   readonly steps: number
+  /** how many are waits */
   readonly waits: number
+  /** how many are final states */
   readonly finals: number
   /** the steps with a `compensate` */
   readonly compensated: ReadonlyArray<string>
@@ -78,7 +87,9 @@ export interface Figures {
  * @category models
  */
 export interface Report {
+  /** every procedure valid and every check passed */
   readonly ready: boolean
+  /** `ready` in words */
   readonly verdict: "READY" | "NOT READY"
   /** where the checks ran (the store, the folder of the crash check) */
   readonly where: string
@@ -88,8 +99,11 @@ export interface Report {
   readonly millis: number
   /** the Node.js version and platform */
   readonly node: string
+  /** the definition checks of each registered procedure (and of the regions of its parallel states) */
   readonly procedures: ReadonlyArray<ProcedureReport>
+  /** the checks, in the order they ran */
   readonly checks: ReadonlyArray<Check>
+  /** what was measured */
   readonly figures: Figures
   /** one line per failed check or procedure: what failed and why */
   readonly failures: ReadonlyArray<string>
