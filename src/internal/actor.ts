@@ -10,6 +10,7 @@ import { ExecutionNotFound, InvalidTransition } from "../Errors.js"
 import type { Snapshot } from "../Execution.js"
 import type { Cached, Handle } from "./handle.js"
 import * as Load from "./load.js"
+import { LogAnnotations } from "./logAnnotations.js"
 import type { Env, SupervisorOps } from "./run.js"
 import { Run } from "./run.js"
 import type { Shared } from "./shared.js"
@@ -43,7 +44,10 @@ export const make = (shared: Shared, supervisor: SupervisorOps) => {
    */
   const start = (run: Run): Effect.Effect<void, StoreError> => {
     const { handle, self: fiber } = run
-    const spans = Spans.make(fiber, shared.tracing, shared.fast)
+    if (spans === undefined) {
+      spans = Spans.make(fiber, shared.tracing, shared.fast)
+      env.betweenAttempts = Spans.currentRefs(fiber, spans)
+    }
     const first = handle.mailbox.peek()
     const cause = first?._tag === "Inbox" ? first.cause : undefined
     // in memory unless the run follows a restart or a passivation
@@ -56,30 +60,36 @@ export const make = (shared: Shared, supervisor: SupervisorOps) => {
         ? { "proctor.execution.id": handle.id }
         : { "proctor.execution.id": handle.id, "proctor.procedure.name": def.name, "proctor.procedure.version": def.version }
     )
-    const annotations = HashMap.set(fiber.getFiberRef(FiberRef.currentLogAnnotations), "executionId", handle.id)
-    run.started(spans, executionSpan)
-    if (cached !== undefined) return begin(run, cached, annotations)
+    const base = fiber.getFiberRef(FiberRef.currentLogAnnotations)
+    run.started(spans, executionSpan, base)
+    if (cached !== undefined) return begin(run, cached)
     return Spans.setParentAndAnnotations(
       fiber,
       spans,
       executionSpan,
-      annotations,
+      HashMap.set(base, "executionId", handle.id),
       Effect.flatMap(loadMachine(handle), (cached) => {
         if (cached === undefined) return supervisor.drainMailbox(handle, new ExecutionNotFound({ executionId: handle.id }))
         if ("missing" in cached) return cannotRun(handle, cached.missing!)
         run.executionSpan.attribute("proctor.procedure.name", cached.compiled.def.name)
         run.executionSpan.attribute("proctor.procedure.version", cached.compiled.def.version)
-        return begin(run, cached, annotations)
+        return begin(run, cached)
       })
     )
   }
 
-  const begin = (run: Run, cached: Cached, annotations: HashMap.HashMap<string, unknown>) => {
-    const withProcedure = HashMap.set(annotations, "procedure", cached.compiled.def.name)
-    return Spans.setParentAndAnnotations(run.self, run.spans, run.executionSpan, withProcedure, Effect.suspend(() => run.begin(cached, withProcedure)))
+  const begin = (run: Run, cached: Cached) => {
+    const withProcedure = annotations.run(run.baseAnnotations, cached.compiled.def.name, run.id)
+    return Spans.setParentAndAnnotations(run.self, run.spans, run.executionSpan, withProcedure, Effect.suspend(() => run.begin(cached)))
   }
 
-  const env: Env = { shared, supervisor, detach, start }
+  /**
+   * The span maker of every run, made by the first from its fiber: every run's fiber is
+   * forked from the runtime's (`Shared.forkRun`), with its tracer, clock and annotations.
+   */
+  let spans: Spans.Spans | undefined
+  const annotations = new LogAnnotations()
+  const env: Env = { shared, supervisor, detach, start, annotations, betweenAttempts: undefined }
 
   /** A run of the actor of `handle`, after `before` (a restart's backoff), for the supervisor to fork. */
   const makeRun = (handle: Handle, before?: Effect.Effect<void, StoreError>) => new Run(env, handle, before)

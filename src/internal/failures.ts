@@ -95,7 +95,7 @@ export const stopLoop = (run: Run): Effect.Effect<void, StoreError> =>
     const { cached, id, loopLimit } = run
     const recent = yield* run.env.shared.store.history(id, { tail: Math.min(loopLimit, 100) })
     const error = new LoopLimitExceeded({ executionId: id, procedure: run.def.name, states: [...new Set(recent.map((t) => t.to))], limit: loopLimit })
-    yield* Effect.logWarning(error.message)
+    yield* run.logged(Effect.logWarning(error.message))
     const s = cached.machine.snapshot
     const now = run.now()
     const entry: ErrorEntry = { executionId: id, state: s.state, attempt: s.attempt, tag: error._tag, message: error.message, transient: false, at: now }
@@ -155,7 +155,7 @@ export const compensateLast = (run: Run): Effect.Effect<void, StoreError> => {
     if (Exit.isFailure(result)) {
       const info = errorInfo(Cause.squash(result.cause))
       errors.push({ executionId: id, state, attempt: 1, tag: info.tag, message: `compensation failed: ${info.message}`, transient: false, at: now })
-      logged = Effect.logWarning(`Compensation of "${state}" failed: ${info.message}`)
+      logged = run.logged(Effect.logWarning(`Compensation of "${state}" failed: ${info.message}`))
     }
     const record = { executionId: id, stepSeq, state, ok: Exit.isSuccess(result), at: now }
     return Effect.zipRight(logged, run.commitCount(snapshot, { errors, compensation: record })).pipe(Effect.tap(() => void cached.completed.pop()))

@@ -10,8 +10,8 @@
  * from the run fiber when the effect before it has finished, and returns what the fiber
  * does next.
  */
-import type { FiberRefs, Tracer } from "effect"
-import { Cause, Deferred, Duration, Effect, Effectable, Either, Exit, HashMap, Option } from "effect"
+import type { FiberRefs, HashMap, Tracer } from "effect"
+import { Cause, Deferred, Duration, Effect, Effectable, Either, Exit, FiberRef, Option } from "effect"
 import type { InvalidTransition, StoreError } from "../Errors.js"
 import { TimeoutError, VersionConflict } from "../Errors.js"
 import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
@@ -19,6 +19,7 @@ import { isTerminal } from "../Execution.js"
 import type * as Procedure from "../Procedure.js"
 import { stateOf } from "../Procedure.js"
 import type { Deadline } from "./deadlines.js"
+import type { LogAnnotations } from "./logAnnotations.js"
 import { settle as settleWaiter } from "./eventWaiters.js"
 import { fairTurn, roundsPerLook } from "./fairness.js"
 import { defaultLoopLimit } from "./limits.js"
@@ -52,6 +53,15 @@ export interface Env {
   readonly detach: Failures.Detach
   /** what a run does first, in its fiber: its span and log annotations, loading the execution, then `begin` (`actor.ts`) */
   readonly start: (run: Run) => Effect.Effect<void, StoreError>
+  /** the log annotations of runs and attempts, shared where they can be */
+  readonly annotations: LogAnnotations
+  /**
+   * The FiberRefs a run fiber has between two attempts, shared by all runs (see
+   * `Spans.currentRefs`): those every run fiber starts with, taken by the first run.
+   * Between attempts, a run's fiber has no span of the execution as its parent, and the
+   * runtime's own log lines there are annotated where they are made (`logged`).
+   */
+  betweenAttempts: FiberRefs.FiberRefs | undefined
 }
 
 export type StepState = Procedure.Step<string, unknown, unknown, unknown, unknown>
@@ -136,16 +146,14 @@ export class Run extends Effectable.Class<void, StoreError> {
   cached!: Cached
   compiled!: Compiled
   def!: Procedure.Any
-  /** the fiber's log annotations, with the execution's id and procedure */
-  annotations!: HashMap.HashMap<string, unknown>
+  /** the log annotations the run's fiber started with (the execution's id, procedure, state and attempt are added to them) */
+  baseAnnotations!: HashMap.HashMap<string, unknown>
   /** the span of the current visit of a state, ended when the execution leaves it (or this run ends) */
   stateSpan: Tracer.Span | undefined = undefined
   /** loop rounds since the last look at the fairness budget */
   private sinceTurn = 0
   /** the attempt in flight (a run makes one at a time) */
   private current: StepAttempt | undefined = undefined
-  /** the run fiber's FiberRefs between attempts (see `Spans.currentRefs`), taken before the first */
-  private runRefs: FiberRefs.FiberRefs | undefined = undefined
   /** made once per run: the loop's continuations, what follows an attempt, and what ends the run */
   private readonly next: (signal: Signal) => Effect.Effect<void, StoreError>
   private readonly again: () => Effect.Effect<void, StoreError>
@@ -192,17 +200,17 @@ export class Run extends Effectable.Class<void, StoreError> {
   }
 
   /** The run started in its fiber (`Env.start`). */
-  started(spans: Spans.Spans, executionSpan: Tracer.Span) {
+  started(spans: Spans.Spans, executionSpan: Tracer.Span, baseAnnotations: HashMap.HashMap<string, unknown>) {
     this.spans = spans
     this.executionSpan = executionSpan
+    this.baseAnnotations = baseAnnotations
   }
 
   /** The execution is loaded and the run's span and annotations are set on its fiber: the loop starts. */
-  begin(cached: Cached, annotations: HashMap.HashMap<string, unknown>): Effect.Effect<void, StoreError> {
+  begin(cached: Cached): Effect.Effect<void, StoreError> {
     this.cached = cached
     this.compiled = cached.compiled
     this.def = cached.compiled.def
-    this.annotations = annotations
     this.enterStateSpan(cached.machine.snapshot)
     return this.loop()
   }
@@ -211,7 +219,7 @@ export class Run extends Effectable.Class<void, StoreError> {
   private finish(exit: Exit.Exit<void, StoreError>): Effect.Effect<void> {
     if (this.cached !== undefined) this.end(exit)
     if (this.executionSpan !== undefined) this.executionSpan.end(this.spans.now(), exit)
-    return runFiber(this.handle) === this.self ? this.env.supervisor.afterRun(this.handle, exit) : Effect.void
+    return runFiber(this.handle) === this.self ? this.logged(this.env.supervisor.afterRun(this.handle, exit)) : Effect.void
   }
 
   now() {
@@ -228,8 +236,16 @@ export class Run extends Effectable.Class<void, StoreError> {
     return runFiber(this.handle) !== this.self
   }
 
+  /** `effect` with the run's log annotations (the runtime's own lines between attempts) */
+  logged<A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> {
+    return this.def === undefined
+      ? effect
+      : Effect.locally(effect, FiberRef.currentLogAnnotations, this.env.annotations.run(this.baseAnnotations, this.def.name, this.id))
+  }
+
+  /** the log annotations of an attempt in `state` */
   annotationsOf(state: string, attempt: number) {
-    return HashMap.set(HashMap.set(this.annotations, "state", state), "attempt", attempt)
+    return this.env.annotations.attempt(this.baseAnnotations, this.def.name, this.id, state, attempt)
   }
 
   /**
@@ -280,7 +296,6 @@ export class Run extends Effectable.Class<void, StoreError> {
     const current = new StepAttempt(this.now() + Duration.toMillis(state.timeout), this, state, s.visit, attempt, span)
     this.env.shared.deadlines.add(current)
     this.handle.phase = current
-    if (this.runRefs === undefined) this.runRefs = Spans.currentRefs(this.self, this.spans)
     this.current = current
     return Spans.setParentAndAnnotations(this.self, this.spans, span, this.annotationsOf(s.state, attempt), this.attempt)
   }
@@ -313,7 +328,7 @@ export class Run extends Effectable.Class<void, StoreError> {
     current.span.end(this.spans.now(), exit)
     // what the attempt made is garbage from here on (see `Spans.currentRefs`)
     this.current = undefined
-    Spans.restoreRefs(this.self, this.runRefs)
+    Spans.restoreRefs(this.self, this.env.betweenAttempts)
     // a command or the timeout gave up on this run while the step would not stop: the
     // new run owns the handle, and what the step returned goes nowhere
     if (this.stale()) return Effect.interrupt
