@@ -256,10 +256,11 @@ export const setParentAndAnnotations = <A, E, R>(
 
 /**
  * The fiber's FiberRefs as they are now, to be put back with `restoreRefs` (with
- * `spans.fast` only; otherwise undefined). A run puts back its own after each step
- * attempt, so that the attempt's span, log annotations and the copies `setFast` made for
- * them are garbage before the run waits for its commit, instead of living (and being
- * promoted by the GC) until the next attempt replaces them.
+ * `spans.fast` only; otherwise undefined). After each step attempt a run puts back those
+ * a run fiber starts with (taken once per runtime, shared by all runs), so that the
+ * attempt's span, log annotations and the copies `setFast` made for them are garbage
+ * before the run waits for its commit, instead of living (and being promoted by the GC)
+ * until the next attempt replaces them; and no run keeps a copy of its own.
  */
 export const currentRefs = (fiber: Fiber.RuntimeFiber<unknown, unknown>, spans: Spans): FiberRefs.FiberRefs | undefined =>
   spans.fast ? (fiber as unknown as FiberInternals)._fiberRefs : undefined
