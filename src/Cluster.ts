@@ -91,6 +91,9 @@ export interface Options<Ps extends ReadonlyArray<Procedure.Any>> extends Runtim
   readonly store?: SqlStore.Options | undefined
 }
 
+/** How many shard claims the ownership loop has in flight at once (each one statement). */
+const claimConcurrency = 8
+
 /** How often the ownership loop compares the shards the cluster gave this runner with those it holds. */
 const pollMillis = 200
 
@@ -214,10 +217,11 @@ const ownership = (count: number, owner: string, scanMillis: number, held: Set<n
           held.delete(shard)
         }
       }
-      for (const shard of gained) {
-        yield* shards.claim(shard, owner)
-        held.add(shard)
-      }
+      // a few at a time: one after another, a dead runner's 150 shards took seconds of round trips under load
+      yield* Effect.forEach(gained, (shard) => Effect.map(shards.claim(shard, owner), () => void held.add(shard)), {
+        concurrency: claimConcurrency,
+        discard: true
+      })
       const now = yield* Clock.currentTimeMillis
       if (gained.length === 0 && now - lastScan < scanMillis) return
       lastScan = now

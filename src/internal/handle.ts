@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import type { ExecutionNotFound, InvalidTransition, StoreError } from "../Errors.js"
 import type { Snapshot } from "../Execution.js"
 import type { Deadline } from "./deadlines.js"
+import type { Hold } from "./resume.js"
 import type { Registered } from "./versions.js"
 import type { Compiled, Input, Machine } from "./transition.js"
 
@@ -147,6 +148,8 @@ export class Handle {
   spins = 0
   /** the reply of the command being applied */
   current: Deferred.Deferred<Snapshot, CommandError> | undefined = undefined
+  /** started by a burst of resumes (`resume.ts`): after its first round the run waits for the burst */
+  hold: Hold | undefined = undefined
   constructor(
     readonly id: string,
     /** the committed state, kept between runs of one activation */

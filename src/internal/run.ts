@@ -27,6 +27,7 @@ import * as Failures from "./failures.js"
 import type { Cached, CommandError, Handle, Msg, Phase, RunFiber } from "./handle.js"
 import { restore, runFiber } from "./handle.js"
 import { finishedBy, stateDuration, transitionsTotal } from "./metrics.js"
+import type { Hold } from "./resume.js"
 import type { Commit } from "../Store.js"
 import type { Shared } from "./shared.js"
 import * as Regions from "./regions.js"
@@ -254,6 +255,8 @@ export class Run extends Effectable.Class<void, StoreError> {
    * so that the fiber's stack holds no frame of the loop while an attempt runs.
    */
   loop(): Effect.Effect<void, StoreError> {
+    // started by a burst of resumes: after its first round it waits for the rest (`resume.ts`)
+    if (this.handle.hold !== undefined && this.sinceTurn > 0) return this.held(this.handle.hold)
     if (++this.sinceTurn >= roundsPerLook) {
       this.sinceTurn = 0
       return Effect.flatMap(fairTurn, this.again)
@@ -280,6 +283,18 @@ export class Run extends Effectable.Class<void, StoreError> {
     }
     if (this.handle.spins >= this.loopLimit) return Effect.flatMap(Failures.stopLoop(this), this.again)
     return this.runStep(state)
+  }
+
+  /** Waits for the burst that started this run; a command replaces the run meanwhile, as in a backoff. */
+  private held(hold: Hold): Effect.Effect<void, StoreError> {
+    this.handle.hold = undefined
+    if (!hold.open) return this.loop()
+    this.handle.phase = { _tag: "Sleeping", fiber: this.self }
+    return Effect.flatMap(restore(hold.wait), () => {
+      if (this.stale()) return Effect.interrupt
+      this.handle.phase = this.busy
+      return this.loop()
+    })
   }
 
   /** Runs one attempt of the current step, inline, interruptible only inside `restore`. */

@@ -68,6 +68,36 @@ export const executionColumns = [
   "history"
 ] as const
 
+/**
+ * A row from the values of `executionColumns`, in their order (a statement in raw mode).
+ * better-sqlite3 makes a row object of 20-odd columns at twice the cost of this literal
+ * (recovery reads 100k rows: 0.8 against 0.37 s of CPU).
+ */
+export const executionRow = (v: ReadonlyArray<unknown>): Row => ({
+  execution_id: v[0],
+  procedure_name: v[1],
+  procedure_version: v[2],
+  current_state: v[3],
+  status: v[4],
+  context: v[5],
+  visit: v[6],
+  retry_count: v[7],
+  seq: v[8],
+  row_version: v[9],
+  tenant: v[10],
+  parent_id: v[11],
+  idempotency_key: v[12],
+  outcome: v[13],
+  error: v[14],
+  timer_due_at: v[15],
+  compensate_to: v[16],
+  started_at: v[17],
+  entered_at: v[18],
+  updated_at: v[19],
+  fingerprint: v[20],
+  history: v[21]
+})
+
 export const transitionColumns = ["execution_id", "seq", "from_state", "to_state", "status", "cause", "event", "at", "duration", "reason"] as const
 export const errorColumns = ["execution_id", "state", "attempt", "tag", "message", "transient", "at"] as const
 

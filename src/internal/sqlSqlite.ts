@@ -18,7 +18,7 @@ import { conflict, discardedEvents, ended } from "../Store.js"
 import { isEnvironmental, storeError } from "./sqlErrors.js"
 import type { Files } from "./sqlFiles.js"
 import type { Row, Tables } from "./sqlSchema.js"
-import { compensationParams, errorColumns, errorParams, executionColumns, rowToInbox, rowToSnapshot, snapshotParams, snapshotUpdateParams, terminalList, transitionColumns, transitionParams } from "./sqlSchema.js"
+import { compensationParams, errorColumns, errorParams, executionColumns, executionRow, rowToInbox, rowToSnapshot, snapshotParams, snapshotUpdateParams, terminalList, transitionColumns, transitionParams } from "./sqlSchema.js"
 import type { Backend, Op, OpResult } from "./sqlWriter.js"
 import { done, fail, succeed } from "./sqlWriter.js"
 
@@ -202,8 +202,10 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
   }
   // recovery reads the executions it resumes a chunk per statement
   const chunk = 500
-  const inList = (n: number) => `SELECT * FROM ${t.executions} WHERE execution_id IN (${new Array(n).fill("?").join(", ")})`
-  const byIds = db.prepare(inList(chunk))
+  const inList = (n: number) =>
+    db.prepare(`SELECT ${executionColumns.join(", ")} FROM ${t.executions} WHERE execution_id IN (${new Array(n).fill("?").join(", ")})`)
+      .raw(true)
+  const byIds = inList(chunk)
   const reads = {
     get: (id: string) => {
       const known = recent.get(id)
@@ -221,8 +223,8 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
       const rows: Array<Row> = []
       for (let i = 0; i < ids.length; i += chunk) {
         const part = ids.slice(i, i + chunk)
-        const statement = part.length === chunk ? byIds : db.prepare(inList(part.length))
-        for (const row of statement.all(part) as ReadonlyArray<Row>) rows.push(row)
+        const statement = part.length === chunk ? byIds : inList(part.length)
+        for (const values of statement.all(part) as ReadonlyArray<ReadonlyArray<unknown>>) rows.push(executionRow(values))
       }
       return rows
     },

@@ -2,16 +2,16 @@
  * The supervisor of the actors: it finds or creates an execution's handle and delivers
  * messages to it, starts runs of the actor's loop (`actor.ts`) and decides what follows
  * one (park, leave memory, restart after a failure within the intensity limit, wait for
- * the store during an outage, give up), and resumes executions after a restart of the
- * runtime, a window at a time.
+ * the store during an outage, give up); `resume.ts` resumes many executions at once
+ * (recovery, a cluster runner's gained shards).
  */
 import type { Tracer } from "effect"
-import { Cause, Clock, Deferred, Duration, Effect, Either, Exit, FiberId, Option } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Option } from "effect"
 import { ExecutionNotFound, StoreError } from "../Errors.js"
-import type { Snapshot } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import type { Run } from "./run.js"
 import * as Deadlines from "./deadlines.js"
+import * as Resume from "./resume.js"
 import type { Cached, CommandError, Msg } from "./handle.js"
 import { Handle, idle, parked, replyOf, restore, runFiber, stoppable } from "./handle.js"
 import { activeActors, finishedBy, restartsTotal } from "./metrics.js"
@@ -23,7 +23,7 @@ import { errorInfo, transition } from "./transition.js"
 
 export const make = (shared: Shared, makeRun: (handle: Handle, before?: Effect.Effect<void, StoreError>) => Run) => {
   const { store, outage, fork, forkRun, handles, deadlines, publish, lookup, counts } = shared
-  const { maxRestarts, within, backoff, recoverWindow } = shared.settings
+  const { maxRestarts, within, backoff } = shared.settings
   const getSnapshot = (id: string) =>
     Effect.flatMap(store.get(id), Option.match({ onNone: () => Effect.fail(new ExecutionNotFound({ executionId: id })), onSome: Effect.succeed }))
 
@@ -195,7 +195,7 @@ export const make = (shared: Shared, makeRun: (handle: Handle, before?: Effect.E
    */
   const deliver = (id: string, msg: Msg, cached?: Cached): Effect.Effect<void> => Effect.sync(() => deliverNow(id, msg, cached))
 
-  const deliverNow = (id: string, msg: Msg, cached?: Cached): void => {
+  const deliverNow = (id: string, msg: Msg, cached?: Cached, hold?: Resume.Hold): void => {
     const existing = handles.get(id)
     if (existing !== undefined) return post(existing, msg)
     if (counts.closed) {
@@ -203,9 +203,10 @@ export const make = (shared: Shared, makeRun: (handle: Handle, before?: Effect.E
       return
     }
     const handle = new Handle(id, cached)
+    handle.hold = hold
     handle.mailbox.offer(msg)
     handles.set(id, handle)
-    for (const started of reading) started.add(id)
+    resumer.started(id)
     counts.active++
     activeActors.unsafeUpdate(counts.active, [])
     startRun(handle, 0)
@@ -272,7 +273,7 @@ export const make = (shared: Shared, makeRun: (handle: Handle, before?: Effect.E
     const handle = new Handle(id, undefined)
     handles.set(id, handle)
     // what recovery read of it meanwhile is stale once the sender commits
-    for (const started of reading) started.add(id)
+    resumer.started(id)
     counts.active++
     activeActors.unsafeUpdate(counts.active, [])
     return handle
@@ -289,65 +290,9 @@ export const make = (shared: Shared, makeRun: (handle: Handle, before?: Effect.E
     return Effect.void
   }
 
-  /** while `resume` reads snapshots: the ids whose actor started meanwhile */
-  const reading = new Set<Set<string>>()
+  // recovery, and a cluster runner's gained shards: many executions resumed at once (`resume.ts`)
+  const resumer = Resume.make(shared, (id, msg, cached, hold) => deliverNow(id, msg, cached, hold))
+  const resumeMore = resumer.more
 
-  // Recovery: the executions still to resume, oldest first, started while fewer than
-  // `recoverWindow` executions run (called again whenever one ends or parks)
-  let toResume: ReadonlyArray<string> = []
-  let resumed = 0
-  const resumeMore = (preloaded?: ReadonlyMap<string, Snapshot>) => {
-    while (resumed < toResume.length && counts.active - counts.parked < recoverWindow && !counts.closed) {
-      const id = toResume[resumed++]!
-      if (!handles.has(id)) deliverNow(id, { _tag: "Inbox" }, preloaded === undefined ? undefined : cachedOf(preloaded.get(id)))
-    }
-    if (resumed >= toResume.length) toResume = []
-  }
-
-  /**
-   * What a run would load for this snapshot, when it needs nothing more (a procedure with
-   * compensations also reads the history, and a child checks that its parent still waits
-   * for it: their runs load them as usual).
-   */
-  const cachedOf = (snapshot: Snapshot | undefined): Cached | undefined => {
-    const compiled = snapshot === undefined || snapshot.parentId !== undefined ? undefined : lookup(snapshot)
-    if (compiled === undefined || compiled.compensable.size > 0) return undefined
-    const context = compiled.decodeContext(snapshot!.context)
-    return Either.isRight(context) ? { compiled, machine: { snapshot: snapshot!, context: context.right }, completed: [] } : undefined
-  }
-
-  /**
-   * Resumes the executions that were in flight or had events waiting (recovery), oldest
-   * first, a window at a time. The first window's executions are read in bulk, when the
-   * store can (`getMany`), instead of one read per actor. Only actors change an
-   * execution's row, so a snapshot is current if no actor of that execution was in memory
-   * from the read to the start of the window (the passivated timers' fiber, or a command,
-   * may wake one meanwhile): otherwise its run loads its own, as the later windows' do.
-   */
-  const recover = Effect.flatMap(Effect.suspend(() => store.active()), (ids) => resume(ids))
-
-  /**
-   * Resumes these executions as `recover` does (Cluster.layer: those of the shards a runner
-   * gained), after any still waiting to be resumed.
-   */
-  const resume = (ids: ReadonlyArray<string>) =>
-    Effect.gen(function*() {
-      // the executions whose actor started while their snapshots were read: theirs may be stale
-      const started = new Set<string>(ids.filter((id) => handles.has(id)))
-      reading.add(started)
-      const first = ids.length === 0 || store.getMany === undefined
-        ? []
-        : yield* Effect.ensuring(store.getMany(ids.slice(0, recoverWindow)), Effect.sync(() => reading.delete(started)))
-      // in one synchronous step: the actors of the window are forked before any of them runs,
-      // so all are running again (each in its first step) before the first ones move on and
-      // compete for the CPU with the rest still waiting to start
-      yield* Effect.sync(() => {
-        toResume = resumed < toResume.length ? [...toResume.slice(resumed), ...ids] : ids
-        resumed = 0
-        const current = first.filter((s) => !started.has(s.id))
-        resumeMore(current.length > 0 ? new Map(current.map((s) => [s.id, s])) : undefined)
-      })
-    })
-
-  return { deliver, deliverNow, post, restartNow, drainMailbox, afterRun, activate, claim, release, resumeMore, recover, resume }
+  return { deliver, deliverNow, post, restartNow, drainMailbox, afterRun, activate, claim, release, resumeMore, recover: resumer.recover, resume: resumer.resume }
 }
