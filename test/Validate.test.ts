@@ -6,15 +6,17 @@
  * recovery), figures over their limits, and a store that holds an application's executions
  * (refused, and left as it was).
  *
- * These runs are live: the crash check kills real processes and the figures are wall-clock
- * and heap measurements; sizes are small to keep them to seconds. No test asserts a timing.
+ * The checks that run in this process (the flows, rollback order, concurrency) run on
+ * virtual time: their steps time out, retry and wait on Effect's Clock, which the tests move
+ * on. The whole runs are live: the crash check kills real processes and the heap is
+ * measured in one; sizes are small to keep them to seconds. No test asserts a timing.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
-import { Runtime, SqlStore, Store, Validate } from "proctor"
+import { Effect, Layer, Schema, TestClock } from "effect"
+import { Procedure, Runtime, SqlStore, Store, Validate } from "proctor"
 import { Approval } from "./fixtures/ops.js"
 import { Unreachable } from "./fixtures/validate-broken.js"
 
@@ -33,7 +35,56 @@ const losesHistory = Layer.effect(
 
 const byId = (report: Validate.Report) => new Map(report.checks.map((c) => [c.id, c]))
 
+/** `reserve` is undone by a rollback, `charge` is not: a warning, not a failure. */
+const PartlyUndone = Procedure.make("partly-undone", { version: 1, input: Schema.Struct({}), context: Schema.Struct({}) }, {
+  initial: "reserve",
+  states: {
+    reserve: Procedure.step({ run: () => Effect.void, compensate: () => Effect.void, next: "charge" }),
+    charge: Procedure.step({ run: () => Effect.void, next: "done" }),
+    done: Procedure.final()
+  }
+})
+
+/** Moves virtual time on while the checks run (their steps time out, retry and wait on Effect's Clock). */
+const driveClock = Effect.forkScoped(Effect.forever(Effect.zipRight(TestClock.adjust("1 millis"), Effect.yieldNow())))
+
+/** the checks that run in this process, on the store */
+const inProcess = ["linear", "branching", "looping", "error-recovery", "timeout", "rollback-order", "concurrency", "transition-overhead"]
+
 describe("Validate", () => {
+  it.scoped("on virtual time: the checks on the store pass on a sound one; without child processes the verdict is NOT READY", () =>
+    Effect.gen(function*() {
+      yield* driveClock
+      const report = yield* Validate.run({ procedures: [Approval, PartlyUndone], concurrent: 50, processes: false })
+      const checks = byId(report)
+      const partly = report.procedures.find((p) => p.name === "partly-undone")!
+      assert.isTrue(partly.ok)
+      assert.deepStrictEqual(partly.compensated, ["reserve"])
+      assert.deepStrictEqual(partly.warnings, ["a rollback undoes reserve but not charge: give it a `compensate` if it has effects to undo"])
+      for (const id of ["registration", ...inProcess]) assert.isTrue(checks.get(id)!.ok, `${id}: ${checks.get(id)!.reason}`)
+      assert.strictEqual(report.verdict, "NOT READY")
+      assert.deepStrictEqual(report.failures, [
+        "Crash recovery: not run: child processes were turned off (processes: false)",
+        "Memory per execution: not run: child processes were turned off (processes: false)"
+      ])
+      assert.isAbove(report.figures.transitionMicros ?? 0, 0)
+      assert.isUndefined(report.figures.heapPerExecutionBytes)
+      assert.include(Validate.toMarkdown(report), "| Memory per execution | not measured |")
+    }))
+
+  it.scoped("on virtual time: a store that loses history rows fails each check on it, with the history it found", () =>
+    Effect.gen(function*() {
+      yield* driveClock
+      const report = yield* Validate.run({ procedures: [Approval], concurrent: 50, processes: false, store: losesHistory })
+      const checks = byId(report)
+      for (const id of ["linear", "branching", "looping", "error-recovery", "timeout", "concurrency"]) {
+        assert.include(checks.get(id)!.reason, "the history is", id)
+      }
+      // the runtime rebuilds an execution's compensations from its history: with the history lost, a rollback undoes nothing
+      assert.include(checks.get("rollback-order")!.reason, "expected a, b, c, then undo c, b, a")
+      assert.isTrue(report.failures.some((f) => f.startsWith("Linear flow: linear: the history is [→a start], expected [→a start, a→b step")), report.failures.join("\n"))
+    }))
+
   it.live("a sound deployment is READY, with every check passed and every figure measured", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
@@ -79,12 +130,7 @@ describe("Validate", () => {
       assert.isTrue(report.procedures.find((p) => p.name === "ops-approval")!.ok)
       const checks = byId(report)
       assert.include(checks.get("registration")!.reason, "orphan")
-      for (const id of ["linear", "branching", "looping", "error-recovery", "timeout", "concurrency"]) {
-        assert.isFalse(checks.get(id)!.ok, id)
-        assert.include(checks.get(id)!.reason, "the history is", id)
-      }
-      // the runtime rebuilds an execution's compensations from its history: with the history lost, a rollback undoes nothing
-      assert.include(checks.get("rollback-order")!.reason, "expected a, b, c, then undo c, b, a")
+      for (const id of ["linear", "branching", "looping", "error-recovery", "timeout", "concurrency", "rollback-order"]) assert.isFalse(checks.get(id)!.ok, id)
       assert.include(checks.get("crash-recovery")!.reason, "committed before the kill ran again")
       assert.include(checks.get("transition-overhead")!.reason, "over the limit")
       assert.include(checks.get("memory")!.reason, "over the limit")
