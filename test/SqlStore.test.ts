@@ -637,6 +637,62 @@ describe("SqlStore: faults on the SQLite fast path", () => {
     }))
 })
 
+describe("SqlStore: the inbox, counted in memory on SQLite", () => {
+  it.scoped("events queued before a restart are read after it; consumed and discarded ones are gone", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "inbox.db")
+      const first = yield* open({ filename: file })
+      for (const id of ["a", "b", "c"]) yield* first.store.create(snapshot(id, { status: "waiting" }), transition(id, 0))
+      const [a1] = [yield* first.store.enqueue("a", { _tag: "Go", n: 1 }, 1), yield* first.store.enqueue("a", { _tag: "Go", n: 2 }, 2)]
+      yield* first.store.enqueue("b", { _tag: "Go", n: 3 }, 3)
+      yield* first.close
+      const { close, store } = yield* open({ filename: file })
+      assert.deepStrictEqual((yield* store.inbox("a", 10)).map((e) => e.event), [{ _tag: "Go", n: 1 }, { _tag: "Go", n: 2 }])
+      assert.strictEqual((yield* store.inbox("b", 10)).length, 1)
+      assert.strictEqual((yield* store.inbox("c", 10)).length, 0)
+      // a consumes its first event; b ends with its event still queued (discarded, with an error entry)
+      yield* store.commit({ snapshot: next(snapshot("a", { status: "waiting" })), expectedVersion: 0, transition: transition("a", 1), consumed: a1!.seq })
+      yield* store.commit({ snapshot: next(snapshot("b"), { status: "succeeded" }), expectedVersion: 0, transition: transition("b", 1) })
+      assert.deepStrictEqual((yield* store.inbox("a", 10)).map((e) => e.event), [{ _tag: "Go", n: 2 }])
+      assert.strictEqual((yield* store.inbox("b", 10)).length, 0)
+      assert.strictEqual((yield* store.errors("b")).filter((e) => e.tag === "EventDiscarded").length, 1)
+      // an event queued now is seen at once
+      yield* store.enqueue("c", { _tag: "Go", n: 4 }, 4)
+      assert.strictEqual((yield* store.inbox("c", 10)).length, 1)
+      yield* close
+    }))
+
+  it.scoped("a commit consuming an event that SQLite rejects leaves the event in the inbox, alone and in a batch", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "inbox-reject.db")
+      const { close, store } = yield* open({ filename: file })
+      const ids = Array.from({ length: 8 }, (_, i) => `e${i}`)
+      yield* Effect.forEach(ids, (id, i) => store.create(snapshot(id, { status: "waiting", startedAt: i }), transition(id, 0)))
+      const seqs = yield* Effect.forEach(ids, (id) => Effect.map(store.enqueue(id, { _tag: "Go" }, 1), (e) => e.seq))
+      const other = new Database(file)
+      // the compensation record is written after the event's row is deleted: the delete is undone with it
+      other.exec(`CREATE TRIGGER reject_comp BEFORE INSERT ON proctor_compensations WHEN NEW.state = 'boom'
+        BEGIN SELECT RAISE(ABORT, 'rejected by test trigger'); END`)
+      other.close()
+      const consume = (i: number) =>
+        Effect.exit(store.commit({
+          snapshot: next(snapshot(ids[i]!, { status: "waiting", startedAt: i })),
+          expectedVersion: 0,
+          transition: transition(ids[i]!, 1),
+          consumed: seqs[i]!,
+          compensation: { executionId: ids[i]!, stepSeq: 0, state: i % 2 === 0 ? "boom" : "fine", ok: true, at: 1 }
+        }))
+      // e0 alone (a batch of one), then the rest together (one batch, written again op by op)
+      assert.isTrue(Exit.isFailure(yield* consume(0)))
+      yield* Effect.forEach(ids.slice(1), (_, i) => consume(i + 1), { concurrency: "unbounded" })
+      for (const [i, id] of ids.entries()) {
+        assert.strictEqual((yield* store.inbox(id, 10)).length, i % 2 === 0 ? 1 : 0, id)
+      }
+      yield* close
+      assert.strictEqual(inspect(file, (db) => (db.prepare("SELECT COUNT(*) AS n FROM proctor_inbox").get() as { n: number }).n), 4)
+    }))
+})
+
 describe("SqlStore: bad input and group commit, on both write paths", () => {
   const paths = [
     ["SQLite file (fast path)", layerTempSqlite()],

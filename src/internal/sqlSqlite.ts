@@ -72,6 +72,49 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
   const recent = new Map<string, Row>()
   const maxRecent = 4096
 
+  // How many events each execution has in its inbox, for those that have any: an inbox read
+  // (an event's `send` to a passivated execution checks that none is older; an actor entering
+  // a wait state looks for one; a commit that ends an execution looks for events to discard)
+  // is answered without a statement when the execution has none. Exact because every write of
+  // the inbox goes through `apply` on this connection (the file has one owner): counted as a
+  // batch writes them, and counted back when the batch (or the op, in a batch written op by
+  // op) is rolled back. Off (every read asks the database) when the file holds events of too
+  // many executions to keep the count of each in memory.
+  const maxCounted = 100_000
+  let inboxCounts: Map<string, number> | undefined = new Map()
+  for (
+    const r of db.prepare(
+      `SELECT execution_id, COUNT(*) AS n FROM ${t.inbox} GROUP BY execution_id LIMIT ${maxCounted + 1}`
+    ).all() as ReadonlyArray<Row>
+  ) {
+    if (inboxCounts.size >= maxCounted) {
+      inboxCounts = undefined
+      break
+    }
+    inboxCounts.set(String(r.execution_id), Number(r.n))
+  }
+  /** the counts changed by the batch being written, to undo if it is rolled back: execution id, rows added */
+  const counted: Array<string | number> = []
+  const count = (id: string, added: number) => {
+    const counts = inboxCounts
+    if (counts === undefined || added === 0) return
+    const n = (counts.get(id) ?? 0) + added
+    if (n > 0) counts.set(id, n)
+    else counts.delete(id)
+    if (counts.size > maxCounted) inboxCounts = undefined
+  }
+  const countInbox = (id: string, added: number) => {
+    count(id, added)
+    counted.push(id, added)
+  }
+  /** undoes the counts of the batch back to `mark` (its length before the op rolled back) */
+  const uncount = (mark: number) => {
+    for (let i = counted.length - 2; i >= mark; i -= 2) count(counted[i] as string, -(counted[i + 1] as number))
+    counted.length = mark
+  }
+  /** false when the execution's inbox is known to be empty */
+  const mayHoldEvents = (id: string) => inboxCounts === undefined || inboxCounts.has(id)
+
   const apply = (op: Op): OpResult => {
     switch (op._tag) {
       case "Commit": {
@@ -83,13 +126,16 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
         }
         if (c.transition !== undefined) insertTransition.run(transitionParams(c.transition))
         if (c.errors !== undefined) for (const e of c.errors) insertError.run(errorParams(e))
-        if (c.consumed !== undefined) consume.run(c.snapshot.id, c.consumed)
+        if (c.consumed !== undefined) {
+          const removed = consume.run(c.snapshot.id, c.consumed).changes
+          if (removed > 0) countInbox(c.snapshot.id, -removed)
+        }
         if (c.compensation !== undefined) insertCompensation.run(compensationParams(c.compensation))
-        if (isTerminal(c.snapshot.status)) {
+        if (isTerminal(c.snapshot.status) && mayHoldEvents(c.snapshot.id)) {
           const rows = leftOver.all(c.snapshot.id) as ReadonlyArray<Row>
           if (rows.length > 0) {
             for (const e of discardedEvents(c.snapshot, rows.map(rowToInbox))) insertError.run(errorParams(e))
-            discardAll.run(c.snapshot.id)
+            countInbox(c.snapshot.id, -discardAll.run(c.snapshot.id).changes)
           }
         }
         return done
@@ -118,6 +164,7 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
               : ended(op.executionId, status)
           )
         }
+        countInbox(op.executionId, 1)
         return succeed({ executionId: op.executionId, seq: Number(info.lastInsertRowid), event: op.event, at: op.at })
       }
       case "AppendErrors":
@@ -128,6 +175,7 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
 
   const isolatedOp = (op: Op): OpResult => {
     savepoint.run()
+    const mark = counted.length
     try {
       const result = apply(op)
       release.run()
@@ -135,6 +183,7 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
     } catch (error) {
       rollbackTo.run()
       release.run()
+      uncount(mark)
       const e = error instanceof StoreError ? error : storeError(operation(op), error, what)
       if (isEnvironmental(e.kind)) throw e
       return fail(e)
@@ -159,10 +208,12 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
           for (let i = 0; i < ops.length; i++) results[i] = apply(ops[i]!)
         }
         commit.run()
+        counted.length = 0
         // committed, but to a file nobody will read again? then it is not acknowledged
         const lost = files?.check()
         return lost === undefined ? Effect.succeed(results) : Effect.fail(lost)
       } catch (error) {
+        uncount(0)
         if (db.inTransaction) {
           try {
             rollback.run()
@@ -229,6 +280,7 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
       return rows
     },
     inbox: (id: string, limit: number) => {
+      if (!mayHoldEvents(id)) return []
       startRead()
       return inboxOf.all(id, limit) as ReadonlyArray<Row>
     }
