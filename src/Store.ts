@@ -164,6 +164,14 @@ export interface StoreService {
    * does not exist or has ended (checked atomically with the insert).
    */
   readonly enqueue: (executionId: string, event: unknown, at: number) => Effect.Effect<InboxEntry, StoreError>
+  /**
+   * Stores several events, each for its execution, all or none in one write: fails with a
+   * `Conflict`, storing nothing, when one of the executions does not exist or has ended.
+   * Optional: an event sent to a parent in a parallel state goes to its regions that take
+   * it with this, so that a crash cannot leave one region with it and another without;
+   * a store without it gets one `enqueue` per region.
+   */
+  readonly enqueueAll?: ((entries: ReadonlyArray<{ readonly executionId: string; readonly event: unknown; readonly at: number }>) => Effect.Effect<ReadonlyArray<InboxEntry>, StoreError>) | undefined
   /** the unconsumed events of an execution, oldest first */
   readonly inbox: (executionId: string, limit: number) => Effect.Effect<ReadonlyArray<InboxEntry>, StoreError>
   readonly compensations: (executionId: string) => Effect.Effect<ReadonlyArray<CompensationRecord>, StoreError>
@@ -372,6 +380,22 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
         const item: InboxEntry = { executionId, seq: ++inboxSeq, event, at }
         entry.inbox.push(item)
         return Effect.succeed(item)
+      }),
+    enqueueAll: (entries) =>
+      Effect.suspend(() => {
+        // every execution checked, then every event stored, in one synchronous step
+        for (const { executionId } of entries) {
+          const entry = lookup(executionId)
+          if (entry === undefined) {
+            return Effect.fail(new StoreError({ kind: "Conflict", operation: "enqueue", detail: `execution ${executionId} does not exist` }))
+          }
+          if (isTerminal(entry.snapshot.status)) return Effect.fail(ended(executionId, entry.snapshot.status))
+        }
+        return Effect.succeed(entries.map(({ executionId, event, at }) => {
+          const item: InboxEntry = { executionId, seq: ++inboxSeq, event, at }
+          lookup(executionId)!.inbox.push(item)
+          return item
+        }))
       }),
     inbox: (executionId, limit) => Effect.sync(() => lookup(executionId)?.inbox.slice(0, limit) ?? []),
     compensations: (executionId) => Effect.sync(() => lookup(executionId)?.compensations.slice() ?? []),

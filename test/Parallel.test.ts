@@ -1,8 +1,9 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Metric, Option, Schedule, Schema, TestClock } from "effect"
+import { Context, Effect, Layer, Metric, Option, Schedule, Schema, TestClock } from "effect"
 import { Procedure, Runtime, Store } from "proctor"
+import { StoreError as StoreErrorClass } from "proctor"
 import type { StoreError } from "proctor"
 import type { Execution } from "proctor"
 import * as Server from "../src/http/Server.js"
@@ -149,7 +150,22 @@ const Impatient = Procedure.make("release-impatient", { version: 1, input: Ctx, 
   }
 })
 
-const procedures = [All, Failing, LateFailure, Checked, Race, AtLeast, Nested, Impatient] as const
+/** Two regions that both wait for Go. */
+const Twins = Procedure.make("release-twins", { version: 1, input: Ctx, context: Ctx, events: Go }, {
+  initial: "rollout",
+  states: {
+    rollout: Procedure.parallel({
+      regions: {
+        a: { initial: "w", states: { w: Procedure.wait({ on: { Go: "done" } }), done: Procedure.final() } },
+        b: { initial: "w", states: { w: Procedure.wait({ on: { Go: "done" } }), done: Procedure.final() } }
+      },
+      next: "live"
+    }),
+    live: Procedure.final()
+  }
+})
+
+const procedures = [All, Failing, LateFailure, Checked, Race, AtLeast, Nested, Impatient, Twins] as const
 const layer = (store: Layer.Layer<Store.Store, StoreError> = Store.layerMemory) =>
   Runtime.layer({ procedures }).pipe(Layer.provideMerge(store), Layer.provideMerge(Journal.layer))
 
@@ -348,6 +364,38 @@ describe("parallel states", () => {
       assert.include(again.message, `whose regions that take "Stop" (web) have ended or wait for other events now`)
       assert.strictEqual((yield* Runtime.await(id)).status, "succeeded")
     }).pipe(Effect.provide(layer())))
+
+  it.effect("an event two regions take is written to both inboxes in one write: a failed write leaves it with neither", () =>
+    Effect.gen(function*() {
+      const memory = yield* Layer.build(Store.layerMemory)
+      const inner = Context.get(memory, Store.Store)
+      const writes: Array<string> = []
+      let failNext = true
+      const store: Store.StoreService = {
+        ...inner,
+        enqueue: (id, event, at) => Effect.zipRight(Effect.sync(() => writes.push(`enqueue ${id}`)), inner.enqueue(id, event, at)),
+        enqueueAll: (entries) =>
+          Effect.suspend(() => {
+            writes.push(`enqueueAll ${entries.map((e) => e.executionId).join(",")}`)
+            if (!failNext) return inner.enqueueAll!(entries)
+            failNext = false
+            return Effect.fail(new StoreErrorClass({ kind: "Unavailable", operation: "enqueue", detail: "the test's store failed this write" }))
+          })
+      }
+      yield* Effect.gen(function*() {
+        const id = yield* Runtime.start(Twins, { done: [] })
+        const a = yield* regionUntil(id, "a", "waiting")
+        const b = yield* regionUntil(id, "b", "waiting")
+        const failed = yield* Effect.flip(Runtime.send(id, Go.make({ by: "ops" })))
+        assert.strictEqual(failed._tag, "StoreError")
+        // neither region has it: nothing half done
+        assert.deepStrictEqual([...(yield* inner.inbox(a, 10)), ...(yield* inner.inbox(b, 10))], [])
+        yield* Runtime.send(id, Go.make({ by: "ops" }))
+        assert.strictEqual((yield* Runtime.await(id)).status, "succeeded")
+        // one write for both each time, never one per region
+        assert.deepStrictEqual(writes, [`enqueueAll ${a},${b}`, `enqueueAll ${a},${b}`])
+      }).pipe(Effect.provide(Runtime.layer({ procedures }).pipe(Layer.provideMerge(Layer.succeed(Store.Store, store)), Layer.provideMerge(Journal.layer))))
+    }).pipe(Effect.scoped))
 
   it.effect("on SQLite: the regions run, the parent joins them and merges their contexts", () =>
     Effect.gen(function*() {

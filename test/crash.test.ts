@@ -264,6 +264,25 @@ describe("crash recovery", () => {
       })
     }).pipe(Effect.scoped), 120_000)
 
+  it.live("an event the parent gives to two waiting regions, killed right after its first write to a region's inbox: on resume both take it (one write for all)", () =>
+    Effect.gen(function*() {
+      const { db, resumed } = yield* crashThenResume(parallelCrash, "parallel-send", "send")
+      const end = JSON.parse(resumed.stdout) as {
+        readonly parent: { readonly status: string; readonly context: { readonly done: ReadonlyArray<string> } }
+        readonly regions: ReadonlyArray<{ readonly procedure: string; readonly status: string }>
+      }
+      assert.strictEqual(end.parent.status, "succeeded")
+      assert.deepStrictEqual(end.regions.map((r) => [r.procedure, r.status]), [
+        ["crash-release.rollout.a", "succeeded"],
+        ["crash-release.rollout.b", "succeeded"],
+        ["crash-release.rollout.c", "succeeded"]
+      ])
+      // the kill came after the write: Go was not sent again, and every step ran once
+      const runs = fs.readFileSync(`${db}.runs`, "utf8").trim().split("\n").map((line) => line.split(" ")[0])
+      assert.deepStrictEqual(runs.filter((r) => r === "sent"), ["sent"])
+      assert.sameMembers(runs.filter((r) => r !== "sent"), ["prepare", "a1", "a2", "b1", "b2", "b3", "c1", "c2"])
+    }).pipe(Effect.scoped), 120_000)
+
   it.live("regions undone when another fails (one had succeeded), killed mid-undo: the undo resumes in the reverse order of completion across the regions, no finished compensation runs twice", () =>
     Effect.gen(function*() {
       const { db, resumed } = yield* crashThenResume(undoCrash, "undo", "undo")

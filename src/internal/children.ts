@@ -171,6 +171,6 @@ export const make = (deps: Deps) => {
 
   const regions = Regions.make({ ...deps, end })
 
-  return { run, left, orphanCommand, undo, receivers: regions.receivers, forward: regions.forward, refuseWait: regions.refuseWait }
+  return { run, left, orphanCommand, undo, receivers: regions.receivers, collect: regions.collect, refuseWait: regions.refuseWait }
 }
 

@@ -343,31 +343,33 @@ export const make = (deps: Deps) => {
   }
 
   /**
-   * Sends an event to the regions `receivers` found, each with `send` (one durable enqueue
-   * per region inbox); a region not started yet is started first (as the parent's attempt
-   * would: same id, same input). A region that refuses it (it ended, or waits for other
-   * events) is passed over; when all do, the send is refused.
+   * The regions `receivers` found that take an event, each with what `prepare` made of it
+   * (the event checked for it; for a region in a parallel state of its own, for its
+   * regions): a region that refuses it (`InvalidTransition`: it ended, or waits for other
+   * events) is passed over, one not started yet is started first (as the parent's attempt
+   * would: same id, same input). Refused when none takes it. The caller writes the event
+   * to all of them in one write (`runtime.ts`'s `writeAll`), so that a crash cannot leave
+   * one region with it and another without.
    */
-  const forward = <E>(
+  const collect = <P, E>(
     to: { readonly snapshot: Snapshot; readonly tag: string; readonly regions: ReadonlyArray<RegionRun> },
-    send: (id: string) => Effect.Effect<void, E | InvalidTransition | ExecutionNotFound | ValidationError | StoreError>
+    prepare: (id: string) => Effect.Effect<ReadonlyArray<readonly [string, P]>, E | InvalidTransition | ExecutionNotFound | ValidationError | StoreError>
   ) =>
     Effect.gen(function*() {
       const { snapshot, tag, regions } = to
-      let taken = 0
+      const taken: Array<readonly [string, P]> = []
       for (const region of regions) {
-        const sent = yield* send(region.id).pipe(
+        const prepared = yield* prepare(region.id).pipe(
           Effect.catchTag("ExecutionNotFound", () =>
             Effect.zipRight(
               Effect.orDie(startRegion(snapshot.id, region, `${snapshot.id}/${snapshot.state}/${snapshot.visit}`, snapshot.context)),
-              send(region.id)
+              prepare(region.id)
             )),
-          Effect.as(true),
-          Effect.catchTag("InvalidTransition", () => Effect.succeed(false))
+          Effect.catchTag("InvalidTransition", () => Effect.succeed([]))
         )
-        if (sent) taken++
+        taken.push(...prepared)
       }
-      if (taken > 0) return
+      if (taken.length > 0) return taken
       return yield* new InvalidTransition({
         executionId: snapshot.id,
         operation: `send "${tag}" to`,
@@ -394,5 +396,5 @@ export const make = (deps: Deps) => {
     })
   }
 
-  return { run, left, rollBack, receivers, forward, refuseWait }
+  return { run, left, rollBack, receivers, collect, refuseWait }
 }

@@ -183,6 +183,26 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
           return succeed({ executionId: op.executionId, seq: Number(rows[0]!.seq), event: op.event, at: op.at })
         })
       }
+      case "EnqueueAll":
+        return Effect.gen(function*() {
+          // every execution checked (its row locked on Postgres until the transaction ends), then every event stored
+          for (const { executionId } of op.entries) {
+            const found = yield* sql.onDialectOrElse({
+              pg: () => sql<Row>`SELECT status FROM ${E} WHERE execution_id = ${executionId} FOR SHARE`,
+              orElse: () => sql<Row>`SELECT status FROM ${E} WHERE execution_id = ${executionId}`
+            })
+            if (found.length === 0) return fail(new StoreErrorClass({ kind: "Conflict", operation: "enqueue", detail: `execution ${executionId} does not exist` }))
+            const status = String(found[0]!.status)
+            if (terminalStatuses.has(status as Status)) return fail(ended(executionId, status))
+          }
+          const out: Array<unknown> = []
+          for (const { at, event, executionId } of op.entries) {
+            const rows = yield* sql<Row>`INSERT INTO ${sql(t.inbox)} (execution_id, event, at)
+              VALUES (${executionId}, ${event === undefined ? null : JSON.stringify(event)}, ${at}) RETURNING seq`
+            out.push({ executionId, seq: Number(rows[0]!.seq), event, at })
+          }
+          return succeed(out)
+        })
       case "AppendErrors":
         return Effect.sync(() => {
           p.errors.push(...op.entries)
@@ -318,4 +338,4 @@ const classifyDefect = (defect: unknown) => {
 }
 
 const operation = (op: Op): string =>
-  op._tag === "Commit" ? "commit" : op._tag === "Create" ? "create" : op._tag === "Enqueue" ? "enqueue" : "appendErrors"
+  op._tag === "Commit" ? "commit" : op._tag === "Create" ? "create" : op._tag === "Enqueue" || op._tag === "EnqueueAll" ? "enqueue" : "appendErrors"

@@ -13,6 +13,7 @@
 import type Database from "better-sqlite3"
 import { Effect } from "effect"
 import { StoreError } from "../Errors.js"
+import type { Snapshot } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import { conflict, discardedEvents, ended } from "../Store.js"
 import { isEnvironmental, storeError } from "./sqlErrors.js"
@@ -167,6 +168,18 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
         countInbox(op.executionId, 1)
         return succeed({ executionId: op.executionId, seq: Number(info.lastInsertRowid), event: op.event, at: op.at })
       }
+      case "EnqueueAll": {
+        // in the batch's one transaction, which holds the write lock: every execution checked, then every event stored
+        for (const { executionId } of op.entries) {
+          const status = statusOf.get(executionId) as string | undefined
+          if (status === undefined) return fail(new StoreError({ kind: "Conflict", operation: "enqueue", detail: `execution ${executionId} does not exist` }))
+          if (isTerminal(status as Snapshot["status"])) return fail(ended(executionId, status))
+        }
+        return succeed(op.entries.map(({ at, event, executionId }) => {
+          const info = enqueue.run(executionId, event === undefined ? null : JSON.stringify(event), at, executionId)
+          return { executionId, seq: Number(info.lastInsertRowid), event, at }
+        }))
+      }
       case "AppendErrors":
         for (const e of op.entries) insertError.run(errorParams(e))
         return done
@@ -306,4 +319,4 @@ export const checkpoint = (db: Database.Database): unknown => {
 }
 
 const operation = (op: Op): string =>
-  op._tag === "Commit" ? "commit" : op._tag === "Create" ? "create" : op._tag === "Enqueue" ? "enqueue" : "appendErrors"
+  op._tag === "Commit" ? "commit" : op._tag === "Create" ? "create" : op._tag === "Enqueue" || op._tag === "EnqueueAll" ? "enqueue" : "appendErrors"

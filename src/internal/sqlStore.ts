@@ -238,6 +238,7 @@ export const makeWith = Effect.fnUntraced(function*(options: StoreOptions, inter
       entries.length === 0 ? Effect.void : Effect.asVoid(writer.submit({ _tag: "AppendErrors", entries })),
     enqueue: (executionId, event, at) =>
       writer.submit({ _tag: "Enqueue", executionId, event, at }) as Effect.Effect<InboxEntry, StoreError>,
+    enqueueAll: (entries) => writer.submit({ _tag: "EnqueueAll", entries }) as Effect.Effect<ReadonlyArray<InboxEntry>, StoreError>,
     inbox: (executionId, limit) =>
       fastRead !== undefined
         ? readNow("inbox", () => fastRead.inbox(executionId, Math.max(0, Math.floor(limit))), inboxDecode)

@@ -18,6 +18,8 @@ export type Op =
   | { readonly _tag: "Commit"; readonly commit: Commit }
   | { readonly _tag: "Create"; readonly snapshot: Snapshot; readonly transition: Transition }
   | { readonly _tag: "Enqueue"; readonly executionId: string; readonly event: unknown; readonly at: number }
+  /** several events, all or none (`Store.enqueueAll`) */
+  | { readonly _tag: "EnqueueAll"; readonly entries: ReadonlyArray<{ readonly executionId: string; readonly event: unknown; readonly at: number }> }
   | { readonly _tag: "AppendErrors"; readonly entries: ReadonlyArray<ErrorEntry> }
 
 export interface CreateResult {
@@ -93,7 +95,7 @@ const closedError = (operation: string) =>
   })
 
 const operationOf = (op: Op): string =>
-  op._tag === "Commit" ? "commit" : op._tag === "Create" ? "create" : op._tag === "Enqueue" ? "enqueue" : "appendErrors"
+  op._tag === "Commit" ? "commit" : op._tag === "Create" ? "create" : op._tag === "Enqueue" || op._tag === "EnqueueAll" ? "enqueue" : "appendErrors"
 
 /**
  * Starts the writer fiber in the current scope. Closing the scope stops taking new
