@@ -286,7 +286,7 @@ export interface RuntimeService {
     procedure: string,
     control: RolloutControl,
     options?: { readonly reason?: string | undefined }
-  ) => Effect.Effect<RolloutStatus, ExecutionNotFound | ValidationError | InvalidTransition | VersionConflict | SendTimeout | StoreError>
+  ) => Effect.Effect<RolloutStatus, ExecutionNotFound | ValidationError | InvalidTransition | SendTimeout | StoreError>
 }
 
 /**

@@ -596,7 +596,7 @@ describe("proctor CLI: output a script can read", () => {
   it.effect("the help the build renders for the compiled command (dist/cli/help.json) is the CLI's own, uncoloured", () =>
     Effect.gen(function*() {
       const texts = yield* helpTexts.pipe(Effect.provide(NodeContext.layer))
-      assert.deepStrictEqual(Object.keys(texts), ["", "run", "list", "show", "send", "pause", "resume", "cancel", "rollback", "retry", "skip", "migrate", "diagram", "procedures", "dependencies", "validate", "serve", "mcp"])
+      assert.deepStrictEqual(Object.keys(texts), ["", "run", "list", "show", "send", "pause", "resume", "cancel", "rollback", "retry", "skip", "migrate", "rollout", "diagram", "procedures", "dependencies", "validate", "serve", "mcp"])
       assert.strictEqual(texts.list, (yield* cli("list", "--help")).out)
       assert.include(texts[""], "$ proctor")
       for (const text of Object.values(texts)) assert.notInclude(text, "\x1b[")

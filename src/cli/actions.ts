@@ -117,8 +117,8 @@ const target = (
     return { _tag: "Local", dbPath, loaded: [...loaded.values()], recover: false } as const
   })
 
-/** Runs `f` with an operator for the command's target. */
-const withOperator = <A, E, R>(
+/** @internal Runs `f` with an operator for the command's target. */
+export const withOperator = <A, E, R>(
   c: CommonArgs,
   command: string,
   mode: Parameters<typeof target>[2],

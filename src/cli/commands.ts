@@ -22,6 +22,7 @@ import { maxReasonLength } from "../internal/limits.js"
 import { listStatuses, statusNames, usage } from "./args.js"
 import * as Out from "./output.js"
 import * as Report from "./report.js"
+import * as Rollout from "./rollout.js"
 
 export { type CommonArgs, statusNames, UsageError } from "./args.js"
 
@@ -323,6 +324,7 @@ export const commands = {
   retry: followingCommand("retry", "Retried", "Run the current step again, for an execution that needs intervention."),
   skip: skipCommand,
   migrate: migrateCommand,
+  rollout: Rollout.make({ common, json, reasonLength: maxReason }),
   diagram: diagramCommand,
   procedures: proceduresCommand,
   dependencies: dependenciesCommand,
@@ -346,6 +348,7 @@ const root = Command.make("proctor", {}, () =>
       commands.retry,
       commands.skip,
       commands.migrate,
+      commands.rollout,
       commands.diagram,
       commands.procedures,
       commands.dependencies,

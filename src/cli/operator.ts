@@ -10,13 +10,13 @@
  */
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import type {
-  DefinitionError,
   InvalidTransition,
   QuotaExceeded,
+  SendTimeout,
   StoreError,
   ValidationError
 } from "../Errors.js"
-import { ExecutionNotFound } from "../Errors.js"
+import { DefinitionError, ExecutionNotFound } from "../Errors.js"
 import type { AllowedOperations, ErrorEntry, ListFilter, Snapshot, Transition } from "../Execution.js"
 import { allowedOperations, isTerminal } from "../Execution.js"
 import type * as Dependency from "../Dependency.js"
@@ -26,6 +26,7 @@ import { Store } from "../Store.js"
 import type { ProcedureNotFound } from "../http/Api.js"
 import { storedConfiguration } from "../internal/chartView.js"
 import * as Metadata from "../internal/describe.js"
+import * as Rollout from "../internal/rollout.js"
 import type { Loaded } from "./modules.js"
 import { readOnlyStoreLayer, storeLayer } from "./store.js"
 
@@ -58,6 +59,7 @@ export type OperatorError =
   | DefinitionError
   | ProcedureNotFound
   | QuotaExceeded
+  | SendTimeout
   | ServerError
 
 /**
@@ -124,6 +126,30 @@ export interface OperatorService {
   readonly migrate: (id: string, to: number) => Effect.Effect<Snapshot, OperatorError>
   /** `Runtime.migrateAll` */
   readonly migrateAll: (procedure: string, from: number, to: number) => Effect.Effect<Runtime.MigrateReport, OperatorError>
+  /** `Runtime.rollout` from version `from.version` of procedure `from.name` (the durations as text, e.g. "10 minutes") */
+  readonly rollout: (from: { readonly name: string; readonly version: number }, options: RolloutOptions) => Effect.Effect<Runtime.RolloutStatus, OperatorError>
+  /** `Runtime.rollouts` */
+  readonly rollouts: (procedure?: string) => Effect.Effect<ReadonlyArray<Runtime.RolloutStatus>, OperatorError>
+  /** `Runtime.controlRollout` */
+  readonly controlRollout: (procedure: string, control: Runtime.RolloutControl, reason?: string) => Effect.Effect<Runtime.RolloutStatus, OperatorError>
+}
+
+/**
+ * `Runtime.rollout`'s options as the CLI and the HTTP API take them: durations as text.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RolloutOptions {
+  readonly to: number
+  readonly phases?: ReadonlyArray<number> | undefined
+  readonly hold?: string | undefined
+  readonly revertWhen?: {
+    readonly failureRate?: number | undefined
+    readonly minExecutions?: number | undefined
+    readonly p99?: string | { readonly state?: string | undefined; readonly execution?: string | undefined } | undefined
+    readonly restarts?: number | undefined
+  } | undefined
 }
 
 /** in-flight counts by `name@version`, from the store's counts by version and status */
@@ -182,7 +208,23 @@ export const makeLocal = (
     dependencies: runtime.dependencies,
     inFlight: Effect.map(runtime.versions(), (vs) => new Map(vs.map((v) => [`${v.procedure}@${v.version}`, v.inFlight]))),
     migrate: (id, to) => runtime.migrate(id, { to }),
-    migrateAll: (procedure, from, to) => runtime.migrateAll(procedure, { from, to })
+    migrateAll: (procedure, from, to) => runtime.migrateAll(procedure, { from, to }),
+    rollout: (from, options) => {
+      const versions = [from.version, options.to]
+      const missing = versions.filter((v) => !runtime.procedures.some((p) => p.name === from.name && p.version === v))
+      const old = runtime.procedures.find((p) => p.name === from.name && p.version === from.version)
+      if (missing.length > 0 || old === undefined) {
+        return Effect.fail(new DefinitionError({
+          procedure: from.name,
+          reason: `version ${missing.join(" and ")} is not among the procedures this command loaded; pass the module that exports ` +
+            `versions ${versions.join(" and ")} (--module PATH), or reach the server that runs them (--server URL)`
+        }))
+      }
+      // the durations are text the runtime decodes (a ValidationError when one is not a duration)
+      return runtime.rollout(old, options as Runtime.RolloutOptions)
+    },
+    rollouts: runtime.rollouts,
+    controlRollout: (procedure, control, reason) => runtime.controlRollout(procedure, control, reason === undefined ? undefined : { reason })
   }
 }
 
@@ -221,7 +263,13 @@ export const makeReader = (store: Store["Type"], where: string): OperatorService
     dependencies: Effect.succeed([]),
     inFlight: Effect.map(store.countByVersion(), inFlightOf),
     migrate: readOnly,
-    migrateAll: readOnly
+    migrateAll: readOnly,
+    rollout: readOnly,
+    // the rollouts as their executions' snapshots tell (the latest check's health is the runtime's)
+    rollouts: (procedure) =>
+      Effect.map(store.list({ procedure: Rollout.rolloutName, limit: 1_000_000 }), (all) =>
+        all.map(Rollout.statusOf).filter((r) => procedure === undefined || r.procedure === procedure).reverse()),
+    controlRollout: readOnly
   }
 }
 

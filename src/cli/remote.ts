@@ -53,6 +53,7 @@ export const makeRemote = (options: {
           case "DefinitionError":
           case "ProcedureNotFound":
           case "QuotaExceeded":
+          case "SendTimeout":
             return e
           case "Unauthorized":
             return new ServerError({
@@ -116,7 +117,11 @@ export const makeRemote = (options: {
       errors: (id) => call(client.executions.errors({ path: { id } })),
       inFlight: call(Effect.map(client.procedures.list(), (ps) => new Map(ps.map((p) => [`${p.name}@${p.version}`, p.inFlight ?? 0])))),
       migrate: (id, to) => call(client.executions.migrate({ path: { id }, payload: { to } })),
-      migrateAll: (procedure, from, to) => call(client.procedures.migrate({ path: { name: procedure }, payload: { from, to } }))
+      migrateAll: (procedure, from, to) => call(client.procedures.migrate({ path: { name: procedure }, payload: { from, to } })),
+      rollout: (from, options) => call(client.rollouts.start({ payload: { ...options, procedure: from.name, from: from.version } })),
+      rollouts: (procedure) => call(client.rollouts.list({ urlParams: procedure === undefined ? {} : { procedure } })),
+      controlRollout: (procedure, control, reason) =>
+        call(client.rollouts.control({ path: { name: procedure, control }, payload: reason === undefined ? {} : { reason } }))
     }
     return service
   })

@@ -14,12 +14,14 @@ import {
   ExecutionNotFound,
   QuotaExceeded,
   InvalidTransition,
+  SendTimeout,
   StoreError,
   ValidationError
 } from "../Errors.js"
 import { AllowedOperations, ErrorEntry, maxReasonLength, Snapshot, Status, Transition } from "../Execution.js"
 import * as Dependency from "../Dependency.js"
 import { ProcedureInfo } from "../internal/describe.js"
+import { RolloutStatus } from "../internal/rollout.js"
 
 /**
  * A typed error on the wire: its fields plus its human-readable `message`, with an
@@ -112,6 +114,8 @@ export const DefinitionErrorWire = wire(DefinitionError, 500)
 export const StoreErrorWire = wire(StoreError, 503)
 /** @since 0.1.0 @category wire errors */
 export const QuotaExceededWire = wire(QuotaExceeded, 429)
+/** @since 0.1.0 @category wire errors */
+export const SendTimeoutWire = wire(SendTimeout, 504)
 /** @since 0.1.0 @category wire errors */
 export const UnauthorizedWire = wire(Unauthorized, 401)
 /** @since 0.1.0 @category wire errors */
@@ -388,6 +392,71 @@ export class ExecutionsGroup extends HttpApiGroup.make("executions")
   .prefix("/api")
 {}
 
+const duration = Schema.String.annotations({ description: "a duration, e.g. \"10 minutes\" or \"2 seconds\"" })
+
+/**
+ * What `POST /api/rollouts` takes (`Runtime.rollout`): the procedure, the version it rolls
+ * out from and the one it rolls out to; the rest as `Runtime.rollout`'s options.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const RolloutRequest = Schema.Struct({
+  procedure: Schema.String,
+  from: Schema.Int.annotations({ description: "the version new starts go to now" }),
+  to: Schema.Int.annotations({ description: "the new version" }),
+  phases: Schema.optional(Schema.Array(Schema.Number).annotations({ description: "percent of new starts on the new version, per phase; default [1, 5, 25, 50, 100]" })),
+  hold: Schema.optional(duration.annotations({ description: "how long each phase holds; default 10 minutes" })),
+  revertWhen: Schema.optional(Schema.Struct({
+    failureRate: Schema.optional(Schema.Number),
+    minExecutions: Schema.optional(Schema.Int),
+    p99: Schema.optional(Schema.Union(duration, Schema.Struct({ state: Schema.optional(duration), execution: Schema.optional(duration) }))),
+    restarts: Schema.optional(Schema.Int)
+  }))
+}).annotations({ identifier: "RolloutRequest" })
+
+/**
+ * Phased rollouts of new versions (`Runtime.rollout`, `rollouts`, `controlRollout`).
+ *
+ * @since 0.1.0
+ * @category groups
+ */
+export class RolloutsGroup extends HttpApiGroup.make("rollouts")
+  .add(
+    HttpApiEndpoint.get("list", "/rollouts")
+      .setUrlParams(Schema.Struct({ procedure: Schema.optional(Schema.String) }))
+      .addSuccess(Schema.Array(RolloutStatus))
+      .addError(StoreErrorWire)
+      .annotate(OpenApi.Summary, "The rollouts (of one procedure, or all), the latest first, with both versions' health")
+  )
+  .add(
+    HttpApiEndpoint.post("start", "/rollouts")
+      .setPayload(RolloutRequest)
+      .addSuccess(RolloutStatus)
+      .addError(ProcedureNotFoundWire)
+      .addError(ValidationErrorWire)
+      .addError(InvalidTransitionWire)
+      .addError(ExecutionNotFoundWire)
+      .addError(DefinitionErrorWire)
+      .addError(QuotaExceededWire)
+      .addError(StoreErrorWire)
+      .annotate(OpenApi.Summary, "Start a phased rollout of a new version, reverted by itself when its health passes a threshold")
+  )
+  .add(
+    HttpApiEndpoint.post("control")`/rollouts/${name}/${HttpApiSchema.param("control", Schema.Literal("pause", "resume", "advance", "revert"))}`
+      .setPayload(Schema.NullOr(Schema.Struct({ reason: Schema.optional(Schema.String.annotations({ description: "why (revert)" })) })))
+      .annotate(OpenApi.Transform, optionalBody)
+      .addSuccess(RolloutStatus)
+      .addError(ExecutionNotFoundWire)
+      .addError(ValidationErrorWire)
+      .addError(InvalidTransitionWire)
+      .addError(SendTimeoutWire)
+      .addError(StoreErrorWire)
+      .annotate(OpenApi.Summary, "Pause, resume, advance or revert the rollout of a procedure under way")
+  )
+  .prefix("/api")
+{}
+
 /**
  * The bearer token of a server started with one (`--token`, `PROCTOR_TOKEN`), as an
  * OpenAPI security scheme: `/docs` shows an Authorize button and "try it out" sends the
@@ -428,6 +497,7 @@ const bearerAuth = (spec: Record<string, any>): Record<string, any> => ({
 export class ProctorApi extends HttpApi.make("proctor")
   .add(ProceduresGroup)
   .add(ExecutionsGroup)
+  .add(RolloutsGroup)
   .addError(UnauthorizedWire)
   .addError(PayloadTooLargeWire)
   .annotate(OpenApi.Title, "Proctor")

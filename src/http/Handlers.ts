@@ -11,6 +11,7 @@ import type { Snapshot } from "../Execution.js"
 import { allowedOperations } from "../Execution.js"
 import { fingerprint } from "../internal/transition.js"
 import type * as Procedure from "../Procedure.js"
+import type { RolloutOptions } from "../Runtime.js"
 import { Runtime } from "../Runtime.js"
 import { ProcedureNotFound, ProctorApi, QuotaExceededWire } from "./Api.js"
 import * as Metadata from "../internal/describe.js"
@@ -125,6 +126,21 @@ const ExecutionsLive = HttpApiBuilder.group(ProctorApi, "executions", (handlers)
       .handle("migrate", ({ path, payload }) => runtime.migrate(path.id, payload))
   }))
 
+const RolloutsLive = HttpApiBuilder.group(ProctorApi, "rollouts", (handlers) =>
+  Effect.gen(function*() {
+    const runtime = yield* Runtime
+    return handlers
+      .handle("list", ({ urlParams }) => runtime.rollouts(urlParams.procedure))
+      .handle("start", ({ payload: { procedure, from, to, ...options } }) =>
+        Effect.gen(function*() {
+          const old = yield* findProcedure(runtime.procedures, procedure, from)
+          yield* findProcedure(runtime.procedures, procedure, to)
+          // the durations are strings the runtime decodes (a ValidationError, 400, when one is not a duration)
+          return yield* runtime.rollout(old, { to, ...options } as RolloutOptions)
+        }))
+      .handle("control", ({ path, payload }) => runtime.controlRollout(path.name, path.control, payload ?? undefined))
+  }))
+
 /**
  * Every handler of `ProctorApi`; needs a `Runtime`.
  *
@@ -132,7 +148,7 @@ const ExecutionsLive = HttpApiBuilder.group(ProctorApi, "executions", (handlers)
  * @category layers
  */
 export const layer: Layer.Layer<
-  HttpApiGroup.ApiGroup<"proctor", "procedures"> | HttpApiGroup.ApiGroup<"proctor", "executions">,
+  HttpApiGroup.ApiGroup<"proctor", "procedures"> | HttpApiGroup.ApiGroup<"proctor", "executions"> | HttpApiGroup.ApiGroup<"proctor", "rollouts">,
   never,
   Runtime
-> = Layer.mergeAll(ProceduresLive, ExecutionsLive)
+> = Layer.mergeAll(ProceduresLive, ExecutionsLive, RolloutsLive)

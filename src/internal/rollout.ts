@@ -6,9 +6,9 @@
  * committed snapshots, so it is rebuilt from the store after a restart.
  */
 import type { Effect } from "effect"
-import { Clock, Duration, Schema } from "effect"
+import { Duration, Schema } from "effect"
 import type { Snapshot } from "../Execution.js"
-import { isTerminal } from "../Execution.js"
+import { isTerminal, Status } from "../Execution.js"
 import * as Procedure from "../Procedure.js"
 import type { Health } from "./rolloutHealth.js"
 import { Health as HealthSchema } from "./rolloutHealth.js"
@@ -18,13 +18,17 @@ import { procedureKey } from "./transition.js"
 export const rolloutName = "proctor.rollout"
 
 /**
- * Advance to the next phase. `phase` (1 for the first) names the phase it is meant for: the
- * health checks of every runtime on the store and an operator may ask at once, and only
- * the first moves the rollout on; without it, the current phase advances.
+ * Move on from the current phase: `Advance` to the next one, `Complete` after the last
+ * (`advance` below says which). `phase` (1 for the first) names the phase it is meant for:
+ * the health checks of every runtime on the store and an operator may ask at once, and
+ * only the first moves the rollout on. `at` (epoch ms) is when: the next phase's health
+ * window and hold start there; `health` is what the check that asked saw.
  */
-export const Advance = Schema.TaggedStruct("Advance", { phase: Schema.optional(Schema.Number), health: Schema.optional(HealthSchema) })
-export const Pause = Schema.TaggedStruct("Pause", {})
-export const Resume = Schema.TaggedStruct("Resume", {})
+export const Advance = Schema.TaggedStruct("Advance", { phase: Schema.Number, at: Schema.Number, health: Schema.optional(HealthSchema) })
+export const Complete = Schema.TaggedStruct("Complete", { phase: Schema.Number, at: Schema.Number, health: Schema.optional(HealthSchema) })
+/** `at`: when (epoch ms): the hold's clock stops from the Pause's `at` to the Resume's */
+export const Pause = Schema.TaggedStruct("Pause", { at: Schema.Number })
+export const Resume = Schema.TaggedStruct("Resume", { at: Schema.Number })
 export const Revert = Schema.TaggedStruct("Revert", { reason: Schema.optional(Schema.String), health: Schema.optional(HealthSchema) })
 
 const Input = Schema.Struct({
@@ -62,18 +66,31 @@ export interface Env {
 }
 
 type Args = Procedure.StepArgs<RolloutContext>
-const now = () => Clock.currentTimeMillis
 const withHealth = (c: RolloutContext, health: Health | undefined): RolloutContext => health === undefined ? c : { ...c, health }
 const reverted = (reason: string | undefined, health: Health | undefined, c: RolloutContext): RolloutContext =>
   ({ ...withHealth(c, health), reason: reason ?? "reverted by an operator" })
-// an Advance meant for a phase the rollout has left is refused (and logged)
-const forThisPhase = (phase: number | undefined, c: RolloutContext) => phase === undefined || phase === c.phase + 1
+const isLast = (c: RolloutContext) => c.phase + 1 >= c.phases.length
+/** the next phase, from `at`; a pause ends with it */
+const nextPhase = (at: number, health: Health | undefined, { pausedAt: _, ...c }: RolloutContext): RolloutContext =>
+  withHealth({ ...c, phase: c.phase + 1, phaseStartedAt: at, holdUntil: at + c.holdMillis }, health)
+// an Advance or Complete meant for a phase the rollout has left is refused (and logged)
+const forThisPhase = (phase: number, c: RolloutContext) => phase === c.phase + 1
+
+/**
+ * The event that moves a rollout on from phase `phase` (1 for the first) of `phases`.
+ */
+export const advance = (phases: number, phase: number, at: number, health?: Health) =>
+  phase >= phases
+    ? { _tag: "Complete" as const, phase, at, ...(health === undefined ? {} : { health }) }
+    : { _tag: "Advance" as const, phase, at, ...(health === undefined ? {} : { health }) }
 
 /**
  * The rollout procedure: the same shape in every runtime, so that its executions resume
  * anywhere. A phase is the `holding` wait; it has no timer: the runtime's health checks
- * (rolloutMonitor.ts) send `Advance` when `holdUntil` has passed and `Revert` when a
- * threshold is crossed, so the history holds the phase changes and nothing else.
+ * (rolloutMonitor.ts) send `Advance` (or `Complete`) when `holdUntil` has passed and
+ * `Revert` when a threshold is crossed, so the history holds the phase changes and
+ * nothing else. Every change but the revert (whose step migrates executions back) is one
+ * transition, with the time it happened carried by its event.
  */
 export const make = (env: Env) =>
   Procedure.make(rolloutName, {
@@ -81,42 +98,30 @@ export const make = (env: Env) =>
     description: "a phased rollout of a new version of a procedure (Runtime.rollout)",
     input: Input,
     context: Context,
-    events: Schema.Union(Pause, Resume, Advance, Revert),
+    events: Schema.Union(Pause, Resume, Advance, Complete, Revert),
     init: (i): RolloutContext => ({ ...i, phase: 0, phaseStartedAt: i.startedAt, holdUntil: i.startedAt + i.holdMillis })
   }, {
     initial: "holding",
     states: {
       holding: Procedure.wait({
         on: {
-          Pause: "pausing",
-          Advance: { goto: "advancing", guard: (e, c) => forThisPhase(e.phase, c), update: (e, c) => withHealth(c, e.health) },
+          Pause: { goto: "paused", update: (e, c) => ({ ...c, pausedAt: e.at }) },
+          Advance: { goto: "holding", guard: (e, c) => forThisPhase(e.phase, c) && !isLast(c), update: (e, c) => nextPhase(e.at, e.health, c) },
+          Complete: { goto: "completed", guard: (e, c) => forThisPhase(e.phase, c) && isLast(c), update: (e, c) => withHealth(c, e.health) },
           Revert: { goto: "reverting", update: (e, c) => reverted(e.reason, e.health, c) }
         }
-      }),
-      pausing: Procedure.step({
-        run: now,
-        next: "paused",
-        update: (at: number, c: RolloutContext): RolloutContext => ({ ...c, pausedAt: at })
       }),
       paused: Procedure.wait({
         on: {
-          Resume: "resuming",
-          Advance: { goto: "advancing", guard: (e, c) => forThisPhase(e.phase, c), update: (e, c) => withHealth(c, e.health) },
+          // the hold's clock stopped while paused
+          Resume: {
+            goto: "holding",
+            update: (e, { pausedAt, ...c }) => ({ ...c, holdUntil: c.holdUntil + Math.max(0, e.at - (pausedAt ?? e.at)) })
+          },
+          Advance: { goto: "holding", guard: (e, c) => forThisPhase(e.phase, c) && !isLast(c), update: (e, c) => nextPhase(e.at, e.health, c) },
+          Complete: { goto: "completed", guard: (e, c) => forThisPhase(e.phase, c) && isLast(c), update: (e, c) => withHealth(c, e.health) },
           Revert: { goto: "reverting", update: (e, c) => reverted(e.reason, e.health, c) }
         }
-      }),
-      resuming: Procedure.step({
-        run: now,
-        next: "holding",
-        // the hold's clock stopped while paused
-        update: (at: number, { pausedAt, ...c }: RolloutContext): RolloutContext => ({ ...c, holdUntil: c.holdUntil + Math.max(0, at - (pausedAt ?? at)) })
-      }),
-      advancing: Procedure.step({
-        run: now,
-        next: (_: number, c: RolloutContext) => c.phase + 1 >= c.phases.length ? "completed" : "holding",
-        targets: ["holding", "completed"],
-        update: (at: number, { pausedAt: _, ...c }: RolloutContext): RolloutContext =>
-          c.phase + 1 >= c.phases.length ? c : { ...c, phase: c.phase + 1, phaseStartedAt: at, holdUntil: at + c.holdMillis }
       }),
       reverting: Procedure.step({
         run: ({ context }: Args) => env.migrateBack(context.procedure, context.to, context.from),
@@ -129,42 +134,42 @@ export const make = (env: Env) =>
   })
 
 /**
- * What `Runtime.rollouts` shows of one rollout.
+ * What `Runtime.rollouts` shows of one rollout (and the HTTP API sends).
  */
-export interface RolloutStatus {
+export const RolloutStatus = Schema.Struct({
   /** the rollout's execution */
-  readonly id: string
-  readonly procedure: string
-  readonly from: number
-  readonly to: number
-  readonly phases: ReadonlyArray<number>
+  id: Schema.String,
+  procedure: Schema.String,
+  from: Schema.Number,
+  to: Schema.Number,
+  phases: Schema.Array(Schema.Number),
   /** 1 for the first phase */
-  readonly phase: number
+  phase: Schema.Number,
   /** the share of new starts that go to `to` now, in percent */
-  readonly share: number
-  /** `holding`, `pausing`, `paused`, `resuming`, `advancing`, `reverting`, `completed` or `reverted` */
-  readonly state: string
-  readonly status: Snapshot["status"]
+  share: Schema.Number,
+  /** `holding`, `paused`, `reverting`, `completed` or `reverted` */
+  state: Schema.String,
+  status: Status,
   /** when the phase began (epoch ms): its health is judged from here */
-  readonly phaseStartedAt: number
+  phaseStartedAt: Schema.Number,
   /** when the phase advances (epoch ms), unless paused or reverted */
-  readonly holdUntil: number
+  holdUntil: Schema.Number,
   /** how long each phase holds */
-  readonly hold: string
-  /** what reverts it */
-  readonly revertWhen: {
-    readonly failureRate: number
-    readonly minExecutions: number
-    /** p99 bars in ms */
-    readonly p99State?: number | undefined
-    readonly p99Execution?: number | undefined
-    readonly restarts?: number | undefined
-  }
+  hold: Schema.String,
+  /** what reverts it (the p99 bars in ms) */
+  revertWhen: Schema.Struct({
+    failureRate: Schema.Number,
+    minExecutions: Schema.Number,
+    p99State: Schema.optional(Schema.Number),
+    p99Execution: Schema.optional(Schema.Number),
+    restarts: Schema.optional(Schema.Number)
+  }),
   /** both versions' health over the phase: the latest check's while under way, the last committed one after */
-  readonly health?: Health | undefined
+  health: Schema.optional(HealthSchema),
   /** why it reverted */
-  readonly reason?: string | undefined
-}
+  reason: Schema.optional(Schema.String)
+}).annotations({ identifier: "RolloutStatus" })
+export interface RolloutStatus extends Schema.Schema.Type<typeof RolloutStatus> {}
 
 /** The share of new starts a rollout in this snapshot sends to its new version. */
 const shareOf = (s: Snapshot, c: RolloutContext) =>

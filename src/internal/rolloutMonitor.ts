@@ -11,7 +11,7 @@ import type { StoreService } from "../Store.js"
 import { statuses, terminal } from "./statuses.js"
 import * as Deadlines from "./deadlines.js"
 import type { Active, Routes } from "./rollout.js"
-import { rolloutName } from "./rollout.js"
+import { advance, rolloutName } from "./rollout.js"
 import type { Health, Recorder } from "./rolloutHealth.js"
 import { judge } from "./rolloutHealth.js"
 
@@ -71,7 +71,7 @@ export const make = (deps: Deps) => {
         yield* Effect.logWarning(`Rollout of ${status.procedure} (version ${status.from} to ${status.to}): reverting, ${reason}`)
         yield* deps.send(status.id, { _tag: "Revert", reason, health })
       } else if (now >= context.holdUntil) {
-        yield* deps.send(status.id, { _tag: "Advance", phase: status.phase, health })
+        yield* deps.send(status.id, advance(status.phases.length, status.phase, now, health))
       }
     }).pipe(
       // the next check tries again; an event another runtime sent first is refused by the rollout

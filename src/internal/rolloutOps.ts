@@ -13,7 +13,7 @@ import type * as Procedure from "../Procedure.js"
 import type { SendResult } from "./eventWaiters.js"
 import type { RolloutInput, RolloutStatus, Routes } from "./rollout.js"
 import type { Health } from "./rolloutHealth.js"
-import { rolloutName, statusOf } from "./rollout.js"
+import { advance, rolloutName, statusOf } from "./rollout.js"
 import type { Compiled } from "./transition.js"
 import { procedureKey } from "./transition.js"
 
@@ -141,11 +141,13 @@ export const make = (deps: Deps) => {
     Effect.gen(function*() {
       const active = deps.routes.active(procedure)
       if (active === undefined) return yield* new ExecutionNotFound({ executionId: `${rolloutName} of ${procedure} (no rollout of it is under way)` })
+      const at = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
       const event = action === "revert"
         ? { _tag: events[action], ...(options?.reason === undefined ? {} : { reason: options.reason }) }
         // meant for the phase shown: an advance the health checks made meanwhile is not repeated
-        : action === "advance" ? { _tag: events[action], phase: active.phase } : { _tag: events[action] }
-      const result = yield* deps.sendAndWait(active.id, event)
+        : action === "advance" ? advance(active.phases.length, active.phase, at) : { _tag: events[action], at }
+      // no expected version is given, so none can conflict
+      const result = yield* Effect.catchTag(deps.sendAndWait(active.id, event), "VersionConflict", Effect.die)
       if (result._tag === "Discarded") {
         const now = statusOf(result.snapshot)
         return yield* new InvalidTransition({
@@ -157,7 +159,8 @@ export const make = (deps: Deps) => {
             `look at its status (proctor rollout status ${procedure}) and ask again.`
         })
       }
-      return status(yield* deps.get(active.id))
+      // right after the event: paused, holding (the next phase), completed or reverting
+      return status(result.snapshot)
     })
 
   return { start, list, control }
