@@ -10,7 +10,7 @@
  * from the run fiber when the effect before it has finished, and returns what the fiber
  * does next.
  */
-import type { FiberRefs, HashMap, Tracer } from "effect"
+import type { FiberRefs, HashMap, MetricLabel, Tracer } from "effect"
 import { Cause, Deferred, Duration, Effect, Effectable, Either, Exit, FiberRef, Option } from "effect"
 import type { InvalidTransition, StoreError } from "../Errors.js"
 import { TimeoutError, VersionConflict } from "../Errors.js"
@@ -74,6 +74,7 @@ const toWait = Effect.succeed<Signal>("wait")
 const toIdle = Effect.succeed<Signal>("idle")
 const toDone = Effect.succeed<Signal>("done")
 const noRejection = Effect.succeed(Option.none<InvalidTransition>())
+const noTags: ReadonlyArray<MetricLabel.MetricLabel> = []
 
 export const versionConflict = (snapshot: Snapshot, expected: number) =>
   new VersionConflict({ executionId: snapshot.id, expected, actual: snapshot.seq, state: snapshot.state, status: snapshot.status })
@@ -155,9 +156,12 @@ export class Run extends Effectable.Class<void, StoreError> {
   private sinceTurn = 0
   /** the attempt in flight (a run makes one at a time) */
   private current: StepAttempt | undefined = undefined
-  /** made once per run: the loop's continuations, what follows an attempt, and what ends the run */
-  private readonly next: (signal: Signal) => Effect.Effect<void, StoreError>
-  private readonly again: () => Effect.Effect<void, StoreError>
+  /**
+   * made once per run: the loop's continuation (after a turn that ends in a `Signal`,
+   * another turn or the end; after anything else, another turn), what follows an attempt,
+   * and what ends the run
+   */
+  private readonly again: (signal?: unknown) => Effect.Effect<void, StoreError>
   private readonly attempt: Effect.Effect<void, StoreError>
   /** the run and what ends it, until the run is first committed; then undefined */
   private wrapped: Effect.Effect<void> | undefined
@@ -170,8 +174,7 @@ export class Run extends Effectable.Class<void, StoreError> {
   ) {
     super()
     this.id = handle.id
-    this.next = (signal) => signal === "continue" ? this.loop() : this.settle(signal)
-    this.again = () => this.loop()
+    this.again = (signal) => signal === "wait" || signal === "idle" || signal === "done" ? this.settle(signal) : this.loop()
     this.attempt = Effect.matchCauseEffect(restore(new Attempt(this)), {
       onFailure: (cause) => this.afterStep(Exit.failCause(cause)),
       onSuccess: (value) => this.afterStep(Exit.succeed(value))
@@ -271,7 +274,7 @@ export class Run extends Effectable.Class<void, StoreError> {
     }
     const s = this.cached.machine.snapshot
     const state = stateOf(this.def, s.state)!
-    if (s.status !== "running" || state._tag !== "Step") return Effect.flatMap(this.reconcile(), this.next)
+    if (s.status !== "running" || state._tag !== "Step") return Effect.flatMap(this.reconcile(), this.again)
     // the hot path: the next attempt of a running step, unless the last one ran past its timeout
     const timedOut = this.handle.timedOut
     if (timedOut !== undefined) {
@@ -390,8 +393,8 @@ export class Run extends Effectable.Class<void, StoreError> {
     cached.machine = next
     const status = next.snapshot.status
     handle.spins = status === "running" || status === "compensating" ? handle.spins + 1 : 0
-    stateDuration.unsafeUpdate(t.duration, [])
-    transitionsTotal.unsafeUpdate(1, [])
+    stateDuration.unsafeUpdate(t.duration, noTags)
+    transitionsTotal.unsafeUpdate(1, noTags)
     if (next.snapshot.visit !== s.visit) handle.retry = undefined
     if (next.snapshot.visit !== s.visit || isTerminal(status)) this.enterStateSpan(next.snapshot)
     if (isTerminal(status) !== isTerminal(s.status)) {

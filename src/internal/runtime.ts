@@ -42,6 +42,7 @@ import * as Resilience from "./resilience.js"
 import * as Quotas from "./resilienceQuotas.js"
 import type { Shared } from "./shared.js"
 import { shuttingDownWait } from "./shared.js"
+import { withRunScheduler } from "./scheduler.js"
 import * as Spans from "./spans.js"
 import * as StoreHealth from "./storeHealth.js"
 import * as Supervisor from "./supervisor.js"
@@ -65,9 +66,20 @@ export type { CancelOptions, MigrateAllOptions, MigrateOptions, RuntimeOptions, 
  * with random (v4) ids against 107k with v7 ids (.scratch rawx driver, this machine).
  */
 export const newId = (now: number) => {
-  const time = Math.max(0, Math.floor(now)).toString(16).padStart(12, "0").slice(-12)
-  return `${time.slice(0, 8)}-${time.slice(8)}-7${crypto.randomUUID().slice(15)}`
+  const millis = Math.max(0, Math.floor(now))
+  if (millis !== idMillis) {
+    idMillis = millis
+    const time = millis.toString(16).padStart(12, "0").slice(-12)
+    idPrefix = `${time.slice(0, 8)}-${time.slice(8)}-7`
+  }
+  // `toLowerCase` (these characters are lower case already) returns the id as one flat
+  // string: concatenated, it is a rope of five pieces around a slice of the UUID, 208 B
+  // kept for as long as the execution is in memory instead of 56 B
+  return (idPrefix + crypto.randomUUID().slice(15)).toLowerCase()
 }
+/** the time part of the ids of the current millisecond */
+let idMillis = -1
+let idPrefix = ""
 export const make = Effect.fnUntraced(function*(unwatched: StoreService, options: RuntimeOptions) {
   // the store, watched for outages (Runtime.health)
   const outage = StoreHealth.make(unwatched)
@@ -135,7 +147,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   })
   const fork = yield* FiberSet.runtime(fibers)<never>()
   // a fiber starts with the runtime flags of the runtime that forks it: the runs' start uninterruptible
-  const forkRun = yield* Effect.uninterruptible(FiberSet.runtime(fibers)<never>())
+  const forkRun = yield* Effect.uninterruptible(withRunScheduler(FiberSet.runtime(fibers)<never>()))
   const counts = { closed: false, active: 0, parked: 0 }
   yield* Effect.addFinalizer(() => Effect.sync(() => void (counts.closed = true)))
   const handles = new Map<string, Handle>()

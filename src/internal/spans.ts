@@ -10,7 +10,7 @@
  * the runtime's `tracing: false` no span is made at all.
  */
 import type { FiberId } from "effect"
-import { Cause, Chunk, Clock, Context, DefaultServices, Effect, Equal, Exit, Fiber, FiberRef, FiberRefs, HashMap, Option, Tracer } from "effect"
+import { Cause, Chunk, Clock, Context, DefaultServices, Effect, Exit, Fiber, FiberRef, FiberRefs, HashMap, Option, Tracer } from "effect"
 
 /**
  * Makes spans as `Effect.makeSpan` would in the fiber that made it. One object with shared
@@ -328,7 +328,10 @@ type Stack = ReadonlyArray<readonly [FiberId.Single, unknown]>
 const push = (stack: Stack | undefined, id: FiberId.Single, value: unknown): [readonly [FiberId.Single, unknown], ...Stack] => {
   const top: readonly [FiberId.Single, unknown] = [id, value]
   if (stack === undefined || stack.length === 0) return [top]
-  const from = Equal.equals(stack[0]![0], id) ? 1 : 0
+  // by reference: a fiber's id is one object, and `Equal.equals` would hash both ids (and
+  // keep a hash closure on each fiber's) when the top is another fiber's (the shared
+  // FiberRefs runs start from)
+  const from = stack[0]![0] === id ? 1 : 0
   const out = new Array<readonly [FiberId.Single, unknown]>(stack.length + 1 - from)
   out[0] = top
   for (let i = from; i < stack.length; i++) out[i + 1 - from] = stack[i]!
