@@ -44,8 +44,9 @@ export interface Options {
   /** how the report names the store. @default "the memory store" */
   readonly storeName?: string | undefined
   /**
-   * The folder of the crash-recovery check's SQLite file (and of the heap measurement's),
-   * used by child processes. @default a new folder in the system's temporary folder, removed afterwards
+   * Where the crash-recovery check and the heap measurement keep their SQLite files: a new
+   * folder made inside this one (created if missing) and removed afterwards.
+   * @default the system's temporary folder
    */
   readonly dir?: string | undefined
   /** the store the heap per execution is measured on. @default "sqlite" */
@@ -98,10 +99,15 @@ export interface Options {
  */
 export const run = (options: Options): Effect.Effect<Report> =>
   Effect.scoped(Effect.gen(function*() {
-    const dir = options.dir ?? (yield* Effect.acquireRelease(
-      Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "proctor-validate-"))),
+    // a folder of this run's own, so that a second run in the same `dir` starts afresh
+    const dir = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const parent = options.dir ?? os.tmpdir()
+        fs.mkdirSync(parent, { recursive: true })
+        return fs.mkdtempSync(path.join(parent, "proctor-validate-"))
+      }),
       (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true }))
-    ))
+    )
     return yield* runChecks({
       ...options,
       procedures: options.procedures.map((p) => "procedure" in p ? p : { procedure: p }),

@@ -35,12 +35,17 @@ const losesHistory = Layer.effect(
 
 const byId = (report: Validate.Report) => new Map(report.checks.map((c) => [c.id, c]))
 
-/** `reserve` is undone by a rollback, `charge` is not: a warning, not a failure. */
+/**
+ * `charge` runs before `reserve`, which a rollback undoes, but has no compensation of its
+ * own: a warning, not a failure. `ship` comes after the last compensated step (a saga's
+ * pivot): no warning.
+ */
 const PartlyUndone = Procedure.make("partly-undone", { version: 1, input: Schema.Struct({}), context: Schema.Struct({}) }, {
-  initial: "reserve",
+  initial: "charge",
   states: {
-    reserve: Procedure.step({ run: () => Effect.void, compensate: () => Effect.void, next: "charge" }),
-    charge: Procedure.step({ run: () => Effect.void, next: "done" }),
+    charge: Procedure.step({ run: () => Effect.void, next: "reserve" }),
+    reserve: Procedure.step({ run: () => Effect.void, compensate: () => Effect.void, next: "ship" }),
+    ship: Procedure.step({ run: () => Effect.void, next: "done" }),
     done: Procedure.final()
   }
 })
@@ -60,7 +65,10 @@ describe("Validate", () => {
       const partly = report.procedures.find((p) => p.name === "partly-undone")!
       assert.isTrue(partly.ok)
       assert.deepStrictEqual(partly.compensated, ["reserve"])
-      assert.deepStrictEqual(partly.warnings, ["a rollback undoes reserve but not charge: give it a `compensate` if it has effects to undo"])
+      assert.deepStrictEqual(partly.warnings, [
+        "charge can run before a step a rollback undoes (reserve) but has no `compensate`: a rollback from there leaves its effects; give it one if there are effects to undo"
+      ])
+      assert.deepStrictEqual(report.procedures.find((p) => p.name === "ops-approval")!.warnings, [])
       for (const id of ["registration", ...inProcess]) assert.isTrue(checks.get(id)!.ok, `${id}: ${checks.get(id)!.reason}`)
       assert.strictEqual(report.verdict, "NOT READY")
       assert.deepStrictEqual(report.failures, [

@@ -85,7 +85,7 @@ export const concurrency = (load: Load, trace: Trace, n: number) =>
     yield* Effect.forEach(ids, (id) => expectHistory(id, `execution ${id}`, expected), { concurrency: 16, discard: true })
     const listed = yield* Runtime.list({ procedure: load.concurrent.name, status: ["succeeded"], limit: n + 1 })
     yield* expect(listed.length === n, () => `the store lists ${listed.length} succeeded executions of ${n}`)
-    return { millis, detail: `${n.toLocaleString("en-US")} executions at once: each step ran once, each ended once (succeeded), in ${Math.round(millis).toLocaleString("en-US")} ms` }
+    return { millis, detail: `${n.toLocaleString("en-US")} executions at once: each step ran once, each ended once (succeeded), in ${Math.round(millis).toLocaleString("en-US")} ms (${Math.round(n * 4 / (millis / 1000)).toLocaleString("en-US")} transitions/s)` }
   })
 
 /** Transition overhead: executions of `steps` no-op steps, one at a time; wall-clock µs per committed transition. */

@@ -91,8 +91,8 @@ export const runChecks = (options: RunOptions): Effect.Effect<Report> =>
         figures.transitionMicros = round(r.micros, 1)
         figures.transitionsMeasured = r.transitions
         return r.micros <= limits.transitionMicros
-          ? Effect.succeed(`${round(r.micros, 1)} µs per transition (wall clock), over ${r.transitions} transitions of executions run one at a time`)
-          : Effect.fail(new Mismatch({ reason: `${round(r.micros, 1)} µs per transition, over the limit of ${limits.transitionMicros} µs: the store commits too slowly (a network or slow disk?)` }))
+          ? Effect.succeed(`${round(r.micros, 1).toLocaleString("en-US")} µs per transition (wall clock), over ${r.transitions} transitions of executions run one at a time`)
+          : Effect.fail(new Mismatch({ reason: `${round(r.micros, 1).toLocaleString("en-US")} µs per transition, over the limit of ${limits.transitionMicros.toLocaleString("en-US")} µs: the store commits too slowly (a network or slow disk?)` }))
       })]
     ]
     yield* say(`running the flows on ${options.storeName}`)
