@@ -410,6 +410,21 @@ describe("parallel states", () => {
       assert.strictEqual((yield* Runtime.list({ parentId: id })).length, 3)
     }).pipe(Effect.provide(layer(layerTempSqlite()))))
 
+  it.effect("on SQLite: an event two waiting regions take goes to both in one write, and both take it", () =>
+    Effect.gen(function*() {
+      const id = yield* Runtime.start(Twins, { done: [] })
+      const a = yield* regionUntil(id, "a", "waiting")
+      const b = yield* regionUntil(id, "b", "waiting")
+      const store = yield* Store.Store
+      // the store's own answer: both events, all or none
+      const ended = yield* Effect.flip(store.enqueueAll!([{ executionId: a, event: { _tag: "Ping" }, at: 0 }, { executionId: "none", event: { _tag: "Ping" }, at: 0 }]))
+      assert.strictEqual(ended.kind, "Conflict")
+      assert.deepStrictEqual(yield* store.inbox(a, 10), [])
+      yield* Runtime.send(id, Go.make({ by: "ops" }))
+      assert.strictEqual((yield* Runtime.await(id)).status, "succeeded")
+      for (const region of [a, b]) assert.strictEqual((yield* Runtime.history(region)).at(-1)!.cause, "event:Go")
+    }).pipe(Effect.provide(layer(layerTempSqlite()))))
+
   it.effect("a parallel state inside a compound state: its regions' procedures are named by its full path", () =>
     Effect.gen(function*() {
       const id = yield* Runtime.start(Nested, { done: [] })

@@ -177,6 +177,7 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
         }
         return succeed(op.entries.map(({ at, event, executionId }) => {
           const info = enqueue.run(executionId, event === undefined ? null : JSON.stringify(event), at, executionId)
+          countInbox(executionId, 1)
           return { executionId, seq: Number(info.lastInsertRowid), event, at }
         }))
       }
