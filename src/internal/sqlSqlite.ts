@@ -271,16 +271,18 @@ export const make = (db: Database.Database, t: Tables, what: string, files?: Fil
     db.prepare(`SELECT ${executionColumns.join(", ")} FROM ${t.executions} WHERE execution_id IN (${new Array(n).fill("?").join(", ")})`)
       .raw(true)
   const byIds = inList(chunk)
+  // the row as values (see `executionRow`): 6-8 against 12-14 µs of CPU per read, measured alone at a load of 13
+  const byIdRaw = db.prepare(`SELECT ${executionColumns.join(", ")} FROM ${t.executions} WHERE execution_id = ?`).raw(true)
   const reads = {
     get: (id: string) => {
       const known = recent.get(id)
       if (known !== undefined) return known
       startRead()
-      const row = byId.get(id) as Row | undefined
-      if (row !== undefined) {
-        if (recent.size >= maxRecent) recent.clear()
-        recent.set(id, row)
-      }
+      const values = byIdRaw.get(id) as ReadonlyArray<unknown> | undefined
+      if (values === undefined) return undefined
+      const row = executionRow(values)
+      if (recent.size >= maxRecent) recent.clear()
+      recent.set(id, row)
       return row
     },
     many: (ids: ReadonlyArray<string>) => {
