@@ -119,7 +119,7 @@ describe("Validate", () => {
       const markdown = Validate.toMarkdown(report)
       assert.include(markdown, "**READY**")
       assert.notInclude(markdown, "not measured")
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped), 240_000)
 
   it.live("each kind of check fails when what it checks is broken, and the verdict is NOT READY with each reason", () =>
     Effect.gen(function*() {
@@ -148,7 +148,7 @@ describe("Validate", () => {
       const markdown = Validate.toMarkdown(report)
       assert.include(markdown, "**NOT READY**")
       assert.include(markdown, "## Why not ready")
-    }))
+    }), 240_000)
 
   it.live("a store that holds an application's executions is refused and left as it was", () =>
     Effect.gen(function*() {

@@ -623,7 +623,7 @@ describe("proctor validate", () => {
       assert.include(r.err, "Error: NOT READY")
       // the checks ran in a folder beside the database, removed; the database was never created
       assert.deepStrictEqual(fs.readdirSync(folder), [])
-    }))
+    }), 240_000)
 })
 
 describe("proctor CLI: the database", () => {
