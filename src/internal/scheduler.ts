@@ -14,6 +14,8 @@ import { Effect, FiberRef, Scheduler } from "effect"
 const maxNextTickBeforeTimer = 2048
 
 const runner = new Scheduler.SchedulerRunner((depth, drain) => {
+  // the event loop's turn, as Effect's own scheduler takes it: not time a step or a timer sees
+  // eslint-disable-next-line no-restricted-globals
   if (depth >= maxNextTickBeforeTimer) setTimeout(() => drain(0), 0)
   else Promise.resolve(undefined).then(() => drain(depth + 1))
 })
