@@ -8,6 +8,7 @@ import type { StoreError } from "proctor"
 import type { Execution } from "proctor"
 import * as Server from "../src/http/Server.js"
 import { journal, Journal, record, Rejected } from "./fixtures/procedures.js"
+import { layerFreshPg } from "./fixtures/sqlPg.js"
 import { layerTempSqlite } from "./fixtures/sqlTemp.js"
 
 const Ctx = Schema.Struct({ done: Schema.Array(Schema.String) })
@@ -183,6 +184,23 @@ const regionUntil = (parent: string, name: string, status: Execution.Status) =>
     }
     return yield* Effect.dieMessage(`region ${name} of ${parent} never became ${status}`)
   })
+
+/** Two waiting regions take Go sent to their parent; the store's `enqueueAll` writes all or none. */
+const twinsTakeGo = Effect.gen(function*() {
+  const id = yield* Runtime.start(Twins, { done: [] })
+  const a = yield* regionUntil(id, "a", "waiting")
+  const b = yield* regionUntil(id, "b", "waiting")
+  const store = yield* Store.Store
+  // the store's own answer: both events or none
+  const ended = yield* Effect.flip(store.enqueueAll!([{ executionId: a, event: { _tag: "Ping" }, at: 0 }, { executionId: "none", event: { _tag: "Ping" }, at: 0 }]))
+  assert.strictEqual(ended.kind, "Conflict")
+  assert.deepStrictEqual(yield* store.inbox(a, 10), [])
+  yield* Runtime.send(id, Go.make({ by: "ops" }))
+  assert.strictEqual((yield* Runtime.await(id)).status, "succeeded")
+  for (const region of [a, b]) assert.strictEqual((yield* Runtime.history(region)).at(-1)!.cause, "event:Go")
+})
+
+const pgUrl = process.env.PROCTOR_TEST_PG_URL
 
 describe("parallel states", () => {
   it.effect("all: the regions run at once as child executions; when every one succeeded, next, with their contexts merged", () =>
@@ -411,19 +429,10 @@ describe("parallel states", () => {
     }).pipe(Effect.provide(layer(layerTempSqlite()))))
 
   it.effect("on SQLite: an event two waiting regions take goes to both in one write, and both take it", () =>
-    Effect.gen(function*() {
-      const id = yield* Runtime.start(Twins, { done: [] })
-      const a = yield* regionUntil(id, "a", "waiting")
-      const b = yield* regionUntil(id, "b", "waiting")
-      const store = yield* Store.Store
-      // the store's own answer: both events, all or none
-      const ended = yield* Effect.flip(store.enqueueAll!([{ executionId: a, event: { _tag: "Ping" }, at: 0 }, { executionId: "none", event: { _tag: "Ping" }, at: 0 }]))
-      assert.strictEqual(ended.kind, "Conflict")
-      assert.deepStrictEqual(yield* store.inbox(a, 10), [])
-      yield* Runtime.send(id, Go.make({ by: "ops" }))
-      assert.strictEqual((yield* Runtime.await(id)).status, "succeeded")
-      for (const region of [a, b]) assert.strictEqual((yield* Runtime.history(region)).at(-1)!.cause, "event:Go")
-    }).pipe(Effect.provide(layer(layerTempSqlite()))))
+    twinsTakeGo.pipe(Effect.provide(layer(layerTempSqlite()))))
+
+  it.live.skipIf(pgUrl === undefined)("on Postgres: an event two waiting regions take goes to both in one write, and both take it", () =>
+    twinsTakeGo.pipe(Effect.provide(layer(layerFreshPg(pgUrl!).pipe(Layer.orDie)))), 60_000)
 
   it.effect("a parallel state inside a compound state: its regions' procedures are named by its full path", () =>
     Effect.gen(function*() {

@@ -43,6 +43,8 @@ import * as Quotas from "./resilienceQuotas.js"
 import type { Shared } from "./shared.js"
 import { shuttingDownWait } from "./shared.js"
 import { withRunScheduler } from "./scheduler.js"
+import type { Accepted } from "./regionSend.js"
+import * as RegionSend from "./regionSend.js"
 import * as Spans from "./spans.js"
 import * as StoreHealth from "./storeHealth.js"
 import * as Supervisor from "./supervisor.js"
@@ -360,8 +362,6 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       return { snapshot, compiled, decoded, encoded, now, refuse }
     })
 
-  type Accepted = { readonly encoded: unknown; readonly now: number; readonly refuse: (snapshot: Snapshot) => InvalidTransition }
-
   /** Puts an accepted event in the execution's durable inbox. */
   const write = (id: string, accepted: Accepted) =>
     // the store refuses, atomically, an execution that has ended since it was read
@@ -371,37 +371,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
           Option.isSome(found) && isTerminal(found.value.status) ? Effect.fail(accepted.refuse(found.value)) : Effect.fail(error)))
     )
 
-  /** The executions that take an event sent to `id`: it, or the regions of the parallel state it is in that take it. */
-  const takers = (
-    id: string,
-    event: unknown,
-    span: Tracer.Span | undefined
-  ): Effect.Effect<ReadonlyArray<readonly [string, Accepted]>, ExecutionNotFound | ValidationError | InvalidTransition | StoreError> =>
-    Effect.flatMap(getSnapshot(id), (snapshot) => {
-      const to = children.receivers(snapshot, event)
-      return to !== undefined
-        ? children.collect(to, (region) => takers(region, event, span))
-        : Effect.map(accept(id, event, undefined, span, snapshot), (accepted) => [[id, accepted] as const])
-    })
-
-  /**
-   * Puts accepted events in their executions' inboxes in one write (`Store.enqueueAll`; a
-   * store without it writes them one by one), then wakes them. When one of them has ended
-   * since it was read, nothing is written: refused as `write` refuses.
-   */
-  const writeAll = (taken: ReadonlyArray<readonly [string, Accepted]>, span: Tracer.Span | undefined) =>
-    Effect.zipRight(
-      store.enqueueAll === undefined || taken.length === 1
-        ? Effect.forEach(taken, ([id, accepted]) => write(id, accepted), { discard: true })
-        : store.enqueueAll(taken.map(([executionId, accepted]) => ({ executionId, event: accepted.encoded, at: accepted.now }))).pipe(
-          Effect.catchIf((error) => error.kind === "Conflict", (error) =>
-            Effect.flatMap(Effect.forEach(taken, ([id]) => store.get(id)), (found): Effect.Effect<never, InvalidTransition | StoreError> => {
-              const i = found.findIndex((s) => Option.isSome(s) && isTerminal(s.value.status))
-              return i < 0 ? Effect.fail(error) : Effect.fail(taken[i]![1].refuse(Option.getOrThrow(found[i]!)))
-            }))
-        ),
-      Effect.forEach(taken, ([id]) => wake(id, span), { discard: true })
-    )
+  const regionSend = RegionSend.make({ store, children, getSnapshot, accept, write, wake })
 
   /**
    * Validates an event and puts it in the execution's durable inbox, unless `refuse` finds
@@ -425,7 +395,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const sendTo = (id: string, event: unknown, span: Tracer.Span | undefined): Effect.Effect<void, ExecutionNotFound | ValidationError | InvalidTransition | StoreError> =>
     Effect.flatMap(getSnapshot(id), (snapshot) => {
       const to = children.receivers(snapshot, event)
-      if (to !== undefined) return Effect.flatMap(children.collect(to, (region) => takers(region, event, span)), (taken) => writeAll(taken, span))
+      if (to !== undefined) return regionSend.toRegions(to, event, span)
       return Effect.flatMap(accept(id, event, undefined, span, snapshot), (accepted) => {
         const queued = Effect.zipRight(write(id, accepted), wake(id, span))
         const direct = cluster?.route === undefined ? wakeDirect.attempt(accepted, span) : undefined
