@@ -167,7 +167,9 @@ export const RolloutStatus = Schema.Struct({
   /** both versions' health over the phase: the latest check's while under way, the last committed one after */
   health: Schema.optional(HealthSchema),
   /** why it reverted */
-  reason: Schema.optional(Schema.String)
+  reason: Schema.optional(Schema.String),
+  /** the controls it takes now (`Runtime.controlRollout`) */
+  controls: Schema.Array(Schema.Literal("pause", "resume", "advance", "revert"))
 }).annotations({ identifier: "RolloutStatus" })
 export interface RolloutStatus extends Schema.Schema.Type<typeof RolloutStatus> {}
 
@@ -200,7 +202,8 @@ export const statusOf = (s: Snapshot): RolloutStatus => {
       ...optional("restarts", c.restarts)
     },
     ...optional("health", c.health),
-    ...optional("reason", c.reason)
+    ...optional("reason", c.reason),
+    controls: s.state === "holding" ? ["pause", "advance", "revert"] : s.state === "paused" ? ["resume", "advance", "revert"] : []
   }
 }
 

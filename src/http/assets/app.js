@@ -4,6 +4,7 @@
 
 import { STATUSES, TERMINAL, api, h, badge, elapsed, when, toast, dismissToast } from "./dom.js"
 import { dependenciesPanel } from "./dependencies.js"
+import { rolloutsPanel } from "./rollouts.js"
 
 // ---------------------------------------------------------------------------
 // state
@@ -12,6 +13,7 @@ const state = {
   procedures: [],
   /** whether a step names a dependency: the list page then refreshes its panel now and then */
   dependencies: false,
+  rollouts: false,
   filter: new Set(),
   /** the tenant filter ("" for all) */
   tenant: "",
@@ -97,11 +99,14 @@ const listView = async () => {
   h("input", { id: "tenant-filter", name: "tenant", "data-testid": "tenant-filter", value: state.tenant, placeholder: "all tenants" }))
   const dependencies = await dependenciesPanel()
   state.dependencies = dependencies !== null
+  const rollouts = await rolloutsPanel(render)
+  state.rollouts = rollouts !== null
   // the versions' in-flight counts change with every execution: read them with the list
   state.procedures = await api("/api/procedures")
   root.append(
     h("h1", {}, "Executions"),
     h("div", { class: "card" }, filters, tenantFilter, table),
+    ...(rollouts === null ? [] : [rollouts]),
     ...(dependencies === null ? [] : [dependencies]),
     versionsCard(),
     startForm()
@@ -494,9 +499,9 @@ const main = async () => {
   document.getElementById("toast").addEventListener("click", dismissToast)
   await render()
   connect()
-  // a breaker changes on failed attempts, which are not transitions: no live event says so
+  // a breaker changes on failed attempts, a rollout's health with its versions' executions: no live event of theirs says so
   window.setInterval(() => {
-    if (state.route.page === "list" && state.dependencies) render()
+    if (state.route.page === "list" && (state.dependencies || state.rollouts)) render()
   }, 3000)
 }
 
