@@ -1,3 +1,4 @@
+/* global window */
 // The dashboard's Rollouts panel: the latest rollout of each procedure (GET /api/rollouts):
 // its phase and share, both versions' health over the phase, why it reverted, and buttons
 // for the controls the server says it takes now (POST /api/rollouts/:name/:control).
