@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const out = path.join(root, ".examples-check")
-const publicModules = ["index", "Procedure", "Runtime", "Execution", "Errors", "Store", "SqlStore", "Cluster", "Validate", "http/Server", "mcp/main"]
+const publicModules = ["index", "Procedure", "Runtime", "Execution", "Errors", "Store", "SqlStore", "Cluster", "Validate", "Dependency", "Plugin", "AuditLog", "http/Server", "mcp/main"]
 
 /** @type {Array<{ from: string, line: number, code: string }>} */
 const blocks = []
