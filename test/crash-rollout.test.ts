@@ -4,24 +4,17 @@
  * phase 2's share at once (the routing table rebuilt from the store), keeps the phase's
  * hold, and carries on from phase 2: no phase skipped or repeated in the rollout's history.
  */
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 
+import { runScript } from "./fixtures/runScript.js"
+
 const script = path.join(__dirname, "fixtures", "crash-rollout.ts")
 
-const run = (args: ReadonlyArray<string>) =>
-  Effect.async<{ code: number | null; signal: NodeJS.Signals | null; out: string }>((resume) => {
-    const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { stdio: ["ignore", "pipe", "pipe"] })
-    let out = ""
-    child.stdout.on("data", (chunk: Buffer) => void (out += chunk.toString()))
-    child.stderr.on("data", (chunk: Buffer) => void (out += chunk.toString()))
-    child.on("exit", (code, signal) => resume(Effect.succeed({ code, signal, out })))
-    return Effect.sync(() => child.kill("SIGKILL"))
-  }).pipe(Effect.timeout("60 seconds"))
+const run = (args: ReadonlyArray<string>) => runScript(script, args)
 
 describe("crash: a rollout killed mid-phase", () => {
   it.scoped("carries on from its committed phase, routing by it at once, no phase skipped or repeated", () =>

@@ -8,7 +8,6 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -16,18 +15,11 @@ import { parseScxml } from "../src/internal/chart/scxml.js"
 import { ScxmlSession } from "../src/internal/chart/session.js"
 import { chartXml, events } from "./fixtures/crash-chart.js"
 
+import { runScript } from "./fixtures/runScript.js"
+
 const script = path.join(__dirname, "fixtures", "crash-chart.ts")
 
-/** Runs the script to its end (or its death): its exit and what it printed. */
-const run = (args: ReadonlyArray<string>) =>
-  Effect.async<{ readonly code: number | null; readonly signal: NodeJS.Signals | null; readonly out: string }>((resume) => {
-    const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { stdio: ["ignore", "pipe", "pipe"] })
-    let out = ""
-    child.stdout.on("data", (chunk: Buffer) => void (out += chunk.toString()))
-    child.stderr.on("data", (chunk: Buffer) => void (out += chunk.toString()))
-    child.on("exit", (code, signal) => resume(Effect.succeed({ code, signal, out })))
-    return Effect.sync(() => child.kill("SIGKILL"))
-  }).pipe(Effect.timeout("60 seconds"))
+const run = (args: ReadonlyArray<string>) => runScript(script, args)
 
 interface End {
   readonly state: string
