@@ -18,7 +18,6 @@ import * as Spans from "./spans.js"
 import { procedureKey } from "./transition.js"
 
 export type { Restore, SupervisorOps } from "./run.js"
-export { versionConflict } from "./run.js"
 
 export const make = (shared: Shared, supervisor: SupervisorOps) => {
   const { loadMachine, detach } = Load.make(shared)

@@ -1,8 +1,9 @@
 /**
- * One run of an execution's actor: the loop that handles queued messages, then does what
- * the committed snapshot calls for (a step's attempt, an event from the inbox, a timer, a
- * compensation), committing each outcome before the next step. It ends when the execution
- * ends, parks, or leaves memory; `actor.ts` starts it, the supervisor decides what follows.
+ * One run of an execution's actor: the loop that serves queued messages (`messages.ts`),
+ * then does what the committed snapshot calls for: a step's attempt (here), or an event
+ * from the inbox, a timer, a compensation (`reconcile.ts`), committing each outcome before
+ * the next step (`apply`, here). It ends when the execution ends, parks, or leaves memory
+ * (`reconcile.ts`'s `settle`); `actor.ts` starts it, the supervisor decides what follows.
  *
  * A run is an object whose methods are shared by every run, not a closure per function
  * per run: an execution half-way through a step keeps its `Run`, the fiber's few stack
@@ -11,30 +12,29 @@
  * does next.
  */
 import type { FiberRefs, HashMap, MetricLabel, Tracer } from "effect"
-import { Cause, Deferred, Duration, Effect, Effectable, Either, Exit, FiberRef, Option } from "effect"
+import { Cause, Duration, Effect, Effectable, Exit, FiberRef, Option } from "effect"
 import type { InvalidTransition, StoreError } from "../Errors.js"
-import { TimeoutError, VersionConflict } from "../Errors.js"
+import { TimeoutError } from "../Errors.js"
 import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import type * as Procedure from "../Procedure.js"
 import { stateOf } from "../Procedure.js"
+import type { Commit } from "../Store.js"
 import type { Deadline } from "./deadlines.js"
-import type { LogAnnotations } from "./logAnnotations.js"
-import { settle as settleWaiter } from "./eventWaiters.js"
 import { fairTurn, roundsPerLook } from "./fairness.js"
-import { defaultLoopLimit } from "./limits.js"
 import * as Failures from "./failures.js"
 import type { Cached, CommandError, Handle, Msg, Phase, RunFiber } from "./handle.js"
 import { restore, runFiber } from "./handle.js"
+import { defaultLoopLimit } from "./limits.js"
+import type { LogAnnotations } from "./logAnnotations.js"
+import { serve } from "./messages.js"
 import { finishedBy, stateDuration, transitionsTotal } from "./metrics.js"
+import { reconcile, settle } from "./reconcile.js"
 import type { Hold } from "./resume.js"
-import type { Commit } from "../Store.js"
 import type { Shared } from "./shared.js"
-import * as Regions from "./regions.js"
 import * as Spans from "./spans.js"
-import * as Versions from "./versions.js"
-import type { Compiled, Input, Machine, Output } from "./transition.js"
-import { errorInfo, transition } from "./transition.js"
+import type { Compiled, Machine, Output } from "./transition.js"
+import { transition } from "./transition.js"
 
 export type { Restore } from "./handle.js"
 
@@ -68,16 +68,10 @@ export interface Env {
 export type StepState = Procedure.Step<string, unknown, unknown, unknown, unknown>
 
 /** What a turn of the loop leads to: another turn, or the end of the run and why. */
-type Signal = "continue" | "wait" | "idle" | "done"
+export type Signal = "continue" | "wait" | "idle" | "done"
 
-const toWait = Effect.succeed<Signal>("wait")
-const toIdle = Effect.succeed<Signal>("idle")
-const toDone = Effect.succeed<Signal>("done")
 const noRejection = Effect.succeed(Option.none<InvalidTransition>())
 const noTags: ReadonlyArray<MetricLabel.MetricLabel> = []
-
-export const versionConflict = (snapshot: Snapshot, expected: number) =>
-  new VersionConflict({ executionId: snapshot.id, expected, actual: snapshot.seq, state: snapshot.state, status: snapshot.status })
 
 /**
  * A step's attempt in flight: what it runs, its span, and its deadline, which is also the
@@ -105,14 +99,6 @@ class StepAttempt implements Deadline {
     if (handle.phase !== this) return
     handle.timedOut = { visit: this.visit, attempt: this.attempt }
     this.run.env.supervisor.restartNow(handle)
-  }
-}
-
-/** The timer of a wait state held in memory: firing it posts a `Timer` message. */
-class WaitTimer implements Deadline {
-  constructor(readonly at: number, readonly run: Run, readonly visit: number) {}
-  fire() {
-    this.run.env.supervisor.post(this.run.handle, { _tag: "Timer", visit: this.visit })
   }
 }
 
@@ -174,7 +160,7 @@ export class Run extends Effectable.Class<void, StoreError> {
   ) {
     super()
     this.id = handle.id
-    this.again = (signal) => signal === "wait" || signal === "idle" || signal === "done" ? this.settle(signal) : this.loop()
+    this.again = (signal) => signal === "wait" || signal === "idle" || signal === "done" ? settle(this, signal) : this.loop()
     this.attempt = Effect.matchCauseEffect(restore(new Attempt(this)), {
       onFailure: (cause) => this.afterStep(Exit.failCause(cause)),
       onSuccess: (value) => this.afterStep(Exit.succeed(value))
@@ -266,7 +252,7 @@ export class Run extends Effectable.Class<void, StoreError> {
     }
     const mailbox = this.handle.mailbox
     for (let msg = mailbox.poll(); msg !== undefined; msg = mailbox.poll()) {
-      if (msg._tag !== "Inbox") return Effect.flatMap(this.handleMessage(msg), this.again)
+      if (msg._tag !== "Inbox") return Effect.flatMap(serve(this, msg), this.again)
       // the span of the request that started this run is its parent: the others are linked
       if (msg.cause !== undefined && msg.cause !== Option.getOrUndefined(this.executionSpan.parent)) {
         this.executionSpan.addLinks([{ _tag: "SpanLink", span: msg.cause, attributes: {} }])
@@ -274,7 +260,7 @@ export class Run extends Effectable.Class<void, StoreError> {
     }
     const s = this.cached.machine.snapshot
     const state = stateOf(this.def, s.state)!
-    if (s.status !== "running" || state._tag !== "Step") return Effect.flatMap(this.reconcile(), this.again)
+    if (s.status !== "running" || state._tag !== "Step") return Effect.flatMap(reconcile(this), this.again)
     // the hot path: the next attempt of a running step, unless the last one ran past its timeout
     const timedOut = this.handle.timedOut
     if (timedOut !== undefined) {
@@ -425,7 +411,8 @@ export class Run extends Effectable.Class<void, StoreError> {
     this.stateSpan = undefined
   }
 
-  private enterStateSpan(snapshot: Snapshot) {
+  /** A new visit of a state (or the end): the last visit's span ends, the new one's starts. */
+  enterStateSpan(snapshot: Snapshot) {
     this.endStateSpan(Exit.void)
     if (isTerminal(snapshot.status)) return
     this.stateSpan = this.spans.make("proctor.state", this.executionSpan, {
@@ -440,180 +427,5 @@ export class Run extends Effectable.Class<void, StoreError> {
   end(exit: Exit.Exit<unknown, unknown>) {
     this.endStateSpan(exit)
     this.executionSpan.attribute("proctor.execution.status", this.cached.machine.snapshot.status)
-  }
-
-  /** Does what the committed snapshot calls for, when it is not an attempt of a running step. */
-  private reconcile(): Effect.Effect<Signal, StoreError> {
-    const s = this.cached.machine.snapshot
-    const { passivate } = this.env.shared.settings
-    switch (s.status) {
-      case "running":
-        // a step's attempt is the loop's (`loop`)
-        return toIdle
-      case "waiting":
-        return Effect.flatMap(this.env.shared.store.inbox(this.id, 1), (pending) => this.waiting(pending))
-      case "paused":
-      case "needs_intervention":
-        return passivate ? toIdle : toWait
-      case "compensating": {
-        // a region its parent rolls back: the parent runs its compensations, one `Compensate` at a time
-        if (this.cached.completed.length > 0 && this.cached.undoneByParent === true) return passivate ? toIdle : toWait
-        if (this.cached.completed.length > 0) return Effect.as(Failures.compensateLast(this), "continue")
-        return Effect.as(this.apply(transition(this.compiled, this.cached.machine, { _tag: "Compensated" }, this.now())), "done")
-      }
-      default:
-        return toDone
-    }
-  }
-
-  /** A wait state: consume the oldest event of the inbox, fire a timer that is due, or set it. */
-  private waiting(pending: ReadonlyArray<{ readonly seq: number; readonly event: unknown }>): Effect.Effect<Signal, StoreError> {
-    const { eventWaiters, deadlines, settings } = this.env.shared
-    const s = this.cached.machine.snapshot
-    // a sendAndWait whose event may be this one has not registered its waiter yet: it
-    // wakes the actor when it has
-    if (pending.length > 0 && !eventWaiters.isEnqueuing(this.id)) {
-      const entry = pending[0]!
-      const decodedEvent = this.compiled.decodeEvent(entry.event)
-      const waiter = eventWaiters.take(this.id, entry.seq)
-      const expected = waiter?.expectVersion
-      const conflict = expected !== undefined && expected !== s.seq ? versionConflict(s, expected) : undefined
-      const output: Output = conflict !== undefined
-        ? { _tag: "Discard", reason: { tag: conflict._tag, message: conflict.message } }
-        : Either.isLeft(decodedEvent)
-        ? { _tag: "Discard", reason: errorInfo(decodedEvent.left) }
-        : transition(this.compiled, this.cached.machine, { _tag: "Event", event: decodedEvent.right, encoded: entry.event, compensable: this.cached.completed.length > 0 }, this.now())
-      if (waiter === undefined) return Effect.as(this.apply(output, entry.seq), "continue")
-      return Effect.onError(this.apply(output, entry.seq), () => Effect.sync(() => eventWaiters.put(this.id, entry.seq, waiter))).pipe(
-        Effect.map(() => {
-          settleWaiter(waiter, conflict ?? (output._tag === "Discard"
-            ? { _tag: "Discarded", snapshot: this.cached.machine.snapshot, reason: output.reason }
-            : { _tag: "Consumed", snapshot: this.cached.machine.snapshot }))
-          return "continue"
-        })
-      )
-    }
-    if (s.timerDueAt !== undefined) {
-      const now = this.now()
-      if (s.timerDueAt <= now) return Effect.as(this.apply(transition(this.compiled, this.cached.machine, this.timerFired(), now)), "continue")
-      if (!settings.passivate || s.timerDueAt - now <= settings.horizon) {
-        const timer = this.handle.timer
-        // a chart state's timer moves within one visit (its next delayed send)
-        if (timer === undefined || timer.visit !== s.visit || timer.deadline.at !== s.timerDueAt) {
-          if (timer !== undefined) deadlines.remove(timer.deadline)
-          const deadline = new WaitTimer(s.timerDueAt, this, s.visit)
-          this.handle.timer = { visit: s.visit, deadline }
-          deadlines.add(deadline)
-        }
-        return toWait
-      }
-    }
-    return settings.passivate ? toIdle : toWait
-  }
-
-  private timerFired(): Input {
-    return { _tag: "TimerFired", compensable: this.cached.completed.length > 0 }
-  }
-
-  /** A command (pause, cancel, ...) or a wait state's timer. */
-  private handleMessage(msg: Exclude<Msg, { readonly _tag: "Inbox" }>): Effect.Effect<void, StoreError> {
-    const now = this.now()
-    const { cached, handle } = this
-    if (msg._tag === "Migrate") return this.migrate(msg)
-    if (msg._tag === "Timer") {
-      const s = cached.machine.snapshot
-      if (msg.visit !== s.visit || s.status !== "waiting") return Effect.void
-      handle.timer = undefined
-      return Effect.asVoid(this.apply(transition(this.compiled, cached.machine, this.timerFired(), now)))
-    }
-    const compensable = cached.completed.length > 0
-    const input: Input = msg.input._tag === "Rollback"
-      ? { ...msg.input, compensable }
-      : msg.input._tag === "Skip"
-      ? { ...msg.input, compensable }
-      : msg.input
-    if (input._tag === "Retry" || input._tag === "Resume") handle.retry = undefined
-    // a person acted: what follows is not a runaway loop
-    handle.spins = 0
-    const output = transition(this.compiled, cached.machine, input, now)
-    if (output._tag === "Serve" && input._tag === "Compensate") return Failures.compensateStep(this, input.stepSeq, msg.reply)
-    handle.current = msg.reply
-    return Effect.flatMap(this.apply(output), (rejected) => {
-      handle.current = undefined
-      if (input._tag === "Rollback" && Option.isNone(rejected)) cached.undoneByParent = Regions.undoneByParent(cached.machine.snapshot, input.undo)
-      return Option.isSome(rejected) ? Deferred.fail(msg.reply, rejected.value) : Deferred.succeed(msg.reply, cached.machine.snapshot)
-    })
-  }
-
-  /**
-   * Moves the execution to another version of its procedure, between steps (this message
-   * is served by the loop, never by stopping a step), committed as one transition; this
-   * run goes on with the new version's definition.
-   */
-  private migrate(msg: Extract<Msg, { readonly _tag: "Migrate" }>): Effect.Effect<void, StoreError> {
-    const { handle } = this
-    const migrated = Versions.migrate(msg.migration, this.cached.machine, this.now())
-    if (Either.isLeft(migrated)) return Deferred.fail(msg.reply, migrated.left)
-    const s = this.cached.machine.snapshot
-    const { machine, transition: t } = migrated.right
-    handle.current = msg.reply
-    return Effect.flatMap(this.env.shared.store.commit({ snapshot: machine.snapshot, expectedVersion: s.rowVersion, transition: t }), () => {
-      handle.current = undefined
-      const to = msg.migration.to
-      // the compensations still owed are those of the new version's states of the same name (as a reload finds them)
-      const cached: Cached = { compiled: to, machine, completed: this.cached.completed.filter((c) => to.compensable.has(c.state)) }
-      handle.cached = cached
-      handle.retry = undefined
-      handle.spins = 0
-      // the old state's timer is not the new one's (`waiting` sets the new one)
-      if (handle.timer !== undefined) {
-        this.env.shared.deadlines.remove(handle.timer.deadline)
-        handle.timer = undefined
-      }
-      this.cached = cached
-      this.compiled = to
-      this.def = to.def
-      this.enterStateSpan(machine.snapshot)
-      this.env.shared.publish(machine.snapshot, t)
-      return Deferred.succeed(msg.reply, machine.snapshot)
-    })
-  }
-
-  /** The run ends: the execution ended, parks, or leaves memory. */
-  private settle(signal: Exclude<Signal, "continue">): Effect.Effect<void, StoreError> {
-    const { handle, cached } = this
-    const { deadlines, handles, timerPoll, settings } = this.env.shared
-    const s = cached.machine.snapshot
-    if (handle.timer !== undefined && (s.status !== "waiting" || handle.timer.visit !== s.visit)) {
-      deadlines.remove(handle.timer.deadline)
-      handle.timer = undefined
-    }
-    if (signal === "done") {
-      // ended: leave memory, then refuse what is still queued from the terminal snapshot
-      handles.delete(this.id)
-      const now = this.now()
-      const replies: Array<Effect.Effect<boolean>> = []
-      for (const msg of this.handle.mailbox.drain()) {
-        if (msg._tag === "Migrate") replies.push(Deferred.fail(msg.reply, Versions.refuseNow(s, msg.migration.to.def.version)!))
-        if (msg._tag !== "Command") continue
-        const output = transition(this.compiled, cached.machine, msg.input, now)
-        replies.push(output._tag === "Reject" ? Deferred.fail(msg.reply, output.error) : Deferred.succeed(msg.reply, s))
-      }
-      return replies.length === 0 ? Effect.void : Effect.asVoid(Effect.all(replies))
-    }
-    // nothing to do until a message comes: leave memory (passivate) or park; either only when
-    // no message is waiting (checked and done in one synchronous step)
-    if (this.handle.mailbox.size > 0) return this.loop()
-    if (signal === "wait") {
-      handle.phase = { _tag: "Parking", fiber: this.self }
-      return Effect.void
-    }
-    handles.delete(this.id)
-    const due = s.status === "waiting" ? s.timerDueAt : undefined
-    if (due !== undefined && due - settings.horizon < timerPoll.planned) {
-      timerPoll.planned = due - settings.horizon
-      Deferred.unsafeDone(timerPoll.wake, Exit.void)
-    }
-    return Effect.void
   }
 }
