@@ -35,6 +35,7 @@ import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Duration, Effect, Layer, Option } from "effect"
 import type { DefinitionError, StoreError } from "./Errors.js"
+import * as Active from "./internal/clusterActive.js"
 import { ClusterHooks } from "./internal/clusterHooks.js"
 import type { Holder } from "./internal/clusterHooks.js"
 import * as Routing from "./internal/clusterRouting.js"
@@ -74,7 +75,7 @@ export interface Options<Ps extends ReadonlyArray<Procedure.Any>> extends Runtim
    */
   readonly scan?: Duration.DurationInput | undefined
   /**
-   * How long an operation asked of another runner (a command, `await`'s next answer,
+   * How long an operation asked of another runner (a command, a `migrate`, `await`'s next answer,
    * `sendAndWait`) keeps trying while no runner answers for the execution (its owner died
    * and its lease has not expired yet) before it fails with a `StoreError` of kind `Unavailable`.
    * @default "30 seconds"
@@ -150,7 +151,7 @@ export const layer = <const Ps extends ReadonlyArray<Procedure.Any>>(
     const owned: Ownership = { held, shardOf: (yield* SqlStore.Shards).shardOf }
     yield* Layer.build(Routing.handlers(holder, sharding, owned, lease))
     holder.route = yield* Routing.makeRouter(sharding, owned, { store, attempt: lease, requestTimeout })
-    yield* Effect.forkScoped(ownership(shards, owner, scan, held))
+    yield* Effect.forkScoped(ownership(shards, owner, prefix, scan, held))
   })
   return Layer.scopedDiscard(run).pipe(
     Layer.provideMerge(
@@ -198,8 +199,9 @@ const clustered = (prefix: string, watchMillis: number) =>
  * stops their actors), and now and then wakes the executions of its shards that no actor
  * here runs (started or sent an event on another runner).
  */
-const ownership = (count: number, owner: string, scanMillis: number, held: Set<number>) =>
+const ownership = (count: number, owner: string, prefix: string, scanMillis: number, held: Set<number>) =>
   Effect.gen(function*() {
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const sharding = yield* Sharding.Sharding
     const shards = yield* SqlStore.Shards
     const store = yield* Store
@@ -208,31 +210,39 @@ const ownership = (count: number, owner: string, scanMillis: number, held: Set<n
     const ids = Array.from({ length: count }, (_, i) => ShardId.make("default", i + 1))
     let lastScan = 0
     const tick = Effect.gen(function*() {
-      const gained: Array<number> = []
+      const given: Array<number> = []
       for (let shard = 1; shard <= count; shard++) {
         const has = sharding.hasShardId(ids[shard - 1]!)
-        if (has && !held.has(shard)) gained.push(shard)
+        if (has && !held.has(shard)) given.push(shard)
         else if (!has && held.has(shard)) {
           yield* shards.release(shard)
           held.delete(shard)
         }
       }
-      // a few at a time: one after another, a dead runner's 150 shards took seconds of round trips under load
-      yield* Effect.forEach(gained, (shard) => Effect.map(shards.claim(shard, owner), () => void held.add(shard)), {
-        concurrency: claimConcurrency,
-        discard: true
-      })
+      // a few at a time: one after another, a dead runner's 150 shards took seconds of round trips under load.
+      // A claim that fails is tried on the next tick; those that succeeded are resumed now.
+      const gained: Array<number> = []
+      yield* Effect.forEach(given, (shard) =>
+        shards.claim(shard, owner).pipe(
+          Effect.zipRight(Effect.sync(() => {
+            held.add(shard)
+            gained.push(shard)
+          })),
+          Effect.catchAll((error) => Effect.logWarning(`Cluster: could not claim shard ${shard}; trying again`, error))
+        ), { concurrency: claimConcurrency, discard: true })
+      gained.sort((a, b) => a - b)
       const now = yield* Clock.currentTimeMillis
-      if (gained.length === 0 && now - lastScan < scanMillis) return
-      lastScan = now
-      const wake = new Set(yield* store.active())
+      const scanDue = now - lastScan >= scanMillis
+      if (gained.length === 0 && !scanDue) return
+      const resume = (ids: ReadonlyArray<string>) => hooks.resume(ids.filter((id) => !hooks.inMemory(id)))
       if (gained.length > 0) {
         // timers due soon in the shards gained: the timer fiber looked before they were ours
-        for (const t of yield* store.dueTimers({ until: now + hooks.horizon, limit: 100_000 })) wake.add(t.id)
+        yield* resume((yield* store.dueTimers({ until: now + hooks.horizon, limit: 100_000 })).map((t) => t.id))
         hooks.wakeTimers()
       }
-      // as recovery does: the snapshots read in bulk, not one query per execution (docs/scale-out.md)
-      yield* hooks.resume([...wake].filter((id) => !hooks.inMemory(id)))
+      // a page at a time, as recovery does (docs/scale-out.md): the shards gained, or on a scan all those held
+      if (scanDue) lastScan = now
+      yield* Active.forEachPage(sql, prefix, scanDue ? [...held].sort((a, b) => a - b) : gained, resume)
     })
     while (true) {
       yield* tick.pipe(

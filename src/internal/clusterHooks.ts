@@ -2,7 +2,7 @@
  * What `Cluster.layer` and the runtime it runs need from each other. The runtime gives the
  * cluster its own operations (`RuntimeHooks`): waking an execution, whether one is in
  * memory, waking the timer fiber after the runner gained shards, and the operations the
- * messages routed to this runner call. The cluster gives the runtime a `Router`: an operation
+ * messages routed to this runner call (commands, `migrate`, `await`, `sendAndWait`). The cluster gives the runtime a `Router`: an operation
  * on an execution whose shard another runner owns goes there instead of running here. The
  * runtime attaches them when it finds this service in its context; the single-process
  * `Runtime.layer` never does.
@@ -33,6 +33,8 @@ export interface RuntimeHooks {
   readonly horizon: number
   /** this runtime's own operations, for the messages routed to it */
   readonly command: (id: string, input: CommandInput) => Effect.Effect<Snapshot, CommandError>
+  /** `migrate` to version `to` */
+  readonly migrate: (id: string, to: number) => Effect.Effect<Snapshot, CommandError>
   readonly await: (id: string) => Effect.Effect<Snapshot, ExecutionNotFound | StoreError>
   readonly sendAndWait: (id: string, event: unknown, options: SendAndWaitOptions | undefined) => Effect.Effect<SendResult, SendAndWaitError>
 }
@@ -41,6 +43,7 @@ export interface RuntimeHooks {
 export interface Router {
   readonly wake: (id: string, here: Effect.Effect<void>) => Effect.Effect<void>
   readonly command: (id: string, input: CommandInput, here: Effect.Effect<Snapshot, CommandError>) => Effect.Effect<Snapshot, CommandError>
+  readonly migrate: (id: string, to: number, here: Effect.Effect<Snapshot, CommandError>) => Effect.Effect<Snapshot, CommandError>
   readonly await: (
     id: string,
     here: Effect.Effect<Snapshot, ExecutionNotFound | StoreError>

@@ -4,9 +4,9 @@
  * `proctor/Execution` (its id is the execution id, so its shard is the execution's shard);
  * its messages are not persisted (Proctor's store and inbox are the durable record) and only
  * carry a request to the owner's runtime: wake the execution (after a `start` or a `send`
- * here), run an operator command, wait for the end, send an event and wait for its outcome.
- * The entity holds no state of its own: the owner's actor runs the execution as on one
- * process.
+ * here), run an operator command or a version migration (`migrate`), wait for the end,
+ * send an event and wait for its outcome. The entity holds no state of its own: the owner's
+ * actor runs the execution as on one process.
  *
  * A runner answers locally when it holds the shard (in the cluster and in the fenced
  * store), and sends the message otherwise; a refusal because the shard moved meanwhile
@@ -25,6 +25,7 @@ import { isTerminal, Snapshot } from "../Execution.js"
 import type { StoreService } from "../Store.js"
 import type { Holder, Router, RuntimeHooks, SendAndWaitError } from "./clusterHooks.js"
 import type { SendResult as SendResultType } from "./eventWaiters.js"
+import type { CommandError } from "./handle.js"
 
 const CommandInput = Schema.Union(
   Schema.TaggedStruct("Pause", {}),
@@ -46,6 +47,12 @@ export const Execution = Entity.make("proctor/Execution", [
   Rpc.make("Wake"),
   Rpc.make("Command", {
     payload: { input: CommandInput },
+    success: Snapshot,
+    error: Schema.Union(InvalidTransition, ExecutionNotFound, StoreError)
+  }),
+  // `Runtime.migrate` to version `to`
+  Rpc.make("Migrate", {
+    payload: { to: Schema.Number },
     success: Snapshot,
     error: Schema.Union(InvalidTransition, ExecutionNotFound, StoreError)
   }),
@@ -101,6 +108,7 @@ export const handlers = (holder: Holder, sharding: Sharding.Sharding["Type"], ow
       return Execution.of({
         Wake: () => Effect.ignore(Effect.flatMap(runtime("wake"), (r) => r.activate(id))),
         Command: ({ payload }) => Effect.flatMap(runtime(payload.input._tag.toLowerCase()), (r) => r.command(id, payload.input)),
+        Migrate: ({ payload }) => Effect.flatMap(runtime("migrate"), (r) => r.migrate(id, payload.to)),
         Await: ({ payload }) =>
           Effect.flatMap(runtime("await"), (r) =>
             r.await(id).pipe(
@@ -174,6 +182,15 @@ export const makeRouter = (sharding: Sharding.Sharding["Type"], ownership: Owner
         Effect.catchIf((e): e is Again => e instanceof Again, (e) => Effect.fail(unavailable(id, operation, options.requestTimeout, e.reason)))
       ) as Effect.Effect<A, E | StoreError>
 
+    /** an operation that changes the execution (a command, a migration): on its owner, tried until one answers */
+    const onOwner = <A>(
+      id: string,
+      operation: string,
+      onHere: Effect.Effect<A, CommandError>,
+      there: () => Effect.Effect<A, unknown>
+    ): Effect.Effect<A, CommandError> =>
+      persist(id, operation, Effect.suspend(() => here(id) ? local(onHere) : remote(id, there(), isCommandError)))
+
     const router: Router = {
       wake: (id, wakeHere) =>
         here(id) ? wakeHere : Effect.asVoid(Effect.sync(() =>
@@ -182,8 +199,8 @@ export const makeRouter = (sharding: Sharding.Sharding["Type"], ownership: Owner
             Effect.catchAllCause((cause) => Effect.logDebug(`Cluster: could not wake execution ${id} on its owner; its scan will`, cause))
           ))
         )),
-      command: (id, input, commandHere) =>
-        persist(id, input._tag.toLowerCase(), Effect.suspend(() => here(id) ? local(commandHere) : remote(id, client(id).Command({ input }), isCommandError))),
+      command: (id, input, commandHere) => onOwner(id, input._tag.toLowerCase(), commandHere, () => client(id).Command({ input })),
+      migrate: (id, to, migrateHere) => onOwner(id, "migrate", migrateHere, () => client(id).Migrate({ to })),
       await: (id, awaitHere) => {
         const wait = Math.min(attemptMillis, 5_000)
         const once: Effect.Effect<SnapshotType | null, ExecutionNotFound | StoreError | Again> = Effect.suspend(() =>

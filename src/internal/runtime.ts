@@ -219,7 +219,10 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
 
   const awaitExecution = (id: string) => cluster?.route === undefined ? awaitHere(id) : cluster.route.await(id, awaitHere(id))
 
-  const { migrate, migrateAll, versions } = VersionOps.make({ store, registry, migrations, getSnapshot, lookup, unavailable, deliver })
+  const { migrate, migrateAll, migrateHere, versions } = VersionOps.make({
+    store, registry, migrations, getSnapshot, lookup, unavailable, deliver,
+    route: (id, to, here) => cluster?.route === undefined ? here : cluster.route.migrate(id, to, here)
+  })
 
   yield* Effect.forkScoped(Background.passivatedTimers(shared, activate))
   yield* Background.retention(store, options.retention)
@@ -234,6 +237,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       wakeTimers: () => Deferred.unsafeDone(timerPoll.wake, Exit.void),
       horizon,
       command: commandHere,
+      migrate: (id, to) => migrateHere(id, { to }),
       await: awaitHere,
       sendAndWait: sendAndWaitHere
     }

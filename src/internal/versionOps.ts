@@ -21,11 +21,13 @@ export interface Deps {
   readonly lookup: (snapshot: Snapshot) => Compiled | undefined
   readonly unavailable: (snapshot: Snapshot) => string
   readonly deliver: (id: string, msg: Msg) => Effect.Effect<void>
+  /** runs a migration on the execution's owner (`Cluster.layer`: another runner's); `here` runs it on this runtime */
+  readonly route: (id: string, to: number, here: Effect.Effect<Snapshot, CommandError>) => Effect.Effect<Snapshot, CommandError>
 }
 
-export const make = ({ deliver, getSnapshot, lookup, migrations, registry, store, unavailable }: Deps) => {
-/** `Runtime.migrate`: the actor serves it between steps, never stopping one. */
-const migrate = (id: string, options: MigrateOptions) =>
+export const make = ({ deliver, getSnapshot, lookup, migrations, registry, route, store, unavailable }: Deps) => {
+/** `Runtime.migrate` on this runtime: the actor serves it between steps, never stopping one. */
+const migrateHere = (id: string, options: MigrateOptions) =>
   Effect.gen(function*() {
     const snapshot = yield* getSnapshot(id)
     const refused = Versions.refuseNow(snapshot, options.to)
@@ -44,6 +46,8 @@ const migrate = (id: string, options: MigrateOptions) =>
     yield* deliver(id, { _tag: "Migrate", migration: registered!, reply })
     return yield* Deferred.await(reply)
   })
+
+const migrate = (id: string, options: MigrateOptions) => route(id, options.to, migrateHere(id, options))
 
 const migrateAll = (procedure: string, options: MigrateAllOptions) =>
   Effect.gen(function*() {
@@ -69,5 +73,5 @@ const versions = (procedure?: string) =>
   Effect.map(store.countByVersion({ procedure }), (counts) =>
     Versions.inFlightBy(counts, registry).filter((v) => procedure === undefined || v.procedure === procedure))
 
-  return { migrate, migrateAll, versions }
+  return { migrate, migrateHere, migrateAll, versions }
 }
