@@ -4,7 +4,7 @@
  * of the event loop between pages, so that timers and I/O keep running during a burst of
  * tens of thousands (a cluster's lease refresh missed its deadline when 10,000 were started
  * in one synchronous step); and each execution started by the burst re-enters its step, then
- * waits until the burst has started the rest before it moves on.
+ * waits until the burst has started the rest before it commits the step's outcome.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Schema, Scope, TestClock } from "effect"
@@ -46,7 +46,17 @@ describe("Resuming many executions at once", () => {
     Effect.gen(function*() {
       // three pages of executions, in flight in step a when their runtime closed
       const n = 1_200
-      const store = yield* Store.makeMemory
+      const memory = yield* Store.makeMemory
+      // how many executions had re-entered a when each commit of a's outcome was made
+      const reenteredAtCommit: Array<number> = []
+      const store: StoreNs.StoreService = {
+        ...memory,
+        commit: (commit) =>
+          Effect.suspend(() => {
+            if (commit.transition?.from === "a") reenteredAtCommit.push(seen.filter((s) => s.state === "a").length)
+            return memory.commit(commit)
+          })
+      }
       const scope1 = yield* Scope.make()
       const r1 = yield* runtimeOn(store, scope1)
       const ids = yield* Effect.forEach(Array.from({ length: n }, (_, i) => i), (i) => r1.start(Two, { n: i }))
@@ -68,6 +78,9 @@ describe("Resuming many executions at once", () => {
       // the burst's executions all re-entered a before the first of them went on to b
       assert.strictEqual(order.lastIndexOf("a"), n - 1)
       assert.strictEqual(order.indexOf("b"), n)
+      // and none committed a's outcome before all had re-entered it (their commits would compete with the starts)
+      assert.strictEqual(reenteredAtCommit.length, n)
+      assert.isTrue(reenteredAtCommit.every((k) => k === n))
       // and the event loop had turns while they were being started, not only after
       const reentered = seen.filter((s) => s.state === "a")
       assert.isFalse(reentered[0]!.turned)

@@ -148,7 +148,7 @@ export class Handle {
   spins = 0
   /** the reply of the command being applied */
   current: Deferred.Deferred<Snapshot, CommandError> | undefined = undefined
-  /** started by a burst of resumes (`resume.ts`): after its first round the run waits for the burst */
+  /** started by a burst of resumes (`resume.ts`): the run waits for the burst before it commits its first outcome */
   hold: Hold | undefined = undefined
   constructor(
     readonly id: string,

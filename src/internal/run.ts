@@ -244,8 +244,8 @@ export class Run extends Effectable.Class<void, StoreError> {
    * so that the fiber's stack holds no frame of the loop while an attempt runs.
    */
   loop(): Effect.Effect<void, StoreError> {
-    // started by a burst of resumes: after its first round it waits for the rest (`resume.ts`)
-    if (this.handle.hold !== undefined && this.sinceTurn > 0) return this.held(this.handle.hold)
+    // started by a burst of resumes: after a first round that committed no step outcome it waits for the rest (`resume.ts`)
+    if (this.handle.hold !== undefined && this.sinceTurn > 0) return this.held(this.handle.hold, () => this.loop())
     if (++this.sinceTurn >= roundsPerLook) {
       this.sinceTurn = 0
       return Effect.flatMap(fairTurn, this.again)
@@ -275,14 +275,14 @@ export class Run extends Effectable.Class<void, StoreError> {
   }
 
   /** Waits for the burst that started this run; a command replaces the run meanwhile, as in a backoff. */
-  private held(hold: Hold): Effect.Effect<void, StoreError> {
+  private held(hold: Hold, then: () => Effect.Effect<void, StoreError>): Effect.Effect<void, StoreError> {
     this.handle.hold = undefined
-    if (!hold.open) return this.loop()
+    if (!hold.open) return then()
     this.handle.phase = { _tag: "Sleeping", fiber: this.self }
     return Effect.flatMap(restore(hold.wait), () => {
       if (this.stale()) return Effect.interrupt
       this.handle.phase = this.busy
-      return this.loop()
+      return then()
     })
   }
 
@@ -339,19 +339,27 @@ export class Run extends Effectable.Class<void, StoreError> {
     this.handle.phase = this.busy
     this.env.shared.deadlines.remove(current)
     if (Exit.isSuccess(exit)) {
-      return Effect.flatMap(
-        this.apply(transition(this.compiled, this.cached.machine, {
-          _tag: "StepSucceeded",
-          result: exit.value,
-          compensable: this.cached.completed.length > 0
-        }, this.now())),
-        this.again
-      )
+      // started by a burst of resumes: the outcome is committed once the burst has started the rest (`resume.ts`)
+      const hold = this.handle.hold
+      if (hold !== undefined && hold.open) return this.held(hold, () => this.succeeded(exit.value))
+      return this.succeeded(exit.value)
     }
     if (Cause.isInterruptedOnly(exit.cause)) return Effect.interrupt
     const failure = Cause.failureOption(exit.cause)
     const error = Option.isSome(failure) ? failure.value : Cause.squash(exit.cause)
     return Effect.flatMap(Failures.attemptFailed(this, current.state, current.attempt, error, Option.isSome(failure)), this.again)
+  }
+
+  /** Commits a step's success and goes on with the loop. */
+  private succeeded(result: unknown): Effect.Effect<void, StoreError> {
+    return Effect.flatMap(
+      this.apply(transition(this.compiled, this.cached.machine, {
+        _tag: "StepSucceeded",
+        result,
+        compensable: this.cached.completed.length > 0
+      }, this.now())),
+      this.again
+    )
   }
 
   /** Commits the outcome of the transition function; returns the error of a rejection. */
