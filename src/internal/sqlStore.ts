@@ -26,7 +26,8 @@ import {
   rowToSnapshot,
   rowToTransition,
   tables,
-  validPrefix
+  validPrefix,
+  valuesToSnapshot
 } from "./sqlSchema.js"
 import type { Backend, CreateResult } from "./sqlWriter.js"
 import * as Writer from "./sqlWriter.js"
@@ -133,7 +134,7 @@ export const makeWith = Effect.fnUntraced(function*(options: StoreOptions, inter
         `The row was changed outside proctor or damaged; restore the database from a backup.`,
       cause: error
     })
-  const decodeRows = <A>(operation: string, rows: ReadonlyArray<Row>, decode: (rows: ReadonlyArray<Row>) => A) =>
+  const decodeRows = <R, A>(operation: string, rows: R, decode: (rows: R) => A) =>
     Effect.try({ try: () => decode(rows), catch: (error) => corrupt(operation, error) })
   /** a read through the backend's own synchronous statements, when it has them */
   const fastRead = backend?.reads
@@ -142,9 +143,9 @@ export const makeWith = Effect.fnUntraced(function*(options: StoreOptions, inter
    * and an event's `send` makes one. A database locked by another connection is waited for
    * as `lockWait` says.
    */
-  const readNow = <A>(operation: string, query: () => ReadonlyArray<Row>, decode: (rows: ReadonlyArray<Row>) => A) =>
+  const readNow = <R, A>(operation: string, query: () => R, decode: (rows: R) => A) =>
     Effect.suspend(() => {
-      let rows: ReadonlyArray<Row>
+      let rows: R
       try {
         rows = query()
       } catch (error) {
@@ -165,6 +166,8 @@ export const makeWith = Effect.fnUntraced(function*(options: StoreOptions, inter
   const getDecode = (rows: ReadonlyArray<Row>) => Option.map(Option.fromNullable(rows[0]), rowToSnapshot)
   const inboxDecode = (rows: ReadonlyArray<Row>) => rows.map(rowToInbox)
   const manyDecode = (rows: ReadonlyArray<Row>): ReadonlyArray<Snapshot> => rows.map(rowToSnapshot)
+  const getValuesDecode = (values: ReadonlyArray<unknown> | undefined) => values === undefined ? Option.none() : Option.some(valuesToSnapshot(values))
+  const manyValuesDecode = (rows: ReadonlyArray<ReadonlyArray<unknown>>): ReadonlyArray<Snapshot> => rows.map(valuesToSnapshot)
 
   return Store.of({
     create: (snapshot, transition) =>
@@ -173,14 +176,11 @@ export const makeWith = Effect.fnUntraced(function*(options: StoreOptions, inter
     commit: (commit) => writer.submit({ _tag: "Commit", commit }) as Effect.Effect<void, StoreError>,
     get: (id) =>
       fastRead !== undefined
-        ? readNow("get", () => {
-          const row = fastRead.get(id)
-          return row === undefined ? [] : [row]
-        }, getDecode)
+        ? readNow("get", () => fastRead.get(id), getValuesDecode)
         : read("get", sql<Row>`SELECT * FROM ${E} WHERE execution_id = ${id}`, getDecode),
     getMany: (ids) =>
       fastRead !== undefined
-        ? readNow("getMany", () => fastRead.many(ids), manyDecode)
+        ? readNow("getMany", () => fastRead.many(ids), manyValuesDecode)
         : Effect.map(
           Effect.forEach(chunks(ids, 500), (part) =>
             read("getMany", sql<Row>`SELECT * FROM ${E} WHERE ${sql.in("execution_id", part)}`, manyDecode)),

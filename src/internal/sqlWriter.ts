@@ -42,12 +42,16 @@ export const done: OpResult = succeed(undefined)
  */
 export interface Backend {
   readonly writeBatch: (ops: ReadonlyArray<Op>, isolated: boolean) => Effect.Effect<ReadonlyArray<OpResult>, StoreError>
-  /** synchronous reads of the hot path (an actor's row, its inbox), where the backend has them; they throw on failure */
+  /**
+   * synchronous reads of the hot path (an execution's row, its inbox), where the backend has
+   * them; they throw on failure. An execution's row comes as the values of `executionColumns`
+   * in their order (see `valuesToSnapshot`).
+   */
   readonly reads?: {
-    readonly get: (id: string) => Row | undefined
+    readonly get: (id: string) => ReadonlyArray<unknown> | undefined
     readonly inbox: (id: string, limit: number) => ReadonlyArray<Row>
     /** the rows of these executions (those that exist), in any order */
-    readonly many: (ids: ReadonlyArray<string>) => ReadonlyArray<Row>
+    readonly many: (ids: ReadonlyArray<string>) => ReadonlyArray<ReadonlyArray<unknown>>
   } | undefined
 }
 
