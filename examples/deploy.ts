@@ -166,44 +166,65 @@ const rollout = (service: string, after: "check" | "warm") => ({
 })
 
 /**
- * The release procedure.
+ * The release procedure's Schemas, the same in each of its versions.
  *
  * @since 0.1.0
  */
-export const Deploy = Procedure.make("deploy", {
-  version: 2,
-  description: "validate, build, test, then roll out db, api and web in parallel; roll the rollout back if one fails",
+export const deploySchemas = {
   input: Schema.Struct({ app: Schema.String, version: Schema.String }),
   context: DeployContextSchema,
-  init: (input) => ({ ...input, deployed: [] })
-}, {
-  initial: "validate",
+  init: (input: { readonly app: string; readonly version: string }): DeployContext => ({ ...input, deployed: [] })
+}
+
+/**
+ * The release procedure's states; `runTests` is the work of its `test` step, the one
+ * thing its versions do differently (examples/phased-rollout.ts rolls out a version
+ * whose tests fail now and then).
+ *
+ * @since 0.1.0
+ */
+export const deployStates = <E>(runTests: (context: DeployContext) => Effect.Effect<void, E>) => ({
+  initial: "validate" as const,
   states: {
     validate: Procedure.step({
-      run: ({ context }) =>
+      run: ({ context }: Procedure.StepArgs<DeployContext>) =>
         /^\d+\.\d+\.\d+$/.test(context.version)
           ? Effect.void
           : Effect.fail(new InvalidRelease({ version: context.version })),
       next: "build"
     }),
     build: Procedure.step({
-      run: ({ context }) => Effect.as(Effect.sleep("30 millis"), `${context.app}-${context.version}.tgz`),
+      run: ({ context }: Procedure.StepArgs<DeployContext>) => Effect.as(Effect.sleep("30 millis"), `${context.app}-${context.version}.tgz`),
       update: (artifact, context) => ({ ...context, artifact }),
       timeout: "5 minutes",
       next: "test"
     }),
-    test: Procedure.step({ run: () => Effect.sleep("40 millis"), timeout: "10 minutes", next: "rollout" }),
+    test: Procedure.step({ run: ({ context }: Procedure.StepArgs<DeployContext>) => runTests(context), timeout: "10 minutes", next: "rollout" }),
     // three regions, each a child execution (deploy.rollout.db, ...): all must succeed
     rollout: Procedure.parallel({
       regions: { db: rollout("db", "warm"), api: rollout("api", "warm"), web: rollout("web", "check") },
       // what each region deployed, in the regions' order
-      update: (result, context) => ({ ...context, deployed: Object.values(result.regions).flatMap((r) => r.context.deployed) }),
+      update: (result: Procedure.ParallelResult<DeployContext>, context: DeployContext): DeployContext => ({
+        ...context,
+        deployed: Object.values(result.regions).flatMap((r) => r.context.deployed)
+      }),
       timeout: "30 minutes",
       next: "live"
     }),
     live: Procedure.final({ outcome: "succeeded" })
   }
 })
+
+/**
+ * The release procedure (version 2): its tests take 40 ms and pass.
+ *
+ * @since 0.1.0
+ */
+export const Deploy = Procedure.make("deploy", {
+  version: 2,
+  description: "validate, build, test, then roll out db, api and web in parallel; roll the rollout back if one fails",
+  ...deploySchemas
+}, deployStates(() => Effect.sleep("40 millis")))
 
 // ---------------------------------------------------------------------------
 // the demo
