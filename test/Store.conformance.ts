@@ -320,6 +320,37 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           assert.include(e4.errors[0]!.message, `inbox seq ${left.seq}`)
         }))
 
+      test("commits written together, none ending its execution (one statement on Postgres): a stale one writes nothing, not even its consumed event's delete", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          const ids = ["e1", "e2", "e3", "e4"]
+          for (const [i, id] of ids.entries()) yield* create(snapshot(id, { status: "waiting", startedAt: t0 + i }))
+          const taken = yield* store.enqueue("e1", { _tag: "A" }, t0 + 1)
+          const stays = yield* store.enqueue("e2", { _tag: "B" }, t0 + 2)
+          const before = { e2: yield* dump("e2"), e4: yield* dump("e4") }
+          const next = (id: string) => advance(snapshot(id, { status: "waiting", startedAt: t0 + ids.indexOf(id) }))
+          const exits = yield* Effect.all([
+            store.commit({ snapshot: next("e1"), expectedVersion: 0, transition: transition("e1", 1), consumed: taken.seq }),
+            store.commit({ snapshot: next("e2"), expectedVersion: 5, transition: transition("e2", 1), consumed: stays.seq }),
+            store.commit({ snapshot: next("e3"), expectedVersion: 0, transition: transition("e3", 1) }),
+            store.commit({ snapshot: next("e4"), expectedVersion: 2, transition: transition("e4", 1) })
+          ].map(Effect.exit), { concurrency: "unbounded" })
+          assert.deepStrictEqual(exits.map(Exit.isSuccess), [true, false, true, false])
+          for (const i of [1, 3]) {
+            const exit = exits[i]!
+            assert.isTrue(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error.kind === "Conflict", String(exit))
+          }
+          assert.deepStrictEqual(yield* dump("e2"), before.e2)
+          assert.deepStrictEqual((yield* dump("e2")).inbox, [stays])
+          assert.deepStrictEqual(yield* dump("e4"), before.e4)
+          for (const id of ["e1", "e3"]) {
+            const d = yield* dump(id)
+            assert.deepStrictEqual(d.snapshot, Option.some(next(id)))
+            assert.deepStrictEqual(d.history.map((x) => x.seq), [0, 1])
+            assert.deepStrictEqual(d.inbox, [])
+          }
+        }))
+
       test("a commit with only a snapshot changes only the snapshot", () =>
         Effect.gen(function*() {
           const s = snapshot("e1")

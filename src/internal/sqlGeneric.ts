@@ -224,6 +224,17 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
     )
   }
 
+  /** The commits whose shard this process holds (all, unfenced); each other one's result is `NotHeld`. */
+  const holding = (commits: ReadonlyArray<Commit>, results: Array<OpResult>) => {
+    const held: Array<PgBatch.BatchCommit & { readonly index: number }> = []
+    commits.forEach((commit, index) => {
+      const { epoch, shard } = fenceOf(commit)
+      if (fence !== undefined && epoch === undefined) results[index] = fail(notHeld(commit.snapshot.id, shard))
+      else held.push({ commit, shard, epoch, index })
+    })
+    return held
+  }
+
   /**
    * These commits (of distinct executions) in one statement per table on Postgres, each with
    * its own result: a commit whose row was not updated fails alone, as it would by itself.
@@ -231,12 +242,7 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
   const commitMany = (commits: ReadonlyArray<Commit>, p: Pending): Effect.Effect<Array<OpResult>, unknown> =>
     Effect.gen(function*() {
       const results: Array<OpResult> = commits.map(() => done)
-      const held: Array<PgBatch.BatchCommit & { readonly index: number }> = []
-      commits.forEach((commit, index) => {
-        const { epoch, shard } = fenceOf(commit)
-        if (fence !== undefined && epoch === undefined) results[index] = fail(notHeld(commit.snapshot.id, shard))
-        else held.push({ commit, shard, epoch, index })
-      })
+      const held = holding(commits, results)
       const updated = yield* PgBatch.updateMany(sql, t, held)
       const written: Array<Commit> = []
       for (let k = 0; k < held.length; k++) {
@@ -313,14 +319,45 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
       })
     )
 
+  /**
+   * Commits that `PgBatch.writeInOne` can write, in one statement outside any transaction of
+   * ours; a commit it did not write is then told apart as in `commitMany`.
+   */
+  const commitInOne = (commits: ReadonlyArray<Commit>): Effect.Effect<Array<OpResult>, unknown> =>
+    Effect.gen(function*() {
+      const results: Array<OpResult> = commits.map(() => done)
+      const held = holding(commits, results)
+      const written = held.length === 0 ? new Set<number>() : yield* PgBatch.writeInOne(sql, t, held)
+      for (let k = 0; k < held.length; k++) {
+        const { commit, epoch, index, shard } = held[k]!
+        if (!written.has(k)) results[index] = yield* refused(commit, shard, epoch)
+      }
+      return results
+    })
+
+  /** The commits of a batch that is only commits of distinct executions `PgBatch.writeInOne` can write. */
+  const inOne = (ops: ReadonlyArray<Op>): ReadonlyArray<Commit> | undefined => {
+    const commits: Array<Commit> = []
+    const ids = new Set<string>()
+    for (const op of ops) {
+      if (op._tag !== "Commit" || ids.has(op.commit.snapshot.id)) return undefined
+      ids.add(op.commit.snapshot.id)
+      commits.push(op.commit)
+    }
+    return PgBatch.fitsInOne(commits) ? commits : undefined
+  }
+
   const writeBatch = (ops: ReadonlyArray<Op>, isolated: boolean): Effect.Effect<ReadonlyArray<OpResult>, StoreError> => {
-    const body = isolated
-      ? Effect.forEach(ops, isolatedOp)
-      : Effect.suspend(() => {
-        const p = emptyPending()
-        return Effect.zipLeft(grouped ? applyGrouped(ops, p) : Effect.forEach(ops, (op) => apply(op, p)), flush(p))
-      })
-    return transaction(body).pipe(
+    const one = grouped && !isolated ? inOne(ops) : undefined
+    const body = one !== undefined
+      ? commitInOne(one)
+      : transaction(isolated
+        ? Effect.forEach(ops, isolatedOp)
+        : Effect.suspend(() => {
+          const p = emptyPending()
+          return Effect.zipLeft(grouped ? applyGrouped(ops, p) : Effect.forEach(ops, (op) => apply(op, p)), flush(p))
+        }))
+    return body.pipe(
       Effect.mapError((error) => error instanceof StoreErrorClass ? error : storeError("commit", error, what)),
       Effect.catchAllDefect((defect) => Effect.fail(storeError("commit", defect, what, classifyDefect(defect)))),
       Effect.withTracerEnabled(false)

@@ -4,12 +4,18 @@
  * (and shard epoch check, when fenced), and one `DELETE` each for the consumed inbox events
  * and the inboxes of executions that ended. Sent one statement after another, a batch's
  * commits cost Postgres a round trip and a statement each (docs/benchmarks.md, W7).
+ *
+ * `writeInOne` writes the most common batch (commits that neither end their execution nor
+ * record errors or compensations) as one statement: the `UPDATE`, the transitions' `INSERT`
+ * and the consumed events' `DELETE` as data-modifying `WITH` queries, in the statement's own
+ * transaction: one round trip instead of `BEGIN`, three statements and `COMMIT`.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
+import { isTerminal } from "../Execution.js"
 import type { Commit } from "../Store.js"
 import type { Row, Tables } from "./sqlSchema.js"
-import { executionColumns, snapshotParams } from "./sqlSchema.js"
+import { executionColumns, snapshotParams, transitionColumns, transitionParams } from "./sqlSchema.js"
 
 /** A commit to write, with the epoch this process holds for its shard when the store is fenced. */
 export interface BatchCommit {
@@ -28,7 +34,7 @@ const chunks = <A>(items: ReadonlyArray<A>): ReadonlyArray<ReadonlyArray<A>> =>
   Array.from({ length: Math.ceil(items.length / chunkRows) }, (_, i) => items.slice(i * chunkRows, (i + 1) * chunkRows))
 
 const intColumns: ReadonlySet<string> = new Set(["procedure_version", "visit", "retry_count", "seq", "row_version"])
-const millisColumns: ReadonlySet<string> = new Set(["timer_due_at", "started_at", "entered_at", "updated_at"])
+const millisColumns: ReadonlySet<string> = new Set(["timer_due_at", "started_at", "entered_at", "updated_at", "at", "duration"])
 
 /** Parameters in `VALUES` have no type of their own (a NULL, a number sent as text): each gets its column's. */
 const cast = (column: string): string =>
@@ -42,30 +48,42 @@ const setClause = setColumns.map((c) => `${c} = v.${c}`).join(", ")
  * is still at the epoch held, when fenced); returns the positions, in `commits`, of those
  * updated. The ids must be distinct. Throws if a snapshot cannot be encoded.
  */
-export const updateMany = (sql: SqlClient.SqlClient, t: Tables, commits: ReadonlyArray<BatchCommit>) => {
-  const fenced = commits.some((c) => c.epoch !== undefined)
+/** `(VALUES ...)` rows of typed parameters, numbered from `params.length + 1`, appended to `params`. */
+const valuesOf = (types: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number | null>>, params: Array<string | number | null>) =>
+  rows.map((values) => {
+    const start = params.length
+    params.push(...values)
+    return `(${values.map((_, k) => `$${start + k + 1}::${types[k]}`).join(", ")})`
+  }).join(", ")
+
+/** The `UPDATE` of these commits' rows, `RETURNING v.i` (the position of each row updated), and its parameters. */
+const updateStatement = (t: Tables, chunk: ReadonlyArray<readonly [number, BatchCommit]>, params: Array<string | number | null>) => {
+  const fenced = chunk.some(([, c]) => c.epoch !== undefined)
   const columns = ["i", ...executionColumns, "expected", ...(fenced ? ["shard", "epoch"] : [])]
   const types = ["integer", ...executionColumns.map(cast), "integer", ...(fenced ? ["integer", "bigint"] : [])]
   // the shard row stays share-locked until the batch commits, as in the one-commit statement
   const check = fenced
     ? ` AND EXISTS (SELECT 1 FROM ${t.shards} AS s WHERE s.shard = v.shard AND s.epoch = v.epoch FOR SHARE)`
     : ""
-  return Effect.suspend(() => {
+  const rows = valuesOf(types, chunk.map(([i, c]) => [i, ...snapshotParams(c.commit.snapshot), c.commit.expectedVersion, ...(fenced ? [c.shard, c.epoch ?? null] : [])]), params)
+  return `UPDATE ${t.executions} AS e SET ${setClause}
+    FROM (VALUES ${rows}) AS v(${columns.join(", ")})
+    WHERE e.execution_id = v.execution_id AND e.row_version = v.expected${check}
+    RETURNING v.i`
+}
+
+/**
+ * Updates the rows of these commits whose stored version is the expected one (and whose shard
+ * is still at the epoch held, when fenced); returns the positions, in `commits`, of those
+ * updated. The ids must be distinct. Throws if a snapshot cannot be encoded.
+ */
+export const updateMany = (sql: SqlClient.SqlClient, t: Tables, commits: ReadonlyArray<BatchCommit>) =>
+  Effect.suspend(() => {
     let statements: ReadonlyArray<readonly [string, Array<string | number | null>]>
     try {
       statements = chunks(commits.map((c, i) => [i, c] as const)).map((chunk) => {
         const params: Array<string | number | null> = []
-        const rows = chunk.map(([i, c]) => {
-          const values = [i, ...snapshotParams(c.commit.snapshot), c.commit.expectedVersion, ...(fenced ? [c.shard, c.epoch ?? null] : [])]
-          const start = params.length
-          params.push(...values)
-          return `(${values.map((_, k) => `$${start + k + 1}::${types[k]}`).join(", ")})`
-        })
-        const text = `UPDATE ${t.executions} AS e SET ${setClause}
-          FROM (VALUES ${rows.join(", ")}) AS v(${columns.join(", ")})
-          WHERE e.execution_id = v.execution_id AND e.row_version = v.expected${check}
-          RETURNING v.i`
-        return [text, params] as const
+        return [updateStatement(t, chunk, params), params] as const
       })
     } catch (error) {
       // a snapshot that cannot be encoded (its context to JSON) fails the batch, which is then written op by op
@@ -76,7 +94,48 @@ export const updateMany = (sql: SqlClient.SqlClient, t: Tables, commits: Readonl
       (results) => new Set(results.flat().map((row) => Number(row.i)))
     )
   })
-}
+
+/**
+ * Whether `writeInOne` can write these commits: few enough for one statement, none ending its
+ * execution (its inbox is then deleted and the events left in it recorded as errors) and none
+ * with errors or a compensation record to insert.
+ */
+export const fitsInOne = (commits: ReadonlyArray<Commit>): boolean =>
+  commits.length <= chunkRows &&
+  commits.every((c) => !isTerminal(c.snapshot.status) && (c.errors === undefined || c.errors.length === 0) && c.compensation === undefined)
+
+const transitionTypes = ["integer", ...transitionColumns.map(cast)]
+
+/**
+ * These commits (distinct executions, `fitsInOne`) in one statement and its own transaction:
+ * the rows updated, and only for those the transitions inserted and the consumed inbox events
+ * deleted. Returns the positions, in `commits`, of the commits written. Throws if a snapshot
+ * cannot be encoded.
+ */
+export const writeInOne = (sql: SqlClient.SqlClient, t: Tables, commits: ReadonlyArray<BatchCommit>) =>
+  Effect.suspend(() => {
+    const params: Array<string | number | null> = []
+    let text: string
+    try {
+      const indexed = commits.map((c, i) => [i, c] as const)
+      const parts = [`u AS (${updateStatement(t, indexed, params)})`]
+      const transitions = indexed.flatMap(([i, c]) => c.commit.transition === undefined ? [] : [[i, ...transitionParams(c.commit.transition)]])
+      if (transitions.length > 0) {
+        parts.push(`x AS (INSERT INTO ${t.transitions} (${transitionColumns.join(", ")})
+          SELECT ${transitionColumns.join(", ")} FROM (VALUES ${valuesOf(transitionTypes, transitions, params)}) AS x(i, ${transitionColumns.join(", ")})
+          WHERE x.i IN (SELECT i FROM u))`)
+      }
+      const consumed = indexed.flatMap(([i, c]) => c.commit.consumed === undefined ? [] : [[i, c.commit.snapshot.id, c.commit.consumed]])
+      if (consumed.length > 0) {
+        parts.push(`d AS (DELETE FROM ${t.inbox} AS n USING (VALUES ${valuesOf(["integer", "text", "bigint"], consumed, params)}) AS d(i, execution_id, seq)
+          WHERE d.i IN (SELECT i FROM u) AND n.execution_id = d.execution_id AND n.seq = d.seq)`)
+      }
+      text = `WITH ${parts.join(", ")} SELECT i FROM u`
+    } catch (error) {
+      return Effect.fail(error)
+    }
+    return Effect.map(sql.unsafe<Row>(text, params), (rows) => new Set(rows.map((row) => Number(row.i))))
+  })
 
 /** Deletes the inbox events these commits consumed. */
 export const deleteConsumed = (sql: SqlClient.SqlClient, t: Tables, consumed: ReadonlyArray<readonly [string, number]>) =>
