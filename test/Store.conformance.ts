@@ -573,6 +573,112 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
         }))
     })
 
+    describe("enqueueAll (events for several executions, all or none)", () => {
+      // optional in the interface: a store without it is not held to these promises
+      const enqueueAll = (entries: ReadonlyArray<{ readonly executionId: string; readonly event: unknown; readonly at: number }>) =>
+        Effect.flatMap(Store.Store, (store) => store.enqueueAll === undefined ? Effect.succeed(undefined) : store.enqueueAll(entries))
+      const hasIt = Effect.map(Store.Store, (store) => store.enqueueAll !== undefined)
+
+      test("stores each event in its execution's inbox, in the order given, after the events already there", () =>
+        Effect.gen(function*() {
+          if (!(yield* hasIt)) return
+          const store = yield* Store.Store
+          for (const [i, id] of ["e1", "e2", "e3"].entries()) yield* create(snapshot(id, { status: "waiting", startedAt: t0 + i }))
+          const before = yield* store.enqueue("e1", { _tag: "A" }, t0 + 1)
+          const written = (yield* enqueueAll([
+            { executionId: "e1", event: { _tag: "B", n: 1 }, at: t0 + 2 },
+            { executionId: "e2", event: { _tag: "X" }, at: t0 + 2 },
+            { executionId: "e1", event: null, at: t0 + 3 },
+            { executionId: "e3", event: { _tag: "Y" }, at: t0 + 4 }
+          ]))!
+          assert.deepStrictEqual(written.map((e) => [e.executionId, e.event, e.at]), [
+            ["e1", { _tag: "B", n: 1 }, t0 + 2],
+            ["e2", { _tag: "X" }, t0 + 2],
+            ["e1", null, t0 + 3],
+            ["e3", { _tag: "Y" }, t0 + 4]
+          ])
+          const seqs = [before.seq, ...written.map((e) => e.seq)]
+          assert.isTrue(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]!), `seq increases in the order given: ${seqs.join(", ")}`)
+          const [b, x, c, y] = written
+          assert.deepStrictEqual(yield* store.inbox("e1", 10), [before, b, c])
+          assert.deepStrictEqual(yield* store.inbox("e2", 10), [x])
+          assert.deepStrictEqual(yield* store.inbox("e3", 10), [y])
+          // each is consumed by its own execution's commit, like an event of `enqueue`
+          const s2 = advance(snapshot("e2", { status: "waiting", startedAt: t0 + 1 }), { status: "waiting" })
+          yield* store.commit({ snapshot: s2, expectedVersion: 0, transition: transition("e2", 1), consumed: x!.seq })
+          assert.deepStrictEqual(yield* store.inbox("e2", 10), [])
+          assert.deepStrictEqual(yield* store.inbox("e1", 10), [before, b, c])
+          const after = yield* store.enqueue("e2", { _tag: "Z" }, t0 + 5)
+          assert.isTrue(after.seq > y!.seq)
+          // the executions that had events waiting are the ones recovery resumes
+          assert.includeMembers([...(yield* store.active())], ["e1", "e3"])
+        }))
+
+      test("refuses them all with Conflict, storing none, when one execution has ended or does not exist", () =>
+        Effect.gen(function*() {
+          if (!(yield* hasIt)) return
+          const store = yield* Store.Store
+          yield* create(snapshot("e1", { status: "waiting" }))
+          yield* create(snapshot("e2", { status: "succeeded", startedAt: t0 + 1 }))
+          yield* create(snapshot("e3", { status: "waiting", startedAt: t0 + 2 }))
+          const kept = yield* store.enqueue("e3", { _tag: "K" }, t0)
+          const event = { _tag: "Go" }
+          const endedOne = yield* failure(enqueueAll([
+            { executionId: "e1", event, at: t0 + 1 },
+            { executionId: "e2", event, at: t0 + 1 },
+            { executionId: "e3", event, at: t0 + 1 }
+          ]))
+          assert.strictEqual(endedOne.kind, "Conflict")
+          assert.strictEqual(endedOne.operation, "enqueue")
+          assert.include(endedOne.detail, "e2 has ended (succeeded)")
+          // the one that does not exist is the last: the events before it are not stored either
+          const missing = yield* failure(enqueueAll([
+            { executionId: "e1", event, at: t0 + 2 },
+            { executionId: "e3", event, at: t0 + 2 },
+            { executionId: "ghost", event, at: t0 + 2 }
+          ]))
+          assert.strictEqual(missing.kind, "Conflict")
+          assert.include(missing.detail, "ghost")
+          assert.deepStrictEqual(yield* store.inbox("e1", 10), [])
+          assert.deepStrictEqual(yield* store.inbox("e2", 10), [])
+          assert.deepStrictEqual(yield* store.inbox("e3", 10), [kept])
+          assert.deepStrictEqual(yield* store.inbox("ghost", 10), [])
+          for (const id of ["e1", "e2", "e3"]) assert.deepStrictEqual(yield* store.errors(id), [])
+          // refused writes take no seq from the ones that follow
+          const next = (yield* enqueueAll([{ executionId: "e1", event, at: t0 + 3 }, { executionId: "e3", event, at: t0 + 3 }]))!
+          assert.isTrue(next[0]!.seq > kept.seq && next[1]!.seq > next[0]!.seq)
+        }))
+
+      test("racing the commit that ends one of the executions, each call stores all its events or none", () =>
+        Effect.gen(function*() {
+          if (!(yield* hasIt)) return
+          const store = yield* Store.Store
+          const s = snapshot("e2", { status: "waiting", startedAt: t0 + 1 })
+          yield* create(snapshot("e1", { status: "waiting" }))
+          yield* create(s)
+          const sends = Array.from({ length: 40 }, (_, i) =>
+            Effect.exit(store.enqueueAll!([
+              { executionId: "e1", event: { _tag: "P", i }, at: t0 + i },
+              { executionId: "e2", event: { _tag: "P", i }, at: t0 + i }
+            ])))
+          const end = Effect.as(store.commit({ snapshot: advance(s, { status: "cancelled" }), expectedVersion: 0, transition: transition("e2", 1) }), undefined)
+          // the end goes in the middle of the burst
+          const exits = (yield* Effect.all([...sends.slice(0, 20), end, ...sends.slice(20)], { concurrency: "unbounded" }))
+            .filter((exit) => exit !== undefined)
+          const accepted = exits.filter(Exit.isSuccess).map((e) => e.value)
+          for (const exit of exits.filter(Exit.isFailure)) {
+            assert.strictEqual(exit.cause._tag === "Fail" && exit.cause.error.kind, "Conflict")
+          }
+          assert.isTrue(accepted.length > 0 && accepted.length < 40, "some calls came before the end, some after")
+          // e1 has the events of exactly the calls that were accepted, in their order
+          assert.deepStrictEqual(yield* store.inbox("e1", 100), accepted.map((written) => written[0]!).sort((x, y) => x.seq - y.seq))
+          // e2 had them too: its end discarded each of them, once
+          assert.deepStrictEqual(yield* store.inbox("e2", 100), [])
+          const discarded = (yield* store.errors("e2")).map((e) => Number(/inbox seq (\d+)/.exec(e.message)![1]))
+          assert.deepStrictEqual(discarded, accepted.map((written) => written[1]!.seq).sort((x, y) => x - y))
+        }))
+    })
+
     describe("errors", () => {
       test("appendErrors and commits add to one log per execution, in order", () =>
         Effect.gen(function*() {

@@ -126,7 +126,8 @@ const judge = (mode: ParallelMode, total: number, ends: ReadonlyMap<string, Snap
  * not undone yet in its commit order, with when each completed) run: the latest completion
  * first across all regions. Each region's own steps stay in reverse commit order even if a
  * clock went back; of steps that completed in the same millisecond, the one of the region
- * declared last goes first.
+ * declared last goes first: a fixed rule rather than the true commit order, which no store
+ * records across executions (why it is safe: docs/statecharts.md, "Ties").
  */
 export const undoOrder = (owed: ReadonlyArray<ReadonlyArray<{ readonly stepSeq: number; readonly at: number }>>) => {
   const left = owed.map((steps) => steps.length)
