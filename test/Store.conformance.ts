@@ -599,17 +599,17 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           ])
           const seqs = [before.seq, ...written.map((e) => e.seq)]
           assert.isTrue(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]!), `seq increases in the order given: ${seqs.join(", ")}`)
-          const [b, x, c, y] = written
+          const [b, x, c, y] = [written[0]!, written[1]!, written[2]!, written[3]!]
           assert.deepStrictEqual(yield* store.inbox("e1", 10), [before, b, c])
           assert.deepStrictEqual(yield* store.inbox("e2", 10), [x])
           assert.deepStrictEqual(yield* store.inbox("e3", 10), [y])
           // each is consumed by its own execution's commit, like an event of `enqueue`
           const s2 = advance(snapshot("e2", { status: "waiting", startedAt: t0 + 1 }), { status: "waiting" })
-          yield* store.commit({ snapshot: s2, expectedVersion: 0, transition: transition("e2", 1), consumed: x!.seq })
+          yield* store.commit({ snapshot: s2, expectedVersion: 0, transition: transition("e2", 1), consumed: x.seq })
           assert.deepStrictEqual(yield* store.inbox("e2", 10), [])
           assert.deepStrictEqual(yield* store.inbox("e1", 10), [before, b, c])
           const after = yield* store.enqueue("e2", { _tag: "Z" }, t0 + 5)
-          assert.isTrue(after.seq > y!.seq)
+          assert.isTrue(after.seq > y.seq)
           // the executions that had events waiting are the ones recovery resumes
           assert.includeMembers([...(yield* store.active())], ["e1", "e3"])
         }))
@@ -623,20 +623,13 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           yield* create(snapshot("e3", { status: "waiting", startedAt: t0 + 2 }))
           const kept = yield* store.enqueue("e3", { _tag: "K" }, t0)
           const event = { _tag: "Go" }
-          const endedOne = yield* failure(enqueueAll([
-            { executionId: "e1", event, at: t0 + 1 },
-            { executionId: "e2", event, at: t0 + 1 },
-            { executionId: "e3", event, at: t0 + 1 }
-          ]))
+          const toAll = (ids: ReadonlyArray<string>, at: number) => enqueueAll(ids.map((executionId) => ({ executionId, event, at })))
+          const endedOne = yield* failure(toAll(["e1", "e2", "e3"], t0 + 1))
           assert.strictEqual(endedOne.kind, "Conflict")
           assert.strictEqual(endedOne.operation, "enqueue")
           assert.include(endedOne.detail, "e2 has ended (succeeded)")
           // the one that does not exist is the last: the events before it are not stored either
-          const missing = yield* failure(enqueueAll([
-            { executionId: "e1", event, at: t0 + 2 },
-            { executionId: "e3", event, at: t0 + 2 },
-            { executionId: "ghost", event, at: t0 + 2 }
-          ]))
+          const missing = yield* failure(toAll(["e1", "e3", "ghost"], t0 + 2))
           assert.strictEqual(missing.kind, "Conflict")
           assert.include(missing.detail, "ghost")
           assert.deepStrictEqual(yield* store.inbox("e1", 10), [])
@@ -645,7 +638,7 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           assert.deepStrictEqual(yield* store.inbox("ghost", 10), [])
           for (const id of ["e1", "e2", "e3"]) assert.deepStrictEqual(yield* store.errors(id), [])
           // refused writes take no seq from the ones that follow
-          const next = (yield* enqueueAll([{ executionId: "e1", event, at: t0 + 3 }, { executionId: "e3", event, at: t0 + 3 }]))!
+          const next = (yield* toAll(["e1", "e3"], t0 + 3))!
           assert.isTrue(next[0]!.seq > kept.seq && next[1]!.seq > next[0]!.seq)
         }))
 

@@ -30,6 +30,8 @@ export interface Deps {
   readonly lookup: (snapshot: Snapshot) => Compiled | undefined
   readonly start: (procedure: Procedure.Any, input: unknown, opts?: StartOptions) => Effect.Effect<ExecutionId, unknown>
   readonly await: (id: string) => Effect.Effect<Snapshot, unknown>
+  /** calls `f` with the execution's end when it commits in this runtime, returning what stops the wait; undefined when its end may come elsewhere (several runners) */
+  readonly onEnd: (id: string, f: (end: Snapshot) => void) => (() => void) | undefined
   readonly command: (id: string, input: CommandInput) => Effect.Effect<Snapshot, CommandError>
   readonly fork: (effect: Effect.Effect<void, StoreError>) => Fiber.RuntimeFiber<void, StoreError>
 }

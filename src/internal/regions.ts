@@ -7,9 +7,9 @@
  * time), ending the regions of a state the parent left, and forwarding an event sent to
  * the parent to its regions.
  */
-import { Effect, Either, Option } from "effect"
-import { DefinitionError, InvalidTransition, RegionFailed } from "../Errors.js"
-import type { ExecutionNotFound, StoreError, ValidationError } from "../Errors.js"
+import { Deferred, Effect, Either, Exit, FiberId, Option } from "effect"
+import { DefinitionError, ExecutionNotFound, InvalidTransition, RegionFailed } from "../Errors.js"
+import type { StoreError, ValidationError } from "../Errors.js"
 import type { ExecutionId, Snapshot } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import * as Procedure from "../Procedure.js"
@@ -158,6 +158,8 @@ export interface Deps {
   readonly running: (id: string) => Compiled | undefined
   readonly start: (procedure: Procedure.Any, input: unknown, opts?: StartOptions) => Effect.Effect<ExecutionId, unknown>
   readonly await: (id: string) => Effect.Effect<Snapshot, unknown>
+  /** calls `f` with the execution's end when it commits in this runtime, returning what stops the wait; undefined when its end may come elsewhere (several runners) */
+  readonly onEnd: (id: string, f: (end: Snapshot) => void) => (() => void) | undefined
   readonly lookup: (snapshot: Snapshot) => Compiled | undefined
   /** ends (or pauses) an execution if it still runs: what refuses (it ended, it never started) is fine */
   readonly end: (id: string, how: "Pause" | "Cancel" | "Rollback", reason: string) => Effect.Effect<void>
@@ -239,11 +241,45 @@ export const make = (deps: Deps) => {
 
   /**
    * Waits until the regions' ends meet the mode or show it can no longer be met: each end,
-   * as it comes, is judged with those before it; the first verdict stops the other waits
-   * (a verdict is the `forEach`'s failure, which interrupts them). The last end always
-   * gives one.
+   * as it comes, is judged with those before it; the first verdict stops the wait. The
+   * last end always gives one. One wait in the parent's fiber: a callback per region for
+   * its end, and a read of each for one that had ended (a retry, a recovery). A fiber per
+   * region, awaiting it, cost more than all the rest of the parent's work for its regions
+   * (docs/benchmarks.md, W6); it is kept for a runtime of several runners, where a
+   * region's end may commit on another.
    */
   const settle = (mode: ParallelMode, regions: ReadonlyArray<RegionRun>, ends: Map<string, Snapshot>) =>
+    Effect.suspend(() => {
+      const wake = Deferred.unsafeMake<"met" | "lost">(FiberId.none)
+      let verdict: "met" | "lost" | undefined
+      const take = (name: string, end: Snapshot) => {
+        if (verdict !== undefined || ends.has(name)) return
+        ends.set(name, end)
+        verdict = judge(mode, regions.length, ends)
+        if (verdict !== undefined) Deferred.unsafeDone(wake, Exit.succeed(verdict))
+      }
+      const stops: Array<() => void> = []
+      for (const r of regions) {
+        const stop = deps.onEnd(r.id, (end) => take(r.name, end))
+        if (stop === undefined) {
+          for (const s of stops) s()
+          return settleEach(mode, regions, ends)
+        }
+        stops.push(stop)
+      }
+      return Effect.gen(function*() {
+        for (const r of regions) {
+          if (verdict !== undefined) break
+          const found = yield* deps.store.get(r.id)
+          if (Option.isNone(found)) return yield* new ExecutionNotFound({ executionId: r.id })
+          if (isTerminal(found.value.status)) take(r.name, found.value)
+        }
+        return yield* Deferred.await(wake)
+      }).pipe(Effect.ensuring(Effect.sync(() => stops.forEach((stop) => stop()))))
+    })
+
+  /** `settle` with a fiber per region, each awaiting it (the first verdict, the `forEach`'s failure, interrupts the others). */
+  const settleEach = (mode: ParallelMode, regions: ReadonlyArray<RegionRun>, ends: Map<string, Snapshot>) =>
     Effect.forEach(regions, (r) =>
       Effect.flatMap(deps.await(r.id), (end) => {
         ends.set(r.name, end)
@@ -268,11 +304,9 @@ export const make = (deps: Deps) => {
       const regions = regionsOf(parent.def, spec, args.state, args.idempotencyKey)
       const input = regions[0]!.compiled!.encodeContext(args.context)
       if (Either.isLeft(input)) return yield* Effect.die(input.left)
-      // started (or found again) together: on SQLite, their rows commit in one batch
-      yield* Effect.forEach(regions, (r) => startRegion(args.executionId, r, args.idempotencyKey, input.right), {
-        concurrency: "unbounded",
-        discard: true
-      })
+      // started (or found again) one after another in this fiber: a fiber per region cost
+      // more than the waits for their commits, on SQLite too (docs/benchmarks.md, W6)
+      for (const r of regions) yield* startRegion(args.executionId, r, args.idempotencyKey, input.right)
       const ends = new Map<string, Snapshot>()
       const verdict = yield* settle(spec.mode, regions, ends)
       // the region that failed rather than one rolled back (a parent's attempt after a crash may find both)

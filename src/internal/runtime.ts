@@ -95,6 +95,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
     lookup: (snapshot) => lookup(snapshot),
     start: (procedure, input, opts) => start(procedure, input, opts),
     await: (id) => awaitExecution(id),
+    onEnd: (id, f) => cluster?.route === undefined ? onEnd(id, f) : undefined,
     command: (id, input) => command(id, input),
     fork: (effect) => fork(effect)
   })
@@ -116,7 +117,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
   const unavailable = (snapshot: Snapshot) => Registry.unavailable(registry, snapshot)
   /** procedure versions whose executions this runtime cannot run, reported once each */
   const reported = new Set<string>()
-  const { publish, awaitHere, watch } = yield* Watchers.make({
+  const { publish, awaitHere, onEnd, watch } = yield* Watchers.make({
     routes,
     samples,
     quotas,

@@ -27,7 +27,8 @@ export const make = (deps: Deps) =>
   Effect.gen(function*() {
     const { routes, samples, quotas, eventWaiters, getSnapshot } = deps
     const events = yield* PubSub.sliding<ExecutionEvent>(deps.watchBuffer)
-    const waiters = new Map<string, Array<Deferred.Deferred<Snapshot>>>()
+    // what waits for an execution's end: `await`'s callers, and a parallel state's attempt (`onEnd`)
+    const waiters = new Map<string, Array<Deferred.Deferred<Snapshot> | ((end: Snapshot) => void)>>()
 
     const publish = (snapshot: Snapshot, t: Transition) => {
       if (snapshot.procedure === Rollout.rolloutName) routes.apply(snapshot)
@@ -38,7 +39,7 @@ export const make = (deps: Deps) =>
         const ws = waiters.get(snapshot.id)
         if (ws !== undefined) {
           waiters.delete(snapshot.id)
-          for (const w of ws) Deferred.unsafeDone(w, Exit.succeed(snapshot))
+          for (const w of ws) typeof w === "function" ? w(snapshot) : Deferred.unsafeDone(w, Exit.succeed(snapshot))
         }
       }
       events.unsafeOffer({
@@ -74,10 +75,23 @@ export const make = (deps: Deps) =>
         }).pipe(Effect.ensuring(remove))
       })
 
+    /** Calls `f` with the end of execution `id` when it commits here; returns what stops the wait. */
+    const onEnd = (id: string, f: (end: Snapshot) => void) => {
+      const list = waiters.get(id) ?? []
+      list.push(f)
+      waiters.set(id, list)
+      return () => {
+        const ws = waiters.get(id)
+        const i = ws === undefined ? -1 : ws.indexOf(f)
+        if (i >= 0) ws!.splice(i, 1)
+        if (ws?.length === 0) waiters.delete(id)
+      }
+    }
+
     const watch = (id?: string): Stream.Stream<ExecutionEvent> => {
       const all = Stream.fromPubSub(events)
       return id === undefined ? all : Stream.filter(all, (e) => e.executionId === id)
     }
 
-    return { publish, awaitHere, watch }
+    return { publish, awaitHere, onEnd, watch }
   })
