@@ -121,6 +121,35 @@ export interface VersionCountQuery {
 }
 
 /**
+ * A bound on the executions under way that a create must stay within (`createWithin`):
+ * those matching `tenant` and `procedure` (each when given) that have not ended.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CreateLimit {
+  /** names the lock the processes on the database take for this bound (one per tenant quota, one per procedure quota) */
+  readonly key: string
+  /** count this tenant's executions only */
+  readonly tenant?: string | undefined
+  /** count this procedure's executions only (all its versions) */
+  readonly procedure?: string | undefined
+  /** create only while fewer than this many are under way */
+  readonly max: number
+}
+
+/**
+ * What `createWithin` did: `create`'s result, or which limit (its index) was reached, in
+ * which case nothing was written.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CreateWithinResult =
+  | { readonly _tag: "Created"; readonly created: boolean; readonly snapshot: Snapshot }
+  | { readonly _tag: "Full"; readonly limit: number }
+
+/**
  * What every store implements. All methods fail with `StoreError` only.
  *
  * @since 0.1.0
@@ -135,6 +164,20 @@ export interface StoreService {
     snapshot: Snapshot,
     transition: Transition
   ) => Effect.Effect<{ readonly created: boolean; readonly snapshot: Snapshot }, StoreError>
+  /**
+   * `create`, counting first: the executions each limit matches that have not ended are
+   * counted and the execution is created only if every count is under its `max`, as one
+   * operation for every process on the database (Postgres: one transaction holding an
+   * advisory lock per limit, taken in the order given), so that runtimes sharing the
+   * database cannot together pass a limit. Optional: a store only one process uses
+   * (memory, a SQLite file) leaves it out, and the runtime counts and creates one start
+   * at a time per quota itself. The concurrent-executions quotas use it.
+   */
+  readonly createWithin?: ((
+    snapshot: Snapshot,
+    transition: Transition,
+    limits: ReadonlyArray<CreateLimit>
+  ) => Effect.Effect<CreateWithinResult, StoreError>) | undefined
   /**
    * Writes one transition atomically; fails with a `Conflict` when `expectedVersion` is stale.
    * A commit whose snapshot is terminal also empties the execution's inbox, logging each

@@ -2,13 +2,16 @@
  * Quotas on `Runtime.start` (`Runtime.layer({ quotas })`): per tenant and per procedure, a
  * start rate and a number of executions under way. A start over one is refused with
  * `QuotaExceeded` carrying `retryAfter`, or waits for room up to `waitForQuota`; room under
- * `concurrent` comes back when an execution ends. On virtual time.
+ * `concurrent` comes back when an execution ends. On virtual time. With PROCTOR_TEST_PG_URL,
+ * two runtimes on one Postgres database start a tenant's executions at once.
  */
+import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Layer, Schema, TestClock } from "effect"
+import { Duration, Effect, Either, Exit, Layer, Redacted, Schema, TestClock } from "effect"
 import type { Runtime as R } from "proctor"
-import { Procedure, Runtime, Store } from "proctor"
+import { Procedure, Runtime, SqlStore, Store } from "proctor"
 import { cliWords } from "../src/cli/text.js"
+import { freshPgPrefix } from "./fixtures/sqlPg.js"
 
 const Go = Schema.TaggedStruct("Go", {})
 
@@ -126,4 +129,47 @@ describe("tenant quotas", () => {
         "Run the command again after 1s (or when one of them ends)."
     )
   })
+})
+
+const pgUrl = process.env.PROCTOR_TEST_PG_URL
+describe.skipIf(pgUrl === undefined)("tenant quotas on a shared Postgres database", () => {
+  it.scoped("two runtimes starting a tenant's executions at once never have more under way than its `concurrent`", () =>
+    Effect.gen(function*() {
+      const url = Redacted.make(pgUrl!)
+      const prefix = yield* Effect.provide(freshPgPrefix, yield* Layer.build(PgClient.layer({ url })))
+      // each runtime with a pool of its own, as two processes would have
+      const runtime = Runtime.layer({ procedures: [Job], quotas: { tenants: { default: { concurrent: 3 } } } }).pipe(
+        Layer.provideMerge(SqlStore.layer({ prefix })),
+        Layer.provide(PgClient.layer({ url }))
+      )
+      const [a, b] = [yield* Layer.build(runtime), yield* Layer.build(runtime)]
+      const tenants = Array.from({ length: 8 }, (_, i) => `tenant-${i}`)
+      // every tenant's twelve starts at once, six through each runtime
+      const results = yield* Effect.forEach(tenants, (tenant) =>
+        Effect.forEach(
+          Array.from({ length: 12 }, (_, i) => i % 2 === 0 ? a : b),
+          (on) => Effect.either(Effect.provide(Runtime.start(Job, {}, { tenant }), on)),
+          { concurrency: "unbounded" }
+        ), { concurrency: "unbounded" })
+      for (const [i, tenant] of tenants.entries()) {
+        const started = results[i]!.filter(Either.isRight)
+        const refused = results[i]!.filter(Either.isLeft).map((e) => e.left)
+        assert.strictEqual(started.length, 3, `${tenant}: ${started.length} started`)
+        assert.deepStrictEqual(refused.map((e) => [e._tag, e._tag === "QuotaExceeded" ? e.limit : undefined]), Array(9).fill(["QuotaExceeded", "concurrent"]))
+        const underWay = yield* Effect.provide(Runtime.list({ tenant, status: "waiting" }), a)
+        assert.strictEqual(underWay.length, 3, tenant)
+      }
+      // one ends (on the runtime that runs it): the other runtime's next start takes its place, and no more
+      const k = results[0]!.findIndex(Either.isRight)
+      const [owner, other] = k % 2 === 0 ? [a, b] : [b, a]
+      const ended = Either.getOrThrow(results[0]![k]!)
+      yield* Effect.provide(Effect.zipRight(Runtime.send(ended, Go.make({})), Runtime.await(ended)), owner)
+      yield* Effect.provide(Runtime.start(Job, {}, { tenant: tenants[0] }), other)
+      assert.strictEqual((yield* Effect.exit(Effect.provide(Runtime.start(Job, {}, { tenant: tenants[0] }), owner)))._tag, "Failure")
+      // an idempotent start asked of both runtimes gets the one execution, counted once
+      const once = { tenant: "idempotent", idempotencyKey: "order-1" }
+      const [x, y] = yield* Effect.all([Effect.provide(Runtime.start(Job, {}, once), a), Effect.provide(Runtime.start(Job, {}, once), b)], { concurrency: 2 })
+      assert.strictEqual(x, y)
+      assert.strictEqual((yield* Effect.provide(Runtime.list({ tenant: "idempotent" }), a)).length, 1)
+    }), 60_000)
 })

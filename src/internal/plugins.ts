@@ -84,6 +84,8 @@ export const observeStore = (store: StoreService, dispatch: Dispatch): StoreServ
     ...store,
     create: (snapshot, first) =>
       Effect.tap(store.create(snapshot, first), (created) => created.created ? transition({ snapshot, transition: first }) : Effect.void),
+    createWithin: store.createWithin === undefined ? undefined : (snapshot, first, limits) =>
+      Effect.tap(store.createWithin!(snapshot, first, limits), (r) => r._tag === "Created" && r.created ? transition({ snapshot, transition: first }) : Effect.void),
     commit: (commit) => Effect.zipLeft(store.commit(commit), Effect.zipRight(transition(commit), Effect.sync(() => errors(commit.errors)))),
     appendErrors: (entries) => Effect.tap(store.appendErrors(entries), () => errors(entries))
   }

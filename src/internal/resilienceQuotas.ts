@@ -2,16 +2,17 @@
  * Quotas on `Runtime.start`, per tenant and per procedure (`Runtime.layer({ quotas })`): a
  * start rate (token bucket or sliding window, kept in this process) and a number of
  * executions that have not ended (counted in the store, so it holds across restarts and,
- * on a shared store, across runners). A start over a quota is refused with
+ * on a shared store, across runners: a store that several processes share counts and
+ * creates as one operation, `Store.createWithin`). A start over a quota is refused with
  * `QuotaExceeded` and when to retry, or waits for room up to the caller's `waitForQuota`.
  * Child executions (started by their parent's state) are not counted against the quotas.
  */
-import { Clock, Deferred, Duration, Effect, Either, Exit, FiberId } from "effect"
+import { Clock, Data, Deferred, Duration, Effect, Either, Exit, FiberId } from "effect"
 import type { RateLimit } from "../Dependency.js"
 import { DefinitionError, QuotaExceeded } from "../Errors.js"
 import type { StoreError } from "../Errors.js"
-import type { ListFilter } from "../Execution.js"
-import type { StoreService } from "../Store.js"
+import type { ListFilter, Snapshot, Transition } from "../Execution.js"
+import type { CreateLimit, StoreService } from "../Store.js"
 import { sleepMillis } from "./deadlines.js"
 import { quotaRefused } from "./metrics.js"
 import { rateIssue } from "./resilience.js"
@@ -51,6 +52,8 @@ const active = statuses.filter((s) => !terminal.has(s as never))
 
 /** One quota's state: its rate limiter and the lock that makes count-then-create one step here. */
 interface Slot {
+  /** names the quota's lock in the store (`CreateLimit.key`) */
+  readonly key: string
   readonly limiter: Limiter | undefined
   readonly concurrent: number | undefined
   readonly lock: Effect.Semaphore
@@ -60,12 +63,18 @@ interface Slot {
   readonly filter: ListFilter
 }
 
+/** A count-and-create found a quota full: nothing was written (caught by `admit`). */
+export class QuotaFull extends Data.TaggedError("QuotaFull")<{ readonly refusal: QuotaExceeded }> {}
+
+/** How a start creates its execution when a quota counts it in the store (`undefined`: the store's `create`). */
+export type Create = (snapshot: Snapshot, transition: Transition) => Effect.Effect<{ readonly created: boolean; readonly snapshot: Snapshot }, StoreError | QuotaFull>
+
 export interface Quotas {
-  /** runs `start` if the quotas that apply to it allow it */
+  /** runs `start` if the quotas that apply to it allow it; `start` creates its execution with the `Create` it is given */
   readonly admit: <A, E>(
     procedure: string,
     options: { readonly tenant?: string | undefined; readonly parentId?: string | undefined; readonly waitForQuota?: Duration.DurationInput | undefined } | undefined,
-    start: Effect.Effect<A, E>
+    start: (create: Create | undefined) => Effect.Effect<A, E | QuotaFull>
   ) => Effect.Effect<A, E | QuotaExceeded | StoreError>
   /** an execution ended: starts waiting for room look again */
   readonly ended: () => void
@@ -97,6 +106,7 @@ export const make = (store: StoreService, options: QuotaOptions | undefined): Ei
     let slot = slots.get(key)
     if (slot === undefined) {
       slot = {
+        key,
         limiter: quota.rate === undefined ? undefined : makeLimiter(quota.rate),
         concurrent: quota.concurrent,
         lock: Effect.unsafeMakeSemaphore(1),
@@ -137,8 +147,24 @@ export const make = (store: StoreService, options: QuotaOptions | undefined): Ei
       retryAfter: Duration.millis(retryAfter)
     })
 
+  const full = (procedure: string, slot: Slot) => refusal(procedure, slot, "concurrent", concurrentRetryMillis)
+
+  /**
+   * The count and the create as one operation of the store, for a store that several
+   * processes may share; `undefined` for one that a single process owns (the locks here
+   * make the count and the create one step).
+   */
+  const createWithin = (procedure: string, counted: ReadonlyArray<Slot>): Create | undefined => {
+    const inStore = store.createWithin
+    if (inStore === undefined || counted.length === 0) return undefined
+    const limits: ReadonlyArray<CreateLimit> = counted.map((slot) => ({ key: slot.key, ...slot.filter, max: slot.concurrent! }))
+    return (snapshot, transition) =>
+      Effect.flatMap(inStore(snapshot, transition, limits), (r) =>
+        r._tag === "Created" ? Effect.succeed(r) : Effect.fail(new QuotaFull({ refusal: full(procedure, counted[r.limit]!) })))
+  }
+
   /** one try: a start-rate turn from each quota now, then the counts and the start under the locks */
-  const tryOnce = <A, E>(procedure: string, applied: ReadonlyArray<Slot>, start: Effect.Effect<A, E>, now: number) => {
+  const tryOnce = <A, E>(procedure: string, applied: ReadonlyArray<Slot>, start: (create: Create | undefined) => Effect.Effect<A, E | QuotaFull>, now: number) => {
     const taken: Array<Limiter> = []
     const giveBack = Effect.sync(() => {
       for (const limiter of taken) limiter.cancel(now)
@@ -153,13 +179,17 @@ export const make = (store: StoreService, options: QuotaOptions | undefined): Ei
       taken.push(slot.limiter)
     }
     const counted = applied.filter((slot) => slot.concurrent !== undefined)
-    const body = Effect.gen(function*() {
-      for (const slot of counted) {
-        const under = yield* store.list({ ...slot.filter, status: active, limit: slot.concurrent! })
-        if (under.length >= slot.concurrent!) return Either.left(refusal(procedure, slot, "concurrent", concurrentRetryMillis))
-      }
-      return Either.right(yield* start)
-    })
+    const create = createWithin(procedure, counted)
+    const counts = create !== undefined
+      ? Effect.map(start(create), Either.right)
+      : Effect.gen(function*() {
+        for (const slot of counted) {
+          const under = yield* store.list({ ...slot.filter, status: active, limit: slot.concurrent! })
+          if (under.length >= slot.concurrent!) return Either.left(full(procedure, slot))
+        }
+        return Either.right(yield* start(undefined))
+      })
+    const body = Effect.catchIf(counts, (e): e is QuotaFull => e instanceof QuotaFull, (e) => Effect.succeed(Either.left(e.refusal)))
     const locked = counted.reduce((inner, slot) => slot.lock.withPermits(1)(inner), body)
     // a start that did not happen gives its rate turns back
     return Effect.tap(Effect.onError(locked, () => giveBack), (result) => Either.isLeft(result) ? giveBack : Effect.void)
@@ -168,11 +198,12 @@ export const make = (store: StoreService, options: QuotaOptions | undefined): Ei
   const admit = <A, E>(
     procedure: string,
     opts: Parameters<Quotas["admit"]>[1],
-    start: Effect.Effect<A, E>
+    start: (create: Create | undefined) => Effect.Effect<A, E | QuotaFull>
   ): Effect.Effect<A, E | QuotaExceeded | StoreError> => {
-    if (opts?.parentId !== undefined) return start
+    // without a quota that counts it, a start cannot find one full
+    if (opts?.parentId !== undefined) return start(undefined) as Effect.Effect<A, E>
     const applied = slotsFor(procedure, opts?.tenant)
-    if (applied.length === 0) return start
+    if (applied.length === 0) return start(undefined) as Effect.Effect<A, E>
     const wait = opts?.waitForQuota === undefined ? 0 : Duration.toMillis(Duration.decode(opts.waitForQuota))
     return Effect.gen(function*() {
       const until = (yield* Clock.currentTimeMillis) + wait

@@ -168,10 +168,11 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       tracing,
       "proctor.start",
       { "proctor.procedure.name": procedure.name, "proctor.procedure.version": procedure.version },
-      (span) => quotas.admit(procedure.name, opts, startExecution(procedure, input, opts, span))
+      (span) => quotas.admit(procedure.name, opts, (create) => startExecution(procedure, input, opts, span, create))
     )
 
-  const startExecution = (procedure: Procedure.Any, input: unknown, opts: StartOptions | undefined, span: Tracer.Span | undefined) =>
+  /** `create`: the store's, or the quotas' count-and-create (resilienceQuotas.ts) */
+  const startExecution = (procedure: Procedure.Any, input: unknown, opts: StartOptions | undefined, span: Tracer.Span | undefined, create: Quotas.Create = store.create) =>
     Effect.gen(function*() {
       const asked = yield* Registry.resolve(registry, procedure)
       const now = yield* Clock.currentTimeMillis
@@ -190,7 +191,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       const started = yield* startMachine(compiled, { ...opts, id }, context, now)
       const { snapshot } = started.machine
       const first = started.transition
-      const created = yield* store.create(snapshot, first)
+      const created = yield* create(snapshot, first)
       if (!created.created) {
         if (opts?.idempotencyKey !== undefined && created.snapshot.idempotencyKey === opts.idempotencyKey) {
           return ExecutionId.make(created.snapshot.id, { disableValidation: true })

@@ -37,6 +37,32 @@ const record = <K extends string>(columns: ReadonlyArray<K>, values: ReadonlyArr
   return out
 }
 
+/**
+ * One transaction on one reserved connection of `client`, begun (`begin`) and ended here
+ * rather than by `sql.withTransaction`: that one turns a failed COMMIT into a defect and
+ * leaves the transaction open (SQLite keeps it open after SQLITE_BUSY on COMMIT), where the
+ * next batch would find these rows. Here a failed COMMIT is rolled back.
+ */
+export const inTransaction = (client: SqlClient.SqlClient, begin: string) => <A>(body: Effect.Effect<A, unknown>): Effect.Effect<A, unknown> =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const conn = yield* client.reserve
+      yield* conn.executeUnprepared(begin, [], undefined)
+      const rollback = Effect.ignore(Effect.catchAllDefect(conn.executeUnprepared("ROLLBACK", [], undefined), () => Effect.void))
+      const result = yield* Effect.exit(Effect.provideService(body, SqlClient.TransactionConnection, [conn, 0] as const))
+      if (Exit.isFailure(result)) {
+        yield* rollback
+        return yield* Effect.failCause(result.cause)
+      }
+      const committed = yield* Effect.exit(conn.executeUnprepared("COMMIT", [], undefined))
+      if (Exit.isFailure(committed)) {
+        yield* rollback
+        return yield* Effect.failCause(committed.cause)
+      }
+      return result.value
+    })
+  )
+
 /** With a `fence`, each commit is fenced by its shard's epoch (`sqlFence.ts`) and each new row records its shard. */
 export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence?: Fence): Backend => {
   const sql = client.withoutTransforms()
@@ -293,31 +319,7 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
       return results
     })
 
-  /**
-   * One transaction on one reserved connection, begun and ended here rather than by
-   * `sql.withTransaction`: that one turns a failed COMMIT into a defect and leaves the
-   * transaction open (SQLite keeps it open after SQLITE_BUSY on COMMIT), where the next
-   * batch would find these rows. Here a failed COMMIT is rolled back.
-   */
-  const transaction = <A>(body: Effect.Effect<A, unknown>): Effect.Effect<A, unknown> =>
-    Effect.scoped(
-      Effect.gen(function*() {
-        const conn = yield* client.reserve
-        yield* conn.executeUnprepared(begin, [], undefined)
-        const rollback = Effect.ignore(Effect.catchAllDefect(conn.executeUnprepared("ROLLBACK", [], undefined), () => Effect.void))
-        const result = yield* Effect.exit(Effect.provideService(body, SqlClient.TransactionConnection, [conn, 0] as const))
-        if (Exit.isFailure(result)) {
-          yield* rollback
-          return yield* Effect.failCause(result.cause)
-        }
-        const committed = yield* Effect.exit(conn.executeUnprepared("COMMIT", [], undefined))
-        if (Exit.isFailure(committed)) {
-          yield* rollback
-          return yield* Effect.failCause(committed.cause)
-        }
-        return result.value
-      })
-    )
+  const transaction = inTransaction(client, begin)
 
   /**
    * Commits that `PgBatch.writeInOne` can write, in one statement outside any transaction of

@@ -14,6 +14,7 @@ import { Store } from "../Store.js"
 import * as GenericBackend from "./sqlGeneric.js"
 import { classify, errorMessage, storeError, toStoreError } from "./sqlErrors.js"
 import * as LockWaits from "./sqlBusy.js"
+import * as Quota from "./sqlQuota.js"
 import * as Fence from "./sqlFence.js"
 import type { LockWait } from "./sqlBusy.js"
 import type { Row, Tables } from "./sqlSchema.js"
@@ -119,6 +120,9 @@ export const makeWith = Effect.fnUntraced(function*(options: StoreOptions, inter
     ? { submit: (op) => Effect.fail(readOnlyWrite(op._tag, what)) }
     : yield* Writer.make(backend, { maxBatchSize, queueCapacity, lockWait })
 
+  // Postgres may be shared by several processes: their quotas count and create as one (sqlQuota.ts)
+  const createWithin = internal.readOnly === true ? undefined : sql.onDialectOrElse({ pg: () => Quota.make(sql, t, what, fence), orElse: () => undefined })
+
   const E = sql(t.executions)
   const read = <A>(operation: string, query: Effect.Effect<ReadonlyArray<Row>, unknown>, decode: (rows: ReadonlyArray<Row>) => A) =>
     lockWait(query.pipe(Effect.mapError(toStoreError(operation, what)))).pipe(
@@ -172,6 +176,7 @@ export const makeWith = Effect.fnUntraced(function*(options: StoreOptions, inter
   return Store.of({
     create: (snapshot, transition) =>
       writer.submit({ _tag: "Create", snapshot, transition }) as Effect.Effect<CreateResult, StoreError>,
+    ...(createWithin === undefined ? {} : { createWithin }),
     // a commit's result is `undefined` (the writer's `done`): no `asVoid` step on the hot path
     commit: (commit) => writer.submit({ _tag: "Commit", commit }) as Effect.Effect<void, StoreError>,
     get: (id) =>

@@ -110,6 +110,7 @@ export const make = (inner: StoreService): StoreHealth => {
   const store: StoreService = {
     ...inner,
     create: (snapshot, transition) => watch(true, inner.create(snapshot, transition)),
+    createWithin: inner.createWithin === undefined ? undefined : (snapshot, transition, limits) => watch(true, inner.createWithin!(snapshot, transition, limits)),
     commit: (commit) => watch(true, inner.commit(commit)),
     appendErrors: (entries) => watch(true, inner.appendErrors(entries)),
     enqueue: (id, event, at) => watch(true, inner.enqueue(id, event, at)),
