@@ -92,9 +92,6 @@ export interface Options<Ps extends ReadonlyArray<Procedure.Any>> extends Runtim
   readonly store?: SqlStore.Options | undefined
 }
 
-/** How many shard claims the ownership loop has in flight at once (each one statement). */
-const claimConcurrency = 8
-
 /** How often the ownership loop compares the shards the cluster gave this runner with those it holds. */
 const pollMillis = 200
 
@@ -127,7 +124,8 @@ export const layer = <const Ps extends ReadonlyArray<Procedure.Any>>(
     shardLockDisableAdvisory: true,
     shardLockExpiration: lease,
     shardLockRefreshInterval: third,
-    refreshAssignmentsInterval: Duration.min(third, Duration.seconds(3)),
+    // how soon a runner sees that a dead runner's lease expired and takes its shards (one read of the runners table)
+    refreshAssignmentsInterval: Duration.min(Duration.unsafeDivide(lease, 10), Duration.seconds(1)),
     runnerHealthCheckInterval: lease
   }
   const sharding = SocketRunner.layer.pipe(
@@ -219,18 +217,15 @@ const ownership = (count: number, owner: string, prefix: string, scanMillis: num
           held.delete(shard)
         }
       }
-      // a few at a time: one after another, a dead runner's 150 shards took seconds of round trips under load.
-      // A claim that fails is tried on the next tick; those that succeeded are resumed now.
-      const gained: Array<number> = []
-      yield* Effect.forEach(given, (shard) =>
-        shards.claim(shard, owner).pipe(
-          Effect.zipRight(Effect.sync(() => {
-            held.add(shard)
-            gained.push(shard)
-          })),
-          Effect.catchAll((error) => Effect.logWarning(`Cluster: could not claim shard ${shard}; trying again`, error))
-        ), { concurrency: claimConcurrency, discard: true })
-      gained.sort((a, b) => a - b)
+      // in one statement: one after another, a dead runner's 150 shards took seconds of round trips under load.
+      // A claim that fails is tried on the next tick.
+      const gained = given.length === 0 ? [] : yield* shards.claimAll(given, owner).pipe(
+        Effect.map((epochs) => {
+          for (const shard of epochs.keys()) held.add(shard)
+          return [...epochs.keys()].sort((a, b) => a - b)
+        }),
+        Effect.catchAll((error) => Effect.as(Effect.logWarning("Cluster: could not claim the shards it was given; trying again", error), []))
+      )
       const now = yield* Clock.currentTimeMillis
       const scanDue = now - lastScan >= scanMillis
       if (gained.length === 0 && !scanDue) return

@@ -159,6 +159,11 @@ export interface ShardsService {
    * has given it to this runtime.
    */
   readonly claim: (shard: number, owner: string) => Effect.Effect<number, StoreError>
+  /**
+   * `claim` of several shards in one statement (a runtime that takes over a dead one's
+   * shards takes them all in one round trip); returns each shard's new epoch.
+   */
+  readonly claimAll: (shards: ReadonlyArray<number>, owner: string) => Effect.Effect<ReadonlyMap<number, number>, StoreError>
   /** Gives the shard up: this store refuses its executions' commits from now on (`Fenced`). */
   readonly release: (shard: number) => Effect.Effect<void>
   /** the shards held, and the epoch each was claimed at */
@@ -199,18 +204,20 @@ export const makeFenced = (
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const t = tables(options.prefix ?? "proctor")
     const shardOf = (id: string) => Fence.shardOf(id, count)
+    const claimAll = (claimed: ReadonlyArray<number>, owner: string) =>
+      Clock.currentTimeMillis.pipe(
+        Effect.flatMap((now) => Fence.claimAll(sql, t, claimed, owner, now)),
+        Effect.tap((epochs) => Effect.sync(() => epochs.forEach((epoch, shard) => fence.epochs.set(shard, epoch)))),
+        Effect.mapError(toStoreError("claim", what)),
+        Effect.withTracerEnabled(false)
+      )
     return {
       store,
       shards: Shards.of({
         count,
         shardOf,
-        claim: (shard, owner) =>
-          Clock.currentTimeMillis.pipe(
-            Effect.flatMap((now) => Fence.claim(sql, t, shard, owner, now)),
-            Effect.tap((epoch) => Effect.sync(() => fence.epochs.set(shard, epoch))),
-            Effect.mapError(toStoreError("claim", what)),
-            Effect.withTracerEnabled(false)
-          ),
+        claim: (shard, owner) => Effect.map(claimAll([shard], owner), (epochs) => epochs.get(shard)!),
+        claimAll,
         release: (shard) => Effect.sync(() => void fence.epochs.delete(shard)),
         held: Effect.sync(() => new Map(fence.epochs))
       })

@@ -67,6 +67,24 @@ const suite = (name: string, run: (body: (prefix: string) => Effect.Effect<void,
         })
       ))
 
+    it.effect("claimAll takes several shards in one statement, each at a new epoch, fencing out their earlier holder", () =>
+      run((prefix) =>
+        Effect.gen(function*() {
+          const one = yield* SqlStore.makeFenced({ prefix, shards })
+          const two = yield* SqlStore.makeFenced({ prefix, shards })
+          const { a } = ids(one.shards.shardOf)
+          const first = yield* one.shards.claimAll([3, 1], "runner-1")
+          assert.deepStrictEqual([...first.entries()].sort(), [[1, 1], [3, 1]])
+          assert.deepStrictEqual(yield* one.shards.held, first)
+          yield* one.store.create(snapshot(a), transition(a, 0))
+          const taken = yield* two.shards.claimAll([1, 2, 3], "runner-2")
+          assert.deepStrictEqual([...taken.entries()].sort(), [[1, 2], [2, 1], [3, 2]])
+          const error = yield* failure(one.store.commit({ snapshot: { ...snapshot(a), rowVersion: 1, seq: 1 }, expectedVersion: 0 }))
+          assert.strictEqual(error.kind, "Fenced")
+          assert.deepStrictEqual(yield* two.shards.claimAll([], "runner-2"), new Map())
+        })
+      ))
+
     it.effect("once another store claims the shard, the first one's commits are refused and write nothing", () =>
       run((prefix) =>
         Effect.gen(function*() {

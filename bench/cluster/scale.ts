@@ -71,6 +71,10 @@ const query = (text: string) => db.runPromise(Effect.flatMap(SqlClient.SqlClient
 await query(`CREATE TABLE ${prefix}_effects (execution_id TEXT NOT NULL, pid INTEGER NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())`)
 const count = async (where: string) => Number((await query(`SELECT count(DISTINCT execution_id) AS n FROM ${prefix}_effects WHERE ${where}`))[0]!.n)
 
+/** the shards whose cluster lock the runner on this port holds */
+const locksOf = async (port: number) =>
+  Number((await query(`SELECT count(*) AS n FROM ${prefix}_cluster_locks WHERE address LIKE '%${port}'`))[0]!.n)
+
 const port = 37000 + Math.floor(Math.random() * 1000)
 const result: Record<string, unknown> = { n, lease, shards }
 const a = start(port, true)
@@ -91,13 +95,19 @@ try {
   result.inFlightMs = Date.now() - t
   const kill = Date.now()
   b.child.kill("SIGKILL")
+  // how old B's last lease refresh was at the kill: its locks expire a lease after it
+  result.leaseAgeAtKillMs = Math.round(Number((await query(`SELECT extract(epoch FROM now() - max(acquired_at)) * 1000 AS n
+    FROM ${prefix}_cluster_locks WHERE address LIKE '%${port + 1}'`))[0]!.n) - (Date.now() - kill))
   const deadline = kill + 600_000
   let shardsMoved: number | undefined
+  // when A holds the cluster's lock of every shard (B's expired), before its claims in Proctor's store
+  let locksMoved: number | undefined
   let half: number | undefined
   const progress: Array<[number, number, number]> = []
   result.progress = progress
   while (Date.now() < deadline) {
     if (shardsMoved === undefined && a.held === shards) shardsMoved = Date.now() - kill
+    if (locksMoved === undefined && (await locksOf(port)) === shards) locksMoved = Date.now() - kill
     const again = await count(`pid = ${a.child.pid} AND execution_id LIKE '${port + 1}-%'`)
     if (half === undefined && again >= n / 2) half = Date.now() - kill
     if (progress.length === 0 || Date.now() - kill - progress[progress.length - 1]![0] >= 1000) {
@@ -115,7 +125,7 @@ try {
     }
     await sleep(100)
   }
-  Object.assign(result, { shardsMovedMs: shardsMoved, halfRunningAgainMs: half })
+  Object.assign(result, { locksMovedMs: locksMoved, shardsMovedMs: shardsMoved, halfRunningAgainMs: half })
   if (result.allRunningAgainMs === undefined) result.allRunningAgainMs = "> 600000"
 } finally {
   console.log(JSON.stringify(result))

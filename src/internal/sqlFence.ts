@@ -91,13 +91,14 @@ export const assignShards = (sql: SqlClient.SqlClient, t: Tables, shards: number
   }).pipe(Effect.mapError(toStoreError("open", what)))
 
 /**
- * Takes a shard for `owner`: bumps its epoch, which refuses from now on the commits of
- * whoever held it before, and returns the new epoch.
+ * Takes shards for `owner`, in one statement: bumps each one's epoch, which refuses from now
+ * on the commits of whoever held it before, and returns the new epochs. The rows are taken
+ * in shard order, so two runtimes claiming overlapping shards at once do not deadlock.
  */
-export const claim = (sql: SqlClient.SqlClient, t: Tables, shard: number, owner: string, now: number) =>
-  Effect.map(
-    sql<Row>`INSERT INTO ${sql(t.shards)} (shard, epoch, owner, claimed_at) VALUES (${shard}, 1, ${owner}, ${now})
-      ON CONFLICT (shard) DO UPDATE SET epoch = ${sql(t.shards)}.epoch + 1, owner = ${owner}, claimed_at = ${now}
-      RETURNING epoch`,
-    (rows) => Number(rows[0]!.epoch)
+export const claimAll = (sql: SqlClient.SqlClient, t: Tables, shards: ReadonlyArray<number>, owner: string, now: number) =>
+  shards.length === 0 ? Effect.succeed(new Map<number, number>()) : Effect.map(
+    sql<Row>`INSERT INTO ${sql(t.shards)} ${sql.insert([...shards].sort((a, b) => a - b).map((shard) => ({ shard, epoch: 1, owner, claimed_at: now })))}
+      ON CONFLICT (shard) DO UPDATE SET epoch = ${sql(t.shards)}.epoch + 1, owner = excluded.owner, claimed_at = excluded.claimed_at
+      RETURNING shard, epoch`,
+    (rows) => new Map(rows.map((row) => [Number(row.shard), Number(row.epoch)]))
   )
