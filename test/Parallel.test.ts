@@ -7,6 +7,7 @@ import { StoreError as StoreErrorClass } from "proctor"
 import type { StoreError } from "proctor"
 import type { Execution } from "proctor"
 import * as Server from "../src/http/Server.js"
+import { ClusterHooks } from "../src/internal/clusterHooks.js"
 import { journal, Journal, record, Rejected } from "./fixtures/procedures.js"
 import { layerFreshPg } from "./fixtures/sqlPg.js"
 import { layerTempSqlite } from "./fixtures/sqlTemp.js"
@@ -170,6 +171,22 @@ const procedures = [All, Failing, LateFailure, Checked, Race, AtLeast, Nested, I
 const layer = (store: Layer.Layer<Store.Store, StoreError> = Store.layerMemory) =>
   Runtime.layer({ procedures }).pipe(Layer.provideMerge(store), Layer.provideMerge(Journal.layer))
 
+/**
+ * A runtime whose operations go through a cluster's router, which runs each here: on several
+ * runners a region's end may commit on another, so the parent awaits each region in a fiber.
+ */
+const routedLayer = () =>
+  layer().pipe(Layer.provide(Layer.succeed(ClusterHooks, {
+    current: undefined,
+    route: {
+      wake: (_, here) => here,
+      command: (_, __, here) => here,
+      migrate: (_, __, here) => here,
+      await: (_, here) => here,
+      sendAndWait: (_, __, ___, here) => here
+    }
+  })))
+
 /** The region executions of `parent`, by region name (the last part of their procedure's name). */
 const regionsOf = (parent: string) =>
   Effect.map(Runtime.list({ parentId: parent }), (all) => Object.fromEntries(all.map((s) => [s.procedure.split(".").at(-1)!, s])))
@@ -318,7 +335,8 @@ describe("parallel states", () => {
       assert.strictEqual((yield* Runtime.history(regions.api!.id)).at(-2)!.reason, `parent ${id} compensates state "rollout"`)
     }).pipe(Effect.provide(layer())))
 
-  it.effect("race: the first region to succeed wins; the others are rolled back and the result says how each ended", () =>
+  for (const [where, runtime] of [["", layer], [" (behind a cluster's router)", routedLayer]] as const) {
+  it.effect(`race: the first region to succeed wins; the others are rolled back and the result says how each ended${where}`, () =>
     Effect.gen(function*() {
       const id = yield* Runtime.start(Race, { done: [] })
       yield* regionUntil(id, "web", "running")
@@ -330,7 +348,8 @@ describe("parallel states", () => {
       assert.deepStrictEqual(yield* journal, ["prepare", "build", "migrate", "bundle", "seed", "undo bundle", "undo build"])
       const regions = yield* regionsOf(id)
       assert.deepStrictEqual([regions.db!.status, regions.api!.status, regions.web!.status], ["succeeded", "rolled_back", "rolled_back"])
-    }).pipe(Effect.provide(layer())))
+    }).pipe(Effect.provide(runtime())))
+  }
 
   it.effect("atLeast: done when k regions succeeded; the rest is rolled back", () =>
     Effect.gen(function*() {
