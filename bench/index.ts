@@ -148,7 +148,9 @@ interface Child {
 
 /** runs a bench child; `onLine` sees its stdout lines that are not figures */
 const runChild = (worker: string, job: Job, args: Record<string, unknown>, onLine?: (line: string, kill: () => void) => void): Child => {
-  const child = spawn(process.execPath, ["--expose-gc", "--max-old-space-size=12288", worker, job.case, JSON.stringify(args)], {
+  // PROCTOR_BENCH_CPU_PROF=<dir>: a CPU profile of each child (a W7 runner, say) in that folder, for bench/profile.ts
+  const prof = process.env.PROCTOR_BENCH_CPU_PROF === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${process.env.PROCTOR_BENCH_CPU_PROF}`]
+  const child = spawn(process.execPath, [...prof, "--expose-gc", "--max-old-space-size=12288", worker, job.case, JSON.stringify(args)], {
     cwd: repoRoot,
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, NODE_NO_WARNINGS: "1" }
