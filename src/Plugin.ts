@@ -18,7 +18,8 @@ import type { Command, ErrorEntry, Snapshot, Transition } from "./Execution.js"
 /**
  * What a plugin is shown, in commit order per execution:
  * - `Transition`: a committed transition and the execution's snapshot after it; `by` is who
- *   asked when the caller's request committed it itself (`start`);
+ *   asked for it, on the transition of a `start`, of an operator command (`pause`, `cancel`,
+ *   …) or of a `migrate`, and on an event's transition committed by the sender's own call;
  * - `Error`: an entry committed to an execution's error log (a failed attempt, a failed
  *   compensation, a discarded event);
  * - `Request`: a caller's request the runtime accepted, with `by`, who asked for it (see

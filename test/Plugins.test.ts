@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Metric, TestClock } from "effect"
+import { Effect, Layer, Metric, Schema, TestClock } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { AuditLog, Plugin, Runtime } from "proctor"
+import { AuditLog, Plugin, Procedure, Runtime } from "proctor"
 import { all, Approval, Linear, makeFlaky, runtimeLayer, Slow } from "./fixtures/procedures.js"
 
 const Flaky = makeFlaky(1)
@@ -18,6 +18,16 @@ const collector = () => {
 /** Runs `body` on a runtime with `plugins`, then closes it (which lets the plugins take what is queued). */
 const withPlugins = <A, E>(plugins: ReadonlyArray<Plugin.Plugin>, body: Effect.Effect<A, E, Runtime.Runtime>) =>
   Effect.scoped(Effect.flatMap(Layer.build(runtimeLayer(procedures, { plugins })), (context) => Effect.provide(body, context)))
+
+/** two versions of a procedure that waits for `Go`, and a migration between them */
+const Go = Schema.TaggedStruct("Go", {})
+const held = (version: number) =>
+  Procedure.make("held", { version, input: Schema.Struct({}), context: Schema.Struct({}), events: Go }, {
+    initial: "hold",
+    states: { hold: Procedure.wait({ on: { Go: "done" } }), done: Procedure.final() }
+  })
+const [HeldV1, HeldV2] = [held(1), held(2)]
+const toV2 = Procedure.migration(HeldV1, HeldV2, { state: (s) => s, context: (c) => c })
 
 const descriptions: Record<string, string> = {
   proctor_plugin_dropped: "records a plugin's full queue did not take, by plugin",
@@ -72,6 +82,39 @@ describe("Plugins", () => {
       assert.strictEqual(slow[0]!.seq, ids.pausedSeq)
       const cancelRow = of(ids.slow).find((r) => r._tag === "Transition" && r.transition.cause === "cancel")
       assert.strictEqual(cancelRow?._tag === "Transition" ? cancelRow.transition.reason : undefined, "not needed")
+      // the transitions the commands committed carry who asked too (the pause stopped a running step)
+      assert.deepStrictEqual(
+        of(ids.slow).flatMap((r) => r._tag === "Transition" ? [[r.transition.cause, r.by]] : []),
+        [["start", undefined], ["pause", "cli:carol"], ["cancel", "cli:carol"]]
+      )
+    }))
+
+  it.effect("the transition of an operator command or a migration carries who asked for it; one nobody asked for, none", () =>
+    Effect.gen(function*() {
+      const { plugin, records } = collector()
+      const id = yield* Effect.scoped(Effect.flatMap(
+        Layer.build(runtimeLayer([HeldV1, HeldV2], { plugins: [plugin], migrations: [toV2] })),
+        (context) =>
+          Effect.provide(
+            Effect.gen(function*() {
+              const id = yield* Runtime.start(HeldV1, {})
+              yield* Plugin.withRequester(Runtime.pause(id), "http:ops")
+              yield* Plugin.withRequester(Runtime.migrate(id, { to: 2 }), "app:upgrader")
+              yield* Plugin.withRequester(Runtime.resume(id), "http:ops (user bob)")
+              yield* Runtime.cancel(id)
+              return id
+            }),
+            context
+          )
+      ))
+      const transitions = records.flatMap((r) => r._tag === "Transition" && r.transition.executionId === id ? [[r.transition.cause, r.by]] : [])
+      assert.deepStrictEqual(transitions, [
+        ["start", undefined],
+        ["pause", "http:ops"],
+        ["migrate", "app:upgrader"],
+        ["resume", "http:ops (user bob)"],
+        ["cancel", undefined]
+      ])
     }))
 
   it.effect("a plugin that fails or hangs never holds an execution back: failures and drops are counted", () =>
@@ -105,7 +148,7 @@ describe("Plugins", () => {
       const lines = fs.readFileSync(file, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l))
       assert.deepStrictEqual(lines.map((l) => [l.kind, l.executionId, l.cause ?? l.request, l.by]), [
         ["transition", ids.slow, "start", "app:alice"],
-        ["transition", ids.slow, "cancel", undefined],
+        ["transition", ids.slow, "cancel", "http:ops"],
         ["request", ids.slow, "cancel", "http:ops"]
       ])
       assert.strictEqual(lines[1].reason, "wrong input")

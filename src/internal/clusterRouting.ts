@@ -18,10 +18,11 @@ import * as Entity from "@effect/cluster/Entity"
 import type * as Sharding from "@effect/cluster/Sharding"
 import * as ShardId from "@effect/cluster/ShardId"
 import * as Rpc from "@effect/rpc/Rpc"
-import { Duration, Effect, FiberSet, Option, Schedule, Schema } from "effect"
+import { Duration, Effect, FiberRef, FiberSet, Option, Schedule, Schema } from "effect"
 import { ExecutionNotFound, InvalidTransition, SendTimeout, StoreError, ValidationError, VersionConflict } from "../Errors.js"
 import type { Snapshot as SnapshotType } from "../Execution.js"
 import { isTerminal, Snapshot } from "../Execution.js"
+import { requestedBy } from "../Plugin.js"
 import type { StoreService } from "../Store.js"
 import type { Holder, Router, RuntimeHooks, SendAndWaitError } from "./clusterHooks.js"
 import type { SendResult as SendResultType } from "./eventWaiters.js"
@@ -46,13 +47,14 @@ const SendResult = Schema.Union(
 export const Execution = Entity.make("proctor/Execution", [
   Rpc.make("Wake"),
   Rpc.make("Command", {
-    payload: { input: CommandInput },
+    // `by`: who asked, for the plugins of the runner that commits the transition (as in Migrate)
+    payload: { input: CommandInput, by: Schema.optional(Schema.String) },
     success: Snapshot,
     error: Schema.Union(InvalidTransition, ExecutionNotFound, StoreError)
   }),
   // `Runtime.migrate` to version `to`
   Rpc.make("Migrate", {
-    payload: { to: Schema.Number },
+    payload: { to: Schema.Number, by: Schema.optional(Schema.String) },
     success: Snapshot,
     error: Schema.Union(InvalidTransition, ExecutionNotFound, StoreError)
   }),
@@ -95,6 +97,9 @@ const isMovedAway = (e: unknown): boolean => e instanceof StoreError && e.kind =
  * until the ownership loop has claimed the execution's shard in the store, then runs the
  * operation on this runtime.
  */
+/** on behalf of who asked (`Plugin.requestedBy`): the owner's plugins see `by` with the transition */
+const asked = <A, E>(effect: Effect.Effect<A, E>, by: string | undefined) => by === undefined ? effect : Effect.locally(effect, requestedBy, by)
+
 export const handlers = (holder: Holder, sharding: Sharding.Sharding["Type"], ownership: Ownership, claimWithin: Duration.Duration) =>
   Execution.toLayer(
     Effect.gen(function*() {
@@ -107,8 +112,8 @@ export const handlers = (holder: Holder, sharding: Sharding.Sharding["Type"], ow
         )
       return Execution.of({
         Wake: () => Effect.ignore(Effect.flatMap(runtime("wake"), (r) => r.activate(id))),
-        Command: ({ payload }) => Effect.flatMap(runtime(payload.input._tag.toLowerCase()), (r) => r.command(id, payload.input)),
-        Migrate: ({ payload }) => Effect.flatMap(runtime("migrate"), (r) => r.migrate(id, payload.to)),
+        Command: ({ payload }) => Effect.flatMap(runtime(payload.input._tag.toLowerCase()), (r) => asked(r.command(id, payload.input), payload.by)),
+        Migrate: ({ payload }) => Effect.flatMap(runtime("migrate"), (r) => asked(r.migrate(id, payload.to), payload.by)),
         Await: ({ payload }) =>
           Effect.flatMap(runtime("await"), (r) =>
             r.await(id).pipe(
@@ -199,8 +204,9 @@ export const makeRouter = (sharding: Sharding.Sharding["Type"], ownership: Owner
             Effect.catchAllCause((cause) => Effect.logDebug(`Cluster: could not wake execution ${id} on its owner; its scan will`, cause))
           ))
         )),
-      command: (id, input, commandHere) => onOwner(id, input._tag.toLowerCase(), commandHere, () => client(id).Command({ input })),
-      migrate: (id, to, migrateHere) => onOwner(id, "migrate", migrateHere, () => client(id).Migrate({ to })),
+      command: (id, input, commandHere) =>
+        Effect.flatMap(FiberRef.get(requestedBy), (by) => onOwner(id, input._tag.toLowerCase(), commandHere, () => client(id).Command({ input, by }))),
+      migrate: (id, to, migrateHere) => Effect.flatMap(FiberRef.get(requestedBy), (by) => onOwner(id, "migrate", migrateHere, () => client(id).Migrate({ to, by }))),
       await: (id, awaitHere) => {
         const wait = Math.min(attemptMillis, 5_000)
         const once: Effect.Effect<SnapshotType | null, ExecutionNotFound | StoreError | Again> = Effect.suspend(() =>

@@ -14,13 +14,17 @@ import type { Compiled, Input, Machine } from "./transition.js"
 export type CommandInput = Extract<Input, { readonly _tag: "Pause" | "Resume" | "Cancel" | "Rollback" | "Retry" | "Skip" | "Compensate" }>
 export type CommandError = InvalidTransition | ExecutionNotFound | StoreError
 
-/** `cause`: the span of the `start` or `send` that sent the message (tracing links the run to it) */
+/**
+ * `cause`: the span of the `start` or `send` that sent the message (tracing links the run to it);
+ * `by`: who asked for a command or a migration (`Plugin.requestedBy` in the caller's fiber), shown
+ * to the plugins with the transition it commits
+ */
 export type Msg =
-  | { readonly _tag: "Command"; readonly input: CommandInput; readonly reply: Deferred.Deferred<Snapshot, CommandError> }
+  | { readonly _tag: "Command"; readonly input: CommandInput; readonly reply: Deferred.Deferred<Snapshot, CommandError>; readonly by?: string | undefined }
   | { readonly _tag: "Inbox"; readonly cause?: Tracer.Span | undefined }
   | { readonly _tag: "Timer"; readonly visit: number }
   /** `Runtime.migrate`: served between steps (it never stops a step, unlike a command) */
-  | { readonly _tag: "Migrate"; readonly migration: Registered; readonly reply: Deferred.Deferred<Snapshot, CommandError> }
+  | { readonly _tag: "Migrate"; readonly migration: Registered; readonly reply: Deferred.Deferred<Snapshot, CommandError>; readonly by?: string | undefined }
 
 /** The reply a message waits for: a command's or a migration's. */
 export const replyOf = (msg: Msg): Deferred.Deferred<Snapshot, CommandError> | undefined =>

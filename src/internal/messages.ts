@@ -6,6 +6,7 @@
  */
 import { Deferred, Effect, Either, Option } from "effect"
 import type { StoreError } from "../Errors.js"
+import { requestedBy } from "../Plugin.js"
 import * as Failures from "./failures.js"
 import type { Cached, Msg } from "./handle.js"
 import * as Regions from "./regions.js"
@@ -14,6 +15,9 @@ import type { Run } from "./run.js"
 import type { Input } from "./transition.js"
 import { transition } from "./transition.js"
 import * as Versions from "./versions.js"
+
+/** a commit on behalf of who asked for it (a command's, a migration's): the plugins are shown `by` with its transition */
+const asked = <A, E>(commit: Effect.Effect<A, E>, by: string | undefined) => by === undefined ? commit : Effect.locally(commit, requestedBy, by)
 
 /** A command (pause, cancel, ...), a wait state's timer, or a migration. */
 export const serve = (run: Run, msg: Exclude<Msg, { readonly _tag: "Inbox" }>): Effect.Effect<void, StoreError> => {
@@ -38,7 +42,7 @@ export const serve = (run: Run, msg: Exclude<Msg, { readonly _tag: "Inbox" }>): 
   const output = transition(run.compiled, cached.machine, input, now)
   if (output._tag === "Serve" && input._tag === "Compensate") return Failures.compensateStep(run, input.stepSeq, msg.reply)
   handle.current = msg.reply
-  return Effect.flatMap(run.apply(output), (rejected) => {
+  return Effect.flatMap(asked(run.apply(output), msg.by), (rejected) => {
     handle.current = undefined
     if (input._tag === "Rollback" && Option.isNone(rejected)) cached.undoneByParent = Regions.undoneByParent(cached.machine.snapshot, input.undo)
     return Option.isSome(rejected) ? Deferred.fail(msg.reply, rejected.value) : Deferred.succeed(msg.reply, cached.machine.snapshot)
@@ -57,7 +61,7 @@ const migrate = (run: Run, msg: Extract<Msg, { readonly _tag: "Migrate" }>): Eff
   const s = run.cached.machine.snapshot
   const { machine, transition: t } = migrated.right
   handle.current = msg.reply
-  return Effect.flatMap(run.env.shared.store.commit({ snapshot: machine.snapshot, expectedVersion: s.rowVersion, transition: t }), () => {
+  return Effect.flatMap(asked(run.env.shared.store.commit({ snapshot: machine.snapshot, expectedVersion: s.rowVersion, transition: t }), msg.by), () => {
     handle.current = undefined
     const to = msg.migration.to
     // the compensations still owed are those of the new version's states of the same name (as a reload finds them)

@@ -7,11 +7,12 @@
  * and `watch` in `watchers.ts`, the others in their own modules.
  */
 import type { Tracer } from "effect"
-import { Clock, Deferred, Duration, Effect, Either, Exit, FiberId, FiberSet, Option } from "effect"
+import { Clock, Deferred, Duration, Effect, Either, Exit, FiberId, FiberRef, FiberSet, Option } from "effect"
 import type { StoreError } from "../Errors.js"
 import { ExecutionNotFound, InvalidTransition, ValidationError } from "../Errors.js"
 import type { ListFilter, Snapshot } from "../Execution.js"
 import { ExecutionId, isTerminal } from "../Execution.js"
+import { requestedBy } from "../Plugin.js"
 import type * as Procedure from "../Procedure.js"
 import type { RuntimeService } from "../Runtime.js"
 import type { HistoryOptions, StoreService } from "../Store.js"
@@ -155,7 +156,8 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
         }
       }
       const reply = yield* Deferred.make<Snapshot, CommandError>()
-      yield* deliver(id, { _tag: "Command", input, reply })
+      // the actor commits the command's transition: it tells the plugins who asked
+      yield* deliver(id, { _tag: "Command", input, reply, by: yield* FiberRef.get(requestedBy) })
       return yield* Deferred.await(reply)
     })
 

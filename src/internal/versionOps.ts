@@ -3,10 +3,11 @@
  * which applies it between steps), `migrateAll` of a version, and `versions`, the executions
  * in flight per version. The rules of a migration are in `versions.ts`.
  */
-import { Deferred, Effect, Either } from "effect"
+import { Deferred, Effect, Either, FiberRef } from "effect"
 import type { ExecutionNotFound, StoreError } from "../Errors.js"
 import { InvalidTransition } from "../Errors.js"
 import type { Snapshot } from "../Execution.js"
+import { requestedBy } from "../Plugin.js"
 import type { StoreService } from "../Store.js"
 import type { CommandError, Msg } from "./handle.js"
 import type { MigrateAllOptions, MigrateOptions } from "./options.js"
@@ -43,7 +44,7 @@ const migrateHere = (id: string, options: MigrateOptions) =>
       return yield* new InvalidTransition({ executionId: id, operation: "migrate", status: snapshot.status, state: snapshot.state, hint })
     }
     const reply = yield* Deferred.make<Snapshot, CommandError>()
-    yield* deliver(id, { _tag: "Migrate", migration: registered!, reply })
+    yield* deliver(id, { _tag: "Migrate", migration: registered!, reply, by: yield* FiberRef.get(requestedBy) })
     return yield* Deferred.await(reply)
   })
 
