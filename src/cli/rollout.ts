@@ -65,7 +65,7 @@ export const make = ({ common, json, reasonLength }: Shared) => {
     (a) => Effect.flatMap(actions, (m) => m.start(a))
   ).pipe(Command.withDescription(
     "Start a phased rollout of a new version: new starts go to it in each phase's share, and it reverts by itself when its health passes a threshold. " +
-      "Example: proctor rollout start deploy@1 --to 2 --hold \"10 minutes\" --p99 \"2 seconds\""
+      "Example: proctor rollout start deploy@2 --to 3 --hold \"10 minutes\" --p99 \"2 seconds\""
   ))
 
   const status = Command.make(
