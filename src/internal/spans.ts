@@ -138,7 +138,9 @@ class LocalSpan implements Tracer.Span {
   private readonly id: number
   private readonly parentSpan: Tracer.AnySpan | undefined
   private readonly startTime: bigint
-  private ended: { readonly endTime: bigint; readonly exit: Exit.Exit<unknown, unknown> } | undefined = undefined
+  /** set when it ends (two fields, not a record: an ended span is kept as its children's parent) */
+  private endTime: bigint | undefined = undefined
+  private exit: Exit.Exit<unknown, unknown> | undefined = undefined
   private attrs: Record<string, unknown>
   private eventList: Array<[name: string, startTime: bigint, attributes: Record<string, unknown>]> | undefined = undefined
   links: ReadonlyArray<Tracer.SpanLink>
@@ -172,9 +174,9 @@ class LocalSpan implements Tracer.Span {
     return Option.fromNullable(this.parentSpan)
   }
   get status(): Tracer.SpanStatus {
-    return this.ended === undefined
+    return this.endTime === undefined
       ? { _tag: "Started", startTime: this.startTime }
-      : { _tag: "Ended", startTime: this.startTime, endTime: this.ended.endTime, exit: this.ended.exit }
+      : { _tag: "Ended", startTime: this.startTime, endTime: this.endTime, exit: this.exit! }
   }
   get attributes(): ReadonlyMap<string, unknown> {
     return new Map(Object.entries(this.attrs))
@@ -183,11 +185,14 @@ class LocalSpan implements Tracer.Span {
     return this.eventList ?? []
   }
   end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
-    this.ended = { endTime, exit }
+    this.endTime = endTime
+    this.exit = exit
   }
   attribute(key: string, value: unknown): void {
-    // a plain object: `__proto__` must not set its prototype
-    Object.defineProperty(this.attrs, key, { value, writable: true, enumerable: true, configurable: true })
+    // a plain object: `__proto__` must not set its prototype (defining each key costs ~10×
+    // an assignment, and a span of a run gets attributes after it is made)
+    if (key === "__proto__") Object.defineProperty(this.attrs, key, { value, writable: true, enumerable: true, configurable: true })
+    else this.attrs[key] = value
   }
   event(name: string, startTime: bigint, attributes?: Record<string, unknown>): void {
     ;(this.eventList ??= []).push([name, startTime, attributes ?? {}])

@@ -68,12 +68,31 @@ export const make = (shared: Shared, makeRun: (handle: Handle, before?: Effect.E
       )
     })
 
-  const afterRun = (handle: Handle, exit: Exit.Exit<void, StoreError>) =>
+  const afterRun = (handle: Handle, exit: Exit.Exit<void, StoreError>): Effect.Effect<void> => {
+    if (Exit.isFailure(exit)) return afterFailure(handle, exit)
+    // a run that ended by itself (the common case, without a generator): park or end the activation
+    const parking = handle.phase._tag === "Parking"
+    handle.phase = idle
+    if (!parking) return endActivation(handle)
+    // park, unless a message came while the run was ending
+    if (handle.mailbox.size === 0) {
+      handle.phase = parked
+      counts.parked++
+      resumeMore()
+      return Effect.void
+    }
+    if (!counts.closed) {
+      startRun(handle, 0)
+      return Effect.void
+    }
+    return Effect.zipRight(drainMailbox(handle, shuttingDown), endActivation(handle))
+  }
+
+  const afterFailure = (handle: Handle, exit: Exit.Failure<void, StoreError>) =>
     Effect.gen(function*() {
-      const parking = handle.phase._tag === "Parking"
       handle.phase = idle
-      const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
-      if (handle.current !== undefined && Exit.isFailure(exit)) {
+      const error = Cause.squash(exit.cause)
+      if (handle.current !== undefined) {
         // the command whose commit the store refused gets the store's error; any other failure is a defect
         yield* Deferred.failCause(handle.current, error instanceof StoreError ? Cause.fail(error) : Cause.die(error))
         handle.current = undefined
@@ -88,21 +107,7 @@ export const make = (shared: Shared, makeRun: (handle: Handle, before?: Effect.E
       }
       // the current run is interrupted only when the runtime closes (a command or a timeout
       // replaces the run instead: `restartNow`)
-      if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) return yield* endActivation(handle)
-      if (Exit.isSuccess(exit) && parking) {
-        // park, unless a message came while the run was ending
-        if (handle.mailbox.size === 0) {
-          handle.phase = parked
-          counts.parked++
-          resumeMore()
-        } else if (!counts.closed) startRun(handle, 0)
-        else {
-          yield* drainMailbox(handle, shuttingDown)
-          yield* endActivation(handle)
-        }
-        return
-      }
-      if (Exit.isSuccess(exit)) return yield* endActivation(handle)
+      if (Cause.isInterruptedOnly(exit.cause)) return yield* endActivation(handle)
       const def = handle.cached?.compiled.def
       handle.cached = undefined
       outage.done(handle.id)
