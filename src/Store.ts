@@ -273,8 +273,12 @@ export const ended = (id: string, status: string) =>
     detail: `execution ${id} has ended (${status}) and takes no more events`
   })
 
-/** an event's body in an error message: enough to recognise it, never a whole large payload */
-const bodyLimit = 500
+/**
+ * @internal
+ * An event's body in an error message: enough to recognise it, never a whole large payload
+ * (Postgres builds the same message in SQL: sqlPgScript.ts).
+ */
+export const bodyLimit = 500
 
 /**
  * @internal

@@ -11,11 +11,13 @@ import { StoreError as StoreErrorClass } from "../Errors.js"
 import { conflict, discardedEvents, ended } from "../Store.js"
 import type { Commit, CompensationRecord } from "../Store.js"
 import * as PgBatch from "./sqlPgBatch.js"
+import * as PgScript from "./sqlPgScript.js"
+import { existing, insertOrFind } from "./sqlCreate.js"
 import { classify, isEnvironmental, storeError } from "./sqlErrors.js"
 import type { Fence } from "./sqlFence.js"
 import { currentEpoch, fenced, notHeld, shardOf } from "./sqlFence.js"
 import type { Row, Tables } from "./sqlSchema.js"
-import { compensationParams, errorColumns, errorParams, executionColumns, rowToInbox, rowToSnapshot, snapshotParams, transitionColumns, transitionParams } from "./sqlSchema.js"
+import { compensationParams, errorColumns, errorParams, executionColumns, rowToInbox, snapshotParams, transitionColumns, transitionParams } from "./sqlSchema.js"
 import type { Backend, Op, OpResult } from "./sqlWriter.js"
 import { done, fail, succeed } from "./sqlWriter.js"
 
@@ -168,28 +170,11 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
           return done
         })
       }
-      case "Create": {
-        const s = op.snapshot
-        return Effect.gen(function*() {
-          const row: Record<string, unknown> = record(executionColumns, snapshotParams(s))
-          if (fence !== undefined) row.shard = shardOf(s.id, fence.shards)
-          const inserted = yield* sql`INSERT INTO ${E} ${sql.insert(row)} ON CONFLICT DO NOTHING RETURNING execution_id`
-          if (inserted.length > 0) {
-            p.transitions.push(op.transition)
-            return succeed({ created: true, snapshot: s })
-          }
-          const byKey = s.idempotencyKey === undefined
-            ? []
-            : yield* sql<Row>`SELECT * FROM ${E} WHERE idempotency_key = ${s.idempotencyKey}`
-          const existing = byKey.length > 0 ? byKey : yield* sql<Row>`SELECT * FROM ${E} WHERE execution_id = ${s.id}`
-          if (existing[0] === undefined) {
-            return yield* Effect.fail(
-              new StoreErrorClass({ kind: "Unknown", operation: "create", detail: `${what}: the insert of ${s.id} was refused but no row conflicts with it` })
-            )
-          }
-          return succeed({ created: false, snapshot: rowToSnapshot(existing[0]) })
+      case "Create":
+        return Effect.map(insertOrFind(sql, t, op.snapshot, fence, what), (result) => {
+          if (result.created) p.transitions.push(op.transition)
+          return succeed(result)
         })
-      }
       case "Enqueue": {
         const event = op.event === undefined ? null : JSON.stringify(op.event)
         return Effect.gen(function*() {
@@ -322,37 +307,48 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
   const transaction = inTransaction(client, begin)
 
   /**
-   * Commits that `PgBatch.writeInOne` can write, in one statement outside any transaction of
-   * ours; a commit it did not write is then told apart as in `commitMany`.
+   * A batch of commits and creates of distinct executions, in one round trip on Postgres
+   * (`sqlPgScript.ts`): `undefined` for any other batch. A commit it did not write is then
+   * told apart as in `commitMany`, a create it did not insert answered as `create` answers.
    */
-  const commitInOne = (commits: ReadonlyArray<Commit>): Effect.Effect<Array<OpResult>, unknown> =>
-    Effect.gen(function*() {
-      const results: Array<OpResult> = commits.map(() => done)
-      const held = holding(commits, results)
-      const written = held.length === 0 ? new Set<number>() : yield* PgBatch.writeInOne(sql, t, held)
-      for (let k = 0; k < held.length; k++) {
-        const { commit, epoch, index, shard } = held[k]!
-        if (!written.has(k)) results[index] = yield* refused(commit, shard, epoch)
-      }
-      return results
-    })
-
-  /** The commits of a batch that is only commits of distinct executions `PgBatch.writeInOne` can write. */
-  const inOne = (ops: ReadonlyArray<Op>): ReadonlyArray<Commit> | undefined => {
+  const scripted = (ops: ReadonlyArray<Op>): Effect.Effect<Array<OpResult>, unknown> | undefined => {
     const commits: Array<Commit> = []
+    const creates: Array<PgScript.BatchCreate> = []
     const ids = new Set<string>()
     for (const op of ops) {
-      if (op._tag !== "Commit" || ids.has(op.commit.snapshot.id)) return undefined
-      ids.add(op.commit.snapshot.id)
-      commits.push(op.commit)
+      const id = op._tag === "Commit" ? op.commit.snapshot.id : op._tag === "Create" ? op.snapshot.id : undefined
+      if (id === undefined || ids.has(id)) return undefined
+      ids.add(id)
+      if (op._tag === "Commit") commits.push(op.commit)
+      else if (op._tag === "Create") creates.push({ snapshot: op.snapshot, transition: op.transition, shard: fence === undefined ? undefined : shardOf(op.snapshot.id, fence.shards) })
     }
-    return PgBatch.fitsInOne(commits) ? commits : undefined
+    if (!PgScript.fits(commits, creates.length)) return undefined
+    return Effect.gen(function*() {
+      const commitResults: Array<OpResult> = commits.map(() => done)
+      const held = holding(commits, commitResults)
+      const { created, written } = held.length + creates.length === 0
+        ? { created: new Set<string>(), written: new Set<number>() }
+        : yield* PgScript.write(sql, t, held, creates)
+      for (let k = 0; k < held.length; k++) {
+        const { commit, epoch, index, shard } = held[k]!
+        if (!written.has(k)) commitResults[index] = yield* refused(commit, shard, epoch)
+      }
+      let nextCommit = 0
+      let nextCreate = 0
+      return yield* Effect.forEach(ops, (op) => {
+        if (op._tag === "Commit") return Effect.succeed(commitResults[nextCommit++]!)
+        const { snapshot } = creates[nextCreate++]!
+        return created.has(snapshot.id)
+          ? Effect.succeed(succeed({ created: true, snapshot }))
+          : Effect.map(existing(sql, t, snapshot, what), succeed)
+      })
+    })
   }
 
   const writeBatch = (ops: ReadonlyArray<Op>, isolated: boolean): Effect.Effect<ReadonlyArray<OpResult>, StoreError> => {
-    const one = grouped && !isolated ? inOne(ops) : undefined
-    const body = one !== undefined
-      ? commitInOne(one)
+    const script = grouped && !isolated ? scripted(ops) : undefined
+    const body = script !== undefined
+      ? script
       : transaction(isolated
         ? Effect.forEach(ops, isolatedOp)
         : Effect.suspend(() => {

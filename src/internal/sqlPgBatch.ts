@@ -4,18 +4,13 @@
  * (and shard epoch check, when fenced), and one `DELETE` each for the consumed inbox events
  * and the inboxes of executions that ended. Sent one statement after another, a batch's
  * commits cost Postgres a round trip and a statement each (docs/benchmarks.md, W7).
- *
- * `writeInOne` writes the most common batch (commits that neither end their execution nor
- * record errors or compensations) as one statement: the `UPDATE`, the transitions' `INSERT`
- * and the consumed events' `DELETE` as data-modifying `WITH` queries, in the statement's own
- * transaction: one round trip instead of `BEGIN`, three statements and `COMMIT`.
+ * `sqlPgScript.ts` writes the common batches in one round trip with the same `UPDATE`.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
-import { isTerminal } from "../Execution.js"
 import type { Commit } from "../Store.js"
 import type { Row, Tables } from "./sqlSchema.js"
-import { executionColumns, snapshotParams, transitionColumns, transitionParams } from "./sqlSchema.js"
+import { executionColumns, snapshotParams } from "./sqlSchema.js"
 
 /** A commit to write, with the epoch this process holds for its shard when the store is fenced. */
 export interface BatchCommit {
@@ -28,36 +23,61 @@ export interface BatchCommit {
  * Rows per statement: Postgres binds at most 65,535 parameters, and an `UPDATE` row takes
  * 26 (the row's 22 columns, its position, version, shard and epoch).
  */
-const chunkRows = 500
+export const chunkRows = 500
 
 const chunks = <A>(items: ReadonlyArray<A>): ReadonlyArray<ReadonlyArray<A>> =>
   Array.from({ length: Math.ceil(items.length / chunkRows) }, (_, i) => items.slice(i * chunkRows, (i + 1) * chunkRows))
 
-const intColumns: ReadonlySet<string> = new Set(["procedure_version", "visit", "retry_count", "seq", "row_version"])
+const intColumns: ReadonlySet<string> = new Set(["procedure_version", "visit", "retry_count", "seq", "row_version", "attempt", "transient", "step_seq", "ok"])
 const millisColumns: ReadonlySet<string> = new Set(["timer_due_at", "started_at", "entered_at", "updated_at", "at", "duration"])
 
 /** Parameters in `VALUES` have no type of their own (a NULL, a number sent as text): each gets its column's. */
-const cast = (column: string): string =>
+export const cast = (column: string): string =>
   intColumns.has(column) ? "integer" : millisColumns.has(column) ? "bigint" : "text"
+
+export type Value = string | number | null
+
+/**
+ * How values enter a statement: as bound parameters (`$n`, appended to `params`), or as
+ * quoted literals, for a script of several statements in one message, which the simple
+ * query protocol runs without parameters. Either way each value is cast to its type.
+ */
+export interface Binder {
+  readonly params: Array<Value>
+  readonly bind: (value: Value, type: string) => string
+}
+
+export const parameters = (): Binder => {
+  const params: Array<Value> = []
+  return { params, bind: (value, type) => `$${params.push(value)}::${type}` }
+}
+
+/**
+ * A value as an SQL literal: a string quoted as `pg`'s `escapeLiteral` quotes it (quotes
+ * doubled; with a backslash, an `E'...'` string with backslashes doubled), so it reads the
+ * same whatever `standard_conforming_strings` is; a number as its decimal text, quoted.
+ */
+export const literal = (value: Value): string => {
+  if (value === null) return "NULL"
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new TypeError(`${value} cannot be written to Postgres`)
+    return `'${String(value)}'`
+  }
+  const quoted = `'${value.replace(/'/g, "''")}'`
+  return value.includes("\\") ? ` E${quoted.replace(/\\/g, "\\\\")}` : quoted
+}
+
+export const literals = (): Binder => ({ params: [], bind: (value, type) => `${literal(value)}::${type}` })
 
 const setColumns = executionColumns.filter((c) => c !== "execution_id")
 const setClause = setColumns.map((c) => `${c} = v.${c}`).join(", ")
 
-/**
- * Updates the rows of these commits whose stored version is the expected one (and whose shard
- * is still at the epoch held, when fenced); returns the positions, in `commits`, of those
- * updated. The ids must be distinct. Throws if a snapshot cannot be encoded.
- */
-/** `(VALUES ...)` rows of typed parameters, numbered from `params.length + 1`, appended to `params`. */
-const valuesOf = (types: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number | null>>, params: Array<string | number | null>) =>
-  rows.map((values) => {
-    const start = params.length
-    params.push(...values)
-    return `(${values.map((_, k) => `$${start + k + 1}::${types[k]}`).join(", ")})`
-  }).join(", ")
+/** `(VALUES ...)` rows of values cast to `types`, bound by `b`. */
+export const valuesOf = (b: Binder, types: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<Value>>) =>
+  rows.map((values) => `(${values.map((value, k) => b.bind(value, types[k]!)).join(", ")})`).join(", ")
 
-/** The `UPDATE` of these commits' rows, `RETURNING v.i` (the position of each row updated), and its parameters. */
-const updateStatement = (t: Tables, chunk: ReadonlyArray<readonly [number, BatchCommit]>, params: Array<string | number | null>) => {
+/** The `UPDATE` of these commits' rows, `RETURNING v.i` (the position of each row updated). */
+export const updateStatement = (b: Binder, t: Tables, chunk: ReadonlyArray<readonly [number, BatchCommit]>) => {
   const fenced = chunk.some(([, c]) => c.epoch !== undefined)
   const columns = ["i", ...executionColumns, "expected", ...(fenced ? ["shard", "epoch"] : [])]
   const types = ["integer", ...executionColumns.map(cast), "integer", ...(fenced ? ["integer", "bigint"] : [])]
@@ -65,7 +85,7 @@ const updateStatement = (t: Tables, chunk: ReadonlyArray<readonly [number, Batch
   const check = fenced
     ? ` AND EXISTS (SELECT 1 FROM ${t.shards} AS s WHERE s.shard = v.shard AND s.epoch = v.epoch FOR SHARE)`
     : ""
-  const rows = valuesOf(types, chunk.map(([i, c]) => [i, ...snapshotParams(c.commit.snapshot), c.commit.expectedVersion, ...(fenced ? [c.shard, c.epoch ?? null] : [])]), params)
+  const rows = valuesOf(b, types, chunk.map(([i, c]) => [i, ...snapshotParams(c.commit.snapshot), c.commit.expectedVersion, ...(fenced ? [c.shard, c.epoch ?? null] : [])]))
   return `UPDATE ${t.executions} AS e SET ${setClause}
     FROM (VALUES ${rows}) AS v(${columns.join(", ")})
     WHERE e.execution_id = v.execution_id AND e.row_version = v.expected${check}
@@ -79,11 +99,11 @@ const updateStatement = (t: Tables, chunk: ReadonlyArray<readonly [number, Batch
  */
 export const updateMany = (sql: SqlClient.SqlClient, t: Tables, commits: ReadonlyArray<BatchCommit>) =>
   Effect.suspend(() => {
-    let statements: ReadonlyArray<readonly [string, Array<string | number | null>]>
+    let statements: ReadonlyArray<readonly [string, Array<Value>]>
     try {
       statements = chunks(commits.map((c, i) => [i, c] as const)).map((chunk) => {
-        const params: Array<string | number | null> = []
-        return [updateStatement(t, chunk, params), params] as const
+        const b = parameters()
+        return [updateStatement(b, t, chunk), b.params] as const
       })
     } catch (error) {
       // a snapshot that cannot be encoded (its context to JSON) fails the batch, which is then written op by op
@@ -93,48 +113,6 @@ export const updateMany = (sql: SqlClient.SqlClient, t: Tables, commits: Readonl
       Effect.forEach(statements, ([text, params]) => sql.unsafe<Row>(text, params)),
       (results) => new Set(results.flat().map((row) => Number(row.i)))
     )
-  })
-
-/**
- * Whether `writeInOne` can write these commits: few enough for one statement, none ending its
- * execution (its inbox is then deleted and the events left in it recorded as errors) and none
- * with errors or a compensation record to insert.
- */
-export const fitsInOne = (commits: ReadonlyArray<Commit>): boolean =>
-  commits.length <= chunkRows &&
-  commits.every((c) => !isTerminal(c.snapshot.status) && (c.errors === undefined || c.errors.length === 0) && c.compensation === undefined)
-
-const transitionTypes = ["integer", ...transitionColumns.map(cast)]
-
-/**
- * These commits (distinct executions, `fitsInOne`) in one statement and its own transaction:
- * the rows updated, and only for those the transitions inserted and the consumed inbox events
- * deleted. Returns the positions, in `commits`, of the commits written. Throws if a snapshot
- * cannot be encoded.
- */
-export const writeInOne = (sql: SqlClient.SqlClient, t: Tables, commits: ReadonlyArray<BatchCommit>) =>
-  Effect.suspend(() => {
-    const params: Array<string | number | null> = []
-    let text: string
-    try {
-      const indexed = commits.map((c, i) => [i, c] as const)
-      const parts = [`u AS (${updateStatement(t, indexed, params)})`]
-      const transitions = indexed.flatMap(([i, c]) => c.commit.transition === undefined ? [] : [[i, ...transitionParams(c.commit.transition)]])
-      if (transitions.length > 0) {
-        parts.push(`x AS (INSERT INTO ${t.transitions} (${transitionColumns.join(", ")})
-          SELECT ${transitionColumns.join(", ")} FROM (VALUES ${valuesOf(transitionTypes, transitions, params)}) AS x(i, ${transitionColumns.join(", ")})
-          WHERE x.i IN (SELECT i FROM u))`)
-      }
-      const consumed = indexed.flatMap(([i, c]) => c.commit.consumed === undefined ? [] : [[i, c.commit.snapshot.id, c.commit.consumed]])
-      if (consumed.length > 0) {
-        parts.push(`d AS (DELETE FROM ${t.inbox} AS n USING (VALUES ${valuesOf(["integer", "text", "bigint"], consumed, params)}) AS d(i, execution_id, seq)
-          WHERE d.i IN (SELECT i FROM u) AND n.execution_id = d.execution_id AND n.seq = d.seq)`)
-      }
-      text = `WITH ${parts.join(", ")} SELECT i FROM u`
-    } catch (error) {
-      return Effect.fail(error)
-    }
-    return Effect.map(sql.unsafe<Row>(text, params), (rows) => new Set(rows.map((row) => Number(row.i))))
   })
 
 /** Deletes the inbox events these commits consumed. */

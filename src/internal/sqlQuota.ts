@@ -10,13 +10,13 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 import type { Snapshot, Transition } from "../Execution.js"
 import { StoreError } from "../Errors.js"
+import { insertOrFind } from "./sqlCreate.js"
 import type { CreateLimit, CreateWithinResult } from "../Store.js"
 import { errorCode, storeError } from "./sqlErrors.js"
 import { inTransaction } from "./sqlGeneric.js"
 import type { Fence } from "./sqlFence.js"
-import { shardOf } from "./sqlFence.js"
 import type { Row, Tables } from "./sqlSchema.js"
-import { executionColumns, rowToSnapshot, snapshotParams, transitionColumns, transitionParams } from "./sqlSchema.js"
+import { transitionColumns, transitionParams } from "./sqlSchema.js"
 import { statuses, terminal } from "./statuses.js"
 
 const underWay = statuses.filter((s) => !terminal.has(s))
@@ -48,21 +48,11 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
         const rows = yield* sql<Row>`SELECT COUNT(*) AS n FROM (SELECT 1 FROM ${E} WHERE ${sql.and(where)} LIMIT ${max}) AS under_way`
         if (Number(rows[0]?.n ?? 0) >= max) return { _tag: "Full", limit: i } as const
       }
-      const row: Record<string, unknown> = columns(executionColumns, snapshotParams(s))
-      if (fence !== undefined) row.shard = shardOf(s.id, fence.shards)
-      const inserted = yield* sql`INSERT INTO ${E} ${sql.insert(row)} ON CONFLICT DO NOTHING RETURNING execution_id`
-      if (inserted.length > 0) {
+      const result = yield* insertOrFind(sql, t, s, fence, what)
+      if (result.created) {
         yield* sql`INSERT INTO ${sql(t.transitions)} ${sql.insert(columns(transitionColumns, transitionParams(first)))}`
-        return { _tag: "Created", created: true, snapshot: s } as const
       }
-      // the id or the idempotency key is taken: the existing execution, as `create` answers
-      const existing = yield* sql<Row>`SELECT * FROM ${E} WHERE execution_id = ${s.id}
-        ${s.idempotencyKey === undefined ? sql`` : sql`OR idempotency_key = ${s.idempotencyKey}`}`
-      const found = existing.find((r) => s.idempotencyKey !== undefined && r.idempotency_key === s.idempotencyKey) ?? existing[0]
-      if (found === undefined) {
-        return yield* new StoreError({ kind: "Unknown", operation: "create", detail: `${what}: the insert of ${s.id} was refused but no row conflicts with it` })
-      }
-      return { _tag: "Created", created: false, snapshot: rowToSnapshot(found) } as const
+      return { _tag: "Created", ...result } as const
     })
 
   // a failed COMMIT is rolled back, as the writer's batches are

@@ -1,0 +1,139 @@
+/**
+ * A group commit on Postgres in one round trip (`sqlGeneric.ts`): the batch's commits and
+ * creates in one statement (`WITH` data-modifying queries), and, when a commit ends its
+ * execution, a second statement in the same message that deletes that execution's inbox
+ * and logs each event it held as discarded. Postgres runs the statements of one simple-query
+ * message as one transaction, and each in READ COMMITTED sees what committed before it
+ * began. The inbox is deleted by a statement of its own because of that: an enqueue holds
+ * the execution's row (`FOR SHARE`) from its check until it commits, so the `UPDATE` that
+ * ends the execution may wait for it, and a `DELETE` in the same statement would not see
+ * the event (its snapshot was taken before the enqueue committed): the event would stay,
+ * neither consumed nor logged. The second statement starts after the `UPDATE` holds the
+ * row, so it sees every event accepted before the end (and later ones are refused).
+ * A simple-query message takes no parameters: the values are then quoted literals
+ * (`sqlPgBatch.literal`); a batch of one statement binds them as parameters.
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import { Effect } from "effect"
+import type { Snapshot, Transition } from "../Execution.js"
+import { isTerminal } from "../Execution.js"
+import { bodyLimit } from "../Store.js"
+import type { Commit } from "../Store.js"
+import type { BatchCommit, Binder, Value } from "./sqlPgBatch.js"
+import { cast, literal, literals, parameters, updateStatement, valuesOf } from "./sqlPgBatch.js"
+import type { Row, Tables } from "./sqlSchema.js"
+import { compensationParams, errorColumns, errorParams, executionColumns, snapshotParams, transitionColumns, transitionParams } from "./sqlSchema.js"
+
+/** A new execution to insert, with its shard when the store is fenced. */
+export interface BatchCreate {
+  readonly snapshot: Snapshot
+  readonly transition: Transition
+  readonly shard: number | undefined
+}
+
+const compensationColumns = ["execution_id", "step_seq", "state", "ok", "at"] as const
+const withPosition = (columns: ReadonlyArray<string>) => ["integer", ...columns.map(cast)]
+
+/** `INSERT INTO table` of these rows (each led by the position of its commit), for the commits the `UPDATE` wrote. */
+const insertWritten = (b: Binder, table: string, columns: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<Value>>) =>
+  `INSERT INTO ${table} (${columns.join(", ")})
+    SELECT ${columns.join(", ")} FROM (VALUES ${valuesOf(b, withPosition(columns), rows)}) AS w(i, ${columns.join(", ")})
+    WHERE w.i IN (SELECT i FROM u)`
+
+/** The first statement: commits, their rows, and creates; it returns `i` (a commit written) or `created` (an id inserted). */
+const batchStatement = (b: Binder, t: Tables, commits: ReadonlyArray<BatchCommit>, creates: ReadonlyArray<BatchCreate>) => {
+  const parts: Array<string> = []
+  const results: Array<string> = []
+  if (commits.length > 0) {
+    const indexed = commits.map((c, i) => [i, c] as const)
+    parts.push(`u AS (${updateStatement(b, t, indexed)})`)
+    results.push("SELECT i, NULL::text AS created FROM u")
+    const transitions = indexed.flatMap(([i, c]) => c.commit.transition === undefined ? [] : [[i, ...transitionParams(c.commit.transition)]])
+    if (transitions.length > 0) parts.push(`x AS (${insertWritten(b, t.transitions, transitionColumns, transitions)})`)
+    const errors = indexed.flatMap(([i, c]) => (c.commit.errors ?? []).map((e) => [i, ...errorParams(e)]))
+    if (errors.length > 0) parts.push(`xe AS (${insertWritten(b, t.errors, errorColumns, errors)})`)
+    const compensations = indexed.flatMap(([i, c]) => c.commit.compensation === undefined ? [] : [[i, ...compensationParams(c.commit.compensation)]])
+    if (compensations.length > 0) parts.push(`xc AS (${insertWritten(b, t.compensations, compensationColumns, compensations)})`)
+    const consumed = indexed.flatMap(([i, c]) => c.commit.consumed === undefined ? [] : [[i, c.commit.snapshot.id, c.commit.consumed]])
+    if (consumed.length > 0) {
+      parts.push(`d AS (DELETE FROM ${t.inbox} AS n USING (VALUES ${valuesOf(b, ["integer", "text", "bigint"], consumed)}) AS d(i, execution_id, seq)
+        WHERE d.i IN (SELECT i FROM u) AND n.execution_id = d.execution_id AND n.seq = d.seq)`)
+    }
+  }
+  if (creates.length > 0) {
+    const fenced = creates.some((c) => c.shard !== undefined)
+    const columns = fenced ? [...executionColumns, "shard"] : executionColumns
+    const types = columns.map((c) => c === "shard" ? "integer" : cast(c))
+    const rows = creates.map((c) => fenced ? [...snapshotParams(c.snapshot), c.shard ?? null] : snapshotParams(c.snapshot))
+    // a row whose id or idempotency key is taken is not inserted (and then found: `sqlCreate.ts`)
+    parts.push(`c AS (INSERT INTO ${t.executions} (${columns.join(", ")}) VALUES ${valuesOf(b, types, rows)}
+      ON CONFLICT DO NOTHING RETURNING execution_id)`)
+    parts.push(`y AS (INSERT INTO ${t.transitions} (${transitionColumns.join(", ")})
+      SELECT * FROM (VALUES ${valuesOf(b, transitionColumns.map(cast), creates.map((c) => transitionParams(c.transition)))}) AS y(${transitionColumns.join(", ")})
+      WHERE y.execution_id IN (SELECT execution_id FROM c))`)
+    results.push("SELECT NULL::integer AS i, execution_id AS created FROM c")
+  }
+  return `WITH ${parts.join(", ")} ${results.join(" UNION ALL ")}`
+}
+
+/**
+ * The second statement: the inboxes of these ending executions, where this transaction wrote
+ * the row (its `xmin`: a commit refused left it alone), deleted, each event logged as
+ * `discardedEvents` (Store.ts) words it, in inbox order. One difference: the body is cut at
+ * `bodyLimit` characters here, UTF-16 units there (a body with characters beyond U+FFFF
+ * may be cut a little later here).
+ */
+const endStatement = (t: Tables, ending: ReadonlyArray<Snapshot>) => {
+  const b = literals()
+  const rows = valuesOf(b, ["text", "text", "integer", "text", "bigint"], ending.map((s) => [s.id, s.state, s.attempt, s.status, s.updatedAt]))
+  const tag = `CASE WHEN json_typeof(ev::json) = 'object' AND json_typeof(ev::json -> '_tag') = 'string' THEN ev::json ->> '_tag' ELSE '(untagged)' END`
+  const body = `CASE WHEN length(ev) > ${bodyLimit} THEN left(ev, ${bodyLimit}) || ${literal("…")} ELSE ev END`
+  return `WITH n AS (DELETE FROM ${t.inbox} AS n USING (VALUES ${rows}) AS v(execution_id, state, attempt, status, at), ${t.executions} AS e
+      WHERE n.execution_id = v.execution_id AND e.execution_id = v.execution_id AND e.xmin = pg_current_xact_id()::xid
+      RETURNING n.seq, coalesce(n.event, 'null') AS ev, v.*)
+    INSERT INTO ${t.errors} (${errorColumns.join(", ")})
+    SELECT execution_id, state, attempt, 'EventDiscarded',
+      'event "' || ${tag} || '" (inbox seq ' || seq || ') was discarded: the execution ended with status ' || status ||
+      ' before consuming it. Its body: ' || ${body}, 0, at
+    FROM n ORDER BY execution_id, seq`
+}
+
+/**
+ * Whether `write` takes these: few enough rows for one statement's parameters (Postgres binds
+ * at most 65,535; a create takes 33, a commit 26 and its transition 11, an error entry 8).
+ */
+export const fits = (commits: ReadonlyArray<Commit>, creates: number): boolean =>
+  commits.length + creates <= 500 && commits.reduce((n, c) => n + (c.errors?.length ?? 0), 0) <= 500
+
+/**
+ * Writes these commits (distinct executions, none also created here) and creates (distinct
+ * ids) in one round trip and one transaction. Returns the positions, in `commits`, of the
+ * commits written, and the ids of the executions created. Throws if a value cannot be encoded.
+ */
+export const write = (sql: SqlClient.SqlClient, t: Tables, commits: ReadonlyArray<BatchCommit>, creates: ReadonlyArray<BatchCreate>) =>
+  Effect.suspend(() => {
+    const ending = commits.filter((c) => isTerminal(c.commit.snapshot.status)).map((c) => c.commit.snapshot)
+    const two = ending.length > 0
+    let text: string
+    let params: Array<Value>
+    try {
+      const b = two ? literals() : parameters()
+      text = batchStatement(b, t, commits, creates)
+      params = b.params
+      if (two) text = `${text};\n${endStatement(t, ending)}`
+    } catch (error) {
+      // a value that cannot be encoded (a context to JSON) fails the batch, which is then written op by op
+      return Effect.fail(error)
+    }
+    return Effect.map(sql.unsafe<Row>(text, params), (result) => {
+      // a message of two statements answers with the rows of each
+      const rows = (two ? result[0] : result) as unknown as ReadonlyArray<Row>
+      const written = new Set<number>()
+      const created = new Set<string>()
+      for (const row of rows) {
+        if (row.created === null || row.created === undefined) written.add(Number(row.i))
+        else created.add(String(row.created))
+      }
+      return { written, created }
+    })
+  })
