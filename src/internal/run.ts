@@ -12,7 +12,7 @@
  * does next.
  */
 import type { FiberRefs, HashMap, MetricLabel, Tracer } from "effect"
-import { Cause, Duration, Effect, Effectable, Exit, FiberRef, Option } from "effect"
+import { Cause, Duration, Effect, Effectable, Exit, Fiber, FiberRef, Option } from "effect"
 import type { InvalidTransition, StoreError } from "../Errors.js"
 import { TimeoutError } from "../Errors.js"
 import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
@@ -116,23 +116,46 @@ class Stepping implements Deadline {
 }
 
 /**
- * The current attempt of a run's step, as an Effect: made once per run and run for each
- * attempt (the run sets what the attempt is before), so an attempt allocates no effect
- * and no closure to start the user's `run`.
+ * The runs in flight, by their fiber. The effects and continuations of the run loop are
+ * made once and shared by every run (below): each finds its run from the fiber that
+ * evaluates it (`Fiber.getCurrentFiber`, Effect's public API; only a run's own fiber
+ * evaluates them). An execution half-way through a step then keeps one entry here
+ * instead of ~700 B of closures and effects of its own (W1's heap pass, docs/benchmarks.md).
  */
-class Attempt extends Effectable.Class<unknown, unknown> {
-  constructor(readonly run: Run) {
-    super()
-  }
-  commit(): Effect.Effect<unknown, unknown> {
-    return this.run.attemptEffect()
-  }
+const runs = new Map<Fiber.RuntimeFiber<unknown, unknown>, Run>()
+
+const current = (): Run => {
+  const fiber = Option.getOrUndefined(Fiber.getCurrentFiber())
+  const run = fiber === undefined ? undefined : runs.get(fiber)
+  if (run === undefined) throw new Error("Proctor: a run's effect was evaluated outside the run's own fiber")
+  return run
+}
+
+/** The loop's continuation: after a turn that ends in a `Signal`, another turn or the end; after anything else, another turn. */
+const again = (signal: unknown): Effect.Effect<void, StoreError> => {
+  const run = current()
+  return signal === "wait" || signal === "idle" || signal === "done" ? settle(run, signal) : run.loop()
 }
 
 /**
+ * The current attempt of a run's step, and what follows it: the run sets what the attempt
+ * is before, so an attempt allocates no effect and no closure to start the user's `run`.
+ */
+const runAttempt: Effect.Effect<void, StoreError> = Effect.matchCauseEffect(restore(Effect.suspend(() => current().attemptEffect())), {
+  onFailure: (cause) => current().afterStep(Exit.failCause(cause)),
+  onSuccess: (value) => current().afterStep(Exit.succeed(value))
+})
+
+/** A run from its start to what ends it (one frame on the fiber's stack for the whole run). */
+const body: Effect.Effect<void> = Effect.matchCauseEffect(Effect.suspend(() => current().begun()), {
+  onFailure: (cause) => current().finish(Exit.failCause(cause)),
+  onSuccess: () => current().finish(Exit.void)
+})
+
+/**
  * A run, as the Effect its fiber runs. The supervisor makes it and forks it (`forked`);
- * committed the first time, it wraps itself in what ends it (`finish`, one frame on the
- * fiber's stack for the whole run); the second time it starts (`Env.start`, then `begin`).
+ * committed in its fiber, it registers itself (`runs`) and runs the shared `body`: its
+ * start (`Env.start`, then `begin`), the loop, and what ends it (`finish`).
  */
 export class Run extends Effectable.Class<void, StoreError> {
   readonly id: string
@@ -161,16 +184,6 @@ export class Run extends Effectable.Class<void, StoreError> {
   stepAttempt = 0
   stepSpan: Tracer.Span | undefined = undefined
   dueAt = 0
-  /**
-   * made once per run: the loop's continuation (after a turn that ends in a `Signal`,
-   * another turn or the end; after anything else, another turn), what follows an attempt,
-   * and what ends the run
-   */
-  private readonly again: (signal?: unknown) => Effect.Effect<void, StoreError>
-  private readonly attempt: Effect.Effect<void, StoreError>
-  /** the run and what ends it, until the run is first committed; then undefined */
-  private wrapped: Effect.Effect<void> | undefined
-
   constructor(
     readonly env: Env,
     readonly handle: Handle,
@@ -179,15 +192,6 @@ export class Run extends Effectable.Class<void, StoreError> {
   ) {
     super()
     this.id = handle.id
-    this.again = (signal) => signal === "wait" || signal === "idle" || signal === "done" ? settle(this, signal) : this.loop()
-    this.attempt = Effect.matchCauseEffect(restore(new Attempt(this)), {
-      onFailure: (cause) => this.afterStep(Exit.failCause(cause)),
-      onSuccess: (value) => this.afterStep(Exit.succeed(value))
-    })
-    this.wrapped = Effect.matchCauseEffect(this, {
-      onFailure: (cause) => this.finish(Exit.failCause(cause)),
-      onSuccess: () => this.finish(Exit.void)
-    })
   }
 
   /** The supervisor forked this run. */
@@ -198,11 +202,12 @@ export class Run extends Effectable.Class<void, StoreError> {
   }
 
   commit(): Effect.Effect<void, StoreError> {
-    const wrapped = this.wrapped
-    if (wrapped !== undefined) {
-      this.wrapped = undefined
-      return wrapped
-    }
+    runs.set(this.self, this)
+    return body
+  }
+
+  /** The run's start in its fiber, after what it waits for first. */
+  begun(): Effect.Effect<void, StoreError> {
     const before = this.before
     if (before === undefined) return this.env.start(this)
     this.before = undefined
@@ -226,7 +231,8 @@ export class Run extends Effectable.Class<void, StoreError> {
   }
 
   /** The run ended: its spans end, and the supervisor decides what follows, unless the run is stale. */
-  private finish(exit: Exit.Exit<void, StoreError>): Effect.Effect<void> {
+  finish(exit: Exit.Exit<void, StoreError>): Effect.Effect<void> {
+    runs.delete(this.self)
     this.stepping.disarm(this.env.shared.deadlines)
     if (this.cached !== undefined) this.end(exit)
     if (this.executionSpan !== undefined) this.executionSpan.end(this.spans.now(), exit)
@@ -272,11 +278,11 @@ export class Run extends Effectable.Class<void, StoreError> {
     if (this.handle.hold !== undefined && this.sinceTurn > 0) return this.held(this.handle.hold, () => this.loop())
     if (++this.sinceTurn >= roundsPerLook) {
       this.sinceTurn = 0
-      return Effect.flatMap(fairTurn, this.again)
+      return Effect.flatMap(fairTurn, again)
     }
     const mailbox = this.handle.mailbox
     for (let msg = mailbox.poll(); msg !== undefined; msg = mailbox.poll()) {
-      if (msg._tag !== "Inbox") return Effect.flatMap(serve(this, msg), this.again)
+      if (msg._tag !== "Inbox") return Effect.flatMap(serve(this, msg), again)
       // the span of the request that started this run is its parent: the others are linked
       if (msg.cause !== undefined && msg.cause !== Option.getOrUndefined(this.executionSpan.parent)) {
         this.executionSpan.addLinks([{ _tag: "SpanLink", span: msg.cause, attributes: {} }])
@@ -284,17 +290,17 @@ export class Run extends Effectable.Class<void, StoreError> {
     }
     const s = this.cached.machine.snapshot
     const state = stateOf(this.def, s.state)!
-    if (s.status !== "running" || state._tag !== "Step") return Effect.flatMap(reconcile(this), this.again)
+    if (s.status !== "running" || state._tag !== "Step") return Effect.flatMap(reconcile(this), again)
     // the hot path: the next attempt of a running step, unless the last one ran past its timeout
     const timedOut = this.handle.timedOut
     if (timedOut !== undefined) {
       this.handle.timedOut = undefined
       if (timedOut.visit === s.visit && timedOut.attempt === s.attempt + 1) {
         const timeout = new TimeoutError({ executionId: this.id, state: s.state, timeout: Duration.format(state.timeout) })
-        return Effect.flatMap(Failures.attemptFailed(this, state, timedOut.attempt, timeout, true), this.again)
+        return Effect.flatMap(Failures.attemptFailed(this, state, timedOut.attempt, timeout, true), again)
       }
     }
-    if (this.handle.spins >= this.loopLimit) return Effect.flatMap(Failures.stopLoop(this), this.again)
+    if (this.handle.spins >= this.loopLimit) return Effect.flatMap(Failures.stopLoop(this), again)
     return this.runStep(state)
   }
 
@@ -328,11 +334,11 @@ export class Run extends Effectable.Class<void, StoreError> {
     this.dueAt = this.now() + Duration.toMillis(state.timeout)
     this.stepping.arm(this.env.shared.deadlines, this.dueAt)
     this.handle.phase = this.stepping
-    return Spans.setParentAndAnnotations(this.self, this.spans, span, this.annotationsOf(s.state, attempt), this.attempt)
+    return Spans.setParentAndAnnotations(this.self, this.spans, span, this.annotationsOf(s.state, attempt), runAttempt)
   }
 
   /**
-   * What the current attempt runs (`Attempt`): the step's `run`, or a child state's child,
+   * What the current attempt runs (`runAttempt`): the step's `run`, or a child state's child,
    * started (or joined) through the runtime; through its dependency's guard, if it names
    * one (which may refuse it before it starts).
    */
@@ -355,7 +361,7 @@ export class Run extends Effectable.Class<void, StoreError> {
     }
   }
 
-  private afterStep(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void, StoreError> {
+  afterStep(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void, StoreError> {
     this.stepSpan!.end(this.spans.now(), exit)
     // what the attempt made is garbage from here on (see `Spans.currentRefs`)
     this.stepSpan = undefined
@@ -373,7 +379,7 @@ export class Run extends Effectable.Class<void, StoreError> {
     if (Cause.isInterruptedOnly(exit.cause)) return Effect.interrupt
     const failure = Cause.failureOption(exit.cause)
     const error = Option.isSome(failure) ? failure.value : Cause.squash(exit.cause)
-    return Effect.flatMap(Failures.attemptFailed(this, this.stepState, this.stepAttempt, error, Option.isSome(failure)), this.again)
+    return Effect.flatMap(Failures.attemptFailed(this, this.stepState, this.stepAttempt, error, Option.isSome(failure)), again)
   }
 
   /** Commits a step's success and goes on with the loop. */
@@ -384,7 +390,7 @@ export class Run extends Effectable.Class<void, StoreError> {
         result,
         compensable: this.cached.completed.length > 0
       }, this.now())),
-      this.again
+      again
     )
   }
 
