@@ -9,6 +9,7 @@ import { Context, Effect, Layer, Option } from "effect"
 import type { ErrorEntry, ListFilter, Snapshot, Status, Transition } from "./Execution.js"
 import { isTerminal } from "./Execution.js"
 import { StoreError } from "./Errors.js"
+import { History } from "./internal/memoryHistory.js"
 
 /**
  * An event in an execution's durable inbox.
@@ -317,12 +318,13 @@ export const matches = (snapshot: Snapshot, filter: ListFilter): boolean => {
   return true
 }
 
-interface MemoryExecution {
-  snapshot: Snapshot
-  readonly history: Array<Transition>
-  readonly errors: Array<ErrorEntry>
-  readonly inbox: Array<InboxEntry>
-  readonly compensations: Array<CompensationRecord>
+/** An execution in the memory store; its logs are made when first written (most stay empty). */
+class MemoryExecution {
+  readonly history = new History()
+  errors: Array<ErrorEntry> | undefined = undefined
+  inbox: Array<InboxEntry> | undefined = undefined
+  compensations: Array<CompensationRecord> | undefined = undefined
+  constructor(public snapshot: Snapshot) {}
 }
 
 /**
@@ -345,7 +347,9 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
           if (existing !== undefined) return { created: false, snapshot: executions.get(existing)!.snapshot }
         }
         if (executions.has(snapshot.id)) return { created: false, snapshot: executions.get(snapshot.id)!.snapshot }
-        executions.set(snapshot.id, { snapshot, history: [transition], errors: [], inbox: [], compensations: [] })
+        const entry = new MemoryExecution(snapshot)
+        entry.history.push(transition)
+        executions.set(snapshot.id, entry)
         if (snapshot.idempotencyKey !== undefined) byKey.set(snapshot.idempotencyKey, snapshot.id)
         return { created: true, snapshot }
       }),
@@ -357,15 +361,16 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
         }
         entry.snapshot = commit.snapshot
         if (commit.transition !== undefined) entry.history.push(commit.transition)
-        if (commit.errors !== undefined) entry.errors.push(...commit.errors)
-        if (commit.compensation !== undefined) entry.compensations.push(commit.compensation)
-        if (commit.consumed !== undefined) {
-          const i = entry.inbox.findIndex((e) => e.seq === commit.consumed)
-          if (i >= 0) entry.inbox.splice(i, 1)
+        if (commit.errors !== undefined && commit.errors.length > 0) (entry.errors ??= []).push(...commit.errors)
+        if (commit.compensation !== undefined) (entry.compensations ??= []).push(commit.compensation)
+        const inbox = entry.inbox
+        if (commit.consumed !== undefined && inbox !== undefined) {
+          const i = inbox.findIndex((e) => e.seq === commit.consumed)
+          if (i >= 0) inbox.splice(i, 1)
         }
-        if (isTerminal(commit.snapshot.status) && entry.inbox.length > 0) {
-          entry.errors.push(...discardedEvents(commit.snapshot, entry.inbox))
-          entry.inbox.length = 0
+        if (isTerminal(commit.snapshot.status) && inbox !== undefined && inbox.length > 0) {
+          ;(entry.errors ??= []).push(...discardedEvents(commit.snapshot, inbox))
+          entry.inbox = undefined
         }
         return Effect.void
       }),
@@ -408,13 +413,17 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
       }),
     history: (id, options) =>
       Effect.sync(() => {
-        const h = lookup(id)?.history ?? []
-        return options?.tail === undefined ? h.slice() : h.slice(Math.max(0, h.length - options.tail))
+        const h = lookup(id)?.history
+        if (h === undefined) return []
+        return options?.tail === undefined ? h.rows(id) : h.rows(id, h.length - options.tail)
       }),
-    errors: (id) => Effect.sync(() => lookup(id)?.errors.slice() ?? []),
+    errors: (id) => Effect.sync(() => lookup(id)?.errors?.slice() ?? []),
     appendErrors: (entries) =>
       Effect.sync(() => {
-        for (const entry of entries) lookup(entry.executionId)?.errors.push(entry)
+        for (const entry of entries) {
+          const e = lookup(entry.executionId)
+          if (e !== undefined) (e.errors ??= []).push(entry)
+        }
       }),
     enqueue: (executionId, event, at) =>
       Effect.suspend(() => {
@@ -425,7 +434,7 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
         // checked in the same synchronous step as the push: no commit can end it in between
         if (isTerminal(entry.snapshot.status)) return Effect.fail(ended(executionId, entry.snapshot.status))
         const item: InboxEntry = { executionId, seq: ++inboxSeq, event, at }
-        entry.inbox.push(item)
+        ;(entry.inbox ??= []).push(item)
         return Effect.succeed(item)
       }),
     enqueueAll: (entries) =>
@@ -440,18 +449,19 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
         }
         return Effect.succeed(entries.map(({ executionId, event, at }) => {
           const item: InboxEntry = { executionId, seq: ++inboxSeq, event, at }
-          lookup(executionId)!.inbox.push(item)
+          const entry = lookup(executionId)!
+          ;(entry.inbox ??= []).push(item)
           return item
         }))
       }),
-    inbox: (executionId, limit) => Effect.sync(() => lookup(executionId)?.inbox.slice(0, limit) ?? []),
-    compensations: (executionId) => Effect.sync(() => lookup(executionId)?.compensations.slice() ?? []),
+    inbox: (executionId, limit) => Effect.sync(() => lookup(executionId)?.inbox?.slice(0, limit) ?? []),
+    compensations: (executionId) => Effect.sync(() => lookup(executionId)?.compensations?.slice() ?? []),
     active: () =>
       Effect.sync(() => {
         const out: Array<string> = []
         for (const [id, e] of executions) {
           const status = e.snapshot.status
-          if (status === "running" || status === "compensating" || (status === "waiting" && e.inbox.length > 0)) out.push(id)
+          if (status === "running" || status === "compensating" || (status === "waiting" && e.inbox !== undefined && e.inbox.length > 0)) out.push(id)
         }
         return out
       }),
@@ -471,11 +481,9 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
         let deleted = 0
         for (const e of executions.values()) {
           if (!isTerminal(e.snapshot.status)) continue
-          const keep = e.history.filter((t, i) =>
-            (keepLast === undefined || i >= e.history.length - keepLast) && (before === undefined || t.at >= before)
+          deleted += e.history.retain(e.snapshot.id, (t, i, length) =>
+            (keepLast === undefined || i >= length - keepLast) && (before === undefined || t.at >= before)
           )
-          deleted += e.history.length - keep.length
-          e.history.splice(0, e.history.length, ...keep)
         }
         return deleted
       })
