@@ -82,6 +82,32 @@ export interface TimerQuery {
   readonly limit: number
 }
 
+/**
+ * An execution that needs a fiber (`StoreService.activePage`), with when it started: the
+ * list's order and the cursor of the next page.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ActiveEntry {
+  readonly id: string
+  readonly startedAt: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ActiveQuery {
+  /** exclusive cursor: only executions after this (startedAt, id), the last of the previous page */
+  readonly after?: ActiveEntry | undefined
+  readonly limit: number
+}
+
+/** @internal */
+export const activeOrder = (a: ActiveEntry, b: ActiveEntry): number =>
+  a.startedAt - b.startedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
 /** @internal */
 export const timerOrder = (a: TimerEntry, b: TimerEntry): number =>
   a.dueAt - b.dueAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
@@ -225,6 +251,13 @@ export interface StoreService {
    */
   readonly active: () => Effect.Effect<ReadonlyArray<string>, StoreError>
   /**
+   * What `active` lists, a page at a time: at most `limit` of them after the cursor `after`,
+   * oldest first ((startedAt, id) order). Optional: recovery reads the executions to resume
+   * with it, a page whenever its window has room, so that it holds at most a page of ids
+   * beyond the executions it runs; a store without it is read with `active`.
+   */
+  readonly activePage?: ((query: ActiveQuery) => Effect.Effect<ReadonlyArray<ActiveEntry>, StoreError>) | undefined
+  /**
    * `waiting` executions with a timer due at or before `until` and after the cursor
    * `after`, in (dueAt, id) order, at most `limit` of them.
    */
@@ -325,6 +358,12 @@ class MemoryExecution {
   inbox: Array<InboxEntry> | undefined = undefined
   compensations: Array<CompensationRecord> | undefined = undefined
   constructor(public snapshot: Snapshot) {}
+}
+
+/** what `active` lists: running, compensating, or waiting with an event in the inbox */
+const needsFiber = (e: MemoryExecution) => {
+  const status = e.snapshot.status
+  return status === "running" || status === "compensating" || (status === "waiting" && e.inbox !== undefined && e.inbox.length > 0)
 }
 
 /**
@@ -459,11 +498,18 @@ export const makeMemory: Effect.Effect<StoreService> = Effect.sync(() => {
     active: () =>
       Effect.sync(() => {
         const out: Array<string> = []
-        for (const [id, e] of executions) {
-          const status = e.snapshot.status
-          if (status === "running" || status === "compensating" || (status === "waiting" && e.inbox !== undefined && e.inbox.length > 0)) out.push(id)
-        }
+        for (const [id, e] of executions) if (needsFiber(e)) out.push(id)
         return out
+      }),
+    activePage: ({ after, limit }) =>
+      Effect.sync(() => {
+        const out: Array<ActiveEntry> = []
+        for (const [id, e] of executions) {
+          if (!needsFiber(e)) continue
+          const entry = { id, startedAt: e.snapshot.startedAt }
+          if (after === undefined || activeOrder(entry, after) > 0) out.push(entry)
+        }
+        return out.sort(activeOrder).slice(0, Math.max(0, Math.floor(limit)))
       }),
     dueTimers: ({ after, limit, until }) =>
       Effect.sync(() => {

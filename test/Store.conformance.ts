@@ -738,6 +738,45 @@ export const conformance = (name: string, layer: Layer.Layer<Store.Store, unknow
           assert.deepStrictEqual(yield* store.active(), ["e2", "e8"])
         }))
 
+      test("activePage lists what active lists, a page at a time after a cursor, oldest first and by id at the same start", () =>
+        Effect.gen(function*() {
+          const store = yield* Store.Store
+          // optional in the interface, made by every store of the library (recovery reads with it)
+          if (store.activePage === undefined) return assert.fail("this store has no activePage")
+          // created out of order; three start in the same millisecond
+          const rows: ReadonlyArray<readonly [string, Execution.Status, number]> = [
+            ["c", "running", 2],
+            ["a", "waiting", 2],
+            ["b", "compensating", 2],
+            ["z", "running", 0],
+            ["y", "succeeded", 1],
+            ["x", "waiting", 1],
+            ["w", "paused", 3],
+            ["v", "running", 4]
+          ]
+          for (const [id, status, at] of rows) yield* create(snapshot(id, { status, startedAt: t0 + at }))
+          // a waiting execution is listed while an event waits for it
+          yield* store.enqueue("a", { _tag: "Go" }, t0)
+          const pages: Array<ReadonlyArray<string>> = []
+          let after: Store.ActiveEntry | undefined
+          while (true) {
+            const page = yield* store.activePage({ after, limit: 2 })
+            pages.push(page.map((e) => e.id))
+            if (page.length < 2) break
+            after = page[page.length - 1]
+          }
+          assert.deepStrictEqual(pages, [["z", "a"], ["b", "c"], ["v"]])
+          assert.sameMembers([...(yield* store.active())], pages.flat())
+          assert.deepStrictEqual(yield* store.activePage({ limit: 2 }), [{ id: "z", startedAt: t0 }, { id: "a", startedAt: t0 + 2 }])
+          assert.deepStrictEqual(yield* store.activePage({ after: { id: "a", startedAt: t0 + 2 }, limit: 10 }), [
+            { id: "b", startedAt: t0 + 2 },
+            { id: "c", startedAt: t0 + 2 },
+            { id: "v", startedAt: t0 + 4 }
+          ])
+          assert.deepStrictEqual(yield* store.activePage({ after: { id: "v", startedAt: t0 + 4 }, limit: 10 }), [])
+          assert.deepStrictEqual(yield* store.activePage({ limit: 0 }), [])
+        }))
+
       test("countByVersion counts executions by procedure, version and status, by procedure and start time", () =>
         Effect.gen(function*() {
           const store = yield* Store.Store

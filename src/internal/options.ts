@@ -41,7 +41,8 @@ export interface RuntimeOptions {
    * Recovery resumes at most this many executions at once (running ones: a parked or
    * passivated execution leaves room); the rest start as those finish or wait, oldest first.
    * It bounds the memory a restart needs after a crash with a large backlog in flight
-   * (15–20 KB of heap per running execution). @default 100000
+   * (15–20 KB of heap per running execution): the ids of the rest are read from the store
+   * a page at a time, as the window has room. @default 100000
    */
   readonly recoverWindow?: number | undefined
   /**

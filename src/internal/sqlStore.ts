@@ -272,6 +272,19 @@ export const makeWith = Effect.fnUntraced(function*(options: StoreOptions, inter
         )
         : Effect.succeed([])
     },
+    activePage: ({ after, limit }) => {
+      const held = heldShards()
+      return held === undefined || held.length > 0
+        ? read(
+          "activePage",
+          sql<Row>`SELECT execution_id, started_at FROM ${E} e WHERE (status IN ('running', 'compensating')
+            OR (status = 'waiting' AND EXISTS (SELECT 1 FROM ${sql(t.inbox)} i WHERE i.execution_id = e.execution_id)))
+            ${after === undefined ? sql`` : sql`AND (started_at > ${after.startedAt} OR (started_at = ${after.startedAt} AND execution_id > ${after.id}))`}
+            ${inHeld(held)} ORDER BY started_at, execution_id LIMIT ${Math.max(0, Math.floor(limit))}`,
+          (rows) => rows.map((r) => ({ id: String(r.execution_id), startedAt: Number(r.started_at) }))
+        )
+        : Effect.succeed([])
+    },
     dueTimers: ({ after, limit, until }) => {
       const held = heldShards()
       return held === undefined || held.length > 0

@@ -124,6 +124,7 @@ export const make = (inner: StoreService): StoreHealth => {
     inbox: (id, limit) => watch(false, inner.inbox(id, limit)),
     compensations: (id) => watch(false, inner.compensations(id)),
     active: () => watch(false, inner.active()),
+    activePage: inner.activePage === undefined ? undefined : (query) => watch(false, inner.activePage!(query)),
     dueTimers: (query) => watch(false, inner.dueTimers(query))
   }
 
