@@ -49,37 +49,36 @@ export const make = (shared: Shared, supervisor: SupervisorOps) => {
     }
     const first = handle.mailbox.peek()
     const cause = first?._tag === "Inbox" ? first.cause : undefined
+    const base = fiber.getFiberRef(FiberRef.currentLogAnnotations)
+    run.started(spans, cause ?? fiber.currentSpan, base)
     // in memory unless the run follows a restart or a passivation
     const cached = handle.cached
-    const def = cached?.compiled.def
-    const executionSpan = spans.make(
-      "proctor.execution",
-      cause ?? fiber.currentSpan,
-      def === undefined
-        ? { "proctor.execution.id": handle.id }
-        : { "proctor.execution.id": handle.id, "proctor.procedure.name": def.name, "proctor.procedure.version": def.version }
-    )
-    const base = fiber.getFiberRef(FiberRef.currentLogAnnotations)
-    run.started(spans, executionSpan, base)
     if (cached !== undefined) return begin(run, cached)
     return Spans.setParentAndAnnotations(
       fiber,
       spans,
-      executionSpan,
+      parentSpan(run),
       HashMap.set(base, "executionId", handle.id),
       Effect.flatMap(loadMachine(handle), (cached) => {
         if (cached === undefined) return supervisor.drainMailbox(handle, new ExecutionNotFound({ executionId: handle.id }))
         if ("missing" in cached) return cannotRun(handle, cached.missing!)
-        run.executionSpan.attribute("proctor.procedure.name", cached.compiled.def.name)
-        run.executionSpan.attribute("proctor.procedure.version", cached.compiled.def.version)
+        const span = parentSpan(run)
+        span?.attribute("proctor.procedure.name", cached.compiled.def.name)
+        span?.attribute("proctor.procedure.version", cached.compiled.def.version)
         return begin(run, cached)
       })
     )
   }
 
+  /**
+   * The parent span of what a run does outside a step's attempt (its store calls): its span,
+   * unless that is made only when read (`Spans.lazy`: spans are then read only from a step).
+   */
+  const parentSpan = (run: Run) => run.spans.lazy ? undefined : run.executionSpan
+
   const begin = (run: Run, cached: Cached) => {
     const withProcedure = annotations.run(run.baseAnnotations, cached.compiled.def.name, run.id)
-    return Spans.setParentAndAnnotations(run.self, run.spans, run.executionSpan, withProcedure, Effect.suspend(() => run.begin(cached)))
+    return Spans.setParentAndAnnotations(run.self, run.spans, parentSpan(run), withProcedure, Effect.suspend(() => run.begin(cached)))
   }
 
   /**

@@ -157,7 +157,7 @@ const body: Effect.Effect<void> = Effect.matchCauseEffect(Effect.suspend(() => c
  * committed in its fiber, it registers itself (`runs`) and runs the shared `body`: its
  * start (`Env.start`, then `begin`), the loop, and what ends it (`finish`).
  */
-export class Run extends Effectable.Class<void, StoreError> {
+export class Run extends Effectable.Class<void, StoreError> implements Spans.ParentSource {
   readonly id: string
   /** the run's fiber, set when it is forked: once it is no longer the handle's, the run is stale (see `restartNow`) */
   self!: RunFiber
@@ -165,15 +165,20 @@ export class Run extends Effectable.Class<void, StoreError> {
   busy!: Phase
   /** set when the run starts, in its fiber (`Env.start`) */
   spans!: Spans.Spans
-  executionSpan!: Tracer.Span
+  /** the parent of the run's span: the span of the `start` or `send` that started it, or its fiber's */
+  cause: Tracer.AnySpan | undefined = undefined
+  /** when the run started (epoch millis), for its span when it is made late (`Spans.lazy`) */
+  private startedAt = 0
+  /** the run's span, once made (at the start, or when first read under `Spans.lazy`) */
+  private runSpan: Tracer.Span | undefined = undefined
   /** set when the execution is loaded (`begin`) */
   cached!: Cached
   compiled!: Compiled
   def!: Procedure.Any
   /** the log annotations the run's fiber started with (the execution's id, procedure, state and attempt are added to them) */
   baseAnnotations!: HashMap.HashMap<string, unknown>
-  /** the span of the current visit of a state, ended when the execution leaves it (or this run ends) */
-  stateSpan: Tracer.Span | undefined = undefined
+  /** the span of the current visit of a state, once made; ended when the execution leaves it (or this run ends) */
+  private visitSpan: Tracer.Span | undefined = undefined
   /** loop rounds since the last look at the fairness budget */
   private sinceTurn = 0
   /** the phase of this run in a step's attempt, and its entry in the deadline table (made once) */
@@ -214,11 +219,53 @@ export class Run extends Effectable.Class<void, StoreError> {
     return Effect.zipRight(before, Effect.suspend(() => this.env.start(this)))
   }
 
-  /** The run started in its fiber (`Env.start`). */
-  started(spans: Spans.Spans, executionSpan: Tracer.Span, baseAnnotations: HashMap.HashMap<string, unknown>) {
+  /** The run started in its fiber (`Env.start`): its span is made now, unless it can wait until read (`Spans.lazy`). */
+  started(spans: Spans.Spans, cause: Tracer.AnySpan | undefined, baseAnnotations: HashMap.HashMap<string, unknown>) {
     this.spans = spans
-    this.executionSpan = executionSpan
+    this.cause = cause
     this.baseAnnotations = baseAnnotations
+    if (spans.lazy) this.startedAt = this.now()
+    else this.runSpan = this.makeRunSpan()
+  }
+
+  private makeRunSpan(startedAt?: number) {
+    const def = this.handle.cached?.compiled.def
+    return this.spans.make(
+      "proctor.execution",
+      this.cause,
+      def === undefined
+        ? { "proctor.execution.id": this.id }
+        : { "proctor.execution.id": this.id, "proctor.procedure.name": def.name, "proctor.procedure.version": def.version },
+      startedAt
+    )
+  }
+
+  /** The execution's span for this run (made now if it was not yet: `Spans.lazy`). */
+  get executionSpan(): Tracer.Span {
+    return this.runSpan ??= this.makeRunSpan(this.startedAt)
+  }
+
+  /** The span of the execution's current visit of a state (made now if it was not yet), unless it ended. */
+  get stateSpan(): Tracer.Span | undefined {
+    if (this.visitSpan !== undefined || !this.spans.lazy || this.cached === undefined) return this.visitSpan
+    const s = this.cached.machine.snapshot
+    return isTerminal(s.status) ? undefined : this.visitSpan = this.makeStateSpan(s.state, s.visit, s.enteredAt)
+  }
+
+  /** The parent of a step's span made by `Spans.makeStep`: its visit's span (one of its own if the visit is over). */
+  parentOf(visit: number, state: string): Tracer.AnySpan | undefined {
+    const s = this.cached.machine.snapshot
+    if (s.visit === visit && runFiber(this.handle) === this.self) return this.stateSpan
+    return this.makeStateSpan(state, visit, undefined)
+  }
+
+  private makeStateSpan(state: string, visit: number, enteredAt: number | undefined) {
+    return this.spans.make("proctor.state", this.executionSpan, {
+      "proctor.execution.id": this.id,
+      "proctor.procedure.name": this.def.name,
+      "proctor.state.name": state,
+      "proctor.state.visit": visit
+    }, enteredAt)
   }
 
   /** The execution is loaded and the run's span and annotations are set on its fiber: the loop starts. */
@@ -235,7 +282,7 @@ export class Run extends Effectable.Class<void, StoreError> {
     runs.delete(this.self)
     this.stepping.disarm(this.env.shared.deadlines)
     if (this.cached !== undefined) this.end(exit)
-    if (this.executionSpan !== undefined) this.executionSpan.end(this.spans.now(), exit)
+    if (this.runSpan !== undefined) this.runSpan.end(this.spans.now(), exit)
     if (runFiber(this.handle) !== this.self) return Effect.void
     // what follows a run that ended by itself logs nothing: no annotations to set for it (`Effect.locally` copies the FiberRefs twice)
     const after = this.env.supervisor.afterRun(this.handle, exit)
@@ -284,7 +331,7 @@ export class Run extends Effectable.Class<void, StoreError> {
     for (let msg = mailbox.poll(); msg !== undefined; msg = mailbox.poll()) {
       if (msg._tag !== "Inbox") return Effect.flatMap(serve(this, msg), again)
       // the span of the request that started this run is its parent: the others are linked
-      if (msg.cause !== undefined && msg.cause !== Option.getOrUndefined(this.executionSpan.parent)) {
+      if (msg.cause !== undefined && msg.cause !== this.cause) {
         this.executionSpan.addLinks([{ _tag: "SpanLink", span: msg.cause, attributes: {} }])
       }
     }
@@ -322,11 +369,10 @@ export class Run extends Effectable.Class<void, StoreError> {
     const attempt = s.attempt + 1
     // the attempt's span and log annotations are set on the run fiber (dedicated to this
     // execution) rather than scoped around the step: the same effect for much less work
-    const span = this.spans.make("proctor.step", this.stateSpan ?? this.executionSpan, {
-      "proctor.execution.id": this.id,
-      "proctor.state.name": s.state,
-      "proctor.step.attempt": attempt
-    })
+    const attributes = { "proctor.execution.id": this.id, "proctor.state.name": s.state, "proctor.step.attempt": attempt }
+    const span = this.spans.lazy
+      ? this.spans.makeStep(this, s.visit, attributes)
+      : this.spans.make("proctor.step", this.stateSpan ?? this.executionSpan, attributes)
     this.stepState = state
     this.stepVisit = s.visit
     this.stepAttempt = attempt
@@ -447,25 +493,20 @@ export class Run extends Effectable.Class<void, StoreError> {
   }
 
   private endStateSpan(exit: Exit.Exit<unknown, unknown>) {
-    this.stateSpan?.end(this.spans.now(), exit)
-    this.stateSpan = undefined
+    this.visitSpan?.end(this.spans.now(), exit)
+    this.visitSpan = undefined
   }
 
-  /** A new visit of a state (or the end): the last visit's span ends, the new one's starts. */
+  /** A new visit of a state (or the end): the last visit's span ends, the new one's starts (or waits until read: `Spans.lazy`). */
   enterStateSpan(snapshot: Snapshot) {
     this.endStateSpan(Exit.void)
-    if (isTerminal(snapshot.status)) return
-    this.stateSpan = this.spans.make("proctor.state", this.executionSpan, {
-      "proctor.execution.id": this.id,
-      "proctor.procedure.name": this.def.name,
-      "proctor.state.name": snapshot.state,
-      "proctor.state.visit": snapshot.visit
-    })
+    if (isTerminal(snapshot.status) || this.spans.lazy) return
+    this.visitSpan = this.makeStateSpan(snapshot.state, snapshot.visit, undefined)
   }
 
   /** When the run ends, so does the state's span. */
   end(exit: Exit.Exit<unknown, unknown>) {
     this.endStateSpan(exit)
-    this.executionSpan.attribute("proctor.execution.status", this.cached.machine.snapshot.status)
+    this.runSpan?.attribute("proctor.execution.status", this.cached.machine.snapshot.status)
   }
 }

@@ -34,27 +34,60 @@ export class Spans {
     return this.clock.unsafeCurrentTimeNanos()
   }
 
-  /** starts a span, as `Effect.makeSpan` would in the fiber that made this maker */
-  make(name: string, parent: Tracer.AnySpan | undefined, attributes: Record<string, unknown>): Tracer.Span {
+  /**
+   * Under Effect's own tracer (no tracer installed) spans are exported nowhere: Proctor's are
+   * read only through a step's span, its parent chain (`Effect.currentSpan`). A run then
+   * makes its execution's and its state visit's spans when that chain is first read (the
+   * step's span asks its run: `makeStep`), not for every run and visit: ~0.4 KB of an
+   * execution in a step (W1's heap pass, docs/benchmarks.md).
+   */
+  get lazy(): boolean {
+    return this.tracer === nativeTracer
+  }
+
+  /**
+   * starts a span, as `Effect.makeSpan` would in the fiber that made this maker; `startedAt`
+   * (epoch millis) for a span made after the fact (`lazy`)
+   */
+  make(name: string, parent: Tracer.AnySpan | undefined, attributes: Record<string, unknown>, startedAt?: number): Tracer.Span {
     const tracer = this.tracer
     if (tracer === undefined) return noopSpan
+    const startTime = !this.timing ? bigint0 : startedAt === undefined ? this.now() : BigInt(startedAt) * millionth
+    if (tracer === nativeTracer) return this.annotated(new LocalSpan(name, parent, this.links, startTime, attributes), attributes)
     const { annotations, links } = this
-    const startTime = this.timing ? this.now() : bigint0
-    if (tracer === nativeTracer) {
-      if (annotations.length === 0) return new LocalSpan(name, parent, links, startTime, attributes)
-      const span = new LocalSpan(name, parent, links, startTime)
-      for (let i = 0; i < annotations.length; i++) span.attribute(annotations[i]![0], annotations[i]![1])
-      for (const k in attributes) span.attribute(k, attributes[k])
-      return span
-    }
     const span = tracer.span(name, Option.fromNullable(parent), Context.empty(), links, startTime, "internal")
+    for (let i = 0; i < annotations.length; i++) span.attribute(annotations[i]![0], annotations[i]![1])
+    for (const k in attributes) span.attribute(k, attributes[k])
+    return span
+  }
+
+  /**
+   * With `lazy` only: a step's span, whose parent (the state visit's span) `source` makes
+   * when it is first read.
+   */
+  makeStep(source: ParentSource, visit: number, attributes: Record<string, unknown>): Tracer.Span {
+    const startTime = this.timing ? this.now() : bigint0
+    return this.annotated(new StepSpan(source, visit, this.links, startTime, attributes), attributes)
+  }
+
+  /** the span annotations of the fiber that made this maker, then `attributes` (which they must not override) */
+  private annotated(span: LocalSpan, attributes: Record<string, unknown>): LocalSpan {
+    const annotations = this.annotations
+    if (annotations.length === 0) return span
+    span.reset()
     for (let i = 0; i < annotations.length; i++) span.attribute(annotations[i]![0], annotations[i]![1])
     for (const k in attributes) span.attribute(k, attributes[k])
     return span
   }
 }
 
+/** What a step's span made by `makeStep` asks for its parent: its run, for the span of that visit of its state. */
+export interface ParentSource {
+  readonly parentOf: (visit: number, state: string) => Tracer.AnySpan | undefined
+}
+
 const bigint0 = BigInt(0)
+const millionth = BigInt(1_000_000)
 
 /**
  * `effect(span)` in a span named `name`, a child of the current span, like
@@ -136,12 +169,12 @@ const noLinks: ReadonlyArray<Tracer.SpanLink> = Object.freeze([])
  */
 class LocalSpan implements Tracer.Span {
   private readonly id: number
-  private readonly parentSpan: Tracer.AnySpan | undefined
+  protected readonly parentSpan: Tracer.AnySpan | undefined
   private readonly startTime: bigint
   /** set when it ends (two fields, not a record: an ended span is kept as its children's parent) */
   private endTime: bigint | undefined = undefined
   private exit: Exit.Exit<unknown, unknown> | undefined = undefined
-  private attrs: Record<string, unknown>
+  protected attrs: Record<string, unknown>
   private eventList: Array<[name: string, startTime: bigint, attributes: Record<string, unknown>]> | undefined = undefined
   links: ReadonlyArray<Tracer.SpanLink>
   /** `attributes` is kept as it is given (a fresh object), not copied */
@@ -167,11 +200,15 @@ class LocalSpan implements Tracer.Span {
   get spanId() {
     return this.id.toString(16).padStart(16, "0")
   }
+  protected parentNow(): Tracer.AnySpan | undefined {
+    return this.parentSpan
+  }
   get traceId(): string {
-    return this.parentSpan !== undefined ? this.parentSpan.traceId : this.spanId.padStart(32, "0")
+    const parent = this.parentNow()
+    return parent !== undefined ? parent.traceId : this.spanId.padStart(32, "0")
   }
   get parent() {
-    return Option.fromNullable(this.parentSpan)
+    return Option.fromNullable(this.parentNow())
   }
   get status(): Tracer.SpanStatus {
     return this.endTime === undefined
@@ -186,7 +223,13 @@ class LocalSpan implements Tracer.Span {
   }
   end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
     this.endTime = endTime
-    this.exit = exit
+    // a success is kept without its value: an ended span can be kept long (the start's is
+    // its execution's parent for as long as the execution runs), and the value with it
+    this.exit = Exit.isSuccess(exit) ? Exit.void : exit
+  }
+  /** its attributes start empty (`Spans.annotated` sets them in order) */
+  reset() {
+    this.attrs = {}
   }
   attribute(key: string, value: unknown): void {
     // a plain object: `__proto__` must not set its prototype (defining each key costs ~10×
@@ -199,6 +242,22 @@ class LocalSpan implements Tracer.Span {
   }
   addLinks(links: ReadonlyArray<Tracer.SpanLink>): void {
     this.links = [...this.links, ...links]
+  }
+}
+
+/** A step's span under Effect's own tracer, whose parent its run makes when it is first read (`Spans.lazy`). */
+class StepSpan extends LocalSpan {
+  constructor(
+    private readonly source: ParentSource,
+    private readonly visit: number,
+    links: ReadonlyArray<Tracer.SpanLink>,
+    startTime: bigint,
+    attributes: Record<string, unknown>
+  ) {
+    super("proctor.step", undefined, links, startTime, attributes)
+  }
+  protected override parentNow(): Tracer.AnySpan | undefined {
+    return this.source.parentOf(this.visit, String(this.attrs["proctor.state.name"]))
   }
 }
 
@@ -242,7 +301,8 @@ const noopSpan: Tracer.Span = {
 export const setParentAndAnnotations = <A, E, R>(
   fiber: Fiber.RuntimeFiber<unknown, unknown>,
   spans: Spans,
-  span: Tracer.Span,
+  /** undefined: the log annotations only */
+  span: Tracer.Span | undefined,
   annotations: HashMap.HashMap<string, unknown>,
   next: Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> => {
@@ -252,7 +312,7 @@ export const setParentAndAnnotations = <A, E, R>(
   }
   const annotate = FiberRef.set(FiberRef.currentLogAnnotations, annotations)
   return Effect.zipRight(
-    spans.enabled
+    spans.enabled && span !== undefined
       ? Effect.zipRight(FiberRef.update(FiberRef.currentContext, (context) => Context.add(context, Tracer.ParentSpan, span)), annotate)
       : annotate,
     next
