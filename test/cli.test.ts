@@ -593,6 +593,20 @@ describe("proctor CLI: output a script can read", () => {
       }
     }))
 
+  it.live("a subcommand's --help reads `$ proctor <command> <subcommand>`", () =>
+    Effect.gen(function*() {
+      for (const sub of ["start", "status", "advance", "revert"]) {
+        const r = yield* cli("rollout", sub, "--help")
+        assert.strictEqual(r.code, 0, sub)
+        assert.include(r.out, `$ proctor rollout ${sub} `)
+        assert.notInclude(r.out, `$ proctor ${sub} `)
+      }
+      const coloured = yield* cliWith({ color: true }, "--log-level", "info", "rollout", "pause", "-h")
+      assert.include(Out.stripAnsi(coloured.out), "$ proctor rollout pause ")
+      // a command's own help is untouched, whatever its arguments
+      assert.include((yield* cli("show", "start", "--help")).out, "$ proctor show ")
+    }))
+
   it.effect("the help the build renders for the compiled command (dist/cli/help.json) is the CLI's own, uncoloured", () =>
     Effect.gen(function*() {
       const texts = yield* helpTexts.pipe(Effect.provide(NodeContext.layer))

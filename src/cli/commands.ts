@@ -374,6 +374,21 @@ const hoistLogLevel = (argv: ReadonlyArray<string>): ReadonlyArray<string> => {
 }
 
 /**
+ * The help of a subcommand of a command (`proctor rollout start --help`): @effect/cli's
+ * usage line leaves the parent out (`$ proctor start …`), so it is put back in what is
+ * printed. Only a usage line that starts with the subcommand's name is touched, which no
+ * command's own help does.
+ */
+const nestedHelp = (argv: ReadonlyArray<string>): ((output: Out.OutputService) => Out.OutputService) | undefined => {
+  const at = argv.findIndex((a) => Object.hasOwn(commands, a))
+  const [parent, child] = [argv[at], argv[at + 1]]
+  if (at < 0 || parent === undefined || child === undefined || child.startsWith("-")) return undefined
+  if (!argv.includes("--help") && !argv.includes("-h")) return undefined
+  const usage = new RegExp(`^(\\$ proctor )(${child.replace(/[^\w-]/g, "\\$&")} )`, "gm")
+  return (output) => ({ ...output, out: (text) => output.out(text.replace(usage, `$1${parent} $2`)) })
+}
+
+/**
  * Runs the CLI on `argv` (without the `node script` prefix) and returns the exit code.
  * Everything is printed through `Output`.
  *
@@ -399,7 +414,13 @@ export const runCli = (argv: ReadonlyArray<string>) =>
           yield* Out.errorLine(hint)
           return 2
         })
-        : Report.failure(e, json, printed)).pipe(Effect.provide(CliConfig.layer({ showBuiltIns: false })))
+        : Report.failure(e, json, printed)).pipe(
+        Effect.provide(CliConfig.layer({ showBuiltIns: false })),
+        (run) => {
+          const nested = nestedHelp(argv)
+          return nested === undefined ? run : Effect.updateService(run, Out.Output, nested)
+        }
+      )
   })
 
 /**
