@@ -20,6 +20,7 @@ import * as inspector from "node:inspector/promises"
 import type { Execution } from "proctor"
 import { Runtime } from "proctor"
 import { progress, until } from "../lib/child.js"
+import type { StoreKind } from "../lib/proctor.js"
 import { Countdown, runtimeLayer, tempDb, Waiter } from "../lib/proctor.js"
 
 interface Args {
@@ -31,6 +32,10 @@ interface Args {
   readonly woken?: number
   /** executions started and woken first, unmeasured, to warm the JIT @default 2000 */
   readonly warm?: number
+  /** a file to write the wake phase's sampled heap allocations to (a .heapprofile; objects collected since count too) */
+  readonly heapProfile?: string
+  /** the store @default "sqlite" */
+  readonly store?: StoreKind
 }
 
 /** 256 callers, as in bench/cases/proctor.ts */
@@ -43,14 +48,19 @@ const callAll = (k: number, call: (i: number) => Effect.Effect<unknown, unknown>
     { concurrency: "unbounded", discard: true }
   )
 
-const wakePhase = (rt: Runtime.RuntimeService, n: number, done: Countdown, profileFile: string | undefined) =>
+const wakePhase = (rt: Runtime.RuntimeService, n: number, done: Countdown, profileFile: string | undefined, heapFile: string | undefined) =>
   n === 0 ? Effect.void :
   Effect.promise(async () => {
     const session = new inspector.Session()
+    if (profileFile !== undefined || heapFile !== undefined) session.connect()
     if (profileFile !== undefined) {
-      session.connect()
       await session.post("Profiler.enable")
       await session.post("Profiler.start")
+    }
+    if (heapFile !== undefined) {
+      await session.post("HeapProfiler.enable")
+      // what is collected young counts too: the garbage is what a wake costs the GC
+      await session.post("HeapProfiler.startSampling", { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
     }
     const t0 = performance.now()
     const cpu0 = process.cpuUsage()
@@ -60,6 +70,10 @@ const wakePhase = (rt: Runtime.RuntimeService, n: number, done: Countdown, profi
     if (profileFile !== undefined) {
       const { profile } = await session.post("Profiler.stop")
       fs.writeFileSync(profileFile, JSON.stringify(profile))
+    }
+    if (heapFile !== undefined) {
+      const { profile } = await session.post("HeapProfiler.stopSampling")
+      fs.writeFileSync(heapFile, JSON.stringify(profile))
     }
     const seconds = (done.doneAt - t0) / 1000
     progress(`  wake: woke ${n} in ${seconds.toFixed(2)} s (${Math.round(n / seconds)}/s), CPU ${((cpu.user + cpu.system) / n).toFixed(1)} µs per wake`)
@@ -73,7 +87,7 @@ export const main = async (args: Args) => {
   const done = new Countdown(woken)
   let warmed = 0
   const onTerminal = (s: Execution.Snapshot) => (s.id.startsWith("warm-") ? warmed++ : done.tick())
-  const layer = runtimeLayer("sqlite", db.file, { onTerminal }, { passivation: { enabled: true } })
+  const layer = runtimeLayer(args.store ?? "sqlite", db.file, { onTerminal }, { passivation: { enabled: true } })
   await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const rt = Context.get(yield* Layer.build(layer), Runtime.Runtime)
     // warm-up: started and woken, so that the measured phase runs on the JIT's code
@@ -82,7 +96,7 @@ export const main = async (args: Args) => {
     yield* Effect.promise(() => until(() => warmed >= warm, 5))
     yield* callAll(n, (i) => rt.start(Waiter, { i }, { id: `w-${i}` }))
     yield* Effect.promise(() => until(() => Effect.runSync(rt.activeCount) === 0, 20))
-    yield* wakePhase(rt, woken, done, args.profile)
+    yield* wakePhase(rt, woken, done, args.profile, args.heapProfile)
   })))
   db.remove()
 }

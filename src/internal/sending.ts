@@ -7,11 +7,12 @@
  * actor to commit the event (`eventWaiters.ts`).
  */
 import type { Tracer } from "effect"
-import { Clock, Deferred, Duration, Effect, Exit, Option } from "effect"
-import type { ExecutionNotFound, StoreError, ValidationError, VersionConflict } from "../Errors.js"
-import { InvalidTransition, SendTimeout } from "../Errors.js"
+import { Clock, Context, Deferred, Duration, Effect, Either, Exit, Option } from "effect"
+import type { StoreError, ValidationError, VersionConflict } from "../Errors.js"
+import { ExecutionNotFound, InvalidTransition, SendTimeout } from "../Errors.js"
 import type { Snapshot } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
+import type { AnyState } from "../Procedure.js"
 import { stateOf } from "../Procedure.js"
 import type { Holder } from "./clusterHooks.js"
 import { acceptedTags } from "./compound.js"
@@ -42,59 +43,94 @@ export interface Deps {
   readonly cluster: Holder | undefined
 }
 
+/**
+ * An event checked against the snapshot it was sent to and encoded: what `write` puts in the
+ * inbox, and what the direct wake commits. A class, not an object with a closure per event:
+ * `refuse` is only called when the execution ended before the event was stored.
+ */
+class Checked implements Accepted, WakeDirect.Accepted {
+  constructor(
+    readonly snapshot: Snapshot,
+    readonly compiled: Compiled,
+    readonly decoded: { readonly _tag: string },
+    readonly encoded: unknown,
+    readonly now: number
+  ) {}
+
+  /** the error of a send of this event to `snapshot`, which has ended or waits for other events */
+  refuse(snapshot: Snapshot): InvalidTransition {
+    // in a tree, the wait's enclosing states handle events too
+    const accepts = acceptedTags(this.compiled.def, this.snapshot.state).join(", ")
+    return new InvalidTransition({
+      executionId: snapshot.id,
+      operation: `send "${this.decoded._tag}" to`,
+      status: snapshot.status,
+      state: snapshot.state,
+      hint: isTerminal(snapshot.status)
+        ? "It has already ended and takes no more events."
+        : `State "${snapshot.state}" accepts ${accepts === "" ? "no events" : accepts}.`
+    })
+  }
+}
+
+/** whether a wait in `state` (`path`) takes events tagged `tag`: its own or, in a tree, an enclosing state's */
+const takes = (compiled: Compiled, path: string, state: AnyState | undefined, tag: string) =>
+  state?._tag !== "Wait" || Object.hasOwn(state.on, tag) || (compiled.tree !== undefined && acceptedTags(compiled.def, path).includes(tag))
+
 export const make = (deps: Deps) => {
   const { store, tracing, children, eventWaiters, getSnapshot, lookup, unavailable, activate, wake, wakeDirect, cluster } = deps
 
   /**
    * Validates an event for the execution's snapshot and encodes it, unless `refuseFirst`
-   * finds an error in the snapshot first.
+   * finds an error in the snapshot first; synchronous (a send makes no Effect step for it).
    */
-  const accept = <E = never>(
+  const check = <E>(
     id: string,
     event: unknown,
     refuseFirst: ((snapshot: Snapshot) => E | undefined) | undefined,
     span: Tracer.Span | undefined,
-    /** the snapshot the caller has just read, to not read it again */
-    read?: Snapshot
-  ) =>
-    Effect.gen(function*() {
-      const snapshot = read ?? (yield* getSnapshot(id))
-      const compiled = lookup(snapshot)
-      if (compiled === undefined) {
-        return yield* new InvalidTransition({
+    snapshot: Snapshot,
+    now: number
+  ): Either.Either<Checked, E | InvalidTransition | ValidationError> => {
+    const compiled = lookup(snapshot)
+    if (compiled === undefined) {
+      return Either.left(
+        new InvalidTransition({
           executionId: id,
           operation: "send an event to",
           status: snapshot.status,
           state: snapshot.state,
           hint: unavailable(snapshot)
         })
-      }
-      const decoded = yield* compiled.decodeEvent(event)
-      span?.attribute("proctor.event.type", decoded._tag)
-      const state = stateOf(compiled.def, snapshot.state)!
-      // in a tree, the wait's enclosing states handle events too
-      const tags = acceptedTags(compiled.def, snapshot.state)
-      const refuse = (snapshot: Snapshot) => {
-        const accepts = tags.join(", ")
-        return new InvalidTransition({
-          executionId: id,
-          operation: `send "${decoded._tag}" to`,
-          status: snapshot.status,
-          state: snapshot.state,
-          hint: isTerminal(snapshot.status)
-            ? "It has already ended and takes no more events."
-            : `State "${snapshot.state}" accepts ${accepts === "" ? "no events" : accepts}.`
-        })
-      }
-      if (isTerminal(snapshot.status) || (snapshot.status === "waiting" && state._tag === "Wait" && !tags.includes(decoded._tag))) {
-        return yield* refuse(snapshot)
-      }
-      const refused = refuseFirst?.(snapshot)
-      if (refused !== undefined) return yield* Effect.fail(refused)
-      const encoded = yield* compiled.encodeEvent(decoded)
-      const now = yield* Clock.currentTimeMillis
-      return { snapshot, compiled, decoded, encoded, now, refuse }
-    })
+      )
+    }
+    const decoded = compiled.decodeEvent(event)
+    if (Either.isLeft(decoded)) return Either.left(decoded.left)
+    const tag = decoded.right._tag
+    span?.attribute("proctor.event.type", tag)
+    if (
+      isTerminal(snapshot.status) ||
+      (snapshot.status === "waiting" && !takes(compiled, snapshot.state, stateOf(compiled.def, snapshot.state), tag))
+    ) {
+      return Either.left(new Checked(snapshot, compiled, decoded.right, undefined, now).refuse(snapshot))
+    }
+    const refused = refuseFirst?.(snapshot)
+    if (refused !== undefined) return Either.left(refused)
+    const encoded = compiled.encodeEvent(decoded.right)
+    if (Either.isLeft(encoded)) return Either.left(encoded.left)
+    return Either.right(new Checked(snapshot, compiled, decoded.right, encoded.right, now))
+  }
+
+  /** `check` as an Effect, reading the snapshot unless the caller has just read it */
+  const accept = <E = never>(
+    id: string,
+    event: unknown,
+    refuseFirst: ((snapshot: Snapshot) => E | undefined) | undefined,
+    span: Tracer.Span | undefined,
+    read?: Snapshot
+  ): Effect.Effect<Checked, E | InvalidTransition | ValidationError | ExecutionNotFound | StoreError> =>
+    Effect.flatMap(read === undefined ? getSnapshot(id) : Effect.succeed(read), (snapshot) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => check(id, event, refuseFirst, span, snapshot, now)))
 
   /** Puts an accepted event in the execution's durable inbox. */
   const write = (id: string, accepted: Accepted) =>
@@ -124,18 +160,24 @@ export const make = (deps: Deps) => {
   /**
    * To the execution's inbox, or, while it is in a parallel state whose regions take the
    * event, to theirs. An execution waiting out of memory takes the event in the sender's
-   * fiber, when it can (`wakeDirect.ts`).
+   * fiber, when it can (`wakeDirect.ts`). The path of a wake makes few Effect steps: each
+   * is a closure and a turn of the fiber's loop, and a wave of wakes makes them by the
+   * hundred thousand.
    */
   const sendTo = (id: string, event: unknown, span: Tracer.Span | undefined): Effect.Effect<void, ExecutionNotFound | ValidationError | InvalidTransition | StoreError> =>
-    Effect.flatMap(getSnapshot(id), (snapshot) => {
-      const to = children.receivers(snapshot, event)
-      if (to !== undefined) return regionSend.toRegions(to, event, span)
-      return Effect.flatMap(accept(id, event, undefined, span, snapshot), (accepted) => {
-        const queued = Effect.zipRight(write(id, accepted), wake(id, span))
-        const direct = cluster?.route === undefined ? wakeDirect.attempt(accepted, span) : undefined
-        return direct === undefined ? queued : Effect.flatMap(direct, (done) => done ? Effect.void : queued)
+    Effect.withFiberRuntime((fiber) =>
+      Effect.flatMap(store.get(id), (found): Effect.Effect<void, ExecutionNotFound | ValidationError | InvalidTransition | StoreError> => {
+        if (found._tag === "None") return Effect.fail(new ExecutionNotFound({ executionId: id }))
+        const snapshot = found.value
+        const to = children.receivers(snapshot, event)
+        if (to !== undefined) return regionSend.toRegions(to, event, span)
+        const checked = check<never>(id, event, undefined, span, snapshot, Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())
+        if (Either.isLeft(checked)) return Effect.fail(checked.left)
+        const accepted = checked.right
+        const queued = () => Effect.zipRight(write(id, accepted), wake(id, span))
+        return cluster?.route === undefined ? wakeDirect.attempt(accepted, span, queued) ?? queued() : queued()
       })
-    })
+    )
 
   /**
    * Sends an event and waits until the actor has consumed or discarded it. The event is
