@@ -6,7 +6,7 @@
  * given to the regions that take it (`regionSend.ts`). `sendAndWait` then waits for the
  * actor to commit the event (`eventWaiters.ts`).
  */
-import type { Tracer } from "effect"
+import type { Fiber, Tracer } from "effect"
 import { Clock, Context, Deferred, Duration, Effect, Either, Exit, Option } from "effect"
 import type { StoreError, ValidationError, VersionConflict } from "../Errors.js"
 import { ExecutionNotFound, InvalidTransition, SendTimeout } from "../Errors.js"
@@ -76,6 +76,8 @@ class Checked implements Accepted, WakeDirect.Accepted {
 /** whether a wait in `state` (`path`) takes events tagged `tag`: its own or, in a tree, an enclosing state's */
 const takes = (compiled: Compiled, path: string, state: AnyState | undefined, tag: string) =>
   state?._tag !== "Wait" || Object.hasOwn(state.on, tag) || (compiled.tree !== undefined && acceptedTags(compiled.def, path).includes(tag))
+
+type SendError = ExecutionNotFound | ValidationError | InvalidTransition | StoreError
 
 export const make = (deps: Deps) => {
   const { store, tracing, children, eventWaiters, getSnapshot, lookup, unavailable, activate, wake, wakeDirect, cluster } = deps
@@ -154,8 +156,27 @@ export const make = (deps: Deps) => {
     span: Tracer.Span | undefined
   ) => Effect.flatMap(accept(id, event, refuseFirst, span), (accepted) => write(id, accepted))
 
+  /** `Spans.around`, with the fiber and its span maker given to the send (which needs both) */
   const send = (id: string, event: unknown) =>
-    Spans.around(tracing, "proctor.send", { "proctor.execution.id": id }, (span) => sendTo(id, event, span))
+    Effect.withFiberRuntime<void, SendError>((fiber) => {
+      const spans = Spans.make(fiber, tracing)
+      if (!spans.enabled) return sendTo(fiber, spans, id, event, undefined)
+      const span = spans.make("proctor.send", fiber.currentSpan, { "proctor.execution.id": id })
+      // the span ends on the way out, without an Effect of its own for it
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.matchCauseEffect(restore(sendTo(fiber, spans, id, event, span)), {
+          onFailure: (cause) => {
+            const exit = Exit.failCause(cause)
+            span.end(spans.now(), exit)
+            return exit
+          },
+          onSuccess: () => {
+            span.end(spans.now(), Exit.void)
+            return Exit.void
+          }
+        })
+      )
+    })
 
   /**
    * To the execution's inbox, or, while it is in a parallel state whose regions take the
@@ -164,20 +185,24 @@ export const make = (deps: Deps) => {
    * is a closure and a turn of the fiber's loop, and a wave of wakes makes them by the
    * hundred thousand.
    */
-  const sendTo = (id: string, event: unknown, span: Tracer.Span | undefined): Effect.Effect<void, ExecutionNotFound | ValidationError | InvalidTransition | StoreError> =>
-    Effect.withFiberRuntime((fiber) =>
-      Effect.flatMap(store.get(id), (found): Effect.Effect<void, ExecutionNotFound | ValidationError | InvalidTransition | StoreError> => {
-        if (found._tag === "None") return Effect.fail(new ExecutionNotFound({ executionId: id }))
-        const snapshot = found.value
-        const to = children.receivers(snapshot, event)
-        if (to !== undefined) return regionSend.toRegions(to, event, span)
-        const checked = check<never>(id, event, undefined, span, snapshot, Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())
-        if (Either.isLeft(checked)) return Effect.fail(checked.left)
-        const accepted = checked.right
-        const queued = () => Effect.zipRight(write(id, accepted), wake(id, span))
-        return cluster?.route === undefined ? wakeDirect.attempt(accepted, span, queued) ?? queued() : queued()
-      })
-    )
+  const sendTo = (
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    spans: Spans.Spans,
+    id: string,
+    event: unknown,
+    span: Tracer.Span | undefined
+  ): Effect.Effect<void, SendError> =>
+    Effect.flatMap(store.get(id), (found): Effect.Effect<void, SendError> => {
+      if (found._tag === "None") return Effect.fail(new ExecutionNotFound({ executionId: id }))
+      const snapshot = found.value
+      const to = children.receivers(snapshot, event)
+      if (to !== undefined) return regionSend.toRegions(to, event, span)
+      const checked = check<never>(id, event, undefined, span, snapshot, Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())
+      if (Either.isLeft(checked)) return Effect.fail(checked.left)
+      const accepted = checked.right
+      const queued = () => Effect.zipRight(write(id, accepted), wake(id, span))
+      return cluster?.route === undefined ? wakeDirect.attempt(accepted, fiber, spans, span, queued) ?? queued() : queued()
+    })
 
   /**
    * Sends an event and waits until the actor has consumed or discarded it. The event is

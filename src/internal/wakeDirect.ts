@@ -21,7 +21,7 @@ import { isTerminal } from "../Execution.js"
 import type { Handle } from "./handle.js"
 import { finishedBy, stateDuration, transitionsTotal } from "./metrics.js"
 import type { Shared } from "./shared.js"
-import * as Spans from "./spans.js"
+import type * as Spans from "./spans.js"
 import type { Compiled } from "./transition.js"
 import { transition } from "./transition.js"
 
@@ -53,6 +53,9 @@ export const make = (shared: Shared, claims: Claims) => {
    */
   const attempt = <E>(
     event: Accepted,
+    /** the sender's fiber, and its span maker */
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    spans: Spans.Spans,
     span: Tracer.Span | undefined,
     queued: () => Effect.Effect<void, E>
   ): Effect.Effect<void, StoreError | E> | undefined => {
@@ -63,22 +66,21 @@ export const make = (shared: Shared, claims: Claims) => {
     ) return undefined
     // claimed and released in one uninterruptible region: an interrupted sender waits for the
     // commit (the queued path, once the claim is released, is interruptible as it always was)
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.withFiberRuntime((fiber) => {
-        const handle = claims.claim(snapshot.id)
-        const fallBack = () => restore(queued())
-        if (handle === undefined) return fallBack()
-        return Effect.matchCauseEffect(store.inbox(snapshot.id, 1), {
-          onFailure: (cause) => Effect.zipRight(claims.release(handle, false), Effect.failCause(cause)),
-          onSuccess: (pending) =>
-            pending.length > 0 ? Effect.zipRight(claims.release(handle, false), fallBack()) : commit(fiber, handle, event, span, fallBack)
-        })
+    return Effect.uninterruptibleMask((restore) => {
+      const handle = claims.claim(snapshot.id)
+      const fallBack = () => restore(queued())
+      if (handle === undefined) return fallBack()
+      return Effect.matchCauseEffect(store.inbox(snapshot.id, 1), {
+        onFailure: (cause) => Effect.zipRight(claims.release(handle, false), Effect.failCause(cause)),
+        onSuccess: (pending) =>
+          pending.length > 0 ? Effect.zipRight(claims.release(handle, false), fallBack()) : commit(fiber, spans, handle, event, span, fallBack)
       })
-    )
+    })
   }
 
   const commit = <E>(
     fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    spans: Spans.Spans,
     handle: Handle,
     event: Accepted,
     cause: Tracer.Span | undefined,
@@ -97,7 +99,6 @@ export const make = (shared: Shared, claims: Claims) => {
     const next = output.machine
     const t = output.transition
     // the spans the actor's run would make: the run, and the visit of the wait state it ends
-    const spans = Spans.make(fiber, shared.tracing, shared.fast)
     const def = compiled.def
     const run = spans.enabled
       ? spans.make("proctor.execution", cause ?? fiber.currentSpan, {
