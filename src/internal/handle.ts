@@ -135,9 +135,11 @@ export const runFiber = (handle: Handle): RunFiber | undefined =>
 export const stoppable = (phase: Phase): boolean =>
   phase._tag === "Stepping" || phase._tag === "Sleeping" || phase._tag === "Compensating"
 
-/** What the supervisor and the current run know of an execution in memory. */
-export class Handle {
-  readonly mailbox = new Mailbox()
+/** What the supervisor and the current run know of an execution in memory; it is its own mailbox (one object less per execution). */
+export class Handle extends Mailbox {
+  get mailbox(): Mailbox {
+    return this
+  }
   /** where it is: between runs, parked, or in a run (and what the run does) */
   phase: Phase = idle
   /** set when an attempt ran past its timeout */
@@ -158,5 +160,7 @@ export class Handle {
     readonly id: string,
     /** the committed state, kept between runs of one activation */
     public cached: Cached | undefined
-  ) {}
+  ) {
+    super()
+  }
 }

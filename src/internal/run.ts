@@ -74,48 +74,6 @@ const noRejection = Effect.succeed(Option.none<InvalidTransition>())
 const noTags: ReadonlyArray<MetricLabel.MetricLabel> = []
 
 /**
- * A run's phase while it is in a step's attempt, and its entry in the runtime's deadline
- * table: one per run, not one per attempt. The entry goes in at the run's first attempt and
- * stays there while the next attempts are due no earlier than it fires; when it fires, a
- * run in an attempt that is not due yet puts it back at the attempt's deadline, a run
- * between attempts leaves it out until its next attempt, and the run's end takes it out.
- * An insert and a delete per attempt were ~4% of W1's CPU in memory (bench/profile.ts).
- */
-class Stepping implements Deadline {
-  readonly _tag = "Stepping"
-  /** when the table fires the entry; Infinity while it is not in the table (it changes only then) */
-  at = Infinity
-  constructor(readonly run: Run, readonly fiber: RunFiber) {}
-  get deadline(): Deadline {
-    return this
-  }
-  /** The entry fires by `due`, when an attempt due then starts. */
-  arm(deadlines: Deadlines, due: number) {
-    if (this.at <= due) return
-    if (this.at !== Infinity) deadlines.remove(this)
-    this.at = due
-    deadlines.add(this)
-  }
-  /** The run ended: its entry leaves the table. */
-  disarm(deadlines: Deadlines) {
-    if (this.at === Infinity) return
-    deadlines.remove(this)
-    this.at = Infinity
-  }
-  fire() {
-    const fired = this.at
-    this.at = Infinity
-    const run = this.run
-    const handle = run.handle
-    // between attempts, or replaced: nothing to time out
-    if (handle.phase !== this) return
-    if (run.dueAt > fired) return this.arm(run.env.shared.deadlines, run.dueAt)
-    handle.timedOut = { visit: run.stepVisit, attempt: run.stepAttempt }
-    run.env.supervisor.restartNow(handle)
-  }
-}
-
-/**
  * The runs in flight, by their fiber. The effects and continuations of the run loop are
  * made once and shared by every run (below): each finds its run from the fiber that
  * evaluates it (`Fiber.getCurrentFiber`, Effect's public API; only a run's own fiber
@@ -157,12 +115,22 @@ const body: Effect.Effect<void> = Effect.matchCauseEffect(Effect.suspend(() => c
  * committed in its fiber, it registers itself (`runs`) and runs the shared `body`: its
  * start (`Env.start`, then `begin`), the loop, and what ends it (`finish`).
  */
-export class Run extends Effectable.Class<void, StoreError> implements Spans.ParentSource {
+export class Run extends Effectable.Class<void, StoreError> implements Spans.ParentSource, Deadline {
   readonly id: string
   /** the run's fiber, set when it is forked: once it is no longer the handle's, the run is stale (see `restartNow`) */
   self!: RunFiber
-  /** the phase of this run between steps (made once) */
-  busy!: Phase
+  /**
+   * The run is the handle's phase itself while it decides and commits (`Busy`) and while
+   * it is in a step's attempt (`Stepping`), and its own entry in the runtime's deadline
+   * table: no object per phase or per attempt. The entry goes in at the run's first attempt
+   * and stays there while the next attempts are due no earlier than it fires; when it fires,
+   * a run in an attempt that is not due yet puts it back at the attempt's deadline, a run
+   * between attempts leaves it out until its next attempt, and the run's end takes it out.
+   * An insert and a delete per attempt were ~4% of W1's CPU in memory (bench/profile.ts).
+   */
+  _tag: "Busy" | "Stepping" = "Busy"
+  /** when the deadline table fires the run's entry; Infinity while it is not in the table (it changes only then) */
+  at = Infinity
   /** set when the run starts, in its fiber (`Env.start`) */
   spans!: Spans.Spans
   /** the parent of the run's span: the span of the `start` or `send` that started it, or its fiber's */
@@ -181,8 +149,6 @@ export class Run extends Effectable.Class<void, StoreError> implements Spans.Par
   private visitSpan: Tracer.Span | undefined = undefined
   /** loop rounds since the last look at the fairness budget */
   private sinceTurn = 0
-  /** the phase of this run in a step's attempt, and its entry in the deadline table (made once) */
-  private stepping!: Stepping
   /** the attempt in flight (a run makes one at a time): its step, visit, number, span and deadline */
   stepState!: StepState
   stepVisit = 0
@@ -202,8 +168,46 @@ export class Run extends Effectable.Class<void, StoreError> implements Spans.Par
   /** The supervisor forked this run. */
   forked(fiber: RunFiber) {
     this.self = fiber
-    this.busy = { _tag: "Busy", fiber }
-    this.stepping = new Stepping(this, fiber)
+  }
+
+  get fiber(): RunFiber {
+    return this.self
+  }
+
+  /** the run as the handle's phase between steps */
+  get busy(): Phase {
+    this._tag = "Busy"
+    return this
+  }
+
+  get deadline(): Deadline {
+    return this
+  }
+
+  /** The entry fires by `due`, when an attempt due then starts. */
+  private arm(deadlines: Deadlines, due: number) {
+    if (this.at <= due) return
+    if (this.at !== Infinity) deadlines.remove(this)
+    this.at = due
+    deadlines.add(this)
+  }
+
+  /** The run ended: its entry leaves the table. */
+  private disarm(deadlines: Deadlines) {
+    if (this.at === Infinity) return
+    deadlines.remove(this)
+    this.at = Infinity
+  }
+
+  fire() {
+    const fired = this.at
+    this.at = Infinity
+    const handle = this.handle
+    // between attempts, or replaced: nothing to time out
+    if (handle.phase !== this || this._tag !== "Stepping") return
+    if (this.dueAt > fired) return this.arm(this.env.shared.deadlines, this.dueAt)
+    handle.timedOut = { visit: this.stepVisit, attempt: this.stepAttempt }
+    this.env.supervisor.restartNow(handle)
   }
 
   commit(): Effect.Effect<void, StoreError> {
@@ -280,7 +284,7 @@ export class Run extends Effectable.Class<void, StoreError> implements Spans.Par
   /** The run ended: its spans end, and the supervisor decides what follows, unless the run is stale. */
   finish(exit: Exit.Exit<void, StoreError>): Effect.Effect<void> {
     runs.delete(this.self)
-    this.stepping.disarm(this.env.shared.deadlines)
+    this.disarm(this.env.shared.deadlines)
     if (this.cached !== undefined) this.end(exit)
     if (this.runSpan !== undefined) this.runSpan.end(this.spans.now(), exit)
     if (runFiber(this.handle) !== this.self) return Effect.void
@@ -378,8 +382,9 @@ export class Run extends Effectable.Class<void, StoreError> implements Spans.Par
     this.stepAttempt = attempt
     this.stepSpan = span
     this.dueAt = this.now() + Duration.toMillis(state.timeout)
-    this.stepping.arm(this.env.shared.deadlines, this.dueAt)
-    this.handle.phase = this.stepping
+    this.arm(this.env.shared.deadlines, this.dueAt)
+    this._tag = "Stepping"
+    this.handle.phase = this
     return Spans.setParentAndAnnotations(this.self, this.spans, span, this.annotationsOf(s.state, attempt), runAttempt)
   }
 
