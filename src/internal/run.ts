@@ -95,6 +95,9 @@ const again = (signal: unknown): Effect.Effect<void, StoreError> => {
   return signal === "wait" || signal === "idle" || signal === "done" ? settle(run, signal) : run.loop()
 }
 
+/** What follows the commit of a step's success (`succeeded`). */
+const afterCommit = (): Effect.Effect<void, StoreError> => current().recordCommitted()
+
 /**
  * The current attempt of a run's step, and what follows it: the run sets what the attempt
  * is before, so an attempt allocates no effect and no closure to start the user's `run`.
@@ -155,6 +158,8 @@ export class Run extends Effectable.Class<void, StoreError> implements Spans.Par
   stepAttempt = 0
   stepSpan: Tracer.Span | undefined = undefined
   dueAt = 0
+  /** the transition of a step's success while it commits (`succeeded`) */
+  private pending: Extract<Output, { readonly _tag: "Next" }> | undefined = undefined
   constructor(
     readonly env: Env,
     readonly handle: Handle,
@@ -433,16 +438,25 @@ export class Run extends Effectable.Class<void, StoreError> implements Spans.Par
     return Effect.flatMap(Failures.attemptFailed(this, this.stepState, this.stepAttempt, error, Option.isSome(failure)), again)
   }
 
-  /** Commits a step's success and goes on with the loop. */
+  /**
+   * Commits a step's success and goes on with the loop. The hot path: the commit is
+   * followed by `afterCommit` directly (no closure per commit, and two fewer steps of the
+   * fiber than through `apply` and `again`).
+   */
   private succeeded(result: unknown): Effect.Effect<void, StoreError> {
-    return Effect.flatMap(
-      this.apply(transition(this.compiled, this.cached.machine, {
-        _tag: "StepSucceeded",
-        result,
-        compensable: this.cached.completed.length > 0
-      }, this.now())),
-      again
-    )
+    const s = this.cached.machine.snapshot
+    const output = transition(this.compiled, this.cached.machine, { _tag: "StepSucceeded", result, compensable: this.cached.completed.length > 0 }, this.now())
+    if (output._tag !== "Next") return Effect.flatMap(this.apply(output), again)
+    this.pending = output
+    return Effect.flatMap(this.env.shared.store.commit({ snapshot: output.machine.snapshot, expectedVersion: s.rowVersion, transition: output.transition }), afterCommit)
+  }
+
+  /** The transition of a step's success is committed (`succeeded`): the run records it and goes on. */
+  recordCommitted(): Effect.Effect<void, StoreError> {
+    const pending = this.pending!
+    this.pending = undefined
+    this.committed(this.cached.machine.snapshot, pending.machine, pending.transition)
+    return this.loop()
   }
 
   /** Commits the outcome of the transition function; returns the error of a rejection. */

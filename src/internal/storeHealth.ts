@@ -90,18 +90,17 @@ export const make = (inner: StoreService): StoreHealth => {
     })
 
   // made once, not a closure per operation: a durable run waits on every commit with this
-  // frame on its stack, and what it holds is promoted by the GC if the wait is long
-  const seeing = (write: boolean) => ({
-    onFailure: (cause: Cause.Cause<StoreError>) => {
-      const error = Cause.failureOption(cause)
-      return Option.isSome(error) && isOutage(error.value) ? Effect.zipRight(failed(write, error.value), Effect.failCause(cause)) : Effect.failCause(cause)
-    },
-    onSuccess: Effect.succeed
-  })
+  // frame on its stack, and what it holds is promoted by the GC if the wait is long. A
+  // failure handler only (`catchAllCause`): the fiber passes its frame by on a success,
+  // where `matchCauseEffect` called back and made one more step of the fiber per operation
+  const seeing = (write: boolean) => (cause: Cause.Cause<StoreError>): Effect.Effect<never, StoreError> => {
+    const error = Cause.failureOption(cause)
+    return Option.isSome(error) && isOutage(error.value) ? Effect.zipRight(failed(write, error.value), Effect.failCause(cause)) : Effect.failCause(cause)
+  }
   const writes = seeing(true)
   const reads = seeing(false)
   const watch = <A>(write: boolean, effect: Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> => {
-    const watched = Effect.matchCauseEffect(effect, write ? writes : reads) as Effect.Effect<A, StoreError>
+    const watched = Effect.catchAllCause(effect, write ? writes : reads)
     // in the usual case (no outage) a success costs nothing more
     return since === undefined ? watched : Effect.tap(watched, () => succeeded(write))
   }

@@ -4,7 +4,7 @@
  * command), it returns the next snapshot and history row. It runs nothing: the actor
  * executes what the new snapshot calls for and commits.
  */
-import { Duration, Either } from "effect"
+import { Either } from "effect"
 import type { Cause, ErrorInfo, Snapshot, Transition } from "../Execution.js"
 import { eventCause, eventOf, refusal } from "../Execution.js"
 import { ExecutionError, LoopLimitExceeded, ManualIntervention, ValidationError } from "../Errors.js"
@@ -24,7 +24,7 @@ export { compile, fingerprint, jsonIssue, procedureKey } from "./compile.js"
 export type { Input, Machine, Output } from "./transitionParts.js"
 export { errorInfo } from "./transitionParts.js"
 import type { Input, Machine, Output, Patch } from "./transitionParts.js"
-import { errorInfo, failedHint, failForGood, guardRefused, handled, next, reject, statusOf } from "./transitionParts.js"
+import { entered, errorInfo, failedHint, failForGood, guardRefused, handled, next, reject, statusOf } from "./transitionParts.js"
 
 /** What an entry needs besides its target. */
 interface EnterExtra {
@@ -60,21 +60,7 @@ const enter = (
   if (Either.isLeft(encoded)) {
     return stepFailedOrDiscard(compiled, machine, now, encoded.left, cause, extra.compensable ?? false)
   }
-  const status = statusOf(state)
-  const s = machine.snapshot
-  const patch: { -readonly [K in keyof Patch]: Patch[K] } = {
-    state: target,
-    status,
-    context: encoded.right,
-    visit: s.seq + 1,
-    attempt: 0,
-    enteredAt: now,
-    timerDueAt: undefined,
-    error: extra.error
-  }
-  if (state._tag === "Wait" && state.after !== undefined) patch.timerDueAt = now + Duration.toMillis(state.after.delay)
-  if (state._tag === "Final") patch.outcome = state.outcome
-  return next(machine, now, cause, patch, context, extra.event)
+  return entered(machine, now, cause, target, state, encoded.right, context, extra.error, extra.event, undefined)
 }
 
 /**
@@ -146,20 +132,7 @@ const enterTree = (
   const state = stateOf(compiled.def, result.leaf)!
   const encoded = result.context === context && extra.encoded !== undefined ? extra.encoded : compiled.encodeContext(result.context)
   if (Either.isLeft(encoded)) return stepFailedOrDiscard(compiled, machine, now, encoded.left, cause, compensable)
-  const patch: { -readonly [K in keyof Patch]: Patch[K] } = {
-    state: result.leaf,
-    status: statusOf(state),
-    context: encoded.right,
-    visit: s.seq + 1,
-    attempt: 0,
-    enteredAt: now,
-    timerDueAt: undefined,
-    error: extra.error,
-    history: result.history
-  }
-  if (state._tag === "Wait" && state.after !== undefined) patch.timerDueAt = now + Duration.toMillis(state.after.delay)
-  if (state._tag === "Final") patch.outcome = state.outcome
-  return next(machine, now, cause, patch, result.context, extra.event)
+  return entered(machine, now, cause, result.leaf, state, encoded.right, result.context, extra.error, extra.event, result.history)
 }
 
 /**
@@ -306,10 +279,8 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       } catch (error) {
         return stepFailedOrDiscard(compiled, machine, now, error, "step", input.compensable)
       }
-      if (
-        typeof target !== "string" || stateOf(compiled.def, target) === undefined ||
-        (state.targets !== undefined && !state.targets.includes(target))
-      ) {
+      const to = typeof target === "string" ? stateOf(compiled.def, target) : undefined
+      if (to === undefined || (state.targets !== undefined && !state.targets.includes(target))) {
         return stepFailedOrDiscard(
           compiled,
           machine,
@@ -327,8 +298,12 @@ export const transition = (compiled: Compiled, machine: Machine, input: Input, n
       }
       // a step without `update` keeps the context: it is stored as it already is, not encoded again
       // (and checked for JSON) on every transition
-      const kept = state.update === undefined && s.context !== undefined ? Either.right(s.context) : undefined
-      return enter(compiled, machine, target, now, "step", context, { compensable: input.compensable, encoded: kept })
+      if (state.update === undefined && s.context !== undefined) {
+        // the hot path (a flat procedure's step into a step, a wait or a final): straight to the snapshot
+        if (compiled.tree === undefined && to._tag !== "Chart") return entered(machine, now, "step", target, to, s.context, context, undefined, undefined, undefined)
+        return enter(compiled, machine, target, now, "step", context, { compensable: input.compensable, encoded: Either.right(s.context) })
+      }
+      return enter(compiled, machine, target, now, "step", context, { compensable: input.compensable })
     }
     case "StepFailed": {
       if (state._tag !== "Step") return reject(machine, "fail the step of", "Only a step fails.")

@@ -3,6 +3,7 @@
  * history row are built from a patch, and the refusals and messages its rules share
  * (`transition.ts` has the rules).
  */
+import { Duration } from "effect"
 import type { Cause, ErrorInfo, Snapshot, Status, Transition } from "../Execution.js"
 import { describe, InvalidTransition } from "../Errors.js"
 import type * as Procedure from "../Procedure.js"
@@ -115,6 +116,68 @@ export const next = (
   }
   if (event !== undefined) transition.event = event
   if (reason !== undefined) transition.reason = reason
+  return { _tag: "Next", machine: { snapshot, context }, transition }
+}
+
+/**
+ * The entry of `target` (a new visit), as `next` with the patch `enter` makes, built
+ * without the patch: the most common transition (a step's success into the next step)
+ * makes its snapshot, history row and output and nothing else. The snapshot's fields are
+ * set in `next`'s order, so that both make snapshots of the same shapes.
+ */
+export const entered = (
+  machine: Machine,
+  now: number,
+  cause: Cause,
+  target: string,
+  state: Procedure.AnyState,
+  /** the context as stored, and as the definition's functions see it */
+  encoded: unknown,
+  context: unknown,
+  error: ErrorInfo | undefined,
+  event: unknown,
+  history: Snapshot["history"]
+): Output => {
+  const s = machine.snapshot
+  const status = statusOf(state)
+  const seq = s.seq + 1
+  const snapshot: { -readonly [K in keyof Snapshot]: Snapshot[K] } = {
+    id: s.id,
+    procedure: s.procedure,
+    version: s.version,
+    state: target,
+    status,
+    context: encoded,
+    visit: seq,
+    attempt: 0,
+    seq,
+    rowVersion: s.rowVersion + 1,
+    startedAt: s.startedAt,
+    enteredAt: now,
+    updatedAt: now
+  }
+  if (s.tenant !== undefined) snapshot.tenant = s.tenant
+  if (s.parentId !== undefined) snapshot.parentId = s.parentId
+  if (s.idempotencyKey !== undefined) snapshot.idempotencyKey = s.idempotencyKey
+  if (s.fingerprint !== undefined) snapshot.fingerprint = s.fingerprint
+  const outcome = state._tag === "Final" ? state.outcome : s.outcome
+  if (outcome !== undefined) snapshot.outcome = outcome
+  if (error !== undefined) snapshot.error = error
+  if (state._tag === "Wait" && state.after !== undefined) snapshot.timerDueAt = now + Duration.toMillis(state.after.delay)
+  if (s.compensateTo !== undefined) snapshot.compensateTo = s.compensateTo
+  const kept = history ?? s.history
+  if (kept !== undefined) snapshot.history = kept
+  const transition: { -readonly [K in keyof Transition]: Transition[K] } = {
+    executionId: s.id,
+    seq,
+    from: s.state,
+    to: target,
+    status,
+    cause,
+    at: now,
+    duration: Math.max(0, now - s.enteredAt)
+  }
+  if (event !== undefined) transition.event = event
   return { _tag: "Next", machine: { snapshot, context }, transition }
 }
 
