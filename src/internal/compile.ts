@@ -139,6 +139,8 @@ const identifier = /^[A-Za-z_$][A-Za-z0-9_$]*$/
  * back as `0` (the two are `===`).
  */
 export const jsonIssue = (value: unknown, path: string): string | undefined => {
+  // most events and contexts: no walk (and none of its allocations) needed
+  if (flat(value)) return undefined
   const ancestors = new Set<object>()
   const visit = (v: unknown, at: string, inArray = false): string | undefined => {
     switch (typeof v) {
@@ -187,4 +189,20 @@ export const jsonIssue = (value: unknown, path: string): string | undefined => {
   }
   // a whole value that is undefined is stored as no value (a NULL column) and read back as undefined
   return value === undefined ? undefined : visit(value, path)
+}
+
+/** a value JSON keeps as it is: a string, boolean, finite number or null, or a plain object of those (or `undefined` there) */
+const scalar = (v: unknown): boolean =>
+  typeof v === "string" || typeof v === "boolean" || v === null || (typeof v === "number" && Number.isFinite(v))
+
+const flat = (value: unknown): boolean => {
+  if (typeof value !== "object" || value === null) return value === undefined || scalar(value)
+  if (Array.isArray(value)) return false
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null) return false
+  for (const key in value) {
+    const field = (value as Record<string, unknown>)[key]
+    if (field !== undefined && !scalar(field)) return false
+  }
+  return true
 }

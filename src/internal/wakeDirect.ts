@@ -140,7 +140,7 @@ export const make = (shared: Shared, claims: Claims) => {
         shared.publish(next.snapshot, t)
         const more = !isTerminal(status)
         // a run that follows (more to do, or a message came meanwhile) starts from this commit
-        handle.cached = { compiled, machine: next, completed: [] }
+        if (more || handle.mailbox.size > 0) handle.cached = { compiled, machine: next, completed: [] }
         // and joins the sender's trace, as a run the event started would
         if (more) handle.mailbox.offer({ _tag: "Inbox", cause })
         return claims.release(handle, more)
