@@ -76,6 +76,18 @@ describe.skipIf(pgUrl === undefined || pgUrl === "")("Cluster.layer, three runne
       const runningOn = (r: LoadRunner) =>
         Effect.map(sql<{ n: string }>`SELECT count(*) AS n FROM ${sql(`${prefix}_executions`)} e JOIN ${sql(`${prefix}_shards`)} s
           ON s.shard = e.shard WHERE e.status = 'running' AND s.owner = ${r.name}`, (rows) => Number(rows[0]!.n))
+      /**
+       * whether at least `busy` executions of a runner's shards are in a step, looked at for up to half a second: right
+       * after a chunk of events most are still in the inbox, and at 10,000 one look never found enough
+       */
+      const inSteps = (r: LoadRunner) =>
+        Effect.gen(function*() {
+          for (let look = 0; look < 10; look++) {
+            if ((yield* runningOn(r)) >= busy) return true
+            yield* sleep(50)
+          }
+          return false
+        })
       const progress = () =>
         Effect.map(sql<{ runs: string; done: string }>`SELECT (SELECT count(*) FROM ${sql(`${prefix}_effects`)}) AS runs,
           (SELECT count(*) FROM ${sql(`${prefix}_executions`)} WHERE status = 'succeeded') AS done`, (rows) => ({ runs: Number(rows[0]!.runs), done: Number(rows[0]!.done) }))
@@ -135,7 +147,7 @@ describe.skipIf(pgUrl === undefined || pgUrl === "")("Cluster.layer, three runne
           for (const id of reply.acked as Array<string>) tokens.set(id, sent.get(id)!)
         }
         if (
-          phase === "killed" && started === n && stopped.held + survivor.held === options.shards && (yield* runningOn(stopped)) >= busy
+          phase === "killed" && started === n && stopped.held + survivor.held === options.shards && (yield* inSteps(stopped))
         ) {
           stopped.child.kill("SIGSTOP")
           phase = "stopped"
