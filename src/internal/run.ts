@@ -80,7 +80,7 @@ const noTags: ReadonlyArray<MetricLabel.MetricLabel> = []
  * evaluates them). An execution half-way through a step then keeps one entry here
  * instead of ~700 B of closures and effects of its own (W1's heap pass, docs/benchmarks.md).
  */
-const runs = new Map<Fiber.RuntimeFiber<unknown, unknown>, Run>()
+const runs = new WeakMap<Fiber.RuntimeFiber<unknown, unknown>, Run>()
 
 const current = (): Run => {
   const fiber = Option.getOrUndefined(Fiber.getCurrentFiber())
