@@ -108,7 +108,15 @@ describe.skipIf(pgUrl === undefined || pgUrl === "")("Cluster.layer, three runne
         const p = yield* progress()
         if (p.done === n && phase === "continued") break
         if (Date.now() > deadline) {
+          // the executions not done, with their inbox and owner, say where it stuck
+          const stuck = yield* sql`SELECT e.execution_id, e.current_state, e.status, e.shard, s.owner, e.row_version,
+              (SELECT count(*) FROM ${sql(`${prefix}_inbox`)} i WHERE i.execution_id = e.execution_id) AS inbox
+            FROM ${sql(`${prefix}_executions`)} e JOIN ${sql(`${prefix}_shards`)} s ON s.shard = e.shard
+            WHERE e.status <> 'succeeded' LIMIT 20`
+          const stuckIds = stuck.map((r) => String(r.execution_id))
+          const tokensOf = stuckIds.map((id) => [id, tokens.get(id) ?? null, heldBack.has(id)])
           return assert.fail(
+            `stuck: ${JSON.stringify(stuck)} tokens: ${JSON.stringify(tokensOf)} ` +
             `timed out in phase ${phase} (seed ${seed}): ${started} started, ${p.done}/${n} succeeded, ${p.runs} step runs, ` +
               `runners hold ${runners.map((r) => r.held)} shards, phases ${JSON.stringify(phases)}`
           )
