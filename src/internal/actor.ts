@@ -43,20 +43,20 @@ export const make = (shared: Shared, supervisor: SupervisorOps) => {
    */
   const start = (run: Run): Effect.Effect<void, StoreError> => {
     const { handle, self: fiber } = run
-    if (spans === undefined) {
-      spans = Spans.make(fiber, shared.tracing, shared.fast)
-      env.betweenAttempts = Spans.currentRefs(fiber, spans)
+    if (env.spans === undefined) {
+      env.spans = Spans.make(fiber, shared.tracing, shared.fast)
+      env.betweenAttempts = Spans.currentRefs(fiber, env.spans)
     }
     const first = handle.mailbox.peek()
     const cause = first?._tag === "Inbox" ? first.cause : undefined
     const base = fiber.getFiberRef(FiberRef.currentLogAnnotations)
-    run.started(spans, cause ?? fiber.currentSpan, base)
+    run.started(cause ?? fiber.currentSpan, base)
     // in memory unless the run follows a restart or a passivation
     const cached = handle.cached
     if (cached !== undefined) return begin(run, cached)
     return Spans.setParentAndAnnotations(
       fiber,
-      spans,
+      run.spans,
       parentSpan(run),
       HashMap.set(base, "executionId", handle.id),
       Effect.flatMap(loadMachine(handle), (cached) => {
@@ -81,13 +81,10 @@ export const make = (shared: Shared, supervisor: SupervisorOps) => {
     return Spans.setParentAndAnnotations(run.self, run.spans, parentSpan(run), withProcedure, Effect.suspend(() => run.begin(cached)))
   }
 
-  /**
-   * The span maker of every run, made by the first from its fiber: every run's fiber is
-   * forked from the runtime's (`Shared.forkRun`), with its tracer, clock and annotations.
-   */
-  let spans: Spans.Spans | undefined
   const annotations = new LogAnnotations()
-  const env: Env = { shared, supervisor, detach, start, annotations, betweenAttempts: undefined }
+  // the span maker of every run, made by the first from its fiber: every run's fiber is
+  // forked from the runtime's (`Shared.forkRun`), with its tracer, clock and annotations
+  const env: Env = { shared, supervisor, detach, start, annotations, spans: undefined, betweenAttempts: undefined }
 
   /** A run of the actor of `handle`, after `before` (a restart's backoff), for the supervisor to fork. */
   const makeRun = (handle: Handle, before?: Effect.Effect<void, StoreError>) => new Run(env, handle, before)

@@ -37,6 +37,33 @@ export interface Compiled {
 
 export const procedureKey = (name: string, version: number) => `${name}@${version}`
 
+const isPlain = (u: object) => {
+  const proto = Object.getPrototypeOf(u)
+  return proto === Object.prototype || proto === null
+}
+
+/**
+ * Whether `a` and `b` are the same JSON value: equal primitives, or arrays and plain
+ * objects with the same keys holding the same values (a class instance, a Date, a Map
+ * is never the same as what it is encoded to).
+ */
+const sameJson = (a: unknown, b: unknown): boolean => {
+  if (a === b) return true
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false
+    return true
+  }
+  if (!isPlain(a) || !isPlain(b)) return false
+  const keys = Object.keys(a)
+  if (keys.length !== Object.keys(b).length) return false
+  for (const k of keys) {
+    if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false
+  }
+  return true
+}
+
 export const compile = (def: Procedure.Any): Compiled => {
   const codec = (schema: Schema.Schema<any, any, never>, subject: ValidationError["subject"], encode: boolean) => {
     const run: (u: unknown) => Either.Either<any, ParseResult.ParseError> = encode
@@ -44,12 +71,15 @@ export const compile = (def: Procedure.Any): Compiled => {
       : Schema.decodeUnknownEither(schema)
     const invalid = (u: unknown): Either.Either<any, ValidationError> =>
       Either.mapLeft(run(u), (e) => new ValidationError({ procedure: def.name, subject, issue: formatParseError(e) }))
-    if (!encode) return invalid
+    // a context the codec gives back as it was, though in new objects, is kept once: the
+    // snapshot's (encoded) and the run's (decoded) are then one value (W1's heap pass)
+    if (!encode) return subject === "context" ? (u: unknown) => Either.map(invalid(u), (decoded) => sameJson(u, decoded) ? u : decoded) : invalid
     // what is encoded is what the store keeps: it must come back from JSON as it went in, on every store
     return (u: unknown): Either.Either<any, ValidationError> =>
       Either.flatMap(invalid(u), (encoded) => {
         const issue = jsonIssue(encoded, subject)
-        return issue === undefined ? Either.right(encoded) : Either.left(new ValidationError({ procedure: def.name, subject, issue, kind: "JSON" }))
+        if (issue !== undefined) return Either.left(new ValidationError({ procedure: def.name, subject, issue, kind: "JSON" }))
+        return Either.right(subject === "context" && sameJson(u, encoded) ? u : encoded)
       })
   }
   const compensable = new Set<string>()

@@ -44,7 +44,7 @@ export const attemptFailed = (run: Run, state: StepState, attempt: number, error
       const failure = transient
         ? new MaxRetriesExceeded({ executionId: id, state: s.state, attempts: attempt, lastError: error })
         : new ExecutionError({ executionId: id, state: s.state, cause: error })
-      const counted: Machine = { ...cached.machine, snapshot: { ...s, attempt } }
+      const counted: Machine = { snapshot: { ...s, attempt }, context: cached.machine.context }
       yield* run.apply(
         transition(run.compiled, counted, { _tag: "StepFailed", error: errorInfo(failure), compensable: cached.completed.length > 0 }, now),
         undefined,

@@ -10,6 +10,7 @@ import { isTerminal } from "../Execution.js"
 import * as Deadlines from "./deadlines.js"
 import { undoneByParent as undoneByParentOf } from "./regions.js"
 import type { Cached, Handle } from "./handle.js"
+import { Loaded } from "./handle.js"
 import type { Shared } from "./shared.js"
 
 export const make = (shared: Shared) => {
@@ -44,7 +45,7 @@ export const make = (shared: Shared) => {
           }
         }
       }
-      const cached: Cached = { compiled, machine: { snapshot: loaded.value, context: decoded.right }, completed }
+      const cached: Cached = new Loaded(compiled, { snapshot: loaded.value, context: decoded.right }, completed)
       // undone after it ended (its end was counted then): see `Cached.reopened`
       if (reopened) cached.reopened = true
       if (undoneByParent) cached.undoneByParent = true

@@ -9,15 +9,19 @@ import { isTerminal } from "../Execution.js"
 import { StoreError } from "../Errors.js"
 import type { ActiveEntry, CompensationRecord, InboxEntry, StoreService, TimerEntry } from "../Store.js"
 import { activeOrder, conflict, discardedEvents, ended, matches, Store, timerOrder } from "../Store.js"
-import { History } from "./memoryHistory.js"
+import { History, Kinds } from "./memoryHistory.js"
 
-/** An execution in the memory store; its logs are made when first written (most stay empty). */
-class MemoryExecution {
-  readonly history = new History()
+/**
+ * An execution in the memory store; its logs are made when first written (most stay empty).
+ * It is its own history (one object less per execution).
+ */
+class MemoryExecution extends History {
   errors: Array<ErrorEntry> | undefined = undefined
   inbox: Array<InboxEntry> | undefined = undefined
   compensations: Array<CompensationRecord> | undefined = undefined
-  constructor(public snapshot: Snapshot) {}
+  constructor(public snapshot: Snapshot) {
+    super()
+  }
 }
 
 /** what `active` lists: running, compensating, or waiting with an event in the inbox */
@@ -31,6 +35,7 @@ export const make = (): StoreService => {
   const executions = new Map<string, MemoryExecution>()
   const byKey = new Map<string, string>()
   let inboxSeq = 0
+  const kinds = new Kinds()
   const lookup = (id: string) => executions.get(id)
 
   return Store.of({
@@ -42,7 +47,7 @@ export const make = (): StoreService => {
         }
         if (executions.has(snapshot.id)) return { created: false, snapshot: executions.get(snapshot.id)!.snapshot }
         const entry = new MemoryExecution(snapshot)
-        entry.history.push(transition)
+        entry.push(kinds, transition)
         executions.set(snapshot.id, entry)
         if (snapshot.idempotencyKey !== undefined) byKey.set(snapshot.idempotencyKey, snapshot.id)
         return { created: true, snapshot }
@@ -54,7 +59,7 @@ export const make = (): StoreService => {
           return Effect.fail(conflict("commit", commit.snapshot.id, commit.expectedVersion, entry?.snapshot.rowVersion))
         }
         entry.snapshot = commit.snapshot
-        if (commit.transition !== undefined) entry.history.push(commit.transition)
+        if (commit.transition !== undefined) entry.push(kinds, commit.transition)
         if (commit.errors !== undefined && commit.errors.length > 0) (entry.errors ??= []).push(...commit.errors)
         if (commit.compensation !== undefined) (entry.compensations ??= []).push(commit.compensation)
         const inbox = entry.inbox
@@ -107,9 +112,9 @@ export const make = (): StoreService => {
       }),
     history: (id, options) =>
       Effect.sync(() => {
-        const h = lookup(id)?.history
+        const h = lookup(id)
         if (h === undefined) return []
-        return options?.tail === undefined ? h.rows(id) : h.rows(id, h.length - options.tail)
+        return options?.tail === undefined ? h.rows(kinds, id) : h.rows(kinds, id, h.length - options.tail)
       }),
     errors: (id) => Effect.sync(() => lookup(id)?.errors?.slice() ?? []),
     appendErrors: (entries) =>
@@ -182,7 +187,7 @@ export const make = (): StoreService => {
         let deleted = 0
         for (const e of executions.values()) {
           if (!isTerminal(e.snapshot.status)) continue
-          deleted += e.history.retain(e.snapshot.id, (t, i, length) =>
+          deleted += e.retain(kinds, e.snapshot.id, (t, i, length) =>
             (keepLast === undefined || i >= length - keepLast) && (before === undefined || t.at >= before)
           )
         }

@@ -9,6 +9,7 @@ import type { StoreError } from "../Errors.js"
 import { requestedBy } from "../Plugin.js"
 import * as Failures from "./failures.js"
 import type { Cached, Msg } from "./handle.js"
+import { Loaded } from "./handle.js"
 import * as Regions from "./regions.js"
 import { timerFired } from "./reconcile.js"
 import type { Run } from "./run.js"
@@ -65,7 +66,7 @@ const migrate = (run: Run, msg: Extract<Msg, { readonly _tag: "Migrate" }>): Eff
     handle.current = undefined
     const to = msg.migration.to
     // the compensations still owed are those of the new version's states of the same name (as a reload finds them)
-    const cached: Cached = { compiled: to, machine, completed: run.cached.completed.filter((c) => to.compensable.has(c.state)) }
+    const cached: Cached = new Loaded(to, machine, run.cached.completed.filter((c) => to.compensable.has(c.state)))
     handle.cached = cached
     handle.retry = undefined
     handle.spins = 0
@@ -75,8 +76,6 @@ const migrate = (run: Run, msg: Extract<Msg, { readonly _tag: "Migrate" }>): Eff
       handle.timer = undefined
     }
     run.cached = cached
-    run.compiled = to
-    run.def = to.def
     run.enterStateSpan(machine.snapshot)
     run.env.shared.publish(machine.snapshot, t)
     return Deferred.succeed(msg.reply, machine.snapshot)

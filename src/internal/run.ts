@@ -9,10 +9,11 @@
  * per run: an execution half-way through a step keeps its `Run`, the fiber's few stack
  * frames, and nothing else of the loop (see docs/architecture.md). Each method is called
  * from the run fiber when the effect before it has finished, and returns what the fiber
- * does next.
+ * does next. What a run is made of (its handle, fiber, loaded execution) and its
+ * execution's and states' spans are in its base class (`runSpans.ts`).
  */
-import type { FiberRefs, HashMap, MetricLabel, Tracer } from "effect"
-import { Cause, Duration, Effect, Effectable, Exit, Fiber, FiberRef, Option } from "effect"
+import type { FiberRefs, MetricLabel, Tracer } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, FiberRef, Option } from "effect"
 import type { InvalidTransition, StoreError } from "../Errors.js"
 import { TimeoutError } from "../Errors.js"
 import type { ErrorEntry, Snapshot, Transition } from "../Execution.js"
@@ -23,17 +24,18 @@ import type { Commit } from "../Store.js"
 import type { Deadline, Deadlines } from "./deadlines.js"
 import { fairTurn, roundsPerLook } from "./fairness.js"
 import * as Failures from "./failures.js"
-import type { Cached, CommandError, Handle, Msg, Phase, RunFiber } from "./handle.js"
-import { restore, runFiber } from "./handle.js"
+import type { Cached, CommandError, Handle, Msg, Phase } from "./handle.js"
+import { recordCompleted, restore, runFiber } from "./handle.js"
 import { defaultLoopLimit } from "./limits.js"
 import type { LogAnnotations } from "./logAnnotations.js"
 import { serve } from "./messages.js"
 import { finishedBy, stateDuration, transitionsTotal } from "./metrics.js"
 import { reconcile, settle } from "./reconcile.js"
 import type { Hold } from "./resume.js"
+import { RunSpans } from "./runSpans.js"
 import type { Shared } from "./shared.js"
 import * as Spans from "./spans.js"
-import type { Compiled, Machine, Output } from "./transition.js"
+import type { Machine, Output } from "./transition.js"
 import { transition } from "./transition.js"
 
 export type { Restore } from "./handle.js"
@@ -56,6 +58,8 @@ export interface Env {
   readonly start: (run: Run) => Effect.Effect<void, StoreError>
   /** the log annotations of runs and attempts, shared where they can be */
   readonly annotations: LogAnnotations
+  /** the span maker of every run, made by the first from its fiber (`actor.ts`) */
+  spans: Spans.Spans | undefined
   /**
    * The FiberRefs a run fiber has between two attempts, shared by all runs (see
    * `Spans.currentRefs`): those every run fiber starts with, taken by the first run.
@@ -118,10 +122,7 @@ const body: Effect.Effect<void> = Effect.matchCauseEffect(Effect.suspend(() => c
  * committed in its fiber, it registers itself (`runs`) and runs the shared `body`: its
  * start (`Env.start`, then `begin`), the loop, and what ends it (`finish`).
  */
-export class Run extends Effectable.Class<void, StoreError> implements Spans.ParentSource, Deadline {
-  readonly id: string
-  /** the run's fiber, set when it is forked: once it is no longer the handle's, the run is stale (see `restartNow`) */
-  self!: RunFiber
+export class Run extends RunSpans implements Deadline {
   /**
    * The run is the handle's phase itself while it decides and commits (`Busy`) and while
    * it is in a step's attempt (`Stepping`), and its own entry in the runtime's deadline
@@ -134,49 +135,21 @@ export class Run extends Effectable.Class<void, StoreError> implements Spans.Par
   _tag: "Busy" | "Stepping" = "Busy"
   /** when the deadline table fires the run's entry; Infinity while it is not in the table (it changes only then) */
   at = Infinity
-  /** set when the run starts, in its fiber (`Env.start`) */
-  spans!: Spans.Spans
-  /** the parent of the run's span: the span of the `start` or `send` that started it, or its fiber's */
-  cause: Tracer.AnySpan | undefined = undefined
-  /** when the run started (epoch millis), for its span when it is made late (`Spans.lazy`) */
-  private startedAt = 0
-  /** the run's span, once made (at the start, or when first read under `Spans.lazy`) */
-  private runSpan: Tracer.Span | undefined = undefined
-  /** set when the execution is loaded (`begin`) */
-  cached!: Cached
-  compiled!: Compiled
-  def!: Procedure.Any
-  /** the log annotations the run's fiber started with (the execution's id, procedure, state and attempt are added to them) */
-  baseAnnotations!: HashMap.HashMap<string, unknown>
-  /** the span of the current visit of a state, once made; ended when the execution leaves it (or this run ends) */
-  private visitSpan: Tracer.Span | undefined = undefined
   /** loop rounds since the last look at the fairness budget */
   private sinceTurn = 0
-  /** the attempt in flight (a run makes one at a time): its step, visit, number, span and deadline */
+  /** the attempt in flight (a run makes one at a time): its step, span and deadline (its visit and number: `stepVisit`, `stepAttempt`) */
   stepState!: StepState
-  stepVisit = 0
-  stepAttempt = 0
   stepSpan: Tracer.Span | undefined = undefined
   dueAt = 0
   /** the transition of a step's success while it commits (`succeeded`) */
   private pending: Extract<Output, { readonly _tag: "Next" }> | undefined = undefined
   constructor(
-    readonly env: Env,
-    readonly handle: Handle,
+    env: Env,
+    handle: Handle,
     /** what the run waits for before it starts (a restart's backoff), interruptibly */
     private before: Effect.Effect<void, StoreError> | undefined
   ) {
-    super()
-    this.id = handle.id
-  }
-
-  /** The supervisor forked this run. */
-  forked(fiber: RunFiber) {
-    this.self = fiber
-  }
-
-  get fiber(): RunFiber {
-    return this.self
+    super(env, handle)
   }
 
   /** the run as the handle's phase between steps */
@@ -187,6 +160,16 @@ export class Run extends Effectable.Class<void, StoreError> implements Spans.Par
 
   get deadline(): Deadline {
     return this
+  }
+
+  // the snapshot does not change during an attempt and until its outcome is committed
+  // (only the run commits, after it), so the attempt's visit and number are read from it
+  get stepVisit(): number {
+    return this.cached.machine.snapshot.visit
+  }
+
+  get stepAttempt(): number {
+    return this.cached.machine.snapshot.attempt + 1
   }
 
   /** The entry fires by `due`, when an attempt due then starts. */
@@ -228,60 +211,9 @@ export class Run extends Effectable.Class<void, StoreError> implements Spans.Par
     return Effect.zipRight(before, Effect.suspend(() => this.env.start(this)))
   }
 
-  /** The run started in its fiber (`Env.start`): its span is made now, unless it can wait until read (`Spans.lazy`). */
-  started(spans: Spans.Spans, cause: Tracer.AnySpan | undefined, baseAnnotations: HashMap.HashMap<string, unknown>) {
-    this.spans = spans
-    this.cause = cause
-    this.baseAnnotations = baseAnnotations
-    if (spans.lazy) this.startedAt = this.now()
-    else this.runSpan = this.makeRunSpan()
-  }
-
-  private makeRunSpan(startedAt?: number) {
-    const def = this.handle.cached?.compiled.def
-    return this.spans.make(
-      "proctor.execution",
-      this.cause,
-      def === undefined
-        ? { "proctor.execution.id": this.id }
-        : { "proctor.execution.id": this.id, "proctor.procedure.name": def.name, "proctor.procedure.version": def.version },
-      startedAt
-    )
-  }
-
-  /** The execution's span for this run (made now if it was not yet: `Spans.lazy`). */
-  get executionSpan(): Tracer.Span {
-    return this.runSpan ??= this.makeRunSpan(this.startedAt)
-  }
-
-  /** The span of the execution's current visit of a state (made now if it was not yet), unless it ended. */
-  get stateSpan(): Tracer.Span | undefined {
-    if (this.visitSpan !== undefined || !this.spans.lazy || this.cached === undefined) return this.visitSpan
-    const s = this.cached.machine.snapshot
-    return isTerminal(s.status) ? undefined : this.visitSpan = this.makeStateSpan(s.state, s.visit, s.enteredAt)
-  }
-
-  /** The parent of a step's span made by `Spans.makeStep`: its visit's span (one of its own if the visit is over). */
-  parentOf(visit: number, state: string): Tracer.AnySpan | undefined {
-    const s = this.cached.machine.snapshot
-    if (s.visit === visit && runFiber(this.handle) === this.self) return this.stateSpan
-    return this.makeStateSpan(state, visit, undefined)
-  }
-
-  private makeStateSpan(state: string, visit: number, enteredAt: number | undefined) {
-    return this.spans.make("proctor.state", this.executionSpan, {
-      "proctor.execution.id": this.id,
-      "proctor.procedure.name": this.def.name,
-      "proctor.state.name": state,
-      "proctor.state.visit": visit
-    }, enteredAt)
-  }
-
   /** The execution is loaded and the run's span and annotations are set on its fiber: the loop starts. */
   begin(cached: Cached): Effect.Effect<void, StoreError> {
     this.cached = cached
-    this.compiled = cached.compiled
-    this.def = cached.compiled.def
     this.enterStateSpan(cached.machine.snapshot)
     return this.loop()
   }
@@ -290,16 +222,11 @@ export class Run extends Effectable.Class<void, StoreError> implements Spans.Par
   finish(exit: Exit.Exit<void, StoreError>): Effect.Effect<void> {
     runs.delete(this.self)
     this.disarm(this.env.shared.deadlines)
-    if (this.cached !== undefined) this.end(exit)
-    if (this.runSpan !== undefined) this.runSpan.end(this.spans.now(), exit)
+    this.endSpans(exit)
     if (runFiber(this.handle) !== this.self) return Effect.void
     // what follows a run that ended by itself logs nothing: no annotations to set for it (`Effect.locally` copies the FiberRefs twice)
     const after = this.env.supervisor.afterRun(this.handle, exit)
     return Exit.isSuccess(exit) ? after : this.logged(after)
-  }
-
-  now() {
-    return this.spans.clock.unsafeCurrentTimeMillis()
   }
 
   /** transitions in a row without waiting after which the execution fails (the runaway-loop guard) */
@@ -314,7 +241,7 @@ export class Run extends Effectable.Class<void, StoreError> implements Spans.Par
 
   /** `effect` with the run's log annotations (the runtime's own lines between attempts) */
   logged<A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> {
-    return this.def === undefined
+    return this.cached === undefined
       ? effect
       : Effect.locally(effect, FiberRef.currentLogAnnotations, this.env.annotations.run(this.baseAnnotations, this.def.name, this.id))
   }
@@ -378,13 +305,10 @@ export class Run extends Effectable.Class<void, StoreError> implements Spans.Par
     const attempt = s.attempt + 1
     // the attempt's span and log annotations are set on the run fiber (dedicated to this
     // execution) rather than scoped around the step: the same effect for much less work
-    const attributes = { "proctor.execution.id": this.id, "proctor.state.name": s.state, "proctor.step.attempt": attempt }
     const span = this.spans.lazy
-      ? this.spans.makeStep(this, s.visit, attributes)
-      : this.spans.make("proctor.step", this.stateSpan ?? this.executionSpan, attributes)
+      ? this.spans.makeStep(this, s.visit, s.state, attempt)
+      : this.spans.make("proctor.step", this.stateSpan ?? this.executionSpan, { "proctor.execution.id": this.id, "proctor.state.name": s.state, "proctor.step.attempt": attempt })
     this.stepState = state
-    this.stepVisit = s.visit
-    this.stepAttempt = attempt
     this.stepSpan = span
     this.dueAt = this.now() + Duration.toMillis(state.timeout)
     this.arm(this.env.shared.deadlines, this.dueAt)
@@ -493,7 +417,7 @@ export class Run extends Effectable.Class<void, StoreError> implements Spans.Par
       if (!isTerminal(status)) cached.reopened = true
       else if (cached.reopened !== true) finishedBy(status).unsafeUpdate(1, [])
     }
-    if (t.cause === "step" && this.compiled.compensable.has(t.from)) cached.completed.push({ stepSeq: t.seq, state: t.from })
+    if (t.cause === "step" && this.compiled.compensable.has(t.from)) recordCompleted(cached, { stepSeq: t.seq, state: t.from })
     // a child state left otherwise than by its child's success: the child ends too
     if (t.cause !== "step" && (next.snapshot.visit !== s.visit || isTerminal(status) || status === "compensating")) {
       const from = stateOf(this.def, s.state)
@@ -507,25 +431,7 @@ export class Run extends Effectable.Class<void, StoreError> implements Spans.Par
   commitCount(snapshot: Snapshot, extra: Omit<Commit, "snapshot" | "expectedVersion">) {
     const s = this.cached.machine.snapshot
     return Effect.map(this.env.shared.store.commit({ ...extra, snapshot, expectedVersion: s.rowVersion }), () => {
-      this.cached.machine = { ...this.cached.machine, snapshot }
+      this.cached.machine = { snapshot, context: this.cached.machine.context }
     })
-  }
-
-  private endStateSpan(exit: Exit.Exit<unknown, unknown>) {
-    this.visitSpan?.end(this.spans.now(), exit)
-    this.visitSpan = undefined
-  }
-
-  /** A new visit of a state (or the end): the last visit's span ends, the new one's starts (or waits until read: `Spans.lazy`). */
-  enterStateSpan(snapshot: Snapshot) {
-    this.endStateSpan(Exit.void)
-    if (isTerminal(snapshot.status) || this.spans.lazy) return
-    this.visitSpan = this.makeStateSpan(snapshot.state, snapshot.visit, undefined)
-  }
-
-  /** When the run ends, so does the state's span. */
-  end(exit: Exit.Exit<unknown, unknown>) {
-    this.endStateSpan(exit)
-    this.runSpan?.attribute("proctor.execution.status", this.cached.machine.snapshot.status)
   }
 }

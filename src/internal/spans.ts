@@ -62,16 +62,18 @@ export class Spans {
   }
 
   /**
-   * With `lazy` only: a step's span, whose parent (the state visit's span) `source` makes
-   * when it is first read.
+   * With `lazy` only: the span of attempt `attempt` of a step in `state`, whose parent (the
+   * state visit's span) `source` makes when it is first read, and whose attributes are made
+   * when first read too.
    */
-  makeStep(source: ParentSource, visit: number, attributes: Record<string, unknown>): Tracer.Span {
+  makeStep(source: ParentSource, visit: number, state: string, attempt: number): Tracer.Span {
     const startTime = this.timing ? this.now() : bigint0
-    return this.annotated(new StepSpan(source, visit, this.links, startTime, attributes), attributes)
+    const span = new StepSpan(source, visit, state, attempt, this.links, startTime)
+    return this.annotations.length === 0 ? span : this.annotated(span, span.initialAttributes())
   }
 
   /** the span annotations of the fiber that made this maker, then `attributes` (which they must not override) */
-  private annotated(span: LocalSpan, attributes: Record<string, unknown>): LocalSpan {
+  private annotated(span: SpanBase, attributes: Record<string, unknown>): SpanBase {
     const annotations = this.annotations
     if (annotations.length === 0) return span
     span.reset()
@@ -83,6 +85,8 @@ export class Spans {
 
 /** What a step's span made by `makeStep` asks for its parent: its run, for the span of that visit of its state. */
 export interface ParentSource {
+  /** the execution's id */
+  readonly id: string
   readonly parentOf: (visit: number, state: string) => Tracer.AnySpan | undefined
 }
 
@@ -165,25 +169,31 @@ const noLinks: ReadonlyArray<Tracer.SpanLink> = Object.freeze([])
  * read (its ids as strings, its status, its attributes as a Map, its parent as an Option)
  * is made when read. Made twice per transition, `NativeSpan` was about 5% of the
  * in-memory W1 profile (bench/profile.ts); an execution half-way through a step keeps
- * four spans (the start's, the execution's, the state's and the step's).
+ * two (the start's and the step's; the execution's and the state's are made when read).
+ * The parts its two kinds share: `LocalSpan` (any span) and `StepSpan` (a step's attempt).
  */
-class LocalSpan implements Tracer.Span {
+abstract class SpanBase implements Tracer.Span {
   private readonly id: number
-  protected readonly parentSpan: Tracer.AnySpan | undefined
   private readonly startTime: bigint
   /** set when it ends (two fields, not a record: an ended span is kept as its children's parent) */
   private endTime: bigint | undefined = undefined
   private exit: Exit.Exit<unknown, unknown> | undefined = undefined
-  protected attrs: Record<string, unknown>
+  /** undefined until first read or written when the span's kind can make them (`initialAttributes`) */
+  protected attrs: Record<string, unknown> | undefined
   private eventList: Array<[name: string, startTime: bigint, attributes: Record<string, unknown>]> | undefined = undefined
   links: ReadonlyArray<Tracer.SpanLink>
   /** `attributes` is kept as it is given (a fresh object), not copied */
-  constructor(readonly name: string, parent: Tracer.AnySpan | undefined, links: ReadonlyArray<Tracer.SpanLink>, startTime: bigint, attributes: Record<string, unknown> = {}) {
+  constructor(links: ReadonlyArray<Tracer.SpanLink>, startTime: bigint, attributes: Record<string, unknown> | undefined) {
     this.id = ++lastSpanId
-    this.parentSpan = parent
     this.startTime = startTime
     this.links = links.length === 0 ? noLinks : [...links]
     this.attrs = attributes
+  }
+  abstract readonly name: string
+  protected abstract parentNow(): Tracer.AnySpan | undefined
+  /** the attributes of a span made without them (`attrs` undefined) */
+  initialAttributes(): Record<string, unknown> {
+    return {}
   }
   get _tag(): "Span" {
     return "Span"
@@ -200,9 +210,6 @@ class LocalSpan implements Tracer.Span {
   get spanId() {
     return this.id.toString(16).padStart(16, "0")
   }
-  protected parentNow(): Tracer.AnySpan | undefined {
-    return this.parentSpan
-  }
   get traceId(): string {
     const parent = this.parentNow()
     return parent !== undefined ? parent.traceId : this.spanId.padStart(32, "0")
@@ -216,7 +223,7 @@ class LocalSpan implements Tracer.Span {
       : { _tag: "Ended", startTime: this.startTime, endTime: this.endTime, exit: this.exit! }
   }
   get attributes(): ReadonlyMap<string, unknown> {
-    return new Map(Object.entries(this.attrs))
+    return new Map(Object.entries(this.attrs ??= this.initialAttributes()))
   }
   get events(): ReadonlyArray<[name: string, startTime: bigint, attributes: Record<string, unknown>]> {
     return this.eventList ?? []
@@ -232,10 +239,11 @@ class LocalSpan implements Tracer.Span {
     this.attrs = {}
   }
   attribute(key: string, value: unknown): void {
+    const attrs = this.attrs ??= this.initialAttributes()
     // a plain object: `__proto__` must not set its prototype (defining each key costs ~10×
     // an assignment, and a span of a run gets attributes after it is made)
-    if (key === "__proto__") Object.defineProperty(this.attrs, key, { value, writable: true, enumerable: true, configurable: true })
-    else this.attrs[key] = value
+    if (key === "__proto__") Object.defineProperty(attrs, key, { value, writable: true, enumerable: true, configurable: true })
+    else attrs[key] = value
   }
   event(name: string, startTime: bigint, attributes?: Record<string, unknown>): void {
     ;(this.eventList ??= []).push([name, startTime, attributes ?? {}])
@@ -245,19 +253,40 @@ class LocalSpan implements Tracer.Span {
   }
 }
 
-/** A step's span under Effect's own tracer, whose parent its run makes when it is first read (`Spans.lazy`). */
-class StepSpan extends LocalSpan {
+/** A span of Proctor's under Effect's own tracer, with its parent and attributes as they are given. */
+class LocalSpan extends SpanBase {
+  constructor(readonly name: string, private readonly parentSpan: Tracer.AnySpan | undefined, links: ReadonlyArray<Tracer.SpanLink>, startTime: bigint, attributes: Record<string, unknown> = {}) {
+    super(links, startTime, attributes)
+  }
+  protected parentNow(): Tracer.AnySpan | undefined {
+    return this.parentSpan
+  }
+}
+
+/**
+ * A step attempt's span under Effect's own tracer (`Spans.lazy`): its run makes its parent
+ * when it is first read, and its attributes (the execution, the state, the attempt) are
+ * made when first read, from its fields.
+ */
+class StepSpan extends SpanBase {
   constructor(
     private readonly source: ParentSource,
     private readonly visit: number,
+    private readonly state: string,
+    private readonly attempt: number,
     links: ReadonlyArray<Tracer.SpanLink>,
-    startTime: bigint,
-    attributes: Record<string, unknown>
+    startTime: bigint
   ) {
-    super("proctor.step", undefined, links, startTime, attributes)
+    super(links, startTime, undefined)
   }
-  protected override parentNow(): Tracer.AnySpan | undefined {
-    return this.source.parentOf(this.visit, String(this.attrs["proctor.state.name"]))
+  get name() {
+    return "proctor.step"
+  }
+  override initialAttributes(): Record<string, unknown> {
+    return { "proctor.execution.id": this.source.id, "proctor.state.name": this.state, "proctor.step.attempt": this.attempt }
+  }
+  protected parentNow(): Tracer.AnySpan | undefined {
+    return this.source.parentOf(this.visit, this.state)
   }
 }
 
