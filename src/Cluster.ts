@@ -33,13 +33,13 @@ import { layerClientProtocol, layerSocketServer } from "@effect/platform-node/No
 import type { SocketServerError } from "@effect/platform/SocketServer"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Clock, Duration, Effect, Layer, Option } from "effect"
+import { Duration, Effect, Layer, Option } from "effect"
 import type { DefinitionError, StoreError } from "./Errors.js"
-import * as Active from "./internal/clusterActive.js"
 import { ClusterHooks } from "./internal/clusterHooks.js"
 import type { Holder } from "./internal/clusterHooks.js"
 import * as Routing from "./internal/clusterRouting.js"
 import type { Ownership } from "./internal/clusterRouting.js"
+import * as OwnershipLoop from "./internal/clusterOwnership.js"
 import { follow } from "./internal/clusterWatch.js"
 import type * as Procedure from "./Procedure.js"
 import * as Runtime from "./Runtime.js"
@@ -92,9 +92,6 @@ export interface Options<Ps extends ReadonlyArray<Procedure.Any>> extends Runtim
   readonly store?: SqlStore.Options | undefined
 }
 
-/** How often the ownership loop compares the shards the cluster gave this runner with those it holds. */
-const pollMillis = 200
-
 /**
  * The runtime as a runner of a cluster on the `SqlClient` the app provides (Postgres). Every
  * runner of one database runs this layer with the same procedures, `shards` and `store.prefix`.
@@ -136,7 +133,9 @@ export const layer = <const Ps extends ReadonlyArray<Procedure.Any>>(
     Layer.provide(ShardingConfig.layer(config)),
     Layer.provide(RpcSerialization.layerMsgPack)
   )
-  const store = SqlStore.layerFenced({ ...options.store, shards, idleTransactionTimeout: lease })
+  // a claim takes only a shard whose lease (the cluster's lock row) is this runner's (internal/clusterOwnership.ts)
+  const leases = { table: `${prefix}_cluster_locks` }
+  const store = SqlStore.layerFenced({ ...options.store, shards, idleTransactionTimeout: lease, leases })
   const hooks = Layer.sync(ClusterHooks, (): Holder => ({ current: undefined, route: undefined }))
   const owner = `${options.runner.host}:${options.runner.port}`
   const scan = Duration.toMillis(options.scan ?? "10 seconds")
@@ -149,7 +148,12 @@ export const layer = <const Ps extends ReadonlyArray<Procedure.Any>>(
     const owned: Ownership = { held, shardOf: (yield* SqlStore.Shards).shardOf }
     yield* Layer.build(Routing.handlers(holder, sharding, owned, lease))
     holder.route = yield* Routing.makeRouter(sharding, owned, { store, attempt: lease, requestTimeout })
-    yield* Effect.forkScoped(ownership(shards, owner, prefix, scan, held))
+    const hooks = holder.current
+    if (hooks === undefined) return yield* Effect.dieMessage("Cluster.layer: the runtime did not attach its hooks")
+    const ids = Array.from({ length: shards }, (_, i) => ShardId.make("default", i + 1))
+    const given = (shard: number) => sharding.hasShardId(ids[shard - 1]!)
+    const loop = yield* OwnershipLoop.make({ count: shards, owner, prefix, scanMillis: scan, given }, hooks, held)
+    yield* Effect.forkScoped(loop.run)
   })
   return Layer.scopedDiscard(run).pipe(
     Layer.provideMerge(
@@ -189,60 +193,4 @@ const clustered = (prefix: string, watchMillis: number) =>
           Effect.map(runnerOf(id), (runner) => runner === undefined ? snapshot : { ...snapshot, runner })),
       watch: (id) => id === undefined ? runtime.watch() : follow(store, runtime.watch(), id, watchMillis)
     })
-  })
-
-/**
- * The ownership loop: claims the shards the cluster gives this runner and wakes their
- * executions, gives up those it takes away (their commits are refused from then on, which
- * stops their actors), and now and then wakes the executions of its shards that no actor
- * here runs (started or sent an event on another runner).
- */
-const ownership = (count: number, owner: string, prefix: string, scanMillis: number, held: Set<number>) =>
-  Effect.gen(function*() {
-    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
-    const sharding = yield* Sharding.Sharding
-    const shards = yield* SqlStore.Shards
-    const store = yield* Store
-    const hooks = (yield* ClusterHooks).current
-    if (hooks === undefined) return yield* Effect.dieMessage("Cluster.layer: the runtime did not attach its hooks")
-    const ids = Array.from({ length: count }, (_, i) => ShardId.make("default", i + 1))
-    let lastScan = 0
-    const tick = Effect.gen(function*() {
-      const given: Array<number> = []
-      for (let shard = 1; shard <= count; shard++) {
-        const has = sharding.hasShardId(ids[shard - 1]!)
-        if (has && !held.has(shard)) given.push(shard)
-        else if (!has && held.has(shard)) {
-          yield* shards.release(shard)
-          held.delete(shard)
-        }
-      }
-      // in one statement: one after another, a dead runner's 150 shards took seconds of round trips under load.
-      // A claim that fails is tried on the next tick.
-      const gained = given.length === 0 ? [] : yield* shards.claimAll(given, owner).pipe(
-        Effect.map((epochs) => {
-          for (const shard of epochs.keys()) held.add(shard)
-          return [...epochs.keys()].sort((a, b) => a - b)
-        }),
-        Effect.catchAll((error) => Effect.as(Effect.logWarning("Cluster: could not claim the shards it was given; trying again", error), []))
-      )
-      const now = yield* Clock.currentTimeMillis
-      const scanDue = now - lastScan >= scanMillis
-      if (gained.length === 0 && !scanDue) return
-      const resume = (ids: ReadonlyArray<string>) => hooks.resume(ids.filter((id) => !hooks.inMemory(id)))
-      if (gained.length > 0) {
-        // timers due soon in the shards gained: the timer fiber looked before they were ours
-        yield* resume((yield* store.dueTimers({ until: now + hooks.horizon, limit: 100_000 })).map((t) => t.id))
-        hooks.wakeTimers()
-      }
-      // a page at a time, as recovery does (docs/scale-out.md): the shards gained, or on a scan all those held
-      if (scanDue) lastScan = now
-      yield* Active.forEachPage(sql, prefix, scanDue ? [...held].sort((a, b) => a - b) : gained, resume)
-    })
-    while (true) {
-      yield* tick.pipe(
-        Effect.catchAllCause((cause) => Effect.logWarning("Cluster: could not claim or scan shards; trying again", cause))
-      )
-      yield* Effect.sleep(pollMillis)
-    }
   })

@@ -137,6 +137,14 @@ export interface FencedOptions extends Options {
    * shards waits for them. `Cluster.layer` sets it to the lease. Unset: Postgres's own setting.
    */
   readonly idleTransactionTimeout?: Duration.DurationInput | undefined
+  /**
+   * Where the leases on shards are kept, when a claim must hold one: a table with a row per
+   * shard (`shard_id` `default:<n>`, `address` the holder), as @effect/cluster's
+   * `SqlRunnerStorage` keeps its shard locks. A claim then takes only the shards whose lease
+   * row names the claimer, checked in the same statement (the row share-locked, on Postgres).
+   * `Cluster.layer` sets it to its cluster's locks table. Unset: a claim takes any shard.
+   */
+  readonly leases?: { readonly table: string } | undefined
 }
 
 /**
@@ -156,17 +164,22 @@ export interface ShardsService {
   /**
    * Takes the shard for `owner` (a name for operators): bumps its epoch, which fences out
    * whoever held it before, and returns the new epoch. Claim a shard only once the cluster
-   * has given it to this runtime.
+   * has given it to this runtime. With `leases`, a shard whose lease is not `owner`'s fails
+   * with a `Fenced` `StoreError`.
    */
   readonly claim: (shard: number, owner: string) => Effect.Effect<number, StoreError>
   /**
    * `claim` of several shards in one statement (a runtime that takes over a dead one's
-   * shards takes them all in one round trip); returns each shard's new epoch.
+   * shards takes them all in one round trip); returns each shard's new epoch. With `leases`,
+   * the shards whose lease is not `owner`'s are not taken and not in the result.
    */
   readonly claimAll: (shards: ReadonlyArray<number>, owner: string) => Effect.Effect<ReadonlyMap<number, number>, StoreError>
   /** Gives the shard up: this store refuses its executions' commits from now on (`Fenced`). */
   readonly release: (shard: number) => Effect.Effect<void>
-  /** the shards held, and the epoch each was claimed at */
+  /**
+   * the shards held, and the epoch each was claimed at; a shard another store has claimed
+   * since leaves it at the first commit it refuses (claim it again if it is this runtime's again)
+   */
   readonly held: Effect.Effect<ReadonlyMap<number, number>>
 }
 
@@ -206,7 +219,7 @@ export const makeFenced = (
     const shardOf = (id: string) => Fence.shardOf(id, count)
     const claimAll = (claimed: ReadonlyArray<number>, owner: string) =>
       Clock.currentTimeMillis.pipe(
-        Effect.flatMap((now) => Fence.claimAll(sql, t, claimed, owner, now)),
+        Effect.flatMap((now) => Fence.claimAll(sql, t, claimed, owner, now, options.leases)),
         Effect.tap((epochs) => Effect.sync(() => epochs.forEach((epoch, shard) => fence.epochs.set(shard, epoch)))),
         Effect.mapError(toStoreError("claim", what)),
         Effect.withTracerEnabled(false)
@@ -216,7 +229,11 @@ export const makeFenced = (
       shards: Shards.of({
         count,
         shardOf,
-        claim: (shard, owner) => Effect.map(claimAll([shard], owner), (epochs) => epochs.get(shard)!),
+        claim: (shard, owner) =>
+          Effect.flatMap(claimAll([shard], owner), (epochs) => {
+            const epoch = epochs.get(shard)
+            return epoch === undefined ? Effect.fail(Fence.notLeased(shard, owner, options.leases?.table)) : Effect.succeed(epoch)
+          }),
         claimAll,
         release: (shard) => Effect.sync(() => void fence.epochs.delete(shard)),
         held: Effect.sync(() => new Map(fence.epochs))

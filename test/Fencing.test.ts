@@ -5,32 +5,18 @@
  * the execution instead of retrying. Runs on SQLite (portable path, a temporary file) and, with
  * PROCTOR_TEST_PG_URL, on Postgres; the conformance suite runs on fenced stores in Store.test.ts.
  */
-import * as Reactivity from "@effect/experimental/Reactivity"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
-import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { assert, describe, it } from "@effect/vitest"
 import type { Scope } from "effect"
 import { Context, Deferred, Effect, Exit, Layer, Logger, Option, Redacted, Schema, TestClock } from "effect"
-import * as path from "node:path"
 import type { StoreError } from "proctor"
 import { Procedure, Runtime, SqlStore, Store } from "proctor"
 import { journal, Journal, record } from "./fixtures/procedures.js"
-import { freshPgPrefix } from "./fixtures/sqlPg.js"
-import { tempDir } from "./fixtures/sqlTemp.js"
+import { lease, leasesTable, onPg, onSqlite } from "./fixtures/fencedDb.js"
 import { snapshot, transition } from "./Store.conformance.js"
 
-const onSqlite = (body: (prefix: string) => Effect.Effect<void, unknown, SqlClient.SqlClient | Scope.Scope>) =>
-  Effect.scoped(Effect.flatMap(tempDir, (dir) =>
-    body("proctor").pipe(
-      Effect.provide(SqliteClient.layer({ filename: path.join(dir, "shared.db") })),
-      Effect.provide(Reactivity.layer)
-    )))
-
 const pgUrl = process.env.PROCTOR_TEST_PG_URL
-
-const onPg = (url: string) => (body: (prefix: string) => Effect.Effect<void, unknown, SqlClient.SqlClient | Scope.Scope>) =>
-  Effect.scoped(Effect.flatMap(freshPgPrefix, body)).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url) })))
 
 const failure = <A, R>(effect: Effect.Effect<A, StoreError, R>) =>
   Effect.map(Effect.exit(effect), (exit) => {
@@ -125,6 +111,44 @@ const suite = (name: string, run: (body: (prefix: string) => Effect.Effect<void,
           assert.strictEqual((yield* failure(one.store.commit({ snapshot: { ...next, rowVersion: 4 }, expectedVersion: 3 }))).kind, "Fenced")
           assert.deepStrictEqual([...(yield* one.shards.held).keys()], [])
           assert.notStrictEqual(one.shards.shardOf(other), 1)
+        })
+      ))
+
+    it.effect("with leases, claimAll takes only the shards whose lease row names the claimer (expired or not: no one else took it)", () =>
+      run((prefix) =>
+        Effect.gen(function*() {
+          yield* lease(prefix, [
+            { shard: 1, address: "runner-1" },
+            { shard: 2, address: "runner-2" },
+            { shard: 3, address: "runner-1", expired: true }
+          ])
+          const leases = { table: leasesTable(prefix) }
+          const one = yield* SqlStore.makeFenced({ prefix, shards, leases })
+          assert.deepStrictEqual([...(yield* one.shards.claimAll([1, 2, 3, 4], "runner-1")).entries()], [[1, 1], [3, 1]])
+          assert.deepStrictEqual([...(yield* one.shards.held).keys()].sort(), [1, 3])
+          const refused = yield* failure(one.shards.claim(2, "runner-1"))
+          assert.strictEqual(refused.kind, "Fenced")
+          assert.include(refused.detail, "shard 2 is not leased to runner-1")
+          // runner 2 holds shard 2's lease: its claim fences nobody else out of shard 1
+          const two = yield* SqlStore.makeFenced({ prefix, shards, leases })
+          assert.deepStrictEqual([...(yield* two.shards.claimAll([1, 2], "runner-2")).entries()], [[2, 1]])
+          assert.deepStrictEqual([...(yield* one.shards.claimAll([1], "runner-1")).entries()], [[1, 2]])
+        })
+      ))
+
+    it.effect("a store that finds another one claimed a shard since it did no longer holds it", () =>
+      run((prefix) =>
+        Effect.gen(function*() {
+          const one = yield* SqlStore.makeFenced({ prefix, shards })
+          const two = yield* SqlStore.makeFenced({ prefix, shards })
+          const { a } = ids(one.shards.shardOf)
+          yield* one.shards.claimAll([1, 2], "runner-1")
+          yield* one.store.create(snapshot(a), transition(a, 0))
+          yield* two.shards.claim(1, "runner-2")
+          assert.deepStrictEqual([...(yield* one.shards.held).keys()].sort(), [1, 2])
+          const error = yield* failure(one.store.commit({ snapshot: { ...snapshot(a), rowVersion: 1, seq: 1 }, expectedVersion: 0 }))
+          assert.strictEqual(error.kind, "Fenced")
+          assert.deepStrictEqual([...(yield* one.shards.held).keys()], [2])
         })
       ))
 

@@ -50,6 +50,15 @@ export const fenced = (executionId: string, shard: number, held: number, current
   })
 }
 
+/** A claim of a shard whose lease (`Leases`) is not the claimer's. */
+export const notLeased = (shard: number, owner: string, table: string | undefined) =>
+  new StoreError({
+    kind: "Fenced",
+    operation: "claim",
+    detail: `shard ${shard} is not leased to ${owner} in ${table ?? "the leases table"} (another runner took its lease, or none holds it): ` +
+      `nothing was claimed. Claim a shard only while the cluster gives it to this runtime.`
+  })
+
 /** `row` in the `Fenced` error: the shard's current epoch and owner */
 export const currentEpoch = (sql: SqlClient.SqlClient, t: Tables, shard: number) =>
   Effect.map(sql<Row>`SELECT epoch, owner FROM ${sql(t.shards)} WHERE shard = ${shard}`, (rows) => rows[0])
@@ -91,14 +100,52 @@ export const assignShards = (sql: SqlClient.SqlClient, t: Tables, shards: number
   }).pipe(Effect.mapError(toStoreError("open", what)))
 
 /**
+ * Where the leases on shards are kept, for a claim that must hold one (`Cluster.layer`: the
+ * locks table of @effect/cluster's `SqlRunnerStorage`, one row per shard, `shard_id`
+ * `default:<n>`, `address` the runner holding it).
+ */
+export interface Leases {
+  readonly table: string
+}
+
+/**
  * Takes shards for `owner`, in one statement: bumps each one's epoch, which refuses from now
  * on the commits of whoever held it before, and returns the new epochs. The rows are taken
  * in shard order, so two runtimes claiming overlapping shards at once do not deadlock.
+ * With `leases`, only the shards whose lease row names `owner` are taken (the others are
+ * left out of the result), checked in the same statement with the row share-locked: a
+ * runner whose cluster still says it holds a shard it lost (paused past its lease) cannot
+ * take it back from the runner that took the lease, and one that takes the lease after the
+ * check waits for the claim and claims after it. An expired lease no other runner took is
+ * still its holder's (as for the cluster, whose refresh renews it).
  */
-export const claimAll = (sql: SqlClient.SqlClient, t: Tables, shards: ReadonlyArray<number>, owner: string, now: number) =>
-  shards.length === 0 ? Effect.succeed(new Map<number, number>()) : Effect.map(
-    sql<Row>`INSERT INTO ${sql(t.shards)} ${sql.insert([...shards].sort((a, b) => a - b).map((shard) => ({ shard, epoch: 1, owner, claimed_at: now })))}
+export const claimAll = (
+  sql: SqlClient.SqlClient,
+  t: Tables,
+  shards: ReadonlyArray<number>,
+  owner: string,
+  now: number,
+  leases?: Leases
+) => {
+  if (shards.length === 0) return Effect.succeed(new Map<number, number>())
+  const sorted = [...shards].sort((a, b) => a - b)
+  const claimed = leases === undefined
+    ? sql<Row>`INSERT INTO ${sql(t.shards)} ${sql.insert(sorted.map((shard) => ({ shard, epoch: 1, owner, claimed_at: now })))}
       ON CONFLICT (shard) DO UPDATE SET epoch = ${sql(t.shards)}.epoch + 1, owner = excluded.owner, claimed_at = excluded.claimed_at
-      RETURNING shard, epoch`,
-    (rows) => new Map(rows.map((row) => [Number(row.shard), Number(row.epoch)]))
-  )
+      RETURNING shard, epoch`
+    : leased(sql, t, sorted, owner, now, leases)
+  return Effect.map(claimed, (rows) => new Map(rows.map((row) => [Number(row.shard), Number(row.epoch)])))
+}
+
+/** `claimAll`'s statement with the lease check */
+const leased = (sql: SqlClient.SqlClient, t: Tables, sorted: ReadonlyArray<number>, owner: string, now: number, leases: Leases) => {
+  const share = sql.literal(sql.onDialectOrElse({ pg: () => "FOR SHARE", orElse: () => "" }))
+  const values = sql.literal(sorted.map((shard) => `(${Math.floor(shard)})`).join(", "))
+  return sql<Row>`WITH v (shard) AS (VALUES ${values})
+    INSERT INTO ${sql(t.shards)} (shard, epoch, owner, claimed_at)
+    SELECT v.shard, 1, CAST(${owner} AS TEXT), CAST(${now} AS BIGINT) FROM v
+    WHERE EXISTS (SELECT 1 FROM ${sql(leases.table)} l WHERE l.shard_id = 'default:' || v.shard AND l.address = ${owner} ${share})
+    ORDER BY v.shard
+    ON CONFLICT (shard) DO UPDATE SET epoch = ${sql(t.shards)}.epoch + 1, owner = excluded.owner, claimed_at = excluded.claimed_at
+    RETURNING shard, epoch`
+}

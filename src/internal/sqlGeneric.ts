@@ -118,7 +118,12 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
     Effect.gen(function*() {
       if (epoch !== undefined) {
         const current = yield* currentEpoch(sql, t, shard)
-        if (current === undefined || Number(current.epoch) !== epoch) return fail(fenced(c.snapshot.id, shard, epoch, current))
+        if (current === undefined || Number(current.epoch) !== epoch) {
+          // epochs only grow: another store claimed the shard since, and this one no longer holds it
+          // (its owner sees that in `held` and claims it again if the shard is its own again)
+          if (fence?.epochs.get(shard) === epoch) fence.epochs.delete(shard)
+          return fail(fenced(c.snapshot.id, shard, epoch, current))
+        }
       }
       const current = yield* sql<Row>`SELECT row_version FROM ${E} WHERE execution_id = ${c.snapshot.id}`
       const actual = current[0] === undefined ? undefined : Number(current[0].row_version)
