@@ -3,7 +3,10 @@
  * (test/fixtures/clusterLoadRunner.ts) on one Postgres run 10,000 executions of `job` (steps
  * s1, s2, a wait for `Go`, step s3). Mid-run one runner is killed with SIGKILL; later another
  * is stopped with SIGSTOP until the last one holds every shard (its lease expired), then
- * continued. Meanwhile the test sends `Go` to the executions waiting at the gate, each
+ * continued. The executions held at the gate until the second fault have a long last step
+ * (`heldLastMillis`), so that right after a chunk of their events the runner to stop is in
+ * their steps whatever the count (at 10,000 a chunk's events took longer to be acknowledged
+ * than 50 ms steps took to end). Meanwhile the test sends `Go` to the executions waiting at the gate, each
  * through a runner chosen at random among those running. Which runner starts what, which
  * is killed and which stopped, when, and each event's token come from one seed
  * (PROCTOR_TEST_SEED; PROCTOR_TEST_CLUSTER_N for another count).
@@ -33,6 +36,12 @@ const pgUrl = process.env.PROCTOR_TEST_PG_URL
 const n = Number(process.env.PROCTOR_TEST_CLUSTER_N ?? 2_000)
 const seed = Number(process.env.PROCTOR_TEST_SEED ?? 15)
 const options = { shards: 24, lease: 6_000, stepMillis: 50 }
+/**
+ * the last step of the executions held at the gate until the second fault: long enough that the steps started by
+ * one chunk of their events still run when the next chunk has been acknowledged (a turn of the test's loop takes
+ * 1-3 s at load 20), short next to the run
+ */
+const heldLastMillis = 5_000
 const steps = ["s1", "s2", "s3"]
 /** how long the whole run may take before it fails: the runners' start (50 s at load 20) and room for a loaded machine */
 const budget = 150_000 + n * 50
@@ -78,7 +87,7 @@ describe.skipIf(pgUrl === undefined || pgUrl === "")("Cluster.layer, three runne
           ON s.shard = e.shard WHERE e.status = 'running' AND s.owner = ${r.name}`, (rows) => Number(rows[0]!.n))
       /**
        * whether at least `busy` executions of a runner's shards are in a step, looked at for up to half a second: right
-       * after a chunk of events most are still in the inbox, and at 10,000 one look never found enough
+       * after a chunk of events most are still in the inbox (the held-back ones' long last step keeps them in it after)
        */
       const inSteps = (r: LoadRunner) =>
         Effect.gen(function*() {
@@ -109,16 +118,19 @@ describe.skipIf(pgUrl === undefined || pgUrl === "")("Cluster.layer, three runne
         if (p.done === n && phase === "continued") break
         if (Date.now() > deadline) {
           // the executions not done, with their inbox and owner, say where it stuck
-          const stuck = yield* sql`SELECT e.execution_id, e.current_state, e.status, e.shard, s.owner, e.row_version,
+          // the shard's last claim (owner, epoch) next to the cluster's lock on it (lease): two names, a runner with a stale claim
+          const stuck = yield* sql`SELECT e.execution_id, e.current_state, e.status, e.shard, s.owner, s.epoch, l.address AS lease, e.row_version,
               (SELECT count(*) FROM ${sql(`${prefix}_inbox`)} i WHERE i.execution_id = e.execution_id) AS inbox
             FROM ${sql(`${prefix}_executions`)} e JOIN ${sql(`${prefix}_shards`)} s ON s.shard = e.shard
+            LEFT JOIN ${sql(`${prefix}_cluster_locks`)} l ON l.shard_id = 'default:' || e.shard
             WHERE e.status <> 'succeeded' LIMIT 20`
           const stuckIds = stuck.map((r) => String(r.execution_id))
           const tokensOf = stuckIds.map((id) => [id, tokens.get(id) ?? null, heldBack.has(id)])
           return assert.fail(
             `stuck: ${JSON.stringify(stuck)} tokens: ${JSON.stringify(tokensOf)} ` +
             `timed out in phase ${phase} (seed ${seed}): ${started} started, ${p.done}/${n} succeeded, ${p.runs} step runs, ` +
-              `runners hold ${runners.map((r) => r.held)} shards, phases ${JSON.stringify(phases)}`
+              `runners hold ${runners.map((r) => r.held)} shards (${runners.map((r) => r.name)}; killed ${killed.name}, stopped ${stopped.name}), ` +
+              `fenced commits ${runners.map((r) => r.fenced)}, phases ${JSON.stringify(phases)}`
           )
         }
         if (phase === "stopped" && survivor.held === options.shards) {
@@ -133,7 +145,7 @@ describe.skipIf(pgUrl === undefined || pgUrl === "")("Cluster.layer, three runne
         }
 
         if (started < n) {
-          const replies = yield* spread(ids.slice(started, started + chunk), "start")
+          const replies = yield* spread(ids.slice(started, started + chunk).map((id) => [id, heldBack.has(id) ? heldLastMillis : options.stepMillis]), "start")
           for (const reply of replies) assert.isUndefined(reply.error, `start refused (seed ${seed})`)
           started = Math.min(n, started + chunk)
           if (started === n) mark("started")
