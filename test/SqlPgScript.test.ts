@@ -51,11 +51,11 @@ describe.skipIf(pgUrl === undefined || pgUrl === "")("a group commit in one roun
           undefined
         )
         const seq = Number(inserted[0]!.seq)
+        const otherPid = Number((yield* other.executeUnprepared("SELECT pg_backend_pid() AS pid", [], undefined))[0]!.pid)
         const end = ended(s)
         const commit = yield* Effect.fork(store.commit({ snapshot: end, expectedVersion: 0, transition: transition("e1", 1, { status: "succeeded" }) }))
         // the end's UPDATE waits for the row (bounded: a store that did not wait fails the test below)
-        yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE ${`%UPDATE ${prefix}_executions%`}`.pipe(
+        yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE ${otherPid} = ANY(pg_blocking_pids(pid))`.pipe(
             Effect.map((rows) => rows[0]!.n),
             Effect.repeat({ schedule: Schedule.spaced(Duration.millis(5)), until: (n) => n > 0 }),
             Effect.timeoutFail({ duration: Duration.seconds(10), onTimeout: () => "the end never waited for the enqueue's row lock" })
@@ -96,6 +96,41 @@ describe.skipIf(pgUrl === undefined || pgUrl === "")("a group commit in one roun
         assert.deepStrictEqual((yield* store.history("a")).map((x) => x.status), ["running", "succeeded"])
         // the events left were logged as the other stores word it (the long body cut the same: no character beyond U+FFFF in it)
         assert.deepStrictEqual(yield* store.errors("a"), discardedEvents(end, entries.slice(1)))
+      })
+    ), 30_000)
+
+  it.live("a batch of commits and creates that ends nothing goes as one statement of arrays, prepared, and keeps odd values as they were", () =>
+    onPg((prefix) =>
+      Effect.gen(function*() {
+        const store = yield* SqlStore.make({ prefix })
+        // what an array's text must escape: quotes, backslashes, braces, commas, the word NULL, an empty string
+        const odd = { text: "it's a \\ \"quoted\" {brace}, comma, NULL, \u{1F600}", empty: "", nested: ["\\\"", "{}", "NULL"] }
+        const a = snapshot("a", { status: "waiting" })
+        const b = snapshot("b")
+        yield* store.create(a, transition("a", 0))
+        yield* store.create(b, transition("b", 0))
+        const [event] = yield* Effect.forEach([{ _tag: "Go", odd }], (e, i) => store.enqueue("a", e, i))
+        const error: Execution.ErrorEntry = { executionId: "b", state: "a", attempt: 1, tag: "Boom", message: "NULL, {\"x\"}, \\ it's", transient: false, at: 7 }
+        const a1 = { ...a, seq: 1, state: "NULL", status: "running" as const, context: odd, rowVersion: 1, tenant: "", updatedAt: a.updatedAt + 1 }
+        const b1 = { ...b, seq: 1, state: "{b}", context: odd, rowVersion: 1, updatedAt: b.updatedAt + 1 }
+        const c = snapshot("c", { context: odd, idempotencyKey: "k,\"{NULL}\\" })
+        // all in one batch: the writer takes what is queued together
+        yield* Effect.all([
+          store.commit({ snapshot: a1, expectedVersion: 0, transition: transition("a", 1, { to: "NULL", event: odd }), consumed: event!.seq }),
+          store.commit({ snapshot: b1, expectedVersion: 0, transition: transition("b", 1, { to: "{b}", reason: "" }), errors: [error] }),
+          store.create(c, transition("c", 0, { reason: "\\" }))
+        ], { concurrency: "unbounded", discard: true })
+        assert.deepStrictEqual(yield* store.get("a"), Option.some(a1))
+        assert.deepStrictEqual(yield* store.get("b"), Option.some(b1))
+        assert.deepStrictEqual(yield* store.get("c"), Option.some(c))
+        assert.deepStrictEqual(yield* store.inbox("a", 10), [])
+        assert.deepStrictEqual(yield* store.history("a"), [transition("a", 0), transition("a", 1, { to: "NULL", event: odd })])
+        assert.deepStrictEqual(yield* store.history("b"), [transition("b", 0), transition("b", 1, { to: "{b}", reason: "" })])
+        assert.deepStrictEqual(yield* store.history("c"), [transition("c", 0, { reason: "\\" })])
+        assert.deepStrictEqual(yield* store.errors("b"), [error])
+        // a commit from a stale version is refused alone, by the same statement
+        const stale = yield* Effect.either(store.commit({ snapshot: { ...a1, rowVersion: 2 }, expectedVersion: 0, transition: transition("a", 2) }))
+        assert.isTrue(stale._tag === "Left" && stale.left.kind === "Conflict")
       })
     ), 30_000)
 })

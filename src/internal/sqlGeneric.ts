@@ -11,6 +11,7 @@ import { StoreError as StoreErrorClass } from "../Errors.js"
 import { conflict, discardedEvents, ended } from "../Store.js"
 import type { Commit, CompensationRecord } from "../Store.js"
 import * as PgBatch from "./sqlPgBatch.js"
+import * as PgPrepared from "./sqlPgPrepared.js"
 import * as PgScript from "./sqlPgScript.js"
 import { existing, insertOrFind } from "./sqlCreate.js"
 import { classify, isEnvironmental, storeError } from "./sqlErrors.js"
@@ -310,6 +311,8 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
     })
 
   const transaction = inTransaction(client, begin)
+  // the connection the one-round-trip batches are prepared on (sqlPgPrepared.ts)
+  const session = PgPrepared.session(sql)
 
   /**
    * A batch of commits and creates of distinct executions, in one round trip on Postgres
@@ -333,7 +336,7 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
       const held = holding(commits, commitResults)
       const { created, written } = held.length + creates.length === 0
         ? { created: new Set<string>(), written: new Set<number>() }
-        : yield* PgScript.write(sql, t, held, creates)
+        : yield* PgScript.write(session, t, held, creates)
       for (let k = 0; k < held.length; k++) {
         const { commit, epoch, index, shard } = held[k]!
         if (!written.has(k)) commitResults[index] = yield* refused(commit, shard, epoch)
@@ -367,7 +370,7 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
     )
   }
 
-  return { writeBatch }
+  return { writeBatch, close: session.close }
 }
 
 /** A failed ROLLBACK TO SAVEPOINT arrives as a defect wrapping the `SqlError`: the database refused the batch. */

@@ -1,6 +1,6 @@
 /**
  * Postgres statements that write many commits of a group commit at once (`sqlGeneric.ts`):
- * one `UPDATE ... FROM (VALUES ...)` for the execution rows, with each row's version check
+ * one `UPDATE ... FROM unnest(...)` for the execution rows, with each row's version check
  * (and shard epoch check, when fenced), and one `DELETE` each for the consumed inbox events
  * and the inboxes of executions that ended. Sent one statement after another, a batch's
  * commits cost Postgres a round trip and a statement each (docs/benchmarks.md, W7).
@@ -20,8 +20,8 @@ export interface BatchCommit {
 }
 
 /**
- * Rows per statement: Postgres binds at most 65,535 parameters, and an `UPDATE` row takes
- * 26 (the row's 22 columns, its position, version, shard and epoch).
+ * Rows per statement: an `UPDATE` binds one array a column, whatever its rows; the `DELETE`s
+ * bind a parameter a value (Postgres binds at most 65,535).
  */
 export const chunkRows = 500
 
@@ -31,25 +31,25 @@ const chunks = <A>(items: ReadonlyArray<A>): ReadonlyArray<ReadonlyArray<A>> =>
 const intColumns: ReadonlySet<string> = new Set(["procedure_version", "visit", "retry_count", "seq", "row_version", "attempt", "transient", "step_seq", "ok"])
 const millisColumns: ReadonlySet<string> = new Set(["timer_due_at", "started_at", "entered_at", "updated_at", "at", "duration"])
 
-/** Parameters in `VALUES` have no type of their own (a NULL, a number sent as text): each gets its column's. */
+/** Parameters in `VALUES` or `unnest` have no type of their own (a NULL, a number sent as text): each gets its column's. */
 export const cast = (column: string): string =>
   intColumns.has(column) ? "integer" : millisColumns.has(column) ? "bigint" : "text"
 
 export type Value = string | number | null
 
 /**
- * How values enter a statement: as bound parameters (`$n`, appended to `params`), or as
- * quoted literals, for a script of several statements in one message, which the simple
- * query protocol runs without parameters. Either way each value is cast to its type.
+ * How values enter a statement: a column's values for every row as one array parameter
+ * (`$n`, appended to `params`), cast to the column's type, for `unnest`: the statement's
+ * text is then the same whatever the number of rows, so the server keeps its plan.
  */
 export interface Binder {
-  readonly params: Array<Value>
-  readonly bind: (value: Value, type: string) => string
+  readonly params: Array<Value | ReadonlyArray<Value>>
+  readonly array: (values: ReadonlyArray<Value>, type: string) => string
 }
 
 export const parameters = (): Binder => {
-  const params: Array<Value> = []
-  return { params, bind: (value, type) => `$${params.push(value)}::${type}` }
+  const params: Array<Value | ReadonlyArray<Value>> = []
+  return { params, array: (values, type) => `$${params.push(values)}::${type}[]` }
 }
 
 /**
@@ -67,14 +67,28 @@ export const literal = (value: Value): string => {
   return value.includes("\\") ? ` E${quoted.replace(/\\/g, "\\\\")}` : quoted
 }
 
-export const literals = (): Binder => ({ params: [], bind: (value, type) => `${literal(value)}::${type}` })
+/** Values as the text of a Postgres array (`{"a",NULL,"b\\"c"}`), each element quoted, as `pg` sends an array parameter. */
+export const arrayText = (values: ReadonlyArray<Value>): string => {
+  let out = "{"
+  for (let k = 0; k < values.length; k++) {
+    const value = values[k]!
+    if (k > 0) out += ","
+    if (value === null) out += "NULL"
+    else if (typeof value === "number" && !Number.isFinite(value)) throw new TypeError(`${value} cannot be written to Postgres`)
+    else out += `"${String(value).replace(/[\\"]/g, "\\$&")}"`
+  }
+  return `${out}}`
+}
+
+/**
+ * `unnest(...) AS alias(columns)`: rows of values cast to `types`, one array per column,
+ * bound by `b`.
+ */
+export const unnestOf = (b: Binder, alias: string, columns: ReadonlyArray<string>, types: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<Value>>) =>
+  `unnest(${columns.map((_, k) => b.array(rows.map((row) => row[k]!), types[k]!)).join(", ")}) AS ${alias}(${columns.join(", ")})`
 
 const setColumns = executionColumns.filter((c) => c !== "execution_id")
 const setClause = setColumns.map((c) => `${c} = v.${c}`).join(", ")
-
-/** `(VALUES ...)` rows of values cast to `types`, bound by `b`. */
-export const valuesOf = (b: Binder, types: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<Value>>) =>
-  rows.map((values) => `(${values.map((value, k) => b.bind(value, types[k]!)).join(", ")})`).join(", ")
 
 /** The `UPDATE` of these commits' rows, `RETURNING v.i` (the position of each row updated). */
 export const updateStatement = (b: Binder, t: Tables, chunk: ReadonlyArray<readonly [number, BatchCommit]>) => {
@@ -85,9 +99,9 @@ export const updateStatement = (b: Binder, t: Tables, chunk: ReadonlyArray<reado
   const check = fenced
     ? ` AND EXISTS (SELECT 1 FROM ${t.shards} AS s WHERE s.shard = v.shard AND s.epoch = v.epoch FOR SHARE)`
     : ""
-  const rows = valuesOf(b, types, chunk.map(([i, c]) => [i, ...snapshotParams(c.commit.snapshot), c.commit.expectedVersion, ...(fenced ? [c.shard, c.epoch ?? null] : [])]))
+  const rows = chunk.map(([i, c]) => [i, ...snapshotParams(c.commit.snapshot), c.commit.expectedVersion, ...(fenced ? [c.shard, c.epoch ?? null] : [])])
   return `UPDATE ${t.executions} AS e SET ${setClause}
-    FROM (VALUES ${rows}) AS v(${columns.join(", ")})
+    FROM ${unnestOf(b, "v", columns, types, rows)}
     WHERE e.execution_id = v.execution_id AND e.row_version = v.expected${check}
     RETURNING v.i`
 }
@@ -99,7 +113,7 @@ export const updateStatement = (b: Binder, t: Tables, chunk: ReadonlyArray<reado
  */
 export const updateMany = (sql: SqlClient.SqlClient, t: Tables, commits: ReadonlyArray<BatchCommit>) =>
   Effect.suspend(() => {
-    let statements: ReadonlyArray<readonly [string, Array<Value>]>
+    let statements: ReadonlyArray<readonly [string, Array<Value | ReadonlyArray<Value>>]>
     try {
       statements = chunks(commits.map((c, i) => [i, c] as const)).map((chunk) => {
         const b = parameters()

@@ -10,18 +10,21 @@
  * the event (its snapshot was taken before the enqueue committed): the event would stay,
  * neither consumed nor logged. The second statement starts after the `UPDATE` holds the
  * row, so it sees every event accepted before the end (and later ones are refused).
- * A simple-query message takes no parameters: the values are then quoted literals
- * (`sqlPgBatch.literal`); a batch of one statement binds them as parameters.
+ * Each statement binds a column's values as one array (`unnest`), so its text depends only
+ * on which parts the batch has, and the writer's connection prepares it once
+ * (`sqlPgPrepared.ts`): one statement is bound by the driver, two go in one message as
+ * `EXECUTE`s of their prepared statements with the values as quoted literals (a
+ * simple-query message takes no parameters).
  */
-import type * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 import type { Snapshot, Transition } from "../Execution.js"
 import { isTerminal } from "../Execution.js"
 import { bodyLimit } from "../Store.js"
 import type { Commit } from "../Store.js"
 import type { BatchCommit, Binder, Value } from "./sqlPgBatch.js"
-import { cast, literal, literals, parameters, updateStatement, valuesOf } from "./sqlPgBatch.js"
-import type { Row, Tables } from "./sqlSchema.js"
+import { cast, literal, parameters, unnestOf, updateStatement } from "./sqlPgBatch.js"
+import type { Session, Statement } from "./sqlPgPrepared.js"
+import type { Tables } from "./sqlSchema.js"
 import { compensationParams, errorColumns, errorParams, executionColumns, snapshotParams, transitionColumns, transitionParams } from "./sqlSchema.js"
 
 /** A new execution to insert, with its shard when the store is fenced. */
@@ -32,15 +35,21 @@ export interface BatchCreate {
 }
 
 const compensationColumns = ["execution_id", "step_seq", "state", "ok", "at"] as const
+const positioned = (columns: ReadonlyArray<string>) => ["i", ...columns]
 const withPosition = (columns: ReadonlyArray<string>) => ["integer", ...columns.map(cast)]
 
 /** `INSERT INTO table` of these rows (each led by the position of its commit), for the commits the `UPDATE` wrote. */
 const insertWritten = (b: Binder, table: string, columns: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<Value>>) =>
   `INSERT INTO ${table} (${columns.join(", ")})
-    SELECT ${columns.join(", ")} FROM (VALUES ${valuesOf(b, withPosition(columns), rows)}) AS w(i, ${columns.join(", ")})
+    SELECT ${columns.join(", ")} FROM ${unnestOf(b, "w", positioned(columns), withPosition(columns), rows)}
     WHERE w.i IN (SELECT i FROM u)`
 
-/** The first statement: commits, their rows, and creates; it returns `i` (a commit written) or `created` (an id inserted). */
+/**
+ * The first statement: commits, their rows, and creates; it returns `i` (a commit written) or
+ * `created` (an id inserted). Each column's values are one array (`unnest`), so the text
+ * depends only on which parts the batch has, not on its size: a handful of texts, each
+ * prepared once per connection (`sqlPgPrepared.ts`).
+ */
 const batchStatement = (b: Binder, t: Tables, commits: ReadonlyArray<BatchCommit>, creates: ReadonlyArray<BatchCreate>) => {
   const parts: Array<string> = []
   const results: Array<string> = []
@@ -56,7 +65,7 @@ const batchStatement = (b: Binder, t: Tables, commits: ReadonlyArray<BatchCommit
     if (compensations.length > 0) parts.push(`xc AS (${insertWritten(b, t.compensations, compensationColumns, compensations)})`)
     const consumed = indexed.flatMap(([i, c]) => c.commit.consumed === undefined ? [] : [[i, c.commit.snapshot.id, c.commit.consumed]])
     if (consumed.length > 0) {
-      parts.push(`d AS (DELETE FROM ${t.inbox} AS n USING (VALUES ${valuesOf(b, ["integer", "text", "bigint"], consumed)}) AS d(i, execution_id, seq)
+      parts.push(`d AS (DELETE FROM ${t.inbox} AS n USING ${unnestOf(b, "d", ["i", "execution_id", "seq"], ["integer", "text", "bigint"], consumed)}
         WHERE d.i IN (SELECT i FROM u) AND n.execution_id = d.execution_id AND n.seq = d.seq)`)
     }
   }
@@ -66,10 +75,10 @@ const batchStatement = (b: Binder, t: Tables, commits: ReadonlyArray<BatchCommit
     const types = columns.map((c) => c === "shard" ? "integer" : cast(c))
     const rows = creates.map((c) => fenced ? [...snapshotParams(c.snapshot), c.shard ?? null] : snapshotParams(c.snapshot))
     // a row whose id or idempotency key is taken is not inserted (and then found: `sqlCreate.ts`)
-    parts.push(`c AS (INSERT INTO ${t.executions} (${columns.join(", ")}) VALUES ${valuesOf(b, types, rows)}
+    parts.push(`c AS (INSERT INTO ${t.executions} (${columns.join(", ")}) SELECT ${columns.join(", ")} FROM ${unnestOf(b, "r", columns, types, rows)}
       ON CONFLICT DO NOTHING RETURNING execution_id)`)
     parts.push(`y AS (INSERT INTO ${t.transitions} (${transitionColumns.join(", ")})
-      SELECT * FROM (VALUES ${valuesOf(b, transitionColumns.map(cast), creates.map((c) => transitionParams(c.transition)))}) AS y(${transitionColumns.join(", ")})
+      SELECT ${transitionColumns.join(", ")} FROM ${unnestOf(b, "y", transitionColumns, transitionColumns.map(cast), creates.map((c) => transitionParams(c.transition)))}
       WHERE y.execution_id IN (SELECT execution_id FROM c))`)
     results.push("SELECT NULL::integer AS i, execution_id AS created FROM c")
   }
@@ -83,12 +92,12 @@ const batchStatement = (b: Binder, t: Tables, commits: ReadonlyArray<BatchCommit
  * `bodyLimit` characters here, UTF-16 units there (a body with characters beyond U+FFFF
  * may be cut a little later here).
  */
-const endStatement = (t: Tables, ending: ReadonlyArray<Snapshot>) => {
-  const b = literals()
-  const rows = valuesOf(b, ["text", "text", "integer", "text", "bigint"], ending.map((s) => [s.id, s.state, s.attempt, s.status, s.updatedAt]))
+const endStatement = (b: Binder, t: Tables, ending: ReadonlyArray<Snapshot>) => {
+  const columns = ["execution_id", "state", "attempt", "status", "at"]
+  const rows = unnestOf(b, "v", columns, ["text", "text", "integer", "text", "bigint"], ending.map((s) => [s.id, s.state, s.attempt, s.status, s.updatedAt]))
   const tag = `CASE WHEN json_typeof(ev::json) = 'object' AND json_typeof(ev::json -> '_tag') = 'string' THEN ev::json ->> '_tag' ELSE '(untagged)' END`
   const body = `CASE WHEN length(ev) > ${bodyLimit} THEN left(ev, ${bodyLimit}) || ${literal("…")} ELSE ev END`
-  return `WITH n AS (DELETE FROM ${t.inbox} AS n USING (VALUES ${rows}) AS v(execution_id, state, attempt, status, at), ${t.executions} AS e
+  return `WITH n AS (DELETE FROM ${t.inbox} AS n USING ${rows}, ${t.executions} AS e
       WHERE n.execution_id = v.execution_id AND e.execution_id = v.execution_id AND e.xmin = pg_current_xact_id()::xid
       RETURNING n.seq, coalesce(n.event, 'null') AS ev, v.*)
     INSERT INTO ${t.errors} (${errorColumns.join(", ")})
@@ -99,8 +108,8 @@ const endStatement = (t: Tables, ending: ReadonlyArray<Snapshot>) => {
 }
 
 /**
- * Whether `write` takes these: few enough rows for one statement's parameters (Postgres binds
- * at most 65,535; a create takes 33, a commit 26 and its transition 11, an error entry 8).
+ * Whether `write` takes these: few enough rows to keep one message small (the literals of a
+ * script of two statements grow with them; a statement of arrays binds one parameter a column).
  */
 export const fits = (commits: ReadonlyArray<Commit>, creates: number): boolean =>
   commits.length + creates <= 500 && commits.reduce((n, c) => n + (c.errors?.length ?? 0), 0) <= 500
@@ -110,24 +119,24 @@ export const fits = (commits: ReadonlyArray<Commit>, creates: number): boolean =
  * ids) in one round trip and one transaction. Returns the positions, in `commits`, of the
  * commits written, and the ids of the executions created. Throws if a value cannot be encoded.
  */
-export const write = (sql: SqlClient.SqlClient, t: Tables, commits: ReadonlyArray<BatchCommit>, creates: ReadonlyArray<BatchCreate>) =>
+export const write = (session: Session, t: Tables, commits: ReadonlyArray<BatchCommit>, creates: ReadonlyArray<BatchCreate>) =>
   Effect.suspend(() => {
     const ending = commits.filter((c) => isTerminal(c.commit.snapshot.status)).map((c) => c.commit.snapshot)
-    const two = ending.length > 0
-    let text: string
-    let params: Array<Value>
+    const statements: Array<Statement> = []
     try {
-      const b = two ? literals() : parameters()
-      text = batchStatement(b, t, commits, creates)
-      params = b.params
-      if (two) text = `${text};\n${endStatement(t, ending)}`
+      const b = parameters()
+      statements.push({ text: batchStatement(b, t, commits, creates), params: b.params })
+      if (ending.length > 0) {
+        const e = parameters()
+        statements.push({ text: endStatement(e, t, ending), params: e.params })
+      }
     } catch (error) {
       // a value that cannot be encoded (a context to JSON) fails the batch, which is then written op by op
       return Effect.fail(error)
     }
-    return Effect.map(sql.unsafe<Row>(text, params), (result) => {
-      // a message of two statements answers with the rows of each
-      const rows = (two ? result[0] : result) as unknown as ReadonlyArray<Row>
+    // one statement: bound by the driver; two: one message, values as literals (sqlPgPrepared.ts)
+    return Effect.map(statements.length === 1 ? session.run(statements[0]!) : session.script(statements), (results) => {
+      const rows = results[0]!
       const written = new Set<number>()
       const created = new Set<string>()
       for (const row of rows) {

@@ -53,6 +53,8 @@ export interface Backend {
     /** the rows of these executions (those that exist), in any order */
     readonly many: (ids: ReadonlyArray<string>) => ReadonlyArray<ReadonlyArray<unknown>>
   } | undefined
+  /** what the backend holds (a connection of its own), given back once the writer has ended */
+  readonly close?: Effect.Effect<void> | undefined
 }
 
 export interface WriterOptions {
@@ -221,6 +223,7 @@ export const make = Effect.fnUntraced(function*(backend: Backend, options: Write
       wake = undefined
       idle?.()
       yield* Fiber.await(fiber)
+      if (backend.close !== undefined) yield* backend.close
       for (const items of [current, queue, overflow]) {
         for (const item of items) complete(item, Exit.fail(closedError(operationOf(item.op))))
       }
