@@ -9,7 +9,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
 import type { Scope } from "effect"
-import { Duration, Effect, Option, Redacted, Schedule } from "effect"
+import { Duration, Effect, Fiber, Option, Redacted, Schedule } from "effect"
 import type { Execution } from "proctor"
 import { SqlStore } from "proctor"
 import { discardedEvents } from "../src/Store.js"
@@ -131,6 +131,36 @@ describe.skipIf(pgUrl === undefined || pgUrl === "")("a group commit in one roun
         // a commit from a stale version is refused alone, by the same statement
         const stale = yield* Effect.either(store.commit({ snapshot: { ...a1, rowVersion: 2 }, expectedVersion: 0, transition: transition("a", 2) }))
         assert.isTrue(stale._tag === "Left" && stale.left.kind === "Conflict")
+      })
+    ), 30_000)
+
+  it.live("an event sent while another process ends the execution waits for the end and is refused, in the batch's one statement", () =>
+    onPg((prefix) =>
+      Effect.gen(function*() {
+        const store = yield* SqlStore.make({ prefix })
+        yield* store.create(snapshot("e1", { status: "waiting" }), transition("e1", 0))
+        yield* store.create(snapshot("e2", { status: "waiting" }), transition("e2", 0))
+        // another process ends e1: its row locked by the UPDATE until it commits
+        const other = yield* (yield* SqlClient.SqlClient).reserve
+        yield* other.executeUnprepared("BEGIN", [], undefined)
+        yield* other.executeUnprepared(`UPDATE ${prefix}_executions SET status = 'succeeded', row_version = 1 WHERE execution_id = 'e1'`, [], undefined)
+        const otherPid = Number((yield* other.executeUnprepared("SELECT pg_backend_pid() AS pid", [], undefined))[0]!.pid)
+        const sent = yield* Effect.fork(store.enqueue("e1", { _tag: "Late" }, 1))
+        const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+        yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE ${otherPid} = ANY(pg_blocking_pids(pid))`.pipe(
+          Effect.map((rows) => rows[0]!.n),
+          Effect.repeat({ schedule: Schedule.spaced(Duration.millis(5)), until: (n) => n > 0 }),
+          Effect.timeoutFail({ duration: Duration.seconds(10), onTimeout: () => "the event never waited for the end's row lock" })
+        )
+        yield* other.executeUnprepared("COMMIT", [], undefined)
+        const refused = yield* Effect.either(Fiber.join(sent))
+        assert.isTrue(refused._tag === "Left" && refused.left.kind === "Conflict" && refused.left.detail.includes("has ended (succeeded)"))
+        assert.deepStrictEqual(yield* store.inbox("e1", 10), [])
+        // an event for an execution that is not ended is stored, with its seq
+        const stored = yield* store.enqueue("e2", { _tag: "Go" }, 2)
+        assert.deepStrictEqual(yield* store.inbox("e2", 10), [stored])
+        const missing = yield* Effect.either(store.enqueue("nobody", { _tag: "Lost" }, 3))
+        assert.isTrue(missing._tag === "Left" && missing.left.detail.includes("does not exist"))
       })
     ), 30_000)
 })

@@ -191,7 +191,7 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
             orElse: () => sql<Row>`SELECT status FROM ${E} WHERE execution_id = ${op.executionId}`
           })
           if (found.length === 0) {
-            return fail(new StoreErrorClass({ kind: "Conflict", operation: "enqueue", detail: `execution ${op.executionId} does not exist` }))
+            return fail(absent(op.executionId))
           }
           const status = String(found[0]!.status)
           if (terminalStatuses.has(status as Status)) return fail(ended(op.executionId, status))
@@ -208,7 +208,7 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
               pg: () => sql<Row>`SELECT status FROM ${E} WHERE execution_id = ${executionId} FOR SHARE`,
               orElse: () => sql<Row>`SELECT status FROM ${E} WHERE execution_id = ${executionId}`
             })
-            if (found.length === 0) return fail(new StoreErrorClass({ kind: "Conflict", operation: "enqueue", detail: `execution ${executionId} does not exist` }))
+            if (found.length === 0) return fail(absent(executionId))
             const status = String(found[0]!.status)
             if (terminalStatuses.has(status as Status)) return fail(ended(executionId, status))
           }
@@ -315,28 +315,31 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
   const session = PgPrepared.session(sql)
 
   /**
-   * A batch of commits and creates of distinct executions, in one round trip on Postgres
-   * (`sqlPgScript.ts`): `undefined` for any other batch. A commit it did not write is then
-   * told apart as in `commitMany`, a create it did not insert answered as `create` answers.
+   * A batch of commits, creates and enqueues, each of its own execution, in one round trip on
+   * Postgres (`sqlPgScript.ts`): `undefined` for any other batch. A commit it did not write is
+   * then told apart as in `commitMany`, a create it did not insert answered as `create`
+   * answers, an event it did not store refused as `Enqueue` refuses it.
    */
   const scripted = (ops: ReadonlyArray<Op>): Effect.Effect<Array<OpResult>, unknown> | undefined => {
     const commits: Array<Commit> = []
     const creates: Array<PgScript.BatchCreate> = []
+    const enqueues: Array<PgScript.BatchEnqueue> = []
     const ids = new Set<string>()
     for (const op of ops) {
-      const id = op._tag === "Commit" ? op.commit.snapshot.id : op._tag === "Create" ? op.snapshot.id : undefined
+      const id = op._tag === "Commit" ? op.commit.snapshot.id : op._tag === "Create" ? op.snapshot.id : op._tag === "Enqueue" ? op.executionId : undefined
       if (id === undefined || ids.has(id)) return undefined
       ids.add(id)
       if (op._tag === "Commit") commits.push(op.commit)
       else if (op._tag === "Create") creates.push({ snapshot: op.snapshot, transition: op.transition, shard: fence === undefined ? undefined : shardOf(op.snapshot.id, fence.shards) })
+      else if (op._tag === "Enqueue") enqueues.push({ executionId: id, event: op.event === undefined ? null : JSON.stringify(op.event), at: op.at })
     }
-    if (!PgScript.fits(commits, creates.length)) return undefined
+    if (!PgScript.fits(commits, creates.length + enqueues.length)) return undefined
     return Effect.gen(function*() {
       const commitResults: Array<OpResult> = commits.map(() => done)
       const held = holding(commits, commitResults)
-      const { created, written } = held.length + creates.length === 0
-        ? { created: new Set<string>(), written: new Set<number>() }
-        : yield* PgScript.write(session, t, held, creates)
+      const { created, enqueued, written } = held.length + creates.length + enqueues.length === 0
+        ? { created: new Set<string>(), enqueued: new Map<string, number>(), written: new Set<number>() }
+        : yield* PgScript.write(session, t, held, creates, enqueues)
       for (let k = 0; k < held.length; k++) {
         const { commit, epoch, index, shard } = held[k]!
         if (!written.has(k)) commitResults[index] = yield* refused(commit, shard, epoch)
@@ -345,6 +348,12 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
       let nextCreate = 0
       return yield* Effect.forEach(ops, (op) => {
         if (op._tag === "Commit") return Effect.succeed(commitResults[nextCommit++]!)
+        if (op._tag === "Enqueue") {
+          const seq = enqueued.get(op.executionId)
+          return seq === undefined
+            ? notEnqueued(op.executionId)
+            : Effect.succeed(succeed({ executionId: op.executionId, seq, event: op.event, at: op.at }))
+        }
         const { snapshot } = creates[nextCreate++]!
         return created.has(snapshot.id)
           ? Effect.succeed(succeed({ created: true, snapshot }))
@@ -352,6 +361,15 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
       })
     })
   }
+
+  /** Why an event was not stored: its execution had ended, or did not exist. */
+  const notEnqueued = (executionId: string) =>
+    Effect.map(sql<Row>`SELECT status FROM ${E} WHERE execution_id = ${executionId}`, (found) => {
+      const status = found[0] === undefined ? undefined : String(found[0].status)
+      return status !== undefined && terminalStatuses.has(status as Status)
+        ? fail(ended(executionId, status))
+        : fail(absent(executionId))
+    })
 
   const writeBatch = (ops: ReadonlyArray<Op>, isolated: boolean): Effect.Effect<ReadonlyArray<OpResult>, StoreError> => {
     const script = grouped && !isolated ? scripted(ops) : undefined
@@ -379,6 +397,10 @@ const classifyDefect = (defect: unknown) => {
   const isSqlError = typeof defect === "object" && defect !== null && (defect as { _tag?: unknown })._tag === "SqlError"
   return kind === "Unknown" && isSqlError ? "Unavailable" : kind
 }
+
+/** An event for an execution that does not exist. */
+const absent = (executionId: string) =>
+  new StoreErrorClass({ kind: "Conflict", operation: "enqueue", detail: `execution ${executionId} does not exist` })
 
 const operation = (op: Op): string =>
   op._tag === "Commit" ? "commit" : op._tag === "Create" ? "create" : op._tag === "Enqueue" || op._tag === "EnqueueAll" ? "enqueue" : "appendErrors"

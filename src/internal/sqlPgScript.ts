@@ -1,6 +1,7 @@
 /**
- * A group commit on Postgres in one round trip (`sqlGeneric.ts`): the batch's commits and
- * creates in one statement (`WITH` data-modifying queries), and, when a commit ends its
+ * A group commit on Postgres in one round trip (`sqlGeneric.ts`): the batch's commits,
+ * creates and enqueued events in one statement (`WITH` data-modifying queries; an event is
+ * stored only if its execution's row, share-locked, has not ended), and, when a commit ends its
  * execution, a second statement in the same message that deletes that execution's inbox
  * and logs each event it held as discarded. Postgres runs the statements of one simple-query
  * message as one transaction, and each in READ COMMITTED sees what committed before it
@@ -25,7 +26,15 @@ import type { BatchCommit, Binder, Value } from "./sqlPgBatch.js"
 import { cast, literal, parameters, unnestOf, updateStatement } from "./sqlPgBatch.js"
 import type { Session, Statement } from "./sqlPgPrepared.js"
 import type { Tables } from "./sqlSchema.js"
-import { compensationParams, errorColumns, errorParams, executionColumns, snapshotParams, transitionColumns, transitionParams } from "./sqlSchema.js"
+import { compensationParams, errorColumns, errorParams, executionColumns, snapshotParams, terminalList, transitionColumns, transitionParams } from "./sqlSchema.js"
+
+/** An event for an execution's inbox, stored unless the execution ended or does not exist. */
+export interface BatchEnqueue {
+  readonly executionId: string
+  /** the event as JSON, or `null` */
+  readonly event: string | null
+  readonly at: number
+}
 
 /** A new execution to insert, with its shard when the store is fenced. */
 export interface BatchCreate {
@@ -45,18 +54,18 @@ const insertWritten = (b: Binder, table: string, columns: ReadonlyArray<string>,
     WHERE w.i IN (SELECT i FROM u)`
 
 /**
- * The first statement: commits, their rows, and creates; it returns `i` (a commit written) or
- * `created` (an id inserted). Each column's values are one array (`unnest`), so the text
+ * The first statement: commits, their rows, creates and enqueues; it returns `i` (a commit
+ * written), `created` (an id inserted) or `enqueued` and `seq` (an event stored). Each column's values are one array (`unnest`), so the text
  * depends only on which parts the batch has, not on its size: a handful of texts, each
  * prepared once per connection (`sqlPgPrepared.ts`).
  */
-const batchStatement = (b: Binder, t: Tables, commits: ReadonlyArray<BatchCommit>, creates: ReadonlyArray<BatchCreate>) => {
+const batchStatement = (b: Binder, t: Tables, commits: ReadonlyArray<BatchCommit>, creates: ReadonlyArray<BatchCreate>, enqueues: ReadonlyArray<BatchEnqueue>) => {
   const parts: Array<string> = []
   const results: Array<string> = []
   if (commits.length > 0) {
     const indexed = commits.map((c, i) => [i, c] as const)
     parts.push(`u AS (${updateStatement(b, t, indexed)})`)
-    results.push("SELECT i, NULL::text AS created FROM u")
+    results.push("SELECT i, NULL::text AS created, NULL::text AS enqueued, NULL::bigint AS seq FROM u")
     const transitions = indexed.flatMap(([i, c]) => c.commit.transition === undefined ? [] : [[i, ...transitionParams(c.commit.transition)]])
     if (transitions.length > 0) parts.push(`x AS (${insertWritten(b, t.transitions, transitionColumns, transitions)})`)
     const errors = indexed.flatMap(([i, c]) => (c.commit.errors ?? []).map((e) => [i, ...errorParams(e)]))
@@ -80,7 +89,17 @@ const batchStatement = (b: Binder, t: Tables, commits: ReadonlyArray<BatchCommit
     parts.push(`y AS (INSERT INTO ${t.transitions} (${transitionColumns.join(", ")})
       SELECT ${transitionColumns.join(", ")} FROM ${unnestOf(b, "y", transitionColumns, transitionColumns.map(cast), creates.map((c) => transitionParams(c.transition)))}
       WHERE y.execution_id IN (SELECT execution_id FROM c))`)
-    results.push("SELECT NULL::integer AS i, execution_id AS created FROM c")
+    results.push("SELECT NULL::integer AS i, execution_id AS created, NULL::text AS enqueued, NULL::bigint AS seq FROM c")
+  }
+  if (enqueues.length > 0) {
+    // as Store.enqueue checks: the row share-locked until the transaction ends, so a commit that
+    // ends the execution waits for this event (and then discards it) or comes first (and it is refused)
+    const rows = enqueues.map((q, k) => [k, q.executionId, q.event, q.at])
+    parts.push(`q AS (INSERT INTO ${t.inbox} (execution_id, event, at)
+      SELECT r.execution_id, r.event, r.at FROM ${unnestOf(b, "r", ["k", "execution_id", "event", "at"], ["integer", "text", "text", "bigint"], rows)}
+      JOIN ${t.executions} AS e ON e.execution_id = r.execution_id AND e.status NOT IN (${terminalList})
+      ORDER BY r.k FOR SHARE OF e RETURNING execution_id, seq)`)
+    results.push("SELECT NULL::integer AS i, NULL::text AS created, execution_id AS enqueued, seq FROM q")
   }
   return `WITH ${parts.join(", ")} ${results.join(" UNION ALL ")}`
 }
@@ -111,21 +130,27 @@ const endStatement = (b: Binder, t: Tables, ending: ReadonlyArray<Snapshot>) => 
  * Whether `write` takes these: few enough rows to keep one message small (the literals of a
  * script of two statements grow with them; a statement of arrays binds one parameter a column).
  */
-export const fits = (commits: ReadonlyArray<Commit>, creates: number): boolean =>
-  commits.length + creates <= 500 && commits.reduce((n, c) => n + (c.errors?.length ?? 0), 0) <= 500
+export const fits = (commits: ReadonlyArray<Commit>, others: number): boolean =>
+  commits.length + others <= 500 && commits.reduce((n, c) => n + (c.errors?.length ?? 0), 0) <= 500
 
 /**
- * Writes these commits (distinct executions, none also created here) and creates (distinct
- * ids) in one round trip and one transaction. Returns the positions, in `commits`, of the
- * commits written, and the ids of the executions created. Throws if a value cannot be encoded.
+ * Writes these commits, creates and enqueues (each of its own execution) in one round trip
+ * and one transaction. Returns the positions, in `commits`, of the commits written, the ids
+ * of the executions created, and the inbox seq of each event stored, by execution.
  */
-export const write = (session: Session, t: Tables, commits: ReadonlyArray<BatchCommit>, creates: ReadonlyArray<BatchCreate>) =>
+export const write = (
+  session: Session,
+  t: Tables,
+  commits: ReadonlyArray<BatchCommit>,
+  creates: ReadonlyArray<BatchCreate>,
+  enqueues: ReadonlyArray<BatchEnqueue>
+) =>
   Effect.suspend(() => {
     const ending = commits.filter((c) => isTerminal(c.commit.snapshot.status)).map((c) => c.commit.snapshot)
     const statements: Array<Statement> = []
     try {
       const b = parameters()
-      statements.push({ text: batchStatement(b, t, commits, creates), params: b.params })
+      statements.push({ text: batchStatement(b, t, commits, creates, enqueues), params: b.params })
       if (ending.length > 0) {
         const e = parameters()
         statements.push({ text: endStatement(e, t, ending), params: e.params })
@@ -139,10 +164,12 @@ export const write = (session: Session, t: Tables, commits: ReadonlyArray<BatchC
       const rows = results[0]!
       const written = new Set<number>()
       const created = new Set<string>()
+      const enqueued = new Map<string, number>()
       for (const row of rows) {
-        if (row.created === null || row.created === undefined) written.add(Number(row.i))
-        else created.add(String(row.created))
+        if (row.i !== null && row.i !== undefined) written.add(Number(row.i))
+        else if (row.created !== null && row.created !== undefined) created.add(String(row.created))
+        else enqueued.set(String(row.enqueued), Number(row.seq))
       }
-      return { written, created }
+      return { written, created, enqueued }
     })
   })
