@@ -297,10 +297,10 @@ const num = (u: unknown): number => Number(u)
 const str = (u: unknown): string => String(u)
 
 /**
- * A snapshot from the values of `executionColumns`, in their order (the SQLite store's
- * statements in raw mode): better-sqlite3 makes a row object of 20-odd columns at twice
- * the cost of the values (recovery reads 100k rows: 0.8 against 0.37 s of CPU), and a
- * snapshot made from them needs no row object between.
+ * A snapshot from the values of `executionColumns`, in their order (what the SQLite store
+ * reads: the row as a JSON array, `sqlSqlite.ts`): better-sqlite3 makes a row object of
+ * 20-odd columns at twice the cost of the values (recovery reads 100k rows: 0.8 against
+ * 0.37 s of CPU), and a snapshot made from them needs no row object between.
  */
 export const valuesToSnapshot = (v: ReadonlyArray<unknown>): Snapshot => {
   const s: {

@@ -98,9 +98,11 @@ export const make = (shared: Shared, claims: Claims) => {
     if (output?._tag !== "Next") return Effect.zipRight(claims.release(handle, false), queued())
     const next = output.machine
     const t = output.transition
-    // the spans the actor's run would make: the run, and the visit of the wait state it ends
+    // the spans the actor's run would make: the run, and the visit of the wait state it ends;
+    // none under Effect's own tracer (`Spans.lazy`), which exports nothing: they would be
+    // read by nothing (a run makes its own there only when a step reads its parents)
     const def = compiled.def
-    const run = spans.enabled
+    const run = spans.enabled && !spans.lazy
       ? spans.make("proctor.execution", cause ?? fiber.currentSpan, {
         "proctor.execution.id": s.id,
         "proctor.procedure.name": def.name,
