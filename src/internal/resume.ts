@@ -29,13 +29,15 @@ import { isOutage } from "./storeHealth.js"
 export const pageSize = 500
 
 /**
- * How many ids recovery reads in one query (`Store.activePage`) once the queue is empty: at
- * most this many, fewer with a smaller window (but a page). Each query sorts all that is
- * active (no index keeps them in start order), so the pages are large: 100k recovered on
- * SQLite read in pages of 1,000 cost 6 s of CPU, of 5,000 1.2 s, of 20,000 0.43 s, in one
- * result 0.14-0.23 s, against ~13 s for the whole recovery.
+ * How many ids recovery reads in one query (`Store.activePage`) once the queue is empty: as
+ * many as the window lets run (`recoverWindow`, 100,000 by default), but a page at least.
+ * Each query sorts all that is active (no index keeps them in start order), so the pages are
+ * large: 100k recovered on SQLite read in pages of 1,000 cost 6 s of CPU, of 5,000 1.2 s, of
+ * 20,000 0.43 s, in one result 0.14-0.23 s, against ~13 s for the whole recovery. The ids
+ * held beyond the running executions are then at most the window's (~100 B each, against
+ * 6-20 KB for an execution the window lets run).
  */
-export const idPageSize = 20_000
+export const idPageSize = (recoverWindow: number) => Math.max(pageSize, recoverWindow)
 
 /**
  * What the actors a burst started wait for before they commit their step's outcome (or
@@ -191,7 +193,7 @@ export const make = (
     })
 
   /** ids per read of recovery: the ids held beyond the running executions are at most a read */
-  const idLimit = Math.min(idPageSize, Math.max(pageSize, recoverWindow))
+  const idLimit = idPageSize(recoverWindow)
 
   /** queues a page of recovery's ids, and moves the cursor past it (or drops it after the last page) */
   const queuePage = (entries: ReadonlyArray<ActiveEntry>, limit: number) => {
