@@ -181,6 +181,12 @@ export interface ShardsService {
    * since leaves it at the first commit it refuses (claim it again if it is this runtime's again)
    */
   readonly held: Effect.Effect<ReadonlyMap<number, number>>
+  /**
+   * Reads the epochs of the shards held from the database and gives up each one another
+   * store has claimed since; returns those. A runtime that commits nothing of such a shard
+   * (its executions wait in memory) learns it here rather than at a refused commit.
+   */
+  readonly verify: Effect.Effect<ReadonlyArray<number>, StoreError>
 }
 
 /**
@@ -236,7 +242,27 @@ export const makeFenced = (
           }),
         claimAll,
         release: (shard) => Effect.sync(() => void fence.epochs.delete(shard)),
-        held: Effect.sync(() => new Map(fence.epochs))
+        held: Effect.sync(() => new Map(fence.epochs)),
+        verify: Effect.suspend(() => {
+          if (fence.epochs.size === 0) return Effect.succeed([])
+          return sql<{ shard: number; epoch: number }>`SELECT shard, epoch FROM ${sql(t.shards)} WHERE ${sql.in("shard", [...fence.epochs.keys()])}`.pipe(
+            Effect.map((rows) => {
+              const lost: Array<number> = []
+              for (const row of rows) {
+                const shard = Number(row.shard)
+                const held = fence.epochs.get(shard)
+                // epochs only grow: a claim at an older one can never be current again
+                if (held !== undefined && Number(row.epoch) !== held) {
+                  fence.epochs.delete(shard)
+                  lost.push(shard)
+                }
+              }
+              return lost
+            }),
+            Effect.mapError(toStoreError("claim", what)),
+            Effect.withTracerEnabled(false)
+          )
+        })
       })
     }
   })

@@ -10,7 +10,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option, Schema, TestClock } from "effect"
+import { Effect, Exit, Layer, Option, Schema, Scope, TestClock } from "effect"
 import { Procedure, Runtime, SqlStore, Store } from "proctor"
 import type { Holder } from "../src/internal/clusterHooks.js"
 import { ClusterHooks } from "../src/internal/clusterHooks.js"
@@ -35,7 +35,7 @@ const Gate = Procedure.make("gate", { version: 1, input: Schema.Struct({}), cont
  * which the cluster gives every shard all along (it never sees the shard leave and come back).
  * Runner C: a fenced store only, which claims a shard as the runner that took it meanwhile.
  */
-const runners = (prefix: string) =>
+const runners = (prefix: string, options: Omit<Runtime.Options, "procedures"> = {}) =>
   Effect.gen(function*() {
     yield* lease(prefix, Array.from({ length: shards }, (_, i) => ({ shard: i + 1, address: "runner-b" })))
     const b = yield* SqlStore.makeFenced({ prefix, shards, leases: { table: leasesTable(prefix) } })
@@ -43,7 +43,7 @@ const runners = (prefix: string) =>
     const holder: Holder = { current: undefined, route: undefined }
     const sql = yield* SqlClient.SqlClient
     const context = yield* Layer.build(
-      Runtime.layer({ procedures: [Gate] }).pipe(
+      Runtime.layer({ ...options, procedures: [Gate, Stalls] }).pipe(
         Layer.provideMerge(Layer.succeed(Store.Store, b.store)),
         Layer.provideMerge(Layer.succeed(SqlStore.Shards, b.shards)),
         Layer.provideMerge(Layer.succeed(ClusterHooks, holder)),
@@ -55,7 +55,23 @@ const runners = (prefix: string) =>
     const loop = yield* Ownership.make({ count: shards, owner: "runner-b", prefix, scanMillis: 10_000, given: () => true }, holder.current!, held)
       .pipe(Effect.provide(context))
     const runtime = Layer.succeedContext(context)
-    return { b, c, held, loop, runtime }
+    return { b, c, held, holder, loop, runtime }
+  })
+
+/** Runner C's runtime on its fenced store, in a scope of its own (closing it is C dying). */
+const runnerC = (c: { readonly store: Store.StoreService; readonly shards: SqlStore.ShardsService }) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(
+      Runtime.layer({ procedures: [Gate, Stalls] }).pipe(
+        Layer.provideMerge(Layer.succeed(Store.Store, c.store)),
+        Layer.provideMerge(Layer.succeed(SqlStore.Shards, c.shards)),
+        Layer.provideMerge(Layer.succeed(ClusterHooks, { current: undefined, route: undefined } as Holder)),
+        Layer.provideMerge(Journal.layer)
+      ),
+      scope
+    )
+    return { runtime: Layer.succeedContext(context), die: Scope.close(scope, Exit.void) }
   })
 
 const epochOf = (prefix: string, shard: number) =>
@@ -64,6 +80,17 @@ const epochOf = (prefix: string, shard: number) =>
       epoch: Number(rows[0]!.epoch),
       owner: rows[0]!.owner
     })))
+
+/** Its step never ends on runner C (which dies in it), and records on runner B. */
+let stallOnC = false
+const Stalls = Procedure.make("stalls", { version: 1, input: Schema.Struct({}), context: Schema.Struct({}), events: Go }, {
+  initial: "gate",
+  states: {
+    gate: Procedure.wait({ on: { Go: "s" } }),
+    s: Procedure.step({ run: () => Effect.suspend(() => stallOnC ? Effect.never : record("s")), next: "done" }),
+    done: Procedure.final()
+  }
+})
 
 const suite = (name: string, run: OnDb) =>
   describe(`the cluster's ownership loop: ${name}`, () => {
@@ -95,6 +122,42 @@ const suite = (name: string, run: OnDb) =>
             assert.deepStrictEqual(yield* b.store.inbox(id, 10), [])
             assert.deepStrictEqual(yield* journal, ["s"])
           }).pipe(Effect.provide(runtime))
+        })
+      ))
+
+    it.effect("an execution waiting in memory that another runner moved on meanwhile (with no commit here to tell): read again from the store and run on", () =>
+      run((prefix) =>
+        Effect.gen(function*() {
+          // B keeps waiting executions in memory (no passivation), so its copy of one can go stale
+          const { b, c, held, holder, loop, runtime } = yield* runners(prefix, { passivation: { enabled: false } })
+          yield* loop.tick
+          const id = yield* Effect.gen(function*() {
+            const id = yield* Runtime.start(Stalls, {})
+            yield* TestClock.adjust("1 millis")
+            return id
+          }).pipe(Effect.provide(runtime))
+          assert.isTrue(holder.current!.inMemory(id))
+          const shard = b.shards.shardOf(id)
+          // while B did not look, C claimed the shard, consumed the event, began the step and died in it
+          yield* c.shards.claim(shard, "runner-c")
+          stallOnC = true
+          const onC = yield* runnerC(c)
+          yield* Effect.gen(function*() {
+            yield* Runtime.send(id, { _tag: "Go" })
+            yield* TestClock.adjust("1 millis")
+          }).pipe(Effect.provide(onC.runtime))
+          yield* onC.die
+          stallOnC = false
+          assert.strictEqual(Option.getOrThrow(yield* b.store.get(id)).state, "s")
+          // B's cluster gave it the shard all along: its scan finds the newer claim, claims again, and reads the execution again
+          for (let i = 0; i < 3; i++) {
+            yield* loop.tick
+            yield* TestClock.adjust("11 seconds")
+          }
+          assert.isTrue(held.has(shard))
+          const done = Option.getOrThrow(yield* b.store.get(id))
+          assert.deepStrictEqual([done.state, done.status], ["done", "succeeded"])
+          assert.deepStrictEqual(yield* Effect.provide(journal, runtime), ["s"])
         })
       ))
 

@@ -27,6 +27,12 @@ export interface RuntimeHooks {
   /** resumes these executions as recovery does: their snapshots read in bulk, a window at a time */
   readonly resume: (ids: ReadonlyArray<string>) => Effect.Effect<void, StoreError>
   readonly inMemory: (id: string) => boolean
+  /**
+   * For an execution in memory: forgets its cached state, which another runner may have moved
+   * on (a shard gained back), and nudges its actor, which reads it again from the store before
+   * it runs; false when it is not in memory.
+   */
+  readonly refresh: (id: string) => Effect.Effect<boolean>
   /** the timer fiber looks at the store again (timers of shards just gained) */
   readonly wakeTimers: () => void
   /** how far ahead (ms) the runtime wakes executions whose timer comes */

@@ -13,7 +13,11 @@
  * ever. The store drops such a shard from its `held` at the first commit it refuses, and the
  * loop claims it again: a claim takes only a shard whose lease (the cluster's lock row) is
  * this runner's, in the same statement, so a runner that lost the shard for real cannot
- * take it back from the one holding it.
+ * take it back from the one holding it. A runner that commits nothing of such a shard (its
+ * executions wait in memory) learns it at the next scan, which reads the epochs held from
+ * the database. Whenever a shard is gained, its executions still in memory here from an
+ * earlier hold are read again from the store: the runner that held the shard between may
+ * have moved them on (consumed their event, begun a step) and then lost it in turn.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Effect } from "effect"
@@ -51,7 +55,11 @@ export const make = (options: OwnershipOptions, hooks: RuntimeHooks, held: Set<n
     let lastScan = 0
 
     const tick = Effect.gen(function*() {
-      // what the store holds: a shard it refused a commit of because another runner claimed it since is no longer in it
+      const now = yield* Clock.currentTimeMillis
+      const scanDue = now - lastScan >= scanMillis
+      // what the store holds: a shard it refused a commit of because another runner claimed it since is no longer in it,
+      // nor, once a scan is due, one the database says another runner claimed since (no commit of it here found that out)
+      if (scanDue) yield* shards.verify
       const claimed = yield* shards.held
       const given: Array<number> = []
       for (let shard = 1; shard <= count; shard++) {
@@ -75,18 +83,26 @@ export const make = (options: OwnershipOptions, hooks: RuntimeHooks, held: Set<n
         }),
         Effect.catchAll((error) => Effect.as(Effect.logWarning("Cluster: could not claim the shards it was given; trying again", error), []))
       )
-      const now = yield* Clock.currentTimeMillis
-      const scanDue = now - lastScan >= scanMillis
       if (gained.length === 0 && !scanDue) return
       const resume = (ids: ReadonlyArray<string>) => hooks.resume(ids.filter((id) => !hooks.inMemory(id)))
       if (gained.length > 0) {
         // timers due soon in the shards gained: the timer fiber looked before they were ours
         yield* resume((yield* store.dueTimers({ until: now + hooks.horizon, limit: 100_000 })).map((t) => t.id))
         hooks.wakeTimers()
+        // a page at a time, as recovery does (docs/scale-out.md). An execution of a gained shard still in
+        // memory here from an earlier hold may have been moved on by the runner that held the shard between:
+        // it is read again from the store (waiting in memory, it would never find that out)
+        yield* Active.forEachPage(sql, prefix, gained, (ids) =>
+          Effect.flatMap(
+            Effect.filter(ids, (id) => Effect.map(hooks.refresh(id), (refreshed) => !refreshed)),
+            hooks.resume
+          ))
       }
-      // a page at a time, as recovery does (docs/scale-out.md): the shards gained, or on a scan all those held
-      if (scanDue) lastScan = now
-      yield* Active.forEachPage(sql, prefix, scanDue ? [...held].sort((a, b) => a - b) : gained, resume)
+      // on a scan, the executions of all the shards held that no actor here runs
+      if (scanDue) {
+        lastScan = now
+        yield* Active.forEachPage(sql, prefix, [...held].sort((a, b) => a - b), resume)
+      }
     })
 
     const run = Effect.forever(Effect.zipRight(

@@ -252,6 +252,14 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
       activate: (id) => activate(id),
       resume: supervisor.resume,
       inMemory: (id) => handles.has(id),
+      refresh: (id) =>
+        Effect.suspend(() => {
+          const handle = handles.get(id)
+          if (handle === undefined) return Effect.succeed(false)
+          // a run under way keeps its own copy: its commit, if stale, conflicts and the restart reads the store
+          handle.cached = undefined
+          return Effect.as(activate(id), true)
+        }),
       wakeTimers: () => Deferred.unsafeDone(timerPoll.wake, Exit.void),
       horizon,
       command: commandHere,
