@@ -19,10 +19,10 @@ describe.skipIf(pgUrl === undefined || pgUrl === "")("Cluster.layer, two runner 
       const { port, prefix, runners, sql } = yield* setUp
       const a = startRunner(pgUrl!, prefix, port)
       runners.push(a)
-      yield* until([a], () => a.held === 16, 60_000, "runner A holds all 16 shards")
+      yield* until([a], () => a.held === 16, 60_000, () => `runner A holds all 16 shards (it holds ${a.held})`)
       const b = startRunner(pgUrl!, prefix, port + 1)
       runners.push(b)
-      yield* until([a, b], () => b.held > 0 && a.held + b.held === 16, 60_000, "runners A and B split the shards")
+      yield* until([a, b], () => b.held > 0 && a.held + b.held === 16, 60_000, () => `runners A and B split the shards (they hold ${a.held} and ${b.held})`)
 
       a.child.stdin!.write("start 10\n")
       b.child.stdin!.write("start 10\n")
