@@ -231,7 +231,7 @@ export const makeFenced = (
         Effect.withTracerEnabled(false)
       )
     return {
-      store,
+      store: { ...store, holds: (id) => fence.epochs.has(shardOf(id)) },
       shards: Shards.of({
         count,
         shardOf,

@@ -211,6 +211,15 @@ export interface StoreService {
    * event still in it as an `EventDiscarded` error entry, in the same transaction.
    */
   readonly commit: (commit: Commit) => Effect.Effect<void, StoreError>
+  /**
+   * Whether this store may commit the execution now: it holds the execution's shard.
+   * Only a store several runtimes share, fenced by shard (`SqlStore.makeFenced`), has it;
+   * the runtime then takes a commit refused for its row version as another runtime having
+   * moved the execution on (its shard moved away and back) and reads the execution again
+   * instead of counting a failure, and runs again from the store an execution whose commit
+   * was refused as `Fenced` but whose shard this store holds again by then.
+   */
+  readonly holds?: ((executionId: string) => boolean) | undefined
   readonly get: (id: string) => Effect.Effect<Option.Option<Snapshot>, StoreError>
   /**
    * The snapshots of these executions (those that exist, in any order), in as few reads as

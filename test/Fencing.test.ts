@@ -285,4 +285,40 @@ describe("a runtime on a fenced store", () => {
         }).pipe(Effect.provide(runtime))
       })
     ))
+
+  it.effect("a commit refused for its row version again and again is read again a few times, then restarted as a failure, then given up: never a loop", () =>
+    Effect.gen(function*() {
+      const memory = yield* Store.makeMemory
+      // a store several runtimes share (it has `holds`) whose commits of the execution all conflict
+      let target: string | undefined
+      const store: Store.StoreService = {
+        ...memory,
+        holds: () => true,
+        commit: (commit) =>
+          commit.snapshot.id === target
+            ? Effect.fail(Store.conflict("commit", commit.snapshot.id, commit.expectedVersion, commit.expectedVersion + 1))
+            : memory.commit(commit)
+      }
+      const Once = Procedure.make("once", { version: 1, input: Schema.Struct({}), context: Schema.Struct({}) }, {
+        initial: "a",
+        states: { a: Procedure.step({ run: () => record("a"), next: "done" }), done: Procedure.final() }
+      })
+      const logs: Array<string> = []
+      const logger = Logger.make(({ message }) => void logs.push(String(Array.isArray(message) ? message[0] : message)))
+      const runtime = Runtime.layer({ procedures: [Once], supervision: { maxRestarts: 3, within: "1 minute", backoff: "1 second" } }).pipe(
+        Layer.provideMerge(Layer.succeed(Store.Store, store)),
+        Layer.provideMerge(Journal.layer),
+        Layer.provide(Logger.replace(Logger.defaultLogger, logger))
+      )
+      yield* Effect.gen(function*() {
+        const id = yield* Runtime.start(Once, {}, { id: "always-conflicts" })
+        target = id
+        yield* TestClock.adjust("10 minutes")
+        // the first run, 3 reloads (no restart counted), then 3 restarts, each running the step: then the supervisor gives up
+        assert.strictEqual((yield* journal).length, 7)
+        assert.strictEqual(logs.filter((m) => /actor failed, restarting/.test(m)).length, 3)
+        assert.strictEqual(logs.filter((m) => /giving up after 3 restarts/.test(m)).length, 1)
+        assert.strictEqual(yield* (yield* Runtime.Runtime).activeCount, 0)
+      }).pipe(Effect.provide(runtime))
+    }))
 })

@@ -17,7 +17,11 @@
  * executions wait in memory) learns it at the next scan, which reads the epochs held from
  * the database. Whenever a shard is gained, its executions still in memory here from an
  * earlier hold are read again from the store: the runner that held the shard between may
- * have moved them on (consumed their event, begun a step) and then lost it in turn.
+ * have moved them on (consumed their event, begun a step) and then lost it in turn. A run
+ * under way then, or one that commits before it is read again, is refused as a `Conflict`
+ * and reads the execution again (`supervisor.ts`, `movedOn`); one whose commit was refused
+ * as `Fenced` while the shard was being claimed back runs again from the store too, rather
+ * than being dropped and left to the next scan.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Effect } from "effect"

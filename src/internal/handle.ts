@@ -26,6 +26,9 @@ export type Msg =
   /** `Runtime.migrate`: served between steps (it never stops a step, unlike a command) */
   | { readonly _tag: "Migrate"; readonly migration: Registered; readonly reply: Deferred.Deferred<Snapshot, CommandError>; readonly by?: string | undefined }
 
+/** A message whose sender waits for its reply: a command or a migration. */
+export type Asked = Extract<Msg, { readonly _tag: "Command" | "Migrate" }>
+
 /** The reply a message waits for: a command's or a migration's. */
 export const replyOf = (msg: Msg): Deferred.Deferred<Snapshot, CommandError> | undefined =>
   msg._tag === "Command" || msg._tag === "Migrate" ? msg.reply : undefined
@@ -45,6 +48,12 @@ export class Mailbox {
   offer(msg: Msg) {
     if (this.items === undefined) this.items = [msg]
     else this.items.push(msg)
+  }
+  /** puts a message back at the head (one taken out whose commit must be made again) */
+  offerFirst(msg: Msg) {
+    if (this.items === undefined) this.items = [msg]
+    else if (this.head > 0) this.items[--this.head] = msg
+    else this.items.unshift(msg)
   }
   peek(): Msg | undefined {
     return this.items?.[this.head]
@@ -186,10 +195,12 @@ class Occasional {
   timedOut: { readonly visit: number; readonly attempt: number } | undefined = undefined
   retry: { readonly visit: number; readonly state: unknown } | undefined = undefined
   restarts: Array<number> | undefined = undefined
-  current: Deferred.Deferred<Snapshot, CommandError> | undefined = undefined
+  reloads: Array<number> | undefined = undefined
+  current: Asked | undefined = undefined
   hold: Hold | undefined = undefined
   get empty() {
-    return this.timedOut === undefined && this.retry === undefined && this.restarts === undefined && this.current === undefined && this.hold === undefined
+    return this.timedOut === undefined && this.retry === undefined && this.restarts === undefined && this.reloads === undefined &&
+      this.current === undefined && this.hold === undefined
   }
 }
 
@@ -242,7 +253,17 @@ export class Handle extends Mailbox {
   set restarts(value: Occasional["restarts"]) {
     this.set("restarts", value)
   }
-  /** the reply of the command being applied */
+  /**
+   * when the recent reloads after a commit refused because another runtime moved the
+   * execution on happened (a fenced store, `supervisor.ts`); made at the first
+   */
+  get reloads() {
+    return this.occasional?.reloads
+  }
+  set reloads(value: Occasional["reloads"]) {
+    this.set("reloads", value)
+  }
+  /** the command or migration being applied (its commit is under way) */
   get current() {
     return this.occasional?.current
   }

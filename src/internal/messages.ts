@@ -42,7 +42,7 @@ export const serve = (run: Run, msg: Exclude<Msg, { readonly _tag: "Inbox" }>): 
   handle.spins = 0
   const output = transition(run.compiled, cached.machine, input, now)
   if (output._tag === "Serve" && input._tag === "Compensate") return Failures.compensateStep(run, input.stepSeq, msg.reply)
-  handle.current = msg.reply
+  handle.current = msg
   return Effect.flatMap(asked(run.apply(output), msg.by), (rejected) => {
     handle.current = undefined
     if (input._tag === "Rollback" && Option.isNone(rejected)) cached.undoneByParent = Regions.undoneByParent(cached.machine.snapshot, input.undo)
@@ -61,7 +61,7 @@ const migrate = (run: Run, msg: Extract<Msg, { readonly _tag: "Migrate" }>): Eff
   if (Either.isLeft(migrated)) return Deferred.fail(msg.reply, migrated.left)
   const s = run.cached.machine.snapshot
   const { machine, transition: t } = migrated.right
-  handle.current = msg.reply
+  handle.current = msg
   return Effect.flatMap(asked(run.env.shared.store.commit({ snapshot: machine.snapshot, expectedVersion: s.rowVersion, transition: t }), msg.by), () => {
     handle.current = undefined
     const to = msg.migration.to

@@ -256,7 +256,7 @@ export const make = Effect.fnUntraced(function*(unwatched: StoreService, options
         Effect.suspend(() => {
           const handle = handles.get(id)
           if (handle === undefined) return Effect.succeed(false)
-          // a run under way keeps its own copy: its commit, if stale, conflicts and the restart reads the store
+          // a run under way keeps its own copy: its commit, if stale, conflicts and the supervisor reads the store again (`movedOn`)
           handle.cached = undefined
           return Effect.as(activate(id), true)
         }),

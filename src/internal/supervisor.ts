@@ -24,6 +24,8 @@ import { errorInfo, transition } from "./transition.js"
 export const make = (shared: Shared, makeRun: (handle: Handle, before?: Effect.Effect<void, StoreError>) => Run) => {
   const { store, outage, fork, forkRun, handles, deadlines, publish, lookup, counts } = shared
   const { maxRestarts, within, backoff } = shared.settings
+  /** reloads after a commit refused by an ownership move, within `within`, before it counts as a failure (`movedOn`) */
+  const maxReloads = 3
   const getSnapshot = (id: string) =>
     Effect.flatMap(store.get(id), Option.match({ onNone: () => Effect.fail(new ExecutionNotFound({ executionId: id })), onSome: Effect.succeed }))
 
@@ -92,9 +94,10 @@ export const make = (shared: Shared, makeRun: (handle: Handle, before?: Effect.E
     Effect.gen(function*() {
       handle.phase = idle
       const error = Cause.squash(exit.cause)
+      if (error instanceof StoreError && movedOn(handle, error, yield* Clock.currentTimeMillis)) return yield* reload(handle, error)
       if (handle.current !== undefined) {
         // the command whose commit the store refused gets the store's error; any other failure is a defect
-        yield* Deferred.failCause(handle.current, error instanceof StoreError ? Cause.fail(error) : Cause.die(error))
+        yield* Deferred.failCause(handle.current.reply, error instanceof StoreError ? Cause.fail(error) : Cause.die(error))
         handle.current = undefined
       }
       if (error instanceof StoreError && error.kind === "Fenced") {
@@ -123,6 +126,48 @@ export const make = (shared: Shared, makeRun: (handle: Handle, before?: Effect.E
       if (def !== undefined) shared.restarted?.(def.name, def.version, now)
       yield* Effect.logWarning(`Execution ${handle.id}: actor failed, restarting (${restarts.length}/${maxRestarts})`, exit.cause)
       startRun(handle, backoff * 2 ** (restarts.length - 1))
+    })
+
+  /**
+   * Whether a commit the store refused is an ownership move to follow by reading the
+   * execution again, not a failure: on a store several runtimes share (`holds`, a fenced
+   * store), a refused row version (`Conflict`) means another runtime moved the execution on
+   * while its shard was away from this one, which has it back (the epoch checked in the
+   * same statement was this runtime's); a `Fenced` commit whose shard this runtime holds
+   * again by then (claimed back meanwhile: the ownership loop may have looked at it while
+   * it was being dropped) is run from the store rather than left for the next scan. At
+   * most `maxReloads` within `within`: a commit refused again and again then goes the usual
+   * way (a restart that counts, or the drop). A single-process store (memory, a SQLite file
+   * only one store opens) has no `holds`: a conflict there means something else wrote the
+   * row, a defect the restart reports and its intensity limit bounds.
+   */
+  const movedOn = (handle: Handle, error: StoreError, now: number): boolean => {
+    const holds = store.holds
+    if (holds === undefined || !(error.kind === "Conflict" || (error.kind === "Fenced" && holds(handle.id)))) return false
+    const reloads = handle.reloads ??= []
+    while (reloads.length > 0 && reloads[0]! <= now - within) reloads.shift()
+    if (reloads.length >= maxReloads) return false
+    reloads.push(now)
+    return true
+  }
+
+  /**
+   * Reads the execution again from the store and runs it on from there, at once: its
+   * cached state is dropped, and the command or migration whose commit was refused goes
+   * back to the head of the mailbox, to be applied to the stored state (or refused from it).
+   * An event it was consuming is still in the inbox (the refused commit deleted nothing);
+   * a `sendAndWait` waiting for it was put back (`reconcile.ts`) and is answered when the
+   * next run consumes or discards it.
+   */
+  const reload = (handle: Handle, error: StoreError) =>
+    Effect.suspend(() => {
+      handle.cached = undefined
+      outage.done(handle.id)
+      if (handle.current !== undefined) handle.mailbox.offerFirst(handle.current)
+      handle.current = undefined
+      if (counts.closed) return Effect.zipRight(drainMailbox(handle, shuttingDown), endActivation(handle))
+      startRun(handle, 0)
+      return Effect.logDebug(`Execution ${handle.id}: another runtime moved it on while its shard was away from this one; reading it again from the store (${error.kind})`)
     })
 
   /**
