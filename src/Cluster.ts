@@ -41,6 +41,7 @@ import * as Routing from "./internal/clusterRouting.js"
 import type { Ownership } from "./internal/clusterRouting.js"
 import * as OwnershipLoop from "./internal/clusterOwnership.js"
 import { follow } from "./internal/clusterWatch.js"
+import { serialReserve } from "./internal/sqlSerial.js"
 import type * as Procedure from "./Procedure.js"
 import * as Runtime from "./Runtime.js"
 import * as SqlStore from "./SqlStore.js"
@@ -129,7 +130,10 @@ export const layer = <const Ps extends ReadonlyArray<Procedure.Any>>(
     Layer.provide([layerSocketServer, layerClientProtocol]),
     Layer.provide(RunnerHealth.layerPing.pipe(Layer.provide(Runners.layerRpc), Layer.provide(layerClientProtocol))),
     Layer.provide(MessageStorage.layerNoop),
-    Layer.provide(Layer.orDie(SqlRunnerStorage.layerWith({ prefix: `${prefix}_cluster` }))),
+    Layer.provide(Layer.orDie(SqlRunnerStorage.layerWith({ prefix: `${prefix}_cluster` })).pipe(
+      // its shard-lock statements on one connection, one at a time (internal/sqlSerial.ts)
+      Layer.provide(Layer.effect(SqlClient.SqlClient, Effect.map(SqlClient.SqlClient, serialReserve)))
+    )),
     Layer.provide(ShardingConfig.layer(config)),
     Layer.provide(RpcSerialization.layerMsgPack)
   )
