@@ -383,8 +383,8 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
         }))
     return body.pipe(
       Effect.mapError((error) => error instanceof StoreErrorClass ? error : storeError("commit", error, what)),
-      Effect.catchAllDefect((defect) => Effect.fail(storeError("commit", defect, what, classifyDefect(defect)))),
-      Effect.withTracerEnabled(false)
+      // no spans: the writer's fiber runs with the tracer off (sqlWriter.ts)
+      Effect.catchAllDefect((defect) => Effect.fail(storeError("commit", defect, what, classifyDefect(defect))))
     )
   }
 

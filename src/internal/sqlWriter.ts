@@ -212,7 +212,10 @@ export const make = Effect.fnUntraced(function*(backend: Backend, options: Write
     })
   )
   const loop = Effect.iterate(false, { while: (done) => !done, body: () => step })
-  const fiber = yield* Effect.forkScoped(loop)
+  // the backends' statements make no spans (they are the store's own, not the app's): the
+  // writer's fiber runs with the tracer off, set once here rather than around every batch
+  // (`Effect.withTracerEnabled` around an effect costs a FiberRef change and its restore)
+  const fiber = yield* Effect.forkScoped(Effect.withTracerEnabled(loop, false))
 
   // runs before the scope interrupts the writer (finalizers run in reverse order): the
   // writer writes what was queued before the close, then ends
