@@ -3,7 +3,7 @@
  * Postgres) in one transaction, with multi-row INSERTs for the rows a batch shares.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Effect, Exit } from "effect"
+import { Cause, Effect, Exit, Option } from "effect"
 import type { ErrorEntry, Status, Transition } from "../Execution.js"
 import { isTerminal, terminalStatuses } from "../Execution.js"
 import type { StoreError } from "../Errors.js"
@@ -334,30 +334,44 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
       else if (op._tag === "Enqueue") enqueues.push({ executionId: id, event: op.event === undefined ? null : JSON.stringify(op.event), at: op.at })
     }
     if (!PgScript.fits(commits, creates.length + enqueues.length)) return undefined
-    return Effect.gen(function*() {
-      const commitResults: Array<OpResult> = commits.map(() => done)
-      const held = holding(commits, commitResults)
-      const { created, enqueued, written } = held.length + creates.length + enqueues.length === 0
-        ? { created: new Set<string>(), enqueued: new Map<string, number>(), written: new Set<number>() }
-        : yield* PgScript.write(session, t, held, creates, enqueues)
-      for (let k = 0; k < held.length; k++) {
-        const { commit, epoch, index, shard } = held[k]!
-        if (!written.has(k)) commitResults[index] = yield* refused(commit, shard, epoch)
+    const commitResults: Array<OpResult> = commits.map(() => done)
+    const held = holding(commits, commitResults)
+    const wrote = held.length + creates.length + enqueues.length === 0
+      ? Effect.succeed({ created: new Set<string>(), enqueued: new Map<string, number>(), written: new Set<number>() })
+      : PgScript.write(session, t, held, creates, enqueues)
+    return Effect.flatMap(wrote, ({ created, enqueued, written }) => {
+      // the usual batch: everything written, each result known without another statement
+      if (written.size === held.length && created.size === creates.length && enqueued.size === enqueues.length) {
+        let nextCommit = 0
+        let nextCreate = 0
+        return Effect.succeed(ops.map((op): OpResult =>
+          op._tag === "Commit"
+            ? commitResults[nextCommit++]!
+            : op._tag === "Enqueue"
+            ? succeed({ executionId: op.executionId, seq: enqueued.get(op.executionId)!, event: op.event, at: op.at })
+            : succeed({ created: true, snapshot: creates[nextCreate++]!.snapshot })
+        ))
       }
-      let nextCommit = 0
-      let nextCreate = 0
-      return yield* Effect.forEach(ops, (op) => {
-        if (op._tag === "Commit") return Effect.succeed(commitResults[nextCommit++]!)
-        if (op._tag === "Enqueue") {
-          const seq = enqueued.get(op.executionId)
-          return seq === undefined
-            ? notEnqueued(op.executionId)
-            : Effect.succeed(succeed({ executionId: op.executionId, seq, event: op.event, at: op.at }))
+      return Effect.gen(function*() {
+        for (let k = 0; k < held.length; k++) {
+          const { commit, epoch, index, shard } = held[k]!
+          if (!written.has(k)) commitResults[index] = yield* refused(commit, shard, epoch)
         }
-        const { snapshot } = creates[nextCreate++]!
-        return created.has(snapshot.id)
-          ? Effect.succeed(succeed({ created: true, snapshot }))
-          : Effect.map(existing(sql, t, snapshot, what), succeed)
+        let nextCommit = 0
+        let nextCreate = 0
+        return yield* Effect.forEach(ops, (op) => {
+          if (op._tag === "Commit") return Effect.succeed(commitResults[nextCommit++]!)
+          if (op._tag === "Enqueue") {
+            const seq = enqueued.get(op.executionId)
+            return seq === undefined
+              ? notEnqueued(op.executionId)
+              : Effect.succeed(succeed({ executionId: op.executionId, seq, event: op.event, at: op.at }))
+          }
+          const { snapshot } = creates[nextCreate++]!
+          return created.has(snapshot.id)
+            ? Effect.succeed(succeed({ created: true, snapshot }))
+            : Effect.map(existing(sql, t, snapshot, what), succeed)
+        })
       })
     })
   }
@@ -381,11 +395,18 @@ export const make = (client: SqlClient.SqlClient, t: Tables, what: string, fence
           const p = emptyPending()
           return Effect.zipLeft(grouped ? applyGrouped(ops, p) : Effect.forEach(ops, (op) => apply(op, p)), flush(p))
         }))
-    return body.pipe(
-      Effect.mapError((error) => error instanceof StoreErrorClass ? error : storeError("commit", error, what)),
-      // no spans: the writer's fiber runs with the tracer off (sqlWriter.ts)
-      Effect.catchAllDefect((defect) => Effect.fail(storeError("commit", defect, what, classifyDefect(defect))))
-    )
+    // one handler for failures and defects (a success passes it by); no spans: the writer's fiber runs with the tracer off (sqlWriter.ts)
+    return Effect.catchAllCause(body, (cause) => {
+      const failure = Cause.failureOption(cause)
+      if (Option.isSome(failure)) {
+        const error = failure.value
+        return Effect.fail(error instanceof StoreErrorClass ? error : storeError("commit", error, what))
+      }
+      const defect = Cause.dieOption(cause)
+      return Option.isSome(defect)
+        ? Effect.fail(storeError("commit", defect.value, what, classifyDefect(defect.value)))
+        : Effect.failCause(cause as Cause.Cause<never>)
+    })
   }
 
   return { writeBatch, close: session.close }

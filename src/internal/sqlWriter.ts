@@ -124,8 +124,8 @@ export const make = Effect.fnUntraced(function*(backend: Backend, options: Write
       const ops = items.map((item) => item.op)
       // a store that is closing stops waiting for a lock: its scope is not held up by another program
       const writeBatch = (isolated: boolean) => options.lockWait(backend.writeBatch(ops, isolated), () => closed)
-      return Metric.update(batchSize, ops.length).pipe(
-        Effect.zipRight(writeBatch(false)),
+      batchSize.unsafeUpdate(ops.length, [])
+      return writeBatch(false).pipe(
         Effect.catchIf(
           (error) => ops.length > 1 && !isEnvironmental(error.kind),
           // some op's rows were rejected: write again, each op alone, so only that one fails
@@ -142,27 +142,25 @@ export const make = Effect.fnUntraced(function*(backend: Backend, options: Write
           )
         ),
         Effect.exit,
-        Effect.flatMap((exit) =>
-          Effect.sync(() => {
-            for (let i = 0; i < items.length; i++) {
-              const item = items[i]!
-              let result: Exit.Exit<unknown, StoreError>
-              if (Exit.isSuccess(exit)) {
-                const r = exit.value[i]
-                result = r === undefined
-                  ? Exit.fail(new StoreError({ kind: "Unknown", operation: operationOf(item.op), detail: "the writer lost this write" }))
-                  : r === done
-                  ? Exit.void
-                  : r.ok
-                  ? Exit.succeed(r.value)
-                  : Exit.fail(r.error)
-              } else {
-                result = exit as Exit.Exit<never, StoreError>
-              }
-              complete(item, result)
+        Effect.map((exit) => {
+          for (let i = 0; i < items.length; i++) {
+            const item = items[i]!
+            let result: Exit.Exit<unknown, StoreError>
+            if (Exit.isSuccess(exit)) {
+              const r = exit.value[i]
+              result = r === undefined
+                ? Exit.fail(new StoreError({ kind: "Unknown", operation: operationOf(item.op), detail: "the writer lost this write" }))
+                : r === done
+                ? Exit.void
+                : r.ok
+                ? Exit.succeed(r.value)
+                : Exit.fail(r.error)
+            } else {
+              result = exit as Exit.Exit<never, StoreError>
             }
-          })
-        )
+            complete(item, result)
+          }
+        })
       )
     })
 
