@@ -79,8 +79,9 @@ check "require(\"proctor\") from CommonJS (require(esm))" node cjs-require/index
 mkdir -p ts
 cp quickstart.mjs ts/quickstart.ts
 cp "$repo"/examples/*.ts "$here/misspelt.ts" ts/
-# otel.ts needs @effect/opentelemetry and the OpenTelemetry SDK, which an app installs itself
-rm ts/otel.ts
+# otel.ts needs @effect/opentelemetry and the OpenTelemetry SDK, cluster.ts the optional peer
+# @effect/sql-pg (and, with skipLibCheck off, @types/pg): an app installs those itself
+rm ts/otel.ts ts/cluster.ts
 for resolution in nodenext bundler; do
   module="$resolution"
   [[ "$resolution" == "bundler" ]] && module="preserve"
