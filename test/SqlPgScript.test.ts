@@ -134,6 +134,37 @@ describe.skipIf(pgUrl === undefined || pgUrl === "")("a group commit in one roun
       })
     ), 30_000)
 
+  it.live("a write alone binds single values, not arrays, and keeps odd values as they were in each part", () =>
+    onPg((prefix) =>
+      Effect.gen(function*() {
+        const store = yield* SqlStore.make({ prefix })
+        const odd = { text: "it's a \\ \"quoted\" {brace}, comma, NULL, \u{1F600}", empty: "", nested: ["\\\"", "{}", "NULL"] }
+        // each write below is alone in its batch: the writer is idle between them
+        const a = snapshot("a", { status: "waiting", context: odd, idempotencyKey: "k,\"{NULL}\\" })
+        yield* store.create(a, transition("a", 0, { reason: "\\" }))
+        const [first, second] = yield* Effect.forEach([{ _tag: "Go", odd }, "NULL"], (e, i) => store.enqueue("a", e, i))
+        const error: Execution.ErrorEntry = { executionId: "a", state: "a", attempt: 1, tag: "Boom", message: "NULL, {\"x\"}, \\ it's", transient: false, at: 7 }
+        const a1 = { ...a, seq: 1, state: "NULL", status: "running" as const, rowVersion: 1, tenant: "", updatedAt: a.updatedAt + 1 }
+        yield* store.commit({ snapshot: a1, expectedVersion: 0, transition: transition("a", 1, { to: "NULL", event: odd }), consumed: first!.seq, errors: [error] })
+        // the writer's connection shows the statement it ran last: single values, not arrays
+        const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+        const last = yield* sql<{ query: string }>`SELECT query FROM pg_stat_activity
+          WHERE pid <> pg_backend_pid() AND query LIKE ${`%UPDATE ${prefix}_executions AS e SET%`}`
+        assert.strictEqual(last.length, 1)
+        assert.notInclude(last[0]!.query, "unnest", "a write alone was bound as arrays")
+        assert.deepStrictEqual(yield* store.get("a"), Option.some(a1))
+        assert.deepStrictEqual(yield* store.inbox("a", 10), [second!])
+        assert.deepStrictEqual(yield* store.history("a"), [transition("a", 0, { reason: "\\" }), transition("a", 1, { to: "NULL", event: odd })])
+        const stale = yield* Effect.either(store.commit({ snapshot: { ...a1, rowVersion: 2 }, expectedVersion: 0, transition: transition("a", 2) }))
+        assert.isTrue(stale._tag === "Left" && stale.left.kind === "Conflict")
+        // the end alone: its inbox deleted and logged by the second statement
+        const end = ended(a1)
+        yield* store.commit({ snapshot: end, expectedVersion: 1, transition: transition("a", 2, { status: "succeeded" }) })
+        assert.deepStrictEqual(yield* store.inbox("a", 10), [])
+        assert.deepStrictEqual(yield* store.errors("a"), [error, ...discardedEvents(end, [second!])])
+      })
+    ), 30_000)
+
   it.live("an event sent while another process ends the execution waits for the end and is refused, in the batch's one statement", () =>
     onPg((prefix) =>
       Effect.gen(function*() {

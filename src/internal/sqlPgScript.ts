@@ -11,8 +11,9 @@
  * the event (its snapshot was taken before the enqueue committed): the event would stay,
  * neither consumed nor logged. The second statement starts after the `UPDATE` holds the
  * row, so it sees every event accepted before the end (and later ones are refused).
- * Each statement binds a column's values as one array (`unnest`), so its text depends only
- * on which parts the batch has, and the writer's connection prepares it once
+ * Each statement binds a column's values as one array (`unnest`; a part of one row, its
+ * values one by one), so its text depends only on which parts the batch has and whether each
+ * has one row or more, and the writer's connection prepares it once
  * (`sqlPgPrepared.ts`): one statement is bound by the driver, two go in one message as
  * `EXECUTE`s of their prepared statements with the values as quoted literals (a
  * simple-query message takes no parameters).
@@ -55,9 +56,10 @@ const insertWritten = (b: Binder, table: string, columns: ReadonlyArray<string>,
 
 /**
  * The first statement: commits, their rows, creates and enqueues; it returns `i` (a commit
- * written), `created` (an id inserted) or `enqueued` and `seq` (an event stored). Each column's values are one array (`unnest`), so the text
- * depends only on which parts the batch has, not on its size: a handful of texts, each
- * prepared once per connection (`sqlPgPrepared.ts`).
+ * written), `created` (an id inserted) or `enqueued` and `seq` (an event stored). Each
+ * column's values are one array (`unnest`; one row: single values), so the text depends on
+ * which parts the batch has, not on its size beyond one: a handful of texts, each prepared
+ * once per connection (`sqlPgPrepared.ts`).
  */
 const batchStatement = (b: Binder, t: Tables, commits: ReadonlyArray<BatchCommit>, creates: ReadonlyArray<BatchCreate>, enqueues: ReadonlyArray<BatchEnqueue>) => {
   const parts: Array<string> = []
