@@ -85,9 +85,8 @@ export const arrayText = (values: ReadonlyArray<Value>): string => {
 /**
  * `unnest(...) AS alias(columns)`: rows of values cast to `types`, one array per column,
  * bound by `b`. One row is `(SELECT $1::type AS column, ...) AS alias` instead: the writes of
- * an execution alone are batches of one, and for them arrays cost on both sides (W7 "alone",
- * a 10-step execution under `Cluster.layer`, fsync on: the server's round trip per commit
- * p50 1.05 → 0.75 ms, the execution's p50 15.8 → 11.5 ms; docs/scale-out.md).
+ * an execution alone are batches of one, and for them arrays cost on both sides (a commit's
+ * round trip at `pg`, p50 1.05 → 0.75 ms with fsync on; docs/scale-out.md, "One execution alone").
  */
 export const unnestOf = (b: Binder, alias: string, columns: ReadonlyArray<string>, types: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<Value>>) =>
   rows.length === 1

@@ -4,8 +4,9 @@
  * parsed and planned on every round trip: for the one-commit batch of W7 that was most of
  * the server's time per commit (parse 0.25 ms, plan 0.25 ms, run 0.12 ms, from Postgres's
  * log on this machine). The statement binds each column's values as one array (a batch of
- * one, single values), so its text, and its plan, is the same whatever the batch's size; the connection plans it generically
- * (`plan_cache_mode`): a custom plan per batch would cost the planning saved.
+ * one, single values), so its text, and its plan, is the same whatever the batch's size; the
+ * connection plans it generically (`plan_cache_mode`): a custom plan per batch would cost the
+ * planning saved.
  *
  * `@effect/sql` has no named statements, so the query goes to the `pg` client of a reserved
  * connection (`Connection.pg`, as `@effect/sql-pg` 0.53 keeps it); the writer holds it for
