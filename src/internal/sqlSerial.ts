@@ -6,16 +6,33 @@
  * `pg` queues them on the client and warns "Calling client.query() when the client is
  * already executing a query is deprecated and will be removed in pg@9.0". Here each
  * statement on such a connection waits for the one before it to end; the statements and
- * their order are the storage's own.
+ * their order are the storage's own. A statement whose caller stops waiting (the storage
+ * times its calls out, 2 s by default) holds the connection until `pg` answers it all the
+ * same: `pg` cannot cancel it, and the next statement sent meanwhile would be queued, with
+ * the warning (seen after a runner was stopped and continued).
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
-import { Effect, Stream } from "effect"
+import type { Scope } from "effect"
+import { Effect, Fiber, Stream } from "effect"
 
-/** `conn` with its statements run one after another (its other fields, such as `pg`, as they are). */
-const serialConnection = (conn: Connection): Connection => {
+/**
+ * `conn` with its statements run one after another (its other fields, such as `pg`, as they
+ * are); a statement runs in a fiber of `scope` (the reservation's), so that its caller may stop
+ * waiting while it keeps the connection until it ends.
+ */
+const serialConnection = (conn: Connection, scope: Scope.Scope): Connection => {
   const lock = Effect.unsafeMakeSemaphore(1)
-  const one = lock.withPermits(1)
+  const one = <A, E>(statement: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.zipRight(
+        restore(lock.take(1)),
+        Effect.flatMap(
+          Effect.forkIn(Effect.interruptible(Effect.ensuring(statement, lock.release(1))), scope),
+          (fiber) => restore(Fiber.join(fiber))
+        )
+      )
+    )
   const serial: Connection = Object.assign(Object.create(conn) as Connection, {
     execute: (sql: string, params: ReadonlyArray<unknown>, transformRows: Parameters<Connection["execute"]>[2]) =>
       one(conn.execute(sql, params, transformRows)),
@@ -32,7 +49,7 @@ const serialConnection = (conn: Connection): Connection => {
 
 /** `sql`, whose `reserve` gives connections that run one statement at a time (also after `withoutTransforms`). */
 export const serialReserve = (sql: SqlClient.SqlClient): SqlClient.SqlClient => {
-  const reserve = Effect.map(sql.reserve, serialConnection)
+  const reserve = Effect.flatMap(Effect.scope, (scope) => Effect.map(sql.reserve, (conn) => serialConnection(conn, scope)))
   let plain: SqlClient.SqlClient | undefined
   const client: SqlClient.SqlClient = new Proxy(sql, {
     get: (target, key, receiver) => {
