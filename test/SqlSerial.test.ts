@@ -71,7 +71,7 @@ describe.skipIf(pgUrl === undefined || pgUrl === "")("the cluster storage's rese
       // the storage's calls time out (2 s by default); `pg` runs the statement to its end all the same
       const gaveUp = (conn: Connection) =>
         Effect.zipRight(
-          Effect.ignore(Effect.timeout(conn.executeRaw("SELECT pg_sleep(0.3)", []), "20 millis")),
+          Effect.ignore(Effect.timeout(conn.executeRaw("SELECT pg_sleep(1)", []), "20 millis")),
           conn.executeRaw("SELECT 1 AS one", [])
         )
       assert.strictEqual(yield* mostAtOnce(serialReserve, gaveUp), 1)
