@@ -4,9 +4,10 @@
  *
  * Both run the same shape: executions of 10 sequential no-op steps, from a closed loop of
  * `concurrency` clients, each starting an execution and waiting for its end before the
- * next. The end is seen in memory in both (Proctor: the runtime's `watch` stream, a
- * terminal event after the last commit; DBOS: the workflow handle's `getResult`, the
- * workflow's promise), so neither pays a database read per execution to learn it.
+ * next, as an application would (Proctor: `Runtime.await`, one read of the row, then the end
+ * the runtime's actor commits, in memory; DBOS: the workflow handle's `getResult`, the
+ * workflow's promise). A `watch()` subscriber of every change, as W7 had before, cost ~2 ms
+ * per execution alone on Postgres (docs/benchmarks.md).
  *
  * Protocol: the process prints `@@ready` when it can take work (Proctor: `@@held <n>` each
  * time the number of shards it holds changes); each stdin line `{"cmd":"run",...}` runs a
@@ -15,11 +16,11 @@
  *   node <worker> w7 '{"system":"proctor","url":"postgres://…","port":34700,"shards":64,"prefix":"w7"}'
  */
 import { PgClient } from "@effect/sql-pg"
-import { Deferred, Effect, Exit, FiberId, Logger, LogLevel, Option, Redacted, Schedule, Schema, Stream } from "effect"
+import { Effect, Logger, LogLevel, Option, Redacted, Schedule, Schema } from "effect"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import * as readline from "node:readline"
-import { Execution, Procedure, Runtime, SqlStore } from "proctor"
+import { Procedure, Runtime, SqlStore } from "proctor"
 import * as Cluster from "proctor/Cluster"
 import { Histogram } from "../lib/stats.js"
 
@@ -170,19 +171,6 @@ const proctor = (args: Args, next: () => Promise<string>) =>
   Effect.gen(function*() {
     const runtime = yield* Runtime.Runtime
     const shards = yield* SqlStore.Shards
-    const ends = new Map<string, Deferred.Deferred<void>>()
-    yield* Effect.forkScoped(Stream.runForEachChunk(runtime.watch(), (chunk) =>
-      Effect.sync(() => {
-        for (const e of chunk) {
-          if (!Execution.isTerminal(e.status)) continue
-          const d = ends.get(e.executionId)
-          if (d === undefined) continue
-          ends.delete(e.executionId)
-          Deferred.unsafeDone(d, Exit.void)
-        }
-      })))
-    // the watch stream subscribes when its fiber first runs
-    yield* Effect.sleep("100 millis")
     let last = -1
     yield* Effect.forkScoped(Effect.repeat(
       Effect.flatMap(shards.held, (held) =>
@@ -211,15 +199,11 @@ const proctor = (args: Args, next: () => Promise<string>) =>
         let first = true
         while (meter.more()) {
           const id = nextId()
-          const end = Deferred.unsafeMake<void>(FiberId.none)
-          ends.set(id, end)
           const t0 = performance.now()
           yield* runtime.start(Ten, {}, { id })
-          const ended = yield* Deferred.await(end).pipe(Effect.timeout(STUCK_MS), Effect.option)
-          if (Option.isNone(ended)) {
-            ends.delete(id)
-            meter.stuck++
-          } else meter.ended(t0, first)
+          const ended = yield* runtime.await(id).pipe(Effect.timeout(STUCK_MS), Effect.option)
+          if (Option.isNone(ended)) meter.stuck++
+          else meter.ended(t0, first)
           first = false
         }
       })
@@ -235,9 +219,7 @@ const runProctor = (args: Args, next: () => Promise<string>) =>
         procedures: [Ten],
         runner: { host: "127.0.0.1", port: args.port },
         shards: args.shards ?? 300,
-        store: { prefix: args.prefix ?? "w7" },
-        // one event per transition; the stream's reader must not lose the terminal ones
-        watchBuffer: 1 << 20
+        store: { prefix: args.prefix ?? "w7" }
       })),
       Effect.provide(PgClient.layer({ url: Redacted.make(args.url) })),
       Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))
